@@ -1,0 +1,103 @@
+/*
+ * config.h: spillway's configuration as plain, immutable data.
+ *
+ * config_load() parses a whole INI file (through inih and one table of
+ * keys, see config.c), validates it and returns a new struct config, or
+ * NULL with every problem listed as "FILE:LINE: message" lines. Nothing here
+ * touches libevent, a global or the clock, so a reload can build a new
+ * configuration beside the running one and swap it in only if it is valid.
+ */
+#ifndef SPILLWAY_CONFIG_H
+#define SPILLWAY_CONFIG_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A listen address or a backend server, resolved at load time. */
+struct config_addr {
+	char			*text;	/* as written in the file */
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 line;	/* where it was written */
+};
+
+struct proxy_conf {
+	struct config_addr	*listen;
+	size_t			 nlisten;
+	unsigned int		 max_connections;
+	uint64_t		 header_timeout_ms;
+	uint64_t		 idle_timeout_ms;
+	uint64_t		 shutdown_timeout_ms;
+	size_t			 max_header_size;
+	uint64_t		 max_body_size;		/* 0: no limit */
+	char			*access_log;		/* path, "-" or NULL (off) */
+};
+
+enum balance {
+	BALANCE_ROUNDROBIN = 0,	/* each server in turn */
+	BALANCE_LEASTCONN,	/* the server with fewest active requests */
+};
+
+struct backend_conf {
+	struct config_addr	*servers;
+	size_t			 nservers;
+	uint64_t		 connect_timeout_ms;
+	uint64_t		 response_timeout_ms;
+	uint64_t		 keepalive_timeout_ms;	/* idle pooled conn */
+	unsigned int		 keepalive;	/* idle conns kept per server */
+	enum balance		 balance;
+};
+
+struct config {
+	char			*path;
+	struct proxy_conf	 proxy;
+	struct backend_conf	 backend;
+
+	/* runtime bookkeeping, owned by the caller, zero after load */
+	unsigned int		 refs;
+	unsigned long		 generation;
+};
+
+/*
+ * Load and validate a file. On success returns the configuration and sets
+ * *errors to NULL; on failure returns NULL and sets *errors to a malloc'd
+ * string of one "FILE:LINE: message\n" per problem (every problem found,
+ * not just the first). The caller frees *errors.
+ */
+struct config	*config_load(const char *path, char **errors);
+
+/* The same from a NUL-terminated string; name stands in for FILE. */
+struct config	*config_parse(const char *name, const char *text,
+		    char **errors);
+
+void		 config_free(struct config *);
+
+/*
+ * Value parsers, exported for the tests. Each returns 0 and stores the
+ * value, or -1 and leaves it alone. Durations: an integer with a unit
+ * (ms, s, m, h, d; a bare number is seconds), stored in milliseconds.
+ * Sizes: an integer with an optional k, m or g (powers of 1024).
+ * Addresses: "host:port", "[v6]:port", "*:port" or "port" (all addresses
+ * when passive), resolved numerically or with getaddrinfo(); err gets a
+ * message on failure.
+ */
+int		 config_parse_duration(const char *, uint64_t *ms);
+int		 config_parse_size(const char *, uint64_t *bytes);
+int		 config_parse_addr(const char *, int passive,
+		    struct config_addr *, char *err, size_t errlen);
+
+const char	*config_balance_name(enum balance);
+
+/*
+ * config_parse() with flags. CONFIG_NUMERIC_HOSTS accepts numeric addresses
+ * only and never asks a resolver: for the fuzzer, which must not send
+ * made-up host names to DNS. config_parse() is this with flags 0.
+ */
+#define CONFIG_NUMERIC_HOSTS	0x01
+
+struct config	*config_parse_flags(const char *name, const char *text,
+		    int flags, char **errors);
+
+#endif /* SPILLWAY_CONFIG_H */
