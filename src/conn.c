@@ -1,0 +1,951 @@
+/*
+ * conn.c: a client connection, from accept to close.
+ *
+ * States (enum conn_state): CS_HEAD reads a request head; CS_CONNECT waits
+ * for a backend connection; CS_PROXY streams the request body up and the
+ * response down; CS_CLOSING writes what is left, half-closes and lingers
+ * so that a final response is not destroyed by a reset; CS_DEAD means torn
+ * down, the struct freed on the next loop turn.
+ *
+ * Invariants:
+ * - One request at a time. Bytes after a complete request (pipelining) stay
+ *   in the input buffer, bounded by its read watermark, until the response
+ *   is done; then they are parsed as a new request, never as a body.
+ * - Memory is bounded by watermarks: neither side is read while its peer's
+ *   output holds SPILLWAY_WM_HIGH bytes or more; it resumes when that output
+ *   drains to SPILLWAY_WM_LOW.
+ * - A connection whose request body was not consumed to its end is never
+ *   reused: its stream cannot be trusted.
+ * - conn_close() is the only place a connection is torn down. Code that
+ *   may have closed the connection checks for CS_DEAD before touching it.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "spillway.h"
+#include "log.h"
+
+#define CONN_LINGER_MSEC	2000
+
+static void	client_readcb(struct bufferevent *, void *);
+static void	client_writecb(struct bufferevent *, void *);
+static void	client_eventcb(struct bufferevent *, short, void *);
+static void	timer_cb(evutil_socket_t, short, void *);
+static void	conn_read_head(struct conn *);
+static void	conn_forward_request(struct conn *);
+static void	conn_forward_response(struct conn *);
+static void	conn_end_request(struct conn *);
+static void	conn_respond(struct conn *, int status, const char *reason,
+		    int close);
+static void	conn_close(struct conn *, const char *why);
+
+const char *
+conn_state_name(enum conn_state state)
+{
+	switch (state) {
+	case CS_HEAD:
+		return "head";
+	case CS_CONNECT:
+		return "connect";
+	case CS_PROXY:
+		return "proxy";
+	case CS_CLOSING:
+		return "closing";
+	case CS_DEAD:
+		return "dead";
+	}
+	return "unknown";
+}
+
+static void
+conn_set_state(struct conn *c, enum conn_state state)
+{
+	log_debug("%s: conn %llu: %s -> %s", __func__,
+	    (unsigned long long)c->cn_id, conn_state_name(c->cn_state),
+	    conn_state_name(state));
+	c->cn_state = state;
+}
+
+static void
+conn_arm_timer(struct conn *c, uint64_t msec)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(msec / 1000);
+	tv.tv_usec = (suseconds_t)((msec % 1000) * 1000);
+	evtimer_add(c->cn_timer, &tv);
+}
+
+static void
+format_peer(struct conn *c, const struct sockaddr *sa)
+{
+	const void	*addr;
+	in_port_t	 port;
+
+	if (sa->sa_family == AF_INET6) {
+		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		port = ((const struct sockaddr_in6 *)sa)->sin6_port;
+	} else {
+		addr = &((const struct sockaddr_in *)sa)->sin_addr;
+		port = ((const struct sockaddr_in *)sa)->sin_port;
+	}
+	if (inet_ntop(sa->sa_family, addr, c->cn_peer_ip,
+	    sizeof(c->cn_peer_ip)) == NULL)
+		snprintf(c->cn_peer_ip, sizeof(c->cn_peer_ip), "%s", "?");
+	snprintf(c->cn_peer, sizeof(c->cn_peer),
+	    sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", c->cn_peer_ip,
+	    ntohs(port));
+}
+
+/* A new client: set up its buffers and wait for a request head. */
+void
+conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
+    int salen)
+{
+	const struct proxy_conf	*pc = &px->px_conf->proxy;
+	struct conn		*c;
+	struct timeval		 tv;
+	int			 on = 1;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto fail;
+	c->cn_id = ++px->px_next_id;
+	c->cn_proxy = px;
+	c->cn_bev = bufferevent_socket_new(px->px_base, fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	c->cn_timer = evtimer_new(px->px_base, timer_cb, c);
+	c->cn_uphead = evbuffer_new();
+	if (c->cn_bev == NULL || c->cn_timer == NULL || c->cn_uphead == NULL)
+		goto fail;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	format_peer(c, sa);
+	c->cn_conf = px->px_conf;
+	c->cn_conf->refs++;
+
+	bufferevent_setcb(c->cn_bev, client_readcb, client_writecb,
+	    client_eventcb, c);
+	/* room for a whole head plus one read to tell it is too large */
+	bufferevent_setwatermark(c->cn_bev, EV_READ, 0,
+	    pc->max_header_size + 4096);
+	tv.tv_sec = (time_t)(pc->idle_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)((pc->idle_timeout_ms % 1000) * 1000);
+	bufferevent_set_timeouts(c->cn_bev, NULL, &tv);
+	bufferevent_enable(c->cn_bev, EV_READ | EV_WRITE);
+
+	TAILQ_INSERT_TAIL(&px->px_conns, c, cn_entry);
+	px->px_nconns++;
+	listener_update(px);
+	conn_arm_timer(c, pc->header_timeout_ms);
+	log_debug("%s: conn %llu from %s", __func__,
+	    (unsigned long long)c->cn_id, c->cn_peer);
+	return;
+ fail:
+	log_warnx("%s: out of memory, dropping a connection", __func__);
+	if (c != NULL) {
+		if (c->cn_bev != NULL)
+			bufferevent_free(c->cn_bev);
+		else
+			close(fd);
+		if (c->cn_timer != NULL)
+			event_free(c->cn_timer);
+		if (c->cn_uphead != NULL)
+			evbuffer_free(c->cn_uphead);
+		free(c);
+	} else
+		close(fd);
+}
+
+static void
+client_readcb(struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+
+	switch (c->cn_state) {
+	case CS_HEAD:
+		conn_read_head(c);
+		break;
+	case CS_PROXY:
+		if (!c->cn_req_done)
+			conn_forward_request(c);
+		break;
+	case CS_CLOSING:
+		evbuffer_drain(bufferevent_get_input(bev),
+		    evbuffer_get_length(bufferevent_get_input(bev)));
+		break;
+	case CS_CONNECT:
+	case CS_DEAD:
+		break;
+	}
+}
+
+/* Copy "METHOD target" for the access log, quotes and controls escaped. */
+static void
+save_reqline(struct conn *c, const struct http_head *h)
+{
+	char		*p = c->cn_reqline;
+	char		*end = c->cn_reqline + sizeof(c->cn_reqline) - 5;
+	size_t		 i;
+	unsigned char	 ch;
+
+	for (i = 0; i < h->method_len && p < end; i++)
+		*p++ = h->method_str[i];
+	*p++ = ' ';
+	for (i = 0; i < h->target_len && p < end; i++) {
+		ch = (unsigned char)h->target[i];
+		if (ch == '"' || ch == '\\') {
+			*p++ = '\\';
+			*p++ = (char)ch;
+		} else
+			*p++ = (char)ch;
+	}
+	if (i < h->target_len)
+		*p++ = '~';
+	*p = '\0';
+}
+
+static int
+name_is(const struct http_header *hd, const char *name)
+{
+	return hd->name_len == strlen(name) &&
+	    strncasecmp(hd->name, name, hd->name_len) == 0;
+}
+
+/*
+ * The request head as it goes to the backend: HTTP/1.1, hop-by-hop fields
+ * removed (the parser marked them), X-Forwarded-For appended to, and
+ * X-Forwarded-Proto set by us, never by the client.
+ */
+static int
+build_upstream_head(struct conn *c, const struct http_head *h)
+{
+	struct evbuffer			*out = c->cn_uphead;
+	const struct http_header	*hd;
+	char				 local[64];
+	struct sockaddr_storage		 ss;
+	socklen_t			 sslen = sizeof(ss);
+	int				 i, nxff = 0, rc = 0;
+
+	rc |= evbuffer_add_printf(out, "%.*s %.*s HTTP/1.1\r\n",
+	    (int)h->method_len, h->method_str, (int)h->target_len, h->target);
+	for (i = 0; i < h->nheaders; i++) {
+		hd = &h->headers[i];
+		if (hd->hop || name_is(hd, "X-Forwarded-Proto") ||
+		    name_is(hd, "X-Forwarded-For"))
+			continue;
+		rc |= evbuffer_add_printf(out, "%.*s: %.*s\r\n",
+		    (int)hd->name_len, hd->name, (int)hd->value_len, hd->value);
+	}
+	if (!(h->flags & HTTP_F_HAS_HOST)) {
+		/* HTTP/1.0 without Host: name the address it connected to */
+		if (getsockname(bufferevent_getfd(c->cn_bev),
+		    (struct sockaddr *)&ss, &sslen) == 0 &&
+		    inet_ntop(ss.ss_family, ss.ss_family == AF_INET6 ?
+		    (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
+		    (void *)&((struct sockaddr_in *)&ss)->sin_addr, local,
+		    sizeof(local)) != NULL)
+			rc |= evbuffer_add_printf(out, ss.ss_family ==
+			    AF_INET6 ? "Host: [%s]\r\n" : "Host: %s\r\n",
+			    local);
+	}
+	rc |= evbuffer_add(out, "X-Forwarded-For: ", 17);
+	for (i = 0; i < h->nheaders; i++) {
+		hd = &h->headers[i];
+		if (!hd->hop && name_is(hd, "X-Forwarded-For") &&
+		    hd->value_len > 0) {
+			rc |= evbuffer_add_printf(out, "%.*s, ",
+			    (int)hd->value_len, hd->value);
+			nxff++;
+		}
+	}
+	rc |= evbuffer_add_printf(out, "%s\r\nX-Forwarded-Proto: http\r\n\r\n",
+	    c->cn_peer_ip);
+	return rc < 0 ? -1 : 0;
+}
+
+static void
+conn_start_request(struct conn *c, size_t headlen)
+{
+	const struct proxy_conf	*pc = &c->cn_conf->proxy;
+	struct http_head	*h = &c->cn_req;
+	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
+
+	evtimer_del(c->cn_timer);
+	c->cn_t_start = now_usec();
+	c->cn_requests++;
+	c->cn_method = h->method;
+	c->cn_version_minor = h->version_minor;
+	save_reqline(c, h);
+	if (h->version_minor >= 1)
+		c->cn_keepalive = !(h->flags & HTTP_F_CONN_CLOSE);
+	else
+		c->cn_keepalive = (h->flags & HTTP_F_CONN_KEEPALIVE) &&
+		    !(h->flags & HTTP_F_CONN_CLOSE);
+	if (c->cn_proxy->px_stopping)
+		c->cn_keepalive = 0;
+
+	if (h->framing == HTTP_FRAMING_LENGTH && pc->max_body_size > 0 &&
+	    h->content_length > pc->max_body_size) {
+		evbuffer_drain(in, headlen);
+		conn_respond(c, 413, NULL, 1);
+		return;
+	}
+	evbuffer_drain(c->cn_uphead, evbuffer_get_length(c->cn_uphead));
+	if (build_upstream_head(c, h) == -1) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	http_body_init(&c->cn_req_body, h);
+	c->cn_req_done = http_body_done(&c->cn_req_body);
+	evbuffer_drain(in, headlen);	/* h points into it no more */
+
+	c->cn_tries = 0;
+	c->cn_retried = 0;
+	c->cn_server = NULL;
+	c->cn_resp_state = RS_NONE;
+	conn_set_state(c, CS_CONNECT);
+	c->cn_t_upstream = now_usec();
+	upstream_request(c);
+}
+
+static void
+conn_read_head(struct conn *c)
+{
+	const struct proxy_conf	*pc = &c->cn_conf->proxy;
+	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
+	size_t			 len, n;
+	const char		*data;
+	ssize_t			 r;
+
+	if ((len = evbuffer_get_length(in)) == 0)
+		return;
+	if (!c->cn_head_bytes) {
+		c->cn_head_bytes = 1;
+		if (c->cn_requests > 0) {
+			evtimer_del(c->cn_timer);
+			conn_arm_timer(c, pc->header_timeout_ms);
+		}
+	}
+	n = len < pc->max_header_size ? len : pc->max_header_size;
+	if ((data = (const char *)evbuffer_pullup(in, (ssize_t)n)) == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	r = http_parse_request(&c->cn_req, data, n, pc->max_header_size);
+	if (r == HTTP_PARSE_AGAIN && len >= pc->max_header_size) {
+		c->cn_req.error = c->cn_req.line_end == 0 ? 414 : 431;
+		c->cn_req.error_what = "request head too large";
+		r = HTTP_PARSE_ERROR;
+	}
+	if (r == HTTP_PARSE_AGAIN)
+		return;
+	if (r == HTTP_PARSE_ERROR) {
+		log_info("%s: conn %llu from %s: %d: %s", __func__,
+		    (unsigned long long)c->cn_id, c->cn_peer, c->cn_req.error,
+		    c->cn_req.error_what ? c->cn_req.error_what : "invalid");
+		if (c->cn_req.method_len > 0 && c->cn_req.target_len > 0)
+			save_reqline(c, &c->cn_req);
+		else
+			snprintf(c->cn_reqline, sizeof(c->cn_reqline), "%s", "- -");
+		c->cn_t_start = now_usec();
+		c->cn_keepalive = 0;
+		conn_respond(c, c->cn_req.error, NULL, 1);
+		return;
+	}
+	conn_start_request(c, (size_t)r);
+}
+
+/* A backend connection is ours: send the head, then the body. */
+void
+conn_upstream_ready(struct conn *c, struct upconn *uc)
+{
+	struct evbuffer	*out = bufferevent_get_output(uc->uc_bev);
+	size_t		 len = evbuffer_get_length(c->cn_uphead);
+
+	c->cn_up = uc;
+	uc->uc_conn = c;
+	uc->uc_requests++;
+	/* a copy: the head is sent again if a reused connection was stale */
+	if (evbuffer_add(out, evbuffer_pullup(c->cn_uphead, -1), len) == -1) {
+		conn_upstream_failed(c, 502, "upstream_error");
+		return;
+	}
+	conn_set_state(c, CS_PROXY);
+	if (!c->cn_req_done)
+		conn_forward_request(c);
+}
+
+/*
+ * Move one framing-consistent step of a body from src to dst: payload
+ * always, framing too unless strip is set. Returns bytes taken from src,
+ * 0 when nothing more can be taken, -1 on invalid framing.
+ */
+static ssize_t
+body_step(struct http_body *b, struct evbuffer *src, struct evbuffer *dst,
+    int strip)
+{
+	struct evbuffer_iovec	 v;
+	ssize_t			 k;
+	int			 is_data;
+
+	if (http_body_done(b) || evbuffer_peek(src, -1, NULL, &v, 1) < 1 ||
+	    v.iov_len == 0)
+		return 0;
+	if ((k = http_body_feed(b, v.iov_base, v.iov_len, &is_data)) <= 0)
+		return k;
+	if (strip && !is_data)
+		evbuffer_drain(src, (size_t)k);
+	else if (evbuffer_remove_buffer(src, dst, (size_t)k) != (int)k)
+		return -1;
+	return k;
+}
+
+/* Client input to backend output, as far as the body and watermarks go. */
+static void
+conn_forward_request(struct conn *c)
+{
+	const struct proxy_conf	*pc = &c->cn_conf->proxy;
+	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
+	struct evbuffer		*out;
+	ssize_t			 k;
+
+	if (c->cn_up == NULL)
+		return;
+	out = bufferevent_get_output(c->cn_up->uc_bev);
+	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
+		if (evbuffer_get_length(out) >= SPILLWAY_WM_HIGH) {
+			bufferevent_disable(c->cn_bev, EV_READ);
+			bufferevent_setwatermark(c->cn_up->uc_bev, EV_WRITE,
+			    SPILLWAY_WM_LOW, 0);
+			c->cn_req_paused = 1;
+			return;
+		}
+		if ((k = body_step(&c->cn_req_body, in, out, 0)) == -1) {
+			log_info("%s: conn %llu: request body: %s", __func__,
+			    (unsigned long long)c->cn_id,
+			    c->cn_req_body.error_what);
+			conn_upstream_failed(c, 400, NULL);
+			return;
+		}
+		if (pc->max_body_size > 0 &&
+		    c->cn_req_body.total > pc->max_body_size) {
+			conn_upstream_failed(c, 413, NULL);
+			return;
+		}
+		c->cn_req_done = http_body_done(&c->cn_req_body);
+		if (k == 0)
+			break;
+	}
+	if (c->cn_req_done && c->cn_resp_state == RS_DONE)
+		conn_end_request(c);
+}
+
+/* The backend drained our request body: read more from the client. */
+void
+conn_upstream_writecb(struct conn *c)
+{
+	if (!c->cn_req_paused)
+		return;
+	c->cn_req_paused = 0;
+	bufferevent_setwatermark(c->cn_up->uc_bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->cn_bev, EV_READ);
+	conn_forward_request(c);
+}
+
+static void
+add_header_line(struct evbuffer *out, const struct http_header *hd)
+{
+	evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)hd->name_len, hd->name,
+	    (int)hd->value_len, hd->value);
+}
+
+/*
+ * Relay a response head to the client and decide how the two connections
+ * go on: the client's is closed after a close-delimited body or when either
+ * side asked; an HTTP/1.0 client gets a chunked body without its framing.
+ */
+static void
+send_response_head(struct conn *c, const struct http_head *h, int interim)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->cn_bev);
+	size_t		 before = evbuffer_get_length(out);
+	int		 i;
+
+	if (!interim) {
+		if (h->framing == HTTP_FRAMING_CLOSE)
+			c->cn_keepalive = 0;
+		if (h->framing == HTTP_FRAMING_CHUNKED &&
+		    c->cn_version_minor == 0) {
+			c->cn_dechunk = 1;
+			c->cn_keepalive = 0;
+		}
+		if (h->version_minor >= 1)
+			c->cn_up_reuse = !(h->flags & HTTP_F_CONN_CLOSE);
+		else
+			c->cn_up_reuse = (h->flags & HTTP_F_CONN_KEEPALIVE) &&
+			    !(h->flags & HTTP_F_CONN_CLOSE);
+		if (h->framing == HTTP_FRAMING_CLOSE)
+			c->cn_up_reuse = 0;
+		c->cn_status = h->status;
+	}
+	if (h->reason_len > 0)
+		evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", h->status,
+		    (int)h->reason_len, h->reason);
+	else
+		evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", h->status,
+		    http_status_reason(h->status));
+	for (i = 0; i < h->nheaders; i++) {
+		if (h->headers[i].hop || (c->cn_dechunk &&
+		    name_is(&h->headers[i], "Transfer-Encoding")))
+			continue;
+		add_header_line(out, &h->headers[i]);
+	}
+	if (!interim) {
+		if (!c->cn_keepalive)
+			evbuffer_add(out, "Connection: close\r\n", 19);
+		else if (c->cn_version_minor == 0)
+			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	}
+	evbuffer_add(out, "\r\n", 2);
+	c->cn_resp_bytes += evbuffer_get_length(out) - before;
+}
+
+static void
+conn_read_response_head(struct conn *c)
+{
+	size_t		 max = c->cn_conf->proxy.max_header_size;
+	struct evbuffer	*in = bufferevent_get_input(c->cn_up->uc_bev);
+	const char	*data;
+	size_t		 len, n;
+	ssize_t		 r;
+
+	for (;;) {
+		if ((len = evbuffer_get_length(in)) == 0)
+			return;
+		c->cn_resp_state = RS_HEAD;
+		n = len < max ? len : max;
+		data = (const char *)evbuffer_pullup(in, (ssize_t)n);
+		r = http_parse_response(&c->cn_resp, data, n, max,
+		    c->cn_method);
+		if (r == HTTP_PARSE_AGAIN && len >= max) {
+			c->cn_resp.error_what = "response head too large";
+			r = HTTP_PARSE_ERROR;
+		}
+		if (r == HTTP_PARSE_AGAIN)
+			return;
+		if (r == HTTP_PARSE_ERROR || c->cn_resp.status == 101) {
+			log_warnx("%s: conn %llu: %s: invalid response: %s",
+			    __func__, (unsigned long long)c->cn_id,
+			    c->cn_server->sv_addr->text,
+			    c->cn_resp.error_what ? c->cn_resp.error_what :
+			    "101 Switching Protocols");
+			conn_upstream_failed(c, 502, "upstream_error");
+			return;
+		}
+		if (c->cn_resp.status >= 200)
+			break;
+		/* 1xx: relay to an HTTP/1.1 client, then read on */
+		if (c->cn_version_minor >= 1)
+			send_response_head(c, &c->cn_resp, 1);
+		evbuffer_drain(in, (size_t)r);
+		http_head_reset(&c->cn_resp);
+		c->cn_resp_state = RS_NONE;
+	}
+	send_response_head(c, &c->cn_resp, 0);
+	http_body_init(&c->cn_resp_body, &c->cn_resp);
+	evbuffer_drain(in, (size_t)r);
+	c->cn_resp_state = RS_BODY;
+	conn_forward_response(c);
+}
+
+/* Backend input to client output, as far as the body and watermarks go. */
+static void
+conn_forward_response(struct conn *c)
+{
+	struct bufferevent	*ubev = c->cn_up->uc_bev;
+	struct evbuffer		*in = bufferevent_get_input(ubev);
+	struct evbuffer		*out = bufferevent_get_output(c->cn_bev);
+	size_t			 before;
+	ssize_t			 k;
+
+	while (!http_body_done(&c->cn_resp_body) &&
+	    evbuffer_get_length(in) > 0) {
+		if (evbuffer_get_length(out) >= SPILLWAY_WM_HIGH) {
+			bufferevent_disable(ubev, EV_READ);
+			bufferevent_setwatermark(c->cn_bev, EV_WRITE,
+			    SPILLWAY_WM_LOW, 0);
+			c->cn_resp_paused = 1;
+			return;
+		}
+		before = evbuffer_get_length(out);
+		k = body_step(&c->cn_resp_body, in, out, c->cn_dechunk);
+		c->cn_resp_bytes += evbuffer_get_length(out) - before;
+		if (k == -1) {
+			log_warnx("%s: conn %llu: %s: response body: %s",
+			    __func__, (unsigned long long)c->cn_id,
+			    c->cn_server->sv_addr->text,
+			    c->cn_resp_body.error_what);
+			conn_close(c, "invalid response body");
+			return;
+		}
+		if (k == 0)
+			break;
+	}
+	if (!http_body_done(&c->cn_resp_body))
+		return;
+	if (evbuffer_get_length(in) > 0) {
+		log_warnx("%s: conn %llu: %s: bytes after the response",
+		    __func__, (unsigned long long)c->cn_id,
+		    c->cn_server->sv_addr->text);
+		c->cn_up_reuse = 0;
+	}
+	c->cn_resp_state = RS_DONE;
+	if (c->cn_req_done)
+		conn_end_request(c);
+	else {
+		/* answered before the body was all sent: stop sending it */
+		c->cn_keepalive = 0;
+		c->cn_up_reuse = 0;
+		conn_end_request(c);
+	}
+}
+
+void
+conn_upstream_readcb(struct conn *c)
+{
+	switch (c->cn_resp_state) {
+	case RS_NONE:
+	case RS_HEAD:
+		conn_read_response_head(c);
+		break;
+	case RS_BODY:
+		conn_forward_response(c);
+		break;
+	case RS_DONE:
+		break;
+	}
+}
+
+/* A request is retried on a fresh connection only if nothing was lost. */
+static int
+conn_retryable(const struct conn *c)
+{
+	if (c->cn_retried || c->cn_up == NULL || c->cn_up->uc_requests < 2 ||
+	    c->cn_resp_state != RS_NONE ||
+	    c->cn_req_body.framing != HTTP_FRAMING_NONE)
+		return 0;
+	switch (c->cn_method) {
+	case HTTP_M_GET:
+	case HTTP_M_HEAD:
+	case HTTP_M_OPTIONS:
+	case HTTP_M_TRACE:
+	case HTTP_M_PUT:
+	case HTTP_M_DELETE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void
+conn_upstream_eventcb(struct conn *c, short what)
+{
+	const char	*addr = c->cn_server->sv_addr->text;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_warnx("%s: conn %llu: %s: no answer in time", __func__,
+		    (unsigned long long)c->cn_id, addr);
+		if (c->cn_resp_state == RS_BODY)
+			conn_close(c, "upstream timeout mid-response");
+		else
+			conn_upstream_failed(c, 504, "upstream_timeout");
+		return;
+	}
+	if (c->cn_resp_state == RS_BODY &&
+	    c->cn_resp_body.framing == HTTP_FRAMING_CLOSE &&
+	    (what & BEV_EVENT_EOF)) {
+		/* the end of a close-delimited body */
+		conn_forward_response(c);
+		if (c->cn_state == CS_DEAD || c->cn_resp_state == RS_DONE)
+			return;
+		c->cn_resp_state = RS_DONE;
+		c->cn_up_reuse = 0;
+		if (!c->cn_req_done)
+			c->cn_keepalive = 0;
+		conn_end_request(c);
+		return;
+	}
+	if (conn_retryable(c)) {
+		log_info("%s: conn %llu: %s: kept-alive connection closed; "
+		    "retrying", __func__, (unsigned long long)c->cn_id, addr);
+		c->cn_retried = 1;
+		c->cn_tries = 0;
+		upstream_release(c, 0);
+		conn_set_state(c, CS_CONNECT);
+		upstream_request(c);
+		return;
+	}
+	log_warnx("%s: conn %llu: %s: connection %s", __func__,
+	    (unsigned long long)c->cn_id, addr,
+	    (what & BEV_EVENT_EOF) ? "closed early" :
+	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (c->cn_resp_state == RS_BODY)
+		conn_close(c, "upstream closed mid-response");
+	else
+		conn_upstream_failed(c, 502, "upstream_error");
+}
+
+/*
+ * No response can come from a backend (none reachable, invalid or no
+ * answer, or the request body was refused on the way): answer ourselves
+ * unless a response is already under way, in which case the client is cut
+ * off, the only honest signal left.
+ */
+void
+conn_upstream_failed(struct conn *c, int status, const char *reason)
+{
+	c->cn_up_reuse = 0;
+	if (c->cn_resp_state == RS_BODY) {
+		conn_close(c, "response cut short");
+		return;
+	}
+	upstream_release(c, 0);
+	conn_respond(c, status, reason, !c->cn_req_done);
+}
+
+/* Our own response: short, honest, with the reason where there is one. */
+static void
+conn_respond(struct conn *c, int status, const char *reason, int close)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->cn_bev);
+	const char	*text = http_status_reason(status);
+	char		 body[128];
+	size_t		 before = evbuffer_get_length(out);
+	int		 blen;
+
+	if (close || !c->cn_req_done)
+		c->cn_keepalive = 0;
+	blen = snprintf(body, sizeof(body), "%d %s\n", status, text);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: %d\r\n",
+	    status, text, blen);
+	if (reason != NULL)
+		evbuffer_add_printf(out, "Spillway-Reason: %s\r\n", reason);
+	if (!c->cn_keepalive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (c->cn_version_minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	evbuffer_add(out, "\r\n", 2);
+	if (c->cn_method != HTTP_M_HEAD)
+		evbuffer_add(out, body, (size_t)blen);
+	c->cn_status = status;
+	c->cn_reason = reason;
+	c->cn_resp_bytes += evbuffer_get_length(out) - before;
+	c->cn_resp_state = RS_DONE;
+	conn_end_request(c);
+}
+
+static void
+conn_log_request(struct conn *c)
+{
+	struct access_entry	 e;
+	uint64_t		 now = now_usec();
+
+	e.client = c->cn_peer;
+	e.request = c->cn_reqline;
+	e.version_minor = c->cn_version_minor;
+	e.status = c->cn_status;
+	e.bytes = c->cn_resp_bytes;
+	e.total_usec = now - c->cn_t_start;
+	e.upstream_usec = c->cn_t_upstream != 0 ?
+	    (int64_t)(now - c->cn_t_upstream) : -1;
+	e.server = c->cn_upname;
+	e.reason = c->cn_reason;
+	accesslog_write(&e);
+}
+
+static void
+conn_begin_close(struct conn *c)
+{
+	conn_set_state(c, CS_CLOSING);
+	evtimer_del(c->cn_timer);
+	bufferevent_enable(c->cn_bev, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_output(c->cn_bev)) == 0)
+		client_writecb(c->cn_bev, c);
+}
+
+/* A request is over: log it, hand back the backend, go on or close. */
+static void
+conn_end_request(struct conn *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->cn_bev);
+
+	conn_log_request(c);
+	c->cn_bytes_out += c->cn_resp_bytes;
+	upstream_release(c, c->cn_up_reuse && c->cn_req_done &&
+	    c->cn_resp_state == RS_DONE);
+	http_head_reset(&c->cn_req);
+	http_head_reset(&c->cn_resp);
+	c->cn_head_bytes = 0;
+	c->cn_resp_state = RS_NONE;
+	c->cn_dechunk = 0;
+	c->cn_up_reuse = 0;
+	c->cn_status = 0;
+	c->cn_reason = NULL;
+	c->cn_resp_bytes = 0;
+	c->cn_t_upstream = 0;
+	c->cn_upname = NULL;
+	c->cn_req_paused = 0;
+	c->cn_resp_paused = 0;
+	c->cn_method = HTTP_M_OTHER;
+	if (!c->cn_keepalive || c->cn_proxy->px_stopping) {
+		conn_begin_close(c);
+		return;
+	}
+	conn_set_state(c, CS_HEAD);
+	bufferevent_setwatermark(c->cn_bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->cn_bev, EV_READ);
+	if (evbuffer_get_length(in) > 0)
+		conn_read_head(c);
+	else
+		conn_arm_timer(c, c->cn_conf->proxy.idle_timeout_ms);
+}
+
+static void
+client_writecb(struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->cn_resp_paused && c->cn_up != NULL) {
+		c->cn_resp_paused = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(c->cn_up->uc_bev, EV_READ);
+		conn_forward_response(c);
+		return;
+	}
+	if (c->cn_state != CS_CLOSING ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	/* all written: half-close, then read and discard for a while */
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+	conn_arm_timer(c, CONN_LINGER_MSEC);
+}
+
+static void
+client_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		conn_close(c, "client not reading");
+		return;
+	}
+	switch (c->cn_state) {
+	case CS_HEAD:
+		conn_close(c, c->cn_head_bytes ? "client closed mid-head" :
+		    NULL);
+		break;
+	case CS_CLOSING:
+		conn_close(c, NULL);
+		break;
+	default:
+		conn_close(c, "client closed mid-request");
+		break;
+	}
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c = arg;
+
+	switch (c->cn_state) {
+	case CS_HEAD:
+		if (!c->cn_head_bytes) {
+			conn_close(c, NULL);
+			break;
+		}
+		snprintf(c->cn_reqline, sizeof(c->cn_reqline), "%s", "- -");
+		c->cn_t_start = now_usec();
+		c->cn_version_minor = 1;
+		conn_respond(c, 408, NULL, 1);
+		break;
+	case CS_CLOSING:
+		conn_close(c, NULL);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Graceful stop: close an idle connection now, any other after its reply. */
+void
+conn_stop(struct conn *c)
+{
+	c->cn_keepalive = 0;
+	if (c->cn_state == CS_HEAD && !c->cn_head_bytes)
+		conn_close(c, NULL);
+}
+
+/* At exit, past shutdown_timeout. */
+void
+conn_shutdown(struct conn *c)
+{
+	conn_close(c, "shutdown");
+}
+
+static void
+conn_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	free(arg);
+}
+
+/*
+ * Tear a connection down: the only place that does. A request in progress
+ * is logged (499 if nothing was answered) and its backend connection
+ * closed. The struct itself is freed on the next loop turn, because the
+ * caller may be one of this connection's own callbacks.
+ */
+static void
+conn_close(struct conn *c, const char *why)
+{
+	struct proxy	*px = c->cn_proxy;
+	struct timeval	 zero = { 0, 0 };
+
+	if (c->cn_state == CS_DEAD)
+		return;
+	if (why != NULL)
+		log_debug("%s: conn %llu from %s: %s", __func__,
+		    (unsigned long long)c->cn_id, c->cn_peer, why);
+	if (c->cn_state == CS_CONNECT || c->cn_state == CS_PROXY) {
+		if (c->cn_status == 0) {
+			c->cn_status = 499;
+			c->cn_reason = "client_closed";
+		}
+		conn_log_request(c);
+	}
+	upstream_release(c, 0);
+	conn_set_state(c, CS_DEAD);
+	bufferevent_free(c->cn_bev);
+	event_free(c->cn_timer);
+	evbuffer_free(c->cn_uphead);
+	c->cn_bev = NULL;
+	c->cn_timer = NULL;
+	c->cn_uphead = NULL;
+	c->cn_conf->refs--;
+	TAILQ_REMOVE(&px->px_conns, c, cn_entry);
+	px->px_nconns--;
+	if (event_base_once(px->px_base, -1, EV_TIMEOUT, conn_free_cb, c,
+	    &zero) == -1)
+		free(c);
+	proxy_conn_gone(px);
+}

@@ -1,0 +1,178 @@
+/*
+ * listener.c: listening sockets, the connection cap and the pause on
+ * file descriptor exhaustion.
+ *
+ * Accepting stops while px_nconns is at px_max_conns (new clients wait in
+ * the kernel's backlog) and, after EMFILE or ENFILE, for
+ * LISTENER_PAUSE_MSEC: a listener whose accept keeps failing must not make
+ * the loop spin.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spillway.h"
+#include "log.h"
+
+#define LISTENER_BACKLOG	511
+#define LISTENER_PAUSE_MSEC	100
+
+static void	accept_cb(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+static void	accept_error_cb(struct evconnlistener *, void *);
+static void	resume_cb(evutil_socket_t, short, void *);
+
+static int
+bind_socket(const struct config_addr *a, char *err, size_t errlen)
+{
+	int	 fd, on = 1;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		goto fail;
+	if (a->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->sslen) == -1 ||
+	    listen(fd, LISTENER_BACKLOG) == -1)
+		goto fail;
+	return fd;
+ fail:
+	snprintf(err, errlen, "listen %s: %s", a->text, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+/* Bind every listen address of the running configuration. */
+int
+listener_open_all(struct proxy *px, char *err, size_t errlen)
+{
+	const struct proxy_conf	*pc = &px->px_conf->proxy;
+	struct listener		*ls;
+	size_t			 i;
+	int			 fd;
+
+	if (px->px_accept_timer == NULL && (px->px_accept_timer =
+	    evtimer_new(px->px_base, resume_cb, px)) == NULL) {
+		snprintf(err, errlen, "evtimer_new failed");
+		return -1;
+	}
+	for (i = 0; i < pc->nlisten; i++) {
+		if ((fd = bind_socket(&pc->listen[i], err, errlen)) == -1)
+			return -1;
+		if ((ls = calloc(1, sizeof(*ls))) == NULL) {
+			close(fd);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		ls->ls_proxy = px;
+		ls->ls_addr = &pc->listen[i];
+		ls->ls_evl = evconnlistener_new(px->px_base, accept_cb, ls,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+		if (ls->ls_evl == NULL) {
+			close(fd);
+			free(ls);
+			snprintf(err, errlen, "listen %s: cannot watch socket",
+			    pc->listen[i].text);
+			return -1;
+		}
+		evconnlistener_set_error_cb(ls->ls_evl, accept_error_cb);
+		TAILQ_INSERT_TAIL(&px->px_listeners, ls, ls_entry);
+		px->px_accepting = 1;
+		log_info("listening on %s", pc->listen[i].text);
+	}
+	return 0;
+}
+
+void
+listener_close_all(struct proxy *px)
+{
+	struct listener	*ls;
+
+	while ((ls = TAILQ_FIRST(&px->px_listeners)) != NULL) {
+		TAILQ_REMOVE(&px->px_listeners, ls, ls_entry);
+		evconnlistener_free(ls->ls_evl);
+		free(ls);
+	}
+	if (px->px_accept_timer != NULL) {
+		event_free(px->px_accept_timer);
+		px->px_accept_timer = NULL;
+	}
+}
+
+/* Enable or disable accepting after the connection count changed. */
+void
+listener_update(struct proxy *px)
+{
+	struct listener	*ls;
+	int		 accept;
+
+	accept = px->px_nconns < px->px_max_conns && !px->px_accept_paused &&
+	    !px->px_stopping;
+	if (accept == px->px_accepting)
+		return;
+	log_debug("%s: %u connections, accepting %s", __func__,
+	    px->px_nconns, accept ? "on" : "off");
+	px->px_accepting = accept;
+	TAILQ_FOREACH(ls, &px->px_listeners, ls_entry) {
+		if (accept)
+			evconnlistener_enable(ls->ls_evl);
+		else
+			evconnlistener_disable(ls->ls_evl);
+	}
+}
+
+static void
+accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener	*ls = arg;
+
+	conn_accept(ls->ls_proxy, fd, sa, salen);
+}
+
+static void
+accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	struct listener	*ls = arg;
+	struct proxy	*px = ls->ls_proxy;
+	struct timeval	 tv = { 0, LISTENER_PAUSE_MSEC * 1000 };
+	int		 error = EVUTIL_SOCKET_ERROR();
+
+	switch (error) {
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		if (!px->px_accept_paused)
+			log_warnx("%s: accept on %s: %s; pausing %d ms",
+			    __func__, ls->ls_addr->text, strerror(error),
+			    LISTENER_PAUSE_MSEC);
+		px->px_accept_paused = 1;
+		listener_update(px);
+		evtimer_add(px->px_accept_timer, &tv);
+		break;
+	default:
+		log_debug("%s: accept on %s: %s", __func__, ls->ls_addr->text,
+		    strerror(error));
+		break;
+	}
+}
+
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*px = arg;
+
+	px->px_accept_paused = 0;
+	listener_update(px);
+}

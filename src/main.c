@@ -1,0 +1,272 @@
+/*
+ * main.c: command line, start-up, signals and graceful stop.
+ *
+ * Signals are turned into events of the loop: nothing runs in a signal
+ * handler. SIGTERM and SIGINT stop gracefully (no new connections, idle
+ * ones closed, in-flight requests finished, exit by shutdown_timeout);
+ * SIGUSR1 reopens the access log; SIGHUP is caught so that it cannot kill
+ * the process.
+ */
+#include <sys/resource.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "spillway.h"
+#include "log.h"
+
+#ifndef SPILLWAY_CONF
+#define SPILLWAY_CONF	"/etc/spillway/spillway.ini"
+#endif
+
+static struct proxy	proxy;
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+	    "usage: spillway [-c FILE] [-t] [-V] [-h]\n"
+	    "  -c FILE  configuration (default: %s)\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -V       print the version and exit\n"
+	    "  -h       print this help and exit\n", SPILLWAY_CONF);
+	exit(status);
+}
+
+uint64_t
+now_usec(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * Each client may hold two descriptors (its own and a backend's), idle
+ * pooled connections hold more: raise the soft limit as far as allowed and
+ * lower the connection cap to what fits, keeping a reserve.
+ */
+static unsigned int
+fit_fd_limit(const struct config *conf)
+{
+	struct rlimit	 rl;
+	uint64_t	 want, pool, fit;
+
+	pool = (uint64_t)conf->backend.keepalive * conf->backend.nservers;
+	want = 2 * (uint64_t)conf->proxy.max_connections + pool +
+	    SPILLWAY_FD_RESERVE + conf->proxy.nlisten;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return conf->proxy.max_connections;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >
+		    want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+		return conf->proxy.max_connections;
+	if (pool > rl.rlim_cur / 4)
+		pool = rl.rlim_cur / 4;
+	fit = rl.rlim_cur > pool + SPILLWAY_FD_RESERVE + conf->proxy.nlisten ?
+	    (rl.rlim_cur - pool - SPILLWAY_FD_RESERVE - conf->proxy.nlisten) /
+	    2 : 1;
+	if (fit < 1)
+		fit = 1;
+	log_warnx("%s: open file limit %llu allows %llu of max_connections "
+	    "%u", __func__, (unsigned long long)rl.rlim_cur,
+	    (unsigned long long)fit, conf->proxy.max_connections);
+	return (unsigned int)fit;
+}
+
+/* A connection went away: accept again, or finish a graceful stop. */
+void
+proxy_conn_gone(struct proxy *px)
+{
+	listener_update(px);
+	if (px->px_stopping && px->px_nconns == 0)
+		event_base_loopexit(px->px_base, NULL);
+}
+
+static void
+stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*px = arg;
+
+	log_warnx("shutdown_timeout reached with %u connections open; "
+	    "exiting", px->px_nconns);
+	event_base_loopexit(px->px_base, NULL);
+}
+
+static void
+proxy_stop(struct proxy *px)
+{
+	struct conn	*c, *next;
+	struct timeval	 tv;
+	uint64_t	 ms = px->px_conf->proxy.shutdown_timeout_ms;
+
+	if (px->px_stopping)
+		return;
+	px->px_stopping = 1;
+	log_info("stopping: %u connections to finish", px->px_nconns);
+	listener_close_all(px);
+	upstream_drop_idle(px);
+	for (c = TAILQ_FIRST(&px->px_conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, cn_entry);
+		conn_stop(c);
+	}
+	if (px->px_nconns == 0) {
+		event_base_loopexit(px->px_base, NULL);
+		return;
+	}
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	px->px_stop_timer = evtimer_new(px->px_base, stop_timeout_cb, px);
+	if (px->px_stop_timer == NULL || evtimer_add(px->px_stop_timer,
+	    &tv) == -1)
+		event_base_loopexit(px->px_base, NULL);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct proxy	*px = arg;
+
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		proxy_stop(px);
+		break;
+	case SIGUSR1:
+		log_info("reopening the access log");
+		accesslog_reopen();
+		break;
+	case SIGHUP:
+		log_warnx("SIGHUP: live reload is not in this version; "
+		    "restart to apply a new configuration");
+		break;
+	}
+}
+
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	accesslog_flush();
+}
+
+static int
+check_config(const char *path, struct config **confp)
+{
+	char	*errors = NULL;
+
+	if ((*confp = config_load(path, &errors)) == NULL) {
+		fputs(errors != NULL ? errors : "configuration invalid\n",
+		    stderr);
+		free(errors);
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const int signals[] = { SIGTERM, SIGINT, SIGUSR1, SIGHUP };
+	struct event	*sigev[4], *flush;
+	struct timeval	 second = { 1, 0 };
+	struct proxy	*px = &proxy;
+	struct conn	*c;
+	const char	*path = SPILLWAY_CONF;
+	char		 err[512];
+	int		 ch, test = 0, rc = 0;
+	size_t		 i;
+
+	while ((ch = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'V':
+			printf("spillway %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(0);
+		default:
+			usage(1);
+		}
+	}
+	if (optind != argc)
+		usage(1);
+	if (getenv("SPILLWAY_DEBUG") != NULL)
+		log_init(LOG_LVL_DEBUG);
+
+	if (check_config(path, &px->px_conf) == -1)
+		return 1;
+	if (test) {
+		fprintf(stderr, "%s: configuration is valid\n", path);
+		config_free(px->px_conf);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	TAILQ_INIT(&px->px_listeners);
+	TAILQ_INIT(&px->px_conns);
+	px->px_conf->generation = 1;
+	px->px_max_conns = fit_fd_limit(px->px_conf);
+	if ((px->px_base = event_base_new()) == NULL) {
+		log_err("cannot create the event loop");
+		return 1;
+	}
+	if (accesslog_open(px->px_conf->proxy.access_log, err,
+	    sizeof(err)) == -1 || upstream_init(px) == -1 ||
+	    listener_open_all(px, err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		return 1;
+	}
+	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		sigev[i] = evsignal_new(px->px_base, signals[i], signal_cb, px);
+		if (sigev[i] == NULL || evsignal_add(sigev[i], NULL) == -1) {
+			log_err("cannot watch signal %d", signals[i]);
+			return 1;
+		}
+	}
+	flush = event_new(px->px_base, -1, EV_PERSIST, flush_cb, NULL);
+	if (flush == NULL || evtimer_add(flush, &second) == -1) {
+		log_err("cannot start the log timer");
+		return 1;
+	}
+	log_info("spillway %s started: %zu backend servers, up to %u "
+	    "connections", PACKAGE_VERSION, px->px_nservers, px->px_max_conns);
+
+	if (event_base_dispatch(px->px_base) == -1) {
+		log_err("event loop failed");
+		rc = 1;
+	}
+	/* past shutdown_timeout: cut what is left, let the frees run */
+	while ((c = TAILQ_FIRST(&px->px_conns)) != NULL)
+		conn_shutdown(c);
+	event_base_loop(px->px_base, EVLOOP_NONBLOCK);
+	log_info("stopped");
+	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		event_free(sigev[i]);
+	event_free(flush);
+	if (px->px_stop_timer != NULL)
+		event_free(px->px_stop_timer);
+	listener_close_all(px);
+	upstream_free(px);
+	accesslog_close();
+	config_free(px->px_conf);
+	event_base_free(px->px_base);
+	return rc;
+}

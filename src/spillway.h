@@ -1,0 +1,183 @@
+/*
+ * spillway.h: the runtime objects of the I/O side (listener, conn,
+ * upstream) and the functions they call on each other. The pure policy
+ * modules have headers of their own and know nothing of these.
+ *
+ * Ownership: a struct proxy owns its listeners, client connections and
+ * backend servers; a server owns its idle backend connections; a busy
+ * backend connection (struct upconn) is owned by the client connection it
+ * serves and goes back to its server's pool, or is closed, when that
+ * request ends.
+ */
+#ifndef SPILLWAY_SPILLWAY_H
+#define SPILLWAY_SPILLWAY_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "config.h"
+#include "http.h"
+
+/* Back-pressure: stop reading a side when its peer holds this much. */
+#define SPILLWAY_WM_HIGH	(64 * 1024)
+#define SPILLWAY_WM_LOW		(16 * 1024)
+
+/* File descriptors kept free beyond two per client connection. */
+#define SPILLWAY_FD_RESERVE	16
+
+struct proxy;
+struct conn;
+
+/* One backend connection. */
+enum upconn_state {
+	UC_CONNECTING = 0,	/* connect() under way for a request */
+	UC_BUSY,		/* serving a client connection's request */
+	UC_IDLE,		/* kept alive in its server's pool */
+};
+
+struct upconn {
+	uint64_t		 uc_id;
+	enum upconn_state	 uc_state;
+	struct bufferevent	*uc_bev;
+	struct server		*uc_server;
+	struct conn		*uc_conn;	/* owner while connecting/busy */
+	unsigned int		 uc_requests;	/* requests sent so far */
+	TAILQ_ENTRY(upconn)	 uc_entry;	/* in server's idle pool */
+};
+TAILQ_HEAD(upconn_list, upconn);
+
+/* Runtime state of one backend server of the configuration. */
+struct server {
+	struct proxy		*sv_proxy;
+	const struct config_addr *sv_addr;
+	unsigned int		 sv_active;	/* requests in flight */
+	unsigned int		 sv_nidle;
+	struct upconn_list	 sv_idle;	/* most recently used first */
+	uint64_t		 sv_connect_fails;
+};
+
+struct listener {
+	struct proxy		*ls_proxy;
+	const struct config_addr *ls_addr;
+	struct evconnlistener	*ls_evl;
+	TAILQ_ENTRY(listener)	 ls_entry;
+};
+TAILQ_HEAD(listener_list, listener);
+
+/* Client connection states; see conn_state_name(). */
+enum conn_state {
+	CS_HEAD = 0,	/* waiting for, or reading, a request head */
+	CS_CONNECT,	/* head read; waiting for a backend connection */
+	CS_PROXY,	/* request and response flowing through */
+	CS_CLOSING,	/* last bytes being written, then lingering close */
+	CS_DEAD,	/* closed; the struct is freed on the next loop turn */
+};
+
+/* Response side of a proxied request. */
+enum resp_state {
+	RS_NONE = 0,	/* nothing received from the backend yet */
+	RS_HEAD,	/* bytes of the response head arriving */
+	RS_BODY,	/* head sent to the client, body flowing */
+	RS_DONE,	/* whole response relayed */
+};
+
+struct conn {
+	uint64_t		 cn_id;
+	enum conn_state		 cn_state;
+	struct proxy		*cn_proxy;
+	struct config		*cn_conf;	/* generation it started with */
+	struct bufferevent	*cn_bev;
+	struct event		*cn_timer;	/* header, idle or linger */
+	char			 cn_peer[64];	/* "ip:port" */
+	char			 cn_peer_ip[48];
+	TAILQ_ENTRY(conn)	 cn_entry;
+
+	/* the request in progress */
+	struct http_head	 cn_req;
+	struct http_body	 cn_req_body;
+	struct evbuffer		*cn_uphead;	/* head as sent upstream */
+	char			 cn_reqline[256]; /* "METHOD target" for log */
+	enum http_method	 cn_method;
+	int			 cn_version_minor;
+	int			 cn_keepalive;	/* client conn may be reused */
+	int			 cn_req_done;	/* request body all forwarded */
+	int			 cn_head_bytes;	/* a request has begun */
+	unsigned int		 cn_requests;	/* requests on this conn */
+	unsigned int		 cn_tries;	/* servers tried */
+	int			 cn_retried;	/* resent after a stale conn */
+	int			 cn_req_paused;	/* client read off: backend full */
+	int			 cn_resp_paused; /* backend read off: client full */
+	const char		*cn_upname;	/* backend address, for the log */
+	uint64_t		 cn_t_start;	/* head complete, usec */
+	uint64_t		 cn_t_upstream;	/* dispatched, usec */
+
+	/* the response */
+	struct upconn		*cn_up;
+	struct server		*cn_server;	/* counted in sv_active */
+	size_t			 cn_server_idx;	/* last server tried */
+	enum resp_state		 cn_resp_state;
+	struct http_head	 cn_resp;
+	struct http_body	 cn_resp_body;
+	int			 cn_dechunk;	/* strip chunking (1.0 client) */
+	int			 cn_up_reuse;	/* backend conn may be pooled */
+	int			 cn_status;	/* status sent to the client */
+	const char		*cn_reason;	/* Spillway-Reason, or NULL */
+	uint64_t		 cn_bytes_out;	/* bytes of responses sent */
+	uint64_t		 cn_resp_bytes;	/* of the current response */
+};
+TAILQ_HEAD(conn_list, conn);
+
+struct proxy {
+	struct event_base	*px_base;
+	struct config		*px_conf;
+	struct server		*px_servers;
+	size_t			 px_nservers;
+	size_t			 px_rr_next;
+	struct listener_list	 px_listeners;
+	struct conn_list	 px_conns;
+	unsigned int		 px_nconns;
+	unsigned int		 px_max_conns;	/* after the fd limit */
+	int			 px_accept_paused; /* on EMFILE */
+	int			 px_accepting;	  /* listeners enabled */
+	struct event		*px_accept_timer;
+	int			 px_stopping;
+	struct event		*px_stop_timer;
+	uint64_t		 px_next_id;
+};
+
+/* listener.c */
+int		 listener_open_all(struct proxy *, char *err, size_t errlen);
+void		 listener_close_all(struct proxy *);
+void		 listener_update(struct proxy *);
+
+/* conn.c */
+void		 conn_accept(struct proxy *, evutil_socket_t,
+		    struct sockaddr *, int socklen);
+void		 conn_upstream_ready(struct conn *, struct upconn *);
+void		 conn_upstream_failed(struct conn *, int status,
+		    const char *reason);
+void		 conn_upstream_readcb(struct conn *);
+void		 conn_upstream_writecb(struct conn *);
+void		 conn_upstream_eventcb(struct conn *, short what);
+void		 conn_stop(struct conn *);
+void		 conn_shutdown(struct conn *);
+const char	*conn_state_name(enum conn_state);
+
+/* upstream.c */
+int		 upstream_init(struct proxy *);
+void		 upstream_free(struct proxy *);
+void		 upstream_request(struct conn *);
+void		 upstream_release(struct conn *, int reuse);
+void		 upstream_drop_idle(struct proxy *);
+
+/* main.c */
+uint64_t	 now_usec(void);
+void		 proxy_conn_gone(struct proxy *);
+
+#endif /* SPILLWAY_SPILLWAY_H */

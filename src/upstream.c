@@ -1,0 +1,289 @@
+/*
+ * upstream.c: backend servers, their pools of kept-alive connections, and
+ * connecting with failover.
+ *
+ * A backend connection (struct upconn) is in one of three states: being
+ * connected for a request (UC_CONNECTING), serving one (UC_BUSY), or idle
+ * in its server's pool (UC_IDLE). It goes back to the pool only after a
+ * complete response to a completely sent request; anything else closes it.
+ * An idle connection that becomes readable (data or EOF) or stays idle for
+ * keepalive_timeout is closed. A connect failure tries the next server:
+ * nothing has been sent yet, so nothing can be sent twice.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "spillway.h"
+#include "log.h"
+
+static void	up_readcb(struct bufferevent *, void *);
+static void	up_writecb(struct bufferevent *, void *);
+static void	up_eventcb(struct bufferevent *, short, void *);
+
+static struct timeval
+msec_tv(uint64_t msec)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(msec / 1000);
+	tv.tv_usec = (suseconds_t)((msec % 1000) * 1000);
+	return tv;
+}
+
+int
+upstream_init(struct proxy *px)
+{
+	const struct backend_conf	*bc = &px->px_conf->backend;
+	size_t				 i;
+
+	if ((px->px_servers = calloc(bc->nservers,
+	    sizeof(*px->px_servers))) == NULL)
+		return -1;
+	px->px_nservers = bc->nservers;
+	for (i = 0; i < bc->nservers; i++) {
+		px->px_servers[i].sv_proxy = px;
+		px->px_servers[i].sv_addr = &bc->servers[i];
+		TAILQ_INIT(&px->px_servers[i].sv_idle);
+	}
+	return 0;
+}
+
+static void
+upconn_free(struct upconn *uc)
+{
+	struct server	*sv = uc->uc_server;
+
+	if (uc->uc_state == UC_IDLE) {
+		TAILQ_REMOVE(&sv->sv_idle, uc, uc_entry);
+		sv->sv_nidle--;
+	}
+	bufferevent_free(uc->uc_bev);
+	free(uc);
+}
+
+/* Close every idle backend connection (at stop, or before a swap). */
+void
+upstream_drop_idle(struct proxy *px)
+{
+	struct upconn	*uc;
+	size_t		 i;
+
+	for (i = 0; i < px->px_nservers; i++)
+		while ((uc = TAILQ_FIRST(&px->px_servers[i].sv_idle)) != NULL)
+			upconn_free(uc);
+}
+
+void
+upstream_free(struct proxy *px)
+{
+	upstream_drop_idle(px);
+	free(px->px_servers);
+	px->px_servers = NULL;
+	px->px_nservers = 0;
+}
+
+/* The first server to try, by the configured balance. */
+static size_t
+pick_first(struct proxy *px)
+{
+	size_t	 i, k, best;
+
+	best = px->px_rr_next % px->px_nservers;
+	px->px_rr_next++;
+	if (px->px_conf->backend.balance != BALANCE_LEASTCONN)
+		return best;
+	for (k = 1; k < px->px_nservers; k++) {
+		i = (best + k) % px->px_nservers;
+		if (px->px_servers[i].sv_active <
+		    px->px_servers[best].sv_active)
+			best = i;
+	}
+	return best;
+}
+
+/* A connection starts serving a request: response_timeout bounds waits. */
+static void
+upconn_set_busy(struct upconn *uc, struct conn *c)
+{
+	struct timeval	 tv = msec_tv(c->cn_conf->backend.response_timeout_ms);
+	int		 on = 1;
+
+	if (uc->uc_state == UC_CONNECTING)
+		setsockopt(bufferevent_getfd(uc->uc_bev), IPPROTO_TCP,
+		    TCP_NODELAY, &on, sizeof(on));
+	uc->uc_state = UC_BUSY;
+	uc->uc_conn = c;
+	bufferevent_set_timeouts(uc->uc_bev, &tv, &tv);
+	bufferevent_enable(uc->uc_bev, EV_READ | EV_WRITE);
+}
+
+static void
+upconn_connect(struct conn *c, struct server *sv)
+{
+	struct proxy		*px = c->cn_proxy;
+	const struct backend_conf *bc = &c->cn_conf->backend;
+	struct upconn		*uc;
+	struct timeval		 ctv = msec_tv(bc->connect_timeout_ms);
+
+	if ((uc = calloc(1, sizeof(*uc))) == NULL ||
+	    (uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		free(uc);
+		log_warnx("%s: conn %llu: out of memory", __func__,
+		    (unsigned long long)c->cn_id);
+		conn_upstream_failed(c, 502, "upstream_error");
+		return;
+	}
+	uc->uc_id = ++px->px_next_id;
+	uc->uc_server = sv;
+	uc->uc_conn = c;
+	uc->uc_state = UC_CONNECTING;
+	c->cn_up = uc;
+	bufferevent_setcb(uc->uc_bev, up_readcb, up_writecb, up_eventcb, uc);
+	/* a pending connect is a pending write: the write timeout bounds it */
+	bufferevent_set_timeouts(uc->uc_bev, NULL, &ctv);
+	if (bufferevent_socket_connect(uc->uc_bev,
+	    (const struct sockaddr *)&sv->sv_addr->ss,
+	    (int)sv->sv_addr->sslen) == -1)
+		up_eventcb(uc->uc_bev, BEV_EVENT_ERROR, uc);
+}
+
+/* Give the conn's request a backend connection: pooled, else a new one. */
+void
+upstream_request(struct conn *c)
+{
+	struct proxy	*px = c->cn_proxy;
+	struct server	*sv;
+	struct upconn	*uc;
+	size_t		 idx;
+
+	if (c->cn_tries >= px->px_nservers) {
+		conn_upstream_failed(c, 502, "upstream_error");
+		return;
+	}
+	if (c->cn_tries == 0)
+		idx = pick_first(px);
+	else
+		idx = (size_t)(c->cn_server_idx + 1) % px->px_nservers;
+	c->cn_tries++;
+	c->cn_server_idx = idx;
+	sv = &px->px_servers[idx];
+	c->cn_server = sv;
+	c->cn_upname = sv->sv_addr->text;
+	sv->sv_active++;
+
+	if (!c->cn_retried && (uc = TAILQ_FIRST(&sv->sv_idle)) != NULL) {
+		TAILQ_REMOVE(&sv->sv_idle, uc, uc_entry);
+		sv->sv_nidle--;
+		upconn_set_busy(uc, c);
+		conn_upstream_ready(c, uc);
+		return;
+	}
+	upconn_connect(c, sv);
+}
+
+/*
+ * The conn's request is over: its backend connection goes back to the pool
+ * if reuse is set and there is room, else it is closed.
+ */
+void
+upstream_release(struct conn *c, int reuse)
+{
+	struct upconn	*uc = c->cn_up;
+	struct server	*sv = c->cn_server;
+	struct proxy	*px = c->cn_proxy;
+	const struct backend_conf *bc = &c->cn_conf->backend;
+	struct timeval	 tv = msec_tv(bc->keepalive_timeout_ms);
+
+	if (sv != NULL)
+		sv->sv_active--;
+	c->cn_server = NULL;
+	c->cn_up = NULL;
+	if (uc == NULL)
+		return;
+	uc->uc_conn = NULL;
+	if (!reuse || bc->keepalive == 0 || px->px_stopping ||
+	    uc->uc_state != UC_BUSY ||
+	    evbuffer_get_length(bufferevent_get_input(uc->uc_bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(uc->uc_bev)) > 0) {
+		upconn_free(uc);
+		return;
+	}
+	uc->uc_state = UC_IDLE;
+	bufferevent_setwatermark(uc->uc_bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(uc->uc_bev, &tv, NULL);
+	bufferevent_enable(uc->uc_bev, EV_READ);
+	TAILQ_INSERT_HEAD(&sv->sv_idle, uc, uc_entry);
+	sv->sv_nidle++;
+	if (sv->sv_nidle > bc->keepalive)
+		upconn_free(TAILQ_LAST(&sv->sv_idle, upconn_list));
+}
+
+static void
+up_readcb(struct bufferevent *bev, void *arg)
+{
+	struct upconn	*uc = arg;
+
+	if (uc->uc_state == UC_IDLE) {
+		log_debug("%s: %s: data on an idle connection", __func__,
+		    uc->uc_server->sv_addr->text);
+		upconn_free(uc);
+		return;
+	}
+	if (uc->uc_conn != NULL)
+		conn_upstream_readcb(uc->uc_conn);
+}
+
+static void
+up_writecb(struct bufferevent *bev, void *arg)
+{
+	struct upconn	*uc = arg;
+
+	if (uc->uc_state == UC_BUSY && uc->uc_conn != NULL)
+		conn_upstream_writecb(uc->uc_conn);
+}
+
+static void
+up_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct upconn	*uc = arg;
+	struct conn	*c = uc->uc_conn;
+	struct server	*sv = uc->uc_server;
+	int		 error = EVUTIL_SOCKET_ERROR();
+
+	switch (uc->uc_state) {
+	case UC_IDLE:
+		upconn_free(uc);
+		break;
+	case UC_CONNECTING:
+		if (what & BEV_EVENT_CONNECTED) {
+			upconn_set_busy(uc, c);
+			conn_upstream_ready(c, uc);
+			break;
+		}
+		sv->sv_connect_fails++;
+		log_warnx("%s: conn %llu: connect to %s: %s", __func__,
+		    (unsigned long long)c->cn_id, sv->sv_addr->text,
+		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
+		    evutil_socket_error_to_string(error));
+		sv->sv_active--;
+		c->cn_server = NULL;
+		c->cn_up = NULL;
+		upconn_free(uc);
+		upstream_request(c);
+		break;
+	case UC_BUSY:
+		if (c != NULL)
+			conn_upstream_eventcb(c, what);
+		else
+			upconn_free(uc);
+		break;
+	}
+}
