@@ -48,6 +48,7 @@ static void	conn_end_request(struct conn *);
 static void	conn_respond(struct conn *, int status, const char *reason,
 		    int close);
 static void	conn_close(struct conn *, const char *why);
+static struct timeval msec_tv(uint64_t);
 
 const char *
 conn_state_name(enum conn_state state)
@@ -79,10 +80,8 @@ conn_set_state(struct conn *c, enum conn_state state)
 static void
 conn_arm_timer(struct conn *c, uint64_t msec)
 {
-	struct timeval	 tv;
+	struct timeval	 tv = msec_tv(msec);
 
-	tv.tv_sec = (time_t)(msec / 1000);
-	tv.tv_usec = (suseconds_t)((msec % 1000) * 1000);
 	evtimer_add(c->cn_timer, &tv);
 }
 
@@ -137,8 +136,7 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	/* room for a whole head plus one read to tell it is too large */
 	bufferevent_setwatermark(c->cn_bev, EV_READ, 0,
 	    pc->max_header_size + 4096);
-	tv.tv_sec = (time_t)(pc->idle_timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)((pc->idle_timeout_ms % 1000) * 1000);
+	tv = msec_tv(pc->idle_timeout_ms);
 	bufferevent_set_timeouts(c->cn_bev, NULL, &tv);
 	bufferevent_enable(c->cn_bev, EV_READ | EV_WRITE);
 
@@ -364,6 +362,43 @@ conn_read_head(struct conn *c)
 	conn_start_request(c, (size_t)r);
 }
 
+static struct timeval
+msec_tv(uint64_t msec)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(msec / 1000);
+	tv.tv_usec = (suseconds_t)((msec % 1000) * 1000);
+	return tv;
+}
+
+/*
+ * The request is all sent: from now on the backend has response_timeout
+ * between reads to answer, and the client's reads are no longer timed
+ * (it may wait as long as the backend takes). While a body is still
+ * coming, a client that sends nothing for idle_timeout is cut off.
+ */
+static void
+conn_set_timeouts(struct conn *c)
+{
+	const struct config	*conf = c->cn_conf;
+	struct timeval		 idle = msec_tv(conf->proxy.idle_timeout_ms);
+	struct timeval		 resp =
+			    msec_tv(conf->backend.response_timeout_ms);
+
+	if (c->cn_req_done) {
+		bufferevent_set_timeouts(c->cn_bev, NULL, &idle);
+		if (c->cn_up != NULL)
+			bufferevent_set_timeouts(c->cn_up->uc_bev, &resp,
+			    &resp);
+	} else {
+		bufferevent_set_timeouts(c->cn_bev, &idle, &idle);
+		if (c->cn_up != NULL)
+			bufferevent_set_timeouts(c->cn_up->uc_bev, NULL,
+			    &resp);
+	}
+}
+
 /* A backend connection is ours: send the head, then the body. */
 void
 conn_upstream_ready(struct conn *c, struct upconn *uc)
@@ -380,6 +415,7 @@ conn_upstream_ready(struct conn *c, struct upconn *uc)
 		return;
 	}
 	conn_set_state(c, CS_PROXY);
+	conn_set_timeouts(c);
 	if (!c->cn_req_done)
 		conn_forward_request(c);
 }
@@ -441,7 +477,8 @@ conn_forward_request(struct conn *c)
 			conn_upstream_failed(c, 413, NULL);
 			return;
 		}
-		c->cn_req_done = http_body_done(&c->cn_req_body);
+		if ((c->cn_req_done = http_body_done(&c->cn_req_body)))
+			conn_set_timeouts(c);
 		if (k == 0)
 			break;
 	}
@@ -812,6 +849,7 @@ conn_end_request(struct conn *c)
 		return;
 	}
 	conn_set_state(c, CS_HEAD);
+	conn_set_timeouts(c);
 	bufferevent_setwatermark(c->cn_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->cn_bev, EV_READ);
 	if (evbuffer_get_length(in) > 0)
@@ -846,7 +884,15 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct conn	*c = arg;
 
 	if (what & BEV_EVENT_TIMEOUT) {
-		conn_close(c, "client not reading");
+		if ((what & BEV_EVENT_READING) && c->cn_state == CS_PROXY &&
+		    c->cn_resp_state < RS_BODY) {
+			log_info("%s: conn %llu from %s: request body stalled",
+			    __func__, (unsigned long long)c->cn_id, c->cn_peer);
+			conn_upstream_failed(c, 408, NULL);
+			return;
+		}
+		conn_close(c, (what & BEV_EVENT_READING) ?
+		    "client body stalled" : "client not reading");
 		return;
 	}
 	switch (c->cn_state) {

@@ -108,11 +108,10 @@ pick_first(struct proxy *px)
 	return best;
 }
 
-/* A connection starts serving a request: response_timeout bounds waits. */
+/* A connection starts serving a request; conn sets its timeouts. */
 static void
 upconn_set_busy(struct upconn *uc, struct conn *c)
 {
-	struct timeval	 tv = msec_tv(c->cn_conf->backend.response_timeout_ms);
 	int		 on = 1;
 
 	if (uc->uc_state == UC_CONNECTING)
@@ -120,7 +119,7 @@ upconn_set_busy(struct upconn *uc, struct conn *c)
 		    TCP_NODELAY, &on, sizeof(on));
 	uc->uc_state = UC_BUSY;
 	uc->uc_conn = c;
-	bufferevent_set_timeouts(uc->uc_bev, &tv, &tv);
+	bufferevent_set_timeouts(uc->uc_bev, NULL, NULL);
 	bufferevent_enable(uc->uc_bev, EV_READ | EV_WRITE);
 }
 
