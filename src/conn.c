@@ -37,6 +37,8 @@
 
 #define CONN_LINGER_MSEC	2000
 
+#define ADD_LITERAL(out, s)	evbuffer_add((out), (s), sizeof(s) - 1)
+
 static void	client_readcb(struct bufferevent *, void *);
 static void	client_writecb(struct bufferevent *, void *);
 static void	client_eventcb(struct bufferevent *, short, void *);
@@ -211,6 +213,16 @@ save_reqline(struct conn *c, const struct http_head *h)
 	*p = '\0';
 }
 
+/* Append "name: value CRLF": plain copies, this is the hot path. */
+static int
+add_header_line(struct evbuffer *out, const struct http_header *hd)
+{
+	return evbuffer_add(out, hd->name, hd->name_len) |
+	    ADD_LITERAL(out, ": ") |
+	    evbuffer_add(out, hd->value, hd->value_len) |
+	    ADD_LITERAL(out, "\r\n");
+}
+
 static int
 name_is(const struct http_header *hd, const char *name)
 {
@@ -231,17 +243,18 @@ build_upstream_head(struct conn *c, const struct http_head *h)
 	char				 local[64];
 	struct sockaddr_storage		 ss;
 	socklen_t			 sslen = sizeof(ss);
-	int				 i, nxff = 0, rc = 0;
+	int				 i, rc = 0;
 
-	rc |= evbuffer_add_printf(out, "%.*s %.*s HTTP/1.1\r\n",
-	    (int)h->method_len, h->method_str, (int)h->target_len, h->target);
+	rc |= evbuffer_add(out, h->method_str, h->method_len);
+	rc |= ADD_LITERAL(out, " ");
+	rc |= evbuffer_add(out, h->target, h->target_len);
+	rc |= ADD_LITERAL(out, " HTTP/1.1\r\n");
 	for (i = 0; i < h->nheaders; i++) {
 		hd = &h->headers[i];
 		if (hd->hop || name_is(hd, "X-Forwarded-Proto") ||
 		    name_is(hd, "X-Forwarded-For"))
 			continue;
-		rc |= evbuffer_add_printf(out, "%.*s: %.*s\r\n",
-		    (int)hd->name_len, hd->name, (int)hd->value_len, hd->value);
+		rc |= add_header_line(out, hd);
 	}
 	if (!(h->flags & HTTP_F_HAS_HOST)) {
 		/* HTTP/1.0 without Host: name the address it connected to */
@@ -255,18 +268,17 @@ build_upstream_head(struct conn *c, const struct http_head *h)
 			    AF_INET6 ? "Host: [%s]\r\n" : "Host: %s\r\n",
 			    local);
 	}
-	rc |= evbuffer_add(out, "X-Forwarded-For: ", 17);
+	rc |= ADD_LITERAL(out, "X-Forwarded-For: ");
 	for (i = 0; i < h->nheaders; i++) {
 		hd = &h->headers[i];
 		if (!hd->hop && name_is(hd, "X-Forwarded-For") &&
 		    hd->value_len > 0) {
-			rc |= evbuffer_add_printf(out, "%.*s, ",
-			    (int)hd->value_len, hd->value);
-			nxff++;
+			rc |= evbuffer_add(out, hd->value, hd->value_len);
+			rc |= ADD_LITERAL(out, ", ");
 		}
 	}
-	rc |= evbuffer_add_printf(out, "%s\r\nX-Forwarded-Proto: http\r\n\r\n",
-	    c->cn_peer_ip);
+	rc |= evbuffer_add(out, c->cn_peer_ip, strlen(c->cn_peer_ip));
+	rc |= ADD_LITERAL(out, "\r\nX-Forwarded-Proto: http\r\n\r\n");
 	return rc < 0 ? -1 : 0;
 }
 
@@ -498,13 +510,6 @@ conn_upstream_writecb(struct conn *c)
 	conn_forward_request(c);
 }
 
-static void
-add_header_line(struct evbuffer *out, const struct http_header *hd)
-{
-	evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)hd->name_len, hd->name,
-	    (int)hd->value_len, hd->value);
-}
-
 /*
  * Relay a response head to the client and decide how the two connections
  * go on: the client's is closed after a close-delimited body or when either
@@ -548,11 +553,11 @@ send_response_head(struct conn *c, const struct http_head *h, int interim)
 	}
 	if (!interim) {
 		if (!c->cn_keepalive)
-			evbuffer_add(out, "Connection: close\r\n", 19);
+			ADD_LITERAL(out, "Connection: close\r\n");
 		else if (c->cn_version_minor == 0)
-			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+			ADD_LITERAL(out, "Connection: keep-alive\r\n");
 	}
-	evbuffer_add(out, "\r\n", 2);
+	ADD_LITERAL(out, "\r\n");
 	c->cn_resp_bytes += evbuffer_get_length(out) - before;
 }
 
@@ -778,10 +783,10 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	if (reason != NULL)
 		evbuffer_add_printf(out, "Spillway-Reason: %s\r\n", reason);
 	if (!c->cn_keepalive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
+		ADD_LITERAL(out, "Connection: close\r\n");
 	else if (c->cn_version_minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
+		ADD_LITERAL(out, "Connection: keep-alive\r\n");
+	ADD_LITERAL(out, "\r\n");
 	if (c->cn_method != HTTP_M_HEAD)
 		evbuffer_add(out, body, (size_t)blen);
 	c->cn_status = status;
