@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Limits: the connection cap, file descriptor exhaustion, concurrency."""
+
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Backend, Client, Spillway, build_request, check, delayed,
+                     diag, echo_path, eq, get, register, respond, run_main,
+                     short, test)
+
+
+class RawConn:
+    """A non-blocking connection attempt that never blocks the test."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        self.err = self.sock.connect_ex(("127.0.0.1", port))
+        register(self)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+@test("max_connections: a 4th connection waits until one of 3 closes")
+def max_connections():
+    be = Backend(echo_path())
+    sp = Spillway([be], proxy={"max_connections": 3, "idle_timeout": "30s",
+                               "header_timeout": "30s"})
+    first = []
+    for i in range(3):
+        c = Client(sp.port)
+        r = c.exchange("GET", "/idle%d" % i)
+        eq(r.status, 200, "status on connection %d" % i)
+        first.append(c)
+    fourth = Client(sp.port)        # sits in the backlog, or is accepted
+    fourth.request("GET", "/fourth")
+    check(fourth.nothing_within(1.0), "4th connection answered or closed "
+          "while 3 connections were open: %s" % short(fourth.reader.buf))
+    eq(be.count(), 3, "requests at backend while over the cap")
+    first[0].close()
+    t0 = time.monotonic()
+    r = fourth.read_response(timeout=5)
+    eq((r.status, r.body), (200, b"GET /fourth"), "4th response")
+    check(time.monotonic() - t0 < 3, "4th answered %.1fs after a slot "
+          "freed" % (time.monotonic() - t0))
+    for c in first[1:]:
+        eq(c.exchange("GET", "/still").status, 200, "older connection "
+           "still served")
+
+
+@test("fd exhaustion: spillway stays up, does not spin, recovers",
+      timeout=40)
+def fd_exhaustion():
+    be = Backend(respond(200, b"ok"))
+    sp = Spillway([be], nofile=64, proxy={"max_connections": 4096,
+                                          "header_timeout": "30s",
+                                          "idle_timeout": "30s"})
+    eq(get(sp.port, "/before").status, 200, "request before exhaustion")
+    conns = []
+    for i in range(80):
+        conns.append(RawConn(sp.port))   # some may be refused: fine
+    time.sleep(0.1)
+    req = build_request("GET", "/flood")
+    for rc in conns:
+        try:
+            rc.sock.send(req)
+        except OSError:
+            pass
+    time.sleep(0.3)                 # let spillway hit EMFILE
+    check(sp.alive(), "spillway died under fd exhaustion")
+    cpu0, t0 = sp.cpu_seconds(), time.monotonic()
+    time.sleep(1.0)
+    cpu = sp.cpu_seconds() - cpu0
+    wall = time.monotonic() - t0
+    check(sp.alive(), "spillway died under fd exhaustion")
+    nfds = sp.nfds()
+    diag("out of fds: %d fds open, %.2fs CPU in %.2fs" % (nfds, cpu, wall))
+    check(cpu < 0.5, "spillway used %.2fs CPU in %.2fs while out of fds "
+          "(%d fds open): accept loop spinning?" % (cpu, wall, nfds))
+    for rc in conns:
+        rc.close()
+    # the listener may be paused on a timer: retry for a few seconds
+    deadline = time.monotonic() + 8
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            r = get(sp.port, "/after", timeout=2)
+            if r.status == 200:
+                break
+            last = r
+        except Exception as e:      # noqa: retried
+            last = e
+        time.sleep(0.1)
+    else:
+        raise AssertionError("no successful request within 8s after the "
+                             "flood; last: %r" % (last,))
+    check(sp.alive(), "spillway died")
+
+
+@test("50 concurrent requests to a slow backend all succeed")
+def concurrent_requests():
+    be = Backend(delayed(0.2, echo_path()))
+    sp = Spillway([be])
+    results, errors = {}, []
+
+    def one(i):
+        try:
+            r = get(sp.port, "/c%d" % i, timeout=10)
+            results[i] = (r.status, r.body)
+        except Exception as e:      # noqa: reported below
+            errors.append((i, repr(e)))
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,), daemon=True)
+               for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    took = time.monotonic() - t0
+    check(not errors, "errors: %r" % errors[:5])
+    for i in range(50):
+        eq(results.get(i), (200, b"GET /c%d" % i), "response %d" % i)
+    check(took < 8, "50 concurrent 200 ms requests took %.1fs" % took)
+
+
+if __name__ == "__main__":
+    run_main()
