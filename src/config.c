@@ -1,0 +1,1037 @@
+/*
+ * config.c: the configuration file, from text to a validated struct config.
+ *
+ * One table, keys[], describes every key: its section, name, type, bounds,
+ * default (a string parsed by the same code as a user's value, so a default
+ * is validated like anything else), where it lands in struct config and
+ * whether it may repeat. inih splits the file into sections and key = value
+ * pairs; the handler looks each pair up in the table.
+ *
+ * inih is fed through our own reader, one physical line per call, so that:
+ *  - we count lines ourselves: Debian's libinih is built without
+ *    INI_HANDLER_LINENO, so the handler is never told the line;
+ *  - a line longer than inih's buffer is reported ("line too long") instead
+ *    of being cut in two and the rest read as a line of its own;
+ *  - every syntax error is reported, not just the first one inih returns;
+ *  - leading blanks are stripped, which turns off inih's multi-line values
+ *    (an indented line would otherwise be another value for the key above);
+ *  - "key: value" is refused: inih splits on ':' too, and "server
+ *    127.0.0.1:8081" (no '=') would become key "server 127.0.0.1";
+ *  - inline comments (';' after a blank) are cut here, by inih's default
+ *    rule, so they behave the same whichever way the library was built.
+ * The reader hands inih a blank line in place of any line it rejected, so
+ * inih's line count and ours stay equal and the handler is called at most
+ * once per line, for the line the reader returned last.
+ *
+ * Errors are collected, never fatal: parsing goes on so that one run lists
+ * every problem as "NAME:LINE: message". A problem with no line (a file
+ * that cannot be opened) is "NAME: message".
+ *
+ * Pure: no libevent, no global state, no clock. getaddrinfo() may look up
+ * host names unless CONFIG_NUMERIC_HOSTS is given.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L	/* strdup, getaddrinfo under -std=c11 */
+#endif
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "config.h"
+
+#define CONFIG_MAX_SIZE		(1024 * 1024)	/* bounds lines and errors */
+#define CONFIG_MAX_ERRORS	100		/* listed; the rest counted */
+
+enum key_type {
+	KT_DURATION,	/* uint64_t milliseconds */
+	KT_SIZE,	/* bytes, size_t or uint64_t */
+	KT_UINT,	/* unsigned int or uint64_t */
+	KT_LOGFILE,	/* char *: path, "-" (stderr) or NULL (off) */
+	KT_BALANCE,	/* enum balance */
+	KT_ADDRS,	/* array of struct config_addr and its count */
+};
+
+#define KEY_REPEAT	0x01	/* may be given more than once */
+#define KEY_RELOAD	0x02	/* a reload may change it */
+#define KEY_REQUIRED	0x04	/* no default: the file must give it */
+#define KEY_PASSIVE	0x08	/* address to listen on, not to connect to */
+#define KEY_UNIQUE	0x10	/* the same address may not appear twice */
+
+struct key {
+	const char	*k_section;
+	const char	*k_name;
+	enum key_type	 k_type;
+	uint64_t	 k_min;		/* value; for KT_ADDRS, count */
+	uint64_t	 k_max;
+	const char	*k_default;	/* NULL: none */
+	size_t		 k_offset;	/* into struct config */
+	size_t		 k_size;	/* of the field at k_offset */
+	size_t		 k_count;	/* KT_ADDRS: offset of the count */
+	int		 k_flags;
+};
+
+#define FIELD(m)	offsetof(struct config, m),			\
+			sizeof(((struct config *)0)->m), 0
+#define LIST(m, n)	offsetof(struct config, m),			\
+			sizeof(((struct config *)0)->m),		\
+			offsetof(struct config, n)
+
+#define MS_1S		1000ULL
+#define MS_1H		(3600 * MS_1S)
+#define MS_1D		(24 * MS_1H)
+#define KIB		1024ULL
+#define MIB		(1024 * KIB)
+#define GIB		(1024 * MIB)
+
+static const struct key keys[] = {
+	/* section, name, type, min, max, default, field, flags */
+	{ "proxy", "listen", KT_ADDRS, 1, 64, "127.0.0.1:8080",
+	    LIST(proxy.listen, proxy.nlisten),
+	    KEY_REPEAT | KEY_RELOAD | KEY_PASSIVE | KEY_UNIQUE },
+	{ "proxy", "max_connections", KT_UINT, 1, 1000000, "4096",
+	    FIELD(proxy.max_connections), KEY_RELOAD },
+	{ "proxy", "header_timeout", KT_DURATION, 1, MS_1H, "10s",
+	    FIELD(proxy.header_timeout_ms), KEY_RELOAD },
+	{ "proxy", "idle_timeout", KT_DURATION, 1, MS_1D, "60s",
+	    FIELD(proxy.idle_timeout_ms), KEY_RELOAD },
+	{ "proxy", "max_header_size", KT_SIZE, KIB, MIB, "16k",
+	    FIELD(proxy.max_header_size), KEY_RELOAD },
+	{ "proxy", "max_body_size", KT_SIZE, 0, 1024 * GIB, "1m",
+	    FIELD(proxy.max_body_size), KEY_RELOAD },
+	{ "proxy", "shutdown_timeout", KT_DURATION, 0, MS_1H, "10s",
+	    FIELD(proxy.shutdown_timeout_ms), KEY_RELOAD },
+	{ "proxy", "access_log", KT_LOGFILE, 0, 0, "-",
+	    FIELD(proxy.access_log), KEY_RELOAD },
+
+	{ "backend", "server", KT_ADDRS, 1, 1000, NULL,
+	    LIST(backend.servers, backend.nservers),
+	    KEY_REPEAT | KEY_RELOAD | KEY_REQUIRED },
+	{ "backend", "connect_timeout", KT_DURATION, 1, MS_1H, "5s",
+	    FIELD(backend.connect_timeout_ms), KEY_RELOAD },
+	{ "backend", "response_timeout", KT_DURATION, 1, MS_1D, "60s",
+	    FIELD(backend.response_timeout_ms), KEY_RELOAD },
+	{ "backend", "keepalive", KT_UINT, 0, 10000, "32",
+	    FIELD(backend.keepalive), KEY_RELOAD },
+	{ "backend", "keepalive_timeout", KT_DURATION, 1, MS_1D, "60s",
+	    FIELD(backend.keepalive_timeout_ms), KEY_RELOAD },
+	{ "backend", "balance", KT_BALANCE, 0, 0, "roundrobin",
+	    FIELD(backend.balance), KEY_RELOAD },
+};
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+static const char *const balance_names[] = {
+	[BALANCE_ROUNDROBIN] = "roundrobin",
+	[BALANCE_LEASTCONN] = "leastconn",
+};
+#define NBALANCE (sizeof(balance_names) / sizeof(balance_names[0]))
+
+/* State of one parse, shared by the reader, the handler and validation. */
+struct parse {
+	const char	*p_name;	/* file name, for messages */
+	struct config	*p_conf;
+	int		 p_flags;	/* CONFIG_* */
+
+	const char	*p_text;	/* whole input, not NUL-terminated */
+	size_t		 p_len;
+	size_t		 p_off;
+	int		 p_line;	/* line last handed to inih */
+
+	const char	*p_section;	/* table's name; NULL before any */
+	int		 p_skip;	/* in an unknown or broken section */
+	int		 p_section_line[NKEYS];	/* [section] header of key */
+	int		 p_seen[NKEYS];	/* line a key was first given */
+
+	char		*p_err;		/* "NAME:LINE: message\n"... */
+	size_t		 p_errlen;
+	size_t		 p_errsize;
+	int		 p_nerr;
+};
+
+static int	set_number(struct parse *, const struct key *, const char *,
+		    int);
+static int	set_logfile(struct parse *, const struct key *, const char *,
+		    int);
+static int	set_balance(struct parse *, const struct key *, const char *,
+		    int);
+static int	set_addrs(struct parse *, const struct key *, const char *,
+		    int);
+
+/* What each type is called in messages, how to write it, who parses it. */
+static const struct key_type_info {
+	const char	*t_name;
+	const char	*t_form;
+	const char	*t_example;
+	int		(*t_set)(struct parse *, const struct key *,
+			    const char *, int);
+} types[] = {
+	[KT_DURATION] = { "duration", "use e.g. 250ms, 10s, 1m", "10s",
+	    set_number },
+	[KT_SIZE] = { "size", "use e.g. 512, 16k, 1m", "16k", set_number },
+	[KT_UINT] = { "number", "use a whole number, e.g. 100", "100",
+	    set_number },
+	[KT_LOGFILE] = { "log file", "use a path, '-' or 'off'", "-",
+	    set_logfile },
+	[KT_BALANCE] = { "balance", "use roundrobin or leastconn",
+	    "roundrobin", set_balance },
+	[KT_ADDRS] = { "address", "use host:port or [v6]:port", "host:port",
+	    set_addrs },
+};
+
+/*
+ * Append "NAME:LINE: message\n" (or "NAME: message\n" for line 0) to the
+ * error list. Bytes that could upset a terminal are shown as '?': values
+ * come from the file, and fuzzed files hold anything.
+ */
+static void __attribute__((format(printf, 3, 4)))
+parse_error(struct parse *p, int line, const char *fmt, ...)
+{
+	char	 msg[512], where[32], *nbuf;
+	size_t	 need, i, start;
+	va_list	 ap;
+	int	 n;
+
+	if (++p->p_nerr > CONFIG_MAX_ERRORS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(where, sizeof(where), ":%d: ", line);
+	else
+		snprintf(where, sizeof(where), ": ");
+
+	need = p->p_errlen + strlen(p->p_name) + strlen(where) +
+	    strlen(msg) + 2;
+	if (need > p->p_errsize) {
+		if ((nbuf = realloc(p->p_err, need * 2)) == NULL)
+			return;		/* counted all the same */
+		p->p_err = nbuf;
+		p->p_errsize = need * 2;
+	}
+	start = p->p_errlen;
+	n = snprintf(p->p_err + start, p->p_errsize - start, "%s%s%s\n",
+	    p->p_name, where, msg);
+	p->p_errlen += (size_t)n;
+	for (i = start; i < p->p_errlen - 1; i++) {
+		if ((unsigned char)p->p_err[i] < 0x20 || p->p_err[i] == 0x7f)
+			p->p_err[i] = '?';
+	}
+}
+
+static void *
+field(struct parse *p, size_t offset)
+{
+	return (char *)p->p_conf + offset;
+}
+
+/* Store v into an unsigned field of 4 or 8 bytes; the bounds make it fit. */
+static void
+store_uint(void *dst, size_t size, uint64_t v)
+{
+	uint32_t	 v32 = (uint32_t)v;
+
+	if (size == sizeof(uint64_t))
+		memcpy(dst, &v, sizeof(v));
+	else
+		memcpy(dst, &v32, sizeof(v32));
+}
+
+/* Decimal digits only, at least one, no sign: 0 and *end past them. */
+static int
+parse_digits(const char *s, uint64_t *v, const char **end)
+{
+	uint64_t	 n = 0;
+	const char	*c;
+
+	for (c = s; *c >= '0' && *c <= '9'; c++) {
+		if (n > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(*c - '0');
+	}
+	if (c == s)
+		return -1;
+	*v = n;
+	*end = c;
+	return 0;
+}
+
+static int
+scale(uint64_t n, uint64_t unit, uint64_t *v)
+{
+	if (n > UINT64_MAX / unit)
+		return -1;
+	*v = n * unit;
+	return 0;
+}
+
+static int
+parse_uint(const char *s, uint64_t *v)
+{
+	const char	*end;
+
+	if (parse_digits(s, v, &end) == -1 || *end != '\0')
+		return -1;
+	return 0;
+}
+
+int
+config_parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char	*u_name;
+		uint64_t	 u_ms;
+	} units[] = {
+		{ "", MS_1S }, { "ms", 1 }, { "s", MS_1S }, { "m", 60 * MS_1S },
+		{ "h", MS_1H }, { "d", MS_1D },
+	};
+	const char	*end;
+	uint64_t	 n;
+	size_t		 i;
+
+	if (parse_digits(s, &n, &end) == -1)
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].u_name) == 0)
+			return scale(n, units[i].u_ms, ms);
+	}
+	return -1;
+}
+
+int
+config_parse_size(const char *s, uint64_t *bytes)
+{
+	const char	*end;
+	uint64_t	 n, unit;
+
+	if (parse_digits(s, &n, &end) == -1)
+		return -1;
+	switch (*end) {
+	case '\0':
+		unit = 1;
+		break;
+	case 'k': case 'K':
+		unit = KIB;
+		break;
+	case 'm': case 'M':
+		unit = MIB;
+		break;
+	case 'g': case 'G':
+		unit = GIB;
+		break;
+	default:
+		return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	return scale(n, unit, bytes);
+}
+
+/* Write v the way a user would: the largest unit that divides it. */
+static void
+format_value(enum key_type type, uint64_t v, char *buf, size_t len)
+{
+	static const struct {
+		enum key_type	 f_type;
+		uint64_t	 f_unit;
+		const char	*f_name;
+	} units[] = {
+		{ KT_DURATION, MS_1D, "d" }, { KT_DURATION, MS_1H, "h" },
+		{ KT_DURATION, 60 * MS_1S, "m" }, { KT_DURATION, MS_1S, "s" },
+		{ KT_DURATION, 1, "ms" },
+		{ KT_SIZE, GIB, "g" }, { KT_SIZE, MIB, "m" },
+		{ KT_SIZE, KIB, "k" },
+	};
+	size_t	 i;
+
+	for (i = 0; v != 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+		if (units[i].f_type == type && v % units[i].f_unit == 0) {
+			snprintf(buf, len, "%llu%s",
+			    (unsigned long long)(v / units[i].f_unit),
+			    units[i].f_name);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+static int
+set_number(struct parse *p, const struct key *k, const char *value,
+    int line)
+{
+	char		 lo[32], hi[32];
+	uint64_t	 v;
+	int		 rc;
+
+	if (k->k_type == KT_DURATION)
+		rc = config_parse_duration(value, &v);
+	else if (k->k_type == KT_SIZE)
+		rc = config_parse_size(value, &v);
+	else
+		rc = parse_uint(value, &v);
+	if (rc == -1) {
+		parse_error(p, line, "%s: invalid %s '%s' (%s)", k->k_name,
+		    types[k->k_type].t_name, value, types[k->k_type].t_form);
+		return -1;
+	}
+	if (v < k->k_min || v > k->k_max) {
+		format_value(k->k_type, k->k_min, lo, sizeof(lo));
+		format_value(k->k_type, k->k_max, hi, sizeof(hi));
+		parse_error(p, line, "%s: %s is out of range (%s to %s)",
+		    k->k_name, value, lo, hi);
+		return -1;
+	}
+	store_uint(field(p, k->k_offset), k->k_size, v);
+	return 0;
+}
+
+/* "off" is no log, "-" or "stderr" is standard error, else a path. */
+static int
+set_logfile(struct parse *p, const struct key *k, const char *value,
+    int line)
+{
+	char	**dst = field(p, k->k_offset);
+	char	 *s = NULL;
+
+	if (strcmp(value, "off") != 0) {
+		if (strcmp(value, "stderr") == 0)
+			value = "-";
+		if ((s = strdup(value)) == NULL) {
+			parse_error(p, line, "%s: out of memory", k->k_name);
+			return -1;
+		}
+	}
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static int
+set_balance(struct parse *p, const struct key *k, const char *value,
+    int line)
+{
+	enum balance	 b;
+	size_t		 i;
+
+	for (i = 0; i < NBALANCE; i++) {
+		if (strcmp(value, balance_names[i]) == 0) {
+			b = (enum balance)i;
+			memcpy(field(p, k->k_offset), &b, sizeof(b));
+			return 0;
+		}
+	}
+	parse_error(p, line, "%s: invalid value '%s' (%s)", k->k_name, value,
+	    types[k->k_type].t_form);
+	return -1;
+}
+
+/* Host names: letters, digits, '-', '_' and '.'; nothing for a resolver. */
+static int
+valid_host(const char *host, int bracketed)
+{
+	const char	*extra = bracketed ? ":.%" : "-_.";
+
+	for (; *host != '\0'; host++) {
+		if (!isalnum((unsigned char)*host) &&
+		    strchr(extra, *host) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* getaddrinfo() the first address; only numeric ones if asked or [v6]. */
+static int
+resolve(const char *host, uint16_t port, int passive, int bracketed,
+    int flags, struct config_addr *a, char *err, size_t errlen)
+{
+	struct addrinfo	 hints, *res;
+	char		 serv[8];
+	int		 rc;
+
+	snprintf(serv, sizeof(serv), "%u", port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = bracketed ? AF_INET6 : AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	if (bracketed || (flags & CONFIG_NUMERIC_HOSTS))
+		hints.ai_flags |= AI_NUMERICHOST;
+	if ((rc = getaddrinfo(host, serv, &hints, &res)) != 0) {
+		if (bracketed)
+			snprintf(err, errlen, "invalid IPv6 address '%s'",
+			    host);
+		else
+			snprintf(err, errlen, "cannot resolve '%s': %s", host,
+			    gai_strerror(rc));
+		return -1;
+	}
+	memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+	a->sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* "*", "" (passive only): every IPv4 address. */
+static void
+any_ipv4(uint16_t port, struct config_addr *a)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&a->ss;
+
+	memset(&a->ss, 0, sizeof(a->ss));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(port);
+	sin->sin_addr.s_addr = htonl(INADDR_ANY);
+	a->sslen = sizeof(*sin);
+}
+
+/*
+ * Split text into host and port: "host:port", "[v6]:port", and when
+ * passive "*:port", ":port" or "port". Copies the host to host (without
+ * brackets) and returns the port text, or NULL with err set.
+ */
+static const char *
+split_addr(const char *text, int passive, char *host, size_t hostlen,
+    int *bracketed, char *err, size_t errlen)
+{
+	const char	*hstart = text, *hend, *port;
+	uint64_t	 n;
+
+	*bracketed = text[0] == '[';
+	if (*bracketed) {
+		if ((hend = strchr(text, ']')) == NULL || hend[1] != ':') {
+			snprintf(err, errlen, "invalid address '%s' "
+			    "(use [v6]:port)", text);
+			return NULL;
+		}
+		hstart = text + 1;
+		port = hend + 2;
+	} else if ((hend = strrchr(text, ':')) != NULL) {
+		if (memchr(text, ':', (size_t)(hend - text)) != NULL) {
+			snprintf(err, errlen, "IPv6 address without brackets "
+			    "in '%s' (use [v6]:port)", text);
+			return NULL;
+		}
+		port = hend + 1;
+	} else if (passive && parse_uint(text, &n) == 0) {
+		hend = text;	/* a bare port */
+		port = text;
+	} else {
+		snprintf(err, errlen, "missing %s in '%s' (use host:port)",
+		    passive ? "port" : "host or port", text);
+		return NULL;
+	}
+	if ((size_t)(hend - hstart) >= hostlen) {
+		snprintf(err, errlen, "host name too long in '%s'", text);
+		return NULL;
+	}
+	memcpy(host, hstart, (size_t)(hend - hstart));
+	host[hend - hstart] = '\0';
+	return port;
+}
+
+/*
+ * config_parse_addr() with flags: CONFIG_NUMERIC_HOSTS resolves numeric
+ * addresses only. Fills a->ss and a->sslen; a->text and a->line are left
+ * to the caller.
+ */
+static int
+parse_addr(const char *text, int passive, int flags, struct config_addr *a,
+    char *err, size_t errlen)
+{
+	char		 host[256];
+	const char	*port;
+	uint64_t	 portnum;
+	int		 bracketed;
+
+	port = split_addr(text, passive, host, sizeof(host), &bracketed, err,
+	    errlen);
+	if (port == NULL)
+		return -1;
+	if (parse_uint(port, &portnum) == -1 || portnum < 1 ||
+	    portnum > 65535) {
+		snprintf(err, errlen, "invalid port in '%s' (use 1 to 65535)",
+		    text);
+		return -1;
+	}
+	if (!bracketed && (host[0] == '\0' || strcmp(host, "*") == 0)) {
+		if (!passive) {
+			snprintf(err, errlen, "missing host in '%s' "
+			    "(use host:port)", text);
+			return -1;
+		}
+		any_ipv4((uint16_t)portnum, a);
+		return 0;
+	}
+	if (host[0] == '\0' || !valid_host(host, bracketed)) {
+		snprintf(err, errlen, "invalid host in '%s'", text);
+		return -1;
+	}
+	return resolve(host, (uint16_t)portnum, passive, bracketed, flags, a,
+	    err, errlen);
+}
+
+int
+config_parse_addr(const char *text, int passive, struct config_addr *a,
+    char *err, size_t errlen)
+{
+	return parse_addr(text, passive, 0, a, err, errlen);
+}
+
+static int
+addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	const struct sockaddr_in	*a4, *b4;
+	const struct sockaddr_in6	*a6, *b6;
+
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		a4 = (const struct sockaddr_in *)a;
+		b4 = (const struct sockaddr_in *)b;
+		return a4->sin_port == b4->sin_port &&
+		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	}
+	a6 = (const struct sockaddr_in6 *)a;
+	b6 = (const struct sockaddr_in6 *)b;
+	return a6->sin6_port == b6->sin6_port &&
+	    a6->sin6_scope_id == b6->sin6_scope_id &&
+	    memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+}
+
+/* Append one address to a list key; KEY_UNIQUE refuses one seen before. */
+static int
+set_addrs(struct parse *p, const struct key *k, const char *value, int line)
+{
+	struct config_addr	**list = field(p, k->k_offset), *nlist, a;
+	size_t			 *n = field(p, k->k_count), i;
+	char			  err[256];
+
+	if (*n >= k->k_max) {
+		parse_error(p, line, "%s: too many (at most %llu)", k->k_name,
+		    (unsigned long long)k->k_max);
+		return -1;
+	}
+	memset(&a, 0, sizeof(a));
+	if (parse_addr(value, k->k_flags & KEY_PASSIVE, p->p_flags, &a,
+	    err, sizeof(err)) == -1) {
+		parse_error(p, line, "%s: %s", k->k_name, err);
+		return -1;
+	}
+	for (i = 0; (k->k_flags & KEY_UNIQUE) && i < *n; i++) {
+		if (addr_equal(&(*list)[i].ss, &a.ss)) {
+			parse_error(p, line, "%s: %s is the same address as "
+			    "'%s' on line %d", k->k_name, value,
+			    (*list)[i].text, (*list)[i].line);
+			return -1;
+		}
+	}
+	a.line = line;
+	if ((a.text = strdup(value)) == NULL ||
+	    (nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
+		free(a.text);
+		parse_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	nlist[(*n)++] = a;
+	*list = nlist;
+	return 0;
+}
+
+static const struct key *
+key_find(const char *section, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].k_section, section) == 0 &&
+		    strcmp(keys[i].k_name, name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+/* The table's own copy of a section name, or NULL if there is none. */
+static const char *
+section_find(const char *name, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (strlen(keys[i].k_section) == len &&
+		    memcmp(keys[i].k_section, name, len) == 0)
+			return keys[i].k_section;
+	}
+	return NULL;
+}
+
+/*
+ * inih calls this for each "key = value" on the line the reader returned
+ * last. It always returns 1: errors are recorded here with the line, and
+ * inih's own return value is kept for syntax errors only.
+ */
+static int
+#if INI_HANDLER_LINENO
+handler(void *arg, const char *section, const char *name, const char *value,
+    int lineno)
+#else
+handler(void *arg, const char *section, const char *name, const char *value)
+#endif
+{
+	struct parse		*p = arg;
+	const struct key	*k;
+	size_t			 i;
+
+	(void)section;	/* ours is not cut at 50 bytes and knows errors */
+#if INI_HANDLER_LINENO
+	(void)lineno;
+#endif
+	if (name == NULL || p->p_skip)	/* a section start, if inih says */
+		return 1;
+	if (p->p_section == NULL) {
+		parse_error(p, p->p_line, "key '%s' outside any section "
+		    "(start with [proxy] or [backend])", name);
+		return 1;
+	}
+	if ((k = key_find(p->p_section, name)) == NULL) {
+		parse_error(p, p->p_line, "unknown key '%s' in [%s]", name,
+		    p->p_section);
+		return 1;
+	}
+	i = (size_t)(k - keys);
+	if (p->p_seen[i] && !(k->k_flags & KEY_REPEAT)) {
+		parse_error(p, p->p_line, "%s: given twice (first on line %d)",
+		    k->k_name, p->p_seen[i]);
+		return 1;
+	}
+	if (p->p_seen[i] == 0)
+		p->p_seen[i] = p->p_line;
+	if (*value == '\0') {
+		parse_error(p, p->p_line, "%s: missing value (%s)", k->k_name,
+		    types[k->k_type].t_form);
+		return 1;
+	}
+	types[k->k_type].t_set(p, k, value, p->p_line);
+	return 1;
+}
+
+/*
+ * Cut an inline comment, a ';' after a blank, off the line s, and the
+ * blanks before it. inih's default rule, applied here so that it holds
+ * whichever way the library was built.
+ */
+static void
+cut_comment(char *s)
+{
+	char	*c;
+
+	for (c = s; *c != '\0'; c++) {
+		if (*c == ';' && c > s && isspace((unsigned char)c[-1]))
+			break;
+	}
+	while (c > s && isspace((unsigned char)c[-1]))
+		c--;
+	*c = '\0';
+}
+
+/* A "[section]" line: note which section the following keys belong to. */
+static int
+check_section(struct parse *p, const char *s)
+{
+	const char	*end, *rest;
+	size_t		 i;
+
+	if ((end = strchr(s, ']')) == NULL) {
+		parse_error(p, p->p_line, "syntax error: missing ']'");
+		p->p_skip = 1;
+		return -1;
+	}
+	for (rest = end + 1; isspace((unsigned char)*rest); rest++)
+		;
+	if (*rest != '\0') {
+		parse_error(p, p->p_line, "syntax error: text after ']'");
+		p->p_skip = 1;
+		return -1;
+	}
+	p->p_section = section_find(s + 1, (size_t)(end - s - 1));
+	p->p_skip = p->p_section == NULL;
+	if (p->p_skip) {
+		parse_error(p, p->p_line, "unknown section [%.*s]",
+		    (int)(end - s - 1), s + 1);
+		return 0;
+	}
+	for (i = 0; i < NKEYS; i++) {
+		if (keys[i].k_section == p->p_section &&
+		    p->p_section_line[i] == 0)
+			p->p_section_line[i] = p->p_line;
+	}
+	return 0;
+}
+
+/*
+ * Check one line (blanks stripped from both ends) the way inih will read
+ * it, and report what it would reject. Returns 0 if inih may have it.
+ */
+static int
+check_line(struct parse *p, char *s, int indented)
+{
+	const char	*sep;
+
+	if (*s == '\0' || *s == ';' || *s == '#')
+		return 0;
+	cut_comment(s);
+	if (*s == '[')
+		return check_section(p, s);
+	sep = s + strcspn(s, "=:");
+	if (*sep != '=') {
+		parse_error(p, p->p_line, "syntax error: expected "
+		    "'key = value'%s", indented ?
+		    " (an indented line does not continue a value)" : "");
+		return -1;
+	}
+	if (sep == s) {
+		parse_error(p, p->p_line, "syntax error: missing key before "
+		    "'='");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * inih's reader: return the next physical line in buf (of num bytes),
+ * stripped of blanks at both ends and ended by "\n". A line that inih must
+ * not see is reported here and replaced by an empty one.
+ */
+static char *
+reader(char *buf, int num, void *arg)
+{
+	struct parse	*p = arg;
+	const char	*s, *nl;
+	size_t		 len, max;
+	int		 indented;
+
+	if (p->p_off >= p->p_len || num < 3)
+		return NULL;
+	s = p->p_text + p->p_off;
+	len = p->p_len - p->p_off;
+	if ((nl = memchr(s, '\n', len)) != NULL)
+		len = (size_t)(nl - s);
+	p->p_off += len + (nl != NULL);
+	p->p_line++;
+	strcpy(buf, "\n");
+
+	/* inih's "3 more than the longest line": '\r', '\n' and NUL */
+	max = (size_t)num - 3;
+	if (len > 0 && s[len - 1] == '\r')
+		len--;
+	if (len > max) {
+		parse_error(p, p->p_line, "line too long (more than %zu "
+		    "characters)", max);
+		while (len > 0 && isspace((unsigned char)*s)) {
+			s++;
+			len--;
+		}
+		if (len > 0 && *s == '[')
+			p->p_skip = 1;	/* keys below are in no known section */
+		return buf;
+	}
+	if (memchr(s, '\0', len) != NULL) {
+		parse_error(p, p->p_line, "NUL character in line");
+		return buf;
+	}
+	if (p->p_line == 1 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
+		s += 3;		/* UTF-8 byte order mark */
+		len -= 3;
+	}
+	for (indented = 0; len > 0 && isspace((unsigned char)*s); len--, s++)
+		indented = 1;
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (check_line(p, buf, indented) == -1)
+		buf[0] = '\0';
+	strcat(buf, "\n");
+	return buf;
+}
+
+/* Give every key the file left out its default; report required ones. */
+static void
+apply_defaults(struct parse *p)
+{
+	const struct key	*k;
+	size_t			 i;
+	int			 line;
+
+	for (i = 0; i < NKEYS; i++) {
+		k = &keys[i];
+		if (p->p_seen[i])
+			continue;
+		if (k->k_default != NULL) {
+			types[k->k_type].t_set(p, k, k->k_default, 0);
+			continue;
+		}
+		if (k->k_flags & KEY_REQUIRED) {
+			line = p->p_section_line[i] ? p->p_section_line[i] :
+			    p->p_line;
+			parse_error(p, line > 0 ? line : 1, "no %s %s ([%s] %s "
+			    "= %s)", k->k_section, k->k_name, k->k_section,
+			    k->k_name, types[k->k_type].t_example);
+		}
+	}
+}
+
+/* Feed the text to inih through reader(), then fill in the defaults. */
+static void
+parse_lines(struct parse *p)
+{
+	int	 rc;
+
+	rc = ini_parse_stream(reader, p, handler, p);
+	if (rc > 0)		/* a line our reader let through: a bug */
+		parse_error(p, rc, "syntax error");
+	else if (rc < 0)
+		parse_error(p, 0, "out of memory");
+	apply_defaults(p);
+}
+
+static struct config *
+parse(const char *name, const char *text, size_t len, int flags,
+    char **errors)
+{
+	struct parse	 p;
+	int		 rc;
+
+	memset(&p, 0, sizeof(p));
+	p.p_name = name;
+	p.p_flags = flags;
+	p.p_text = text;
+	p.p_len = len;
+
+	if (len > CONFIG_MAX_SIZE)
+		parse_error(&p, 0, "too large (more than %d bytes)",
+		    CONFIG_MAX_SIZE);
+	else if ((p.p_conf = calloc(1, sizeof(*p.p_conf))) == NULL ||
+	    (p.p_conf->path = strdup(name)) == NULL)
+		parse_error(&p, 0, "out of memory");
+	else
+		parse_lines(&p);
+
+	if (p.p_nerr == 0) {
+		*errors = NULL;
+		return p.p_conf;
+	}
+	if (p.p_nerr > CONFIG_MAX_ERRORS) {
+		rc = p.p_nerr - CONFIG_MAX_ERRORS;
+		p.p_nerr = 0;	/* let this one through */
+		parse_error(&p, 0, "%d more error%s not shown", rc,
+		    rc == 1 ? "" : "s");
+	}
+	config_free(p.p_conf);
+	*errors = p.p_err;	/* NULL only if even that was out of memory */
+	return NULL;
+}
+
+struct config *
+config_parse_flags(const char *name, const char *text, int flags,
+    char **errors)
+{
+	return parse(name, text, strlen(text), flags, errors);
+}
+
+struct config *
+config_parse(const char *name, const char *text, char **errors)
+{
+	return parse(name, text, strlen(text), 0, errors);
+}
+
+/* Read a whole file, up to one byte more than CONFIG_MAX_SIZE. */
+static char *
+read_file(FILE *f, size_t *lenp)
+{
+	char	*buf = NULL, *nbuf;
+	size_t	 len = 0, size = 0, n;
+
+	do {
+		if (len == size) {
+			size = size ? size * 2 : 8192;
+			if ((nbuf = realloc(buf, size)) == NULL)
+				goto fail;
+			buf = nbuf;
+		}
+		n = fread(buf + len, 1, size - len, f);
+		len += n;
+	} while (n > 0 && len <= CONFIG_MAX_SIZE);
+	if (ferror(f))
+		goto fail;
+	*lenp = len;
+	return buf;
+fail:
+	free(buf);
+	return NULL;
+}
+
+struct config *
+config_load(const char *path, char **errors)
+{
+	struct config	*conf;
+	struct parse	 p;
+	FILE		*f;
+	char		*text;
+	size_t		 len;
+
+	memset(&p, 0, sizeof(p));
+	p.p_name = path;
+	if ((f = fopen(path, "r")) == NULL) {
+		parse_error(&p, 0, "cannot open: %s", strerror(errno));
+		goto fail;
+	}
+	errno = 0;
+	text = read_file(f, &len);
+	if (text == NULL)
+		parse_error(&p, 0, "cannot read: %s",
+		    strerror(errno ? errno : EIO));
+	fclose(f);
+	if (text == NULL)
+		goto fail;
+	conf = parse(path, text, len, 0, errors);
+	free(text);
+	return conf;
+fail:
+	*errors = p.p_err;
+	return NULL;
+}
+
+void
+config_free(struct config *conf)
+{
+	size_t	 i;
+
+	if (conf == NULL)
+		return;
+	for (i = 0; i < conf->proxy.nlisten; i++)
+		free(conf->proxy.listen[i].text);
+	free(conf->proxy.listen);
+	for (i = 0; i < conf->backend.nservers; i++)
+		free(conf->backend.servers[i].text);
+	free(conf->backend.servers);
+	free(conf->proxy.access_log);
+	free(conf->path);
+	free(conf);
+}
+
+const char *
+config_balance_name(enum balance b)
+{
+	if ((size_t)b < NBALANCE)
+		return balance_names[b];
+	return "unknown";
+}

@@ -1,0 +1,1078 @@
+/*
+ * test_config.c: unit tests for config.c, the INI file to struct config.
+ *
+ * Usage: test_config [path/to/spillway.ini]; without an argument the
+ * example file is found as $top_srcdir/conf/spillway.ini ("." if unset),
+ * so the test runs from the build directory under make check.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L	/* mkstemp, strdup under -std=c11 */
+#endif
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "tap.h"
+
+#define BACKEND	"[backend]\nserver = 127.0.0.1:8081\n"
+
+static const char *example_path;
+
+/* Parse text that must be valid; print the errors if it is not. */
+static struct config *
+parse_ok(const char *text)
+{
+	struct config	*conf;
+	char		*errors = NULL;
+
+	conf = config_parse("t", text, &errors);
+	if (conf == NULL)
+		printf("# unexpected errors:\n# %s", errors ? errors : "(null)\n");
+	CHECK(conf != NULL);
+	CHECK(errors == NULL);
+	free(errors);
+	return conf;
+}
+
+/* Parse text that must be refused; returns the error text to free. */
+static char *
+parse_err(const char *text)
+{
+	struct config	*conf;
+	char		*errors = NULL;
+
+	conf = config_parse("t", text, &errors);
+	CHECK(conf == NULL);
+	CHECK(errors != NULL);
+	config_free(conf);
+	return errors;
+}
+
+/* The error text of a one-error file, checked to be exactly want. */
+static void
+check_error(const char *text, const char *want)
+{
+	char	*errors = parse_err(text);
+
+	CHECK_EQ_STR(errors, want);
+	free(errors);
+}
+
+static int
+count_lines(const char *s)
+{
+	int	 n = 0;
+
+	for (; s != NULL && *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static int
+has_line(const char *errors, const char *line)
+{
+	return errors != NULL && strstr(errors, line) != NULL;
+}
+
+/* The value one key takes in a file with only that key and a server. */
+static struct config *
+parse_key(const char *section, const char *key, const char *value)
+{
+	char	 text[512];
+
+	snprintf(text, sizeof(text), "[%s]\n%s = %s\n%s", section, key, value,
+	    strcmp(section, "backend") == 0 ?
+	    "server = 127.0.0.1:8081\n" : BACKEND);
+	return parse_ok(text);
+}
+
+static const char *
+addr_str(const struct config_addr *a, char *buf, size_t len)
+{
+	const struct sockaddr_in	*sin = (const void *)&a->ss;
+	const struct sockaddr_in6	*sin6 = (const void *)&a->ss;
+	char				 host[INET6_ADDRSTRLEN];
+
+	if (a->ss.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (a->ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else
+		snprintf(buf, len, "family %d", a->ss.ss_family);
+	return buf;
+}
+
+/* Resolve text with config_parse_addr() and write it back as a string. */
+static const char *
+addr(const char *text, int passive, char *buf, size_t len)
+{
+	struct config_addr	 a;
+	char			 err[192];
+
+	memset(&a, 0, sizeof(a));
+	if (config_parse_addr(text, passive, &a, err, sizeof(err)) == -1) {
+		snprintf(buf, len, "error: %s", err);
+		return buf;
+	}
+	return addr_str(&a, buf, len);
+}
+
+static void
+check_defaults(const struct config *conf)
+{
+	char	 buf[64];
+
+	CHECK_EQ_INT(conf->proxy.nlisten, 1);
+	CHECK_EQ_STR(conf->proxy.listen[0].text, "127.0.0.1:8080");
+	CHECK_EQ_STR(addr_str(&conf->proxy.listen[0], buf, sizeof(buf)),
+	    "127.0.0.1:8080");
+	CHECK_EQ_INT(conf->proxy.max_connections, 4096);
+	CHECK_EQ_INT(conf->proxy.header_timeout_ms, 10000);
+	CHECK_EQ_INT(conf->proxy.idle_timeout_ms, 60000);
+	CHECK_EQ_INT(conf->proxy.max_header_size, 16384);
+	CHECK_EQ_INT(conf->proxy.max_body_size, 1048576);
+	CHECK_EQ_INT(conf->proxy.shutdown_timeout_ms, 10000);
+	CHECK_EQ_STR(conf->proxy.access_log, "-");
+	CHECK_EQ_INT(conf->backend.nservers, 1);
+	CHECK_EQ_STR(conf->backend.servers[0].text, "127.0.0.1:8081");
+	CHECK_EQ_STR(addr_str(&conf->backend.servers[0], buf, sizeof(buf)),
+	    "127.0.0.1:8081");
+	CHECK_EQ_INT(conf->backend.connect_timeout_ms, 5000);
+	CHECK_EQ_INT(conf->backend.response_timeout_ms, 60000);
+	CHECK_EQ_INT(conf->backend.keepalive, 32);
+	CHECK_EQ_INT(conf->backend.keepalive_timeout_ms, 60000);
+	CHECK_EQ_INT(conf->backend.balance, BALANCE_ROUNDROBIN);
+}
+
+static void
+test_defaults(void)
+{
+	struct config	*conf = parse_ok(BACKEND);
+
+	if (conf == NULL)
+		return;
+	check_defaults(conf);
+	CHECK_EQ_INT(conf->proxy.listen[0].line, 0);
+	CHECK_EQ_INT(conf->backend.servers[0].line, 2);
+	CHECK_EQ_STR(conf->path, "t");
+	CHECK_EQ_INT(conf->refs, 0);
+	CHECK_EQ_INT(conf->generation, 0);
+	config_free(conf);
+}
+
+/* The shipped file documents the defaults: it must say exactly them. */
+static void
+test_example_file(void)
+{
+	struct config	*conf;
+	char		*errors = NULL;
+
+	conf = config_load(example_path, &errors);
+	if (conf == NULL)
+		printf("# %s: %s", example_path, errors ? errors : "(null)\n");
+	CHECK(conf != NULL);
+	CHECK(errors == NULL);
+	if (conf != NULL) {
+		check_defaults(conf);
+		CHECK_EQ_STR(conf->path, example_path);
+		CHECK(conf->proxy.listen[0].line > 0);
+	}
+	config_free(conf);
+	free(errors);
+}
+
+static void
+test_duration_units(void)
+{
+	uint64_t	 ms = 7;
+
+	CHECK(config_parse_duration("250ms", &ms) == 0 && ms == 250);
+	CHECK(config_parse_duration("10s", &ms) == 0 && ms == 10000);
+	CHECK(config_parse_duration("2m", &ms) == 0 && ms == 120000);
+	CHECK(config_parse_duration("1h", &ms) == 0 && ms == 3600000);
+	CHECK(config_parse_duration("2d", &ms) == 0 && ms == 172800000);
+	CHECK(config_parse_duration("30", &ms) == 0 && ms == 30000);
+	CHECK(config_parse_duration("0", &ms) == 0 && ms == 0);
+	CHECK(config_parse_duration("0ms", &ms) == 0 && ms == 0);
+	CHECK(config_parse_duration("007s", &ms) == 0 && ms == 7000);
+}
+
+static void
+test_duration_bad(void)
+{
+	static const char *const bad[] = {
+		"", "s", "ms", "-1s", "+1s", "10 s", " 10s", "10s ", "1.5s",
+		"10sec", "10S", "10M", "1s1", "10us", "0x10", "1e3",
+		"18446744073709551616", "18446744073709551615s",
+		"213503982334601d", "99999999999999999999ms",
+	};
+	uint64_t	 ms = 7;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (config_parse_duration(bad[i], &ms) != -1) {
+			printf("# accepted '%s'\n", bad[i]);
+			CHECK(0);
+		}
+	}
+	CHECK_EQ_INT(ms, 7);	/* left alone */
+	CHECK(config_parse_duration("18446744073709551615ms", &ms) == 0);
+	CHECK(ms == UINT64_MAX);
+}
+
+static void
+test_size_units(void)
+{
+	uint64_t	 b = 7;
+
+	CHECK(config_parse_size("0", &b) == 0 && b == 0);
+	CHECK(config_parse_size("512", &b) == 0 && b == 512);
+	CHECK(config_parse_size("16k", &b) == 0 && b == 16384);
+	CHECK(config_parse_size("16K", &b) == 0 && b == 16384);
+	CHECK(config_parse_size("3m", &b) == 0 && b == 3 * 1048576);
+	CHECK(config_parse_size("3M", &b) == 0 && b == 3 * 1048576);
+	CHECK(config_parse_size("2g", &b) == 0 && b == 2ULL << 30);
+	CHECK(config_parse_size("2G", &b) == 0 && b == 2ULL << 30);
+}
+
+static void
+test_size_bad(void)
+{
+	static const char *const bad[] = {
+		"", "k", "-1", "+1", "1 k", "1kb", "1KiB", "1t", "1.5m",
+		"0x10", "16k ", "18446744073709551616", "17179869184g",
+	};
+	uint64_t	 b = 7;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (config_parse_size(bad[i], &b) != -1) {
+			printf("# accepted '%s'\n", bad[i]);
+			CHECK(0);
+		}
+	}
+	CHECK_EQ_INT(b, 7);
+	CHECK(config_parse_size("17179869183g", &b) == 0);
+}
+
+static void
+test_every_key(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok("[proxy]\n"
+	    "max_connections = 100\n"
+	    "header_timeout = 250ms\n"
+	    "idle_timeout = 2m\n"
+	    "max_header_size = 8k\n"
+	    "max_body_size = 2G\n"
+	    "shutdown_timeout = 0\n"
+	    "access_log = /var/log/spillway/access.log\n"
+	    "[backend]\n"
+	    "server = 127.0.0.1:9000\n"
+	    "connect_timeout = 1500ms\n"
+	    "response_timeout = 1h\n"
+	    "keepalive = 0\n"
+	    "keepalive_timeout = 1d\n"
+	    "balance = leastconn\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->proxy.max_connections, 100);
+	CHECK_EQ_INT(conf->proxy.header_timeout_ms, 250);
+	CHECK_EQ_INT(conf->proxy.idle_timeout_ms, 120000);
+	CHECK_EQ_INT(conf->proxy.max_header_size, 8192);
+	CHECK(conf->proxy.max_body_size == 2ULL << 30);
+	CHECK_EQ_INT(conf->proxy.shutdown_timeout_ms, 0);
+	CHECK_EQ_STR(conf->proxy.access_log, "/var/log/spillway/access.log");
+	CHECK_EQ_INT(conf->backend.connect_timeout_ms, 1500);
+	CHECK_EQ_INT(conf->backend.response_timeout_ms, 3600000);
+	CHECK_EQ_INT(conf->backend.keepalive, 0);
+	CHECK_EQ_INT(conf->backend.keepalive_timeout_ms, 86400000);
+	CHECK_EQ_INT(conf->backend.balance, BALANCE_LEASTCONN);
+	config_free(conf);
+}
+
+static void
+test_bounds_ok(void)
+{
+	struct config	*conf;
+
+	if ((conf = parse_key("proxy", "max_connections", "1000000"))) {
+		CHECK_EQ_INT(conf->proxy.max_connections, 1000000);
+		config_free(conf);
+	}
+	if ((conf = parse_key("proxy", "header_timeout", "1ms"))) {
+		CHECK_EQ_INT(conf->proxy.header_timeout_ms, 1);
+		config_free(conf);
+	}
+	if ((conf = parse_key("proxy", "max_header_size", "1m"))) {
+		CHECK_EQ_INT(conf->proxy.max_header_size, 1048576);
+		config_free(conf);
+	}
+	if ((conf = parse_key("proxy", "max_body_size", "0"))) {
+		CHECK_EQ_INT(conf->proxy.max_body_size, 0);
+		config_free(conf);
+	}
+	if ((conf = parse_key("proxy", "max_body_size", "1024g"))) {
+		CHECK(conf->proxy.max_body_size == 1ULL << 40);
+		config_free(conf);
+	}
+	if ((conf = parse_key("backend", "keepalive", "10000"))) {
+		CHECK_EQ_INT(conf->backend.keepalive, 10000);
+		config_free(conf);
+	}
+}
+
+static void
+test_bounds_duration(void)
+{
+	check_error("[proxy]\nheader_timeout = 2h\n" BACKEND,
+	    "t:2: header_timeout: 2h is out of range (1ms to 1h)\n");
+	check_error("[proxy]\n\nheader_timeout = 0\n" BACKEND,
+	    "t:3: header_timeout: 0 is out of range (1ms to 1h)\n");
+	check_error("[proxy]\nshutdown_timeout = 3601s\n" BACKEND,
+	    "t:2: shutdown_timeout: 3601s is out of range (0 to 1h)\n");
+	check_error(BACKEND "response_timeout = 2d\n",
+	    "t:3: response_timeout: 2d is out of range (1ms to 1d)\n");
+}
+
+static void
+test_bounds_size(void)
+{
+	check_error("[proxy]\nmax_header_size = 512\n" BACKEND,
+	    "t:2: max_header_size: 512 is out of range (1k to 1m)\n");
+	check_error("[proxy]\nmax_header_size = 1025k\n" BACKEND,
+	    "t:2: max_header_size: 1025k is out of range (1k to 1m)\n");
+	check_error("[proxy]\nmax_body_size = 1025g\n" BACKEND,
+	    "t:2: max_body_size: 1025g is out of range (0 to 1024g)\n");
+}
+
+static void
+test_bounds_uint(void)
+{
+	check_error("[proxy]\nmax_connections = 0\n" BACKEND,
+	    "t:2: max_connections: 0 is out of range (1 to 1000000)\n");
+	check_error("[proxy]\nmax_connections = 1000001\n" BACKEND,
+	    "t:2: max_connections: 1000001 is out of range (1 to 1000000)\n");
+	check_error(BACKEND "keepalive = 10001\n",
+	    "t:3: keepalive: 10001 is out of range (0 to 10000)\n");
+}
+
+static void
+test_bad_number(void)
+{
+	check_error("[proxy]\nmax_connections = 12abc\n" BACKEND,
+	    "t:2: max_connections: invalid number '12abc' "
+	    "(use a whole number, e.g. 100)\n");
+	check_error("[proxy]\nmax_connections = -5\n" BACKEND,
+	    "t:2: max_connections: invalid number '-5' "
+	    "(use a whole number, e.g. 100)\n");
+	check_error("[proxy]\nmax_connections = 99999999999999999999\n"
+	    BACKEND, "t:2: max_connections: invalid number "
+	    "'99999999999999999999' (use a whole number, e.g. 100)\n");
+}
+
+static void
+test_bad_duration(void)
+{
+	check_error("[proxy]\nheader_timeout = abc\n" BACKEND,
+	    "t:2: header_timeout: invalid duration 'abc' "
+	    "(use e.g. 250ms, 10s, 1m)\n");
+	check_error("[proxy]\nheader_timeout = 10 s\n" BACKEND,
+	    "t:2: header_timeout: invalid duration '10 s' "
+	    "(use e.g. 250ms, 10s, 1m)\n");
+}
+
+static void
+test_bad_size(void)
+{
+	check_error("[proxy]\nmax_body_size = 1kb\n" BACKEND,
+	    "t:2: max_body_size: invalid size '1kb' "
+	    "(use e.g. 512, 16k, 1m)\n");
+}
+
+static void
+test_missing_value(void)
+{
+	check_error("[proxy]\nheader_timeout =\n" BACKEND,
+	    "t:2: header_timeout: missing value (use e.g. 250ms, 10s, 1m)\n");
+}
+
+static void
+test_unknown_section(void)
+{
+	check_error(BACKEND "[proxi]\nlisten = 8080\nfoo = bar\n",
+	    "t:3: unknown section [proxi]\n");
+	check_error("[]\n" BACKEND, "t:1: unknown section []\n");
+	check_error("[ proxy ]\n" BACKEND, "t:1: unknown section [ proxy ]\n");
+}
+
+static void
+test_unknown_key(void)
+{
+	check_error("[proxy]\nlisten = 8080\nlisen = 8081\n" BACKEND,
+	    "t:3: unknown key 'lisen' in [proxy]\n");
+	/* a key of the other section */
+	check_error(BACKEND "listen = 8080\n",
+	    "t:3: unknown key 'listen' in [backend]\n");
+}
+
+static void
+test_key_outside_section(void)
+{
+	check_error("listen = 8080\n" BACKEND,
+	    "t:1: key 'listen' outside any section "
+	    "(start with [proxy] or [backend])\n");
+}
+
+static void
+test_repeated_key(void)
+{
+	check_error("[proxy]\nheader_timeout = 5s\n" BACKEND
+	    "[proxy]\nheader_timeout = 6s\n",
+	    "t:6: header_timeout: given twice (first on line 2)\n");
+	check_error(BACKEND "balance = leastconn\nbalance = leastconn\n",
+	    "t:4: balance: given twice (first on line 3)\n");
+}
+
+static void
+test_missing_backend(void)
+{
+	/* no [backend] at all: the last line */
+	check_error("[proxy]\nlisten = 8080\n\n",
+	    "t:3: no backend server ([backend] server = host:port)\n");
+	/* a [backend] without a server: its header */
+	check_error("[proxy]\n[backend]\nkeepalive = 1\n",
+	    "t:2: no backend server ([backend] server = host:port)\n");
+	/* nothing at all: line 1 */
+	check_error("", "t:1: no backend server ([backend] server = host:port)\n");
+}
+
+static void
+test_several_errors(void)
+{
+	char	*errors;
+
+	errors = parse_err("[proxy]\n"
+	    "listen = 80800\n"
+	    "header_timeout = soon\n"
+	    "nope = 1\n"
+	    "[nosuch]\n"
+	    "a = b\n"
+	    "[backend]\n"
+	    "balance = random\n"
+	    "server\n");
+	CHECK_EQ_INT(count_lines(errors), 7);
+	CHECK(has_line(errors, "t:2: listen: invalid port in '80800' "
+	    "(use 1 to 65535)\n"));
+	CHECK(has_line(errors, "t:3: header_timeout: invalid duration "));
+	CHECK(has_line(errors, "t:4: unknown key 'nope' in [proxy]\n"));
+	CHECK(has_line(errors, "t:5: unknown section [nosuch]\n"));
+	CHECK(has_line(errors, "t:8: balance: invalid value 'random' "
+	    "(use roundrobin or leastconn)\n"));
+	CHECK(has_line(errors, "t:9: syntax error: expected 'key = value'\n"));
+	/* line 9 gave no server; the [backend] header is blamed */
+	CHECK(has_line(errors, "t:7: no backend server ([backend] server = "
+	    "host:port)\n"));
+	free(errors);
+}
+
+/* A file of nothing but errors lists 100 and counts the rest. */
+static void
+test_error_cap(void)
+{
+	char	*text, *errors;
+	size_t	 i;
+
+	text = malloc(150 * 8 + 64);
+	strcpy(text, BACKEND);
+	for (i = 0; i < 150; i++)
+		strcat(text, "bad!!!\n");
+	errors = parse_err(text);
+	CHECK_EQ_INT(count_lines(errors), 101);
+	CHECK(has_line(errors, "t:3: syntax error"));
+	CHECK(has_line(errors, "t:102: syntax error"));
+	CHECK(!has_line(errors, "t:103:"));
+	CHECK(has_line(errors, "\nt: 50 more errors not shown\n"));
+	free(errors);
+	free(text);
+}
+
+static void
+test_syntax_errors(void)
+{
+	char	*errors;
+
+	errors = parse_err(BACKEND
+	    "keepalive 3\n"
+	    "[proxy\n"
+	    "[proxy] header_timeout = 1s\n"
+	    "[proxy]\n"
+	    "header_timeout: 5s\n"
+	    "= 5s\n"
+	    "idle_timeout ; = 5s\n"
+	    "[backend] # not a comment\n");
+	CHECK_EQ_STR(errors,
+	    "t:3: syntax error: expected 'key = value'\n"
+	    "t:4: syntax error: missing ']'\n"
+	    "t:5: syntax error: text after ']'\n"
+	    "t:7: syntax error: expected 'key = value'\n"
+	    "t:8: syntax error: missing key before '='\n"
+	    "t:9: syntax error: expected 'key = value'\n"
+	    "t:10: syntax error: text after ']'\n");
+	free(errors);
+}
+
+/* Keys after a broken section header are not blamed on another section. */
+static void
+test_broken_section_skips_keys(void)
+{
+	check_error("[proxy]\n[backend\nserver = 127.0.0.1:1\n",
+	    "t:2: syntax error: missing ']'\n"
+	    "t:3: no backend server ([backend] server = host:port)\n");
+}
+
+/*
+ * inih reads lines into a buffer of 200 bytes (Debian); a longer line is
+ * reported, and the lines after it keep their numbers.
+ */
+static void
+test_line_too_long(void)
+{
+	char	 text[1024], *errors;
+
+	snprintf(text, sizeof(text), BACKEND "; %0300d\nkeepalive = x\n", 0);
+	errors = parse_err(text);
+	CHECK(has_line(errors, "t:3: line too long (more than "));
+	CHECK(has_line(errors, "t:4: keepalive: invalid number 'x'"));
+	CHECK_EQ_INT(count_lines(errors), 2);
+	free(errors);
+}
+
+static void
+test_long_line_ok(void)
+{
+	struct config	*conf;
+	char		 text[512];
+
+	/* 197 characters, the most inih's default buffer holds; CR is free */
+	snprintf(text, sizeof(text), "[proxy]\r\naccess_log = /%0183d\r\n"
+	    BACKEND, 0);
+	if ((conf = parse_ok(text)) != NULL) {
+		CHECK_EQ_INT(strlen(conf->proxy.access_log), 184);
+		config_free(conf);
+	}
+}
+
+static void
+test_inline_comments(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok("[proxy] ; the front\n"
+	    "header_timeout = 5s ; not too long\n"
+	    "# a comment\n"
+	    "; another\n"
+	    BACKEND);
+	if (conf != NULL) {
+		CHECK_EQ_INT(conf->proxy.header_timeout_ms, 5000);
+		config_free(conf);
+	}
+	/* '#' is a comment only at the start of a line */
+	check_error("[proxy]\nheader_timeout = 5s # no\n" BACKEND,
+	    "t:2: header_timeout: invalid duration '5s # no' "
+	    "(use e.g. 250ms, 10s, 1m)\n");
+	/* ';' needs a blank before it */
+	check_error("[proxy]\nheader_timeout = 5s;no\n" BACKEND,
+	    "t:2: header_timeout: invalid duration '5s;no' "
+	    "(use e.g. 250ms, 10s, 1m)\n");
+}
+
+/* Indented lines stand alone: inih's multi-line values are off. */
+static void
+test_indented_lines(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok("  [proxy]\n\tlisten = 9000\n    " BACKEND);
+	if (conf != NULL) {
+		CHECK_EQ_INT(conf->proxy.nlisten, 1);
+		config_free(conf);
+	}
+	check_error(BACKEND "    127.0.0.1:8082\n",
+	    "t:3: syntax error: expected 'key = value' "
+	    "(an indented line does not continue a value)\n");
+}
+
+static void
+test_crlf_and_bom(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok("\xef\xbb\xbf[proxy]\r\nmax_connections = 7\r\n"
+	    "[backend]\r\nserver = 127.0.0.1:8081\r\n");
+	if (conf != NULL) {
+		CHECK_EQ_INT(conf->proxy.max_connections, 7);
+		CHECK_EQ_STR(conf->backend.servers[0].text, "127.0.0.1:8081");
+		config_free(conf);
+	}
+	check_error("[proxy]\r\n\r\nmax_connections = 0\r\n" BACKEND,
+	    "t:3: max_connections: 0 is out of range (1 to 1000000)\n");
+}
+
+static void
+test_listen_ipv4(void)
+{
+	char	 buf[128];
+
+	CHECK_EQ_STR(addr("127.0.0.1:8080", 1, buf, sizeof(buf)),
+	    "127.0.0.1:8080");
+	CHECK_EQ_STR(addr("10.1.2.3:1", 1, buf, sizeof(buf)), "10.1.2.3:1");
+	CHECK_EQ_STR(addr("0.0.0.0:65535", 1, buf, sizeof(buf)),
+	    "0.0.0.0:65535");
+}
+
+static void
+test_listen_any(void)
+{
+	char	 buf[128];
+
+	CHECK_EQ_STR(addr("*:8080", 1, buf, sizeof(buf)), "0.0.0.0:8080");
+	CHECK_EQ_STR(addr(":8080", 1, buf, sizeof(buf)), "0.0.0.0:8080");
+	CHECK_EQ_STR(addr("8080", 1, buf, sizeof(buf)), "0.0.0.0:8080");
+}
+
+static void
+test_listen_ipv6(void)
+{
+	char	 buf[128];
+
+	CHECK_EQ_STR(addr("[::]:8080", 1, buf, sizeof(buf)), "[::]:8080");
+	CHECK_EQ_STR(addr("[::1]:8080", 1, buf, sizeof(buf)), "[::1]:8080");
+	CHECK_EQ_STR(addr("[2001:db8::5]:443", 1, buf, sizeof(buf)),
+	    "[2001:db8::5]:443");
+}
+
+static void
+test_listen_bad(void)
+{
+	char	 buf[256];
+
+	CHECK_EQ_STR(addr("8080x", 1, buf, sizeof(buf)),
+	    "error: missing port in '8080x' (use host:port)");
+	CHECK_EQ_STR(addr("*:0", 1, buf, sizeof(buf)),
+	    "error: invalid port in '*:0' (use 1 to 65535)");
+	CHECK_EQ_STR(addr("::1:80", 1, buf, sizeof(buf)),
+	    "error: IPv6 address without brackets in '::1:80' "
+	    "(use [v6]:port)");
+	CHECK_EQ_STR(addr("[::1]", 1, buf, sizeof(buf)),
+	    "error: invalid address '[::1]' (use [v6]:port)");
+	CHECK_EQ_STR(addr("[::1]8080", 1, buf, sizeof(buf)),
+	    "error: invalid address '[::1]8080' (use [v6]:port)");
+	CHECK_EQ_STR(addr("[127.0.0.1]:80", 1, buf, sizeof(buf)),
+	    "error: invalid IPv6 address '127.0.0.1'");
+	CHECK_EQ_STR(addr("[]:80", 1, buf, sizeof(buf)),
+	    "error: invalid host in '[]:80'");
+}
+
+static void
+test_listen_repeat(void)
+{
+	struct config	*conf;
+	char		 buf[128];
+
+	conf = parse_ok("[proxy]\nlisten = *:8080\n\nlisten = [::1]:8080\n"
+	    BACKEND "[proxy]\nlisten = 127.0.0.2:80\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->proxy.nlisten, 3);	/* and no default */
+	CHECK_EQ_STR(conf->proxy.listen[0].text, "*:8080");
+	CHECK_EQ_INT(conf->proxy.listen[0].line, 2);
+	CHECK_EQ_STR(addr_str(&conf->proxy.listen[1], buf, sizeof(buf)),
+	    "[::1]:8080");
+	CHECK_EQ_INT(conf->proxy.listen[1].line, 4);
+	CHECK_EQ_STR(conf->proxy.listen[2].text, "127.0.0.2:80");
+	CHECK_EQ_INT(conf->proxy.listen[2].line, 8);
+	CHECK_EQ_INT(conf->proxy.listen[1].sslen,
+	    sizeof(struct sockaddr_in6));
+	config_free(conf);
+}
+
+static void
+test_listen_duplicate(void)
+{
+	check_error("[proxy]\nlisten = 8080\nlisten = 0.0.0.0:8080\n" BACKEND,
+	    "t:3: listen: 0.0.0.0:8080 is the same address as '8080' "
+	    "on line 2\n");
+}
+
+static void
+test_server_forms(void)
+{
+	char	 buf[128];
+
+	CHECK_EQ_STR(addr("127.0.0.1:8081", 0, buf, sizeof(buf)),
+	    "127.0.0.1:8081");
+	CHECK_EQ_STR(addr("[::1]:8081", 0, buf, sizeof(buf)), "[::1]:8081");
+	/* a host name; /etc/hosts says 127.0.0.1 or ::1 */
+	addr("localhost:8081", 0, buf, sizeof(buf));
+	CHECK(strcmp(buf, "127.0.0.1:8081") == 0 ||
+	    strcmp(buf, "[::1]:8081") == 0);
+}
+
+static void
+test_server_bad(void)
+{
+	char	 buf[256];
+
+	CHECK_EQ_STR(addr("8081", 0, buf, sizeof(buf)),
+	    "error: missing host or port in '8081' (use host:port)");
+	CHECK_EQ_STR(addr("*:8081", 0, buf, sizeof(buf)),
+	    "error: missing host in '*:8081' (use host:port)");
+	CHECK_EQ_STR(addr(":8081", 0, buf, sizeof(buf)),
+	    "error: missing host in ':8081' (use host:port)");
+	CHECK_EQ_STR(addr("127.0.0.1", 0, buf, sizeof(buf)),
+	    "error: missing host or port in '127.0.0.1' (use host:port)");
+	CHECK_EQ_STR(addr("127.0.0.1:65536", 0, buf, sizeof(buf)),
+	    "error: invalid port in '127.0.0.1:65536' (use 1 to 65535)");
+	CHECK_EQ_STR(addr("127.0.0.1:http", 0, buf, sizeof(buf)),
+	    "error: invalid port in '127.0.0.1:http' (use 1 to 65535)");
+	CHECK_EQ_STR(addr("127.0.0.1:+80", 0, buf, sizeof(buf)),
+	    "error: invalid port in '127.0.0.1:+80' (use 1 to 65535)");
+	CHECK_EQ_STR(addr("bad host:80", 0, buf, sizeof(buf)),
+	    "error: invalid host in 'bad host:80'");
+	CHECK_EQ_STR(addr("a/b:80", 0, buf, sizeof(buf)),
+	    "error: invalid host in 'a/b:80'");
+}
+
+/* A bad server is one error: "no backend server" would only repeat it. */
+static void
+test_server_in_file(void)
+{
+	check_error("[backend]\nserver = 127.0.0.1\n",
+	    "t:2: server: missing host or port in '127.0.0.1' "
+	    "(use host:port)\n");
+}
+
+static void
+test_server_repeat(void)
+{
+	struct config	*conf;
+	char		 buf[128];
+
+	/* the same server twice is allowed: it gets twice the share */
+	conf = parse_ok("[backend]\nserver = 127.0.0.1:1\n"
+	    "server = [::1]:2\nserver = 127.0.0.1:1\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->backend.nservers, 3);
+	CHECK_EQ_STR(addr_str(&conf->backend.servers[1], buf, sizeof(buf)),
+	    "[::1]:2");
+	CHECK_EQ_INT(conf->backend.servers[2].line, 4);
+	config_free(conf);
+}
+
+static void
+test_too_many_addresses(void)
+{
+	char	 text[64 * 24 + 128], line[32], *errors;
+	int	 i;
+
+	strcpy(text, BACKEND "[proxy]\n");
+	for (i = 1; i <= 65; i++) {
+		snprintf(line, sizeof(line), "listen = %d\n", i);
+		strcat(text, line);
+	}
+	errors = parse_err(text);
+	CHECK_EQ_STR(errors, "t:68: listen: too many (at most 64)\n");
+	free(errors);
+}
+
+static void
+test_numeric_hosts(void)
+{
+	struct config	*conf;
+	char		*errors = NULL;
+
+	conf = config_parse_flags("t", "[backend]\nserver = localhost:1\n",
+	    CONFIG_NUMERIC_HOSTS, &errors);
+	CHECK(conf == NULL);
+	CHECK(has_line(errors, "t:2: server: cannot resolve 'localhost': "));
+	free(errors);
+	conf = config_parse_flags("t", "[backend]\nserver = [::1]:1\n"
+	    "server = 10.0.0.1:2\n", CONFIG_NUMERIC_HOSTS, &errors);
+	CHECK(conf != NULL);
+	CHECK(errors == NULL);
+	config_free(conf);
+}
+
+static void
+test_access_log(void)
+{
+	struct config	*conf;
+
+	if ((conf = parse_key("proxy", "access_log", "off")) != NULL) {
+		CHECK(conf->proxy.access_log == NULL);
+		config_free(conf);
+	}
+	if ((conf = parse_key("proxy", "access_log", "-")) != NULL) {
+		CHECK_EQ_STR(conf->proxy.access_log, "-");
+		config_free(conf);
+	}
+	if ((conf = parse_key("proxy", "access_log", "stderr")) != NULL) {
+		CHECK_EQ_STR(conf->proxy.access_log, "-");
+		config_free(conf);
+	}
+	if ((conf = parse_key("proxy", "access_log", "logs/a b.log")) != NULL) {
+		CHECK_EQ_STR(conf->proxy.access_log, "logs/a b.log");
+		config_free(conf);
+	}
+}
+
+static void
+test_balance(void)
+{
+	struct config	*conf;
+
+	if ((conf = parse_key("backend", "balance", "roundrobin")) != NULL) {
+		CHECK_EQ_INT(conf->backend.balance, BALANCE_ROUNDROBIN);
+		config_free(conf);
+	}
+	if ((conf = parse_key("backend", "balance", "leastconn")) != NULL) {
+		CHECK_EQ_INT(conf->backend.balance, BALANCE_LEASTCONN);
+		config_free(conf);
+	}
+	check_error(BACKEND "balance = LeastConn\n",
+	    "t:3: balance: invalid value 'LeastConn' "
+	    "(use roundrobin or leastconn)\n");
+	CHECK_EQ_STR(config_balance_name(BALANCE_ROUNDROBIN), "roundrobin");
+	CHECK_EQ_STR(config_balance_name(BALANCE_LEASTCONN), "leastconn");
+	CHECK_EQ_STR(config_balance_name((enum balance)42), "unknown");
+}
+
+/* Write text to a new temporary file; returns its malloc'd path. */
+static char *
+temp_file(const void *text, size_t len)
+{
+	const char	*dir = getenv("TMPDIR");
+	char		*path;
+	int		 fd;
+
+	if (dir == NULL || *dir == '\0')
+		dir = "/tmp";
+	if ((path = malloc(strlen(dir) + 32)) == NULL)
+		return NULL;
+	sprintf(path, "%s/test_config.XXXXXX", dir);
+	if ((fd = mkstemp(path)) == -1) {
+		free(path);
+		return NULL;
+	}
+	if (write(fd, text, len) != (ssize_t)len) {
+		close(fd);
+		unlink(path);
+		free(path);
+		return NULL;
+	}
+	close(fd);
+	return path;
+}
+
+static void
+test_load_file(void)
+{
+	static const char	 text[] = "[proxy]\nlisten = 9999\n" BACKEND;
+	struct config		*conf;
+	char			*path, *errors = NULL;
+
+	path = temp_file(text, sizeof(text) - 1);
+	CHECK(path != NULL);
+	if (path == NULL)
+		return;
+	conf = config_load(path, &errors);
+	CHECK(conf != NULL);
+	CHECK(errors == NULL);
+	if (conf != NULL) {
+		CHECK_EQ_STR(conf->path, path);
+		CHECK_EQ_STR(conf->proxy.listen[0].text, "9999");
+	}
+	config_free(conf);
+	unlink(path);
+	free(path);
+}
+
+static void
+test_load_errors_name_file(void)
+{
+	static const char	 text[] = "[proxy]\nlisten = x\n" BACKEND;
+	struct config		*conf;
+	char			*path, *errors = NULL, want[512];
+
+	if ((path = temp_file(text, sizeof(text) - 1)) == NULL) {
+		CHECK(0);
+		return;
+	}
+	conf = config_load(path, &errors);
+	CHECK(conf == NULL);
+	snprintf(want, sizeof(want), "%s:2: listen: missing port in 'x' "
+	    "(use host:port)\n", path);
+	CHECK_EQ_STR(errors, want);
+	free(errors);
+	unlink(path);
+	free(path);
+}
+
+/* A NUL byte ends a C string but not a file: it is reported. */
+static void
+test_load_nul(void)
+{
+	static const char	 text[] = BACKEND "keep\0alive = 1\nx = 1\n";
+	struct config		*conf;
+	char			*path, *errors = NULL, want[512];
+
+	if ((path = temp_file(text, sizeof(text) - 1)) == NULL) {
+		CHECK(0);
+		return;
+	}
+	conf = config_load(path, &errors);
+	CHECK(conf == NULL);
+	snprintf(want, sizeof(want), "%s:3: NUL character in line\n"
+	    "%s:4: unknown key 'x' in [backend]\n", path, path);
+	CHECK_EQ_STR(errors, want);
+	free(errors);
+	unlink(path);
+	free(path);
+}
+
+static void
+test_load_missing(void)
+{
+	struct config	*conf;
+	char		*errors = NULL;
+
+	conf = config_load("/nonexistent/spillway.ini", &errors);
+	CHECK(conf == NULL);
+	CHECK_EQ_STR(errors, "/nonexistent/spillway.ini: cannot open: "
+	    "No such file or directory\n");
+	free(errors);
+}
+
+static void
+test_load_directory(void)
+{
+	struct config	*conf;
+	char		*errors = NULL;
+
+	conf = config_load("/", &errors);
+	CHECK(conf == NULL);
+	CHECK_EQ_STR(errors, "/: cannot read: Is a directory\n");
+	free(errors);
+}
+
+static void
+test_too_large(void)
+{
+	char	*text, *errors;
+	size_t	 len = 1024 * 1024 + 1;
+
+	if ((text = malloc(len + 1)) == NULL)
+		return;
+	memset(text, '\n', len);
+	text[len] = '\0';
+	errors = parse_err(text);
+	CHECK_EQ_STR(errors, "t: too large (more than 1048576 bytes)\n");
+	free(errors);
+	free(text);
+}
+
+/* Control characters in a message are shown as '?', never raw. */
+static void
+test_error_sanitized(void)
+{
+	check_error(BACKEND "keepalive = 1\x1b[2J\n",
+	    "t:3: keepalive: invalid number '1?[2J' "
+	    "(use a whole number, e.g. 100)\n");
+}
+
+static void
+test_free_null(void)
+{
+	config_free(NULL);
+	CHECK(1);
+}
+
+int
+main(int argc, char **argv)
+{
+	static char	 path[4096];
+	const char	*top = getenv("top_srcdir");
+
+	if (argc > 1)
+		example_path = argv[1];
+	else {
+		snprintf(path, sizeof(path), "%s/conf/spillway.ini",
+		    top != NULL && *top != '\0' ? top : ".");
+		example_path = path;
+	}
+
+	RUN(test_defaults);
+	RUN(test_example_file);
+	RUN(test_duration_units);
+	RUN(test_duration_bad);
+	RUN(test_size_units);
+	RUN(test_size_bad);
+	RUN(test_every_key);
+	RUN(test_bounds_ok);
+	RUN(test_bounds_duration);
+	RUN(test_bounds_size);
+	RUN(test_bounds_uint);
+	RUN(test_bad_number);
+	RUN(test_bad_duration);
+	RUN(test_bad_size);
+	RUN(test_missing_value);
+	RUN(test_unknown_section);
+	RUN(test_unknown_key);
+	RUN(test_key_outside_section);
+	RUN(test_repeated_key);
+	RUN(test_missing_backend);
+	RUN(test_several_errors);
+	RUN(test_error_cap);
+	RUN(test_syntax_errors);
+	RUN(test_broken_section_skips_keys);
+	RUN(test_line_too_long);
+	RUN(test_long_line_ok);
+	RUN(test_inline_comments);
+	RUN(test_indented_lines);
+	RUN(test_crlf_and_bom);
+	RUN(test_listen_ipv4);
+	RUN(test_listen_any);
+	RUN(test_listen_ipv6);
+	RUN(test_listen_bad);
+	RUN(test_listen_repeat);
+	RUN(test_listen_duplicate);
+	RUN(test_server_forms);
+	RUN(test_server_bad);
+	RUN(test_server_in_file);
+	RUN(test_server_repeat);
+	RUN(test_too_many_addresses);
+	RUN(test_numeric_hosts);
+	RUN(test_access_log);
+	RUN(test_balance);
+	RUN(test_load_file);
+	RUN(test_load_errors_name_file);
+	RUN(test_load_nul);
+	RUN(test_load_missing);
+	RUN(test_load_directory);
+	RUN(test_too_large);
+	RUN(test_error_sanitized);
+	RUN(test_free_null);
+	return tap_done();
+}
