@@ -4,7 +4,7 @@
  * Invariants: 0 <= tb_level <= tb_burst * TBUCKET_UNIT; tb_last never goes
  * backwards (a clock that steps back, or does not move, adds nothing).
  * rate * elapsed cannot overflow: elapsed is capped at the time a bucket
- * takes to fill from empty, at most BURST_MAX * UNIT micro-tokens, with
+ * takes to fill from empty, at most BURST_MAX * UNIT sub-tokens, with
  * rate and burst bounded by their *_MAX.
  */
 #include "tbucket.h"

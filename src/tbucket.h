@@ -2,23 +2,25 @@
  * tbucket.h: an integer token bucket on a monotonic clock. Pure: the time
  * (microseconds, any monotonic origin) is an argument of every call.
  *
- * The level is kept in micro-tokens (1 token = 1,000,000), so that a rate
- * of r tokens per second adds exactly r micro-tokens per microsecond:
- * integer arithmetic, no drift, exact at 1/s and at 1,000,000/s alike.
+ * Rates are in tokens per minute (1/s is 60), so that slow limits such as
+ * 5 per minute are exact. The level is kept in sub-tokens, one token being
+ * TBUCKET_UNIT = 60,000,000 of them (the microseconds in a minute), so a
+ * rate of r tokens per minute adds exactly r sub-tokens per microsecond:
+ * integer arithmetic, no drift, exact at 1/min and at 10,000,000/s alike.
  */
 #ifndef SPILLWAY_TBUCKET_H
 #define SPILLWAY_TBUCKET_H
 
 #include <stdint.h>
 
-#define TBUCKET_UNIT		1000000ULL	/* micro-tokens per token */
-#define TBUCKET_RATE_MAX	10000000ULL	/* tokens per second */
+#define TBUCKET_UNIT		60000000ULL	/* sub-tokens per token */
+#define TBUCKET_RATE_MAX	600000000ULL	/* tokens per minute */
 #define TBUCKET_BURST_MAX	10000000ULL	/* tokens */
 
 struct tbucket {
-	uint64_t	tb_rate;	/* tokens per second, > 0 */
+	uint64_t	tb_rate;	/* tokens per minute, > 0 */
 	uint64_t	tb_burst;	/* capacity in tokens, >= 1 */
-	uint64_t	tb_level;	/* micro-tokens, <= burst * UNIT */
+	uint64_t	tb_level;	/* sub-tokens, <= burst * UNIT */
 	uint64_t	tb_last;	/* time of the last refill, usec */
 };
 
