@@ -7,6 +7,14 @@
  * whether it may repeat. inih splits the file into sections and key = value
  * pairs; the handler looks each pair up in the table.
  *
+ * [class NAME] sections repeat, one per request class, so their keys have
+ * a table of their own, class_keys[], whose offsets are into struct
+ * class_conf: a class section appends a class to conf->classes and its keys
+ * land in that class. When the section ends, the class's keys it left out
+ * take their defaults, through the same code, and the class is checked.
+ * At the end the default class is moved to, or made at, the end of the
+ * list, so a configuration always has at least one class, "default", last.
+ *
  * inih is fed through our own reader, one physical line per call, so that:
  *  - we count lines ourselves: Debian's libinih is built without
  *    INI_HANDLER_LINENO, so the handler is never told the line;
@@ -45,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 
@@ -57,9 +66,16 @@ enum key_type {
 	KT_DURATION,	/* uint64_t milliseconds */
 	KT_SIZE,	/* bytes, size_t or uint64_t */
 	KT_UINT,	/* unsigned int or uint64_t */
+	KT_RATE,	/* uint64_t requests per minute: "N", "N/s", "N/m" */
 	KT_LOGFILE,	/* char *: path, "-" (stderr) or NULL (off) */
 	KT_BALANCE,	/* enum balance */
 	KT_ADDRS,	/* array of struct config_addr and its count */
+	KT_BOOL,	/* int, 0 or 1 */
+	KT_CLIENT_KEY,	/* enum client_key_kind and its header name */
+	KT_PATHS,	/* array of path prefixes and its count */
+	KT_METHODS,	/* array of methods and its count */
+	KT_HEADER,	/* header name and value (NULL: any) */
+	KT_PRIORITY,	/* enum priority */
 };
 
 #define KEY_REPEAT	0x01	/* may be given more than once */
@@ -67,17 +83,23 @@ enum key_type {
 #define KEY_REQUIRED	0x04	/* no default: the file must give it */
 #define KEY_PASSIVE	0x08	/* address to listen on, not to connect to */
 #define KEY_UNIQUE	0x10	/* the same address may not appear twice */
+#define KEY_CRITERION	0x20	/* a class matches on it */
 
+/*
+ * One key. Offsets are into struct config, or into struct class_conf for
+ * class_keys[]. k_aux is the offset of a second field that some types fill
+ * too: a list's count, client_key's header name, a class header's value.
+ */
 struct key {
 	const char	*k_section;
 	const char	*k_name;
 	enum key_type	 k_type;
-	uint64_t	 k_min;		/* value; for KT_ADDRS, count */
+	uint64_t	 k_min;		/* value; for a list, count */
 	uint64_t	 k_max;
 	const char	*k_default;	/* NULL: none */
-	size_t		 k_offset;	/* into struct config */
+	size_t		 k_offset;
 	size_t		 k_size;	/* of the field at k_offset */
-	size_t		 k_count;	/* KT_ADDRS: offset of the count */
+	size_t		 k_aux;
 	int		 k_flags;
 };
 
@@ -86,6 +108,11 @@ struct key {
 #define LIST(m, n)	offsetof(struct config, m),			\
 			sizeof(((struct config *)0)->m),		\
 			offsetof(struct config, n)
+#define CFIELD(m)	offsetof(struct class_conf, m),			\
+			sizeof(((struct class_conf *)0)->m), 0
+#define CLIST(m, n)	offsetof(struct class_conf, m),			\
+			sizeof(((struct class_conf *)0)->m),		\
+			offsetof(struct class_conf, n)
 
 #define MS_1S		1000ULL
 #define MS_1H		(3600 * MS_1S)
@@ -93,6 +120,10 @@ struct key {
 #define KIB		1024ULL
 #define MIB		(1024 * KIB)
 #define GIB		(1024 * MIB)
+#define RATE_MAX	10000000	/* requests per second, or a burst */
+#define RATE_MAX_MIN	(RATE_MAX * 60ULL)	/* in requests per minute */
+#define CLASS_MAX	1000		/* [class NAME] sections */
+#define CLASS_NAME_MAX	32
 
 static const struct key keys[] = {
 	/* section, name, type, min, max, default, field, flags */
@@ -127,14 +158,58 @@ static const struct key keys[] = {
 	    FIELD(backend.keepalive_timeout_ms), KEY_RELOAD },
 	{ "backend", "balance", KT_BALANCE, 0, 0, "roundrobin",
 	    FIELD(backend.balance), KEY_RELOAD },
+
+	{ "admission", "rate", KT_RATE, 0, RATE_MAX_MIN, "0",
+	    FIELD(admission.rate), KEY_RELOAD },
+	{ "admission", "burst", KT_UINT, 0, RATE_MAX, "0",
+	    FIELD(admission.burst), KEY_RELOAD },
+	{ "admission", "client_rate", KT_RATE, 0, RATE_MAX_MIN, "0",
+	    FIELD(admission.client_rate), KEY_RELOAD },
+	{ "admission", "client_burst", KT_UINT, 0, RATE_MAX, "0",
+	    FIELD(admission.client_burst), KEY_RELOAD },
+	{ "admission", "client_key", KT_CLIENT_KEY, 0, 0, "ip",
+	    LIST(admission.client_key, admission.client_key_header),
+	    KEY_RELOAD },
+	{ "admission", "max_clients", KT_UINT, 1, RATE_MAX, "100000",
+	    FIELD(admission.max_clients), KEY_RELOAD },
+	{ "admission", "dry_run", KT_BOOL, 0, 0, "no",
+	    FIELD(admission.dry_run), KEY_RELOAD },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+/* The keys of a [class NAME] section; offsets into struct class_conf. */
+static const struct key class_keys[] = {
+	{ "class", "path", KT_PATHS, 1, 1000, NULL,
+	    CLIST(paths, npaths), KEY_REPEAT | KEY_RELOAD | KEY_CRITERION },
+	{ "class", "method", KT_METHODS, 1, 100, NULL,
+	    CLIST(methods, nmethods),
+	    KEY_REPEAT | KEY_RELOAD | KEY_CRITERION },
+	{ "class", "header", KT_HEADER, 0, 0, NULL,
+	    CLIST(header_name, header_value), KEY_RELOAD | KEY_CRITERION },
+	{ "class", "priority", KT_PRIORITY, 0, 0, "normal",
+	    CFIELD(priority), KEY_RELOAD },
+	{ "class", "rate", KT_RATE, 0, RATE_MAX_MIN, "0",
+	    CFIELD(rate), KEY_RELOAD },
+	{ "class", "burst", KT_UINT, 0, RATE_MAX, "0",
+	    CFIELD(burst), KEY_RELOAD },
+};
+#define NCLASS_KEYS	(sizeof(class_keys) / sizeof(class_keys[0]))
+
+static const char	 class_section[] = "class";
+static const char	 default_class[] = "default";
 
 static const char *const balance_names[] = {
 	[BALANCE_ROUNDROBIN] = "roundrobin",
 	[BALANCE_LEASTCONN] = "leastconn",
 };
 #define NBALANCE (sizeof(balance_names) / sizeof(balance_names[0]))
+
+static const char *const priority_names[] = {
+	[PRIO_CRITICAL] = "critical",
+	[PRIO_NORMAL] = "normal",
+	[PRIO_SHEDDABLE] = "sheddable",
+};
+#define NPRIORITY (sizeof(priority_names) / sizeof(priority_names[0]))
 
 /* State of one parse, shared by the reader, the handler and validation. */
 struct parse {
@@ -151,6 +226,8 @@ struct parse {
 	int		 p_skip;	/* in an unknown or broken section */
 	int		 p_section_line[NKEYS];	/* [section] header of key */
 	int		 p_seen[NKEYS];	/* line a key was first given */
+	int		 p_in_class;	/* keys go to the last class */
+	int		 p_class_seen[NCLASS_KEYS]; /* the same, for it */
 
 	char		*p_err;		/* "NAME:LINE: message\n"... */
 	size_t		 p_errlen;
@@ -158,26 +235,44 @@ struct parse {
 	int		 p_nerr;
 };
 
-static int	set_number(struct parse *, const struct key *, const char *,
-		    int);
-static int	set_logfile(struct parse *, const struct key *, const char *,
-		    int);
-static int	set_balance(struct parse *, const struct key *, const char *,
-		    int);
-static int	set_addrs(struct parse *, const struct key *, const char *,
-		    int);
+/*
+ * A setter parses value, given on line (0: a default), into the fields of
+ * obj that k names. It returns 0, or -1 having reported the problem.
+ */
+static int	set_number(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_logfile(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_balance(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_addrs(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_bool(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_client_key(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_paths(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_methods(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_header(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_priority(struct parse *, const struct key *, void *,
+		    const char *, int);
 
 /* What each type is called in messages, how to write it, who parses it. */
 static const struct key_type_info {
 	const char	*t_name;
 	const char	*t_form;
 	const char	*t_example;
-	int		(*t_set)(struct parse *, const struct key *,
+	int		(*t_set)(struct parse *, const struct key *, void *,
 			    const char *, int);
 } types[] = {
 	[KT_DURATION] = { "duration", "use e.g. 250ms, 10s, 1m", "10s",
 	    set_number },
 	[KT_SIZE] = { "size", "use e.g. 512, 16k, 1m", "16k", set_number },
+	[KT_RATE] = { "rate", "use requests per second or minute, e.g. 100, "
+	    "100/s, 5/m", "100/s", set_number },
 	[KT_UINT] = { "number", "use a whole number, e.g. 100", "100",
 	    set_number },
 	[KT_LOGFILE] = { "log file", "use a path, '-' or 'off'", "-",
@@ -186,6 +281,17 @@ static const struct key_type_info {
 	    "roundrobin", set_balance },
 	[KT_ADDRS] = { "address", "use host:port or [v6]:port", "host:port",
 	    set_addrs },
+	[KT_BOOL] = { "boolean", "use yes or no", "no", set_bool },
+	[KT_CLIENT_KEY] = { "client key", "use ip or header:NAME", "ip",
+	    set_client_key },
+	[KT_PATHS] = { "path", "use a path prefix, e.g. /api/", "/api/",
+	    set_paths },
+	[KT_METHODS] = { "method", "use methods, e.g. GET, HEAD", "GET",
+	    set_methods },
+	[KT_HEADER] = { "header", "use Name or Name: value", "X-Name: value",
+	    set_header },
+	[KT_PRIORITY] = { "priority", "use critical, normal or sheddable",
+	    "normal", set_priority },
 };
 
 /*
@@ -230,9 +336,9 @@ parse_error(struct parse *p, int line, const char *fmt, ...)
 }
 
 static void *
-field(struct parse *p, size_t offset)
+field(void *obj, size_t offset)
 {
-	return (char *)p->p_conf + offset;
+	return (char *)obj + offset;
 }
 
 /* Store v into an unsigned field of 4 or 8 bytes; the bounds make it fit. */
@@ -308,6 +414,24 @@ config_parse_duration(const char *s, uint64_t *ms)
 	return -1;
 }
 
+/* A rate: "N" or "N/s" per second, "N/m" per minute; stored per minute. */
+int
+config_parse_rate(const char *s, uint64_t *per_min)
+{
+	const char	*end;
+	uint64_t	 n;
+
+	if (parse_digits(s, &n, &end) == -1)
+		return -1;
+	if (*end == '\0' || strcmp(end, "/s") == 0)
+		return scale(n, 60, per_min);
+	if (strcmp(end, "/m") == 0) {
+		*per_min = n;
+		return 0;
+	}
+	return -1;
+}
+
 int
 config_parse_size(const char *s, uint64_t *bytes)
 {
@@ -351,6 +475,7 @@ format_value(enum key_type type, uint64_t v, char *buf, size_t len)
 		{ KT_DURATION, 1, "ms" },
 		{ KT_SIZE, GIB, "g" }, { KT_SIZE, MIB, "m" },
 		{ KT_SIZE, KIB, "k" },
+		{ KT_RATE, 60, "/s" }, { KT_RATE, 1, "/m" },
 	};
 	size_t	 i;
 
@@ -366,7 +491,7 @@ format_value(enum key_type type, uint64_t v, char *buf, size_t len)
 }
 
 static int
-set_number(struct parse *p, const struct key *k, const char *value,
+set_number(struct parse *p, const struct key *k, void *obj, const char *value,
     int line)
 {
 	char		 lo[32], hi[32];
@@ -377,6 +502,8 @@ set_number(struct parse *p, const struct key *k, const char *value,
 		rc = config_parse_duration(value, &v);
 	else if (k->k_type == KT_SIZE)
 		rc = config_parse_size(value, &v);
+	else if (k->k_type == KT_RATE)
+		rc = config_parse_rate(value, &v);
 	else
 		rc = parse_uint(value, &v);
 	if (rc == -1) {
@@ -391,16 +518,16 @@ set_number(struct parse *p, const struct key *k, const char *value,
 		    k->k_name, value, lo, hi);
 		return -1;
 	}
-	store_uint(field(p, k->k_offset), k->k_size, v);
+	store_uint(field(obj, k->k_offset), k->k_size, v);
 	return 0;
 }
 
 /* "off" is no log, "-" or "stderr" is standard error, else a path. */
 static int
-set_logfile(struct parse *p, const struct key *k, const char *value,
-    int line)
+set_logfile(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
 {
-	char	**dst = field(p, k->k_offset);
+	char	**dst = field(obj, k->k_offset);
 	char	 *s = NULL;
 
 	if (strcmp(value, "off") != 0) {
@@ -416,23 +543,265 @@ set_logfile(struct parse *p, const struct key *k, const char *value,
 	return 0;
 }
 
+/* Store the index of value in names[] into an enum field. */
 static int
-set_balance(struct parse *p, const struct key *k, const char *value,
-    int line)
+set_enum(struct parse *p, const struct key *k, void *obj, const char *value,
+    int line, const char *const *names, size_t nnames)
 {
-	enum balance	 b;
-	size_t		 i;
+	size_t	 i;
 
-	for (i = 0; i < NBALANCE; i++) {
-		if (strcmp(value, balance_names[i]) == 0) {
-			b = (enum balance)i;
-			memcpy(field(p, k->k_offset), &b, sizeof(b));
+	for (i = 0; i < nnames; i++) {
+		if (strcmp(value, names[i]) == 0) {
+			store_uint(field(obj, k->k_offset), k->k_size, i);
 			return 0;
 		}
 	}
 	parse_error(p, line, "%s: invalid value '%s' (%s)", k->k_name, value,
 	    types[k->k_type].t_form);
 	return -1;
+}
+
+static int
+set_balance(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, balance_names, NBALANCE);
+}
+
+static int
+set_priority(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, priority_names, NPRIORITY);
+}
+
+/* yes/no, on/off, true/false, 1/0, in any case. */
+static int
+set_bool(struct parse *p, const struct key *k, void *obj, const char *value,
+    int line)
+{
+	static const char *const yes[] = { "yes", "on", "true", "1" };
+	static const char *const no[] = { "no", "off", "false", "0" };
+	int	*dst = field(obj, k->k_offset);
+	size_t	 i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(value, yes[i]) == 0) {
+			*dst = 1;
+			return 0;
+		}
+		if (strcasecmp(value, no[i]) == 0) {
+			*dst = 0;
+			return 0;
+		}
+	}
+	parse_error(p, line, "%s: invalid value '%s' (%s)", k->k_name, value,
+	    types[k->k_type].t_form);
+	return -1;
+}
+
+/* An HTTP token (RFC 9110 tchar), len bytes of s, at least one. */
+static int
+is_token(const char *s, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++) {
+		if (!isalnum((unsigned char)s[i]) &&
+		    strchr("!#$%&'*+-.^_`|~", s[i]) == NULL)
+			return 0;
+	}
+	return len > 0;
+}
+
+/* "ip", or "header:NAME" with NAME a header's name. */
+static int
+set_client_key(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	char			**header = field(obj, k->k_aux);
+	const char		 *name;
+	char			 *s = NULL;
+	enum client_key_kind	  kind = CLIENT_KEY_IP;
+
+	if (strncmp(value, "header:", 7) == 0) {
+		for (name = value + 7; *name == ' ' || *name == '\t'; name++)
+			;
+		if (!is_token(name, strlen(name))) {
+			parse_error(p, line, "%s: invalid header name in '%s' "
+			    "(%s)", k->k_name, value, types[k->k_type].t_form);
+			return -1;
+		}
+		if ((s = strdup(name)) == NULL) {
+			parse_error(p, line, "%s: out of memory", k->k_name);
+			return -1;
+		}
+		kind = CLIENT_KEY_HEADER;
+	} else if (strcmp(value, "ip") != 0) {
+		parse_error(p, line, "%s: invalid value '%s' (%s)", k->k_name,
+		    value, types[k->k_type].t_form);
+		return -1;
+	}
+	store_uint(field(obj, k->k_offset), k->k_size, kind);
+	free(*header);
+	*header = s;
+	return 0;
+}
+
+/* Append a copy of len bytes of s to a list of strings. */
+static int
+strlist_append(char ***list, size_t *n, const char *s, size_t len)
+{
+	char	**nlist, *copy;
+
+	if ((copy = strndup(s, len)) == NULL)
+		return -1;
+	if ((nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
+		free(copy);
+		return -1;
+	}
+	nlist[(*n)++] = copy;
+	*list = nlist;
+	return 0;
+}
+
+/*
+ * A path prefix: starts with '/', has no blank or control character (it
+ * could never match a request-target) and no '?' or '#': the query string
+ * is not matched, and a fragment is never sent.
+ */
+static int
+set_paths(struct parse *p, const struct key *k, void *obj, const char *value,
+    int line)
+{
+	char		***list = field(obj, k->k_offset);
+	size_t		  *n = field(obj, k->k_aux);
+	const char	  *c;
+
+	if (*n >= k->k_max) {
+		parse_error(p, line, "%s: too many (at most %llu)", k->k_name,
+		    (unsigned long long)k->k_max);
+		return -1;
+	}
+	if (value[0] != '/') {
+		parse_error(p, line, "%s: '%s' does not start with '/' (%s)",
+		    k->k_name, value, types[k->k_type].t_form);
+		return -1;
+	}
+	for (c = value; *c != '\0'; c++) {
+		if ((unsigned char)*c <= ' ' || *c == 0x7f) {
+			parse_error(p, line, "%s: blank or control character "
+			    "in '%s'", k->k_name, value);
+			return -1;
+		}
+		if (*c == '?' || *c == '#') {
+			parse_error(p, line, "%s: '%c' in '%s' (a path prefix "
+			    "never matches the query string)", k->k_name, *c,
+			    value);
+			return -1;
+		}
+	}
+	if (strlist_append(list, n, value, strlen(value)) == -1) {
+		parse_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Methods, separated by commas and/or blanks ("GET, HEAD"), each a token
+ * of its own in the list. All are checked before any is added.
+ */
+static int
+set_methods(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	static const char	  sep[] = ", \t";
+	char			***list = field(obj, k->k_offset);
+	size_t			  *n = field(obj, k->k_aux), len, count = 0;
+	const char		  *c;
+
+	for (c = value + strspn(value, sep); *c != '\0';
+	    c += len, c += strspn(c, sep)) {
+		len = strcspn(c, sep);
+		if (!is_token(c, len)) {
+			parse_error(p, line, "%s: invalid method '%.*s' (%s)",
+			    k->k_name, (int)len, c, types[k->k_type].t_form);
+			return -1;
+		}
+		count++;
+	}
+	if (count == 0) {
+		parse_error(p, line, "%s: no method in '%s' (%s)", k->k_name,
+		    value, types[k->k_type].t_form);
+		return -1;
+	}
+	if (*n + count > k->k_max) {
+		parse_error(p, line, "%s: too many (at most %llu)", k->k_name,
+		    (unsigned long long)k->k_max);
+		return -1;
+	}
+	for (c = value + strspn(value, sep); *c != '\0';
+	    c += len, c += strspn(c, sep)) {
+		len = strcspn(c, sep);
+		if (strlist_append(list, n, c, len) == -1) {
+			parse_error(p, line, "%s: out of memory", k->k_name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * "Name: value", an exact value (blanks around it dropped, inner ones
+ * kept), or "Name" alone: the header is present, whatever its value.
+ */
+static int
+set_header(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	char		**name = field(obj, k->k_offset);
+	char		**hvalue = field(obj, k->k_aux);
+	const char	 *colon, *v = NULL, *c;
+	char		 *ns = NULL, *vs = NULL;
+	size_t		  namelen;
+
+	colon = strchr(value, ':');
+	namelen = colon != NULL ? (size_t)(colon - value) : strlen(value);
+	if (!is_token(value, namelen)) {
+		parse_error(p, line, "%s: invalid header name in '%s' (%s)",
+		    k->k_name, value, types[k->k_type].t_form);
+		return -1;
+	}
+	if (colon != NULL) {
+		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		if (*v == '\0') {
+			parse_error(p, line, "%s: missing value after ':' in "
+			    "'%s' (%s)", k->k_name, value,
+			    types[k->k_type].t_form);
+			return -1;
+		}
+		for (c = v; *c != '\0'; c++) {
+			if (((unsigned char)*c < ' ' && *c != '\t') ||
+			    *c == 0x7f) {
+				parse_error(p, line, "%s: control character "
+				    "in '%s'", k->k_name, value);
+				return -1;
+			}
+		}
+	}
+	if ((ns = strndup(value, namelen)) == NULL ||
+	    (v != NULL && (vs = strdup(v)) == NULL)) {
+		free(ns);
+		parse_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	free(*name);
+	free(*hvalue);
+	*name = ns;
+	*hvalue = vs;
+	return 0;
 }
 
 /* Host names: letters, digits, '-', '_' and '.'; nothing for a resolver. */
@@ -609,10 +978,11 @@ addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 
 /* Append one address to a list key; KEY_UNIQUE refuses one seen before. */
 static int
-set_addrs(struct parse *p, const struct key *k, const char *value, int line)
+set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
+    int line)
 {
-	struct config_addr	**list = field(p, k->k_offset), *nlist, a;
-	size_t			 *n = field(p, k->k_count), i;
+	struct config_addr	**list = field(obj, k->k_offset), *nlist, a;
+	size_t			 *n = field(obj, k->k_aux), i;
 	char			  err[256];
 
 	if (*n >= k->k_max) {
@@ -647,14 +1017,15 @@ set_addrs(struct parse *p, const struct key *k, const char *value, int line)
 }
 
 static const struct key *
-key_find(const char *section, const char *name)
+key_find(const struct key *table, size_t n, const char *section,
+    const char *name)
 {
 	size_t	 i;
 
-	for (i = 0; i < NKEYS; i++) {
-		if (strcmp(keys[i].k_section, section) == 0 &&
-		    strcmp(keys[i].k_name, name) == 0)
-			return &keys[i];
+	for (i = 0; i < n; i++) {
+		if (strcmp(table[i].k_section, section) == 0 &&
+		    strcmp(table[i].k_name, name) == 0)
+			return &table[i];
 	}
 	return NULL;
 }
@@ -687,8 +1058,11 @@ handler(void *arg, const char *section, const char *name, const char *value)
 #endif
 {
 	struct parse		*p = arg;
-	const struct key	*k;
-	size_t			 i;
+	const struct key	*table = keys, *k;
+	struct class_conf	*cl = NULL;
+	size_t			 n = NKEYS, i;
+	int			*seen = p->p_seen;
+	void			*obj = p->p_conf;
 
 	(void)section;	/* ours is not cut at 50 bytes and knows errors */
 #if INI_HANDLER_LINENO
@@ -701,25 +1075,36 @@ handler(void *arg, const char *section, const char *name, const char *value)
 		    "(start with [proxy] or [backend])", name);
 		return 1;
 	}
-	if ((k = key_find(p->p_section, name)) == NULL) {
-		parse_error(p, p->p_line, "unknown key '%s' in [%s]", name,
-		    p->p_section);
+	if (p->p_in_class) {
+		cl = &p->p_conf->classes[p->p_conf->nclasses - 1];
+		table = class_keys;
+		n = NCLASS_KEYS;
+		seen = p->p_class_seen;
+		obj = cl;
+	}
+	if ((k = key_find(table, n, p->p_section, name)) == NULL) {
+		if (cl != NULL)
+			parse_error(p, p->p_line, "unknown key '%s' in "
+			    "[class %s]", name, cl->name);
+		else
+			parse_error(p, p->p_line, "unknown key '%s' in [%s]",
+			    name, p->p_section);
 		return 1;
 	}
-	i = (size_t)(k - keys);
-	if (p->p_seen[i] && !(k->k_flags & KEY_REPEAT)) {
+	i = (size_t)(k - table);
+	if (seen[i] && !(k->k_flags & KEY_REPEAT)) {
 		parse_error(p, p->p_line, "%s: given twice (first on line %d)",
-		    k->k_name, p->p_seen[i]);
+		    k->k_name, seen[i]);
 		return 1;
 	}
-	if (p->p_seen[i] == 0)
-		p->p_seen[i] = p->p_line;
+	if (seen[i] == 0)
+		seen[i] = p->p_line;
 	if (*value == '\0') {
 		parse_error(p, p->p_line, "%s: missing value (%s)", k->k_name,
 		    types[k->k_type].t_form);
 		return 1;
 	}
-	types[k->k_type].t_set(p, k, value, p->p_line);
+	types[k->k_type].t_set(p, k, obj, value, p->p_line);
 	return 1;
 }
 
@@ -742,13 +1127,184 @@ cut_comment(char *s)
 	*c = '\0';
 }
 
+/* Give each key of table that seen says was left out its default, in obj. */
+static void
+set_defaults(struct parse *p, const struct key *table, size_t n,
+    const int *seen, void *obj)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		if (!seen[i] && table[i].k_default != NULL)
+			types[table[i].k_type].t_set(p, &table[i], obj,
+			    table[i].k_default, 0);
+	}
+}
+
+static int
+is_default_class(const struct class_conf *cl)
+{
+	return strcmp(cl->name, default_class) == 0;
+}
+
+/*
+ * The class being defined ends (a new section starts, or the file): its
+ * left-out keys take their defaults, and it must match something, unless
+ * it is the default class, which must match everything. A criterion given
+ * with a bad value counts as given: its error says all there is to say.
+ */
+static void
+class_end(struct parse *p)
+{
+	struct class_conf	*cl;
+	size_t			 i;
+	int			 criteria = 0;
+
+	if (!p->p_in_class)
+		return;
+	p->p_in_class = 0;
+	cl = &p->p_conf->classes[p->p_conf->nclasses - 1];
+	set_defaults(p, class_keys, NCLASS_KEYS, p->p_class_seen, cl);
+	for (i = 0; i < NCLASS_KEYS; i++) {
+		if (p->p_class_seen[i] &&
+		    (class_keys[i].k_flags & KEY_CRITERION))
+			criteria = 1;
+	}
+	if (is_default_class(cl) && criteria)
+		parse_error(p, cl->line, "class default matches every "
+		    "request; it takes no path, method or header");
+	else if (!is_default_class(cl) && !criteria)
+		parse_error(p, cl->line, "class %s has no path, method or "
+		    "header to match; name it default to change the default "
+		    "class", cl->name);
+}
+
+/* Append a class called name, defined on line, to the configuration. */
+static struct class_conf *
+class_add(struct parse *p, const char *name, size_t len, int line)
+{
+	struct config		*conf = p->p_conf;
+	struct class_conf	*nlist, *cl;
+
+	nlist = realloc(conf->classes,
+	    (conf->nclasses + 1) * sizeof(*conf->classes));
+	if (nlist == NULL)
+		return NULL;
+	conf->classes = nlist;
+	cl = &conf->classes[conf->nclasses];
+	memset(cl, 0, sizeof(*cl));
+	if ((cl->name = strndup(name, len)) == NULL)
+		return NULL;
+	cl->line = line;
+	conf->nclasses++;
+	return cl;
+}
+
+/*
+ * "[class NAME]", name pointing past "class" and its blanks: start a new
+ * class, or report why not and skip the section's keys.
+ */
+static void
+class_begin(struct parse *p, const char *name, size_t len)
+{
+	struct config	*conf = p->p_conf;
+	size_t		 i;
+
+	p->p_skip = 1;
+	if (len == 0) {
+		parse_error(p, p->p_line, "[class] needs a name ([class NAME])");
+		return;
+	}
+	for (i = 0; i < len; i++) {
+		if (!isalnum((unsigned char)name[i]) &&
+		    strchr("_.-", name[i]) == NULL)
+			break;
+	}
+	if (i < len || len > CLASS_NAME_MAX) {
+		parse_error(p, p->p_line, "invalid class name '%.*s' (1 to %d "
+		    "letters, digits, '_', '.' or '-')", (int)len, name,
+		    CLASS_NAME_MAX);
+		return;
+	}
+	for (i = 0; i < conf->nclasses; i++) {
+		if (strlen(conf->classes[i].name) == len &&
+		    memcmp(conf->classes[i].name, name, len) == 0) {
+			parse_error(p, p->p_line, "[class %.*s] given twice "
+			    "(first on line %d)", (int)len, name,
+			    conf->classes[i].line);
+			return;
+		}
+	}
+	if (conf->nclasses >= CLASS_MAX) {
+		parse_error(p, p->p_line, "too many classes (at most %d)",
+		    CLASS_MAX);
+		return;
+	}
+	if (class_add(p, name, len, p->p_line) == NULL) {
+		parse_error(p, p->p_line, "out of memory");
+		return;
+	}
+	memset(p->p_class_seen, 0, sizeof(p->p_class_seen));
+	p->p_section = class_section;
+	p->p_in_class = 1;
+	p->p_skip = 0;
+}
+
+/*
+ * After the last line: the default class goes last, as given or with
+ * every key at its default.
+ */
+static void
+classes_end(struct parse *p)
+{
+	struct config		*conf = p->p_conf;
+	struct class_conf	 cl, *last;
+	static const int	 none[NCLASS_KEYS];
+	size_t			 i;
+
+	for (i = 0; i < conf->nclasses; i++) {
+		if (is_default_class(&conf->classes[i])) {
+			cl = conf->classes[i];
+			memmove(&conf->classes[i], &conf->classes[i + 1],
+			    (conf->nclasses - i - 1) * sizeof(cl));
+			conf->classes[conf->nclasses - 1] = cl;
+			return;
+		}
+	}
+	if ((last = class_add(p, default_class, strlen(default_class), 0))
+	    == NULL) {
+		parse_error(p, 0, "out of memory");
+		return;
+	}
+	set_defaults(p, class_keys, NCLASS_KEYS, none, last);
+}
+
+/*
+ * If the section name, len bytes of s, is "class", blanks and a name, or
+ * "class" alone, return where the name starts (s + len if it has none);
+ * else NULL.
+ */
+static const char *
+class_name(const char *s, size_t len)
+{
+	size_t	 n = sizeof(class_section) - 1;
+
+	if (len < n || memcmp(s, class_section, n) != 0 ||
+	    (len > n && s[n] != ' ' && s[n] != '\t'))
+		return NULL;
+	while (n < len && (s[n] == ' ' || s[n] == '\t'))
+		n++;
+	return s + n;
+}
+
 /* A "[section]" line: note which section the following keys belong to. */
 static int
 check_section(struct parse *p, const char *s)
 {
-	const char	*end, *rest;
-	size_t		 i;
+	const char	*end, *rest, *name;
+	size_t		 i, len;
 
+	class_end(p);
 	if ((end = strchr(s, ']')) == NULL) {
 		parse_error(p, p->p_line, "syntax error: missing ']'");
 		p->p_skip = 1;
@@ -761,7 +1317,12 @@ check_section(struct parse *p, const char *s)
 		p->p_skip = 1;
 		return -1;
 	}
-	p->p_section = section_find(s + 1, (size_t)(end - s - 1));
+	len = (size_t)(end - s - 1);
+	if ((name = class_name(s + 1, len)) != NULL) {
+		class_begin(p, name, (size_t)(end - name));
+		return 0;
+	}
+	p->p_section = section_find(s + 1, len);
 	p->p_skip = p->p_section == NULL;
 	if (p->p_skip) {
 		parse_error(p, p->p_line, "unknown section [%.*s]",
@@ -839,8 +1400,10 @@ reader(char *buf, int num, void *arg)
 			s++;
 			len--;
 		}
-		if (len > 0 && *s == '[')
+		if (len > 0 && *s == '[') {
+			class_end(p);
 			p->p_skip = 1;	/* keys below are in no known section */
+		}
 		return buf;
 	}
 	if (memchr(s, '\0', len) != NULL) {
@@ -871,15 +1434,10 @@ apply_defaults(struct parse *p)
 	size_t			 i;
 	int			 line;
 
+	set_defaults(p, keys, NKEYS, p->p_seen, p->p_conf);
 	for (i = 0; i < NKEYS; i++) {
 		k = &keys[i];
-		if (p->p_seen[i])
-			continue;
-		if (k->k_default != NULL) {
-			types[k->k_type].t_set(p, k, k->k_default, 0);
-			continue;
-		}
-		if (k->k_flags & KEY_REQUIRED) {
+		if (!p->p_seen[i] && (k->k_flags & KEY_REQUIRED)) {
 			line = p->p_section_line[i] ? p->p_section_line[i] :
 			    p->p_line;
 			parse_error(p, line > 0 ? line : 1, "no %s %s ([%s] %s "
@@ -900,7 +1458,9 @@ parse_lines(struct parse *p)
 		parse_error(p, rc, "syntax error");
 	else if (rc < 0)
 		parse_error(p, 0, "out of memory");
+	class_end(p);
 	apply_defaults(p);
+	classes_end(p);
 }
 
 static struct config *
@@ -1010,6 +1570,22 @@ fail:
 	return NULL;
 }
 
+static void
+class_free(struct class_conf *cl)
+{
+	size_t	 i;
+
+	for (i = 0; i < cl->npaths; i++)
+		free(cl->paths[i]);
+	free(cl->paths);
+	for (i = 0; i < cl->nmethods; i++)
+		free(cl->methods[i]);
+	free(cl->methods);
+	free(cl->header_name);
+	free(cl->header_value);
+	free(cl->name);
+}
+
 void
 config_free(struct config *conf)
 {
@@ -1024,6 +1600,10 @@ config_free(struct config *conf)
 		free(conf->backend.servers[i].text);
 	free(conf->backend.servers);
 	free(conf->proxy.access_log);
+	free(conf->admission.client_key_header);
+	for (i = 0; i < conf->nclasses; i++)
+		class_free(&conf->classes[i]);
+	free(conf->classes);
 	free(conf->path);
 	free(conf);
 }
@@ -1033,5 +1613,13 @@ config_balance_name(enum balance b)
 {
 	if ((size_t)b < NBALANCE)
 		return balance_names[b];
+	return "unknown";
+}
+
+const char *
+config_priority_name(enum priority prio)
+{
+	if ((size_t)prio < NPRIORITY)
+		return priority_names[prio];
 	return "unknown";
 }

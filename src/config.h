@@ -50,10 +50,58 @@ struct backend_conf {
 	enum balance		 balance;
 };
 
+enum priority {
+	PRIO_CRITICAL = 0,	/* served first, shed last */
+	PRIO_NORMAL,
+	PRIO_SHEDDABLE,		/* served last, shed first */
+};
+#define PRIO_COUNT	3
+
+enum client_key_kind {
+	CLIENT_KEY_IP = 0,	/* the client's address */
+	CLIENT_KEY_HEADER,	/* the value of a request header */
+};
+
+/* [admission]: token buckets in front of everything else. */
+struct admission_conf {
+	uint64_t		 rate;		/* global, per minute; 0: off */
+	uint64_t		 burst;		/* 0: one second's worth */
+	uint64_t		 client_rate;	/* per client key, per minute */
+	uint64_t		 client_burst;	/* 0: one second's worth */
+	enum client_key_kind	 client_key;
+	char			*client_key_header; /* CLIENT_KEY_HEADER */
+	unsigned int		 max_clients;	/* client buckets kept */
+	int			 dry_run;	/* count, refuse nothing */
+};
+
+/*
+ * [class NAME]: a request belongs to the first class, in file order, whose
+ * every given criterion matches; the last class is always "default", which
+ * has no criteria and so takes every other request. Header names are kept
+ * as written (HTTP compares them without regard to case); paths and
+ * methods compare exactly.
+ */
+struct class_conf {
+	char			*name;
+	int			 line;		/* of its [class NAME] */
+	char			**paths;	/* path prefixes; none: any */
+	size_t			 npaths;
+	char			**methods;	/* methods; none: any */
+	size_t			 nmethods;
+	char			*header_name;	/* header to match, or NULL */
+	char			*header_value;	/* its exact value; NULL: any */
+	enum priority		 priority;
+	uint64_t		 rate;		/* own bucket, per minute; 0: none */
+	uint64_t		 burst;		/* 0: one second's worth */
+};
+
 struct config {
 	char			*path;
 	struct proxy_conf	 proxy;
 	struct backend_conf	 backend;
+	struct admission_conf	 admission;
+	struct class_conf	*classes;	/* default last; at least 1 */
+	size_t			 nclasses;
 
 	/* runtime bookkeeping, owned by the caller, zero after load */
 	unsigned int		 refs;
@@ -78,17 +126,20 @@ void		 config_free(struct config *);
  * Value parsers, exported for the tests. Each returns 0 and stores the
  * value, or -1 and leaves it alone. Durations: an integer with a unit
  * (ms, s, m, h, d; a bare number is seconds), stored in milliseconds.
- * Sizes: an integer with an optional k, m or g (powers of 1024).
+ * Sizes: an integer with an optional k, m or g (powers of 1024). Rates:
+ * "N" or "N/s" per second, "N/m" per minute, stored per minute.
  * Addresses: "host:port", "[v6]:port", "*:port" or "port" (all addresses
  * when passive), resolved numerically or with getaddrinfo(); err gets a
  * message on failure.
  */
 int		 config_parse_duration(const char *, uint64_t *ms);
 int		 config_parse_size(const char *, uint64_t *bytes);
+int		 config_parse_rate(const char *, uint64_t *per_minute);
 int		 config_parse_addr(const char *, int passive,
 		    struct config_addr *, char *err, size_t errlen);
 
 const char	*config_balance_name(enum balance);
+const char	*config_priority_name(enum priority);
 
 /*
  * config_parse() with flags. CONFIG_NUMERIC_HOSTS accepts numeric addresses

@@ -126,6 +126,23 @@ addr(const char *text, int passive, char *buf, size_t len)
 	return addr_str(&a, buf, len);
 }
 
+/* The default class: no criteria, everything else as given. */
+static void
+check_default_class(const struct class_conf *cl, enum priority prio, int line)
+{
+	CHECK_EQ_STR(cl->name, "default");
+	CHECK_EQ_INT(cl->line, line);
+	CHECK_EQ_INT(cl->npaths, 0);
+	CHECK(cl->paths == NULL);
+	CHECK_EQ_INT(cl->nmethods, 0);
+	CHECK(cl->methods == NULL);
+	CHECK(cl->header_name == NULL);
+	CHECK(cl->header_value == NULL);
+	CHECK_EQ_INT(cl->priority, prio);
+	CHECK_EQ_INT(cl->rate, 0);
+	CHECK_EQ_INT(cl->burst, 0);
+}
+
 static void
 check_defaults(const struct config *conf)
 {
@@ -151,6 +168,17 @@ check_defaults(const struct config *conf)
 	CHECK_EQ_INT(conf->backend.keepalive, 32);
 	CHECK_EQ_INT(conf->backend.keepalive_timeout_ms, 60000);
 	CHECK_EQ_INT(conf->backend.balance, BALANCE_ROUNDROBIN);
+	CHECK_EQ_INT(conf->admission.rate, 0);
+	CHECK_EQ_INT(conf->admission.burst, 0);
+	CHECK_EQ_INT(conf->admission.client_rate, 0);
+	CHECK_EQ_INT(conf->admission.client_burst, 0);
+	CHECK_EQ_INT(conf->admission.client_key, CLIENT_KEY_IP);
+	CHECK(conf->admission.client_key_header == NULL);
+	CHECK_EQ_INT(conf->admission.max_clients, 100000);
+	CHECK_EQ_INT(conf->admission.dry_run, 0);
+	CHECK_EQ_INT(conf->nclasses, 1);
+	if (conf->nclasses == 1)
+		check_default_class(&conf->classes[0], PRIO_NORMAL, 0);
 }
 
 static void
@@ -859,6 +887,576 @@ test_balance(void)
 	CHECK_EQ_STR(config_balance_name((enum balance)42), "unknown");
 }
 
+static void
+test_admission_keys(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok(BACKEND
+	    "[admission]\n"
+	    "rate = 1000\n"
+	    "burst = 2000\n"
+	    "client_rate = 10\n"
+	    "client_burst = 20\n"
+	    "client_key = header:X-Api-Key\n"
+	    "max_clients = 5000\n"
+	    "dry_run = yes\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->admission.rate, 1000ULL * 60);
+	CHECK_EQ_INT(conf->admission.burst, 2000);
+	CHECK_EQ_INT(conf->admission.client_rate, 10ULL * 60);
+	CHECK_EQ_INT(conf->admission.client_burst, 20);
+	CHECK_EQ_INT(conf->admission.client_key, CLIENT_KEY_HEADER);
+	CHECK_EQ_STR(conf->admission.client_key_header, "X-Api-Key");
+	CHECK_EQ_INT(conf->admission.max_clients, 5000);
+	CHECK_EQ_INT(conf->admission.dry_run, 1);
+	config_free(conf);
+}
+
+static void
+test_admission_bounds(void)
+{
+	struct config	*conf;
+
+	if ((conf = parse_key("admission", "rate", "10000000")) != NULL) {
+		CHECK_EQ_INT(conf->admission.rate, 10000000ULL * 60);
+		config_free(conf);
+	}
+	if ((conf = parse_key("admission", "max_clients", "1")) != NULL) {
+		CHECK_EQ_INT(conf->admission.max_clients, 1);
+		config_free(conf);
+	}
+	check_error("[admission]\nrate = 10000001\n" BACKEND,
+	    "t:2: rate: 10000001 is out of range (0 to 10000000/s)\n");
+	check_error("[admission]\nclient_burst = 1.5\n" BACKEND,
+	    "t:2: client_burst: invalid number '1.5' "
+	    "(use a whole number, e.g. 100)\n");
+	check_error("[admission]\nmax_clients = 0\n" BACKEND,
+	    "t:2: max_clients: 0 is out of range (1 to 10000000)\n");
+	if ((conf = parse_key("admission", "rate", "5/m")) != NULL) {
+		CHECK_EQ_INT(conf->admission.rate, 5);
+		config_free(conf);
+	}
+	if ((conf = parse_key("admission", "client_rate", "7/s")) != NULL) {
+		CHECK_EQ_INT(conf->admission.client_rate, 7 * 60);
+		config_free(conf);
+	}
+	check_error("[admission]\nrate = 5/h\n" BACKEND,
+	    "t:2: rate: invalid rate '5/h' (use requests per second or "
+	    "minute, e.g. 100, 100/s, 5/m)\n");
+	check_error("[admission]\nrate = /s\n" BACKEND,
+	    "t:2: rate: invalid rate '/s' (use requests per second or "
+	    "minute, e.g. 100, 100/s, 5/m)\n");
+	check_error("[admission]\nclient_rate = 600000001/m\n" BACKEND,
+	    "t:2: client_rate: 600000001/m is out of range (0 to "
+	    "10000000/s)\n");
+	check_error("[admission]\nrate = 5\nrate = 6\n" BACKEND,
+	    "t:3: rate: given twice (first on line 2)\n");
+}
+
+static void
+test_client_key_forms(void)
+{
+	struct config	*conf;
+
+	if ((conf = parse_key("admission", "client_key", "ip")) != NULL) {
+		CHECK_EQ_INT(conf->admission.client_key, CLIENT_KEY_IP);
+		CHECK(conf->admission.client_key_header == NULL);
+		config_free(conf);
+	}
+	if ((conf = parse_key("admission", "client_key",
+	    "header:X-Forwarded-For")) != NULL) {
+		CHECK_EQ_INT(conf->admission.client_key, CLIENT_KEY_HEADER);
+		CHECK_EQ_STR(conf->admission.client_key_header,
+		    "X-Forwarded-For");
+		config_free(conf);
+	}
+	/* a blank after the colon is forgiven */
+	if ((conf = parse_key("admission", "client_key",
+	    "header: X-User")) != NULL) {
+		CHECK_EQ_STR(conf->admission.client_key_header, "X-User");
+		config_free(conf);
+	}
+}
+
+static void
+test_client_key_bad(void)
+{
+	check_error("[admission]\nclient_key = IP\n" BACKEND,
+	    "t:2: client_key: invalid value 'IP' (use ip or header:NAME)\n");
+	check_error("[admission]\nclient_key = header\n" BACKEND,
+	    "t:2: client_key: invalid value 'header' "
+	    "(use ip or header:NAME)\n");
+	check_error("[admission]\nclient_key = header:\n" BACKEND,
+	    "t:2: client_key: invalid header name in 'header:' "
+	    "(use ip or header:NAME)\n");
+	check_error("[admission]\nclient_key = header:X Y\n" BACKEND,
+	    "t:2: client_key: invalid header name in 'header:X Y' "
+	    "(use ip or header:NAME)\n");
+	check_error("[admission]\nclient_key = header:X:Y\n" BACKEND,
+	    "t:2: client_key: invalid header name in 'header:X:Y' "
+	    "(use ip or header:NAME)\n");
+	check_error("[admission]\nclient_key = cookie:sid\n" BACKEND,
+	    "t:2: client_key: invalid value 'cookie:sid' "
+	    "(use ip or header:NAME)\n");
+}
+
+static void
+test_dry_run_forms(void)
+{
+	static const struct {
+		const char	*value;
+		int		 want;
+	} forms[] = {
+		{ "yes", 1 }, { "no", 0 }, { "on", 1 }, { "off", 0 },
+		{ "true", 1 }, { "false", 0 }, { "1", 1 }, { "0", 0 },
+		{ "YES", 1 }, { "Off", 0 }, { "True", 1 }, { "FALSE", 0 },
+	};
+	struct config	*conf;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		conf = parse_key("admission", "dry_run", forms[i].value);
+		if (conf == NULL)
+			continue;
+		if (conf->admission.dry_run != forms[i].want)
+			printf("# dry_run = %s\n", forms[i].value);
+		CHECK_EQ_INT(conf->admission.dry_run, forms[i].want);
+		config_free(conf);
+	}
+}
+
+static void
+test_dry_run_bad(void)
+{
+	check_error("[admission]\ndry_run = maybe\n" BACKEND,
+	    "t:2: dry_run: invalid value 'maybe' (use yes or no)\n");
+	check_error("[admission]\ndry_run = 2\n" BACKEND,
+	    "t:2: dry_run: invalid value '2' (use yes or no)\n");
+	check_error("[admission]\ndry_run =\n" BACKEND,
+	    "t:2: dry_run: missing value (use yes or no)\n");
+}
+
+static void
+test_class_order(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok(BACKEND
+	    "[class health]\n"		/* 3 */
+	    "path = /healthz\n"
+	    "priority = critical\n"
+	    "[class api]\n"		/* 6 */
+	    "path = /api/\n"
+	    "[proxy]\n"
+	    "max_connections = 10\n"
+	    "[class reports]\n"	/* 10 */
+	    "path = /reports/\n"
+	    "priority = sheddable\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->nclasses, 4);
+	if (conf->nclasses == 4) {
+		CHECK_EQ_STR(conf->classes[0].name, "health");
+		CHECK_EQ_INT(conf->classes[0].line, 3);
+		CHECK_EQ_INT(conf->classes[0].priority, PRIO_CRITICAL);
+		CHECK_EQ_STR(conf->classes[1].name, "api");
+		CHECK_EQ_INT(conf->classes[1].line, 6);
+		CHECK_EQ_INT(conf->classes[1].priority, PRIO_NORMAL);
+		CHECK_EQ_STR(conf->classes[2].name, "reports");
+		CHECK_EQ_INT(conf->classes[2].line, 10);
+		CHECK_EQ_INT(conf->classes[2].priority, PRIO_SHEDDABLE);
+		check_default_class(&conf->classes[3], PRIO_NORMAL, 0);
+	}
+	CHECK_EQ_INT(conf->proxy.max_connections, 10);
+	config_free(conf);
+}
+
+/* A [class default] anywhere is moved to the end, keys and all. */
+static void
+test_class_default_explicit(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok(BACKEND
+	    "[class default]\n"
+	    "priority = sheddable\n"
+	    "[class a]\n"
+	    "path = /a\n"
+	    "[class b]\n"
+	    "path = /b\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->nclasses, 3);
+	if (conf->nclasses == 3) {
+		CHECK_EQ_STR(conf->classes[0].name, "a");
+		CHECK_EQ_STR(conf->classes[1].name, "b");
+		check_default_class(&conf->classes[2], PRIO_SHEDDABLE, 3);
+	}
+	config_free(conf);
+
+	conf = parse_ok(BACKEND "[class default]\nrate = 100\nburst = 300\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->nclasses, 1);
+	CHECK_EQ_STR(conf->classes[0].name, "default");
+	CHECK_EQ_INT(conf->classes[0].rate, 100ULL * 60);
+	CHECK_EQ_INT(conf->classes[0].burst, 300);
+	config_free(conf);
+}
+
+static void
+test_class_paths_methods(void)
+{
+	struct config		*conf;
+	struct class_conf	*cl;
+
+	conf = parse_ok(BACKEND
+	    "[class write]\n"
+	    "path = /api/\n"
+	    "method = POST, PUT\n"
+	    "path = /v2/api/\n"
+	    "method = DELETE,PATCH\tOPTIONS\n"
+	    "method = ,M-SEARCH  ,\n"
+	    "path = /\n");
+	if (conf == NULL)
+		return;
+	cl = &conf->classes[0];
+	CHECK_EQ_INT(cl->npaths, 3);
+	if (cl->npaths == 3) {
+		CHECK_EQ_STR(cl->paths[0], "/api/");
+		CHECK_EQ_STR(cl->paths[1], "/v2/api/");
+		CHECK_EQ_STR(cl->paths[2], "/");
+	}
+	CHECK_EQ_INT(cl->nmethods, 6);
+	if (cl->nmethods == 6) {
+		CHECK_EQ_STR(cl->methods[0], "POST");
+		CHECK_EQ_STR(cl->methods[1], "PUT");
+		CHECK_EQ_STR(cl->methods[2], "DELETE");
+		CHECK_EQ_STR(cl->methods[3], "PATCH");
+		CHECK_EQ_STR(cl->methods[4], "OPTIONS");
+		CHECK_EQ_STR(cl->methods[5], "M-SEARCH");
+	}
+	CHECK(cl->header_name == NULL);
+	config_free(conf);
+
+	/* a method alone is enough to match on */
+	conf = parse_ok(BACKEND "[class heads]\nmethod = HEAD\n");
+	if (conf != NULL) {
+		CHECK_EQ_INT(conf->classes[0].npaths, 0);
+		CHECK_EQ_INT(conf->classes[0].nmethods, 1);
+		config_free(conf);
+	}
+}
+
+static void
+test_class_header(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok(BACKEND
+	    "[class bots]\nheader = User-Agent:  Mozilla/5.0 (bot)  \n"
+	    "[class keyed]\nheader = X-Api-Key\n"
+	    "[class tight]\nheader = X-A:b\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->nclasses, 4);
+	CHECK_EQ_STR(conf->classes[0].header_name, "User-Agent");
+	CHECK_EQ_STR(conf->classes[0].header_value, "Mozilla/5.0 (bot)");
+	CHECK_EQ_STR(conf->classes[1].header_name, "X-Api-Key");
+	CHECK(conf->classes[1].header_value == NULL);
+	CHECK_EQ_STR(conf->classes[2].header_name, "X-A");
+	CHECK_EQ_STR(conf->classes[2].header_value, "b");
+	config_free(conf);
+}
+
+static void
+test_class_priority_names(void)
+{
+	static const char *const names[] = { "critical", "normal",
+	    "sheddable" };
+	struct config	*conf;
+	char		 text[256];
+	size_t		 i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(text, sizeof(text), BACKEND "[class c]\npath = /\n"
+		    "priority = %s\n", names[i]);
+		if ((conf = parse_ok(text)) == NULL)
+			continue;
+		CHECK_EQ_INT(conf->classes[0].priority, i);
+		CHECK_EQ_STR(config_priority_name(conf->classes[0].priority),
+		    names[i]);
+		config_free(conf);
+	}
+	CHECK_EQ_STR(config_priority_name((enum priority)PRIO_COUNT),
+	    "unknown");
+}
+
+static void
+test_class_rate_burst(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok(BACKEND
+	    "[class api]\npath = /api/\nrate = 50\nburst = 100\n"
+	    "[class max]\npath = /max/\nrate = 10000000\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->classes[0].rate, 50ULL * 60);
+	CHECK_EQ_INT(conf->classes[0].burst, 100);
+	CHECK_EQ_INT(conf->classes[1].rate, 10000000ULL * 60);
+	CHECK_EQ_INT(conf->classes[1].burst, 0);
+	config_free(conf);
+	check_error(BACKEND "[class api]\npath = /\nrate = 10000001\n",
+	    "t:5: rate: 10000001 is out of range (0 to 10000000/s)\n");
+	check_error(BACKEND "[class api]\npath = /\nburst = -1\n",
+	    "t:5: burst: invalid number '-1' "
+	    "(use a whole number, e.g. 100)\n");
+}
+
+/* Blanks between "class" and the name: any number of spaces or tabs. */
+static void
+test_class_section_blanks(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok(BACKEND "[class   a]\npath = /a\n[class\tb]\n"
+	    "path = /b\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->nclasses, 3);
+	CHECK_EQ_STR(conf->classes[0].name, "a");
+	CHECK_EQ_STR(conf->classes[1].name, "b");
+	config_free(conf);
+	check_error(BACKEND "[classy]\npath = /\n",
+	    "t:3: unknown section [classy]\n");
+	check_error(BACKEND "[ class a]\npath = /\n",
+	    "t:3: unknown section [ class a]\n");
+}
+
+static void
+test_class_duplicate(void)
+{
+	/* the second one's keys are skipped, not blamed */
+	check_error(BACKEND "[class api]\npath = /api/\n\n"
+	    "[class api]\npath = nope\n",
+	    "t:6: [class api] given twice (first on line 3)\n");
+	check_error(BACKEND "[class default]\n[class a]\npath = /\n"
+	    "[class default]\n",
+	    "t:6: [class default] given twice (first on line 3)\n");
+}
+
+static void
+test_class_bad_name(void)
+{
+	check_error(BACKEND "[class]\npath = /\n",
+	    "t:3: [class] needs a name ([class NAME])\n");
+	check_error(BACKEND "[class  ]\npath = /\n",
+	    "t:3: [class] needs a name ([class NAME])\n");
+	check_error(BACKEND "[class a/b]\npath = /\n",
+	    "t:3: invalid class name 'a/b' "
+	    "(1 to 32 letters, digits, '_', '.' or '-')\n");
+	check_error(BACKEND "[class two words]\npath = /\n",
+	    "t:3: invalid class name 'two words' "
+	    "(1 to 32 letters, digits, '_', '.' or '-')\n");
+	check_error(BACKEND "[class a23456789012345678901234567890123]\n",
+	    "t:3: invalid class name 'a23456789012345678901234567890123' "
+	    "(1 to 32 letters, digits, '_', '.' or '-')\n");
+	check_error(BACKEND "[class a]\npath = /\n[class a]]\n",
+	    "t:5: syntax error: text after ']'\n");
+}
+
+static void
+test_class_name_ok(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok(BACKEND "[class a2345678901234567890123456789012]\n"
+	    "path = /\n[class Static.v2_old-1]\npath = /s/\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_STR(conf->classes[0].name,
+	    "a2345678901234567890123456789012");
+	CHECK_EQ_STR(conf->classes[1].name, "Static.v2_old-1");
+	config_free(conf);
+}
+
+static void
+test_class_default_criteria(void)
+{
+	check_error(BACKEND "[class default]\npath = /\npriority = critical\n",
+	    "t:3: class default matches every request; it takes no path, "
+	    "method or header\n");
+	check_error(BACKEND "[class default]\n\nheader = X-A\n[proxy]\n",
+	    "t:3: class default matches every request; it takes no path, "
+	    "method or header\n");
+	check_error(BACKEND "[class default]\nmethod = GET\n",
+	    "t:3: class default matches every request; it takes no path, "
+	    "method or header\n");
+}
+
+static void
+test_class_no_criteria(void)
+{
+	check_error(BACKEND "[class slow]\npriority = sheddable\nrate = 5\n"
+	    "[proxy]\n",
+	    "t:3: class slow has no path, method or header to match; "
+	    "name it default to change the default class\n");
+	/* an empty class at the end of the file */
+	check_error(BACKEND "[class a]\npath = /a\n[class empty]\n",
+	    "t:5: class empty has no path, method or header to match; "
+	    "name it default to change the default class\n");
+}
+
+static void
+test_class_unknown_key(void)
+{
+	check_error(BACKEND "[class api]\npath = /api/\nserver = x\n",
+	    "t:5: unknown key 'server' in [class api]\n");
+	/* [admission] keys are not class keys, nor the other way round */
+	check_error(BACKEND "[class api]\npath = /\nclient_rate = 1\n",
+	    "t:5: unknown key 'client_rate' in [class api]\n");
+	check_error(BACKEND "[admission]\npath = /\n",
+	    "t:4: unknown key 'path' in [admission]\n");
+}
+
+static void
+test_class_key_twice(void)
+{
+	struct config	*conf;
+
+	check_error(BACKEND "[class a]\nheader = X-A\nheader = X-B: c\n",
+	    "t:5: header: given twice (first on line 4)\n");
+	check_error(BACKEND "[class a]\npath = /\npriority = critical\n"
+	    "priority = normal\n",
+	    "t:6: priority: given twice (first on line 5)\n");
+	/* given once in each of two classes is fine */
+	conf = parse_ok(BACKEND "[class a]\npath = /a\nrate = 1\n"
+	    "[class b]\npath = /b\nrate = 2\n");
+	if (conf != NULL) {
+		CHECK_EQ_INT(conf->classes[0].rate, 1ULL * 60);
+		CHECK_EQ_INT(conf->classes[1].rate, 2ULL * 60);
+		config_free(conf);
+	}
+}
+
+static void
+test_class_path_bad(void)
+{
+	check_error(BACKEND "[class a]\npath = api/\n",
+	    "t:4: path: 'api/' does not start with '/' "
+	    "(use a path prefix, e.g. /api/)\n");
+	check_error(BACKEND "[class a]\npath = *\n",
+	    "t:4: path: '*' does not start with '/' "
+	    "(use a path prefix, e.g. /api/)\n");
+	check_error(BACKEND "[class a]\npath = /a b\n",
+	    "t:4: path: blank or control character in '/a b'\n");
+	check_error(BACKEND "[class a]\npath = /a\x01\n",
+	    "t:4: path: blank or control character in '/a?'\n");
+	check_error(BACKEND "[class a]\npath = /search?q=1\n",
+	    "t:4: path: '?' in '/search?q=1' (a path prefix never matches "
+	    "the query string)\n");
+	/* one error: "class a has no path" would only repeat it */
+	check_error(BACKEND "[class a]\npath =\n",
+	    "t:4: path: missing value (use a path prefix, e.g. /api/)\n");
+}
+
+static void
+test_class_method_bad(void)
+{
+	check_error(BACKEND "[class a]\nmethod = GET, HE@D\n",
+	    "t:4: method: invalid method 'HE@D' "
+	    "(use methods, e.g. GET, HEAD)\n");
+	check_error(BACKEND "[class a]\npath = /\nmethod = GET;POST\n",
+	    "t:5: method: invalid method 'GET;POST' "
+	    "(use methods, e.g. GET, HEAD)\n");
+	check_error(BACKEND "[class a]\npath = /\nmethod = ,,\n",
+	    "t:5: method: no method in ',,' (use methods, e.g. GET, HEAD)\n");
+}
+
+static void
+test_class_header_bad(void)
+{
+	check_error(BACKEND "[class a]\nheader = X A: b\n",
+	    "t:4: header: invalid header name in 'X A: b' "
+	    "(use Name or Name: value)\n");
+	check_error(BACKEND "[class a]\nheader = X-A :b\n",
+	    "t:4: header: invalid header name in 'X-A :b' "
+	    "(use Name or Name: value)\n");
+	check_error(BACKEND "[class a]\nheader = : b\n",
+	    "t:4: header: invalid header name in ': b' "
+	    "(use Name or Name: value)\n");
+	check_error(BACKEND "[class a]\nheader = X-A:\n",
+	    "t:4: header: missing value after ':' in 'X-A:' "
+	    "(use Name or Name: value)\n");
+	check_error(BACKEND "[class a]\nheader = X-A: b\x1b" "c\n",
+	    "t:4: header: control character in 'X-A: b?c'\n");
+}
+
+static void
+test_class_priority_bad(void)
+{
+	check_error(BACKEND "[class a]\npath = /\npriority = high\n",
+	    "t:5: priority: invalid value 'high' "
+	    "(use critical, normal or sheddable)\n");
+	check_error(BACKEND "[class a]\npath = /\npriority = Critical\n",
+	    "t:5: priority: invalid value 'Critical' "
+	    "(use critical, normal or sheddable)\n");
+}
+
+/* Class errors are collected with the rest, each on its own line. */
+static void
+test_class_several_errors(void)
+{
+	char	*errors;
+
+	errors = parse_err("[admission]\n"
+	    "dry_run = perhaps\n"
+	    "[class api]\n"
+	    "path = api\n"
+	    "method = G/T\n"
+	    "weight = 3\n"
+	    "[class api]\n"
+	    "[class none]\n"
+	    "[class default]\n"
+	    "path = /x\n"
+	    "[backend]\n"
+	    "server = 127.0.0.1:1\n");
+	CHECK_EQ_STR(errors,
+	    "t:2: dry_run: invalid value 'perhaps' (use yes or no)\n"
+	    "t:4: path: 'api' does not start with '/' "
+	    "(use a path prefix, e.g. /api/)\n"
+	    "t:5: method: invalid method 'G/T' "
+	    "(use methods, e.g. GET, HEAD)\n"
+	    "t:6: unknown key 'weight' in [class api]\n"
+	    "t:7: [class api] given twice (first on line 3)\n"
+	    "t:8: class none has no path, method or header to match; "
+	    "name it default to change the default class\n"
+	    "t:9: class default matches every request; it takes no path, "
+	    "method or header\n");
+	free(errors);
+}
+
+static void
+test_class_too_many(void)
+{
+	char	*text, *errors;
+	size_t	 i, len = 0, size = 1001 * 32 + 64;
+
+	if ((text = malloc(size)) == NULL)
+		return;
+	len = (size_t)snprintf(text, size, BACKEND);
+	for (i = 0; i < 1001; i++)
+		len += (size_t)snprintf(text + len, size - len,
+		    "[class c%zu]\npath = /\n", i);
+	errors = parse_err(text);
+	CHECK_EQ_STR(errors, "t:2003: too many classes (at most 1000)\n");
+	free(errors);
+	free(text);
+}
+
 /* Write text to a new temporary file; returns its malloc'd path. */
 static char *
 temp_file(const void *text, size_t len)
@@ -1066,6 +1664,32 @@ main(int argc, char **argv)
 	RUN(test_numeric_hosts);
 	RUN(test_access_log);
 	RUN(test_balance);
+	RUN(test_admission_keys);
+	RUN(test_admission_bounds);
+	RUN(test_client_key_forms);
+	RUN(test_client_key_bad);
+	RUN(test_dry_run_forms);
+	RUN(test_dry_run_bad);
+	RUN(test_class_order);
+	RUN(test_class_default_explicit);
+	RUN(test_class_paths_methods);
+	RUN(test_class_header);
+	RUN(test_class_priority_names);
+	RUN(test_class_rate_burst);
+	RUN(test_class_section_blanks);
+	RUN(test_class_duplicate);
+	RUN(test_class_bad_name);
+	RUN(test_class_name_ok);
+	RUN(test_class_default_criteria);
+	RUN(test_class_no_criteria);
+	RUN(test_class_unknown_key);
+	RUN(test_class_key_twice);
+	RUN(test_class_path_bad);
+	RUN(test_class_method_bad);
+	RUN(test_class_header_bad);
+	RUN(test_class_priority_bad);
+	RUN(test_class_several_errors);
+	RUN(test_class_too_many);
 	RUN(test_load_file);
 	RUN(test_load_errors_name_file);
 	RUN(test_load_nul);
