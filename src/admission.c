@@ -1,0 +1,308 @@
+/*
+ * admission.c: token-bucket admission.
+ *
+ * Client buckets live in a hash table of at most max_clients entries,
+ * chained, with an LRU list through all of them. When the table is full, a
+ * new key takes the entry of the least recently used one: memory does not
+ * grow with the number of keys, however many an attacker invents. The
+ * hash is SipHash-2-4 under a random key, so chains cannot be aimed at.
+ * An evicted entry that was full loses nothing; one that was not gives
+ * its client a fresh burst, which only the least recent client can get.
+ */
+#include <sys/queue.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "admission.h"
+
+struct client {
+	uint64_t		 cl_hash;
+	size_t			 cl_keylen;	/* full length of the key */
+	char			 cl_key[ADMISSION_KEY_MAX];
+	struct tbucket		 cl_tb;
+	struct client		*cl_next;	/* hash chain */
+	TAILQ_ENTRY(client)	 cl_lru;	/* most recent first */
+};
+TAILQ_HEAD(client_lru, client);
+
+struct admission {
+	int			 ad_dry_run;
+	int			 ad_global_on;
+	struct tbucket		 ad_global;
+	uint64_t		 ad_client_rate;
+	uint64_t		 ad_client_burst;
+	size_t			 ad_max_clients;
+	struct client		**ad_table;
+	size_t			 ad_mask;	/* table size - 1 */
+	size_t			 ad_nclients;
+	uint64_t		 ad_evictions;
+	struct client_lru	 ad_lru;
+	uint64_t		 ad_k0, ad_k1;	/* SipHash key */
+	size_t			 ad_nclasses;
+	struct tbucket		*ad_class_tb;	/* per class, if rate set */
+	int			*ad_class_on;
+	struct admission_counters *ad_counters;	/* per class */
+};
+
+#define ROTL(x, b)	(uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(v0, v1, v2, v3) do {					\
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
+} while (0)
+
+static uint64_t
+load64(const uint8_t *p)
+{
+	uint64_t	 v = 0;
+	int		 i;
+
+	for (i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* SipHash-2-4 of buf under the key (k0, k1). */
+static uint64_t
+siphash(uint64_t k0, uint64_t k1, const uint8_t *buf, size_t len)
+{
+	uint64_t	 v0 = k0 ^ 0x736f6d6570736575ULL;
+	uint64_t	 v1 = k1 ^ 0x646f72616e646f6dULL;
+	uint64_t	 v2 = k0 ^ 0x6c7967656e657261ULL;
+	uint64_t	 v3 = k1 ^ 0x7465646279746573ULL;
+	uint64_t	 m, b = (uint64_t)len << 56;
+	size_t		 i, tail = len & 7;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		m = load64(buf + i);
+		v3 ^= m;
+		SIPROUND(v0, v1, v2, v3);
+		SIPROUND(v0, v1, v2, v3);
+		v0 ^= m;
+	}
+	while (tail > 0) {
+		tail--;
+		b |= (uint64_t)buf[i + tail] << (8 * tail);
+	}
+	v3 ^= b;
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* Unset, a burst is one second's worth of the rate (per minute), >= 1. */
+static uint64_t
+burst_or_rate(uint64_t burst, uint64_t rate)
+{
+	if (burst > 0)
+		return burst;
+	return rate >= 120 ? rate / 60 : 1;
+}
+
+struct admission *
+admission_new(const struct config *conf, const uint8_t seed[16],
+    uint64_t now)
+{
+	const struct admission_conf	*ac = &conf->admission;
+	struct admission		*ad;
+	size_t				 i, size = 16;
+
+	if ((ad = calloc(1, sizeof(*ad))) == NULL)
+		return NULL;
+	ad->ad_dry_run = ac->dry_run;
+	ad->ad_global_on = ac->rate > 0;
+	if (ad->ad_global_on)
+		tbucket_init(&ad->ad_global, ac->rate,
+		    burst_or_rate(ac->burst, ac->rate), now);
+	ad->ad_client_rate = ac->client_rate;
+	ad->ad_client_burst = burst_or_rate(ac->client_burst, ac->client_rate);
+	ad->ad_max_clients = ac->max_clients > 0 ? ac->max_clients : 1;
+	while (size < ad->ad_max_clients && size < ((size_t)1 << 24))
+		size <<= 1;
+	ad->ad_mask = size - 1;
+	TAILQ_INIT(&ad->ad_lru);
+	ad->ad_k0 = load64(seed);
+	ad->ad_k1 = load64(seed + 8);
+	ad->ad_nclasses = conf->nclasses;
+	if ((ad->ad_table = calloc(size, sizeof(*ad->ad_table))) == NULL ||
+	    (ad->ad_class_tb = calloc(conf->nclasses + 1,
+	    sizeof(*ad->ad_class_tb))) == NULL ||
+	    (ad->ad_class_on = calloc(conf->nclasses + 1,
+	    sizeof(*ad->ad_class_on))) == NULL ||
+	    (ad->ad_counters = calloc(conf->nclasses + 1,
+	    sizeof(*ad->ad_counters))) == NULL)
+		goto fail;
+	for (i = 0; i < conf->nclasses; i++) {
+		if (conf->classes[i].rate == 0)
+			continue;
+		ad->ad_class_on[i] = 1;
+		tbucket_init(&ad->ad_class_tb[i], conf->classes[i].rate,
+		    burst_or_rate(conf->classes[i].burst,
+		    conf->classes[i].rate), now);
+	}
+	return ad;
+ fail:
+	admission_free(ad);
+	return NULL;
+}
+
+void
+admission_free(struct admission *ad)
+{
+	struct client	*cl;
+
+	if (ad == NULL)
+		return;
+	while ((cl = TAILQ_FIRST(&ad->ad_lru)) != NULL) {
+		TAILQ_REMOVE(&ad->ad_lru, cl, cl_lru);
+		free(cl);
+	}
+	free(ad->ad_table);
+	free(ad->ad_class_tb);
+	free(ad->ad_class_on);
+	free(ad->ad_counters);
+	free(ad);
+}
+
+static void
+unlink_client(struct admission *ad, struct client *cl)
+{
+	struct client	**pp = &ad->ad_table[cl->cl_hash & ad->ad_mask];
+
+	while (*pp != cl)
+		pp = &(*pp)->cl_next;
+	*pp = cl->cl_next;
+	TAILQ_REMOVE(&ad->ad_lru, cl, cl_lru);
+}
+
+/* The bucket of a client key: found, new, or the LRU entry reused. */
+static struct client *
+lookup_client(struct admission *ad, const char *key, size_t keylen,
+    uint64_t now)
+{
+	size_t		 cmp = keylen < ADMISSION_KEY_MAX ? keylen :
+			    ADMISSION_KEY_MAX;
+	uint64_t	 h = siphash(ad->ad_k0, ad->ad_k1,
+			    (const uint8_t *)key, keylen);
+	struct client	*cl;
+
+	for (cl = ad->ad_table[h & ad->ad_mask]; cl != NULL;
+	    cl = cl->cl_next) {
+		if (cl->cl_hash == h && cl->cl_keylen == keylen &&
+		    memcmp(cl->cl_key, key, cmp) == 0) {
+			TAILQ_REMOVE(&ad->ad_lru, cl, cl_lru);
+			TAILQ_INSERT_HEAD(&ad->ad_lru, cl, cl_lru);
+			return cl;
+		}
+	}
+	if (ad->ad_nclients >= ad->ad_max_clients) {
+		cl = TAILQ_LAST(&ad->ad_lru, client_lru);
+		unlink_client(ad, cl);
+		ad->ad_evictions++;
+	} else {
+		if ((cl = malloc(sizeof(*cl))) == NULL)
+			return NULL;
+		ad->ad_nclients++;
+	}
+	cl->cl_hash = h;
+	cl->cl_keylen = keylen;
+	memcpy(cl->cl_key, key, cmp);
+	tbucket_init(&cl->cl_tb, ad->ad_client_rate, ad->ad_client_burst, now);
+	cl->cl_next = ad->ad_table[h & ad->ad_mask];
+	ad->ad_table[h & ad->ad_mask] = cl;
+	TAILQ_INSERT_HEAD(&ad->ad_lru, cl, cl_lru);
+	return cl;
+}
+
+void
+admission_check(struct admission *ad, uint64_t now, size_t class_idx,
+    const char *key, size_t keylen, struct admission_verdict *v)
+{
+	struct tbucket			*tb[ADM_NBUCKETS] = { NULL };
+	struct admission_counters	*cnt;
+	struct client			*cl;
+	uint64_t			 w;
+	int				 i;
+
+	if (class_idx >= ad->ad_nclasses)
+		class_idx = ad->ad_nclasses;	/* a counter of its own */
+	cnt = &ad->ad_counters[class_idx];
+	memset(v, 0, sizeof(*v));
+	if (ad->ad_global_on)
+		tb[ADM_BUCKET_GLOBAL] = &ad->ad_global;
+	if (ad->ad_client_rate > 0 && key != NULL &&
+	    (cl = lookup_client(ad, key, keylen, now)) != NULL)
+		tb[ADM_BUCKET_CLIENT] = &cl->cl_tb;
+	if (class_idx < ad->ad_nclasses && ad->ad_class_on[class_idx])
+		tb[ADM_BUCKET_CLASS] = &ad->ad_class_tb[class_idx];
+
+	for (i = 0; i < ADM_NBUCKETS; i++) {
+		if (tb[i] == NULL || (w = tbucket_wait(tb[i], now)) == 0)
+			continue;
+		if (!v->refused || w > v->wait_usec) {
+			v->bucket = (enum admission_bucket)i;
+			v->wait_usec = w;
+		}
+		v->refused = 1;
+	}
+	if (v->refused) {
+		v->retry_after = (v->wait_usec + 999999) / 1000000;
+		if (v->retry_after < 1)
+			v->retry_after = 1;
+		if (ad->ad_dry_run) {
+			cnt->dry_run[v->bucket]++;
+			v->refused = 0;
+			v->dry_run = 1;
+		} else
+			cnt->refused[v->bucket]++;
+		return;
+	}
+	for (i = 0; i < ADM_NBUCKETS; i++)
+		if (tb[i] != NULL)
+			tbucket_take(tb[i], now);
+	cnt->admitted++;
+}
+
+const struct admission_counters *
+admission_counters(const struct admission *ad, size_t class_idx)
+{
+	if (class_idx > ad->ad_nclasses)
+		class_idx = ad->ad_nclasses;
+	return &ad->ad_counters[class_idx];
+}
+
+size_t
+admission_clients(const struct admission *ad)
+{
+	return ad->ad_nclients;
+}
+
+uint64_t
+admission_evictions(const struct admission *ad)
+{
+	return ad->ad_evictions;
+}
+
+const char *
+admission_bucket_name(enum admission_bucket b)
+{
+	switch (b) {
+	case ADM_BUCKET_GLOBAL:
+		return "global";
+	case ADM_BUCKET_CLIENT:
+		return "client";
+	case ADM_BUCKET_CLASS:
+		return "class";
+	case ADM_NBUCKETS:
+		break;
+	}
+	return "unknown";
+}
