@@ -32,6 +32,7 @@
 
 #include <event2/buffer.h>
 
+#include "classify.h"
 #include "spillway.h"
 #include "log.h"
 
@@ -46,6 +47,7 @@ static void	timer_cb(evutil_socket_t, short, void *);
 static void	conn_read_head(struct conn *);
 static void	conn_forward_request(struct conn *);
 static void	conn_forward_response(struct conn *);
+static void	conn_discard_body(struct conn *);
 static void	conn_end_request(struct conn *);
 static void	conn_respond(struct conn *, int status, const char *reason,
 		    int close);
@@ -62,6 +64,8 @@ conn_state_name(enum conn_state state)
 		return "connect";
 	case CS_PROXY:
 		return "proxy";
+	case CS_DISCARD:
+		return "discard";
 	case CS_CLOSING:
 		return "closing";
 	case CS_DEAD:
@@ -178,6 +182,9 @@ client_readcb(struct bufferevent *bev, void *arg)
 		if (!c->cn_req_done)
 			conn_forward_request(c);
 		break;
+	case CS_DISCARD:
+		conn_discard_body(c);
+		break;
 	case CS_CLOSING:
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
@@ -282,6 +289,33 @@ build_upstream_head(struct conn *c, const struct http_head *h)
 	return rc < 0 ? -1 : 0;
 }
 
+/*
+ * The first door: classify the request and ask the token buckets. Returns
+ * 0 to let it through (in dry-run mode, with a note for the log), -1 if it
+ * is refused; cn_retry_after then says when to come back.
+ */
+static int
+conn_admit(struct conn *c, const struct http_head *h)
+{
+	struct admission_verdict	 v;
+	const char			*key;
+	size_t				 keylen;
+
+	c->cn_class = classify_request(c->cn_conf, h);
+	classify_client_key(c->cn_conf, h, c->cn_peer_ip, &key, &keylen);
+	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, key,
+	    keylen, &v);
+	if (v.dry_run)
+		c->cn_note = "rate_limited(dry_run)";
+	if (!v.refused)
+		return 0;
+	c->cn_retry_after = v.retry_after;
+	/* a client waiting for 100 Continue may never send its body */
+	if ((h->flags & HTTP_F_EXPECT_CONTINUE) && !c->cn_req_done)
+		c->cn_keepalive = 0;
+	return -1;
+}
+
 static void
 conn_start_request(struct conn *c, size_t headlen)
 {
@@ -309,13 +343,18 @@ conn_start_request(struct conn *c, size_t headlen)
 		conn_respond(c, 413, NULL, 1);
 		return;
 	}
+	http_body_init(&c->cn_req_body, h);
+	c->cn_req_done = http_body_done(&c->cn_req_body);
+	if (conn_admit(c, h) == -1) {
+		evbuffer_drain(in, headlen);
+		conn_respond(c, 429, "rate_limited", 0);
+		return;
+	}
 	evbuffer_drain(c->cn_uphead, evbuffer_get_length(c->cn_uphead));
 	if (build_upstream_head(c, h) == -1) {
 		conn_close(c, "out of memory");
 		return;
 	}
-	http_body_init(&c->cn_req_body, h);
-	c->cn_req_done = http_body_done(&c->cn_req_body);
 	evbuffer_drain(in, headlen);	/* h points into it no more */
 
 	c->cn_tries = 0;
@@ -434,7 +473,7 @@ conn_upstream_ready(struct conn *c, struct upconn *uc)
 
 /*
  * Move one framing-consistent step of a body from src to dst: payload
- * always, framing too unless strip is set. Returns bytes taken from src,
+ * always, framing too unless strip is set; with dst NULL, throw it away. Returns bytes taken from src,
  * 0 when nothing more can be taken, -1 on invalid framing.
  */
 static ssize_t
@@ -450,7 +489,7 @@ body_step(struct http_body *b, struct evbuffer *src, struct evbuffer *dst,
 		return 0;
 	if ((k = http_body_feed(b, v.iov_base, v.iov_len, &is_data)) <= 0)
 		return k;
-	if (strip && !is_data)
+	if (dst == NULL || (strip && !is_data))
 		evbuffer_drain(src, (size_t)k);
 	else if (evbuffer_remove_buffer(src, dst, (size_t)k) != (int)k)
 		return -1;
@@ -761,10 +800,17 @@ conn_upstream_failed(struct conn *c, int status, const char *reason)
 		return;
 	}
 	upstream_release(c, 0);
-	conn_respond(c, status, reason, !c->cn_req_done);
+	/* a client error in the body leaves the stream untrustworthy */
+	conn_respond(c, status, reason, status < 500);
 }
 
-/* Our own response: short, honest, with the reason where there is one. */
+/*
+ * Our own response: short, honest, with the reason where there is one. If
+ * the request's body is still coming and the stream can be trusted
+ * (close unset), the body is read and thrown away, up to
+ * SPILLWAY_DISCARD_MAX bytes, before the next request is read; otherwise
+ * the connection closes after the response.
+ */
 static void
 conn_respond(struct conn *c, int status, const char *reason, int close)
 {
@@ -774,12 +820,17 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	size_t		 before = evbuffer_get_length(out);
 	int		 blen;
 
-	if (close || !c->cn_req_done)
+	if (close || (!c->cn_req_done &&
+	    c->cn_req_body.framing == HTTP_FRAMING_LENGTH &&
+	    c->cn_req_body.remaining > SPILLWAY_DISCARD_MAX))
 		c->cn_keepalive = 0;
 	blen = snprintf(body, sizeof(body), "%d %s\n", status, text);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: text/plain\r\nContent-Length: %d\r\n",
 	    status, text, blen);
+	if (c->cn_retry_after > 0)
+		evbuffer_add_printf(out, "Retry-After: %llu\r\n",
+		    (unsigned long long)c->cn_retry_after);
 	if (reason != NULL)
 		evbuffer_add_printf(out, "Spillway-Reason: %s\r\n", reason);
 	if (!c->cn_keepalive)
@@ -793,7 +844,35 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	c->cn_reason = reason;
 	c->cn_resp_bytes += evbuffer_get_length(out) - before;
 	c->cn_resp_state = RS_DONE;
-	conn_end_request(c);
+	if (c->cn_req_done || !c->cn_keepalive) {
+		conn_end_request(c);
+		return;
+	}
+	conn_set_state(c, CS_DISCARD);
+	conn_set_timeouts(c);
+	conn_discard_body(c);
+}
+
+/* Read a body nobody will use, to keep the connection; bounded. */
+static void
+conn_discard_body(struct conn *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->cn_bev);
+	ssize_t		 k;
+
+	bufferevent_enable(c->cn_bev, EV_READ);
+	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
+		if ((k = body_step(&c->cn_req_body, in, NULL, 1)) == -1 ||
+		    c->cn_req_body.total > SPILLWAY_DISCARD_MAX) {
+			c->cn_keepalive = 0;
+			break;
+		}
+		c->cn_req_done = http_body_done(&c->cn_req_body);
+		if (k == 0)
+			break;
+	}
+	if (c->cn_req_done || !c->cn_keepalive)
+		conn_end_request(c);
 }
 
 static void
@@ -811,7 +890,9 @@ conn_log_request(struct conn *c)
 	e.upstream_usec = c->cn_t_upstream != 0 ?
 	    (int64_t)(now - c->cn_t_upstream) : -1;
 	e.server = c->cn_upname;
-	e.reason = c->cn_reason;
+	e.reason = c->cn_reason != NULL ? c->cn_reason : c->cn_note;
+	e.class = c->cn_requests > 0 && c->cn_class < c->cn_conf->nclasses ?
+	    c->cn_conf->classes[c->cn_class].name : NULL;
 	accesslog_write(&e);
 }
 
@@ -843,6 +924,8 @@ conn_end_request(struct conn *c)
 	c->cn_up_reuse = 0;
 	c->cn_status = 0;
 	c->cn_reason = NULL;
+	c->cn_note = NULL;
+	c->cn_retry_after = 0;
 	c->cn_resp_bytes = 0;
 	c->cn_t_upstream = 0;
 	c->cn_upname = NULL;
@@ -977,7 +1060,8 @@ conn_close(struct conn *c, const char *why)
 	if (why != NULL)
 		log_debug("%s: conn %llu from %s: %s", __func__,
 		    (unsigned long long)c->cn_id, c->cn_peer, why);
-	if (c->cn_state == CS_CONNECT || c->cn_state == CS_PROXY) {
+	if (c->cn_state == CS_CONNECT || c->cn_state == CS_PROXY ||
+	    c->cn_state == CS_DISCARD) {
 		if (c->cn_status == 0) {
 			c->cn_status = 499;
 			c->cn_reason = "client_closed";

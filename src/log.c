@@ -151,10 +151,11 @@ accesslog_write(const struct access_entry *e)
 	else
 		snprintf(up, sizeof(up), "-");
 	n = snprintf(line, sizeof(line),
-	    "%s %s \"%s HTTP/1.%d\" %d %llu %.3f %s %s %s\n",
+	    "%s %s \"%s HTTP/1.%d\" %d %llu %.3f %s %s %s %s\n",
 	    when, e->client, e->request, e->version_minor, e->status,
 	    (unsigned long long)e->bytes, e->total_usec / 1e6, up,
-	    e->server ? e->server : "-", e->reason ? e->reason : "-");
+	    e->server ? e->server : "-", e->class ? e->class : "-",
+	    e->reason ? e->reason : "-");
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line)) {

@@ -38,6 +38,7 @@ struct access_entry {
 	uint64_t	 total_usec;
 	int64_t		 upstream_usec;	/* -1: never reached a backend */
 	const char	*server;	/* backend address, or NULL */
+	const char	*class;		/* request class, or NULL */
 	const char	*reason;	/* Spillway-Reason, or NULL */
 };
 

@@ -7,6 +7,7 @@
  * SIGUSR1 reopens the access log; SIGHUP is caught so that it cannot kill
  * the process.
  */
+#include <sys/random.h>
 #include <sys/resource.h>
 
 #include <errno.h>
@@ -186,6 +187,7 @@ main(int argc, char *argv[])
 	struct conn	*c;
 	const char	*path = SPILLWAY_CONF;
 	char		 err[512];
+	uint8_t		 seed[16];
 	int		 ch, test = 0, rc = 0;
 	size_t		 i;
 
@@ -228,6 +230,15 @@ main(int argc, char *argv[])
 		log_err("cannot create the event loop");
 		return 1;
 	}
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+		log_err("getrandom: %s", strerror(errno));
+		return 1;
+	}
+	if ((px->px_adm = admission_new(px->px_conf, seed,
+	    now_usec())) == NULL) {
+		log_err("cannot set up admission: out of memory");
+		return 1;
+	}
 	if (accesslog_open(px->px_conf->proxy.access_log, err,
 	    sizeof(err)) == -1 || upstream_init(px) == -1 ||
 	    listener_open_all(px, err, sizeof(err)) == -1) {
@@ -265,6 +276,7 @@ main(int argc, char *argv[])
 		event_free(px->px_stop_timer);
 	listener_close_all(px);
 	upstream_free(px);
+	admission_free(px->px_adm);
 	accesslog_close();
 	config_free(px->px_conf);
 	event_base_free(px->px_base);

@@ -22,11 +22,15 @@
 #include <event2/listener.h>
 
 #include "config.h"
+#include "admission.h"
 #include "http.h"
 
 /* Back-pressure: stop reading a side when its peer holds this much. */
 #define SPILLWAY_WM_HIGH	(64 * 1024)
 #define SPILLWAY_WM_LOW		(16 * 1024)
+
+/* Body bytes read and thrown away after our own answer, before closing. */
+#define SPILLWAY_DISCARD_MAX	(256 * 1024)
 
 /* File descriptors kept free beyond two per client connection. */
 #define SPILLWAY_FD_RESERVE	16
@@ -75,6 +79,7 @@ enum conn_state {
 	CS_HEAD = 0,	/* waiting for, or reading, a request head */
 	CS_CONNECT,	/* head read; waiting for a backend connection */
 	CS_PROXY,	/* request and response flowing through */
+	CS_DISCARD,	/* answered by us; reading the body to throw it away */
 	CS_CLOSING,	/* last bytes being written, then lingering close */
 	CS_DEAD,	/* closed; the struct is freed on the next loop turn */
 };
@@ -128,6 +133,9 @@ struct conn {
 	int			 cn_up_reuse;	/* backend conn may be pooled */
 	int			 cn_status;	/* status sent to the client */
 	const char		*cn_reason;	/* Spillway-Reason, or NULL */
+	const char		*cn_note;	/* for the log only, or NULL */
+	uint64_t		 cn_retry_after; /* seconds, 0: no header */
+	size_t			 cn_class;	/* index in cn_conf->classes */
 	uint64_t		 cn_bytes_out;	/* bytes of responses sent */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 };
@@ -136,6 +144,7 @@ TAILQ_HEAD(conn_list, conn);
 struct proxy {
 	struct event_base	*px_base;
 	struct config		*px_conf;
+	struct admission	*px_adm;
 	struct server		*px_servers;
 	size_t			 px_nservers;
 	size_t			 px_rr_next;
