@@ -18,6 +18,7 @@
 
 struct client {
 	uint64_t		 cl_hash;
+	int			 cl_kind;	/* enum client_key_kind */
 	size_t			 cl_keylen;	/* full length of the key */
 	char			 cl_key[ADMISSION_KEY_MAX];
 	struct tbucket		 cl_tb;
@@ -185,18 +186,19 @@ unlink_client(struct admission *ad, struct client *cl)
 
 /* The bucket of a client key: found, new, or the LRU entry reused. */
 static struct client *
-lookup_client(struct admission *ad, const char *key, size_t keylen,
+lookup_client(struct admission *ad, int kind, const char *key, size_t keylen,
     uint64_t now)
 {
 	size_t		 cmp = keylen < ADMISSION_KEY_MAX ? keylen :
 			    ADMISSION_KEY_MAX;
-	uint64_t	 h = siphash(ad->ad_k0, ad->ad_k1,
+	uint64_t	 h = siphash(ad->ad_k0, ad->ad_k1 ^ (uint64_t)kind,
 			    (const uint8_t *)key, keylen);
 	struct client	*cl;
 
 	for (cl = ad->ad_table[h & ad->ad_mask]; cl != NULL;
 	    cl = cl->cl_next) {
-		if (cl->cl_hash == h && cl->cl_keylen == keylen &&
+		if (cl->cl_hash == h && cl->cl_kind == kind &&
+		    cl->cl_keylen == keylen &&
 		    memcmp(cl->cl_key, key, cmp) == 0) {
 			TAILQ_REMOVE(&ad->ad_lru, cl, cl_lru);
 			TAILQ_INSERT_HEAD(&ad->ad_lru, cl, cl_lru);
@@ -213,6 +215,7 @@ lookup_client(struct admission *ad, const char *key, size_t keylen,
 		ad->ad_nclients++;
 	}
 	cl->cl_hash = h;
+	cl->cl_kind = kind;
 	cl->cl_keylen = keylen;
 	memcpy(cl->cl_key, key, cmp);
 	tbucket_init(&cl->cl_tb, ad->ad_client_rate, ad->ad_client_burst, now);
@@ -224,7 +227,8 @@ lookup_client(struct admission *ad, const char *key, size_t keylen,
 
 void
 admission_check(struct admission *ad, uint64_t now, size_t class_idx,
-    const char *key, size_t keylen, struct admission_verdict *v)
+    int key_kind, const char *key, size_t keylen,
+    struct admission_verdict *v)
 {
 	struct tbucket			*tb[ADM_NBUCKETS] = { NULL };
 	struct admission_counters	*cnt;
@@ -239,7 +243,7 @@ admission_check(struct admission *ad, uint64_t now, size_t class_idx,
 	if (ad->ad_global_on)
 		tb[ADM_BUCKET_GLOBAL] = &ad->ad_global;
 	if (ad->ad_client_rate > 0 && key != NULL &&
-	    (cl = lookup_client(ad, key, keylen, now)) != NULL)
+	    (cl = lookup_client(ad, key_kind, key, keylen, now)) != NULL)
 		tb[ADM_BUCKET_CLIENT] = &cl->cl_tb;
 	if (class_idx < ad->ad_nclasses && ad->ad_class_on[class_idx])
 		tb[ADM_BUCKET_CLASS] = &ad->ad_class_tb[class_idx];

@@ -52,13 +52,15 @@ void		 admission_free(struct admission *);
 
 /*
  * Decide for one request of class class_idx (an index into the
- * configuration's classes) and client key. The verdict says whether it is
+ * configuration's classes) and client key. Keys of different kinds
+ * (enum client_key_kind) never share a bucket: a header value that spells
+ * an address is not that address. The verdict says whether it is
  * refused; in dry-run mode nothing is refused but the would-be refusal is
  * counted and reported with dry_run set.
  */
 void		 admission_check(struct admission *, uint64_t now,
-		    size_t class_idx, const char *key, size_t keylen,
-		    struct admission_verdict *);
+		    size_t class_idx, int key_kind, const char *key,
+		    size_t keylen, struct admission_verdict *);
 
 const struct admission_counters *admission_counters(const struct admission *,
 		    size_t class_idx);

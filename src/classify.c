@@ -93,7 +93,7 @@ classify_request(const struct config *conf, const struct http_head *h)
 	return conf->nclasses - 1;
 }
 
-void
+int
 classify_client_key(const struct config *conf, const struct http_head *h,
     const char *peer_ip, const char **key, size_t *keylen)
 {
@@ -104,8 +104,9 @@ classify_client_key(const struct config *conf, const struct http_head *h,
 	    NULL && hd->value_len > 0) {
 		*key = hd->value;
 		*keylen = hd->value_len;
-		return;
+		return CLIENT_KEY_HEADER;
 	}
 	*key = peer_ip;
 	*keylen = strlen(peer_ip);
+	return CLIENT_KEY_IP;
 }

@@ -22,9 +22,10 @@ size_t		 classify_request(const struct config *,
 /*
  * The client key: the peer's address, or with client_key = header:NAME
  * that header's value. A request without the header is keyed by its
- * address, so leaving the header out evades nothing.
+ * address, so leaving the header out evades nothing. Returns the kind of
+ * key found (enum client_key_kind).
  */
-void		 classify_client_key(const struct config *,
+int		 classify_client_key(const struct config *,
 		    const struct http_head *, const char *peer_ip,
 		    const char **key, size_t *keylen);
 

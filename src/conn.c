@@ -300,11 +300,13 @@ conn_admit(struct conn *c, const struct http_head *h)
 	struct admission_verdict	 v;
 	const char			*key;
 	size_t				 keylen;
+	int				 kind;
 
 	c->cn_class = classify_request(c->cn_conf, h);
-	classify_client_key(c->cn_conf, h, c->cn_peer_ip, &key, &keylen);
-	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, key,
-	    keylen, &v);
+	kind = classify_client_key(c->cn_conf, h, c->cn_peer_ip, &key,
+	    &keylen);
+	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, kind,
+	    key, keylen, &v);
 	if (v.dry_run)
 		c->cn_note = "rate_limited(dry_run)";
 	if (!v.refused)

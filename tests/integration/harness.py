@@ -1137,6 +1137,9 @@ class Spillway:
     [backend]; a value of None removes a default key; a list value writes
     the key once per element. listen: list of listen addresses (default one
     ephemeral 127.0.0.1 port). config_text: write this instead.
+    sections: more sections after [backend], a list of (name, keys) where
+    name is the text between the brackets ("admission", "class api") and
+    keys a dict or a list of (key, value) pairs (values as for proxy).
     """
 
     PROXY_DEFAULTS = {
@@ -1151,7 +1154,8 @@ class Spillway:
     }
 
     def __init__(self, servers=(), proxy=None, backend=None, listen=None,
-                 config_text=None, start=True, nofile=None, name="spillway"):
+                 config_text=None, start=True, nofile=None, name="spillway",
+                 sections=None):
         require_binary()
         self.name = name
         self.tmpdir = tempfile.mkdtemp(prefix="spillway-it-")
@@ -1165,7 +1169,8 @@ class Spillway:
         self.port = int(self.listen[0].rsplit(":", 1)[1])
         self.host = self.listen[0].rsplit(":", 1)[0].strip("[]")
         if config_text is None:
-            config_text = self._config(servers, proxy or {}, backend or {})
+            config_text = self._config(servers, proxy or {}, backend or {},
+                                       sections or ())
         self.config_text = config_text
         self.config_path = os.path.join(self.tmpdir, "spillway.ini")
         with open(self.config_path, "w") as f:
@@ -1180,7 +1185,7 @@ class Spillway:
         """A path inside this instance's temporary directory."""
         return os.path.join(self.tmpdir, name)
 
-    def _config(self, servers, proxy, backend):
+    def _config(self, servers, proxy, backend, sections=()):
         p = dict(self.PROXY_DEFAULTS)
         p.update(proxy)
         b = dict(self.BACKEND_DEFAULTS)
@@ -1203,6 +1208,15 @@ class Spillway:
                 continue
             for x in (v if isinstance(v, list) else [v]):
                 lines.append("%s = %s" % (k, _ini_value(x)))
+        for sname, keys in sections:
+            lines.append("")
+            lines.append("[%s]" % sname)
+            items = keys.items() if isinstance(keys, dict) else keys
+            for k, v in items:
+                if v is None:
+                    continue
+                for x in (v if isinstance(v, list) else [v]):
+                    lines.append("%s = %s" % (k, _ini_value(x)))
         return "\n".join(lines) + "\n"
 
     def _preexec(self):

@@ -2,7 +2,9 @@
 """Limits: the connection cap, file descriptor exhaustion, concurrency."""
 
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -10,7 +12,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Backend, Client, Spillway, build_request, check, delayed,
                      diag, echo_path, eq, get, register, respond, run_main,
-                     short, test)
+                     short, skip, test)
 
 
 class RawConn:
@@ -129,6 +131,90 @@ def concurrent_requests():
     for i in range(50):
         eq(results.get(i), (200, b"GET /c%d" % i), "response %d" % i)
     check(took < 8, "50 concurrent 200 ms requests took %.1fs" % took)
+
+
+def _nofile_limits(pid):
+    """(soft, hard) RLIMIT_NOFILE of process pid, from /proc/PID/limits."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                p = line.split()
+                conv = (lambda x: -1 if x == "unlimited" else int(x))
+                return conv(p[3]), conv(p[4])
+    raise AssertionError("no Max open files in /proc/%d/limits" % pid)
+
+
+def _prlimit(prlimit, pid, soft, hard):
+    r = subprocess.run([prlimit, "--pid", str(pid),
+                        "--nofile=%d:%s" % (soft, "unlimited" if hard < 0
+                                            else hard)],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=5)
+    return r.returncode, r.stderr.decode("utf-8", "replace").strip()
+
+
+@test("EMFILE: the listener pauses and resumes, no busy loop", timeout=30)
+def emfile_pause_resume():
+    prlimit = shutil.which("prlimit") or (
+        "/usr/bin/prlimit" if os.access("/usr/bin/prlimit", os.X_OK)
+        else None)
+    if prlimit is None:
+        skip("prlimit (util-linux) is not installed")
+    be = Backend(respond(200, b"ok"))
+    sp = Spillway([be], proxy={"max_connections": 4096,
+                               "header_timeout": "30s",
+                               "idle_timeout": "30s"})
+    eq(get(sp.port, "/before").status, 200, "request before the limit")
+    # the pooled backend connection may or may not stay: count after it
+    time.sleep(0.1)
+    soft0, hard0 = _nofile_limits(sp.pid)
+    n = sp.nfds() + 6
+    # lower the soft limit only: that is what accept(2) runs into, and an
+    # unprivileged prlimit can raise it again afterwards
+    rc, err = _prlimit(prlimit, sp.pid, n, hard0)
+    if rc != 0:
+        skip("prlimit --pid %d --nofile=%d:%d failed: %s"
+             % (sp.pid, n, hard0, err))
+    eq(_nofile_limits(sp.pid)[0], n, "soft limit after prlimit")
+    conns = [RawConn(sp.port) for _ in range(40)]
+    time.sleep(0.3)                 # accepted up to the limit, then EMFILE
+    check(sp.alive(), "spillway died at EMFILE")
+    cpu0, t0 = sp.cpu_seconds(), time.monotonic()
+    time.sleep(1.0)
+    cpu, wall = sp.cpu_seconds() - cpu0, time.monotonic() - t0
+    nfds = sp.nfds()
+    diag("limit %d: %d fds open, %.2fs CPU in %.2fs" % (n, nfds, cpu, wall))
+    check(sp.alive(), "spillway died at EMFILE")
+    check(nfds <= n, "%d fds open with a limit of %d" % (nfds, n))
+    check(cpu < 0.3, "spillway used %.2fs CPU in %.2fs at EMFILE "
+          "(%d fds open): accept loop spinning?" % (cpu, wall, nfds))
+    err_text = sp.stderr_text()
+    check("pausing" in err_text, "no log line mentioning 'pausing' at "
+          "EMFILE; stderr:\n%s" % sp.stderr_tail(10))
+    for rc_ in conns:
+        rc_.close()
+    rc, err = _prlimit(prlimit, sp.pid, min(4096, hard0) if hard0 > 0
+                       else 4096, hard0)
+    check(rc == 0, "restoring the limit failed: %s" % err)
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < 3:
+        try:
+            r = get(sp.port, "/after", timeout=2)
+            if r.status == 200:
+                break
+            last = r
+        except Exception as e:      # noqa: retried
+            last = e
+        time.sleep(0.05)
+    else:
+        raise AssertionError("no successful request within 3s after the "
+                             "limit was restored; last: %r" % (last,))
+    took = time.monotonic() - t0
+    diag("request after the limit was restored: %.2fs" % took)
+    check(took < 2.5, "first request after restoring the limit took %.2fs"
+          % took)
+    check(sp.alive(), "spillway died")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,18 @@
 keep-alive on both sides, pipelining and HTTP/1.0 clients."""
 
 import os
+import re
+import select
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Backend, Client, Spillway, build_request, check,
                      chunk_encode, chunked, delayed, echo, echo_path, eq,
-                     get, respond, run_main, short, test)
+                     get, register, respond, run_main, short, test,
+                     wait_for)
 
 @test("GET is forwarded as HTTP/1.1 with target, Host and body intact")
 def basic_get():
@@ -350,6 +355,125 @@ def status_and_repeated_headers():
     eq(r.status, 418, "status")
     eq(r.body, b"teapot", "body")
     eq(r.headers_named("set-cookie"), ["a=1", "b=2; Path=/"], "Set-Cookie")
+
+
+class RawOrigin:
+    """A bare listening socket: for each connection, records every byte
+    received until `quiet` seconds after the request head (and the body
+    its Content-Length announces) are complete, then answers 200 with
+    Connection: close. Nothing parses more than the head's end and that
+    one header, so stray bytes are seen as they are."""
+
+    def __init__(self, quiet=0.3):
+        self.quiet = quiet
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.1)
+        self.addr = "127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.received = []          # bytes per connection, in order
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        register(self)
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                s, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            data = bytearray()
+            quiet_from = None
+            deadline = time.monotonic() + 5
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                if quiet_from is None:
+                    end = data.find(b"\r\n\r\n")
+                    if end >= 0:
+                        m = re.search(br"(?im)^content-length:[ \t]*(\d+)",
+                                      bytes(data[:end]))
+                        need = end + 4 + (int(m.group(1)) if m else 0)
+                        if len(data) >= need:
+                            quiet_from = time.monotonic()
+                elif time.monotonic() - quiet_from >= self.quiet:
+                    break
+                r, _, _ = select.select([s], [], [], 0.02)
+                if r:
+                    try:
+                        d = s.recv(65536)
+                    except OSError:
+                        d = b""
+                    if not d:
+                        break
+                    data += d
+            self.received.append(bytes(data))
+            try:
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                          b"Connection: close\r\n\r\nok")
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.stop.set()
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        self.thread.join(2)
+
+
+def _check_raw_head(data, method, target, host, body_len):
+    """data is exactly one request head and body_len bytes of body."""
+    end = data.find(b"\r\n\r\n")
+    check(end >= 0, "no complete head at the backend: %s" % short(data))
+    head, rest = data[:end + 4], data[end + 4:]
+    eq(len(rest), body_len, "bytes after the head at the backend (head "
+       "%s, after it %s)" % (short(head, 600), short(rest)))
+    lines = head[:-4].split(b"\r\n")
+    eq(lines[0], ("%s %s HTTP/1.1" % (method, target)).encode(),
+       "request line at the backend")
+    check(all(lines[1:]), "empty line inside the head: %s" % short(head))
+    names = [ln.split(b":", 1)[0].strip().lower() for ln in lines[1:]]
+    values = {}
+    for ln in lines[1:]:
+        check(b":" in ln, "header line without a colon: %r" % ln)
+        k, v = ln.split(b":", 1)
+        values.setdefault(k.strip().lower(), []).append(v.strip())
+    eq(values.get(b"host"), [host.encode()], "Host at the backend")
+    eq(names.count(b"x-forwarded-for"), 1, "X-Forwarded-For headers")
+    eq(names.count(b"x-forwarded-proto"), 1, "X-Forwarded-Proto headers")
+    eq(values[b"x-forwarded-for"], [b"127.0.0.1"], "X-Forwarded-For")
+    eq(values[b"x-forwarded-proto"], [b"http"], "X-Forwarded-Proto")
+    return head, rest
+
+
+@test("backend receives exactly the request bytes, nothing more")
+def exact_request_bytes():
+    origin = RawOrigin(quiet=0.3)
+    sp = Spillway([origin.addr])
+    c = Client(sp.port)
+    r = c.exchange("GET", "/path", headers=[("Host", "exact.test:81")],
+                   timeout=5)
+    eq((r.status, r.body), (200, b"ok"), "GET response")
+    check(wait_for(lambda: len(origin.received) >= 1, 2), "backend got "
+          "no connection")
+    _check_raw_head(origin.received[0], "GET", "/path", "exact.test:81", 0)
+    c = Client(sp.port)
+    r = c.exchange("POST", "/post?x=1", headers=[("Host", "exact.test")],
+                   body=b"HELLO", timeout=5)
+    eq((r.status, r.body), (200, b"ok"), "POST response")
+    check(wait_for(lambda: len(origin.received) >= 2, 2), "backend got "
+          "no second connection")
+    head, rest = _check_raw_head(origin.received[1], "POST", "/post?x=1",
+                                 "exact.test", 5)
+    eq(rest, b"HELLO", "body bytes at the backend")
+    check(re.search(br"(?im)^content-length: *5\r$", head) is not None,
+          "Content-Length: 5 not in the head at the backend: %s"
+          % short(head, 600))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ static int
 admit(struct admission *ad, uint64_t now, size_t cls, const char *key,
     struct admission_verdict *v)
 {
-	admission_check(ad, now, cls, key, key ? strlen(key) : 0, v);
+	admission_check(ad, now, cls, CLIENT_KEY_IP, key, key ? strlen(key) : 0,
+	    v);
 	return !v->refused;
 }
 
@@ -281,6 +282,28 @@ test_recent_keys_survive(void)
 }
 
 static void
+test_key_kinds_apart(void)
+{
+	struct config			*conf = new_conf(1);
+	struct admission		*ad;
+	struct admission_verdict	 v;
+
+	conf->admission.client_rate = 1;
+	conf->admission.client_burst = 1;
+	ad = admission_new(conf, seed, 0);
+	/* a header value spelling an address does not drain that address */
+	admission_check(ad, 0, 0, CLIENT_KEY_HEADER, "10.0.0.5", 8, &v);
+	CHECK(!v.refused);
+	admission_check(ad, 0, 0, CLIENT_KEY_IP, "10.0.0.5", 8, &v);
+	CHECK(!v.refused);
+	admission_check(ad, 0, 0, CLIENT_KEY_IP, "10.0.0.5", 8, &v);
+	CHECK(v.refused);
+	CHECK_EQ_INT(admission_clients(ad), 2);
+	admission_free(ad);
+	free_conf(conf);
+}
+
+static void
 test_dry_run(void)
 {
 	struct config			*conf = new_conf(1);
@@ -337,6 +360,7 @@ main(void)
 	RUN(test_wait_is_the_longest);
 	RUN(test_eviction_bounded);
 	RUN(test_recent_keys_survive);
+	RUN(test_key_kinds_apart);
 	RUN(test_dry_run);
 	RUN(test_rate_over_time);
 	return tap_done();

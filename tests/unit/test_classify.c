@@ -98,15 +98,18 @@ test_client_key(void)
 
 	memset(&h, 0, sizeof(h));
 	CHECK(http_parse_request(&h, req, strlen(req), 16384) > 0);
-	classify_client_key(&c, &h, "10.1.2.3", &key, &len);
+	CHECK_EQ_INT(classify_client_key(&c, &h, "10.1.2.3", &key, &len),
+	    CLIENT_KEY_IP);
 	CHECK(len == 8 && memcmp(key, "10.1.2.3", len) == 0);
 	c.admission.client_key = CLIENT_KEY_HEADER;
 	c.admission.client_key_header = "X-Api-Key";
-	classify_client_key(&c, &h, "10.1.2.3", &key, &len);
+	CHECK_EQ_INT(classify_client_key(&c, &h, "10.1.2.3", &key, &len),
+	    CLIENT_KEY_HEADER);
 	CHECK(len == 8 && memcmp(key, "secret-1", len) == 0);
 	/* without the header: the address, so leaving it out evades nothing */
 	c.admission.client_key_header = "X-Other";
-	classify_client_key(&c, &h, "10.1.2.3", &key, &len);
+	CHECK_EQ_INT(classify_client_key(&c, &h, "10.1.2.3", &key, &len),
+	    CLIENT_KEY_IP);
 	CHECK(len == 8 && memcmp(key, "10.1.2.3", len) == 0);
 }
 
