@@ -1,0 +1,545 @@
+/*
+ * limiter.c: adaptive concurrency limit, four algorithms behind one
+ * interface.
+ *
+ * Invariants:
+ * - min_limit <= lm_limit <= max_limit at every return; fixed never moves.
+ * - A drop never enters a latency sample, and never makes the limit grow.
+ * - The limit shrinks on drops at most once per "era": a drop counts only
+ *   if its request was dispatched after the previous drop backoff (its
+ *   dispatch time is now - latency), so one burst of timeouts from one
+ *   overloaded moment backs off once, not once per request (TCP's one
+ *   reduction per window of data).
+ * - The limit grows only from a window in which it was used (the peak
+ *   in-flight count, or a refused acquire, reached USE_FRAC of it): a
+ *   caller that never fills the limit cannot push it up.
+ * - Samples are judged in windows, never one by one. A window holds only
+ *   requests dispatched after it opened, so each window measures the limit
+ *   that was in force while it ran, not the one before (no double
+ *   correction from stale samples).
+ * - The no-load latency (baseline) is a windowed minimum with a bounded
+ *   lifetime, never an average of loaded latency, so sustained load cannot
+ *   drag it up; periodic gentle probes keep real no-load samples in every
+ *   lifetime (see probe_start()).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limiter.h"
+
+/*
+ * Defaults for a configuration field left at 0. limit, min_limit and
+ * max_limit normally come filled in from config.c; these only keep a
+ * zeroed struct usable.
+ */
+#define DEF_LIMIT		20
+#define DEF_MIN_LIMIT		2
+#define DEF_MAX_LIMIT		1000
+#define DEF_BACKOFF		0.9	/* aimd, and every algorithm on drops */
+#define DEF_AIMD_LATENCY	1000000	/* usec: aimd counts slower as drop */
+#define DEF_SMOOTHING		0.2	/* weight of a new, lower limit */
+#define DEF_TOLERANCE		1.5	/* latency / baseline shrunk on hard */
+#define DEF_VEGAS_ALPHA		3	/* estimated backend queue grown under */
+#define DEF_VEGAS_BETA		6	/* estimated backend queue shrunk over */
+
+/*
+ * Windows: a window closes with WIN_SAMPLES fresh outcomes, or after
+ * WIN_TIME with at least WIN_MIN of them; so at 1000 req/s the limit moves
+ * every ~50 ms, and a quiet service still updates from a few samples.
+ */
+#define WIN_SAMPLES		32
+#define WIN_MIN			4
+#define WIN_TIME		50000	/* usec */
+#define USE_FRAC		0.9	/* peak in-flight / limit to grow */
+
+/*
+ * Growth when latency is not inflated: multiplicative, unsmoothed, so the
+ * floor-to-capacity climb takes tens of windows (a second or two), not
+ * hundreds. GROW_SHARE places the "not inflated" line at this share of the
+ * way from the baseline to the tolerance: 1.5 gives 1.125.
+ */
+#define GROWTH			0.10
+#define GROW_SHARE		0.10
+#define SHRINK_MAX		0.5	/* at most halve per window */
+
+/*
+ * Baseline: minimum of the smoothed window latency over two rotating
+ * buckets of BASE_LIFE / 2, so a value lives between 15 and 30 s; after
+ * that the baseline re-learns from what it sees (a slower backend is
+ * eventually accepted, a loaded one is not, thanks to the probes).
+ * SHORT_W smooths the window means it is fed, so the minimum of many
+ * noisy windows is not biased far below the true no-load latency.
+ */
+#define BASE_LIFE		30000000	/* usec */
+#define SHORT_W			0.25
+#define LONG_W			0.02		/* long_rtt: status only */
+
+/*
+ * Probe: every PROBE_EVERY, a limiter that is being used lowers its limit
+ * to PROBE_FRAC of itself (never below min_limit) until PROBE_SAMPLES
+ * requests dispatched after in-flight fell under it have come back, or
+ * PROBE_MAX passed. That is 25% less concurrency for a latency or two: it
+ * lands below the backend's knee, where latency is the no-load latency,
+ * without starving traffic (Envoy pinned the limit to 1 for seconds; see
+ * envoyproxy/envoy#8337, #9007).
+ */
+#define PROBE_EVERY		7500000		/* usec, 4 per BASE_LIFE */
+#define PROBE_FRAC		0.75
+#define PROBE_SAMPLES		WIN_SAMPLES
+#define PROBE_MAX		1000000		/* usec */
+
+struct limiter {
+	struct limiter_conf	 lm_conf;
+	double			 lm_limit;
+	unsigned int		 lm_inflight;
+	uint64_t		 lm_samples;	/* successes seen */
+	uint64_t		 lm_drops;	/* drops seen */
+	uint64_t		 lm_backoff_at;	/* last drop backoff */
+	double			 lm_gradient;
+
+	/* the current window */
+	uint64_t		 lm_win_start;
+	unsigned int		 lm_win_n;	/* fresh successes */
+	unsigned int		 lm_win_drops;	/* fresh drops */
+	double			 lm_win_sum;	/* their latency, usec */
+	unsigned int		 lm_win_peak;	/* peak in-flight */
+
+	/* latency estimates, usec; 0: none yet */
+	double			 lm_short;	/* smoothed window mean */
+	double			 lm_long;	/* slow mean, status only */
+	double			 lm_base_cur;	/* min of this bucket */
+	double			 lm_base_prev;	/* min of the previous */
+	uint64_t		 lm_base_epoch;	/* this bucket's start */
+
+	/* probe */
+	int			 lm_probing;
+	uint64_t		 lm_probe_next;
+	uint64_t		 lm_probe_start;
+	uint64_t		 lm_probe_drained; /* 0: not yet */
+	unsigned int		 lm_probe_n;
+	double			 lm_probe_sum;
+};
+
+static double
+clampd(double v, double lo, double hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Fill the zero fields of conf with defaults and fix impossible values. */
+static void
+conf_fix(struct limiter_conf *c)
+{
+	if (c->min_limit == 0)
+		c->min_limit = DEF_MIN_LIMIT;
+	if (c->max_limit == 0)
+		c->max_limit = DEF_MAX_LIMIT;
+	if (c->max_limit < c->min_limit)
+		c->max_limit = c->min_limit;
+	if (c->limit == 0)
+		c->limit = DEF_LIMIT;
+	if (c->backoff <= 0)
+		c->backoff = DEF_BACKOFF;
+	c->backoff = clampd(c->backoff, 0.5, 1.0);
+	if (c->aimd_latency_usec == 0)
+		c->aimd_latency_usec = DEF_AIMD_LATENCY;
+	if (c->smoothing <= 0)
+		c->smoothing = DEF_SMOOTHING;
+	c->smoothing = clampd(c->smoothing, 0.01, 1.0);
+	if (c->tolerance <= 0)
+		c->tolerance = DEF_TOLERANCE;
+	if (c->tolerance < 1.0)
+		c->tolerance = 1.0;
+	if (c->vegas_alpha == 0)
+		c->vegas_alpha = DEF_VEGAS_ALPHA;
+	if (c->vegas_beta == 0)
+		c->vegas_beta = DEF_VEGAS_BETA;
+	if (c->vegas_beta < c->vegas_alpha)
+		c->vegas_beta = c->vegas_alpha;
+}
+
+static void
+set_limit(struct limiter *lm, double limit)
+{
+	lm->lm_limit = clampd(limit, lm->lm_conf.min_limit,
+	    lm->lm_conf.max_limit);
+}
+
+/* The limit acquire enforces: lower while a probe runs. */
+static unsigned int
+effective_limit(const struct limiter *lm)
+{
+	unsigned int	 l = limiter_limit(lm);
+	unsigned int	 p;
+
+	if (!lm->lm_probing)
+		return l;
+	p = (unsigned int)(l * PROBE_FRAC);
+	return p < lm->lm_conf.min_limit ? lm->lm_conf.min_limit : p;
+}
+
+static double
+baseline(const struct limiter *lm)
+{
+	double	 a = lm->lm_base_cur, b = lm->lm_base_prev;
+
+	if (a == 0)
+		return b;
+	if (b == 0)
+		return a;
+	return a < b ? a : b;
+}
+
+/* Offer v (usec) to the windowed minimum, rotating expired buckets. */
+static void
+baseline_offer(struct limiter *lm, uint64_t now, double v)
+{
+	if (now - lm->lm_base_epoch >= BASE_LIFE / 2) {
+		lm->lm_base_prev = lm->lm_base_cur;
+		lm->lm_base_cur = 0;
+		lm->lm_base_epoch = now;
+	}
+	if (lm->lm_base_cur == 0 || v < lm->lm_base_cur)
+		lm->lm_base_cur = v;
+}
+
+static void
+window_open(struct limiter *lm, uint64_t now)
+{
+	lm->lm_win_start = now;
+	lm->lm_win_n = 0;
+	lm->lm_win_drops = 0;
+	lm->lm_win_sum = 0;
+	lm->lm_win_peak = lm->lm_inflight;
+}
+
+static int
+window_used(const struct limiter *lm)
+{
+	unsigned int	 l = limiter_limit(lm);
+
+	return lm->lm_win_peak >= l || lm->lm_win_peak >= USE_FRAC * l;
+}
+
+/* Limit to grow to from limit when latency is not inflated. */
+static double
+grown(double limit)
+{
+	double	 step = limit * GROWTH;
+
+	return limit + (step < 1 ? 1 : step);
+}
+
+/*
+ * Gradient: r = window mean latency / baseline.
+ * - r <= grow_ratio (not inflated) and the limit is used: grow. Growth
+ *   needs uninflated latency, so modest overload cannot creep the limit
+ *   up (the Gradient2 "limit * gradient + sqrt(limit)" bug,
+ *   Netflix/concurrency-limits#134).
+ * - grow_ratio < r <= tolerance: tolerated, but drift down towards the
+ *   limit at which latency would be at grow_ratio, with weight smoothing.
+ * - r > tolerance: the same target, with twice the weight (at least 0.5),
+ *   so a real overload is shed within a few windows.
+ * The target limit * grow_ratio / r is where a backend that queues past
+ * its knee would sit at grow_ratio; it never goes below half the limit.
+ */
+static void
+update_gradient(struct limiter *lm, double mean)
+{
+	const struct limiter_conf	*c = &lm->lm_conf;
+	double				 base = baseline(lm);
+	double				 grow_ratio, r, target, w;
+
+	if (base <= 0)
+		return;
+	grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
+	r = mean / base;
+	lm->lm_gradient = 1 / r;
+	if (r <= grow_ratio) {
+		if (window_used(lm) && lm->lm_win_drops == 0)
+			set_limit(lm, grown(lm->lm_limit));
+		return;
+	}
+	target = lm->lm_limit * fmax(SHRINK_MAX, grow_ratio / r);
+	w = c->smoothing;
+	if (r > c->tolerance)
+		w = fmax(0.5, 2 * w);
+	if (w > 1)
+		w = 1;
+	set_limit(lm, lm->lm_limit + w * (target - lm->lm_limit));
+}
+
+/*
+ * Vegas: the backend's queue is estimated as limit * (1 - base / latency),
+ * the requests beyond those it serves at no-load latency. Under alpha and
+ * used, grow (multiplicatively while the queue is under one request, so
+ * recovery is fast; else by one); over beta, remove the excess, at most
+ * half the limit; in between, hold.
+ */
+static void
+update_vegas(struct limiter *lm, double mean)
+{
+	const struct limiter_conf	*c = &lm->lm_conf;
+	double				 base = baseline(lm);
+	double				 queue;
+
+	if (base <= 0)
+		return;
+	lm->lm_gradient = base / mean;
+	queue = lm->lm_limit * (1 - base / mean);
+	if (queue < c->vegas_alpha) {
+		if (!window_used(lm) || lm->lm_win_drops > 0)
+			return;
+		if (queue < 1)
+			set_limit(lm, grown(lm->lm_limit));
+		else
+			set_limit(lm, lm->lm_limit + 1);
+	} else if (queue > c->vegas_beta)
+		set_limit(lm, fmax(lm->lm_limit - (queue - c->vegas_beta),
+		    lm->lm_limit * SHRINK_MAX));
+}
+
+/*
+ * AIMD: drops (and, in release, samples slower than aimd_latency) back
+ * off; a used window without them adds one, TCP's one per round trip.
+ */
+static void
+update_aimd(struct limiter *lm)
+{
+	if (window_used(lm) && lm->lm_win_drops == 0)
+		set_limit(lm, lm->lm_limit + 1);
+}
+
+static int
+window_ready(const struct limiter *lm, uint64_t now)
+{
+	unsigned int	 n = lm->lm_win_n + lm->lm_win_drops;
+
+	if (n >= WIN_SAMPLES)
+		return 1;
+	return n >= WIN_MIN && now - lm->lm_win_start >= WIN_TIME;
+}
+
+static void
+probe_start(struct limiter *lm, uint64_t now)
+{
+	lm->lm_probing = 1;
+	lm->lm_probe_start = now;
+	lm->lm_probe_drained = lm->lm_inflight < effective_limit(lm) ? now : 0;
+	lm->lm_probe_n = 0;
+	lm->lm_probe_sum = 0;
+}
+
+static void
+probe_end(struct limiter *lm, uint64_t now)
+{
+	if (lm->lm_probe_n > 0)
+		baseline_offer(lm, now, lm->lm_probe_sum / lm->lm_probe_n);
+	lm->lm_probing = 0;
+	lm->lm_probe_next = now + PROBE_EVERY;
+	window_open(lm, now);
+}
+
+/* A success during a probe: count it if sent at probe concurrency. */
+static void
+probe_sample(struct limiter *lm, uint64_t now, uint64_t sent, double lat)
+{
+	if (lm->lm_probe_drained != 0 && sent >= lm->lm_probe_drained) {
+		lm->lm_probe_n++;
+		lm->lm_probe_sum += lat;
+	}
+	if (lm->lm_probe_n >= PROBE_SAMPLES ||
+	    now - lm->lm_probe_start >= PROBE_MAX)
+		probe_end(lm, now);
+}
+
+static void
+window_close(struct limiter *lm, uint64_t now)
+{
+	double	 mean;
+	int	 used = window_used(lm);
+
+	if (lm->lm_win_n > 0) {
+		mean = lm->lm_win_sum / lm->lm_win_n;
+		if (lm->lm_short == 0)
+			lm->lm_short = lm->lm_long = mean;
+		lm->lm_short += SHORT_W * (mean - lm->lm_short);
+		lm->lm_long += LONG_W * (mean - lm->lm_long);
+		if (lm->lm_conf.algo == LIMITER_GRADIENT ||
+		    lm->lm_conf.algo == LIMITER_VEGAS)
+			baseline_offer(lm, now, lm->lm_short);
+		switch (lm->lm_conf.algo) {
+		case LIMITER_GRADIENT:
+			update_gradient(lm, mean);
+			break;
+		case LIMITER_VEGAS:
+			update_vegas(lm, mean);
+			break;
+		case LIMITER_AIMD:
+			update_aimd(lm);
+			break;
+		case LIMITER_FIXED:
+			break;
+		}
+	}
+	window_open(lm, now);
+	if ((lm->lm_conf.algo == LIMITER_GRADIENT ||
+	    lm->lm_conf.algo == LIMITER_VEGAS) && used &&
+	    now >= lm->lm_probe_next)
+		probe_start(lm, now);
+}
+
+/* A drop: back off, once per era of dispatches (see the invariants). */
+static void
+drop(struct limiter *lm, uint64_t now, uint64_t sent)
+{
+	lm->lm_drops++;
+	if (sent >= lm->lm_win_start)
+		lm->lm_win_drops++;
+	if (lm->lm_conf.algo == LIMITER_FIXED)
+		return;
+	if (lm->lm_backoff_at != 0 && sent < lm->lm_backoff_at)
+		return;
+	set_limit(lm, lm->lm_limit * lm->lm_conf.backoff);
+	lm->lm_backoff_at = now;
+}
+
+struct limiter *
+limiter_new(const struct limiter_conf *conf, uint64_t now)
+{
+	struct limiter	*lm;
+
+	if ((lm = calloc(1, sizeof(*lm))) == NULL)
+		return NULL;
+	lm->lm_conf = *conf;
+	conf_fix(&lm->lm_conf);
+	set_limit(lm, lm->lm_conf.limit);
+	lm->lm_gradient = 1;
+	lm->lm_base_epoch = now;
+	lm->lm_probe_next = now + PROBE_EVERY;
+	window_open(lm, now);
+	return lm;
+}
+
+void
+limiter_free(struct limiter *lm)
+{
+	free(lm);
+}
+
+void
+limiter_reconfigure(struct limiter *lm, const struct limiter_conf *conf,
+    uint64_t now)
+{
+	struct limiter_conf	 c = *conf;
+
+	conf_fix(&c);
+	lm->lm_conf = c;
+	if (c.algo == LIMITER_FIXED) {
+		lm->lm_probing = 0;
+		set_limit(lm, c.limit);
+	} else
+		set_limit(lm, lm->lm_limit);
+	window_open(lm, now);
+}
+
+int
+limiter_acquire(struct limiter *lm, uint64_t now)
+{
+	if (lm->lm_probing && now - lm->lm_probe_start >= PROBE_MAX)
+		probe_end(lm, now);
+	if (lm->lm_inflight >= effective_limit(lm)) {
+		/* refused: the limit is in use, whatever the peak says */
+		if (lm->lm_win_peak < limiter_limit(lm))
+			lm->lm_win_peak = limiter_limit(lm);
+		return -1;
+	}
+	lm->lm_inflight++;
+	if (lm->lm_inflight > lm->lm_win_peak)
+		lm->lm_win_peak = lm->lm_inflight;
+	return 0;
+}
+
+void
+limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
+    enum limiter_outcome outcome)
+{
+	uint64_t	 sent = latency_usec <= now ? now - latency_usec : 0;
+
+	if (lm->lm_inflight > 0)
+		lm->lm_inflight--;
+	if (lm->lm_probing && now - lm->lm_probe_start >= PROBE_MAX)
+		probe_end(lm, now);
+	if (lm->lm_probing && lm->lm_probe_drained == 0 &&
+	    lm->lm_inflight < effective_limit(lm))
+		lm->lm_probe_drained = now;
+
+	if (outcome == LIMITER_SUCCESS && lm->lm_conf.algo == LIMITER_AIMD &&
+	    latency_usec > lm->lm_conf.aimd_latency_usec)
+		outcome = LIMITER_DROPPED;
+	switch (outcome) {
+	case LIMITER_IGNORED:
+		return;
+	case LIMITER_DROPPED:
+		drop(lm, now, sent);
+		break;
+	case LIMITER_SUCCESS:
+		lm->lm_samples++;
+		if (lm->lm_probing) {
+			probe_sample(lm, now, sent, (double)latency_usec);
+			return;
+		}
+		if (sent < lm->lm_win_start)
+			return;		/* measures an older limit */
+		lm->lm_win_n++;
+		lm->lm_win_sum += (double)latency_usec;
+		break;
+	}
+	if (!lm->lm_probing && window_ready(lm, now))
+		window_close(lm, now);
+}
+
+unsigned int
+limiter_limit(const struct limiter *lm)
+{
+	unsigned int	 l = (unsigned int)floor(lm->lm_limit);
+
+	return l < lm->lm_conf.min_limit ? lm->lm_conf.min_limit : l;
+}
+
+unsigned int
+limiter_inflight(const struct limiter *lm)
+{
+	return lm->lm_inflight;
+}
+
+void
+limiter_state(const struct limiter *lm, struct limiter_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->limit = lm->lm_limit;
+	st->inflight = lm->lm_inflight;
+	st->min_rtt_usec = (uint64_t)baseline(lm);
+	st->short_rtt_usec = (uint64_t)lm->lm_short;
+	st->long_rtt_usec = (uint64_t)lm->lm_long;
+	st->gradient = lm->lm_gradient;
+	st->samples = lm->lm_samples;
+	st->drops = lm->lm_drops;
+}
+
+const char *
+limiter_algo_name(enum limiter_algo algo)
+{
+	switch (algo) {
+	case LIMITER_FIXED:
+		return "fixed";
+	case LIMITER_AIMD:
+		return "aimd";
+	case LIMITER_VEGAS:
+		return "vegas";
+	case LIMITER_GRADIENT:
+		return "gradient";
+	}
+	return "unknown";
+}

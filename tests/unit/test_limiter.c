@@ -1,0 +1,365 @@
+/*
+ * test_limiter.c: unit tests for limiter.c, on a fake clock.
+ *
+ * The drivers release one request per step of 1 ms; "full use" means the
+ * caller takes every slot it can before each release, "app-limited" that
+ * it never has more than one request in flight.
+ */
+#include <stdlib.h>
+
+#include "limiter.h"
+#include "tap.h"
+
+#define MS	1000ULL
+#define SEC	1000000ULL
+
+static const enum limiter_algo	 adaptive[] = { LIMITER_AIMD, LIMITER_VEGAS,
+    LIMITER_GRADIENT };
+#define NADAPTIVE	(sizeof(adaptive) / sizeof(adaptive[0]))
+
+static struct limiter *
+make(enum limiter_algo algo, unsigned int limit, unsigned int min,
+    unsigned int max)
+{
+	struct limiter_conf	 conf = { 0 };
+	struct limiter		*lm;
+
+	conf.algo = algo;
+	conf.limit = limit;
+	conf.min_limit = min;
+	conf.max_limit = max;
+	lm = limiter_new(&conf, 0);
+	CHECK(lm != NULL);
+	return lm;
+}
+
+/* Latency of a backend with k workers at this concurrency: 0 for none. */
+static uint64_t
+latency_at(uint64_t base, unsigned int k, unsigned int inflight)
+{
+	if (k == 0 || inflight <= k)
+		return base;
+	return base * inflight / k;
+}
+
+/*
+ * Run for usec, one release per ms with latency lat (scaled by the k
+ * workers model when k != 0) and outcome out. Returns the highest limit
+ * seen after the first step.
+ */
+static unsigned int
+drive(struct limiter *lm, uint64_t *now, uint64_t usec, uint64_t lat,
+    unsigned int k, enum limiter_outcome out, int full)
+{
+	uint64_t	 end = *now + usec;
+	unsigned int	 hi = 0;
+
+	while (*now < end) {
+		*now += MS;
+		if (full) {
+			while (limiter_acquire(lm, *now) == 0)
+				;
+		} else if (limiter_inflight(lm) == 0)
+			CHECK_EQ_INT(limiter_acquire(lm, *now), 0);
+		limiter_release(lm, *now,
+		    latency_at(lat, k, limiter_inflight(lm)), out);
+		if (limiter_limit(lm) > hi)
+			hi = limiter_limit(lm);
+	}
+	return hi;
+}
+
+static void
+test_accounting(void)
+{
+	struct limiter	*lm;
+	unsigned int	 i, a, n;
+
+	for (a = LIMITER_FIXED; a <= LIMITER_GRADIENT; a++) {
+		lm = make(a, 5, 2, 100);
+		for (n = 0; limiter_acquire(lm, 0) == 0; n++)
+			;
+		CHECK_EQ_INT(n, 5);
+		CHECK_EQ_INT(limiter_inflight(lm), 5);
+		CHECK_EQ_INT(limiter_acquire(lm, 0), -1);
+		CHECK_EQ_INT(limiter_inflight(lm), 5);
+		for (i = 0; i < 5; i++)
+			limiter_release(lm, MS, MS, LIMITER_IGNORED);
+		CHECK_EQ_INT(limiter_inflight(lm), 0);
+		limiter_release(lm, MS, MS, LIMITER_IGNORED); /* no underflow */
+		CHECK_EQ_INT(limiter_inflight(lm), 0);
+		CHECK_EQ_INT(limiter_limit(lm), 5);
+		limiter_free(lm);
+	}
+}
+
+static void
+test_defaults(void)
+{
+	struct limiter_conf	 conf = { 0 };
+	struct limiter		*lm;
+	struct limiter_state	 st;
+
+	conf.algo = LIMITER_GRADIENT;
+	lm = limiter_new(&conf, 0);
+	CHECK_EQ_INT(limiter_limit(lm), 20);
+	limiter_state(lm, &st);
+	CHECK_EQ_INT(st.min_rtt_usec, 0);
+	CHECK_EQ_INT(st.inflight, 0);
+	limiter_free(lm);
+	CHECK_EQ_STR(limiter_algo_name(LIMITER_FIXED), "fixed");
+	CHECK_EQ_STR(limiter_algo_name(LIMITER_AIMD), "aimd");
+	CHECK_EQ_STR(limiter_algo_name(LIMITER_VEGAS), "vegas");
+	CHECK_EQ_STR(limiter_algo_name(LIMITER_GRADIENT), "gradient");
+}
+
+static void
+test_fixed_never_changes(void)
+{
+	struct limiter	*lm = make(LIMITER_FIXED, 7, 2, 100);
+	uint64_t	 now = 0;
+
+	CHECK_EQ_INT(drive(lm, &now, 5 * SEC, 5 * MS, 0, LIMITER_SUCCESS, 1),
+	    7);
+	CHECK_EQ_INT(drive(lm, &now, 5 * SEC, 900 * MS, 0, LIMITER_SUCCESS,
+	    1), 7);
+	drive(lm, &now, 5 * SEC, 100 * MS, 0, LIMITER_DROPPED, 1);
+	CHECK_EQ_INT(limiter_limit(lm), 7);
+	limiter_free(lm);
+}
+
+static void
+test_bounds(void)
+{
+	struct limiter	*lm;
+	uint64_t	 now;
+	unsigned int	 i;
+
+	for (i = 0; i < NADAPTIVE; i++) {
+		now = 0;
+		lm = make(adaptive[i], 10, 4, 40);
+		CHECK(drive(lm, &now, 20 * SEC, 5 * MS, 0, LIMITER_SUCCESS,
+		    1) <= 40);
+		CHECK_EQ_INT(limiter_limit(lm), 40);
+		drive(lm, &now, 60 * SEC, 50 * MS, 0, LIMITER_DROPPED, 1);
+		CHECK_EQ_INT(limiter_limit(lm), 4);
+		limiter_free(lm);
+	}
+	lm = make(LIMITER_FIXED, 500, 4, 40);	/* initial out of bounds */
+	CHECK_EQ_INT(limiter_limit(lm), 40);
+	limiter_free(lm);
+}
+
+/* Failure mode 1: timeouts are not good samples, and back off slowly. */
+static void
+test_all_drops(void)
+{
+	struct limiter	*lm;
+	uint64_t	 now;
+	unsigned int	 i, prev, l;
+
+	for (i = 0; i < NADAPTIVE; i++) {
+		now = 0;
+		lm = make(adaptive[i], 100, 2, 1000);
+		prev = limiter_limit(lm);
+		/* a burst of drops from one moment: one backoff, not 100 */
+		drive(lm, &now, 100 * MS, 1 * SEC, 0, LIMITER_DROPPED, 1);
+		CHECK(limiter_limit(lm) >= 85);
+		CHECK(limiter_limit(lm) < 100);
+		while (now < 120 * SEC) {
+			drive(lm, &now, 100 * MS, 1 * SEC, 0, LIMITER_DROPPED,
+			    1);
+			l = limiter_limit(lm);
+			CHECK(l <= prev);
+			prev = l;
+		}
+		CHECK_EQ_INT(limiter_limit(lm), 2);
+		limiter_free(lm);
+	}
+}
+
+/* Only a limit in use may grow: one request at a time never pushes it. */
+static void
+test_app_limited(void)
+{
+	struct limiter	*lm;
+	uint64_t	 now;
+	unsigned int	 i;
+
+	for (i = 0; i < NADAPTIVE; i++) {
+		now = 0;
+		lm = make(adaptive[i], 20, 2, 1000);
+		CHECK(drive(lm, &now, 60 * SEC, 2 * MS, 0, LIMITER_SUCCESS,
+		    0) <= 20);
+		limiter_free(lm);
+	}
+}
+
+static void
+test_reconfigure(void)
+{
+	struct limiter_conf	 conf = { 0 };
+	struct limiter		*lm = make(LIMITER_GRADIENT, 20, 2, 1000);
+	uint64_t		 now = 0;
+
+	drive(lm, &now, 10 * SEC, 5 * MS, 0, LIMITER_SUCCESS, 1);
+	CHECK(limiter_limit(lm) > 100);
+	conf.algo = LIMITER_VEGAS;
+	conf.limit = 20;
+	conf.min_limit = 2;
+	conf.max_limit = 60;
+	limiter_reconfigure(lm, &conf, now);
+	CHECK_EQ_INT(limiter_limit(lm), 60);	/* learned, clamped */
+	conf.max_limit = 1000;
+	limiter_reconfigure(lm, &conf, now);
+	CHECK_EQ_INT(limiter_limit(lm), 60);	/* kept */
+	conf.min_limit = 80;
+	limiter_reconfigure(lm, &conf, now);
+	CHECK_EQ_INT(limiter_limit(lm), 80);
+	conf.algo = LIMITER_FIXED;
+	conf.min_limit = 2;
+	limiter_reconfigure(lm, &conf, now);
+	CHECK_EQ_INT(limiter_limit(lm), 20);
+	limiter_free(lm);
+}
+
+static void
+test_aimd(void)
+{
+	struct limiter	*lm = make(LIMITER_AIMD, 20, 2, 1000);
+	uint64_t	 now = 0;
+	unsigned int	 before;
+
+	drive(lm, &now, 2 * SEC, 20 * MS, 0, LIMITER_SUCCESS, 1);
+	before = limiter_limit(lm);
+	CHECK(before > 25);
+	now += MS;
+	limiter_acquire(lm, now);
+	limiter_release(lm, now, 10 * MS, LIMITER_DROPPED);
+	CHECK(limiter_limit(lm) <= (unsigned int)(before * 0.9) + 1);
+	CHECK(limiter_limit(lm) < before);
+	/* slower than aimd_latency (1 s) counts as a drop */
+	before = limiter_limit(lm);
+	now += 2 * SEC;
+	limiter_release(lm, now, 1500 * MS, LIMITER_SUCCESS);
+	CHECK(limiter_limit(lm) < before);
+	limiter_free(lm);
+}
+
+static void
+test_vegas(void)
+{
+	struct limiter	*lm = make(LIMITER_VEGAS, 20, 2, 1000);
+	uint64_t	 now = 0;
+
+	drive(lm, &now, 3 * SEC, 20 * MS, 0, LIMITER_SUCCESS, 1);
+	CHECK(limiter_limit(lm) > 40);
+	/* a backend with 10 workers: the queue estimate shrinks it */
+	drive(lm, &now, 10 * SEC, 20 * MS, 10, LIMITER_SUCCESS, 1);
+	printf("# vegas: limit %u on 10 workers\n", limiter_limit(lm));
+	CHECK(limiter_limit(lm) >= 10);
+	CHECK(limiter_limit(lm) <= 10 + 6 + 2);
+	limiter_free(lm);
+}
+
+static void
+test_gradient(void)
+{
+	struct limiter		*lm = make(LIMITER_GRADIENT, 20, 2, 1000);
+	struct limiter_state	 st;
+	uint64_t		 now = 0;
+
+	drive(lm, &now, 2 * SEC, 20 * MS, 0, LIMITER_SUCCESS, 1);
+	CHECK(limiter_limit(lm) > 60);
+	limiter_state(lm, &st);
+	CHECK(st.min_rtt_usec >= 19 * MS && st.min_rtt_usec <= 21 * MS);
+	/* latency inflated 2x: shrink within a second */
+	drive(lm, &now, 1 * SEC, 40 * MS, 0, LIMITER_SUCCESS, 1);
+	CHECK(limiter_limit(lm) < 20);
+	limiter_state(lm, &st);
+	CHECK(st.gradient < 0.6);
+	limiter_free(lm);
+}
+
+/* From the floor to capacity quickly (failure mode 4). */
+static void
+test_gradient_recovery(void)
+{
+	struct limiter	*lm = make(LIMITER_GRADIENT, 2, 2, 1000);
+	uint64_t	 now = 0;
+
+	drive(lm, &now, 2 * SEC, 20 * MS, 100, LIMITER_SUCCESS, 1);
+	printf("# recovery: floor to %u in 2 s\n", limiter_limit(lm));
+	CHECK(limiter_limit(lm) >= 90);
+	CHECK(limiter_limit(lm) <= 130);
+	limiter_free(lm);
+}
+
+/*
+ * Failure mode 2 and 5: sustained load on a backend with 20 workers for
+ * five baseline lifetimes: the baseline stays the no-load latency and the
+ * limit stays near 20, neither drifts up.
+ */
+static void
+test_gradient_no_drift(void)
+{
+	struct limiter		*lm = make(LIMITER_GRADIENT, 20, 2, 1000);
+	struct limiter_state	 st;
+	uint64_t		 now = 0;
+	unsigned int		 hi;
+
+	drive(lm, &now, 10 * SEC, 20 * MS, 20, LIMITER_SUCCESS, 1);
+	hi = drive(lm, &now, 150 * SEC, 20 * MS, 20, LIMITER_SUCCESS, 1);
+	limiter_state(lm, &st);
+	printf("# no drift: limit %u (peak %u), min_rtt %llu usec\n",
+	    limiter_limit(lm), hi, (unsigned long long)st.min_rtt_usec);
+	CHECK(st.min_rtt_usec >= 19 * MS && st.min_rtt_usec <= 21 * MS);
+	CHECK(limiter_limit(lm) >= 18 && limiter_limit(lm) <= 24);
+	CHECK(hi <= 26);
+	limiter_free(lm);
+}
+
+/*
+ * Failure mode 5: latency 3x the baseline for 20 s at full use: the limit
+ * falls and never creeps back up (no headroom added while inflated).
+ */
+static void
+test_gradient_no_creep(void)
+{
+	struct limiter		*lm = make(LIMITER_GRADIENT, 20, 2, 1000);
+	struct limiter_state	 st;
+	uint64_t		 now = 0;
+	unsigned int		 at3, hi;
+
+	drive(lm, &now, 5 * SEC, 20 * MS, 40, LIMITER_SUCCESS, 1);
+	CHECK(limiter_limit(lm) >= 36);
+	drive(lm, &now, 3 * SEC, 60 * MS, 0, LIMITER_SUCCESS, 1);
+	at3 = limiter_limit(lm);
+	CHECK(at3 < 20);
+	hi = drive(lm, &now, 17 * SEC, 60 * MS, 0, LIMITER_SUCCESS, 1);
+	CHECK(hi <= at3);
+	limiter_state(lm, &st);
+	printf("# no creep: limit %u after 3 s, peak %u after, %u at end\n",
+	    at3, hi, limiter_limit(lm));
+	CHECK(st.min_rtt_usec <= 21 * MS);
+	limiter_free(lm);
+}
+
+int
+main(void)
+{
+	RUN(test_accounting);
+	RUN(test_defaults);
+	RUN(test_fixed_never_changes);
+	RUN(test_bounds);
+	RUN(test_all_drops);
+	RUN(test_app_limited);
+	RUN(test_reconfigure);
+	RUN(test_aimd);
+	RUN(test_vegas);
+	RUN(test_gradient);
+	RUN(test_gradient_recovery);
+	RUN(test_gradient_no_drift);
+	RUN(test_gradient_no_creep);
+	return tap_done();
+}
