@@ -76,6 +76,8 @@ enum key_type {
 	KT_METHODS,	/* array of methods and its count */
 	KT_HEADER,	/* header name and value (NULL: any) */
 	KT_PRIORITY,	/* enum priority */
+	KT_ALGO,	/* enum limiter_algo */
+	KT_RATIO,	/* double; bounds in thousandths */
 };
 
 #define KEY_REPEAT	0x01	/* may be given more than once */
@@ -122,6 +124,7 @@ struct key {
 #define GIB		(1024 * MIB)
 #define RATE_MAX	10000000	/* requests per second, or a burst */
 #define RATE_MAX_MIN	(RATE_MAX * 60ULL)	/* in requests per minute */
+#define LIMIT_MAX	100000	/* concurrency limits and queue size */
 #define CLASS_MAX	1000		/* [class NAME] sections */
 #define CLASS_NAME_MAX	32
 
@@ -174,6 +177,37 @@ static const struct key keys[] = {
 	    FIELD(admission.max_clients), KEY_RELOAD },
 	{ "admission", "dry_run", KT_BOOL, 0, 0, "no",
 	    FIELD(admission.dry_run), KEY_RELOAD },
+
+	{ "limiter", "algorithm", KT_ALGO, 0, 0, "gradient",
+	    FIELD(limiter.algorithm), KEY_RELOAD },
+	{ "limiter", "limit", KT_UINT, 1, LIMIT_MAX, "20",
+	    FIELD(limiter.limit), KEY_RELOAD },
+	{ "limiter", "min_limit", KT_UINT, 1, LIMIT_MAX, "2",
+	    FIELD(limiter.min_limit), KEY_RELOAD },
+	{ "limiter", "max_limit", KT_UINT, 1, LIMIT_MAX, "1000",
+	    FIELD(limiter.max_limit), KEY_RELOAD },
+	{ "limiter", "queue_size", KT_UINT, 0, LIMIT_MAX, "100",
+	    FIELD(limiter.queue_size), KEY_RELOAD },
+	{ "limiter", "queue_timeout", KT_DURATION, 1, MS_1H, "1s",
+	    FIELD(limiter.queue_timeout_ms), KEY_RELOAD },
+	{ "limiter", "codel_target", KT_DURATION, 0, MS_1H, "10ms",
+	    FIELD(limiter.codel_target_ms), KEY_RELOAD },
+	{ "limiter", "codel_interval", KT_DURATION, 0, MS_1H, "100ms",
+	    FIELD(limiter.codel_interval_ms), KEY_RELOAD },
+	{ "limiter", "adaptive_lifo", KT_BOOL, 0, 0, "yes",
+	    FIELD(limiter.adaptive_lifo), KEY_RELOAD },
+	{ "limiter", "backoff", KT_RATIO, 500, 999, "0.9",
+	    FIELD(limiter.backoff), KEY_RELOAD },
+	{ "limiter", "aimd_latency", KT_DURATION, 1, MS_1H, "1s",
+	    FIELD(limiter.aimd_latency_ms), KEY_RELOAD },
+	{ "limiter", "smoothing", KT_RATIO, 10, 1000, "0.2",
+	    FIELD(limiter.smoothing), KEY_RELOAD },
+	{ "limiter", "tolerance", KT_RATIO, 1000, 10000, "1.5",
+	    FIELD(limiter.tolerance), KEY_RELOAD },
+	{ "limiter", "vegas_alpha", KT_UINT, 1, 1000, "3",
+	    FIELD(limiter.vegas_alpha), KEY_RELOAD },
+	{ "limiter", "vegas_beta", KT_UINT, 1, 1000, "6",
+	    FIELD(limiter.vegas_beta), KEY_RELOAD },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -203,6 +237,14 @@ static const char *const balance_names[] = {
 	[BALANCE_LEASTCONN] = "leastconn",
 };
 #define NBALANCE (sizeof(balance_names) / sizeof(balance_names[0]))
+
+static const char *const algo_names[] = {
+	[LIMITER_FIXED] = "fixed",
+	[LIMITER_AIMD] = "aimd",
+	[LIMITER_VEGAS] = "vegas",
+	[LIMITER_GRADIENT] = "gradient",
+};
+#define NALGO (sizeof(algo_names) / sizeof(algo_names[0]))
 
 static const char *const priority_names[] = {
 	[PRIO_CRITICAL] = "critical",
@@ -246,6 +288,10 @@ static int	set_logfile(struct parse *, const struct key *, void *,
 static int	set_balance(struct parse *, const struct key *, void *,
 		    const char *, int);
 static int	set_addrs(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_algo(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_ratio(struct parse *, const struct key *, void *,
 		    const char *, int);
 static int	set_bool(struct parse *, const struct key *, void *,
 		    const char *, int);
@@ -292,6 +338,10 @@ static const struct key_type_info {
 	    set_header },
 	[KT_PRIORITY] = { "priority", "use critical, normal or sheddable",
 	    "normal", set_priority },
+	[KT_ALGO] = { "algorithm", "use fixed, aimd, vegas or gradient",
+	    "gradient", set_algo },
+	[KT_RATIO] = { "ratio", "use a decimal number, e.g. 0.9", "0.9",
+	    set_ratio },
 };
 
 /*
@@ -573,6 +623,53 @@ set_priority(struct parse *p, const struct key *k, void *obj,
     const char *value, int line)
 {
 	return set_enum(p, k, obj, value, line, priority_names, NPRIORITY);
+}
+
+static int
+set_algo(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, algo_names, NALGO);
+}
+
+/*
+ * A decimal ratio with at most three decimals ("0.9", "1.25", "2"), its
+ * bounds in thousandths in the table.
+ */
+static int
+set_ratio(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	const char	*c = value;
+	uint64_t	 milli = 0, scale = 1000;
+	double		 v;
+
+	if (*c < '0' || *c > '9')
+		goto bad;
+	for (; *c >= '0' && *c <= '9'; c++)
+		if ((milli = milli * 10 + (uint64_t)(*c - '0')) > 1000000)
+			goto bad;
+	milli *= 1000;
+	if (*c == '.') {
+		for (c++; *c >= '0' && *c <= '9' && scale > 1; c++) {
+			scale /= 10;
+			milli += (uint64_t)(*c - '0') * scale;
+		}
+	}
+	if (*c != '\0')
+		goto bad;
+	if (milli < k->k_min || milli > k->k_max) {
+		parse_error(p, line, "%s: %s is out of range (%g to %g)",
+		    k->k_name, value, k->k_min / 1000.0, k->k_max / 1000.0);
+		return -1;
+	}
+	v = milli / 1000.0;
+	memcpy(field(obj, k->k_offset), &v, sizeof(v));
+	return 0;
+ bad:
+	parse_error(p, line, "%s: invalid %s '%s' (%s)", k->k_name,
+	    types[k->k_type].t_name, value, types[k->k_type].t_form);
+	return -1;
 }
 
 /* yes/no, on/off, true/false, 1/0, in any case. */
@@ -1447,6 +1544,21 @@ apply_defaults(struct parse *p)
 	}
 }
 
+/* Keys that make sense only together. */
+static void
+check_limits(struct parse *p)
+{
+	const struct shed_conf	*sc = &p->p_conf->limiter;
+
+	if (p->p_nerr > 0)	/* a bad value was reported already */
+		return;
+	if (sc->min_limit > sc->max_limit || sc->limit < sc->min_limit ||
+	    sc->limit > sc->max_limit)
+		parse_error(p, p->p_line > 0 ? p->p_line : 1, "[limiter] "
+		    "needs min_limit <= limit <= max_limit (now %u, %u, %u)",
+		    sc->min_limit, sc->limit, sc->max_limit);
+}
+
 /* Feed the text to inih through reader(), then fill in the defaults. */
 static void
 parse_lines(struct parse *p)
@@ -1461,6 +1573,7 @@ parse_lines(struct parse *p)
 	class_end(p);
 	apply_defaults(p);
 	classes_end(p);
+	check_limits(p);
 }
 
 static struct config *
@@ -1614,6 +1727,37 @@ config_balance_name(enum balance b)
 	if ((size_t)b < NBALANCE)
 		return balance_names[b];
 	return "unknown";
+}
+
+void
+config_limiter_conf(const struct config *conf, struct limiter_conf *lc)
+{
+	const struct shed_conf	*sc = &conf->limiter;
+
+	memset(lc, 0, sizeof(*lc));
+	lc->algo = sc->algorithm;
+	lc->limit = sc->limit;
+	lc->min_limit = sc->min_limit;
+	lc->max_limit = sc->max_limit;
+	lc->backoff = sc->backoff;
+	lc->aimd_latency_usec = sc->aimd_latency_ms * 1000;
+	lc->smoothing = sc->smoothing;
+	lc->tolerance = sc->tolerance;
+	lc->vegas_alpha = sc->vegas_alpha;
+	lc->vegas_beta = sc->vegas_beta;
+}
+
+void
+config_queue_conf(const struct config *conf, struct queue_conf *qc)
+{
+	const struct shed_conf	*sc = &conf->limiter;
+
+	memset(qc, 0, sizeof(*qc));
+	qc->size = sc->queue_size;
+	qc->timeout_usec = sc->queue_timeout_ms * 1000;
+	qc->codel_target_usec = sc->codel_target_ms * 1000;
+	qc->codel_interval_usec = sc->codel_interval_ms * 1000;
+	qc->adaptive_lifo = sc->adaptive_lifo;
 }
 
 const char *

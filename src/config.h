@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "limiter.h"
+#include "queue.h"
+
 /* A listen address or a backend server, resolved at load time. */
 struct config_addr {
 	char			*text;	/* as written in the file */
@@ -95,11 +98,31 @@ struct class_conf {
 	uint64_t		 burst;		/* 0: one second's worth */
 };
 
+/* [limiter]: the adaptive concurrency limit and the queue before it. */
+struct shed_conf {
+	enum limiter_algo	 algorithm;
+	unsigned int		 limit;		/* initial; fixed: the limit */
+	unsigned int		 min_limit;
+	unsigned int		 max_limit;
+	size_t			 queue_size;	/* waiters at most; 0: none */
+	uint64_t		 queue_timeout_ms;
+	uint64_t		 codel_target_ms;	/* 0: CoDel off */
+	uint64_t		 codel_interval_ms;
+	int			 adaptive_lifo;
+	double			 backoff;	/* aimd, vegas: on overload */
+	uint64_t		 aimd_latency_ms;
+	double			 smoothing;	/* gradient */
+	double			 tolerance;	/* gradient */
+	unsigned int		 vegas_alpha;
+	unsigned int		 vegas_beta;
+};
+
 struct config {
 	char			*path;
 	struct proxy_conf	 proxy;
 	struct backend_conf	 backend;
 	struct admission_conf	 admission;
+	struct shed_conf	 limiter;
 	struct class_conf	*classes;	/* default last; at least 1 */
 	size_t			 nclasses;
 
@@ -139,6 +162,11 @@ int		 config_parse_addr(const char *, int passive,
 		    struct config_addr *, char *err, size_t errlen);
 
 const char	*config_balance_name(enum balance);
+
+/* The limiter's and the queue's parameters, in their own units. */
+void		 config_limiter_conf(const struct config *,
+		    struct limiter_conf *);
+void		 config_queue_conf(const struct config *, struct queue_conf *);
 const char	*config_priority_name(enum priority);
 
 /*

@@ -1607,6 +1607,76 @@ test_free_null(void)
 	CHECK(1);
 }
 
+static void
+test_limiter_defaults(void)
+{
+	struct config		*conf;
+	struct limiter_conf	 lc;
+	struct queue_conf	 qc;
+
+	if ((conf = parse_ok(BACKEND)) == NULL)
+		return;
+	CHECK_EQ_INT(conf->limiter.algorithm, LIMITER_GRADIENT);
+	CHECK_EQ_INT(conf->limiter.limit, 20);
+	CHECK_EQ_INT(conf->limiter.min_limit, 2);
+	CHECK_EQ_INT(conf->limiter.max_limit, 1000);
+	CHECK_EQ_INT(conf->limiter.queue_size, 100);
+	CHECK_EQ_INT(conf->limiter.queue_timeout_ms, 1000);
+	CHECK_EQ_INT(conf->limiter.codel_target_ms, 10);
+	CHECK_EQ_INT(conf->limiter.codel_interval_ms, 100);
+	CHECK_EQ_INT(conf->limiter.adaptive_lifo, 1);
+	CHECK(conf->limiter.backoff > 0.8999 && conf->limiter.backoff < 0.9001);
+	CHECK(conf->limiter.tolerance > 1.4999 &&
+	    conf->limiter.tolerance < 1.5001);
+	config_limiter_conf(conf, &lc);
+	CHECK_EQ_INT(lc.algo, LIMITER_GRADIENT);
+	CHECK_EQ_INT(lc.aimd_latency_usec, 1000000);
+	config_queue_conf(conf, &qc);
+	CHECK_EQ_INT(qc.size, 100);
+	CHECK_EQ_INT(qc.codel_target_usec, 10000);
+	config_free(conf);
+}
+
+static void
+test_limiter_keys(void)
+{
+	struct config	*conf;
+
+	if ((conf = parse_key("limiter", "algorithm", "aimd")) != NULL) {
+		CHECK_EQ_INT(conf->limiter.algorithm, LIMITER_AIMD);
+		config_free(conf);
+	}
+	if ((conf = parse_key("limiter", "smoothing", "0.05")) != NULL) {
+		CHECK(conf->limiter.smoothing > 0.0499 &&
+		    conf->limiter.smoothing < 0.0501);
+		config_free(conf);
+	}
+	if ((conf = parse_key("limiter", "tolerance", "2")) != NULL) {
+		CHECK(conf->limiter.tolerance == 2.0);
+		config_free(conf);
+	}
+	if ((conf = parse_key("limiter", "queue_size", "0")) != NULL) {
+		CHECK_EQ_INT(conf->limiter.queue_size, 0);
+		config_free(conf);
+	}
+	check_error("[limiter]\nalgorithm = bbr\n" BACKEND,
+	    "t:2: algorithm: invalid value 'bbr' (use fixed, aimd, "
+	    "vegas or gradient)\n");
+	check_error("[limiter]\nbackoff = 1.5\n" BACKEND,
+	    "t:2: backoff: 1.5 is out of range (0.5 to 0.999)\n");
+	check_error("[limiter]\nbackoff = .5\n" BACKEND,
+	    "t:2: backoff: invalid ratio '.5' (use a decimal number, "
+	    "e.g. 0.9)\n");
+	check_error("[limiter]\nsmoothing = 0.5x\n" BACKEND,
+	    "t:2: smoothing: invalid ratio '0.5x' (use a decimal number, "
+	    "e.g. 0.9)\n");
+	check_error("[limiter]\nmin_limit = 50\nmax_limit = 10\n" BACKEND,
+	    "t:5: [limiter] needs min_limit <= limit <= max_limit "
+	    "(now 50, 20, 10)\n");
+	check_error("[limiter]\nlimit = 0\n" BACKEND,
+	    "t:2: limit: 0 is out of range (1 to 100000)\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1684,6 +1754,8 @@ main(int argc, char **argv)
 	RUN(test_class_no_criteria);
 	RUN(test_class_unknown_key);
 	RUN(test_class_key_twice);
+	RUN(test_limiter_defaults);
+	RUN(test_limiter_keys);
 	RUN(test_class_path_bad);
 	RUN(test_class_method_bad);
 	RUN(test_class_header_bad);
