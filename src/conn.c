@@ -60,6 +60,8 @@ conn_state_name(enum conn_state state)
 	switch (state) {
 	case CS_HEAD:
 		return "head";
+	case CS_QUEUED:
+		return "queued";
 	case CS_CONNECT:
 		return "connect";
 	case CS_PROXY:
@@ -189,6 +191,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
 		break;
+	case CS_QUEUED:
 	case CS_CONNECT:
 	case CS_DEAD:
 		break;
@@ -363,9 +366,33 @@ conn_start_request(struct conn *c, size_t headlen)
 	c->cn_retried = 0;
 	c->cn_server = NULL;
 	c->cn_resp_state = RS_NONE;
+	c->cn_t_resp_head = 0;
+	if (shed_enter(c) == -1) {
+		c->cn_retry_after = 1;
+		conn_respond(c, 503, queue_shed_name(QUEUE_SHED_FULL), 0);
+		return;
+	}
+	if (c->cn_has_slot)
+		conn_dispatch(c);
+	else
+		conn_set_state(c, CS_QUEUED);
+}
+
+/* The request holds a limiter slot: off to a backend. */
+void
+conn_dispatch(struct conn *c)
+{
 	conn_set_state(c, CS_CONNECT);
 	c->cn_t_upstream = now_usec();
 	upstream_request(c);
+}
+
+/* A waiter is shed from the queue: refuse it, fast and honestly. */
+void
+conn_shed(struct conn *c, enum queue_shed why)
+{
+	c->cn_retry_after = 1;
+	conn_respond(c, 503, queue_shed_name(why), 0);
 }
 
 static void
@@ -643,6 +670,7 @@ conn_read_response_head(struct conn *c)
 		http_head_reset(&c->cn_resp);
 		c->cn_resp_state = RS_NONE;
 	}
+	c->cn_t_resp_head = now_usec();
 	send_response_head(c, &c->cn_resp, 0);
 	http_body_init(&c->cn_resp_body, &c->cn_resp);
 	evbuffer_drain(in, (size_t)r);
@@ -918,6 +946,7 @@ conn_end_request(struct conn *c)
 	c->cn_bytes_out += c->cn_resp_bytes;
 	upstream_release(c, c->cn_up_reuse && c->cn_req_done &&
 	    c->cn_resp_state == RS_DONE);
+	shed_leave(c);
 	http_head_reset(&c->cn_req);
 	http_head_reset(&c->cn_resp);
 	c->cn_head_bytes = 0;
@@ -1062,8 +1091,8 @@ conn_close(struct conn *c, const char *why)
 	if (why != NULL)
 		log_debug("%s: conn %llu from %s: %s", __func__,
 		    (unsigned long long)c->cn_id, c->cn_peer, why);
-	if (c->cn_state == CS_CONNECT || c->cn_state == CS_PROXY ||
-	    c->cn_state == CS_DISCARD) {
+	if (c->cn_state == CS_QUEUED || c->cn_state == CS_CONNECT ||
+	    c->cn_state == CS_PROXY || c->cn_state == CS_DISCARD) {
 		if (c->cn_status == 0) {
 			c->cn_status = 499;
 			c->cn_reason = "client_closed";
@@ -1071,6 +1100,7 @@ conn_close(struct conn *c, const char *why)
 		conn_log_request(c);
 	}
 	upstream_release(c, 0);
+	shed_leave(c);
 	conn_set_state(c, CS_DEAD);
 	bufferevent_free(c->cn_bev);
 	event_free(c->cn_timer);

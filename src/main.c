@@ -239,6 +239,10 @@ main(int argc, char *argv[])
 		log_err("cannot set up admission: out of memory");
 		return 1;
 	}
+	if (shed_init(px) == -1) {
+		log_err("cannot set up the limiter and queue");
+		return 1;
+	}
 	if (accesslog_open(px->px_conf->proxy.access_log, err,
 	    sizeof(err)) == -1 || upstream_init(px) == -1 ||
 	    listener_open_all(px, err, sizeof(err)) == -1) {
@@ -276,6 +280,7 @@ main(int argc, char *argv[])
 		event_free(px->px_stop_timer);
 	listener_close_all(px);
 	upstream_free(px);
+	shed_free(px);
 	admission_free(px->px_adm);
 	accesslog_close();
 	config_free(px->px_conf);

@@ -24,6 +24,8 @@
 #include "config.h"
 #include "admission.h"
 #include "http.h"
+#include "limiter.h"
+#include "queue.h"
 
 /* Back-pressure: stop reading a side when its peer holds this much. */
 #define SPILLWAY_WM_HIGH	(64 * 1024)
@@ -77,6 +79,7 @@ TAILQ_HEAD(listener_list, listener);
 /* Client connection states; see conn_state_name(). */
 enum conn_state {
 	CS_HEAD = 0,	/* waiting for, or reading, a request head */
+	CS_QUEUED,	/* admitted; waiting in the queue for a slot */
 	CS_CONNECT,	/* head read; waiting for a backend connection */
 	CS_PROXY,	/* request and response flowing through */
 	CS_DISCARD,	/* answered by us; reading the body to throw it away */
@@ -136,6 +139,9 @@ struct conn {
 	const char		*cn_note;	/* for the log only, or NULL */
 	uint64_t		 cn_retry_after; /* seconds, 0: no header */
 	size_t			 cn_class;	/* index in cn_conf->classes */
+	struct queue_item	 cn_qitem;	/* while CS_QUEUED */
+	int			 cn_has_slot;	/* holds a limiter slot */
+	uint64_t		 cn_t_resp_head; /* final response head, usec */
 	uint64_t		 cn_bytes_out;	/* bytes of responses sent */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 };
@@ -145,6 +151,11 @@ struct proxy {
 	struct event_base	*px_base;
 	struct config		*px_conf;
 	struct admission	*px_adm;
+	struct limiter		*px_lim;
+	struct queue		*px_queue;
+	struct event		*px_queue_timer; /* next queue deadline */
+	struct event		*px_kick;	/* hand free slots to waiters */
+	uint64_t		*px_shed;	/* [class][queue_shed] counts */
 	struct server		*px_servers;
 	size_t			 px_nservers;
 	size_t			 px_rr_next;
@@ -176,6 +187,8 @@ void		 conn_upstream_writecb(struct conn *);
 void		 conn_upstream_eventcb(struct conn *, short what);
 void		 conn_stop(struct conn *);
 void		 conn_shutdown(struct conn *);
+void		 conn_dispatch(struct conn *);
+void		 conn_shed(struct conn *, enum queue_shed);
 const char	*conn_state_name(enum conn_state);
 
 /* upstream.c */
@@ -184,6 +197,14 @@ void		 upstream_free(struct proxy *);
 void		 upstream_request(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
 void		 upstream_drop_idle(struct proxy *);
+
+/* shed.c */
+int		 shed_init(struct proxy *);
+void		 shed_free(struct proxy *);
+int		 shed_enter(struct conn *);
+void		 shed_leave(struct conn *);
+uint64_t	 shed_count(const struct proxy *, size_t class_idx,
+		    enum queue_shed);
 
 /* main.c */
 uint64_t	 now_usec(void);
