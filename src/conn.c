@@ -132,7 +132,10 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	    BEV_OPT_CLOSE_ON_FREE);
 	c->cn_timer = evtimer_new(px->px_base, timer_cb, c);
 	c->cn_uphead = evbuffer_new();
-	if (c->cn_bev == NULL || c->cn_timer == NULL || c->cn_uphead == NULL)
+	c->cn_upend = evbuffer_new();
+	c->cn_cpend = evbuffer_new();
+	if (c->cn_bev == NULL || c->cn_timer == NULL || c->cn_uphead == NULL ||
+	    c->cn_upend == NULL || c->cn_cpend == NULL)
 		goto fail;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	format_peer(c, sa);
@@ -166,6 +169,10 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 			event_free(c->cn_timer);
 		if (c->cn_uphead != NULL)
 			evbuffer_free(c->cn_uphead);
+		if (c->cn_upend != NULL)
+			evbuffer_free(c->cn_upend);
+		if (c->cn_cpend != NULL)
+			evbuffer_free(c->cn_cpend);
 		free(c);
 	} else
 		close(fd);
@@ -479,18 +486,47 @@ conn_set_timeouts(struct conn *c)
 	}
 }
 
+/*
+ * Write what pend holds to bev's socket at once if nothing is queued ahead
+ * of it, and queue only what the socket did not take. A response that fits
+ * the socket buffer then costs one write(2) instead of a trip of the write
+ * event through epoll_ctl and the next loop turn; the bufferevent still
+ * handles whatever is left, with its timeouts and watermarks.
+ */
+static void
+send_now(struct bufferevent *bev, struct evbuffer *pend)
+{
+	struct evbuffer	*out = bufferevent_get_output(bev);
+
+	if (evbuffer_get_length(pend) == 0)
+		return;
+	if (evbuffer_get_length(out) == 0)
+		(void)evbuffer_write(pend, bufferevent_getfd(bev));
+	if (evbuffer_get_length(pend) > 0)
+		evbuffer_add_buffer(out, pend);
+}
+
+/* Bytes bound for bev: queued in its output and still pending. */
+static size_t
+queued(struct bufferevent *bev, struct evbuffer *pend)
+{
+	return evbuffer_get_length(bufferevent_get_output(bev)) +
+	    evbuffer_get_length(pend);
+}
+
 /* A backend connection is ours: send the head, then the body. */
 void
 conn_upstream_ready(struct conn *c, struct upconn *uc)
 {
-	struct evbuffer	*out = bufferevent_get_output(uc->uc_bev);
 	size_t		 len = evbuffer_get_length(c->cn_uphead);
 
 	c->cn_up = uc;
 	uc->uc_conn = c;
 	uc->uc_requests++;
+	evbuffer_drain(c->cn_upend, evbuffer_get_length(c->cn_upend));
 	/* a copy: the head is sent again if a reused connection was stale */
-	if (evbuffer_add(out, evbuffer_pullup(c->cn_uphead, -1), len) == -1) {
+	if (evbuffer_add(c->cn_upend, evbuffer_pullup(c->cn_uphead, -1),
+	    len) == -1) {
 		conn_upstream_failed(c, 502, "upstream_error");
 		return;
 	}
@@ -498,6 +534,8 @@ conn_upstream_ready(struct conn *c, struct upconn *uc)
 	conn_set_timeouts(c);
 	if (!c->cn_req_done)
 		conn_forward_request(c);
+	else
+		send_now(uc->uc_bev, c->cn_upend);
 }
 
 /*
@@ -531,14 +569,17 @@ conn_forward_request(struct conn *c)
 {
 	const struct proxy_conf	*pc = &c->cn_conf->proxy;
 	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
-	struct evbuffer		*out;
+	struct evbuffer		*out = c->cn_upend;
+	struct bufferevent	*ubev;
 	ssize_t			 k;
 
 	if (c->cn_up == NULL)
 		return;
-	out = bufferevent_get_output(c->cn_up->uc_bev);
+	ubev = c->cn_up->uc_bev;
 	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
-		if (evbuffer_get_length(out) >= SPILLWAY_WM_HIGH) {
+		if (queued(ubev, out) >= SPILLWAY_WM_HIGH)
+			send_now(ubev, out);
+		if (queued(ubev, out) >= SPILLWAY_WM_HIGH) {
 			bufferevent_disable(c->cn_bev, EV_READ);
 			bufferevent_setwatermark(c->cn_up->uc_bev, EV_WRITE,
 			    SPILLWAY_WM_LOW, 0);
@@ -562,8 +603,7 @@ conn_forward_request(struct conn *c)
 		if (k == 0)
 			break;
 	}
-	if (c->cn_req_done && c->cn_resp_state == RS_DONE)
-		conn_end_request(c);
+	send_now(ubev, out);
 }
 
 /* The backend drained our request body: read more from the client. */
@@ -586,7 +626,7 @@ conn_upstream_writecb(struct conn *c)
 static void
 send_response_head(struct conn *c, const struct http_head *h, int interim)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->cn_bev);
+	struct evbuffer	*out = c->cn_cpend;
 	size_t		 before = evbuffer_get_length(out);
 	int		 i;
 
@@ -664,8 +704,10 @@ conn_read_response_head(struct conn *c)
 		if (c->cn_resp.status >= 200)
 			break;
 		/* 1xx: relay to an HTTP/1.1 client, then read on */
-		if (c->cn_version_minor >= 1)
+		if (c->cn_version_minor >= 1) {
 			send_response_head(c, &c->cn_resp, 1);
+			send_now(c->cn_bev, c->cn_cpend);
+		}
 		evbuffer_drain(in, (size_t)r);
 		http_head_reset(&c->cn_resp);
 		c->cn_resp_state = RS_NONE;
@@ -684,13 +726,15 @@ conn_forward_response(struct conn *c)
 {
 	struct bufferevent	*ubev = c->cn_up->uc_bev;
 	struct evbuffer		*in = bufferevent_get_input(ubev);
-	struct evbuffer		*out = bufferevent_get_output(c->cn_bev);
+	struct evbuffer		*out = c->cn_cpend;
 	size_t			 before;
 	ssize_t			 k;
 
 	while (!http_body_done(&c->cn_resp_body) &&
 	    evbuffer_get_length(in) > 0) {
-		if (evbuffer_get_length(out) >= SPILLWAY_WM_HIGH) {
+		if (queued(c->cn_bev, out) >= SPILLWAY_WM_HIGH)
+			send_now(c->cn_bev, out);
+		if (queued(c->cn_bev, out) >= SPILLWAY_WM_HIGH) {
 			bufferevent_disable(ubev, EV_READ);
 			bufferevent_setwatermark(c->cn_bev, EV_WRITE,
 			    SPILLWAY_WM_LOW, 0);
@@ -711,6 +755,7 @@ conn_forward_response(struct conn *c)
 		if (k == 0)
 			break;
 	}
+	send_now(c->cn_bev, out);
 	if (!http_body_done(&c->cn_resp_body))
 		return;
 	if (evbuffer_get_length(in) > 0) {
@@ -844,7 +889,7 @@ conn_upstream_failed(struct conn *c, int status, const char *reason)
 static void
 conn_respond(struct conn *c, int status, const char *reason, int close)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->cn_bev);
+	struct evbuffer	*out = c->cn_cpend;
 	const char	*text = http_status_reason(status);
 	char		 body[128];
 	size_t		 before = evbuffer_get_length(out);
@@ -874,6 +919,7 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	c->cn_reason = reason;
 	c->cn_resp_bytes += evbuffer_get_length(out) - before;
 	c->cn_resp_state = RS_DONE;
+	send_now(c->cn_bev, out);
 	if (c->cn_req_done || !c->cn_keepalive) {
 		conn_end_request(c);
 		return;
@@ -1105,9 +1151,13 @@ conn_close(struct conn *c, const char *why)
 	bufferevent_free(c->cn_bev);
 	event_free(c->cn_timer);
 	evbuffer_free(c->cn_uphead);
+	evbuffer_free(c->cn_upend);
+	evbuffer_free(c->cn_cpend);
 	c->cn_bev = NULL;
 	c->cn_timer = NULL;
 	c->cn_uphead = NULL;
+	c->cn_upend = NULL;
+	c->cn_cpend = NULL;
 	c->cn_conf->refs--;
 	TAILQ_REMOVE(&px->px_conns, c, cn_entry);
 	px->px_nconns--;

@@ -110,6 +110,8 @@ struct conn {
 	struct http_head	 cn_req;
 	struct http_body	 cn_req_body;
 	struct evbuffer		*cn_uphead;	/* head as sent upstream */
+	struct evbuffer		*cn_upend;	/* to the backend, unsent */
+	struct evbuffer		*cn_cpend;	/* to the client, unsent */
 	char			 cn_reqline[256]; /* "METHOD target" for log */
 	enum http_method	 cn_method;
 	int			 cn_version_minor;
