@@ -977,7 +977,7 @@ conn_begin_close(struct conn *c)
 {
 	conn_set_state(c, CS_CLOSING);
 	evtimer_del(c->cn_timer);
-	bufferevent_enable(c->cn_bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->cn_bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->cn_bev)) == 0)
 		client_writecb(c->cn_bev, c);
 }

@@ -120,7 +120,13 @@ upconn_set_busy(struct upconn *uc, struct conn *c)
 	uc->uc_state = UC_BUSY;
 	uc->uc_conn = c;
 	bufferevent_set_timeouts(uc->uc_bev, NULL, NULL);
-	bufferevent_enable(uc->uc_bev, EV_READ | EV_WRITE);
+	/*
+	 * Only what is off: enabling EV_WRITE again would add the write event
+	 * with nothing to write (an epoll_ctl now and another to drop it).
+	 */
+	if ((bufferevent_get_enabled(uc->uc_bev) & (EV_READ | EV_WRITE)) !=
+	    (EV_READ | EV_WRITE))
+		bufferevent_enable(uc->uc_bev, EV_READ | EV_WRITE);
 }
 
 static void

@@ -387,6 +387,12 @@ max_connections = 10000
 [backend]
 server = 127.0.0.1:$BACKEND_PORT
 keepalive = 64
+; pass-through: the other proxies shed nothing here, so neither do we
+[limiter]
+algorithm = fixed
+limit = 10000
+max_limit = 10000
+queue_size = 0
 EOF
 
 # ---------------------------------------------------------------- daemons
