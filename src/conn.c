@@ -891,33 +891,36 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 {
 	struct evbuffer	*out = c->cn_cpend;
 	const char	*text = http_status_reason(status);
-	char		 body[128];
-	size_t		 before = evbuffer_get_length(out);
-	int		 blen;
+	char		 buf[512], retry[48] = "", why[96] = "";
+	int		 n, blen;
 
 	if (close || (!c->cn_req_done &&
 	    c->cn_req_body.framing == HTTP_FRAMING_LENGTH &&
 	    c->cn_req_body.remaining > SPILLWAY_DISCARD_MAX))
 		c->cn_keepalive = 0;
-	blen = snprintf(body, sizeof(body), "%d %s\n", status, text);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: text/plain\r\nContent-Length: %d\r\n",
-	    status, text, blen);
+	/* one format, one copy: a refusal must cost next to nothing */
 	if (c->cn_retry_after > 0)
-		evbuffer_add_printf(out, "Retry-After: %llu\r\n",
+		snprintf(retry, sizeof(retry), "Retry-After: %llu\r\n",
 		    (unsigned long long)c->cn_retry_after);
 	if (reason != NULL)
-		evbuffer_add_printf(out, "Spillway-Reason: %s\r\n", reason);
-	if (!c->cn_keepalive)
-		ADD_LITERAL(out, "Connection: close\r\n");
-	else if (c->cn_version_minor == 0)
-		ADD_LITERAL(out, "Connection: keep-alive\r\n");
-	ADD_LITERAL(out, "\r\n");
-	if (c->cn_method != HTTP_M_HEAD)
-		evbuffer_add(out, body, (size_t)blen);
+		snprintf(why, sizeof(why), "Spillway-Reason: %s\r\n", reason);
+	blen = snprintf(NULL, 0, "%d %s\n", status, text);
+	n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: %d\r\n%s%s%s\r\n",
+	    status, text, blen, retry, why, !c->cn_keepalive ?
+	    "Connection: close\r\n" : c->cn_version_minor == 0 ?
+	    "Connection: keep-alive\r\n" : "");
+	if (n > 0 && (size_t)n < sizeof(buf) && c->cn_method != HTTP_M_HEAD)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%d %s\n",
+		    status, text);
+	if (n < 0 || (size_t)n >= sizeof(buf) || evbuffer_add(out, buf,
+	    (size_t)n) == -1) {
+		conn_close(c, "cannot build a response");
+		return;
+	}
+	c->cn_resp_bytes += (uint64_t)n;
 	c->cn_status = status;
 	c->cn_reason = reason;
-	c->cn_resp_bytes += evbuffer_get_length(out) - before;
 	c->cn_resp_state = RS_DONE;
 	send_now(c->cn_bev, out);
 	if (c->cn_req_done || !c->cn_keepalive) {

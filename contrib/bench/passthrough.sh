@@ -6,7 +6,9 @@
 # Usage:  contrib/bench/passthrough.sh
 # Environment (all optional):
 #   SPILLWAY=path      spillway binary (default: <repo>/src/spillway)
-#   PROXIES="..."      proxies to run, subset of "spillway haproxy nginx"
+#   PROXIES="..."      proxies to run, subset of "spillway refusing haproxy nginx"
+#                      (refusing: spillway refusing every request with 429,
+#                      to compare the cost of a refusal with a proxied request)
 #   ROUNDS=3           measured rounds; each round runs every proxy once
 #   DURATION=10        seconds per wrk run
 #   CONNECTIONS=50     wrk connections (-c)
@@ -26,7 +28,7 @@ SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 SPILLWAY=${SPILLWAY:-$REPO_DIR/src/spillway}
-PROXIES=${PROXIES:-spillway haproxy nginx}
+PROXIES=${PROXIES:-spillway refusing haproxy nginx}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
@@ -69,8 +71,8 @@ for p in $PROXIES; do
     case $p in
         haproxy) need haproxy haproxy ;;
         nginx) ;;
-        spillway) ;;
-        *) die "unknown proxy '$p' in PROXIES (use spillway, haproxy, nginx)" ;;
+        spillway|refusing) ;;
+        *) die "unknown proxy '$p' in PROXIES (use spillway, refusing, haproxy, nginx)" ;;
     esac
 done
 need nginx nginx-light   # the backend is always nginx
@@ -90,7 +92,7 @@ else
 fi
 
 RUN_SPILLWAY=0
-case " $PROXIES " in *" spillway "*)
+case " $PROXIES " in *" spillway "*|*" refusing "*)
     if [ -x "$SPILLWAY" ]; then
         RUN_SPILLWAY=1
     else
@@ -116,7 +118,7 @@ fi
 
 ACTIVE=()
 for p in $PROXIES; do
-    if [ "$p" = spillway ] && [ "$RUN_SPILLWAY" = 0 ]; then continue; fi
+    case $p in spillway|refusing) [ "$RUN_SPILLWAY" = 1 ] || continue ;; esac
     ACTIVE+=("$p")
 done
 
@@ -285,8 +287,8 @@ wait_ready() { # wait_ready NAME PID PORT: up to 10 s
     return 1
 }
 
-read -r BACKEND_PORT SPILLWAY_PORT HAPROXY_PORT NGINX_PORT <<EOF
-$(free_ports 4)
+read -r BACKEND_PORT SPILLWAY_PORT HAPROXY_PORT NGINX_PORT REFUSING_PORT <<EOF
+$(free_ports 5)
 EOF
 
 # HAProxy needs 2 fds per connection and refuses to start if it cannot get them.
@@ -395,10 +397,16 @@ max_limit = 10000
 queue_size = 0
 EOF
 
+# the same spillway turning (nearly) every request away at the first door
+sed -e "s/^listen = .*/listen = 127.0.0.1:$REFUSING_PORT/" "$WORK/spillway.ini" \
+    > "$WORK/refusing.ini"
+printf '[admission]\nrate = 1/m\nburst = 1\n' >> "$WORK/refusing.ini"
+
 # ---------------------------------------------------------------- daemons
 declare -A PID_OF PORT_OF
 PORT_OF[backend]=$BACKEND_PORT
 PORT_OF[spillway]=$SPILLWAY_PORT
+PORT_OF[refusing]=$REFUSING_PORT
 PORT_OF[haproxy]=$HAPROXY_PORT
 PORT_OF[nginx]=$NGINX_PORT
 
@@ -417,9 +425,9 @@ start_daemon() { # start_daemon NAME: start (pinned), wait until it answers
             "${TASKSET_PROXY[@]}" haproxy -f "$WORK/haproxy.conf" -db \
                 >"$WORK/haproxy.stdout.log" 2>>"$WORK/haproxy.stderr" &
             ;;
-        spillway)
-            "${TASKSET_PROXY[@]}" "$SPILLWAY" -c "$WORK/spillway.ini" \
-                >"$WORK/spillway.stdout.log" 2>>"$WORK/spillway.stderr" &
+        spillway|refusing)
+            "${TASKSET_PROXY[@]}" "$SPILLWAY" -c "$WORK/$name.ini" \
+                >"$WORK/$name.stdout.log" 2>>"$WORK/$name.stderr" &
             ;;
     esac
     pid=$!
@@ -609,8 +617,10 @@ for line in open(res):
         notes.append(f"{name} round {rnd}: {status}")
     rows.setdefault(name, []).append(r)
 
-order = [n for n in ("backend", "spillway", "haproxy", "nginx") if n in rows]
+order = [n for n in ("backend", "spillway", "refusing", "haproxy", "nginx")
+         if n in rows]
 label = {"backend": "direct (no proxy)", "spillway": "spillway",
+         "refusing": "spillway, every request refused (429)",
          "haproxy": "haproxy", "nginx": "nginx"}
 
 # Performance medians use the runs in which the proxy stayed up; a run in
@@ -651,6 +661,11 @@ if "spillway" in summary:
                            f'{summary["spillway"]["p99"] / summary[other]["p99"]:.2f}',
                            f'{summary["spillway"]["cpu"] / summary[other]["cpu"]:.2f}'
                            if summary[other]["cpu"] else "-"])
+if "spillway" in summary and "refusing" in summary and summary["spillway"]["cpu"]:
+    ratios.append(["refused / proxied (spillway)",
+                   f'{summary["refusing"]["rps"] / summary["spillway"]["rps"]:.2f}',
+                   f'{summary["refusing"]["p99"] / summary["spillway"]["p99"]:.2f}',
+                   f'{summary["refusing"]["cpu"] / summary["spillway"]["cpu"]:.2f}'])
 rhdr = ["ratio", "req/s (higher is better)", "p99 (lower is better)",
         "CPU us/req (lower is better)"]
 
