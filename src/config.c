@@ -1552,6 +1552,8 @@ check_limits(struct parse *p)
 
 	if (p->p_nerr > 0)	/* a bad value was reported already */
 		return;
+	if (sc->algorithm == LIMITER_FIXED)	/* the limit is the limit */
+		return;
 	if (sc->min_limit > sc->max_limit || sc->limit < sc->min_limit ||
 	    sc->limit > sc->max_limit)
 		parse_error(p, p->p_line > 0 ? p->p_line : 1, "[limiter] "
@@ -1739,6 +1741,8 @@ config_limiter_conf(const struct config *conf, struct limiter_conf *lc)
 	lc->limit = sc->limit;
 	lc->min_limit = sc->min_limit;
 	lc->max_limit = sc->max_limit;
+	if (sc->algorithm == LIMITER_FIXED)
+		lc->min_limit = lc->max_limit = sc->limit;
 	lc->backoff = sc->backoff;
 	lc->aimd_latency_usec = sc->aimd_latency_ms * 1000;
 	lc->smoothing = sc->smoothing;

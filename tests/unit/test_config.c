@@ -1673,6 +1673,17 @@ test_limiter_keys(void)
 	check_error("[limiter]\nmin_limit = 50\nmax_limit = 10\n" BACKEND,
 	    "t:5: [limiter] needs min_limit <= limit <= max_limit "
 	    "(now 50, 20, 10)\n");
+	/* fixed: the limit is the limit, whatever min_limit says */
+	if ((conf = parse_ok("[limiter]\nalgorithm = fixed\nlimit = 1\n"
+	    BACKEND)) != NULL) {
+		struct limiter_conf	 lc;
+
+		config_limiter_conf(conf, &lc);
+		CHECK_EQ_INT(lc.limit, 1);
+		CHECK_EQ_INT(lc.min_limit, 1);
+		CHECK_EQ_INT(lc.max_limit, 1);
+		config_free(conf);
+	}
 	check_error("[limiter]\nlimit = 0\n" BACKEND,
 	    "t:2: limit: 0 is out of range (1 to 100000)\n");
 }
