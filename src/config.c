@@ -180,7 +180,7 @@ static const struct key keys[] = {
 
 	{ "limiter", "algorithm", KT_ALGO, 0, 0, "gradient",
 	    FIELD(limiter.algorithm), KEY_RELOAD },
-	{ "limiter", "limit", KT_UINT, 1, LIMIT_MAX, "20",
+	{ "limiter", "limit", KT_UINT, 1, LIMIT_MAX, "4",
 	    FIELD(limiter.limit), KEY_RELOAD },
 	{ "limiter", "min_limit", KT_UINT, 1, LIMIT_MAX, "2",
 	    FIELD(limiter.min_limit), KEY_RELOAD },

@@ -52,7 +52,6 @@ static void	conn_end_request(struct conn *);
 static void	conn_respond(struct conn *, int status, const char *reason,
 		    int close);
 static void	conn_close(struct conn *, const char *why);
-static struct timeval msec_tv(uint64_t);
 
 const char *
 conn_state_name(enum conn_state state)
@@ -332,6 +331,7 @@ static void
 conn_start_request(struct conn *c, size_t headlen)
 {
 	const struct proxy_conf	*pc = &c->cn_conf->proxy;
+	enum queue_shed		 why;
 	struct http_head	*h = &c->cn_req;
 	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
 
@@ -374,9 +374,8 @@ conn_start_request(struct conn *c, size_t headlen)
 	c->cn_server = NULL;
 	c->cn_resp_state = RS_NONE;
 	c->cn_t_resp_head = 0;
-	if (shed_enter(c) == -1) {
-		c->cn_retry_after = 1;
-		conn_respond(c, 503, queue_shed_name(QUEUE_SHED_FULL), 0);
+	if (shed_enter(c, &why) == -1) {
+		conn_shed(c, why);
 		return;
 	}
 	if (c->cn_has_slot)
@@ -449,15 +448,6 @@ conn_read_head(struct conn *c)
 	conn_start_request(c, (size_t)r);
 }
 
-static struct timeval
-msec_tv(uint64_t msec)
-{
-	struct timeval	 tv;
-
-	tv.tv_sec = (time_t)(msec / 1000);
-	tv.tv_usec = (suseconds_t)((msec % 1000) * 1000);
-	return tv;
-}
 
 /*
  * The request is all sent: from now on the backend has response_timeout

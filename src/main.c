@@ -128,8 +128,7 @@ proxy_stop(struct proxy *px)
 		event_base_loopexit(px->px_base, NULL);
 		return;
 	}
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	tv = msec_tv(ms);
 	px->px_stop_timer = evtimer_new(px->px_base, stop_timeout_cb, px);
 	if (px->px_stop_timer == NULL || evtimer_add(px->px_stop_timer,
 	    &tv) == -1)

@@ -13,6 +13,10 @@
  * - Freed slots are handed to waiters from an event of their own (the
  *   kick), never from inside the callback of the connection that freed
  *   them, so a dispatch cannot re-enter a connection being torn down.
+ * - Refusals are fast: an arrival whose expected wait (the line ahead of
+ *   it, drained at limit / latency) exceeds what it would be allowed
+ *   (codel_target while congested, else queue_timeout) is refused at once
+ *   rather than after waiting to be shed. Critical requests still queue.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -134,12 +138,37 @@ shed_free(struct proxy *px)
 }
 
 /*
+ * Would a new waiter behind qlen others outwait its allowance? The line
+ * drains at about limit / latency; with no latency known yet, nobody is
+ * turned away on a guess.
+ */
+static int
+wait_too_long(struct proxy *px, size_t qlen, uint64_t now)
+{
+	struct limiter_state	 st;
+	const struct shed_conf	*sc = &px->px_conf->limiter;
+	uint64_t		 allowed;
+	double			 wait;
+
+	limiter_state(px->px_lim, &st);
+	if (st.short_rtt_usec == 0)
+		return 0;
+	allowed = sc->queue_timeout_ms * 1000;
+	if (sc->codel_target_ms > 0 && queue_congested(px->px_queue, now) &&
+	    sc->codel_target_ms * 1000 < allowed)
+		allowed = sc->codel_target_ms * 1000;
+	wait = (double)(qlen + 1) * (double)st.short_rtt_usec /
+	    (double)limiter_limit(px->px_lim);
+	return wait > (double)allowed;
+}
+
+/*
  * An admitted request asks to go upstream. Returns 0 if it may go now (it
  * holds a slot) or waits in the queue (it will be dispatched or shed
- * later), -1 if the queue has no room for it: the caller refuses it.
+ * later), -1 if it is refused now, *why saying why.
  */
 int
-shed_enter(struct conn *c)
+shed_enter(struct conn *c, enum queue_shed *why)
 {
 	struct proxy		*px = c->cn_proxy;
 	struct queue_item	*evicted;
@@ -152,9 +181,16 @@ shed_enter(struct conn *c)
 		return 0;
 	}
 	prio = c->cn_conf->classes[c->cn_class].priority;
+	if (prio != PRIO_CRITICAL &&
+	    wait_too_long(px, queue_length(px->px_queue), now)) {
+		count_shed(px, c, QUEUE_SHED_CODEL);
+		*why = QUEUE_SHED_CODEL;
+		return -1;
+	}
 	if (queue_push(px->px_queue, &c->cn_qitem, prio, now,
 	    &evicted) == -1) {
 		count_shed(px, c, QUEUE_SHED_FULL);
+		*why = QUEUE_SHED_FULL;
 		return -1;
 	}
 	if (evicted != NULL) {

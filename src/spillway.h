@@ -14,6 +14,7 @@
 
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <stdint.h>
 
@@ -203,13 +204,24 @@ void		 upstream_drop_idle(struct proxy *);
 /* shed.c */
 int		 shed_init(struct proxy *);
 void		 shed_free(struct proxy *);
-int		 shed_enter(struct conn *);
+int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
 uint64_t	 shed_count(const struct proxy *, size_t class_idx,
 		    enum queue_shed);
 
 /* main.c */
 uint64_t	 now_usec(void);
+
+/* A duration in milliseconds as a struct timeval for libevent. */
+static inline struct timeval
+msec_tv(uint64_t msec)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(msec / 1000);
+	tv.tv_usec = (suseconds_t)((msec % 1000) * 1000);
+	return tv;
+}
 void		 proxy_conn_gone(struct proxy *);
 
 #endif /* SPILLWAY_SPILLWAY_H */

@@ -27,15 +27,6 @@ static void	up_readcb(struct bufferevent *, void *);
 static void	up_writecb(struct bufferevent *, void *);
 static void	up_eventcb(struct bufferevent *, short, void *);
 
-static struct timeval
-msec_tv(uint64_t msec)
-{
-	struct timeval	 tv;
-
-	tv.tv_sec = (time_t)(msec / 1000);
-	tv.tv_usec = (suseconds_t)((msec % 1000) * 1000);
-	return tv;
-}
 
 int
 upstream_init(struct proxy *px)

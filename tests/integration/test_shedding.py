@@ -379,6 +379,68 @@ def codel():
     eq(tr.max_active, 1, "backend max concurrency")
 
 
+def open_loop(port, rate, seconds, timeout=8.0):
+    """Requests leaving on a fixed schedule whatever the answers (each on
+    its own connection and thread): [(sent, done, status, reason)]."""
+    out, lock = [], threading.Lock()
+
+    def one(i):
+        t0 = time.monotonic()
+        try:
+            c = Client(port, timeout=timeout)
+            try:
+                r = c.exchange("GET", "/o%d" % i, None, timeout=timeout)
+            finally:
+                c.close()
+            rec = (t0, time.monotonic(), r.status,
+                   r.header("Spillway-Reason"))
+        except Exception as e:      # noqa: counted as an error
+            rec = (t0, time.monotonic(), 0, repr(e))
+        with lock:
+            out.append(rec)
+    threads, start = [], time.monotonic()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        t = threading.Thread(target=one, args=(i,), daemon=True)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join(timeout + 2)
+    return out
+
+
+@test("5x open-loop overload: refusals come at once, not after waiting",
+      timeout=40)
+def fast_refusals():
+    # 20/s of capacity behind one slot, offered 100/s: a newcomer that
+    # could only wait longer than it is allowed (queue_timeout, or
+    # codel_target once the queue is congested) is told no at arrival.
+    # codel_target is 300 ms, so that waiting it out cannot pass for fast.
+    tr = Tracker()
+    be = Backend(tr.handler(0.05))
+    sp = Spillway([be], sections=[limiter(
+        limit=1, queue_size=100, queue_timeout="5s", codel_target="300ms",
+        codel_interval="100ms")])
+    recs = open_loop(sp.port, 100, 3.0)
+    errors = [r for r in recs if r[2] == 0]
+    check(not errors, "client errors: %r" % errors[:5])
+    t0 = min(r[0] for r in recs)
+    shed = [r[1] - r[0] for r in recs if r[2] == 503 and r[0] > t0 + 1.0]
+    ok = [r[1] - r[0] for r in recs if r[2] == 200]
+    reasons = sorted(set(r[3] for r in recs if r[2] == 503))
+    diag("%d sent, %d served (p50 %.0f ms), %d refused after the first "
+         "second: p50 %.1f ms, p90 %.1f ms; reasons %r"
+         % (len(recs), len(ok), 1000 * pct(ok, .5), len(shed),
+            1000 * pct(shed, .5), 1000 * pct(shed, .9), reasons))
+    check(len(shed) > 100, "only %d refusals at 5x overload" % len(shed))
+    check(pct(shed, .5) < 0.05, "median refusal took %.1f ms"
+          % (1000 * pct(shed, .5)))
+    check(len(ok) >= 40, "only %d served in 3 s at 20/s" % len(ok))
+    eq(tr.max_active, 1, "backend max concurrency")
+
+
 # --------------------------------------------------------------------------
 # 5. priority order
 

@@ -1617,7 +1617,7 @@ test_limiter_defaults(void)
 	if ((conf = parse_ok(BACKEND)) == NULL)
 		return;
 	CHECK_EQ_INT(conf->limiter.algorithm, LIMITER_GRADIENT);
-	CHECK_EQ_INT(conf->limiter.limit, 20);
+	CHECK_EQ_INT(conf->limiter.limit, 4);
 	CHECK_EQ_INT(conf->limiter.min_limit, 2);
 	CHECK_EQ_INT(conf->limiter.max_limit, 1000);
 	CHECK_EQ_INT(conf->limiter.queue_size, 100);
@@ -1672,7 +1672,7 @@ test_limiter_keys(void)
 	    "e.g. 0.9)\n");
 	check_error("[limiter]\nmin_limit = 50\nmax_limit = 10\n" BACKEND,
 	    "t:5: [limiter] needs min_limit <= limit <= max_limit "
-	    "(now 50, 20, 10)\n");
+	    "(now 50, 4, 10)\n");
 	/* fixed: the limit is the limit, whatever min_limit says */
 	if ((conf = parse_ok("[limiter]\nalgorithm = fixed\nlimit = 1\n"
 	    BACKEND)) != NULL) {
