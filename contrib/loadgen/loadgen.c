@@ -175,7 +175,7 @@ static struct event	*tick_ev;
 static void	 dispatch(void);
 static void	 conn_close(struct lconn *);
 
-static void
+static void __attribute__((format(printf, 1, 2), noreturn))
 fatalx(const char *fmt, ...)
 {
 	va_list ap;
