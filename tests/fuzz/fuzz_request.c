@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_http.h"
 #include "http.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -22,8 +23,6 @@ static int
 same_head(const struct http_head *a, const char *abase, ssize_t ra,
     const struct http_head *b, const char *bbase, ssize_t rb)
 {
-	int	i;
-
 	if (ra != rb)
 		return 0;
 	if (ra == HTTP_PARSE_ERROR)	/* the request line may be logged */
@@ -44,15 +43,7 @@ same_head(const struct http_head *a, const char *abase, ssize_t ra,
 	    a->nheaders != b->nheaders || a->framing != b->framing ||
 	    a->content_length != b->content_length || a->flags != b->flags)
 		return 0;
-	for (i = 0; i < a->nheaders; i++)
-		if (a->headers[i].name - abase != b->headers[i].name - bbase ||
-		    a->headers[i].name_len != b->headers[i].name_len ||
-		    a->headers[i].value - abase !=
-		    b->headers[i].value - bbase ||
-		    a->headers[i].value_len != b->headers[i].value_len ||
-		    a->headers[i].hop != b->headers[i].hop)
-			return 0;
-	return 1;
+	return fuzz_same_headers(a, abase, b, bbase);
 }
 
 /* Check what a complete head promises. */
@@ -72,42 +63,6 @@ check_head(const struct http_head *h, const char *buf, ssize_t r)
 		if (h->headers[i].name < buf || h->headers[i].name_len == 0 ||
 		    h->headers[i].value + h->headers[i].value_len > buf + r)
 			abort();
-}
-
-/* Decode the body after the head in pieces cut from the data. */
-static void
-run_body(const struct http_head *h, const char *buf, size_t len)
-{
-	struct http_body	b;
-	size_t			pos = 0, n;
-	uint64_t		payload = 0;
-	ssize_t			r;
-	int			is_data;
-
-	http_body_init(&b, h);
-	while (pos < len) {
-		n = len - pos;
-		if (n > 1)
-			n = 1 + (unsigned char)buf[pos] % n;
-		r = http_body_feed(&b, buf + pos, n, &is_data);
-		if (r < 0) {
-			if (b.state != HTTP_BODY_ERROR || b.error_what == NULL)
-				abort();
-			break;
-		}
-		if ((size_t)r > n || (r == 0 && !http_body_done(&b)))
-			abort();
-		if (r == 0)
-			break;
-		if (is_data)
-			payload += (uint64_t)r;
-		pos += (size_t)r;
-		if (b.total != payload || b.total > pos)
-			abort();
-	}
-	if (h->framing == HTTP_FRAMING_LENGTH && http_body_done(&b) &&
-	    b.total != h->content_length)
-		abort();
 }
 
 int
@@ -144,6 +99,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(copy);
 
 	if (rw > 0)
-		run_body(&whole, buf + rw, size - (size_t)rw);
+		fuzz_run_body(&whole, buf + rw, size - (size_t)rw);
 	return 0;
 }
