@@ -190,7 +190,7 @@ static const struct key keys[] = {
 	    FIELD(limiter.queue_size), KEY_RELOAD },
 	{ "limiter", "queue_timeout", KT_DURATION, 1, MS_1H, "1s",
 	    FIELD(limiter.queue_timeout_ms), KEY_RELOAD },
-	{ "limiter", "codel_target", KT_DURATION, 0, MS_1H, "10ms",
+	{ "limiter", "codel_target", KT_DURATION, 0, MS_1H, "5ms",
 	    FIELD(limiter.codel_target_ms), KEY_RELOAD },
 	{ "limiter", "codel_interval", KT_DURATION, 0, MS_1H, "100ms",
 	    FIELD(limiter.codel_interval_ms), KEY_RELOAD },

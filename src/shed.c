@@ -15,8 +15,9 @@
  *   them, so a dispatch cannot re-enter a connection being torn down.
  * - Refusals are fast: an arrival whose expected wait (the line ahead of
  *   it, drained at limit / latency) exceeds what it would be allowed
- *   (codel_target while congested, else queue_timeout) is refused at once
- *   rather than after waiting to be shed. Critical requests still queue.
+ *   (codel_target while congested or congested within the last
+ *   SHED_CONGESTION_HOLD, else queue_timeout) is refused at once rather
+ *   than after waiting to be shed. Critical requests still queue.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -25,6 +26,16 @@
 #include "log.h"
 
 #define SHED_REASONS	4	/* enum queue_shed */
+
+/*
+ * How long congestion is remembered. The queue's own notion (not empty for
+ * codel_interval) clears the moment it empties, which under standing
+ * overload happens all the time once arrivals are refused early; without a
+ * memory, every emptying would let a burst's worth of waiters in, to be
+ * shed late and to slow those served. Refusing an arrival for its expected
+ * wait renews the memory; a second with neither ends it.
+ */
+#define SHED_CONGESTION_HOLD	1000000ULL	/* usec */
 
 static struct conn *
 conn_of(struct queue_item *qi)
@@ -74,6 +85,8 @@ queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 	enum queue_shed		 why;
 	uint64_t		 now = now_usec();
 
+	if (queue_congested(px->px_queue, now))
+		px->px_congested_at = now;
 	while ((qi = queue_expire(px->px_queue, now, &why)) != NULL) {
 		c = conn_of(qi);
 		count_shed(px, c, why);
@@ -150,11 +163,14 @@ wait_too_long(struct proxy *px, size_t qlen, uint64_t now)
 	uint64_t		 allowed;
 	double			 wait;
 
+	if (queue_congested(px->px_queue, now))
+		px->px_congested_at = now;
 	limiter_state(px->px_lim, &st);
 	if (st.short_rtt_usec == 0)
 		return 0;
 	allowed = sc->queue_timeout_ms * 1000;
-	if (sc->codel_target_ms > 0 && queue_congested(px->px_queue, now) &&
+	if (sc->codel_target_ms > 0 && px->px_congested_at != 0 &&
+	    now - px->px_congested_at < SHED_CONGESTION_HOLD &&
 	    sc->codel_target_ms * 1000 < allowed)
 		allowed = sc->codel_target_ms * 1000;
 	wait = (double)(qlen + 1) * (double)st.short_rtt_usec /
@@ -183,6 +199,8 @@ shed_enter(struct conn *c, enum queue_shed *why)
 	prio = c->cn_conf->classes[c->cn_class].priority;
 	if (prio != PRIO_CRITICAL &&
 	    wait_too_long(px, queue_length(px->px_queue), now)) {
+		/* turning arrivals away is congestion too: keep it in mind */
+		px->px_congested_at = now;
 		count_shed(px, c, QUEUE_SHED_CODEL);
 		*why = QUEUE_SHED_CODEL;
 		return -1;

@@ -158,6 +158,7 @@ struct proxy {
 	struct queue		*px_queue;
 	struct event		*px_queue_timer; /* next queue deadline */
 	struct event		*px_kick;	/* hand free slots to waiters */
+	uint64_t		 px_congested_at; /* queue last congested, usec */
 	uint64_t		*px_shed;	/* [class][queue_shed] counts */
 	struct server		*px_servers;
 	size_t			 px_nservers;

@@ -1622,7 +1622,7 @@ test_limiter_defaults(void)
 	CHECK_EQ_INT(conf->limiter.max_limit, 1000);
 	CHECK_EQ_INT(conf->limiter.queue_size, 100);
 	CHECK_EQ_INT(conf->limiter.queue_timeout_ms, 1000);
-	CHECK_EQ_INT(conf->limiter.codel_target_ms, 10);
+	CHECK_EQ_INT(conf->limiter.codel_target_ms, 5);
 	CHECK_EQ_INT(conf->limiter.codel_interval_ms, 100);
 	CHECK_EQ_INT(conf->limiter.adaptive_lifo, 1);
 	CHECK(conf->limiter.backoff > 0.8999 && conf->limiter.backoff < 0.9001);
@@ -1633,7 +1633,7 @@ test_limiter_defaults(void)
 	CHECK_EQ_INT(lc.aimd_latency_usec, 1000000);
 	config_queue_conf(conf, &qc);
 	CHECK_EQ_INT(qc.size, 100);
-	CHECK_EQ_INT(qc.codel_target_usec, 10000);
+	CHECK_EQ_INT(qc.codel_target_usec, 5000);
 	config_free(conf);
 }
 
