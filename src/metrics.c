@@ -1,0 +1,654 @@
+/*
+ * metrics.c: counters and histograms, rendered as Prometheus text and as
+ * JSON.
+ *
+ * Invariants:
+ * - m_classes[0..m_nclasses) are in creation order and their names are
+ *   distinct; m_nclasses <= m_cap <= METRICS_CLASSES_MAX. Growing the
+ *   array may move it, so a class_metrics pointer is good only until the
+ *   next metrics_class() call that creates a class.
+ * - A stored class name is the requested name cut to at most
+ *   METRICS_CLASS_NAME - 1 bytes, never inside a UTF-8 sequence, and a
+ *   lookup cuts the same way: a long name always finds its own class.
+ * - For every histogram, h_count is the sum of h_buckets[] and h_sum is
+ *   finite and not negative: histogram_observe() is the only writer.
+ * - The renderers append to the caller's mbuf and write only what parses:
+ *   label and string values are escaped and made valid UTF-8, JSON numbers
+ *   are finite.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+#define CLASSES_INITIAL	8
+#define MBUF_INITIAL	1024
+
+const double metrics_bucket_le[METRICS_NBUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+	10, INFINITY
+};
+
+static const char *const reason_names[MR_COUNT] = {
+	[MR_RATE_LIMITED] = "rate_limited",
+	[MR_QUEUE_FULL] = "queue_full",
+	[MR_QUEUE_TIMEOUT] = "queue_timeout",
+	[MR_OVERLOADED] = "overloaded",
+	[MR_UPSTREAM_ERROR] = "upstream_error",
+	[MR_UPSTREAM_TIMEOUT] = "upstream_timeout",
+};
+
+static const char *const prio_names[3] = { "critical", "normal", "sheddable" };
+
+const char *
+metrics_reason_name(enum metrics_reason r)
+{
+	if ((unsigned int)r >= MR_COUNT)
+		return "unknown";
+	return reason_names[r];
+}
+
+void
+metrics_init(struct metrics *m)
+{
+	memset(m, 0, sizeof(*m));
+}
+
+void
+metrics_free(struct metrics *m)
+{
+	free(m->m_classes);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * Cut name to what a class stores, into buf (METRICS_CLASS_NAME bytes).
+ * A cut that would split a UTF-8 sequence backs off to its lead byte, so
+ * the stored name stays valid UTF-8 if the given one was.
+ */
+static void
+class_name_cut(const char *name, char *buf)
+{
+	size_t	 n;
+
+	for (n = 0; n < METRICS_CLASS_NAME && name[n] != '\0'; n++)
+		;
+	if (n == METRICS_CLASS_NAME) {
+		n = METRICS_CLASS_NAME - 1;
+		while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(buf, name, n);
+	buf[n] = '\0';
+}
+
+struct class_metrics *
+metrics_class(struct metrics *m, const char *name)
+{
+	struct class_metrics	*cm;
+	char			 key[METRICS_CLASS_NAME];
+	size_t			 i, ncap;
+
+	if (name == NULL)
+		return NULL;
+	class_name_cut(name, key);
+	for (i = 0; i < m->m_nclasses; i++)
+		if (strcmp(m->m_classes[i].cm_name, key) == 0)
+			return &m->m_classes[i];
+
+	if (m->m_nclasses == METRICS_CLASSES_MAX)
+		return NULL;
+	if (m->m_nclasses == m->m_cap) {
+		ncap = m->m_cap == 0 ? CLASSES_INITIAL : m->m_cap * 2;
+		if (ncap > METRICS_CLASSES_MAX)
+			ncap = METRICS_CLASSES_MAX;
+		cm = realloc(m->m_classes, ncap * sizeof(*cm));
+		if (cm == NULL)
+			return NULL;
+		m->m_classes = cm;
+		m->m_cap = ncap;
+	}
+	cm = &m->m_classes[m->m_nclasses++];
+	memset(cm, 0, sizeof(*cm));
+	memcpy(cm->cm_name, key, sizeof(key));
+	return cm;
+}
+
+/*
+ * Count one observation. A negative or NaN duration is a caller's clock
+ * glitch and counts as 0; +Inf lands in the +Inf bucket but adds nothing
+ * to the sum, which would otherwise stay infinite for good.
+ */
+void
+histogram_observe(struct histogram *h, double seconds)
+{
+	size_t	 i;
+
+	if (!(seconds >= 0))
+		seconds = 0;
+	for (i = 0; i < METRICS_NBUCKETS - 1; i++)
+		if (seconds <= metrics_bucket_le[i])
+			break;
+	h->h_buckets[i]++;
+	h->h_count++;
+	if (isfinite(seconds))
+		h->h_sum += seconds;
+}
+
+/* Make room for need more bytes plus the NUL; -1 if out of memory. */
+static int
+mbuf_reserve(struct mbuf *mb, size_t need)
+{
+	size_t	 ncap;
+	char	*p;
+
+	if (need > SIZE_MAX / 2 - mb->mb_len)
+		return -1;
+	if (mb->mb_len + need < mb->mb_cap)
+		return 0;
+	ncap = mb->mb_cap == 0 ? MBUF_INITIAL : mb->mb_cap;
+	while (ncap <= mb->mb_len + need)
+		ncap *= 2;
+	if ((p = realloc(mb->mb_data, ncap)) == NULL)
+		return -1;
+	mb->mb_data = p;
+	mb->mb_cap = ncap;
+	return 0;
+}
+
+/*
+ * Append formatted text. After a failure (out of memory or a bad format)
+ * mb_failed is set and later calls append nothing, so a cut output never
+ * has a hole in its middle; the data stays NUL-terminated throughout.
+ */
+void
+mbuf_printf(struct mbuf *mb, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+	size_t	 room;
+
+	if (mb->mb_failed)
+		return;
+	if (mbuf_reserve(mb, 0) == -1)
+		goto fail;
+	room = mb->mb_cap - mb->mb_len;
+	va_start(ap, fmt);
+	n = vsnprintf(mb->mb_data + mb->mb_len, room, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		goto fail;
+	if ((size_t)n >= room) {
+		if (mbuf_reserve(mb, (size_t)n) == -1)
+			goto fail;
+		va_start(ap, fmt);
+		n = vsnprintf(mb->mb_data + mb->mb_len,
+		    mb->mb_cap - mb->mb_len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			goto fail;
+	}
+	mb->mb_len += (size_t)n;
+	return;
+fail:
+	mb->mb_failed = 1;
+	if (mb->mb_data != NULL)
+		mb->mb_data[mb->mb_len] = '\0';
+}
+
+void
+mbuf_free(struct mbuf *mb)
+{
+	free(mb->mb_data);
+	memset(mb, 0, sizeof(*mb));
+}
+
+/*
+ * The length of the valid UTF-8 sequence at s (1 to 4), or 0 if the bytes
+ * there are not one (overlong forms, surrogates and > U+10FFFF included).
+ */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	size_t		 n, i;
+	uint32_t	 cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)	/* the NUL stops here too */
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/*
+ * Append s escaped as a Prometheus label value (json == 0) or as the
+ * inside of a JSON string (json == 1). Bytes that are not UTF-8 become
+ * U+FFFD: both formats require UTF-8, and a name cut by a caller may end
+ * inside a sequence. Runs of plain bytes go out in one call.
+ */
+static void
+put_escaped(struct mbuf *mb, const char *str, int json)
+{
+	const unsigned char	*s = (const unsigned char *)str;
+	size_t			 run, n;
+
+	if (s == NULL)
+		return;
+	while (*s != '\0') {
+		for (run = 0; s[run] >= 0x20 && s[run] < 0x80 &&
+		    s[run] != '"' && s[run] != '\\'; run++)
+			;
+		if (run > 0) {
+			mbuf_printf(mb, "%.*s", (int)run, (const char *)s);
+			s += run;
+			continue;
+		}
+		if (*s == '"' || *s == '\\')
+			mbuf_printf(mb, "\\%c", *s);
+		else if (*s == '\n' && !json)
+			mbuf_printf(mb, "\\n");
+		else if (*s < 0x20 && json)
+			mbuf_printf(mb, "\\u%04x", *s);
+		else if (*s < 0x80) {
+			/* other control bytes are legal in a label value */
+			mbuf_printf(mb, "%c", *s);
+		} else if ((n = utf8_len(s)) > 0) {
+			mbuf_printf(mb, "%.*s", (int)n, (const char *)s);
+			s += n;
+			continue;
+		} else
+			mbuf_printf(mb, json ? "\\ufffd" : "\xef\xbf\xbd");
+		s++;
+	}
+}
+
+/*
+ * Format v in buf (at least 32 bytes) with the fewest digits that read
+ * back as the same double: 0.1 stays "0.1", 0.0025 stays "0.0025".
+ * Non-finite values come out as Prometheus spells them.
+ */
+static const char *
+fmt_double(char *buf, size_t size, double v)
+{
+	int	 prec;
+
+	if (isnan(v))
+		return "NaN";
+	if (isinf(v))
+		return v > 0 ? "+Inf" : "-Inf";
+	for (prec = 15; prec <= 17; prec++) {
+		snprintf(buf, size, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return buf;
+}
+
+static void
+prom_head(struct mbuf *mb, const char *name, const char *type,
+    const char *help)
+{
+	mbuf_printf(mb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
+}
+
+/* One family with a single unlabelled sample. */
+static void
+prom_u64(struct mbuf *mb, const char *name, const char *type,
+    const char *help, uint64_t v)
+{
+	prom_head(mb, name, type, help);
+	mbuf_printf(mb, "%s %" PRIu64 "\n", name, v);
+}
+
+static void
+prom_double(struct mbuf *mb, const char *name, const char *help, double v)
+{
+	char	 buf[32];
+
+	prom_head(mb, name, "gauge", help);
+	mbuf_printf(mb, "%s %s\n", name, fmt_double(buf, sizeof(buf), v));
+}
+
+static void
+prom_histogram(struct mbuf *mb, const char *name, const char *help,
+    const struct histogram *h)
+{
+	char		 buf[32];
+	uint64_t	 cum = 0;
+	size_t		 i;
+
+	prom_head(mb, name, "histogram", help);
+	for (i = 0; i < METRICS_NBUCKETS; i++) {
+		cum += h->h_buckets[i];
+		mbuf_printf(mb, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
+		    fmt_double(buf, sizeof(buf), metrics_bucket_le[i]), cum);
+	}
+	mbuf_printf(mb, "%s_sum %s\n%s_count %" PRIu64 "\n", name,
+	    fmt_double(buf, sizeof(buf), h->h_sum), name, h->h_count);
+}
+
+/* Start a sample line up to the open class label value. */
+static void
+prom_class(struct mbuf *mb, const char *name, const struct class_metrics *cm)
+{
+	mbuf_printf(mb, "%s{class=\"", name);
+	put_escaped(mb, cm->cm_name, 0);
+}
+
+static void
+prom_classes(struct mbuf *mb, const struct metrics *m)
+{
+	const struct class_metrics	*cm;
+	size_t				 i, s;
+	int				 r;
+
+	prom_head(mb, "spillway_requests_total", "counter",
+	    "Requests answered, by class and status code.");
+	for (i = 0; i < m->m_nclasses; i++) {
+		cm = &m->m_classes[i];
+		for (s = 0; s < 500; s++) {
+			if (cm->cm_status[s] == 0)
+				continue;
+			prom_class(mb, "spillway_requests_total", cm);
+			mbuf_printf(mb, "\",code=\"%zu\"} %" PRIu64 "\n",
+			    s + 100, cm->cm_status[s]);
+		}
+	}
+
+	prom_head(mb, "spillway_refused_total", "counter",
+	    "Requests spillway answered itself, by class and reason.");
+	for (i = 0; i < m->m_nclasses; i++) {
+		cm = &m->m_classes[i];
+		for (r = 0; r < MR_COUNT; r++) {
+			prom_class(mb, "spillway_refused_total", cm);
+			mbuf_printf(mb, "\",reason=\"%s\"} %" PRIu64 "\n",
+			    reason_names[r], cm->cm_refused[r]);
+		}
+	}
+
+	prom_head(mb, "spillway_dry_run_refusals_total", "counter",
+	    "Requests that would have been rate limited, by class.");
+	for (i = 0; i < m->m_nclasses; i++) {
+		cm = &m->m_classes[i];
+		prom_class(mb, "spillway_dry_run_refusals_total", cm);
+		mbuf_printf(mb, "\"} %" PRIu64 "\n", cm->cm_dry_run);
+	}
+}
+
+void
+metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
+    struct mbuf *mb)
+{
+	int	 p;
+
+	prom_head(mb, "spillway_build_info", "gauge",
+	    "Always 1; the version is a label.");
+	mbuf_printf(mb, "spillway_build_info{version=\"");
+	put_escaped(mb, g->version != NULL ? g->version : "unknown", 0);
+	mbuf_printf(mb, "\"} 1\n");
+	prom_double(mb, "spillway_uptime_seconds",
+	    "Seconds since the process started.", g->uptime_seconds);
+	prom_u64(mb, "spillway_config_generation", "gauge",
+	    "Generation of the configuration in force, 1 at start.",
+	    g->generation);
+	prom_head(mb, "spillway_config_reloads_total", "counter",
+	    "Configuration reloads, by result.");
+	mbuf_printf(mb, "spillway_config_reloads_total{result=\"ok\"} %"
+	    PRIu64 "\nspillway_config_reloads_total{result=\"failed\"} %"
+	    PRIu64 "\n", m->m_reloads_ok, m->m_reloads_failed);
+
+	prom_classes(mb, m);
+
+	prom_u64(mb, "spillway_requests_in_flight", "gauge",
+	    "Requests holding a concurrency slot.", g->inflight);
+	prom_u64(mb, "spillway_concurrency_limit", "gauge",
+	    "Current concurrency limit.", g->limit);
+	prom_head(mb, "spillway_limiter_info", "gauge",
+	    "Always 1; the limiter algorithm is a label.");
+	mbuf_printf(mb, "spillway_limiter_info{algorithm=\"");
+	put_escaped(mb, g->algorithm != NULL ? g->algorithm : "unknown", 0);
+	mbuf_printf(mb, "\"} 1\n");
+	prom_double(mb, "spillway_limiter_min_latency_seconds",
+	    "Lowest latency the limiter has seen recently.",
+	    g->limiter_min_rtt_seconds);
+	prom_double(mb, "spillway_limiter_latency_seconds",
+	    "Recent latency as the limiter sees it.", g->limiter_rtt_seconds);
+	prom_double(mb, "spillway_limiter_long_latency_seconds",
+	    "Long-term average latency as the limiter sees it.",
+	    g->limiter_long_rtt_seconds);
+	prom_double(mb, "spillway_limiter_gradient",
+	    "Limiter gradient: long-term over recent latency.",
+	    g->limiter_gradient);
+
+	prom_u64(mb, "spillway_queue_length", "gauge",
+	    "Requests waiting for a concurrency slot.", g->queue_length);
+	prom_head(mb, "spillway_queue_length_by_priority", "gauge",
+	    "Requests waiting for a concurrency slot, by priority.");
+	for (p = 0; p < 3; p++)
+		mbuf_printf(mb, "spillway_queue_length_by_priority"
+		    "{priority=\"%s\"} %zu\n", prio_names[p],
+		    g->queue_length_prio[p]);
+
+	prom_histogram(mb, "spillway_request_duration_seconds",
+	    "Time from request head to the end of the response.",
+	    &m->m_latency);
+	prom_histogram(mb, "spillway_upstream_duration_seconds",
+	    "Time from dispatch to the backend's response head.",
+	    &m->m_upstream);
+	prom_histogram(mb, "spillway_queue_wait_seconds",
+	    "Time spent waiting in the queue, served or shed.",
+	    &m->m_queue_wait);
+
+	prom_head(mb, "spillway_upstream_connections", "gauge",
+	    "Backend connections open now, by state.");
+	mbuf_printf(mb, "spillway_upstream_connections{state=\"active\"} %u\n"
+	    "spillway_upstream_connections{state=\"idle\"} %u\n",
+	    g->upstream_active, g->upstream_idle);
+	prom_u64(mb, "spillway_upstream_connections_opened_total", "counter",
+	    "Backend connections opened.", m->m_upstream_connections);
+	prom_u64(mb, "spillway_upstream_connect_failures_total", "counter",
+	    "Backend connection attempts that failed.",
+	    m->m_upstream_connect_failures);
+	prom_u64(mb, "spillway_client_connections", "gauge",
+	    "Client connections open now.", g->client_connections);
+	prom_u64(mb, "spillway_client_connections_accepted_total", "counter",
+	    "Client connections accepted.", m->m_client_connections);
+	prom_u64(mb, "spillway_admission_clients", "gauge",
+	    "Per-client rate buckets kept.", g->admission_clients);
+	prom_u64(mb, "spillway_admission_evictions_total", "counter",
+	    "Per-client rate buckets evicted to make room.",
+	    g->admission_evictions);
+	prom_u64(mb, "spillway_response_bytes_total", "counter",
+	    "Response bytes written to clients.", m->m_bytes_out);
+}
+
+static void
+json_str(struct mbuf *mb, const char *s)
+{
+	mbuf_printf(mb, "\"");
+	put_escaped(mb, s, 1);
+	mbuf_printf(mb, "\"");
+}
+
+/* JSON has no NaN or Infinity; a gauge that has none yet reads 0. */
+static void
+json_num(struct mbuf *mb, double v)
+{
+	char	 buf[32];
+
+	if (!isfinite(v))
+		v = 0;
+	mbuf_printf(mb, "%s", fmt_double(buf, sizeof(buf), v));
+}
+
+static void
+json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
+{
+	int	 r;
+
+	mbuf_printf(mb, "{");
+	for (r = 0; r < MR_COUNT; r++)
+		mbuf_printf(mb, "%s\"%s\": %" PRIu64, r == 0 ? "" : ", ",
+		    reason_names[r], refused[r]);
+	mbuf_printf(mb, "}");
+}
+
+static void
+json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
+{
+	uint64_t	 cum = 0;
+	size_t		 i;
+
+	mbuf_printf(mb, ",\n\"%s\": {\"count\": %" PRIu64 ", \"sum\": ", name,
+	    h->h_count);
+	json_num(mb, h->h_sum);
+	mbuf_printf(mb, ", \"buckets\": [");
+	for (i = 0; i < METRICS_NBUCKETS; i++) {
+		cum += h->h_buckets[i];
+		mbuf_printf(mb, "%s[", i == 0 ? "" : ", ");
+		if (isinf(metrics_bucket_le[i]))
+			mbuf_printf(mb, "\"+Inf\"");
+		else
+			json_num(mb, metrics_bucket_le[i]);
+		mbuf_printf(mb, ", %" PRIu64 "]", cum);
+	}
+	mbuf_printf(mb, "]}");
+}
+
+static void
+json_class(struct mbuf *mb, const struct class_metrics *cm)
+{
+	uint64_t	 req = 0;
+	size_t		 s;
+	const char	*sep = "";
+
+	for (s = 0; s < 500; s++)
+		req += cm->cm_status[s];
+	mbuf_printf(mb, "{\"name\": ");
+	json_str(mb, cm->cm_name);
+	mbuf_printf(mb, ", \"requests\": %" PRIu64 ", \"responses\": {", req);
+	for (s = 0; s < 500; s++) {
+		if (cm->cm_status[s] == 0)
+			continue;
+		mbuf_printf(mb, "%s\"%zu\": %" PRIu64, sep, s + 100,
+		    cm->cm_status[s]);
+		sep = ", ";
+	}
+	mbuf_printf(mb, "}, \"refused\": ");
+	json_refused(mb, cm->cm_refused);
+	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 "}", cm->cm_dry_run);
+}
+
+/*
+ * Totals over every class. 1xx final statuses count in "requests" but
+ * have no "responses" key: the contract names 2xx to 5xx only.
+ */
+static void
+json_totals(struct mbuf *mb, const struct metrics *m)
+{
+	const struct class_metrics	*cm;
+	uint64_t			 req = 0, byclass[5] = { 0 };
+	uint64_t			 refused[MR_COUNT] = { 0 }, dry = 0;
+	size_t				 i, s;
+	int				 r;
+
+	for (i = 0; i < m->m_nclasses; i++) {
+		cm = &m->m_classes[i];
+		for (s = 0; s < 500; s++) {
+			req += cm->cm_status[s];
+			byclass[s / 100] += cm->cm_status[s];
+		}
+		for (r = 0; r < MR_COUNT; r++)
+			refused[r] += cm->cm_refused[r];
+		dry += cm->cm_dry_run;
+	}
+	mbuf_printf(mb, ",\n\"totals\": {\"requests\": %" PRIu64 ", "
+	    "\"responses\": {\"2xx\": %" PRIu64 ", \"3xx\": %" PRIu64 ", "
+	    "\"4xx\": %" PRIu64 ", \"5xx\": %" PRIu64 "}, \"refused\": ",
+	    req, byclass[1], byclass[2], byclass[3], byclass[4]);
+	json_refused(mb, refused);
+	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 ", \"bytes_out\": %" PRIu64
+	    "}", dry, m->m_bytes_out);
+}
+
+void
+metrics_json(const struct metrics *m, const struct metrics_gauges *g,
+    struct mbuf *mb)
+{
+	size_t	 i;
+
+	mbuf_printf(mb, "{\"version\": ");
+	json_str(mb, g->version != NULL ? g->version : "unknown");
+	mbuf_printf(mb, ",\n\"uptime_seconds\": ");
+	json_num(mb, g->uptime_seconds);
+	mbuf_printf(mb, ",\n\"generation\": %lu", g->generation);
+	mbuf_printf(mb, ",\n\"reloads\": {\"ok\": %" PRIu64 ", \"failed\": %"
+	    PRIu64 "}", m->m_reloads_ok, m->m_reloads_failed);
+	mbuf_printf(mb, ",\n\"clients\": {\"open\": %u, \"accepted_total\": %"
+	    PRIu64 "}", g->client_connections, m->m_client_connections);
+
+	mbuf_printf(mb, ",\n\"limiter\": {\"algorithm\": ");
+	json_str(mb, g->algorithm != NULL ? g->algorithm : "unknown");
+	mbuf_printf(mb, ", \"limit\": %u, \"inflight\": %u, "
+	    "\"min_rtt_seconds\": ", g->limit, g->inflight);
+	json_num(mb, g->limiter_min_rtt_seconds);
+	mbuf_printf(mb, ", \"rtt_seconds\": ");
+	json_num(mb, g->limiter_rtt_seconds);
+	mbuf_printf(mb, ", \"long_rtt_seconds\": ");
+	json_num(mb, g->limiter_long_rtt_seconds);
+	mbuf_printf(mb, ", \"gradient\": ");
+	json_num(mb, g->limiter_gradient);
+	mbuf_printf(mb, "}");
+
+	mbuf_printf(mb, ",\n\"queue\": {\"length\": %zu, \"by_priority\": "
+	    "{\"%s\": %zu, \"%s\": %zu, \"%s\": %zu}}", g->queue_length,
+	    prio_names[0], g->queue_length_prio[0],
+	    prio_names[1], g->queue_length_prio[1],
+	    prio_names[2], g->queue_length_prio[2]);
+	mbuf_printf(mb, ",\n\"upstream\": {\"active\": %u, \"idle\": %u, "
+	    "\"opened_total\": %" PRIu64 ", \"connect_failures_total\": %"
+	    PRIu64 "}", g->upstream_active, g->upstream_idle,
+	    m->m_upstream_connections, m->m_upstream_connect_failures);
+	mbuf_printf(mb, ",\n\"admission\": {\"clients\": %zu, "
+	    "\"evictions_total\": %" PRIu64 "}", g->admission_clients,
+	    g->admission_evictions);
+
+	json_totals(mb, m);
+	mbuf_printf(mb, ",\n\"classes\": [");
+	for (i = 0; i < m->m_nclasses; i++) {
+		mbuf_printf(mb, "%s\n  ", i == 0 ? "" : ",");
+		json_class(mb, &m->m_classes[i]);
+	}
+	mbuf_printf(mb, "]");
+
+	json_histogram(mb, "latency_seconds", &m->m_latency);
+	json_histogram(mb, "upstream_latency_seconds", &m->m_upstream);
+	json_histogram(mb, "queue_wait_seconds", &m->m_queue_wait);
+
+	/* the admin module renders the configuration; "" would break us */
+	if (g->config_json != NULL && g->config_json[0] != '\0')
+		mbuf_printf(mb, ",\n\"config\": %s", g->config_json);
+	mbuf_printf(mb, "}");
+}

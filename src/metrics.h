@@ -1,0 +1,117 @@
+/*
+ * metrics.h: counters, gauges and histograms, and their rendering as
+ * Prometheus text and as JSON. Pure: no libevent, no globals, no clock.
+ *
+ * Counters live in struct metrics, owned by the proxy and kept across
+ * reloads: per-class counters are found by class name, so a class keeps its
+ * history when a reload reorders or changes the classes. Gauges (in-flight,
+ * limit, queue length, connections...) are not stored here: the caller
+ * samples them into a struct metrics_gauges at render time.
+ */
+#ifndef SPILLWAY_METRICS_H
+#define SPILLWAY_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_CLASS_NAME	33	/* class names are at most 32 bytes */
+#define METRICS_CLASSES_MAX	1024	/* distinct class names remembered */
+#define METRICS_NBUCKETS	14	/* histogram buckets, +Inf included */
+
+/* Why a request got an answer spillway made itself. */
+enum metrics_reason {
+	MR_RATE_LIMITED = 0,	/* 429: an admission bucket was empty */
+	MR_QUEUE_FULL,		/* 503: no room in the queue */
+	MR_QUEUE_TIMEOUT,	/* 503: waited queue_timeout */
+	MR_OVERLOADED,		/* 503: CoDel, or would outwait its allowance */
+	MR_UPSTREAM_ERROR,	/* 502 */
+	MR_UPSTREAM_TIMEOUT,	/* 504 */
+	MR_COUNT
+};
+
+/* Upper bounds of the histogram buckets, in seconds (last: +Inf). */
+extern const double metrics_bucket_le[METRICS_NBUCKETS];
+
+struct histogram {
+	uint64_t	 h_buckets[METRICS_NBUCKETS];	/* not cumulative */
+	uint64_t	 h_count;
+	double		 h_sum;				/* seconds */
+};
+
+struct class_metrics {
+	char			 cm_name[METRICS_CLASS_NAME];
+	uint64_t		 cm_status[500];	/* by status, 100..599 */
+	uint64_t		 cm_refused[MR_COUNT];
+	uint64_t		 cm_dry_run;	/* would have been rate limited */
+};
+
+struct metrics {
+	struct class_metrics	*m_classes;
+	size_t			 m_nclasses;
+	size_t			 m_cap;
+	struct histogram	 m_latency;	/* end to end, every request */
+	struct histogram	 m_upstream;	/* dispatch to response head */
+	struct histogram	 m_queue_wait;	/* waiters, served or shed */
+	uint64_t		 m_upstream_connect_failures;
+	uint64_t		 m_upstream_connections;	/* opened */
+	uint64_t		 m_client_connections;	/* accepted */
+	uint64_t		 m_reloads_ok;
+	uint64_t		 m_reloads_failed;
+	uint64_t		 m_bytes_out;	/* response bytes to clients */
+};
+
+/* Sampled by the caller when rendering. */
+struct metrics_gauges {
+	const char	*version;
+	double		 uptime_seconds;
+	unsigned long	 generation;	/* configuration generation */
+	unsigned int	 client_connections;	/* open now */
+	unsigned int	 inflight;
+	unsigned int	 limit;
+	const char	*algorithm;
+	double		 limiter_min_rtt_seconds;
+	double		 limiter_rtt_seconds;	/* recent */
+	double		 limiter_long_rtt_seconds;
+	double		 limiter_gradient;
+	size_t		 queue_length;
+	size_t		 queue_length_prio[3];
+	unsigned int	 upstream_active;	/* busy backend connections */
+	unsigned int	 upstream_idle;		/* pooled */
+	size_t		 admission_clients;	/* client buckets kept */
+	uint64_t	 admission_evictions;
+	const char	*config_json;	/* JSON object of the config, or NULL */
+};
+
+void		 metrics_init(struct metrics *);
+void		 metrics_free(struct metrics *);
+
+/* The counters of a class by name, created on first use; NULL if full. */
+struct class_metrics *metrics_class(struct metrics *, const char *name);
+
+void		 histogram_observe(struct histogram *, double seconds);
+
+/* A growable text buffer for the renderers. */
+struct mbuf {
+	char		*mb_data;
+	size_t		 mb_len;
+	size_t		 mb_cap;
+	int		 mb_failed;	/* an allocation failed: output cut */
+};
+void		 mbuf_printf(struct mbuf *, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 mbuf_free(struct mbuf *);
+
+/*
+ * Prometheus text exposition format 0.0.4: names spillway_*, _total
+ * counters, _seconds and _bytes units, HELP and TYPE lines.
+ */
+void		 metrics_prometheus(const struct metrics *,
+		    const struct metrics_gauges *, struct mbuf *);
+
+/* The same state as one JSON object (no trailing newline). */
+void		 metrics_json(const struct metrics *,
+		    const struct metrics_gauges *, struct mbuf *);
+
+const char	*metrics_reason_name(enum metrics_reason);
+
+#endif /* SPILLWAY_METRICS_H */
