@@ -22,6 +22,7 @@ struct client {
 	size_t			 cl_keylen;	/* full length of the key */
 	char			 cl_key[ADMISSION_KEY_MAX];
 	struct tbucket		 cl_tb;
+	uint64_t		 cl_gen;	/* parameters of ad_gen */
 	struct client		*cl_next;	/* hash chain */
 	TAILQ_ENTRY(client)	 cl_lru;	/* most recent first */
 };
@@ -40,11 +41,16 @@ struct admission {
 	uint64_t		 ad_evictions;
 	struct client_lru	 ad_lru;
 	uint64_t		 ad_k0, ad_k1;	/* SipHash key */
+	uint64_t		 ad_gen;	/* client parameters' version */
+	uint64_t		 ad_gen_at;	/* when they took effect, usec */
+	char			**ad_class_names; /* to carry state by name */
 	size_t			 ad_nclasses;
 	struct tbucket		*ad_class_tb;	/* per class, if rate set */
 	int			*ad_class_on;
 	struct admission_counters *ad_counters;	/* per class */
 };
+
+static void	unlink_client(struct admission *, struct client *);
 
 #define ROTL(x, b)	(uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND(v0, v1, v2, v3) do {					\
@@ -108,51 +114,156 @@ burst_or_rate(uint64_t burst, uint64_t rate)
 	return rate >= 120 ? rate / 60 : 1;
 }
 
+static void
+free_names(char **names, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/*
+ * Per-class state for conf: a class of the same name in the running state
+ * keeps its bucket level and its counters. Builds new arrays and swaps
+ * them in only when all are allocated: -1 leaves everything as it was.
+ */
+static int
+set_classes(struct admission *ad, const struct config *conf, uint64_t now)
+{
+	size_t			 n = conf->nclasses, i, j;
+	struct tbucket		*tb = calloc(n + 1, sizeof(*tb));
+	int			*on = calloc(n + 1, sizeof(*on));
+	struct admission_counters *cnt = calloc(n + 1, sizeof(*cnt));
+	char			**names = calloc(n, sizeof(*names));
+	const struct class_conf	*cc;
+
+	if (tb == NULL || on == NULL || cnt == NULL || names == NULL)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if ((names[i] = strdup(conf->classes[i].name)) == NULL)
+			goto fail;
+	for (i = 0; i < n; i++) {
+		cc = &conf->classes[i];
+		for (j = 0; j < ad->ad_nclasses; j++)
+			if (strcmp(ad->ad_class_names[j], cc->name) == 0)
+				break;
+		if (j < ad->ad_nclasses) {
+			cnt[i] = ad->ad_counters[j];
+			if (cc->rate > 0 && ad->ad_class_on[j]) {
+				tb[i] = ad->ad_class_tb[j];
+				tbucket_set(&tb[i], cc->rate,
+				    burst_or_rate(cc->burst, cc->rate), now);
+				on[i] = 1;
+				continue;
+			}
+		}
+		if (cc->rate > 0) {
+			tbucket_init(&tb[i], cc->rate, burst_or_rate(cc->burst,
+			    cc->rate), now);
+			on[i] = 1;
+		}
+	}
+	if (ad->ad_counters != NULL)	/* requests of no known class */
+		cnt[n] = ad->ad_counters[ad->ad_nclasses];
+	free_names(ad->ad_class_names, ad->ad_nclasses);
+	free(ad->ad_class_tb);
+	free(ad->ad_class_on);
+	free(ad->ad_counters);
+	ad->ad_class_names = names;
+	ad->ad_class_tb = tb;
+	ad->ad_class_on = on;
+	ad->ad_counters = cnt;
+	ad->ad_nclasses = n;
+	return 0;
+ fail:
+	free_names(names, n);
+	free(tb);
+	free(on);
+	free(cnt);
+	return -1;
+}
+
+/* Size the client table for max_clients (a power of two, at least 16). */
+static int
+set_table(struct admission *ad, size_t max_clients)
+{
+	struct client	**table, *cl;
+	size_t		 size = 16;
+
+	while (size < max_clients && size < ((size_t)1 << 24))
+		size <<= 1;
+	if (ad->ad_table != NULL && size <= ad->ad_mask + 1)
+		return 0;	/* never shrink: chains only get shorter */
+	if ((table = calloc(size, sizeof(*table))) == NULL)
+		return -1;
+	TAILQ_FOREACH(cl, &ad->ad_lru, cl_lru) {
+		cl->cl_next = table[cl->cl_hash & (size - 1)];
+		table[cl->cl_hash & (size - 1)] = cl;
+	}
+	free(ad->ad_table);
+	ad->ad_table = table;
+	ad->ad_mask = size - 1;
+	return 0;
+}
+
 struct admission *
 admission_new(const struct config *conf, const uint8_t seed[16],
     uint64_t now)
 {
-	const struct admission_conf	*ac = &conf->admission;
-	struct admission		*ad;
-	size_t				 i, size = 16;
+	struct admission	*ad;
 
 	if ((ad = calloc(1, sizeof(*ad))) == NULL)
 		return NULL;
-	ad->ad_dry_run = ac->dry_run;
-	ad->ad_global_on = ac->rate > 0;
-	if (ad->ad_global_on)
-		tbucket_init(&ad->ad_global, ac->rate,
-		    burst_or_rate(ac->burst, ac->rate), now);
-	ad->ad_client_rate = ac->client_rate;
-	ad->ad_client_burst = burst_or_rate(ac->client_burst, ac->client_rate);
-	ad->ad_max_clients = ac->max_clients > 0 ? ac->max_clients : 1;
-	while (size < ad->ad_max_clients && size < ((size_t)1 << 24))
-		size <<= 1;
-	ad->ad_mask = size - 1;
 	TAILQ_INIT(&ad->ad_lru);
 	ad->ad_k0 = load64(seed);
 	ad->ad_k1 = load64(seed + 8);
-	ad->ad_nclasses = conf->nclasses;
-	if ((ad->ad_table = calloc(size, sizeof(*ad->ad_table))) == NULL ||
-	    (ad->ad_class_tb = calloc(conf->nclasses + 1,
-	    sizeof(*ad->ad_class_tb))) == NULL ||
-	    (ad->ad_class_on = calloc(conf->nclasses + 1,
-	    sizeof(*ad->ad_class_on))) == NULL ||
-	    (ad->ad_counters = calloc(conf->nclasses + 1,
-	    sizeof(*ad->ad_counters))) == NULL)
-		goto fail;
-	for (i = 0; i < conf->nclasses; i++) {
-		if (conf->classes[i].rate == 0)
-			continue;
-		ad->ad_class_on[i] = 1;
-		tbucket_init(&ad->ad_class_tb[i], conf->classes[i].rate,
-		    burst_or_rate(conf->classes[i].burst,
-		    conf->classes[i].rate), now);
+	if (admission_reconfigure(ad, conf, now) == -1) {
+		admission_free(ad);
+		return NULL;
 	}
 	return ad;
- fail:
-	admission_free(ad);
-	return NULL;
+}
+
+/*
+ * A reload: new parameters, learned state kept. The global bucket keeps
+ * its level; client buckets take the new rate and burst lazily, each on
+ * its next use, keeping their levels; class buckets and counters carry
+ * over by class name. A smaller max_clients evicts the least recent.
+ */
+int
+admission_reconfigure(struct admission *ad, const struct config *conf,
+    uint64_t now)
+{
+	const struct admission_conf	*ac = &conf->admission;
+	struct client			*cl;
+	size_t				 max = ac->max_clients > 0 ?
+					    ac->max_clients : 1;
+
+	if (set_table(ad, max) == -1 || set_classes(ad, conf, now) == -1)
+		return -1;
+	ad->ad_dry_run = ac->dry_run;
+	if (ac->rate > 0 && ad->ad_global_on)
+		tbucket_set(&ad->ad_global, ac->rate,
+		    burst_or_rate(ac->burst, ac->rate), now);
+	else if (ac->rate > 0)
+		tbucket_init(&ad->ad_global, ac->rate,
+		    burst_or_rate(ac->burst, ac->rate), now);
+	ad->ad_global_on = ac->rate > 0;
+	ad->ad_client_rate = ac->client_rate;
+	ad->ad_client_burst = burst_or_rate(ac->client_burst, ac->client_rate);
+	ad->ad_gen++;
+	ad->ad_gen_at = now;
+	ad->ad_max_clients = max;
+	while (ad->ad_nclients > ad->ad_max_clients) {
+		cl = TAILQ_LAST(&ad->ad_lru, client_lru);
+		unlink_client(ad, cl);
+		free(cl);
+		ad->ad_nclients--;
+		ad->ad_evictions++;
+	}
+	return 0;
 }
 
 void
@@ -167,6 +278,7 @@ admission_free(struct admission *ad)
 		free(cl);
 	}
 	free(ad->ad_table);
+	free_names(ad->ad_class_names, ad->ad_nclasses);
 	free(ad->ad_class_tb);
 	free(ad->ad_class_on);
 	free(ad->ad_counters);
@@ -202,6 +314,12 @@ lookup_client(struct admission *ad, int kind, const char *key, size_t keylen,
 		    memcmp(cl->cl_key, key, cmp) == 0) {
 			TAILQ_REMOVE(&ad->ad_lru, cl, cl_lru);
 			TAILQ_INSERT_HEAD(&ad->ad_lru, cl, cl_lru);
+			if (cl->cl_gen != ad->ad_gen) {
+				/* the old rate ran until the reload, not now */
+				tbucket_set(&cl->cl_tb, ad->ad_client_rate,
+				    ad->ad_client_burst, ad->ad_gen_at);
+				cl->cl_gen = ad->ad_gen;
+			}
 			return cl;
 		}
 	}
@@ -219,6 +337,7 @@ lookup_client(struct admission *ad, int kind, const char *key, size_t keylen,
 	cl->cl_keylen = keylen;
 	memcpy(cl->cl_key, key, cmp);
 	tbucket_init(&cl->cl_tb, ad->ad_client_rate, ad->ad_client_burst, now);
+	cl->cl_gen = ad->ad_gen;
 	cl->cl_next = ad->ad_table[h & ad->ad_mask];
 	ad->ad_table[h & ad->ad_mask] = cl;
 	TAILQ_INSERT_HEAD(&ad->ad_lru, cl, cl_lru);

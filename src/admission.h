@@ -49,6 +49,8 @@ struct admission;
 struct admission *admission_new(const struct config *,
 		    const uint8_t seed[16], uint64_t now);
 void		 admission_free(struct admission *);
+int		 admission_reconfigure(struct admission *, const struct config *,
+		    uint64_t now);
 
 /*
  * Decide for one request of class class_idx (an index into the

@@ -24,8 +24,12 @@ new_conf(size_t nclasses)
 
 	conf->classes = calloc(nclasses, sizeof(*conf->classes));
 	conf->nclasses = nclasses;
-	for (i = 0; i < nclasses; i++)
+	static char	*names[] = { "c0", "c1", "c2", "c3" };
+
+	for (i = 0; i < nclasses; i++) {
+		conf->classes[i].name = names[i % 4];
 		conf->classes[i].priority = PRIO_NORMAL;
+	}
 	conf->admission.max_clients = 100000;
 	return conf;
 }
@@ -304,6 +308,60 @@ test_key_kinds_apart(void)
 }
 
 static void
+test_reconfigure_keeps_state(void)
+{
+	struct config			*conf = new_conf(2);
+	struct config			*next = new_conf(3);
+	struct admission		*ad;
+	struct admission_verdict	 v;
+	char				 key[16];
+	int				 i;
+
+	conf->admission.rate = PER_S(10);
+	conf->admission.burst = 2;
+	conf->admission.client_rate = 1;		/* one a minute */
+	conf->admission.client_burst = 1;
+	conf->classes[0].rate = PER_S(1);
+	conf->classes[0].burst = 1;
+	ad = admission_new(conf, seed, 0);
+	CHECK(admit(ad, 0, 0, "a", &v));		/* class c0 token used */
+	CHECK(!admit(ad, 0, 0, "a", &v));		/* and a's */
+
+	/* a reload that reorders classes and changes nothing else */
+	next->admission = conf->admission;
+	next->classes[0].name = "new";
+	next->classes[1].name = "c0";
+	next->classes[1].rate = PER_S(1);
+	next->classes[1].burst = 1;
+	next->classes[2].name = "c1";
+	CHECK_EQ_INT(admission_reconfigure(ad, next, 1), 0);
+	/* a's bucket and c0's are still empty; counters went with c0 */
+	CHECK(!admit(ad, 1, 1, "b", &v));
+	CHECK_EQ_INT(v.bucket, ADM_BUCKET_CLASS);
+	CHECK(!admit(ad, 1, 2, "a", &v));
+	CHECK_EQ_INT(v.bucket, ADM_BUCKET_CLIENT);
+	CHECK_EQ_INT(admission_counters(ad, 1)->admitted, 1);
+
+	/* a faster client rate applies to existing buckets, level kept */
+	next->admission.client_rate = PER_S(100);
+	next->admission.client_burst = 100;
+	CHECK_EQ_INT(admission_reconfigure(ad, next, 2), 0);
+	CHECK(admit(ad, SEC / 10, 2, "a", &v));
+
+	/* a smaller table evicts the least recent */
+	for (i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		admit(ad, SEC, 2, key, &v);
+	}
+	next->admission.max_clients = 10;
+	CHECK_EQ_INT(admission_reconfigure(ad, next, SEC), 0);
+	CHECK_EQ_INT(admission_clients(ad), 10);
+	admission_free(ad);
+	free_conf(conf);
+	free_conf(next);
+}
+
+static void
 test_dry_run(void)
 {
 	struct config			*conf = new_conf(1);
@@ -361,6 +419,7 @@ main(void)
 	RUN(test_eviction_bounded);
 	RUN(test_recent_keys_survive);
 	RUN(test_key_kinds_apart);
+	RUN(test_reconfigure_keeps_state);
 	RUN(test_dry_run);
 	RUN(test_rate_over_time);
 	return tap_done();
