@@ -178,6 +178,9 @@ static const struct key keys[] = {
 	{ "admission", "dry_run", KT_BOOL, 0, 0, "no",
 	    FIELD(admission.dry_run), KEY_RELOAD },
 
+	{ "admin", "listen", KT_ADDRS, 0, 1, NULL,
+	    LIST(admin.listen, admin.nlisten), KEY_RELOAD | KEY_PASSIVE },
+
 	{ "limiter", "algorithm", KT_ALGO, 0, 0, "gradient",
 	    FIELD(limiter.algorithm), KEY_RELOAD },
 	{ "limiter", "limit", KT_UINT, 1, LIMIT_MAX, "4",
@@ -1711,6 +1714,9 @@ config_free(struct config *conf)
 	for (i = 0; i < conf->proxy.nlisten; i++)
 		free(conf->proxy.listen[i].text);
 	free(conf->proxy.listen);
+	for (i = 0; i < conf->admin.nlisten; i++)
+		free(conf->admin.listen[i].text);
+	free(conf->admin.listen);
 	for (i = 0; i < conf->backend.nservers; i++)
 		free(conf->backend.servers[i].text);
 	free(conf->backend.servers);

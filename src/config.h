@@ -117,12 +117,19 @@ struct shed_conf {
 	unsigned int		 vegas_beta;
 };
 
+/* [admin]: the admin listener (metrics, status, dashboard, reload). */
+struct admin_conf {
+	struct config_addr	*listen;	/* at most one; none: off */
+	size_t			 nlisten;
+};
+
 struct config {
 	char			*path;
 	struct proxy_conf	 proxy;
 	struct backend_conf	 backend;
 	struct admission_conf	 admission;
 	struct shed_conf	 limiter;
+	struct admin_conf	 admin;
 	struct class_conf	*classes;	/* default last; at least 1 */
 	size_t			 nclasses;
 

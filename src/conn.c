@@ -127,6 +127,7 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 		goto fail;
 	c->cn_id = ++px->px_next_id;
 	c->cn_proxy = px;
+	c->cn_class = SIZE_MAX;	/* not classified yet */
 	c->cn_bev = bufferevent_socket_new(px->px_base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	c->cn_timer = evtimer_new(px->px_base, timer_cb, c);
@@ -140,6 +141,7 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	format_peer(c, sa);
 	c->cn_conf = px->px_conf;
 	c->cn_conf->refs++;
+	px->px_metrics.m_client_connections++;
 
 	bufferevent_setcb(c->cn_bev, client_readcb, client_writecb,
 	    client_eventcb, c);
@@ -327,6 +329,24 @@ conn_admit(struct conn *c, const struct http_head *h)
 	return -1;
 }
 
+/*
+ * A kept-alive connection takes the newest configuration at the start of
+ * each request; a request in flight finishes under the one it began with.
+ */
+static void
+conn_use_current_conf(struct conn *c)
+{
+	struct proxy	*px = c->cn_proxy;
+
+	if (c->cn_conf == px->px_conf)
+		return;
+	proxy_conf_put(px, c->cn_conf);
+	c->cn_conf = px->px_conf;
+	c->cn_conf->refs++;
+	bufferevent_setwatermark(c->cn_bev, EV_READ, 0,
+	    c->cn_conf->proxy.max_header_size + 4096);
+}
+
 static void
 conn_start_request(struct conn *c, size_t headlen)
 {
@@ -336,6 +356,8 @@ conn_start_request(struct conn *c, size_t headlen)
 	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
 
 	evtimer_del(c->cn_timer);
+	conn_use_current_conf(c);
+	pc = &c->cn_conf->proxy;
 	c->cn_t_start = now_usec();
 	c->cn_requests++;
 	c->cn_method = h->method;
@@ -384,12 +406,23 @@ conn_start_request(struct conn *c, size_t headlen)
 		conn_set_state(c, CS_QUEUED);
 }
 
+static void
+conn_left_queue(struct conn *c, uint64_t now)
+{
+	if (c->cn_t_queued == 0)
+		return;
+	histogram_observe(&c->cn_proxy->px_metrics.m_queue_wait,
+	    (now - c->cn_t_queued) / 1e6);
+	c->cn_t_queued = 0;
+}
+
 /* The request holds a limiter slot: off to a backend. */
 void
 conn_dispatch(struct conn *c)
 {
 	conn_set_state(c, CS_CONNECT);
 	c->cn_t_upstream = now_usec();
+	conn_left_queue(c, c->cn_t_upstream);
 	upstream_request(c);
 }
 
@@ -397,6 +430,7 @@ conn_dispatch(struct conn *c)
 void
 conn_shed(struct conn *c, enum queue_shed why)
 {
+	conn_left_queue(c, now_usec());
 	c->cn_retry_after = 1;
 	conn_respond(c, 503, queue_shed_name(why), 0);
 }
@@ -944,11 +978,47 @@ conn_discard_body(struct conn *c)
 		conn_end_request(c);
 }
 
+/* A request refused before it was classified counts as the default's. */
+static const char *
+conn_class_name(const struct conn *c)
+{
+	const struct config	*conf = c->cn_conf;
+
+	return conf->classes[c->cn_class < conf->nclasses ? c->cn_class :
+	    conf->nclasses - 1].name;
+}
+
+/* Count a finished request: by class and status, refusal reason, times. */
+static void
+conn_count_request(struct conn *c, uint64_t now)
+{
+	struct metrics		*m = &c->cn_proxy->px_metrics;
+	struct class_metrics	*cm;
+	int			 i;
+
+	histogram_observe(&m->m_latency, (now - c->cn_t_start) / 1e6);
+	if (c->cn_t_resp_head != 0 && c->cn_t_upstream != 0)
+		histogram_observe(&m->m_upstream,
+		    (c->cn_t_resp_head - c->cn_t_upstream) / 1e6);
+	m->m_bytes_out += c->cn_resp_bytes;
+	if ((cm = metrics_class(m, conn_class_name(c))) == NULL)
+		return;
+	if (c->cn_status >= 100 && c->cn_status <= 599)
+		cm->cm_status[c->cn_status - 100]++;
+	if (c->cn_note != NULL)
+		cm->cm_dry_run++;
+	for (i = 0; c->cn_reason != NULL && i < MR_COUNT; i++)
+		if (strcmp(c->cn_reason, metrics_reason_name(i)) == 0)
+			cm->cm_refused[i]++;
+}
+
 static void
 conn_log_request(struct conn *c)
 {
 	struct access_entry	 e;
 	uint64_t		 now = now_usec();
+
+	conn_count_request(c, now);
 
 	e.client = c->cn_peer;
 	e.request = c->cn_reqline;
@@ -960,8 +1030,7 @@ conn_log_request(struct conn *c)
 	    (int64_t)(now - c->cn_t_upstream) : -1;
 	e.server = c->cn_upname;
 	e.reason = c->cn_reason != NULL ? c->cn_reason : c->cn_note;
-	e.class = c->cn_requests > 0 && c->cn_class < c->cn_conf->nclasses ?
-	    c->cn_conf->classes[c->cn_class].name : NULL;
+	e.class = conn_class_name(c);
 	accesslog_write(&e);
 }
 
@@ -998,6 +1067,8 @@ conn_end_request(struct conn *c)
 	c->cn_retry_after = 0;
 	c->cn_resp_bytes = 0;
 	c->cn_t_upstream = 0;
+	c->cn_t_queued = 0;
+	c->cn_class = SIZE_MAX;
 	c->cn_upname = NULL;
 	c->cn_req_paused = 0;
 	c->cn_resp_paused = 0;
@@ -1151,7 +1222,7 @@ conn_close(struct conn *c, const char *why)
 	c->cn_uphead = NULL;
 	c->cn_upend = NULL;
 	c->cn_cpend = NULL;
-	c->cn_conf->refs--;
+	proxy_conf_put(px, c->cn_conf);
 	TAILQ_REMOVE(&px->px_conns, c, cn_entry);
 	px->px_nconns--;
 	if (event_base_once(px->px_base, -1, EV_TIMEOUT, conn_free_cb, c,

@@ -52,11 +52,30 @@ bind_socket(const struct config_addr *a, char *err, size_t errlen)
 	return -1;
 }
 
-/* Bind every listen address of the running configuration. */
-int
-listener_open_all(struct proxy *px, char *err, size_t errlen)
+static int
+same_addr(const struct config_addr *a, const struct config_addr *b)
 {
-	const struct proxy_conf	*pc = &px->px_conf->proxy;
+	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
+}
+
+static void
+listener_free(struct listener *ls)
+{
+	evconnlistener_free(ls->ls_evl);
+	free(ls);
+}
+
+/*
+ * First half of making the listeners match conf (at start and on reload):
+ * mark the live listeners whose address stays, and bind the new addresses
+ * into px_staged, not yet accepting. Nothing live changes, so a failure
+ * (-1, err set) is undone by listener_abort() alone.
+ */
+int
+listener_prepare(struct proxy *px, const struct config *conf, char *err,
+    size_t errlen)
+{
+	const struct proxy_conf	*pc = &conf->proxy;
 	struct listener		*ls;
 	size_t			 i;
 	int			 fd;
@@ -67,6 +86,13 @@ listener_open_all(struct proxy *px, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < pc->nlisten; i++) {
+		TAILQ_FOREACH(ls, &px->px_listeners, ls_entry)
+			if (same_addr(ls->ls_addr, &pc->listen[i]))
+				break;
+		if (ls != NULL) {
+			ls->ls_next = &pc->listen[i];
+			continue;
+		}
 		if ((fd = bind_socket(&pc->listen[i], err, errlen)) == -1)
 			return -1;
 		if ((ls = calloc(1, sizeof(*ls))) == NULL) {
@@ -77,7 +103,8 @@ listener_open_all(struct proxy *px, char *err, size_t errlen)
 		ls->ls_proxy = px;
 		ls->ls_addr = &pc->listen[i];
 		ls->ls_evl = evconnlistener_new(px->px_base, accept_cb, ls,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+		    LEV_OPT_DISABLED, 0, fd);
 		if (ls->ls_evl == NULL) {
 			close(fd);
 			free(ls);
@@ -86,11 +113,53 @@ listener_open_all(struct proxy *px, char *err, size_t errlen)
 			return -1;
 		}
 		evconnlistener_set_error_cb(ls->ls_evl, accept_error_cb);
-		TAILQ_INSERT_TAIL(&px->px_listeners, ls, ls_entry);
-		px->px_accepting = 1;
-		log_info("listening on %s", pc->listen[i].text);
+		TAILQ_INSERT_TAIL(&px->px_staged, ls, ls_entry);
 	}
 	return 0;
+}
+
+/* Undo listener_prepare(): close what it bound, forget its marks. */
+void
+listener_abort(struct proxy *px)
+{
+	struct listener	*ls;
+
+	while ((ls = TAILQ_FIRST(&px->px_staged)) != NULL) {
+		TAILQ_REMOVE(&px->px_staged, ls, ls_entry);
+		listener_free(ls);
+	}
+	TAILQ_FOREACH(ls, &px->px_listeners, ls_entry)
+		ls->ls_next = NULL;
+}
+
+/*
+ * Second half: close the listeners whose address went away, keep the
+ * others (same socket, no gap in accepting), and make the staged ones live.
+ */
+void
+listener_commit(struct proxy *px)
+{
+	struct listener	*ls, *next;
+
+	for (ls = TAILQ_FIRST(&px->px_listeners); ls != NULL; ls = next) {
+		next = TAILQ_NEXT(ls, ls_entry);
+		if (ls->ls_next == NULL) {
+			log_info("no longer listening on %s",
+			    ls->ls_addr->text);
+			TAILQ_REMOVE(&px->px_listeners, ls, ls_entry);
+			listener_free(ls);
+			continue;
+		}
+		ls->ls_addr = ls->ls_next;
+		ls->ls_next = NULL;
+	}
+	while ((ls = TAILQ_FIRST(&px->px_staged)) != NULL) {
+		TAILQ_REMOVE(&px->px_staged, ls, ls_entry);
+		TAILQ_INSERT_TAIL(&px->px_listeners, ls, ls_entry);
+		if (px->px_accepting)
+			evconnlistener_enable(ls->ls_evl);
+		log_info("listening on %s", ls->ls_addr->text);
+	}
 }
 
 void
@@ -98,10 +167,10 @@ listener_close_all(struct proxy *px)
 {
 	struct listener	*ls;
 
+	listener_abort(px);
 	while ((ls = TAILQ_FIRST(&px->px_listeners)) != NULL) {
 		TAILQ_REMOVE(&px->px_listeners, ls, ls_entry);
-		evconnlistener_free(ls->ls_evl);
-		free(ls);
+		listener_free(ls);
 	}
 	if (px->px_accept_timer != NULL) {
 		event_free(px->px_accept_timer);

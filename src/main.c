@@ -4,8 +4,14 @@
  * Signals are turned into events of the loop: nothing runs in a signal
  * handler. SIGTERM and SIGINT stop gracefully (no new connections, idle
  * ones closed, in-flight requests finished, exit by shutdown_timeout);
- * SIGUSR1 reopens the access log; SIGHUP is caught so that it cannot kill
- * the process.
+ * SIGUSR1 reopens the access log; SIGHUP reloads the configuration (as
+ * POST /reload on the admin listener does).
+ *
+ * Configuration generations: px_conf is the one in force and holds one
+ * reference; every connection holds one on the generation its request
+ * started with. A reload builds and validates the new one, binds what it
+ * needs, and only then swaps; the old one is freed when its last reference
+ * goes.
  */
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -119,6 +125,7 @@ proxy_stop(struct proxy *px)
 	px->px_stopping = 1;
 	log_info("stopping: %u connections to finish", px->px_nconns);
 	listener_close_all(px);
+	admin_close(px);
 	upstream_drop_idle(px);
 	for (c = TAILQ_FIRST(&px->px_conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, cn_entry);
@@ -150,10 +157,98 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		accesslog_reopen();
 		break;
 	case SIGHUP:
-		log_warnx("SIGHUP: live reload is not in this version; "
-		    "restart to apply a new configuration");
+		proxy_reload(px, NULL);
 		break;
 	}
+}
+
+/* Drop a reference to a configuration; free it with the last one. */
+void
+proxy_conf_put(struct proxy *px, struct config *conf)
+{
+	if (--conf->refs == 0 && conf != px->px_conf)
+		config_free(conf);
+}
+
+static void
+reload_failed(struct proxy *px, const char *errors, char **errorsp)
+{
+	const char	*line, *nl;
+
+	px->px_metrics.m_reloads_failed++;
+	for (line = errors; line != NULL && *line != '\0'; line = nl + 1) {
+		if ((nl = strchr(line, '\n')) == NULL)
+			nl = line + strlen(line) - 1;
+		log_warnx("reload failed: %.*s", (int)(nl - line), line);
+	}
+	if (errorsp != NULL)
+		*errorsp = strdup(errors);
+}
+
+/*
+ * Reload the configuration file: parse and validate a new generation,
+ * bind its new listeners (and admin listener, and open its access log),
+ * then swap it in, carrying over listeners, pools, buckets, the learned
+ * limit and the waiters. Anything wrong leaves the running one untouched:
+ * -1, with every "FILE:LINE: message" in *errors (malloc'd) if asked.
+ */
+int
+proxy_reload(struct proxy *px, char **errorsp)
+{
+	struct config	*old = px->px_conf, *nc;
+	char		*errors = NULL, err[600], msg[700];
+	const char	*oldlog = old->proxy.access_log;
+	const char	*newlog;
+	uint64_t	 now = now_usec();
+
+	if (errorsp != NULL)
+		*errorsp = NULL;
+	if (px->px_stopping) {
+		reload_failed(px, "reload refused: stopping\n", errorsp);
+		return -1;
+	}
+	if ((nc = config_load(old->path, &errors)) == NULL) {
+		reload_failed(px, errors != NULL ? errors : "invalid\n",
+		    errorsp);
+		free(errors);
+		return -1;
+	}
+	newlog = nc->proxy.access_log;
+	if (listener_prepare(px, nc, err, sizeof(err)) == -1)
+		goto fail;
+	if ((oldlog == NULL) != (newlog == NULL) || (oldlog != NULL &&
+	    strcmp(oldlog, newlog) != 0)) {
+		if (accesslog_open(newlog, err, sizeof(err)) == -1)
+			goto fail;
+	}
+	if (admin_apply(px, nc, err, sizeof(err)) == -1) {
+		if (accesslog_open(oldlog, msg, sizeof(msg)) == -1)
+			log_warnx("%s", msg);
+		goto fail;
+	}
+	if (upstream_reconfigure(px, nc) == -1 ||
+	    admission_reconfigure(px->px_adm, nc, now) == -1) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;	/* admin may have moved: logged below */
+	}
+	listener_commit(px);
+	shed_reconfigure(px, nc);
+	nc->generation = old->generation + 1;
+	nc->refs = 1;
+	px->px_conf = nc;
+	proxy_conf_put(px, old);
+	px->px_max_conns = fit_fd_limit(nc);
+	listener_update(px);
+	px->px_metrics.m_reloads_ok++;
+	log_info("reloaded %s: configuration generation %lu", nc->path,
+	    nc->generation);
+	return 0;
+ fail:
+	listener_abort(px);
+	snprintf(msg, sizeof(msg), "%s: %s\n", nc->path, err);
+	config_free(nc);
+	reload_failed(px, msg, errorsp);
+	return -1;
 }
 
 static void
@@ -222,8 +317,13 @@ main(int argc, char *argv[])
 
 	signal(SIGPIPE, SIG_IGN);
 	TAILQ_INIT(&px->px_listeners);
+	TAILQ_INIT(&px->px_staged);
 	TAILQ_INIT(&px->px_conns);
 	px->px_conf->generation = 1;
+	px->px_conf->refs = 1;
+	px->px_started = now_usec();
+	px->px_accepting = 1;
+	metrics_init(&px->px_metrics);
 	px->px_max_conns = fit_fd_limit(px->px_conf);
 	if ((px->px_base = event_base_new()) == NULL) {
 		log_err("cannot create the event loop");
@@ -242,12 +342,18 @@ main(int argc, char *argv[])
 		log_err("cannot set up the limiter and queue");
 		return 1;
 	}
+	if (upstream_init(px) == -1) {
+		log_err("cannot set up the backend servers: out of memory");
+		return 1;
+	}
 	if (accesslog_open(px->px_conf->proxy.access_log, err,
-	    sizeof(err)) == -1 || upstream_init(px) == -1 ||
-	    listener_open_all(px, err, sizeof(err)) == -1) {
+	    sizeof(err)) == -1 ||
+	    listener_prepare(px, px->px_conf, err, sizeof(err)) == -1 ||
+	    admin_apply(px, px->px_conf, err, sizeof(err)) == -1) {
 		log_err("%s", err);
 		return 1;
 	}
+	listener_commit(px);
 	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
 		sigev[i] = evsignal_new(px->px_base, signals[i], signal_cb, px);
 		if (sigev[i] == NULL || evsignal_add(sigev[i], NULL) == -1) {
@@ -278,9 +384,11 @@ main(int argc, char *argv[])
 	if (px->px_stop_timer != NULL)
 		event_free(px->px_stop_timer);
 	listener_close_all(px);
+	admin_close(px);
 	upstream_free(px);
 	shed_free(px);
 	admission_free(px->px_adm);
+	metrics_free(&px->px_metrics);
 	accesslog_close();
 	config_free(px->px_conf);
 	event_base_free(px->px_base);

@@ -25,8 +25,6 @@
 #include "spillway.h"
 #include "log.h"
 
-#define SHED_REASONS	4	/* enum queue_shed */
-
 /*
  * How long congestion is remembered. The queue's own notion (not empty for
  * codel_interval) clears the moment it empties, which under standing
@@ -60,37 +58,17 @@ arm_queue_timer(struct proxy *px, uint64_t now)
 }
 
 static void
-count_shed(struct proxy *px, struct conn *c, enum queue_shed why)
-{
-	size_t	 cls = c->cn_class < px->px_conf->nclasses ? c->cn_class :
-		    px->px_conf->nclasses;
-
-	px->px_shed[cls * SHED_REASONS + why]++;
-}
-
-uint64_t
-shed_count(const struct proxy *px, size_t class_idx, enum queue_shed why)
-{
-	if (class_idx > px->px_conf->nclasses || (int)why >= SHED_REASONS)
-		return 0;
-	return px->px_shed[class_idx * SHED_REASONS + why];
-}
-
-static void
 queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy		*px = arg;
 	struct queue_item	*qi;
-	struct conn		*c;
 	enum queue_shed		 why;
 	uint64_t		 now = now_usec();
 
 	if (queue_congested(px->px_queue, now))
 		px->px_congested_at = now;
 	while ((qi = queue_expire(px->px_queue, now, &why)) != NULL) {
-		c = conn_of(qi);
-		count_shed(px, c, why);
-		conn_shed(c, why);
+		conn_shed(conn_of(qi), why);
 	}
 	arm_queue_timer(px, now);
 }
@@ -131,11 +109,24 @@ shed_init(struct proxy *px)
 	    (px->px_queue_timer = evtimer_new(px->px_base, queue_timer_cb,
 	    px)) == NULL ||
 	    (px->px_kick = event_new(px->px_base, -1, 0, kick_cb,
-	    px)) == NULL ||
-	    (px->px_shed = calloc((px->px_conf->nclasses + 1) * SHED_REASONS,
-	    sizeof(*px->px_shed))) == NULL)
+	    px)) == NULL)
 		return -1;
 	return 0;
+}
+
+/* A reload: new parameters; the learned limit and the waiters stay. */
+void
+shed_reconfigure(struct proxy *px, const struct config *conf)
+{
+	struct limiter_conf	 lc;
+	struct queue_conf	 qc;
+	uint64_t		 now = now_usec();
+
+	config_limiter_conf(conf, &lc);
+	config_queue_conf(conf, &qc);
+	limiter_reconfigure(px->px_lim, &lc, now);
+	queue_reconfigure(px->px_queue, &qc);
+	arm_queue_timer(px, now);
 }
 
 void
@@ -147,7 +138,6 @@ shed_free(struct proxy *px)
 		event_free(px->px_kick);
 	limiter_free(px->px_lim);
 	queue_free(px->px_queue);
-	free(px->px_shed);
 }
 
 /*
@@ -201,20 +191,17 @@ shed_enter(struct conn *c, enum queue_shed *why)
 	    wait_too_long(px, queue_length(px->px_queue), now)) {
 		/* turning arrivals away is congestion too: keep it in mind */
 		px->px_congested_at = now;
-		count_shed(px, c, QUEUE_SHED_CODEL);
 		*why = QUEUE_SHED_CODEL;
 		return -1;
 	}
 	if (queue_push(px->px_queue, &c->cn_qitem, prio, now,
 	    &evicted) == -1) {
-		count_shed(px, c, QUEUE_SHED_FULL);
 		*why = QUEUE_SHED_FULL;
 		return -1;
 	}
-	if (evicted != NULL) {
-		count_shed(px, conn_of(evicted), QUEUE_SHED_FULL);
+	c->cn_t_queued = now;
+	if (evicted != NULL)
 		conn_shed(conn_of(evicted), QUEUE_SHED_FULL);
-	}
 	arm_queue_timer(px, now);
 	return 0;
 }

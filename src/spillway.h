@@ -26,6 +26,7 @@
 #include "admission.h"
 #include "http.h"
 #include "limiter.h"
+#include "metrics.h"
 #include "queue.h"
 
 /* Back-pressure: stop reading a side when its peer holds this much. */
@@ -59,10 +60,17 @@ struct upconn {
 };
 TAILQ_HEAD(upconn_list, upconn);
 
-/* Runtime state of one backend server of the configuration. */
+/*
+ * Runtime state of one backend server. It outlives a reload that keeps its
+ * address (pool and counters carry over); one that a reload removes is
+ * retired: its idle connections are closed and it is freed when its last
+ * request ends (those requests still hold the old configuration, so
+ * sv_addr stays valid).
+ */
 struct server {
 	struct proxy		*sv_proxy;
 	const struct config_addr *sv_addr;
+	int			 sv_retired;
 	unsigned int		 sv_active;	/* requests in flight */
 	unsigned int		 sv_nidle;
 	struct upconn_list	 sv_idle;	/* most recently used first */
@@ -72,6 +80,7 @@ struct server {
 struct listener {
 	struct proxy		*ls_proxy;
 	const struct config_addr *ls_addr;
+	const struct config_addr *ls_next;	/* reload: kept, new address */
 	struct evconnlistener	*ls_evl;
 	TAILQ_ENTRY(listener)	 ls_entry;
 };
@@ -145,6 +154,7 @@ struct conn {
 	struct queue_item	 cn_qitem;	/* while CS_QUEUED */
 	int			 cn_has_slot;	/* holds a limiter slot */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
+	uint64_t		 cn_t_queued;	/* entered the queue, usec */
 	uint64_t		 cn_bytes_out;	/* bytes of responses sent */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 };
@@ -152,15 +162,19 @@ TAILQ_HEAD(conn_list, conn);
 
 struct proxy {
 	struct event_base	*px_base;
-	struct config		*px_conf;
+	struct config		*px_conf;	/* the generation in force */
 	struct admission	*px_adm;
+	struct metrics		 px_metrics;
+	uint64_t		 px_started;	/* usec */
+	struct evhttp		*px_admin;
+	struct config_addr	 px_admin_addr;
+	struct listener_list	 px_staged;	/* reload: bound, not live */
 	struct limiter		*px_lim;
 	struct queue		*px_queue;
 	struct event		*px_queue_timer; /* next queue deadline */
 	struct event		*px_kick;	/* hand free slots to waiters */
 	uint64_t		 px_congested_at; /* queue last congested, usec */
-	uint64_t		*px_shed;	/* [class][queue_shed] counts */
-	struct server		*px_servers;
+	struct server		**px_servers;
 	size_t			 px_nservers;
 	size_t			 px_rr_next;
 	struct listener_list	 px_listeners;
@@ -176,9 +190,17 @@ struct proxy {
 };
 
 /* listener.c */
-int		 listener_open_all(struct proxy *, char *err, size_t errlen);
 void		 listener_close_all(struct proxy *);
 void		 listener_update(struct proxy *);
+int		 listener_prepare(struct proxy *, const struct config *,
+		    char *err, size_t errlen);
+void		 listener_commit(struct proxy *);
+void		 listener_abort(struct proxy *);
+
+/* admin.c */
+int		 admin_apply(struct proxy *, const struct config *, char *err,
+		    size_t errlen);
+void		 admin_close(struct proxy *);
 
 /* conn.c */
 void		 conn_accept(struct proxy *, evutil_socket_t,
@@ -197,6 +219,7 @@ const char	*conn_state_name(enum conn_state);
 
 /* upstream.c */
 int		 upstream_init(struct proxy *);
+int		 upstream_reconfigure(struct proxy *, const struct config *);
 void		 upstream_free(struct proxy *);
 void		 upstream_request(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
@@ -207,11 +230,12 @@ int		 shed_init(struct proxy *);
 void		 shed_free(struct proxy *);
 int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
-uint64_t	 shed_count(const struct proxy *, size_t class_idx,
-		    enum queue_shed);
+void		 shed_reconfigure(struct proxy *, const struct config *);
 
 /* main.c */
 uint64_t	 now_usec(void);
+int		 proxy_reload(struct proxy *, char **errors);
+void		 proxy_conf_put(struct proxy *, struct config *);
 
 /* A duration in milliseconds as a struct timeval for libevent. */
 static inline struct timeval

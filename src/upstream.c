@@ -28,22 +28,17 @@ static void	up_writecb(struct bufferevent *, void *);
 static void	up_eventcb(struct bufferevent *, short, void *);
 
 
-int
-upstream_init(struct proxy *px)
+static struct server *
+server_new(struct proxy *px, const struct config_addr *addr)
 {
-	const struct backend_conf	*bc = &px->px_conf->backend;
-	size_t				 i;
+	struct server	*sv;
 
-	if ((px->px_servers = calloc(bc->nservers,
-	    sizeof(*px->px_servers))) == NULL)
-		return -1;
-	px->px_nservers = bc->nservers;
-	for (i = 0; i < bc->nservers; i++) {
-		px->px_servers[i].sv_proxy = px;
-		px->px_servers[i].sv_addr = &bc->servers[i];
-		TAILQ_INIT(&px->px_servers[i].sv_idle);
-	}
-	return 0;
+	if ((sv = calloc(1, sizeof(*sv))) == NULL)
+		return NULL;
+	sv->sv_proxy = px;
+	sv->sv_addr = addr;
+	TAILQ_INIT(&sv->sv_idle);
+	return sv;
 }
 
 static void
@@ -59,22 +54,110 @@ upconn_free(struct upconn *uc)
 	free(uc);
 }
 
+static void
+drop_idle(struct server *sv)
+{
+	struct upconn	*uc;
+
+	while ((uc = TAILQ_FIRST(&sv->sv_idle)) != NULL)
+		upconn_free(uc);
+}
+
+/* A request leaves a server: a retired one goes with its last request. */
+static void
+server_put(struct server *sv)
+{
+	sv->sv_active--;
+	if (sv->sv_retired && sv->sv_active == 0 && sv->sv_nidle == 0)
+		free(sv);
+}
+
+int
+upstream_init(struct proxy *px)
+{
+	return upstream_reconfigure(px, px->px_conf);
+}
+
+/*
+ * Make the servers match conf: a server whose address stays keeps its
+ * pool and counters; a new one starts empty; one that went away is retired
+ * (see struct server). Returns -1 if out of memory, nothing changed.
+ */
+int
+upstream_reconfigure(struct proxy *px, const struct config *conf)
+{
+	const struct backend_conf	*bc = &conf->backend;
+	struct server			**nsv, *sv;
+	size_t				 i, j, *from;
+
+	nsv = calloc(bc->nservers, sizeof(*nsv));
+	from = calloc(bc->nservers, sizeof(*from));
+	if (nsv == NULL || from == NULL)
+		goto fail;
+	/* what each new server is: a kept one (from[i] = j + 1) or new */
+	for (i = 0; i < bc->nservers; i++) {
+		for (j = 0; j < px->px_nservers; j++) {
+			sv = px->px_servers[j];
+			if (sv->sv_addr->sslen == bc->servers[i].sslen &&
+			    memcmp(&sv->sv_addr->ss, &bc->servers[i].ss,
+			    sv->sv_addr->sslen) == 0) {
+				from[i] = j + 1;
+				break;
+			}
+		}
+		if (from[i] == 0 &&
+		    (nsv[i] = server_new(px, &bc->servers[i])) == NULL)
+			goto fail;
+	}
+	/* nothing can fail from here on */
+	for (i = 0; i < bc->nservers; i++) {
+		if (from[i] == 0)
+			continue;
+		nsv[i] = px->px_servers[from[i] - 1];
+		nsv[i]->sv_addr = &bc->servers[i];
+		px->px_servers[from[i] - 1] = NULL;
+	}
+	for (j = 0; j < px->px_nservers; j++) {
+		if ((sv = px->px_servers[j]) == NULL)
+			continue;
+		drop_idle(sv);
+		sv->sv_retired = 1;
+		if (sv->sv_active == 0)
+			free(sv);
+	}
+	free(px->px_servers);
+	free(from);
+	px->px_servers = nsv;
+	px->px_nservers = bc->nservers;
+	return 0;
+ fail:
+	for (i = 0; nsv != NULL && i < bc->nservers; i++)
+		if (from == NULL || from[i] == 0)
+			free(nsv[i]);
+	free(nsv);
+	free(from);
+	return -1;
+}
+
 /* Close every idle backend connection (at stop, or before a swap). */
 void
 upstream_drop_idle(struct proxy *px)
 {
-	struct upconn	*uc;
-	size_t		 i;
+	size_t	 i;
 
 	for (i = 0; i < px->px_nservers; i++)
-		while ((uc = TAILQ_FIRST(&px->px_servers[i].sv_idle)) != NULL)
-			upconn_free(uc);
+		drop_idle(px->px_servers[i]);
 }
 
 void
 upstream_free(struct proxy *px)
 {
-	upstream_drop_idle(px);
+	size_t	 i;
+
+	for (i = 0; i < px->px_nservers; i++) {
+		drop_idle(px->px_servers[i]);
+		free(px->px_servers[i]);
+	}
 	free(px->px_servers);
 	px->px_servers = NULL;
 	px->px_nservers = 0;
@@ -92,8 +175,8 @@ pick_first(struct proxy *px)
 		return best;
 	for (k = 1; k < px->px_nservers; k++) {
 		i = (best + k) % px->px_nservers;
-		if (px->px_servers[i].sv_active <
-		    px->px_servers[best].sv_active)
+		if (px->px_servers[i]->sv_active <
+		    px->px_servers[best]->sv_active)
 			best = i;
 	}
 	return best;
@@ -138,6 +221,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		return;
 	}
 	uc->uc_id = ++px->px_next_id;
+	px->px_metrics.m_upstream_connections++;
 	uc->uc_server = sv;
 	uc->uc_conn = c;
 	uc->uc_state = UC_CONNECTING;
@@ -170,7 +254,7 @@ upstream_request(struct conn *c)
 		idx = (size_t)(c->cn_server_idx + 1) % px->px_nservers;
 	c->cn_tries++;
 	c->cn_server_idx = idx;
-	sv = &px->px_servers[idx];
+	sv = px->px_servers[idx];
 	c->cn_server = sv;
 	c->cn_upname = sv->sv_addr->text;
 	sv->sv_active++;
@@ -183,6 +267,22 @@ upstream_request(struct conn *c)
 		return;
 	}
 	upconn_connect(c, sv);
+}
+
+static void
+upconn_pool(struct upconn *uc, const struct backend_conf *bc,
+    const struct timeval *idle)
+{
+	struct server	*sv = uc->uc_server;
+
+	uc->uc_state = UC_IDLE;
+	bufferevent_setwatermark(uc->uc_bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(uc->uc_bev, idle, NULL);
+	bufferevent_enable(uc->uc_bev, EV_READ);
+	TAILQ_INSERT_HEAD(&sv->sv_idle, uc, uc_entry);
+	sv->sv_nidle++;
+	if (sv->sv_nidle > bc->keepalive)
+		upconn_free(TAILQ_LAST(&sv->sv_idle, upconn_list));
 }
 
 /*
@@ -198,28 +298,20 @@ upstream_release(struct conn *c, int reuse)
 	const struct backend_conf *bc = &c->cn_conf->backend;
 	struct timeval	 tv = msec_tv(bc->keepalive_timeout_ms);
 
-	if (sv != NULL)
-		sv->sv_active--;
 	c->cn_server = NULL;
 	c->cn_up = NULL;
-	if (uc == NULL)
-		return;
-	uc->uc_conn = NULL;
-	if (!reuse || bc->keepalive == 0 || px->px_stopping ||
-	    uc->uc_state != UC_BUSY ||
-	    evbuffer_get_length(bufferevent_get_input(uc->uc_bev)) > 0 ||
-	    evbuffer_get_length(bufferevent_get_output(uc->uc_bev)) > 0) {
-		upconn_free(uc);
-		return;
+	if (uc != NULL) {
+		uc->uc_conn = NULL;
+		if (!reuse || bc->keepalive == 0 || px->px_stopping ||
+		    uc->uc_server->sv_retired || uc->uc_state != UC_BUSY ||
+		    evbuffer_get_length(bufferevent_get_input(uc->uc_bev)) > 0 ||
+		    evbuffer_get_length(bufferevent_get_output(uc->uc_bev)) > 0)
+			upconn_free(uc);
+		else
+			upconn_pool(uc, bc, &tv);
 	}
-	uc->uc_state = UC_IDLE;
-	bufferevent_setwatermark(uc->uc_bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(uc->uc_bev, &tv, NULL);
-	bufferevent_enable(uc->uc_bev, EV_READ);
-	TAILQ_INSERT_HEAD(&sv->sv_idle, uc, uc_entry);
-	sv->sv_nidle++;
-	if (sv->sv_nidle > bc->keepalive)
-		upconn_free(TAILQ_LAST(&sv->sv_idle, upconn_list));
+	if (sv != NULL)
+		server_put(sv);
 }
 
 static void
@@ -265,14 +357,15 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			break;
 		}
 		sv->sv_connect_fails++;
+		sv->sv_proxy->px_metrics.m_upstream_connect_failures++;
 		log_warnx("%s: conn %llu: connect to %s: %s", __func__,
 		    (unsigned long long)c->cn_id, sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
 		    evutil_socket_error_to_string(error));
-		sv->sv_active--;
 		c->cn_server = NULL;
 		c->cn_up = NULL;
 		upconn_free(uc);
+		server_put(sv);
 		upstream_request(c);
 		break;
 	case UC_BUSY:

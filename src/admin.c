@@ -1,0 +1,358 @@
+/*
+ * admin.c: the admin listener, served by libevent's evhttp: GET /metrics
+ * (Prometheus text), GET /status (JSON), GET / (the live dashboard page)
+ * and POST /reload.
+ *
+ * It listens only where [admin] listen says (loopback in the shipped
+ * configuration) and is off otherwise: it can reload the configuration.
+ * Its socket is bound by us, not by evhttp, so that a reload that keeps
+ * the address keeps the socket.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "spillway.h"
+#include "log.h"
+#include "metrics.h"
+
+#define ADMIN_BACKLOG		64
+#define ADMIN_TIMEOUT_SEC	10
+
+extern const char		dashboard_html[];
+extern const unsigned long	dashboard_html_len;
+
+/* JSON string: quotes, backslashes and control bytes escaped. */
+static void
+json_str(struct mbuf *mb, const char *s)
+{
+	mbuf_printf(mb, "\"");
+	for (; s != NULL && *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			mbuf_printf(mb, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			mbuf_printf(mb, "\\u%04x", (unsigned char)*s);
+		else
+			mbuf_printf(mb, "%c", *s);
+	}
+	mbuf_printf(mb, "\"");
+}
+
+static void
+json_addrs(struct mbuf *mb, const struct config_addr *a, size_t n)
+{
+	size_t	 i;
+
+	mbuf_printf(mb, "[");
+	for (i = 0; i < n; i++) {
+		mbuf_printf(mb, i ? ", " : "");
+		json_str(mb, a[i].text);
+	}
+	mbuf_printf(mb, "]");
+}
+
+static void
+json_strs(struct mbuf *mb, char **v, size_t n)
+{
+	size_t	 i;
+
+	mbuf_printf(mb, "[");
+	for (i = 0; i < n; i++) {
+		mbuf_printf(mb, i ? ", " : "");
+		json_str(mb, v[i]);
+	}
+	mbuf_printf(mb, "]");
+}
+
+/* The configuration in force, for GET /status. */
+static void
+config_json(const struct config *conf, struct mbuf *mb)
+{
+	const struct proxy_conf		*pc = &conf->proxy;
+	const struct backend_conf	*bc = &conf->backend;
+	const struct admission_conf	*ac = &conf->admission;
+	const struct shed_conf		*sc = &conf->limiter;
+	const struct class_conf		*cc;
+	char				 key[128];
+	size_t				 i;
+
+	mbuf_printf(mb, "{\"file\": ");
+	json_str(mb, conf->path);
+	mbuf_printf(mb, ", \"proxy\": {\"listen\": ");
+	json_addrs(mb, pc->listen, pc->nlisten);
+	mbuf_printf(mb, ", \"max_connections\": %u, \"header_timeout_ms\": "
+	    "%llu, \"idle_timeout_ms\": %llu, \"max_header_size\": %zu, "
+	    "\"max_body_size\": %llu, \"shutdown_timeout_ms\": %llu, "
+	    "\"access_log\": ", pc->max_connections,
+	    (unsigned long long)pc->header_timeout_ms,
+	    (unsigned long long)pc->idle_timeout_ms, pc->max_header_size,
+	    (unsigned long long)pc->max_body_size,
+	    (unsigned long long)pc->shutdown_timeout_ms);
+	json_str(mb, pc->access_log != NULL ? pc->access_log : "off");
+	mbuf_printf(mb, "}, \"backend\": {\"servers\": ");
+	json_addrs(mb, bc->servers, bc->nservers);
+	mbuf_printf(mb, ", \"balance\": \"%s\", \"connect_timeout_ms\": %llu, "
+	    "\"response_timeout_ms\": %llu, \"keepalive\": %u, "
+	    "\"keepalive_timeout_ms\": %llu}", config_balance_name(bc->balance),
+	    (unsigned long long)bc->connect_timeout_ms,
+	    (unsigned long long)bc->response_timeout_ms, bc->keepalive,
+	    (unsigned long long)bc->keepalive_timeout_ms);
+	mbuf_printf(mb, ", \"admission\": {\"rate_per_minute\": %llu, "
+	    "\"burst\": %llu, \"client_rate_per_minute\": %llu, "
+	    "\"client_burst\": %llu, \"client_key\": ",
+	    (unsigned long long)ac->rate, (unsigned long long)ac->burst,
+	    (unsigned long long)ac->client_rate,
+	    (unsigned long long)ac->client_burst);
+	if (ac->client_key == CLIENT_KEY_HEADER) {
+		snprintf(key, sizeof(key), "header:%s", ac->client_key_header);
+		json_str(mb, key);
+	} else
+		json_str(mb, "ip");
+	mbuf_printf(mb, ", \"max_clients\": %u, \"dry_run\": %s}",
+	    ac->max_clients, ac->dry_run ? "true" : "false");
+	mbuf_printf(mb, ", \"classes\": [");
+	for (i = 0; i < conf->nclasses; i++) {
+		cc = &conf->classes[i];
+		mbuf_printf(mb, "%s{\"name\": ", i ? ", " : "");
+		json_str(mb, cc->name);
+		mbuf_printf(mb, ", \"paths\": ");
+		json_strs(mb, cc->paths, cc->npaths);
+		mbuf_printf(mb, ", \"methods\": ");
+		json_strs(mb, cc->methods, cc->nmethods);
+		mbuf_printf(mb, ", \"priority\": \"%s\", \"rate_per_minute\": "
+		    "%llu, \"burst\": %llu}", config_priority_name(cc->priority),
+		    (unsigned long long)cc->rate,
+		    (unsigned long long)cc->burst);
+	}
+	mbuf_printf(mb, "], \"limiter\": {\"algorithm\": \"%s\", \"limit\": %u, "
+	    "\"min_limit\": %u, \"max_limit\": %u, \"queue_size\": %zu, "
+	    "\"queue_timeout_ms\": %llu, \"codel_target_ms\": %llu, "
+	    "\"codel_interval_ms\": %llu, \"adaptive_lifo\": %s}}",
+	    limiter_algo_name(sc->algorithm), sc->limit, sc->min_limit,
+	    sc->max_limit, sc->queue_size,
+	    (unsigned long long)sc->queue_timeout_ms,
+	    (unsigned long long)sc->codel_target_ms,
+	    (unsigned long long)sc->codel_interval_ms,
+	    sc->adaptive_lifo ? "true" : "false");
+}
+
+/* Sample what metrics does not keep: gauges, now. */
+static void
+sample_gauges(struct proxy *px, struct metrics_gauges *g)
+{
+	struct limiter_state	 st;
+	size_t			 i;
+
+	memset(g, 0, sizeof(*g));
+	g->version = PACKAGE_VERSION;
+	g->uptime_seconds = (now_usec() - px->px_started) / 1e6;
+	g->generation = px->px_conf->generation;
+	g->client_connections = px->px_nconns;
+	limiter_state(px->px_lim, &st);
+	g->inflight = limiter_inflight(px->px_lim);
+	g->limit = limiter_limit(px->px_lim);
+	g->algorithm = limiter_algo_name(px->px_conf->limiter.algorithm);
+	g->limiter_min_rtt_seconds = st.min_rtt_usec / 1e6;
+	g->limiter_rtt_seconds = st.short_rtt_usec / 1e6;
+	g->limiter_long_rtt_seconds = st.long_rtt_usec / 1e6;
+	g->limiter_gradient = st.gradient;
+	g->queue_length = queue_length(px->px_queue);
+	for (i = 0; i < 3; i++)
+		g->queue_length_prio[i] = queue_length_prio(px->px_queue,
+		    (unsigned int)i);
+	for (i = 0; i < px->px_nservers; i++) {
+		g->upstream_active += px->px_servers[i]->sv_active;
+		g->upstream_idle += px->px_servers[i]->sv_nidle;
+	}
+	g->admission_clients = admission_clients(px->px_adm);
+	g->admission_evictions = admission_evictions(px->px_adm);
+}
+
+static void
+reply(struct evhttp_request *req, int code, const char *reason,
+    const char *type, const char *data, size_t len)
+{
+	struct evbuffer	*body = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	if (body == NULL || evbuffer_add(body, data, len) == -1) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		if (body != NULL)
+			evbuffer_free(body);
+		return;
+	}
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, code, reason, body);
+	evbuffer_free(body);
+}
+
+static void
+reply_mbuf(struct evhttp_request *req, const char *type, struct mbuf *mb)
+{
+	if (mb->mb_failed)
+		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+	else
+		reply(req, HTTP_OK, "OK", type, mb->mb_data, mb->mb_len);
+	mbuf_free(mb);
+}
+
+static void
+serve_metrics(struct proxy *px, struct evhttp_request *req)
+{
+	struct metrics_gauges	 g;
+	struct mbuf		 mb = { NULL, 0, 0, 0 };
+
+	sample_gauges(px, &g);
+	metrics_prometheus(&px->px_metrics, &g, &mb);
+	reply_mbuf(req, "text/plain; version=0.0.4; charset=utf-8", &mb);
+}
+
+static void
+serve_status(struct proxy *px, struct evhttp_request *req)
+{
+	struct metrics_gauges	 g;
+	struct mbuf		 conf = { NULL, 0, 0, 0 };
+	struct mbuf		 mb = { NULL, 0, 0, 0 };
+
+	sample_gauges(px, &g);
+	config_json(px->px_conf, &conf);
+	g.config_json = conf.mb_failed ? NULL : conf.mb_data;
+	metrics_json(&px->px_metrics, &g, &mb);
+	mbuf_printf(&mb, "\n");
+	mbuf_free(&conf);
+	reply_mbuf(req, "application/json", &mb);
+}
+
+static void
+serve_reload(struct proxy *px, struct evhttp_request *req)
+{
+	char	*errors = NULL, msg[128];
+	int	 n;
+
+	if (proxy_reload(px, &errors) == -1) {
+		reply(req, HTTP_BADREQUEST, "Bad Request",
+		    "text/plain; charset=utf-8", errors != NULL ? errors :
+		    "reload failed\n", errors != NULL ? strlen(errors) : 14);
+		free(errors);
+		return;
+	}
+	n = snprintf(msg, sizeof(msg), "reloaded: configuration generation "
+	    "%lu\n", px->px_conf->generation);
+	reply(req, HTTP_OK, "OK", "text/plain; charset=utf-8", msg, (size_t)n);
+}
+
+static void
+admin_cb(struct evhttp_request *req, void *arg)
+{
+	struct proxy			*px = arg;
+	const struct evhttp_uri		*uri = evhttp_request_get_evhttp_uri(req);
+	const char			*path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type		 cmd = evhttp_request_get_command(req);
+	int				 get = cmd == EVHTTP_REQ_GET ||
+					    cmd == EVHTTP_REQ_HEAD;
+
+	if (path == NULL || *path == '\0')
+		path = "/";
+	if (strcmp(path, "/metrics") == 0 && get)
+		serve_metrics(px, req);
+	else if (strcmp(path, "/status") == 0 && get)
+		serve_status(px, req);
+	else if (strcmp(path, "/") == 0 && get)
+		reply(req, HTTP_OK, "OK", "text/html; charset=utf-8",
+		    dashboard_html, dashboard_html_len);
+	else if (strcmp(path, "/reload") == 0 && cmd == EVHTTP_REQ_POST)
+		serve_reload(px, req);
+	else if (strcmp(path, "/metrics") == 0 ||
+	    strcmp(path, "/status") == 0 || strcmp(path, "/") == 0 ||
+	    strcmp(path, "/reload") == 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", strcmp(path, "/reload") == 0 ? "POST" :
+		    "GET, HEAD");
+		reply(req, 405, "Method Not Allowed",
+		    "text/plain; charset=utf-8", "405 Method Not Allowed\n", 23);
+	} else
+		reply(req, HTTP_NOTFOUND, "Not Found",
+		    "text/plain; charset=utf-8", "404 Not Found\n", 14);
+}
+
+/* Same address as a configured one? (a reload keeps such a socket) */
+static int
+same_addr(const struct config_addr *a, const struct config_addr *b)
+{
+	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
+}
+
+/*
+ * Make the admin listener match conf: keep it if the address is the same,
+ * else bind the new one first and only then drop the old, so that a failed
+ * bind leaves the running one alone. Returns 0, or -1 with err set.
+ */
+int
+admin_apply(struct proxy *px, const struct config *conf, char *err,
+    size_t errlen)
+{
+	const struct config_addr	*a = conf->admin.nlisten > 0 ?
+					    &conf->admin.listen[0] : NULL;
+	struct evhttp			*http = NULL;
+	int				 fd = -1, on = 1;
+
+	if (a != NULL && px->px_admin != NULL &&
+	    same_addr(a, &px->px_admin_addr))
+		return 0;
+	if (a != NULL) {
+		if ((fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0)) == -1 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+		    sizeof(on)) == -1 ||
+		    bind(fd, (const struct sockaddr *)&a->ss, a->sslen) == -1 ||
+		    listen(fd, ADMIN_BACKLOG) == -1)
+			goto fail;
+		if ((http = evhttp_new(px->px_base)) == NULL)
+			goto fail;
+		if (evhttp_accept_socket(http, fd) == -1) {
+			evhttp_free(http);
+			http = NULL;
+			errno = ENOMEM;
+			goto fail;
+		}
+		evhttp_set_timeout(http, ADMIN_TIMEOUT_SEC);
+		evhttp_set_max_headers_size(http, 16384);
+		evhttp_set_max_body_size(http, 4096);
+		evhttp_set_allowed_methods(http, EVHTTP_REQ_GET |
+		    EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+		    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+		evhttp_set_gencb(http, admin_cb, px);
+		log_info("admin listening on %s", a->text);
+	}
+	admin_close(px);
+	px->px_admin = http;
+	if (a != NULL) {
+		px->px_admin_addr.ss = a->ss;
+		px->px_admin_addr.sslen = a->sslen;
+	}
+	return 0;
+ fail:
+	snprintf(err, errlen, "admin listen %s: %s", a->text,
+	    strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+void
+admin_close(struct proxy *px)
+{
+	if (px->px_admin != NULL)
+		evhttp_free(px->px_admin);
+	px->px_admin = NULL;
+}
