@@ -14,4 +14,5 @@ backend=$!
 trap 'kill $backend 2>/dev/null; wait $backend 2>/dev/null || true' EXIT INT TERM
 echo "run: stand-in backend on 127.0.0.1:8081 (pid $backend)"
 echo "run: spillway on http://127.0.0.1:8080/ with $conf; Ctrl-C stops"
+echo "run: live dashboard on http://127.0.0.1:8082/ (metrics: /metrics)"
 "$bin" -c "$conf" || true
