@@ -267,9 +267,15 @@ admin_cb(struct evhttp_request *req, void *arg)
 		serve_metrics(px, req);
 	else if (strcmp(path, "/status") == 0 && get)
 		serve_status(px, req);
-	else if (strcmp(path, "/") == 0 && get)
+	else if (strcmp(path, "/") == 0 && get) {
+		/* the page may load nothing from anywhere but here */
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Security-Policy", "default-src 'none'; "
+		    "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+		    "img-src data:; connect-src 'self'");
 		reply(req, HTTP_OK, "OK", "text/html; charset=utf-8",
 		    dashboard_html, dashboard_html_len);
+	}
 	else if (strcmp(path, "/reload") == 0 && cmd == EVHTTP_REQ_POST)
 		serve_reload(px, req);
 	else if (strcmp(path, "/metrics") == 0 ||
