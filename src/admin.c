@@ -291,6 +291,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 		    "text/plain; charset=utf-8", "404 Not Found\n", 14);
 }
 
+static void	admin_retire(struct proxy *);
+
 /* Same address as a configured one? (a reload keeps such a socket) */
 static int
 same_addr(const struct config_addr *a, const struct config_addr *b)
@@ -310,6 +312,8 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 	const struct config_addr	*a = conf->admin.nlisten > 0 ?
 					    &conf->admin.listen[0] : NULL;
 	struct evhttp			*http = NULL;
+	struct evhttp_bound_socket	*sock = NULL;
+	char				 where[1100];
 	int				 fd = -1, on = 1;
 
 	if (a != NULL && px->px_admin != NULL &&
@@ -325,7 +329,8 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 			goto fail;
 		if ((http = evhttp_new(px->px_base)) == NULL)
 			goto fail;
-		if (evhttp_accept_socket(http, fd) == -1) {
+		if ((sock = evhttp_accept_socket_with_handle(http,
+		    fd)) == NULL) {
 			evhttp_free(http);
 			http = NULL;
 			errno = ENOMEM;
@@ -340,19 +345,48 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 		evhttp_set_gencb(http, admin_cb, px);
 		log_info("admin listening on %s", a->text);
 	}
-	admin_close(px);
+	admin_retire(px);
 	px->px_admin = http;
+	px->px_admin_sock = sock;
 	if (a != NULL) {
 		px->px_admin_addr.ss = a->ss;
 		px->px_admin_addr.sslen = a->sslen;
 	}
 	return 0;
  fail:
-	snprintf(err, errlen, "admin listen %s: %s", a->text,
+	config_where(conf, a->line, where, sizeof(where));
+	snprintf(err, errlen, "%s listen %s: %s", where, a->text,
 	    strerror(errno));
 	if (fd != -1)
 		close(fd);
 	return -1;
+}
+
+static void
+admin_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	evhttp_free(arg);
+}
+
+/*
+ * A reload moved or removed the admin listener: stop accepting on the old
+ * socket now, but free its evhttp only a second later. The reload may have
+ * come from a request on it (POST /reload), whose reply is still to be
+ * written by that very evhttp.
+ */
+static void
+admin_retire(struct proxy *px)
+{
+	struct timeval	 second = { 1, 0 };
+
+	if (px->px_admin == NULL)
+		return;
+	evhttp_del_accept_socket(px->px_admin, px->px_admin_sock);
+	if (event_base_once(px->px_base, -1, EV_TIMEOUT, admin_free_cb,
+	    px->px_admin, &second) == -1)
+		evhttp_free(px->px_admin);	/* no timer: no choice */
+	px->px_admin = NULL;
+	px->px_admin_sock = NULL;
 }
 
 void
@@ -361,4 +395,5 @@ admin_close(struct proxy *px)
 	if (px->px_admin != NULL)
 		evhttp_free(px->px_admin);
 	px->px_admin = NULL;
+	px->px_admin_sock = NULL;
 }

@@ -1738,6 +1738,15 @@ config_balance_name(enum balance b)
 }
 
 void
+config_where(const struct config *conf, int line, char *buf, size_t len)
+{
+	if (line > 0)
+		snprintf(buf, len, "%s:%d:", conf->path, line);
+	else
+		snprintf(buf, len, "%s:", conf->path);
+}
+
+void
 config_limiter_conf(const struct config *conf, struct limiter_conf *lc)
 {
 	const struct shed_conf	*sc = &conf->limiter;

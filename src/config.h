@@ -170,6 +170,10 @@ int		 config_parse_addr(const char *, int passive,
 
 const char	*config_balance_name(enum balance);
 
+/* "FILE:LINE:" (or "FILE:" for line 0), for errors found after parsing. */
+void		 config_where(const struct config *, int line, char *buf,
+		    size_t len);
+
 /* The limiter's and the queue's parameters, in their own units. */
 void		 config_limiter_conf(const struct config *,
 		    struct limiter_conf *);

@@ -28,8 +28,10 @@ static void	accept_error_cb(struct evconnlistener *, void *);
 static void	resume_cb(evutil_socket_t, short, void *);
 
 static int
-bind_socket(const struct config_addr *a, char *err, size_t errlen)
+bind_socket(const struct config *conf, const struct config_addr *a,
+    char *err, size_t errlen)
 {
+	char	 where[1100];
 	int	 fd, on = 1;
 
 	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
@@ -46,7 +48,9 @@ bind_socket(const struct config_addr *a, char *err, size_t errlen)
 		goto fail;
 	return fd;
  fail:
-	snprintf(err, errlen, "listen %s: %s", a->text, strerror(errno));
+	config_where(conf, a->line, where, sizeof(where));
+	snprintf(err, errlen, "%s listen %s: %s", where, a->text,
+	    strerror(errno));
 	if (fd != -1)
 		close(fd);
 	return -1;
@@ -93,7 +97,8 @@ listener_prepare(struct proxy *px, const struct config *conf, char *err,
 			ls->ls_next = &pc->listen[i];
 			continue;
 		}
-		if ((fd = bind_socket(&pc->listen[i], err, errlen)) == -1)
+		if ((fd = bind_socket(conf, &pc->listen[i], err,
+		    errlen)) == -1)
 			return -1;
 		if ((ls = calloc(1, sizeof(*ls))) == NULL) {
 			close(fd);

@@ -176,10 +176,12 @@ reload_failed(struct proxy *px, const char *errors, char **errorsp)
 	const char	*line, *nl;
 
 	px->px_metrics.m_reloads_failed++;
-	for (line = errors; line != NULL && *line != '\0'; line = nl + 1) {
+	for (line = errors; line != NULL && *line != '\0'; line = nl) {
 		if ((nl = strchr(line, '\n')) == NULL)
-			nl = line + strlen(line) - 1;
+			nl = line + strlen(line);
 		log_warnx("reload failed: %.*s", (int)(nl - line), line);
+		if (*nl == '\n')
+			nl++;
 	}
 	if (errorsp != NULL)
 		*errorsp = strdup(errors);
@@ -245,7 +247,11 @@ proxy_reload(struct proxy *px, char **errorsp)
 	return 0;
  fail:
 	listener_abort(px);
-	snprintf(msg, sizeof(msg), "%s: %s\n", nc->path, err);
+	/* errors of binding name their own FILE:LINE; others the file */
+	if (strncmp(err, nc->path, strlen(nc->path)) == 0)
+		snprintf(msg, sizeof(msg), "%s\n", err);
+	else
+		snprintf(msg, sizeof(msg), "%s: %s\n", nc->path, err);
 	config_free(nc);
 	reload_failed(px, msg, errorsp);
 	return -1;

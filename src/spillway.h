@@ -167,6 +167,7 @@ struct proxy {
 	struct metrics		 px_metrics;
 	uint64_t		 px_started;	/* usec */
 	struct evhttp		*px_admin;
+	struct evhttp_bound_socket *px_admin_sock;
 	struct config_addr	 px_admin_addr;
 	struct listener_list	 px_staged;	/* reload: bound, not live */
 	struct limiter		*px_lim;

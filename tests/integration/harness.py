@@ -1168,6 +1168,10 @@ class Spillway:
         self.listen = list(listen)
         self.port = int(self.listen[0].rsplit(":", 1)[1])
         self.host = self.listen[0].rsplit(":", 1)[0].strip("[]")
+        # what the configuration was made of, for reconfigure()
+        self.spec = {"servers": list(servers), "proxy": dict(proxy or {}),
+                     "backend": dict(backend or {}),
+                     "sections": list(sections or ())}
         if config_text is None:
             config_text = self._config(servers, proxy or {}, backend or {},
                                        sections or ())
@@ -1325,6 +1329,43 @@ class Spillway:
         lines = self.stderr_text().splitlines()
         return "\n".join(lines[-n:]) if lines else "(empty)"
 
+    def read_config(self):
+        """The text of the configuration file as it is now on disk."""
+        with open(self.config_path) as f:
+            return f.read()
+
+    def write_config(self, text):
+        """Replace the configuration file (a temporary file renamed over
+        it, so that a reload never reads half a file). Does not reload."""
+        tmp = self.config_path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config_path)
+        self.config_text = text
+        return text
+
+    def reconfigure(self, servers=None, proxy=None, backend=None,
+                    listen=None, sections=None):
+        """Rewrite the configuration file from the constructor's kind of
+        arguments; an argument left out (None) keeps the value it had (each
+        one is replaced whole, not merged). listen replaces the list of
+        listen addresses (self.port stays the first original one). Does not
+        reload: see reload(). Returns the new text."""
+        for k, v in (("servers", servers), ("proxy", proxy),
+                     ("backend", backend), ("sections", sections)):
+            if v is not None:
+                self.spec[k] = list(v) if k in ("servers", "sections") \
+                    else dict(v)
+        if listen is not None:
+            self.listen = list(listen)
+        return self.write_config(self._config(
+            self.spec["servers"], self.spec["proxy"], self.spec["backend"],
+            self.spec["sections"]))
+
+    def reload(self):
+        """Send SIGHUP (a reload request, not a stop)."""
+        self.proc.send_signal(signal.SIGHUP)
+
     def rss_kb(self):
         with open("/proc/%d/status" % self.pid) as f:
             for line in f:
@@ -1372,3 +1413,283 @@ class Spillway:
     def __repr__(self):
         return "<Spillway pid=%s %s>" % (self.proc and self.proc.pid,
                                          self.listen)
+
+
+# --------------------------------------------------------------------------
+# Prometheus text exposition format 0.0.4
+
+_PROM_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_PROM_LABEL_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_PROM_FLOAT_RE = re.compile(
+    r"^[+-]?(?:Inf|NaN|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)$")
+PROM_TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
+
+
+def prom_float(s):
+    """A sample value: a Go-style float, +Inf, -Inf or NaN."""
+    if not _PROM_FLOAT_RE.match(s):
+        raise ProtocolError("bad sample value %r" % s)
+    return float(s.replace("Inf", "inf").replace("NaN", "nan"))
+
+
+class PromFamily:
+    def __init__(self, name):
+        self.name = name
+        self.type = None
+        self.help = None
+        self.samples = []       # [(sample name, {label: value}, value)]
+
+    def __repr__(self):
+        return "<PromFamily %s %s %d samples>" % (self.name, self.type,
+                                                  len(self.samples))
+
+
+class PromMetrics:
+    """What parse_prometheus() returns: families by name, samples in order."""
+
+    def __init__(self):
+        self.families = {}      # name -> PromFamily
+        self.samples = []       # [(sample name, labels, value)]
+
+    def find(self, name, **labels):
+        """Samples named `name` whose labels include `labels`."""
+        return [s for s in self.samples if s[0] == name and
+                all(s[1].get(k) == v for k, v in labels.items())]
+
+    def value(self, name, default=None, **labels):
+        """The value of the one sample that matches; default if none;
+        AssertionError if several do."""
+        got = self.find(name, **labels)
+        if not got:
+            return default
+        if len(got) > 1:
+            raise AssertionError("%d samples match %s%r" % (len(got), name,
+                                                          labels))
+        return got[0][2]
+
+    def sum(self, name, **labels):
+        """The sum of the values of the samples that match (0 if none)."""
+        return sum(s[2] for s in self.find(name, **labels))
+
+
+def _prom_labels(line, i):
+    """Parse {l="v",...} starting at line[i] == "{"; return (labels, i)."""
+    labels = {}
+    i += 1
+    n = len(line)
+    while True:
+        while i < n and line[i] in " \t":
+            i += 1
+        if i < n and line[i] == "}":
+            return labels, i + 1
+        m = _PROM_LABEL_RE.match(line, i)
+        if not m:
+            raise ProtocolError("bad label name at column %d" % i)
+        lname = m.group(0)
+        i = m.end()
+        while i < n and line[i] in " \t":
+            i += 1
+        if i >= n or line[i] != "=":
+            raise ProtocolError("no '=' after label %s" % lname)
+        i += 1
+        while i < n and line[i] in " \t":
+            i += 1
+        if i >= n or line[i] != '"':
+            raise ProtocolError("label %s: value not quoted" % lname)
+        i += 1
+        val = []
+        while True:
+            if i >= n:
+                raise ProtocolError("label %s: unterminated value" % lname)
+            c = line[i]
+            if c == "\\":
+                if i + 1 >= n or line[i + 1] not in '\\"n':
+                    raise ProtocolError("label %s: bad escape %r"
+                                        % (lname, line[i:i + 2]))
+                val.append("\n" if line[i + 1] == "n" else line[i + 1])
+                i += 2
+                continue
+            if c == '"':
+                i += 1
+                break
+            val.append(c)
+            i += 1
+        if lname in labels:
+            raise ProtocolError("label %s given twice" % lname)
+        if lname.startswith("__"):
+            raise ProtocolError("reserved label name %s" % lname)
+        labels[lname] = "".join(val)
+        while i < n and line[i] in " \t":
+            i += 1
+        if i < n and line[i] == ",":
+            i += 1
+            continue
+        if i < n and line[i] == "}":
+            return labels, i + 1
+        raise ProtocolError("expected ',' or '}' after label %s" % lname)
+
+
+def _prom_unescape_help(s):
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 1 < len(s) and s[i + 1] in "\\n":
+            out.append("\n" if s[i + 1] == "n" else "\\")
+            i += 2
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def _prom_family_of(name, types):
+    """The family a sample name belongs to: itself if it has a TYPE, else
+    the histogram/summary it is a _bucket/_sum/_count of; None if none."""
+    if name in types:
+        return name
+    for suf, kinds in (("_bucket", ("histogram",)),
+                       ("_sum", ("histogram", "summary")),
+                       ("_count", ("histogram", "summary"))):
+        if name.endswith(suf) and types.get(name[:-len(suf)]) in kinds:
+            return name[:-len(suf)]
+    return None
+
+
+def parse_prometheus(text):
+    """Parse and check Prometheus text format 0.0.4. Raises ProtocolError
+    naming the line on anything malformed: a bad line, a sample without a
+    TYPE'd family (TYPE must come before the samples), a TYPE or HELP given
+    twice, a family whose lines are not together, a duplicate series, a
+    negative or NaN counter, a histogram whose buckets are not ascending
+    and cumulative, lack +Inf, or whose +Inf differs from _count or has no
+    _sum. Returns PromMetrics."""
+    out = PromMetrics()
+    types = {}
+    seen_series = set()
+    done = set()            # families whose block of lines has ended
+    current = None          # family of the previous line
+    if text and not text.endswith("\n"):
+        raise ProtocolError("the exposition does not end with a newline")
+    for lineno, line in enumerate(text.split("\n"), 1):
+        where = "line %d %r" % (lineno, line[:200])
+        try:
+            if not line.strip():
+                continue
+            if line.startswith("#"):
+                parts = line.split(None, 3)
+                if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
+                    name = parts[2]
+                    if not _PROM_NAME_RE.fullmatch(name):
+                        raise ProtocolError("bad metric name %r" % name)
+                    fam = out.families.get(name)
+                    if fam is None:
+                        fam = out.families[name] = PromFamily(name)
+                    if name in done:
+                        raise ProtocolError("%s %s after its family's block"
+                                            % (parts[1], name))
+                    if current is not None and current != name:
+                        done.add(current)
+                    current = name
+                    if parts[1] == "HELP":
+                        if fam.help is not None:
+                            raise ProtocolError("second HELP for %s" % name)
+                        fam.help = _prom_unescape_help(
+                            parts[3] if len(parts) > 3 else "")
+                    else:
+                        if fam.type is not None:
+                            raise ProtocolError("second TYPE for %s" % name)
+                        if fam.samples:
+                            raise ProtocolError("TYPE %s after its samples"
+                                                % name)
+                        t = parts[3].strip() if len(parts) > 3 else ""
+                        if t not in PROM_TYPES:
+                            raise ProtocolError("unknown type %r" % t)
+                        fam.type = t
+                        types[name] = t
+                continue        # any other comment
+            m = _PROM_NAME_RE.match(line)
+            if not m:
+                raise ProtocolError("bad metric name")
+            name = m.group(0)
+            i = m.end()
+            labels = {}
+            if i < len(line) and line[i] == "{":
+                labels, i = _prom_labels(line, i)
+            rest = line[i:]
+            if not rest or rest[0] not in " \t":
+                raise ProtocolError("no blank before the value")
+            fields = rest.split()
+            if len(fields) not in (1, 2):
+                raise ProtocolError("expected a value and maybe a timestamp")
+            value = prom_float(fields[0])
+            if len(fields) == 2 and not re.fullmatch(r"-?[0-9]+", fields[1]):
+                raise ProtocolError("bad timestamp %r" % fields[1])
+            famname = _prom_family_of(name, types)
+            if famname is None:
+                raise ProtocolError("sample %s has no TYPE'd family" % name)
+            if famname in done:
+                raise ProtocolError("sample of %s after its family's block"
+                                    % famname)
+            if current is not None and current != famname:
+                done.add(current)
+            current = famname
+            fam = out.families[famname]
+            key = (name, tuple(sorted(labels.items())))
+            if key in seen_series:
+                raise ProtocolError("duplicate series %s%r" % (name, labels))
+            seen_series.add(key)
+            if fam.type == "counter" and (value != value or value < 0):
+                raise ProtocolError("counter %s is %r" % (name, value))
+            if fam.type == "histogram" and name == famname + "_bucket" \
+                    and "le" not in labels:
+                raise ProtocolError("bucket without le")
+            s = (name, labels, value)
+            fam.samples.append(s)
+            out.samples.append(s)
+        except ProtocolError as e:
+            raise ProtocolError("%s: %s" % (where, e))
+    for fam in out.families.values():
+        if fam.type == "histogram":
+            _prom_check_histogram(fam)
+    return out
+
+
+def _prom_check_histogram(fam):
+    groups = {}
+    for name, labels, value in fam.samples:
+        rest = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+        g = groups.setdefault(rest, {"buckets": [], "sum": None,
+                                     "count": None})
+        if name == fam.name + "_bucket":
+            g["buckets"].append((prom_float(labels["le"]), value,
+                                 labels["le"]))
+        elif name == fam.name + "_sum":
+            g["sum"] = value
+        elif name == fam.name + "_count":
+            g["count"] = value
+        else:
+            raise ProtocolError("histogram %s has a plain sample %s"
+                                % (fam.name, name))
+    for rest, g in groups.items():
+        what = "histogram %s%r" % (fam.name, dict(rest))
+        b = g["buckets"]
+        if not b:
+            raise ProtocolError("%s: no buckets" % what)
+        les = [x[0] for x in b]
+        if les != sorted(les) or len(set(les)) != len(les):
+            raise ProtocolError("%s: le not strictly ascending: %r"
+                                % (what, [x[2] for x in b]))
+        if les[-1] != float("inf"):
+            raise ProtocolError("%s: no +Inf bucket" % what)
+        counts = [x[1] for x in b]
+        for a, c in zip(counts, counts[1:]):
+            if c < a:
+                raise ProtocolError("%s: buckets not cumulative: %r"
+                                    % (what, counts))
+        if any(c != int(c) or c < 0 for c in counts):
+            raise ProtocolError("%s: non-integer bucket counts %r"
+                                % (what, counts))
+        if g["count"] is None or g["sum"] is None:
+            raise ProtocolError("%s: _count or _sum missing" % what)
+        if counts[-1] != g["count"]:
+            raise ProtocolError("%s: +Inf bucket %r != _count %r"
+                                % (what, counts[-1], g["count"]))
