@@ -85,6 +85,7 @@ enum key_type {
 #define KEY_REQUIRED	0x04	/* no default: the file must give it */
 #define KEY_PASSIVE	0x08	/* address to listen on, not to connect to */
 #define KEY_UNIQUE	0x10	/* the same address may not appear twice */
+#define KEY_LOOPBACK	0x40	/* an address without host is 127.0.0.1 */
 #define KEY_CRITERION	0x20	/* a class matches on it */
 
 /*
@@ -179,7 +180,8 @@ static const struct key keys[] = {
 	    FIELD(admission.dry_run), KEY_RELOAD },
 
 	{ "admin", "listen", KT_ADDRS, 0, 1, NULL,
-	    LIST(admin.listen, admin.nlisten), KEY_RELOAD | KEY_PASSIVE },
+	    LIST(admin.listen, admin.nlisten),
+	    KEY_RELOAD | KEY_PASSIVE | KEY_LOOPBACK },
 
 	{ "limiter", "algorithm", KT_ALGO, 0, 0, "gradient",
 	    FIELD(limiter.algorithm), KEY_RELOAD },
@@ -1083,7 +1085,7 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 {
 	struct config_addr	**list = field(obj, k->k_offset), *nlist, a;
 	size_t			 *n = field(obj, k->k_aux), i;
-	char			  err[256];
+	char			  err[256], local[32];
 
 	if (*n >= k->k_max) {
 		parse_error(p, line, "%s: too many (at most %llu)", k->k_name,
@@ -1091,6 +1093,15 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		return -1;
 	}
 	memset(&a, 0, sizeof(a));
+	/* "8082" or ":8082": loopback, not every address, where it matters */
+	if ((k->k_flags & KEY_LOOPBACK) && value[strspn(value, ":")] != '\0' &&
+	    strspn(value, ":") <= 1 &&
+	    value[strspn(value, ":") + strspn(value + strspn(value, ":"),
+	    "0123456789")] == '\0') {
+		snprintf(local, sizeof(local), "127.0.0.1:%s",
+		    value + strspn(value, ":"));
+		value = local;
+	}
 	if (parse_addr(value, k->k_flags & KEY_PASSIVE, p->p_flags, &a,
 	    err, sizeof(err)) == -1) {
 		parse_error(p, line, "%s: %s", k->k_name, err);

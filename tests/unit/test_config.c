@@ -1608,6 +1608,34 @@ test_free_null(void)
 }
 
 static void
+test_admin_listen(void)
+{
+	struct config		*conf;
+	struct sockaddr_in	*sin;
+
+	if ((conf = parse_ok(BACKEND)) != NULL) {
+		CHECK_EQ_INT(conf->admin.nlisten, 0);
+		config_free(conf);
+	}
+	/* a bare port is loopback for the admin listener */
+	if ((conf = parse_key("admin", "listen", "8082")) != NULL) {
+		CHECK_EQ_INT(conf->admin.nlisten, 1);
+		sin = (struct sockaddr_in *)&conf->admin.listen[0].ss;
+		CHECK_EQ_INT(sin->sin_family, AF_INET);
+		CHECK_EQ_INT(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+		CHECK_EQ_INT(ntohs(sin->sin_port), 8082);
+		config_free(conf);
+	}
+	if ((conf = parse_key("admin", "listen", "*:8082")) != NULL) {
+		sin = (struct sockaddr_in *)&conf->admin.listen[0].ss;
+		CHECK_EQ_INT(ntohl(sin->sin_addr.s_addr), INADDR_ANY);
+		config_free(conf);
+	}
+	check_error("[admin]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\n"
+	    BACKEND, "t:3: listen: given twice (first on line 2)\n");
+}
+
+static void
 test_limiter_defaults(void)
 {
 	struct config		*conf;
@@ -1765,6 +1793,7 @@ main(int argc, char **argv)
 	RUN(test_class_no_criteria);
 	RUN(test_class_unknown_key);
 	RUN(test_class_key_twice);
+	RUN(test_admin_listen);
 	RUN(test_limiter_defaults);
 	RUN(test_limiter_keys);
 	RUN(test_class_path_bad);
