@@ -363,9 +363,17 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 }
 
 static void
+admin_free_old(struct proxy *px)
+{
+	if (px->px_admin_old != NULL)
+		evhttp_free(px->px_admin_old);
+	px->px_admin_old = NULL;
+}
+
+static void
 admin_free_cb(evutil_socket_t fd, short what, void *arg)
 {
-	evhttp_free(arg);
+	admin_free_old(arg);
 }
 
 /*
@@ -382,9 +390,14 @@ admin_retire(struct proxy *px)
 	if (px->px_admin == NULL)
 		return;
 	evhttp_del_accept_socket(px->px_admin, px->px_admin_sock);
-	if (event_base_once(px->px_base, -1, EV_TIMEOUT, admin_free_cb,
-	    px->px_admin, &second) == -1)
-		evhttp_free(px->px_admin);	/* no timer: no choice */
+	admin_free_old(px);	/* one retired at a time: it had its turn */
+	px->px_admin_old = px->px_admin;
+	if (px->px_admin_timer == NULL)
+		px->px_admin_timer = evtimer_new(px->px_base, admin_free_cb,
+		    px);
+	if (px->px_admin_timer == NULL ||
+	    evtimer_add(px->px_admin_timer, &second) == -1)
+		admin_free_old(px);	/* no timer: no choice */
 	px->px_admin = NULL;
 	px->px_admin_sock = NULL;
 }
@@ -396,4 +409,8 @@ admin_close(struct proxy *px)
 		evhttp_free(px->px_admin);
 	px->px_admin = NULL;
 	px->px_admin_sock = NULL;
+	admin_free_old(px);
+	if (px->px_admin_timer != NULL)
+		event_free(px->px_admin_timer);
+	px->px_admin_timer = NULL;
 }

@@ -127,6 +127,9 @@ struct conn {
 	int			 cn_version_minor;
 	int			 cn_keepalive;	/* client conn may be reused */
 	int			 cn_req_done;	/* request body all forwarded */
+	int			 cn_tmode;	/* client timeouts set: 0 unset,
+					   1 write only, 2 read and write */
+	const struct config	*cn_tconf;	/* ...from this generation */
 	int			 cn_head_bytes;	/* a request has begun */
 	unsigned int		 cn_requests;	/* requests on this conn */
 	unsigned int		 cn_tries;	/* servers tried */
@@ -168,6 +171,8 @@ struct proxy {
 	uint64_t		 px_started;	/* usec */
 	struct evhttp		*px_admin;
 	struct evhttp_bound_socket *px_admin_sock;
+	struct evhttp		*px_admin_old;	/* moved away, freed soon */
+	struct event		*px_admin_timer;
 	struct config_addr	 px_admin_addr;
 	struct listener_list	 px_staged;	/* reload: bound, not live */
 	struct limiter		*px_lim;
