@@ -150,6 +150,8 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	    pc->max_header_size + 4096);
 	tv = msec_tv(pc->idle_timeout_ms);
 	bufferevent_set_timeouts(c->cn_bev, NULL, &tv);
+	c->cn_tmode = 1;		/* see conn_set_timeouts() */
+	c->cn_tconf = c->cn_conf;
 	bufferevent_enable(c->cn_bev, EV_READ | EV_WRITE);
 
 	TAILQ_INSERT_TAIL(&px->px_conns, c, cn_entry);
@@ -231,14 +233,66 @@ save_reqline(struct conn *c, const struct http_head *h)
 	*p = '\0';
 }
 
-/* Append "name: value CRLF": plain copies, this is the hot path. */
+/*
+ * A head is written into one reserved extent of its evbuffer, sized from
+ * the head it is made from plus a margin for what we add: plain copies,
+ * one reservation, on the hot path. Running out of room (which the margin
+ * rules out) fails the head rather than cut it.
+ */
+#define HEAD_MARGIN	512
+
+struct headw {
+	struct evbuffer		*hw_out;
+	struct evbuffer_iovec	 hw_v;
+	char			*hw_p;
+	char			*hw_end;
+	int			 hw_full;
+};
+
 static int
-add_header_line(struct evbuffer *out, const struct http_header *hd)
+headw_begin(struct headw *w, struct evbuffer *out, size_t bound)
 {
-	return evbuffer_add(out, hd->name, hd->name_len) |
-	    ADD_LITERAL(out, ": ") |
-	    evbuffer_add(out, hd->value, hd->value_len) |
-	    ADD_LITERAL(out, "\r\n");
+	w->hw_out = out;
+	w->hw_full = 0;
+	if (evbuffer_reserve_space(out, (ssize_t)(bound + HEAD_MARGIN),
+	    &w->hw_v, 1) != 1)
+		return -1;
+	w->hw_p = w->hw_v.iov_base;
+	w->hw_end = w->hw_p + w->hw_v.iov_len;
+	return 0;
+}
+
+static void
+headw_add(struct headw *w, const char *s, size_t n)
+{
+	if ((size_t)(w->hw_end - w->hw_p) < n) {
+		w->hw_full = 1;
+		return;
+	}
+	memcpy(w->hw_p, s, n);
+	w->hw_p += n;
+}
+
+#define HEADW_LITERAL(w, s)	headw_add((w), (s), sizeof(s) - 1)
+
+static void
+headw_field(struct headw *w, const struct http_header *hd)
+{
+	headw_add(w, hd->name, hd->name_len);
+	HEADW_LITERAL(w, ": ");
+	headw_add(w, hd->value, hd->value_len);
+	HEADW_LITERAL(w, "\r\n");
+}
+
+/* Commit what was written: the number of bytes, or -1 if it overflowed. */
+static ssize_t
+headw_end(struct headw *w)
+{
+	w->hw_v.iov_len = w->hw_full ? 0 : (size_t)(w->hw_p -
+	    (char *)w->hw_v.iov_base);
+	if (evbuffer_commit_space(w->hw_out, &w->hw_v, 1) == -1 || w->hw_full)
+		return -1;
+	return (ssize_t)w->hw_v.iov_len;
 }
 
 static int
@@ -254,50 +308,51 @@ name_is(const struct http_header *hd, const char *name)
  * X-Forwarded-Proto set by us, never by the client.
  */
 static int
-build_upstream_head(struct conn *c, const struct http_head *h)
+build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
 {
-	struct evbuffer			*out = c->cn_uphead;
 	const struct http_header	*hd;
-	char				 local[64];
+	struct headw			 w;
+	char				 local[64], host[80];
 	struct sockaddr_storage		 ss;
 	socklen_t			 sslen = sizeof(ss);
-	int				 i, rc = 0;
+	int				 i, n;
 
-	rc |= evbuffer_add(out, h->method_str, h->method_len);
-	rc |= ADD_LITERAL(out, " ");
-	rc |= evbuffer_add(out, h->target, h->target_len);
-	rc |= ADD_LITERAL(out, " HTTP/1.1\r\n");
+	if (headw_begin(&w, c->cn_uphead, len) == -1)
+		return -1;
+	headw_add(&w, h->method_str, h->method_len);
+	HEADW_LITERAL(&w, " ");
+	headw_add(&w, h->target, h->target_len);
+	HEADW_LITERAL(&w, " HTTP/1.1\r\n");
 	for (i = 0; i < h->nheaders; i++) {
 		hd = &h->headers[i];
 		if (hd->hop || name_is(hd, "X-Forwarded-Proto") ||
 		    name_is(hd, "X-Forwarded-For"))
 			continue;
-		rc |= add_header_line(out, hd);
+		headw_field(&w, hd);
 	}
-	if (!(h->flags & HTTP_F_HAS_HOST)) {
+	if (!(h->flags & HTTP_F_HAS_HOST) &&
+	    getsockname(bufferevent_getfd(c->cn_bev), (struct sockaddr *)&ss,
+	    &sslen) == 0 && inet_ntop(ss.ss_family, ss.ss_family == AF_INET6 ?
+	    (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
+	    (void *)&((struct sockaddr_in *)&ss)->sin_addr, local,
+	    sizeof(local)) != NULL) {
 		/* HTTP/1.0 without Host: name the address it connected to */
-		if (getsockname(bufferevent_getfd(c->cn_bev),
-		    (struct sockaddr *)&ss, &sslen) == 0 &&
-		    inet_ntop(ss.ss_family, ss.ss_family == AF_INET6 ?
-		    (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
-		    (void *)&((struct sockaddr_in *)&ss)->sin_addr, local,
-		    sizeof(local)) != NULL)
-			rc |= evbuffer_add_printf(out, ss.ss_family ==
-			    AF_INET6 ? "Host: [%s]\r\n" : "Host: %s\r\n",
-			    local);
+		n = snprintf(host, sizeof(host), ss.ss_family == AF_INET6 ?
+		    "Host: [%s]\r\n" : "Host: %s\r\n", local);
+		headw_add(&w, host, (size_t)n);
 	}
-	rc |= ADD_LITERAL(out, "X-Forwarded-For: ");
+	HEADW_LITERAL(&w, "X-Forwarded-For: ");
 	for (i = 0; i < h->nheaders; i++) {
 		hd = &h->headers[i];
 		if (!hd->hop && name_is(hd, "X-Forwarded-For") &&
 		    hd->value_len > 0) {
-			rc |= evbuffer_add(out, hd->value, hd->value_len);
-			rc |= ADD_LITERAL(out, ", ");
+			headw_add(&w, hd->value, hd->value_len);
+			HEADW_LITERAL(&w, ", ");
 		}
 	}
-	rc |= evbuffer_add(out, c->cn_peer_ip, strlen(c->cn_peer_ip));
-	rc |= ADD_LITERAL(out, "\r\nX-Forwarded-Proto: http\r\n\r\n");
-	return rc < 0 ? -1 : 0;
+	headw_add(&w, c->cn_peer_ip, strlen(c->cn_peer_ip));
+	HEADW_LITERAL(&w, "\r\nX-Forwarded-Proto: http\r\n\r\n");
+	return headw_end(&w) == -1 ? -1 : 0;
 }
 
 /*
@@ -385,7 +440,7 @@ conn_start_request(struct conn *c, size_t headlen)
 		return;
 	}
 	evbuffer_drain(c->cn_uphead, evbuffer_get_length(c->cn_uphead));
-	if (build_upstream_head(c, h) == -1) {
+	if (build_upstream_head(c, h, headlen) == -1) {
 		conn_close(c, "out of memory");
 		return;
 	}
@@ -496,18 +551,18 @@ conn_set_timeouts(struct conn *c)
 	struct timeval		 idle = msec_tv(conf->proxy.idle_timeout_ms);
 	struct timeval		 resp =
 			    msec_tv(conf->backend.response_timeout_ms);
+	int			 reading = !c->cn_req_done;
 
-	if (c->cn_req_done) {
-		bufferevent_set_timeouts(c->cn_bev, NULL, &idle);
-		if (c->cn_up != NULL)
-			bufferevent_set_timeouts(c->cn_up->uc_bev, &resp,
-			    &resp);
-	} else {
-		bufferevent_set_timeouts(c->cn_bev, &idle, &idle);
-		if (c->cn_up != NULL)
-			bufferevent_set_timeouts(c->cn_up->uc_bev, NULL,
-			    &resp);
+	/* the client's change rarely: re-adding its events costs */
+	if (reading + 1 != c->cn_tmode || conf != c->cn_tconf) {
+		bufferevent_set_timeouts(c->cn_bev, reading ? &idle : NULL,
+		    &idle);
+		c->cn_tmode = reading + 1;
+		c->cn_tconf = conf;
 	}
+	if (c->cn_up != NULL)
+		bufferevent_set_timeouts(c->cn_up->uc_bev, reading ? NULL :
+		    &resp, &resp);
 }
 
 /*
@@ -647,11 +702,15 @@ conn_upstream_writecb(struct conn *c)
  * go on: the client's is closed after a close-delimited body or when either
  * side asked; an HTTP/1.0 client gets a chunked body without its framing.
  */
-static void
-send_response_head(struct conn *c, const struct http_head *h, int interim)
+static int
+send_response_head(struct conn *c, const struct http_head *h, size_t len,
+    int interim)
 {
-	struct evbuffer	*out = c->cn_cpend;
-	size_t		 before = evbuffer_get_length(out);
+	struct headw	 w;
+	char		 line[64];
+	const char	*reason = h->reason;
+	size_t		 rlen = h->reason_len;
+	ssize_t		 n;
 	int		 i;
 
 	if (!interim) {
@@ -671,26 +730,33 @@ send_response_head(struct conn *c, const struct http_head *h, int interim)
 			c->cn_up_reuse = 0;
 		c->cn_status = h->status;
 	}
-	if (h->reason_len > 0)
-		evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", h->status,
-		    (int)h->reason_len, h->reason);
-	else
-		evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", h->status,
-		    http_status_reason(h->status));
+	if (rlen == 0) {
+		reason = http_status_reason(h->status);
+		rlen = strlen(reason);
+	}
+	if (headw_begin(&w, c->cn_cpend, len) == -1)
+		return -1;
+	n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", h->status);
+	headw_add(&w, line, (size_t)n);
+	headw_add(&w, reason, rlen);
+	HEADW_LITERAL(&w, "\r\n");
 	for (i = 0; i < h->nheaders; i++) {
 		if (h->headers[i].hop || (c->cn_dechunk &&
 		    name_is(&h->headers[i], "Transfer-Encoding")))
 			continue;
-		add_header_line(out, &h->headers[i]);
+		headw_field(&w, &h->headers[i]);
 	}
 	if (!interim) {
 		if (!c->cn_keepalive)
-			ADD_LITERAL(out, "Connection: close\r\n");
+			HEADW_LITERAL(&w, "Connection: close\r\n");
 		else if (c->cn_version_minor == 0)
-			ADD_LITERAL(out, "Connection: keep-alive\r\n");
+			HEADW_LITERAL(&w, "Connection: keep-alive\r\n");
 	}
-	ADD_LITERAL(out, "\r\n");
-	c->cn_resp_bytes += evbuffer_get_length(out) - before;
+	HEADW_LITERAL(&w, "\r\n");
+	if ((n = headw_end(&w)) == -1)
+		return -1;
+	c->cn_resp_bytes += (uint64_t)n;
+	return 0;
 }
 
 static void
@@ -729,7 +795,11 @@ conn_read_response_head(struct conn *c)
 			break;
 		/* 1xx: relay to an HTTP/1.1 client, then read on */
 		if (c->cn_version_minor >= 1) {
-			send_response_head(c, &c->cn_resp, 1);
+			if (send_response_head(c, &c->cn_resp, (size_t)r,
+			    1) == -1) {
+				conn_close(c, "out of memory");
+				return;
+			}
 			send_now(c->cn_bev, c->cn_cpend);
 		}
 		evbuffer_drain(in, (size_t)r);
@@ -737,7 +807,10 @@ conn_read_response_head(struct conn *c)
 		c->cn_resp_state = RS_NONE;
 	}
 	c->cn_t_resp_head = now_usec();
-	send_response_head(c, &c->cn_resp, 0);
+	if (send_response_head(c, &c->cn_resp, (size_t)r, 0) == -1) {
+		conn_upstream_failed(c, 502, "upstream_error");
+		return;
+	}
 	http_body_init(&c->cn_resp_body, &c->cn_resp);
 	evbuffer_drain(in, (size_t)r);
 	c->cn_resp_state = RS_BODY;
