@@ -4,17 +4,25 @@
  *
  * Invariants of the head parser:
  * - Every byte of a head is looked at once by the scan, in order, and each
- *   check depends only on the bytes at or before the one being scanned. So
+ *   check depends only on the bytes at or before the one being scanned
+ *   (and, for a CR, the byte after it, checked as that byte is scanned). So
  *   a head fed in pieces gives exactly the result (status, error_what, head
  *   length) of the same bytes fed at once; the fuzzers assert this.
  * - head->scanned is the next byte to scan; buf[scanned - 1], if any, has
  *   been checked, so a CR there is tested against the byte after it.
  * - head->line_end is the offset just past the LF of the first line that is
  *   not an empty line before a request line; 0 until it is seen.
- * - During the scan, nheaders only counts complete header lines (for an
- *   early 431) and no header pointer is kept, because the caller's buffer
- *   may move as it grows. Once the end of the head is found, one final pass
- *   over the final buffer fills every pointer and applies the framing rules.
+ * - Once the scan has passed a line, its bytes are known good: no control
+ *   byte but HTAB, no CR but the one before its LF. So the line checks
+ *   need not look at the bytes of a field value again, and the CR ending a
+ *   line is a sentinel that stops a loop over a field name.
+ * - During the scan, nheaders counts the complete header lines (for an
+ *   early 431) and headers[] is filled as each line is checked, pointing
+ *   into the buffer of that call. The caller's buffer may move as it grows,
+ *   so if the head spans calls, the first line and the fields are parsed
+ *   again from the final buffer once its end is found; a head that arrives
+ *   whole (the common case) is parsed once. Slots past nheaders, and every
+ *   slot before the head is complete, hold nothing the caller may use.
  *   The first-line fields set when that line was checked are pointed again
  *   into the current buffer if a later call fails, so they may be logged.
  *
@@ -26,6 +34,7 @@
  *   nothing grows with the input, and once HTTP_BODY_ERROR is set it stays.
  */
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,37 +42,107 @@
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
+/*
+ * Is s[0..n) the string literal lit, ignoring ASCII case? lit must be
+ * lowercase and made of letters, digits and '-' only (see ci_lit()).
+ */
+#define CI_LIT(s, n, lit)	\
+	((n) == sizeof(lit) - 1 && ci_lit((s), (lit), sizeof(lit) - 1))
+
 /* What is being parsed, and the buffer it is parsed from. */
 struct parse {
 	struct http_head	*h;
 	const char		*buf;
 	int			 is_req;
 	enum http_method	 req_method;	/* for a response */
+	size_t			 start;		/* h->scanned when called */
 };
 
 static const struct {
 	const char		*name;
+	size_t			 len;
 	enum http_method	 method;
 } methods[] = {
-	{ "GET",	HTTP_M_GET },
-	{ "HEAD",	HTTP_M_HEAD },
-	{ "POST",	HTTP_M_POST },
-	{ "PUT",	HTTP_M_PUT },
-	{ "DELETE",	HTTP_M_DELETE },
-	{ "OPTIONS",	HTTP_M_OPTIONS },
-	{ "TRACE",	HTTP_M_TRACE },
-	{ "PATCH",	HTTP_M_PATCH },
-	{ "CONNECT",	HTTP_M_CONNECT },
+	{ "GET",	3,	HTTP_M_GET },
+	{ "HEAD",	4,	HTTP_M_HEAD },
+	{ "POST",	4,	HTTP_M_POST },
+	{ "PUT",	3,	HTTP_M_PUT },
+	{ "DELETE",	6,	HTTP_M_DELETE },
+	{ "OPTIONS",	7,	HTTP_M_OPTIONS },
+	{ "TRACE",	5,	HTTP_M_TRACE },
+	{ "PATCH",	5,	HTTP_M_PATCH },
+	{ "CONNECT",	7,	HTTP_M_CONNECT },
 };
 
-/* Headers that are hop-by-hop whatever Connection says (RFC 9110 7.6.1). */
-static const char *const hop_names[] = {
-	"connection", "keep-alive", "te", "upgrade", "proxy-connection",
+/*
+ * Byte classes, one lookup per byte:
+ * C_STOP	stops the scan of a line: CR, LF, and the controls allowed
+ *		nowhere in a head (all below SP but HTAB, and DEL);
+ * C_TCHAR	token character (RFC 9110 5.6.2);
+ * C_HOST	uri-host and port character (RFC 3986): no space, '@', '/'
+ *		or '\'.
+ */
+#define C_STOP	0x01
+#define C_TCHAR	0x02
+#define C_HOST	0x04
+#define S_	C_STOP
+#define T_	C_TCHAR
+#define H_	C_HOST
+#define TH	(C_TCHAR | C_HOST)
+
+static const unsigned char cclass[256] = {
+	/* 0x00: NUL .. SI; HTAB (0x09) is allowed */
+	S_, S_, S_, S_, S_, S_, S_, S_, S_, 0,  S_, S_, S_, S_, S_, S_,
+	/* 0x10 */
+	S_, S_, S_, S_, S_, S_, S_, S_, S_, S_, S_, S_, S_, S_, S_, S_,
+	/* 0x20:    !   "   #   $   %   &   '   (   )   *   +   ,   -   .   / */
+	0,  TH, 0,  T_, TH, TH, TH, TH, H_, H_, TH, TH, H_, TH, TH, 0,
+	/* 0x30: 0-9 : ; < = > ? */
+	TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, H_, H_, 0,  H_, 0,  0,
+	/* 0x40: @ A-O */
+	0,  TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH,
+	/* 0x50: P-Z [ \ ] ^ _ */
+	TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, H_, 0,  H_, T_, TH,
+	/* 0x60: ` a-o */
+	T_, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH,
+	/* 0x70: p-z { | } ~ DEL */
+	TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, 0,  T_, 0,  TH, S_,
+	/* 0x80 .. 0xff: obs-text, allowed in values, in no token */
 };
 
-/* Headers a Connection option may never strip: they frame or route. */
-static const char *const never_hop_names[] = {
-	"content-length", "transfer-encoding", "host",
+#undef S_
+#undef T_
+#undef H_
+#undef TH
+
+/*
+ * Header names the head rules look at. header_kind() finds a field's kind
+ * with one switch on its length and at most one comparison, instead of a
+ * comparison with every name in every rule.
+ */
+enum header_kind {
+	HK_OTHER = 0,
+	HK_CONNECTION,		/* hop-by-hop (RFC 9110 7.6.1) ... */
+	HK_KEEP_ALIVE,
+	HK_TE,
+	HK_UPGRADE,
+	HK_PROXY_CONNECTION,	/* ... up to here */
+	HK_CONTENT_LENGTH,	/* never hop-by-hop: they frame ... */
+	HK_TRANSFER_ENCODING,
+	HK_HOST,		/* ... or route */
+	HK_EXPECT,
+};
+
+static const char *const kind_names[] = {
+	[HK_CONNECTION] = "connection",
+	[HK_KEEP_ALIVE] = "keep-alive",
+	[HK_TE] = "te",
+	[HK_UPGRADE] = "upgrade",
+	[HK_PROXY_CONNECTION] = "proxy-connection",
+	[HK_CONTENT_LENGTH] = "content-length",
+	[HK_TRANSFER_ENCODING] = "transfer-encoding",
+	[HK_HOST] = "host",
+	[HK_EXPECT] = "expect",
 };
 
 static int
@@ -77,10 +156,7 @@ fail(struct parse *p, int status, const char *what)
 static int
 is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return (cclass[c] & C_TCHAR) != 0;
 }
 
 /* Field value characters: HTAB, SP, VCHAR, obs-text. */
@@ -88,13 +164,6 @@ static int
 is_vchar_ws(unsigned char c)
 {
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-/* A control byte that may appear nowhere in a head (CR and LF are lines). */
-static int
-is_bad_ctl(unsigned char c)
-{
-	return (c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f;
 }
 
 static int
@@ -133,11 +202,54 @@ ci_memeq(const char *a, const char *b, size_t n)
 	return 1;
 }
 
-/* Is s[0..n) the lowercase string lc, ignoring ASCII case? */
+/*
+ * Case-insensitive comparison of a word of s with the same word of lc, a
+ * lowercase string of letters, digits and '-' only: in it, a letter is a
+ * byte with bit 0x40 set, and only there may s differ, by 0x20 (its
+ * capital). Exact for any s.
+ */
 static int
-ci_equal(const char *s, size_t n, const char *lc)
+ci_word8(const char *s, const char *lc)
 {
-	return strlen(lc) == n && ci_memeq(s, lc, n);
+	uint64_t	a, b;
+
+	memcpy(&a, s, sizeof(a));
+	memcpy(&b, lc, sizeof(b));
+	return ((a ^ b) & ~((b >> 1) & 0x2020202020202020ULL)) == 0;
+}
+
+static int
+ci_word4(const char *s, const char *lc)
+{
+	uint32_t	a, b;
+
+	memcpy(&a, s, sizeof(a));
+	memcpy(&b, lc, sizeof(b));
+	return ((a ^ b) & ~((b >> 1) & 0x20202020U)) == 0;
+}
+
+/*
+ * Is s[0..n) equal to lc[0..n), ignoring ASCII case? lc as for ci_word8().
+ * Compared a word at a time, the last word overlapping the one before:
+ * header names are compared with a few known ones for every field.
+ */
+static int
+ci_lit(const char *s, const char *lc, size_t n)
+{
+	size_t	i;
+
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8)
+			if (!ci_word8(s + i, lc + i))
+				return 0;
+		return ci_word8(s + n - 8, lc + n - 8);
+	}
+	if (n >= 4)
+		return ci_word4(s, lc) && ci_word4(s + n - 4, lc + n - 4);
+	for (i = 0; i < n; i++)
+		if (lower((unsigned char)s[i]) != (unsigned char)lc[i])
+			return 0;
+	return 1;
 }
 
 static int
@@ -151,24 +263,53 @@ all_tchar(const char *s, size_t n)
 	return n > 0;
 }
 
-/* uri-host and port characters (RFC 3986): no space, '@', '/' or '\'. */
-static int
-is_host_char(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c))
-		return 1;
-	return c != '\0' && strchr("-._~%!$&'()*+,;=:[]", c) != NULL;
-}
-
 static int
 all_host_chars(const char *s, size_t n)
 {
 	size_t	i;
 
 	for (i = 0; i < n; i++)
-		if (!is_host_char((unsigned char)s[i]))
+		if ((cclass[(unsigned char)s[i]] & C_HOST) == 0)
 			return 0;
 	return 1;
+}
+
+/* The kind of the header named s[0..n). */
+static enum header_kind
+header_kind(const char *s, size_t n)
+{
+	enum header_kind	k;
+
+	switch (n) {
+	case 2:
+		k = HK_TE;
+		break;
+	case 4:
+		k = HK_HOST;
+		break;
+	case 6:
+		k = HK_EXPECT;
+		break;
+	case 7:
+		k = HK_UPGRADE;
+		break;
+	case 10:
+		k = lower((unsigned char)s[0]) == 'c' ? HK_CONNECTION :
+		    HK_KEEP_ALIVE;
+		break;
+	case 14:
+		k = HK_CONTENT_LENGTH;
+		break;
+	case 16:
+		k = HK_PROXY_CONNECTION;
+		break;
+	case 17:
+		k = HK_TRANSFER_ENCODING;
+		break;
+	default:
+		return HK_OTHER;
+	}
+	return ci_lit(s, kind_names[k], n) ? k : HK_OTHER;
 }
 
 /*
@@ -223,8 +364,7 @@ method_lookup(const char *s, size_t n)
 	size_t	i;
 
 	for (i = 0; i < NELEM(methods); i++)
-		if (strlen(methods[i].name) == n &&
-		    memcmp(methods[i].name, s, n) == 0)
+		if (methods[i].len == n && memcmp(methods[i].name, s, n) == 0)
 			return methods[i].method;
 	return HTTP_M_OTHER;
 }
@@ -367,25 +507,32 @@ parse_first_line(struct parse *p)
 	return parse_request_line(p, buf + s, e - s);
 }
 
-
-/* field-name ":" OWS field-value OWS, in line[0..n), n > 0. */
+/*
+ * field-name ":" OWS field-value OWS, in line[0..n), n > 0, a line the
+ * scan has passed: line[n] is its CR and the value needs no more checks.
+ * Stored as headers[nheaders++].
+ */
 static int
-parse_field(struct parse *p, const char *line, size_t n,
-    struct http_header *hd)
+add_field(struct parse *p, const char *line, size_t n)
 {
-	const char	*v, *ve;
-	size_t		 colon, i;
+	struct http_head	*h = p->h;
+	struct http_header	*hd;
+	const char		*v, *ve;
+	size_t			 colon;
 
+	if (h->nheaders >= HTTP_MAX_HEADERS)
+		return fail(p, 431, "too many headers");
 	if (line[0] == ' ' || line[0] == '\t')
 		return fail(p, 400, "obs-fold in head");
-	for (colon = 0; colon < n && line[colon] != ':'; colon++) {
-		if (line[colon] == ' ' || line[colon] == '\t')
-			return fail(p, 400, "whitespace in header name");
-		if (!is_tchar((unsigned char)line[colon]))
-			return fail(p, 400, "invalid header name");
-	}
+	/* The CR at line[n] is no tchar: it stops the loop. */
+	for (colon = 0; is_tchar((unsigned char)line[colon]); colon++)
+		;
 	if (colon == n)
 		return fail(p, 400, "header without colon");
+	if (line[colon] == ' ' || line[colon] == '\t')
+		return fail(p, 400, "whitespace in header name");
+	if (line[colon] != ':')
+		return fail(p, 400, "invalid header name");
 	if (colon == 0)
 		return fail(p, 400, "empty header name");
 	v = line + colon + 1;
@@ -394,12 +541,7 @@ parse_field(struct parse *p, const char *line, size_t n,
 		v++;
 	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 		ve--;
-	for (i = 0; i < (size_t)(ve - v); i++) {
-		if (v[i] == '\0')
-			return fail(p, 400, "NUL in header value");
-		if (!is_vchar_ws((unsigned char)v[i]))
-			return fail(p, 400, "invalid header value");
-	}
+	hd = &h->headers[h->nheaders++];
 	hd->name = line;
 	hd->name_len = colon;
 	hd->value = v;
@@ -408,40 +550,38 @@ parse_field(struct parse *p, const char *line, size_t n,
 	return 0;
 }
 
-/* Check one header line and count it; keep it in headers[] if store. */
+/*
+ * The head is buf[0..head_len) and began in an earlier call: point the
+ * first line and the fields into this, the final, buffer. They were all
+ * checked before, on the same bytes, so this cannot fail.
+ */
 static int
-add_field(struct parse *p, const char *line, size_t n, int store)
+reparse_head(struct parse *p, size_t head_len)
 {
 	struct http_head	*h = p->h;
-	struct http_header	 scratch;
+	const char		*buf = p->buf, *cr;
+	size_t			 s;
 
-	if (h->nheaders >= HTTP_MAX_HEADERS)
-		return fail(p, 431, "too many headers");
-	if (parse_field(p, line, n, store ? &h->headers[h->nheaders] :
-	    &scratch) == -1)
+	if (parse_first_line(p) == -1)
 		return -1;
-	h->nheaders++;
+	h->nheaders = 0;
+	for (s = h->line_end; s < head_len - 2; s = (size_t)(cr - buf) + 2) {
+		cr = memchr(buf + s, '\r', head_len - s);
+		if (add_field(p, buf + s, (size_t)(cr - buf) - s) == -1)
+			return -1;
+	}
 	return 0;
 }
 
-static int
-name_in(const char *name, size_t n, const char *const *list, size_t nlist)
-{
-	size_t	i;
-
-	for (i = 0; i < nlist; i++)
-		if (ci_equal(name, n, list[i]))
-			return 1;
-	return 0;
-}
-
-/* Mark hop every header named name[0..n), unless it frames or routes. */
+/* Mark hop every header named name[0..n), of kind k. */
 static void
-mark_hop(struct http_head *h, const char *name, size_t n)
+mark_hop(struct http_head *h, const char *name, size_t n, enum header_kind k)
 {
 	int	i;
 
-	if (name_in(name, n, never_hop_names, NELEM(never_hop_names)))
+	/* Never those that frame or route. */
+	if (k == HK_CONTENT_LENGTH || k == HK_TRANSFER_ENCODING ||
+	    k == HK_HOST)
 		return;
 	for (i = 0; i < h->nheaders; i++)
 		if (h->headers[i].name_len == n &&
@@ -449,35 +589,86 @@ mark_hop(struct http_head *h, const char *name, size_t n)
 			h->headers[i].hop = 1;
 }
 
+/* Connection options set flags and make the headers they name hop-by-hop. */
+static int
+connection_options(struct parse *p, const struct http_header *hd)
+{
+	struct http_head	*h = p->h;
+	const char		*pos = hd->value, *e;
+	size_t			 elen;
+	enum header_kind	 k;
+
+	while (list_next(&pos, hd->value + hd->value_len, &e, &elen)) {
+		if (!all_tchar(e, elen))
+			return fail(p, 400, "invalid Connection");
+		k = header_kind(e, elen);
+		if (k == HK_KEEP_ALIVE)
+			h->flags |= HTTP_F_CONN_KEEPALIVE;
+		else if (CI_LIT(e, elen, "close"))
+			h->flags |= HTTP_F_CONN_CLOSE;
+		mark_hop(h, e, elen, k);
+	}
+	return 0;
+}
+
+/* What the head rules need to know of the fields, gathered in one pass. */
+struct fields {
+	int				 ncl;		/* Content-Length */
+	int				 nte;		/* Transfer-Encoding */
+	int				 nhost;
+	int				 upgrade;	/* an Upgrade header */
+	int				 expect_continue;
+	const struct http_header	*cl;		/* the last of each */
+	const struct http_header	*host;
+};
+
 /*
- * Connection options set flags and make the headers they name hop-by-hop.
- * Done after every header is parsed: Connection may follow what it names.
+ * One pass over the fields, in order: hop-by-hop headers are marked, the
+ * Connection options applied (after every header is parsed: Connection may
+ * follow what it names), and the headers the rules need counted.
  */
 static int
-connection_options(struct parse *p)
+gather_fields(struct parse *p, struct fields *f)
 {
-	struct http_head		*h = p->h;
-	const struct http_header	*hd;
-	const char			*pos, *e;
-	size_t				 elen;
-	int				 i;
+	struct http_head	*h = p->h;
+	struct http_header	*hd;
+	int			 i;
 
+	memset(f, 0, sizeof(*f));
 	for (i = 0; i < h->nheaders; i++) {
 		hd = &h->headers[i];
-		if (name_in(hd->name, hd->name_len, hop_names,
-		    NELEM(hop_names)))
-			h->headers[i].hop = 1;
-		if (!ci_equal(hd->name, hd->name_len, "connection"))
-			continue;
-		pos = hd->value;
-		while (list_next(&pos, hd->value + hd->value_len, &e, &elen)) {
-			if (!all_tchar(e, elen))
-				return fail(p, 400, "invalid Connection");
-			if (ci_equal(e, elen, "close"))
-				h->flags |= HTTP_F_CONN_CLOSE;
-			else if (ci_equal(e, elen, "keep-alive"))
-				h->flags |= HTTP_F_CONN_KEEPALIVE;
-			mark_hop(h, e, elen);
+		switch (header_kind(hd->name, hd->name_len)) {
+		case HK_CONNECTION:
+			hd->hop = 1;
+			if (connection_options(p, hd) == -1)
+				return -1;
+			break;
+		case HK_UPGRADE:
+			hd->hop = 1;
+			f->upgrade = 1;
+			break;
+		case HK_KEEP_ALIVE:
+		case HK_TE:
+		case HK_PROXY_CONNECTION:
+			hd->hop = 1;
+			break;
+		case HK_CONTENT_LENGTH:
+			f->ncl++;
+			f->cl = hd;
+			break;
+		case HK_TRANSFER_ENCODING:
+			f->nte++;
+			break;
+		case HK_HOST:
+			f->nhost++;
+			f->host = hd;
+			break;
+		case HK_EXPECT:
+			if (CI_LIT(hd->value, hd->value_len, "100-continue"))
+				f->expect_continue = 1;
+			break;
+		case HK_OTHER:
+			break;
 		}
 	}
 	return 0;
@@ -526,14 +717,14 @@ transfer_codings(const struct http_head *h, struct codings *c)
 	memset(c, 0, sizeof(*c));
 	for (i = 0; i < h->nheaders; i++) {
 		hd = &h->headers[i];
-		if (!ci_equal(hd->name, hd->name_len, "transfer-encoding"))
+		if (!CI_LIT(hd->name, hd->name_len, "transfer-encoding"))
 			continue;
 		pos = hd->value;
 		while (list_next(&pos, hd->value + hd->value_len, &e, &elen)) {
 			for (tlen = 0; tlen < elen &&
 			    is_tchar((unsigned char)e[tlen]); tlen++)
 				;
-			chunked = ci_equal(e, tlen, "chunked");
+			chunked = CI_LIT(e, tlen, "chunked");
 			if (tlen == 0 || (tlen < elen && chunked))
 				return -1;
 			while (tlen < elen && (e[tlen] == ' ' ||
@@ -549,38 +740,20 @@ transfer_codings(const struct http_head *h, struct codings *c)
 	return c->n > 0 ? 0 : -1;
 }
 
-static int
-count_headers(const struct http_head *h, const char *lc,
-    const struct http_header **last)
-{
-	int	i, n = 0;
-
-	for (i = 0; i < h->nheaders; i++)
-		if (ci_equal(h->headers[i].name, h->headers[i].name_len, lc)) {
-			n++;
-			*last = &h->headers[i];
-		}
-	return n;
-}
-
 /* RFC 9112 6.3 for requests, strictly: anything ambiguous is refused. */
 static int
-request_framing(struct parse *p)
+request_framing(struct parse *p, const struct fields *f)
 {
-	struct http_head		*h = p->h;
-	const struct http_header	*cl = NULL, *te = NULL;
-	struct codings			 c;
-	int				 ncl, nte;
+	struct http_head	*h = p->h;
+	struct codings		 c;
 
-	ncl = count_headers(h, "content-length", &cl);
-	nte = count_headers(h, "transfer-encoding", &te);
-	if (nte > 0 && h->version_minor == 0)
+	if (f->nte > 0 && h->version_minor == 0)
 		return fail(p, 400, "Transfer-Encoding in HTTP/1.0");
-	if (nte > 0 && ncl > 0)
+	if (f->nte > 0 && f->ncl > 0)
 		return fail(p, 400, "Transfer-Encoding with Content-Length");
-	if (ncl > 1)
+	if (f->ncl > 1)
 		return fail(p, 400, "repeated Content-Length");
-	if (nte > 0) {
+	if (f->nte > 0) {
 		if (transfer_codings(h, &c) == -1)
 			return fail(p, 400, "invalid Transfer-Encoding");
 		if (c.nchunked == 0)
@@ -590,8 +763,8 @@ request_framing(struct parse *p)
 		if (c.n > 1)
 			return fail(p, 501, "unsupported transfer coding");
 		h->framing = HTTP_FRAMING_CHUNKED;
-	} else if (ncl == 1) {
-		if (parse_content_length(cl, &h->content_length) == -1)
+	} else if (f->ncl == 1) {
+		if (parse_content_length(f->cl, &h->content_length) == -1)
 			return fail(p, 400, "invalid Content-Length");
 		h->framing = HTTP_FRAMING_LENGTH;
 	} else
@@ -601,12 +774,10 @@ request_framing(struct parse *p)
 
 /* RFC 9112 6.3 for responses; any error is a 502. */
 static int
-response_framing(struct parse *p)
+response_framing(struct parse *p, const struct fields *f)
 {
-	struct http_head		*h = p->h;
-	const struct http_header	*cl = NULL, *te = NULL;
-	struct codings			 c;
-	int				 ncl, nte;
+	struct http_head	*h = p->h;
+	struct codings		 c;
 
 	h->framing = HTTP_FRAMING_NONE;
 	if (p->req_method == HTTP_M_HEAD || h->status < 200 ||
@@ -614,23 +785,21 @@ response_framing(struct parse *p)
 		return 0;
 	if (p->req_method == HTTP_M_CONNECT && h->status < 300)
 		return fail(p, 502, "CONNECT tunnel refused");
-	ncl = count_headers(h, "content-length", &cl);
-	nte = count_headers(h, "transfer-encoding", &te);
-	if (nte > 0 && h->version_minor == 0)
+	if (f->nte > 0 && h->version_minor == 0)
 		return fail(p, 502, "Transfer-Encoding in HTTP/1.0");
-	if (nte > 0 && ncl > 0)
+	if (f->nte > 0 && f->ncl > 0)
 		return fail(p, 502, "Transfer-Encoding with Content-Length");
-	if (ncl > 1)
+	if (f->ncl > 1)
 		return fail(p, 502, "repeated Content-Length");
-	if (nte > 0) {
+	if (f->nte > 0) {
 		if (transfer_codings(h, &c) == -1)
 			return fail(p, 502, "invalid Transfer-Encoding");
 		if (c.nchunked > 1)
 			return fail(p, 502, "chunked applied twice");
 		h->framing = c.last_chunked ? HTTP_FRAMING_CHUNKED :
 		    HTTP_FRAMING_CLOSE;
-	} else if (ncl == 1) {
-		if (parse_content_length(cl, &h->content_length) == -1)
+	} else if (f->ncl == 1) {
+		if (parse_content_length(f->cl, &h->content_length) == -1)
 			return fail(p, 502, "invalid Content-Length");
 		h->framing = HTTP_FRAMING_LENGTH;
 	} else
@@ -638,82 +807,61 @@ response_framing(struct parse *p)
 	return 0;
 }
 
-/* Host, Expect and Upgrade rules of a request (RFC 9112 3.2). */
+/* Host and Expect rules of a request (RFC 9112 3.2). */
 static int
-request_fields(struct parse *p)
+request_fields(struct parse *p, const struct fields *f)
 {
-	struct http_head		*h = p->h;
-	const struct http_header	*host = NULL, *hd;
-	int				 i, nhost;
+	struct http_head	*h = p->h;
 
-	nhost = count_headers(h, "host", &host);
-	if (nhost > 1)
+	if (f->nhost > 1)
 		return fail(p, 400, "repeated Host");
-	if (nhost == 0 && h->version_minor == 1)
+	if (f->nhost == 0 && h->version_minor == 1)
 		return fail(p, 400, "missing Host");
-	if (nhost == 1) {
-		if (!all_host_chars(host->value, host->value_len))
+	if (f->nhost == 1) {
+		if (!all_host_chars(f->host->value, f->host->value_len))
 			return fail(p, 400, "invalid Host");
 		h->flags |= HTTP_F_HAS_HOST;
 	}
-	for (i = 0; i < h->nheaders; i++) {
-		hd = &h->headers[i];
-		/* RFC 9110 10.1.1: HTTP/1.0 expectations are ignored. */
-		if (h->version_minor == 1 &&
-		    ci_equal(hd->name, hd->name_len, "expect") &&
-		    ci_equal(hd->value, hd->value_len, "100-continue"))
-			h->flags |= HTTP_F_EXPECT_CONTINUE;
-	}
+	/* RFC 9110 10.1.1: HTTP/1.0 expectations are ignored. */
+	if (h->version_minor == 1 && f->expect_continue)
+		h->flags |= HTTP_F_EXPECT_CONTINUE;
 	return 0;
 }
 
-/*
- * The head is buf[0..head_len): parse it again from the start on this,
- * the final, buffer and apply the message rules.
- */
+/* The head is buf[0..head_len): apply the message rules. */
 static ssize_t
 finish_head(struct parse *p, size_t head_len)
 {
 	struct http_head	*h = p->h;
-	const struct http_header *up = NULL;
-	const char		*buf = p->buf;
-	size_t			 s, e;
+	struct fields		 f;
 
-	h->nheaders = 0;
-	if (parse_first_line(p) == -1)
+	if (h->line_end <= p->start && reparse_head(p, head_len) == -1)
 		return -1;
-	for (s = h->line_end; s < head_len - 2; s = e + 2) {
-		e = s;
-		while (buf[e] != '\r')
-			e++;
-		if (add_field(p, buf + s, e - s, 1) == -1)
-			return -1;
-	}
-	if (connection_options(p) == -1)
+	if (gather_fields(p, &f) == -1)
 		return -1;
-	if (count_headers(h, "upgrade", &up) > 0)
+	if (f.upgrade)
 		h->flags |= HTTP_F_UPGRADE;
 	if (p->is_req) {
-		if (request_fields(p) == -1 || request_framing(p) == -1)
+		if (request_fields(p, &f) == -1 ||
+		    request_framing(p, &f) == -1)
 			return -1;
-	} else if (response_framing(p) == -1)
+	} else if (response_framing(p, &f) == -1)
 		return -1;
 	return (ssize_t)head_len;
 }
 
 /*
- * A LF at buf[i] ends a line. Returns the head length if it ends the head,
- * 0 to go on scanning, -1 on error.
+ * A CRLF ends at buf[i] (the LF). After the first line, the line began at
+ * ls: empty (ls == i - 1), it ends the head, else it is a field line.
+ * Returns the head length if it ends the head, 0 to go on scanning, -1 on
+ * error.
  */
 static ssize_t
-end_of_line(struct parse *p, size_t i)
+end_of_line(struct parse *p, size_t i, size_t ls)
 {
 	struct http_head	*h = p->h;
 	const char		*buf = p->buf;
-	size_t			 s;
 
-	if (i == 0 || buf[i - 1] != '\r')
-		return fail(p, 400, "bare LF in head");
 	if (h->line_end == 0) {
 		/* RFC 9112 2.2: ignore empty lines before a request line. */
 		if (p->is_req && (i == 1 || buf[i - 2] == '\n'))
@@ -721,11 +869,72 @@ end_of_line(struct parse *p, size_t i)
 		h->line_end = i + 1;
 		return parse_first_line(p);
 	}
-	if (buf[i - 2] == '\n')
+	if (ls == i - 1)
 		return finish_head(p, i + 1);
-	for (s = i - 1; s > h->line_end && buf[s - 1] != '\n'; s--)
+	return add_field(p, buf + ls, i - 1 - ls);
+}
+
+/*
+ * The bytes of the word at s that are below SP or DEL (C_STOP, or HTAB):
+ * 0 if none, else a mask whose lowest set bit is the high bit of the first
+ * such byte in memory order, on a little-endian machine. (Bits above it
+ * may be set wrongly, by a borrow: only the lowest is exact.)
+ */
+static uint64_t
+ctl_mask(const unsigned char *s)
+{
+	const uint64_t	ones = 0x0101010101010101ULL;
+	const uint64_t	highs = 0x8080808080808080ULL;
+	uint64_t	w, del;
+
+	memcpy(&w, s, sizeof(w));
+	del = w ^ (0x7f * ones);
+	/* the high bit of a byte b is set in (x - n) & ~x for b < n */
+	return (((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs;
+}
+
+/* The index of the first byte of the word at s that ctl_mask() flags. */
+static size_t
+first_ctl(const unsigned char *s, uint64_t mask)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	(void)s;
+	return (size_t)__builtin_ctzll(mask) / 8;
+#else
+	size_t	k;
+
+	(void)mask;
+	for (k = 0; s[k] >= 0x20 && s[k] != 0x7f; k++)
 		;
-	return add_field(p, buf + s, i - 1 - s, 0);
+	return k;
+#endif
+}
+
+/*
+ * The first byte of class C_STOP in buf[i..limit), or limit. Most bytes
+ * of a head are in no class, so they are passed eight at a time; a word
+ * with a control byte is passed up to it, and an HTAB (allowed) is passed
+ * on its own.
+ */
+static size_t
+skip_plain(const unsigned char *buf, size_t i, size_t limit)
+{
+	uint64_t	m;
+
+	while (limit - i >= 8) {
+		if ((m = ctl_mask(buf + i)) == 0) {
+			i += 8;
+			continue;
+		}
+		i += first_ctl(buf + i, m);
+		if (cclass[buf[i]] & C_STOP)
+			return i;
+		i++;
+	}
+	while (i < limit && (cclass[buf[i]] & C_STOP) == 0)
+		i++;
+	return i;
 }
 
 /*
@@ -733,36 +942,58 @@ end_of_line(struct parse *p, size_t i)
  * the head length, HTTP_PARSE_AGAIN or HTTP_PARSE_ERROR. Once a call has
  * returned anything but HTTP_PARSE_AGAIN, the head must be reset before it
  * parses another message.
+ *
+ * Most bytes are in no class but the default, so skip_plain() passes them
+ * in words; the few that stop it (CR, LF, a forbidden control) are looked
+ * at one by one. The errors are those of a byte-by-byte scan: the first bad
+ * byte decides, and for a stray CR it is the byte after the CR.
  */
 static ssize_t
 scan_head(struct parse *p, size_t len, size_t max_size)
 {
 	struct http_head	*h = p->h;
-	const char		*buf = p->buf;
-	size_t			 i, limit;
+	const unsigned char	*buf = (const unsigned char *)p->buf;
+	size_t			 i = h->scanned, limit, ls = 0;
 	ssize_t			 r;
-	unsigned char		 c;
 
 	limit = len < max_size ? len : max_size;
-	for (i = h->scanned; i < limit; i++) {
-		c = (unsigned char)buf[i];
-		if (i > 0 && buf[i - 1] == '\r' && c != '\n') {
-			h->scanned = i;
-			return fail(p, 400, "stray CR in head");
-		}
-		if (c == '\n') {
-			if ((r = end_of_line(p, i)) != 0) {
-				h->scanned = i + 1;
-				return r < 0 ? HTTP_PARSE_ERROR : r;
-			}
-		} else if (is_bad_ctl(c)) {
-			h->scanned = i;
-			return fail(p, 400, c == '\0' ? "NUL in head" :
-			    "control character in head");
-		}
-	}
-	if (i > h->scanned)
+	if (i >= limit)
+		goto more;
+	if (i > 0 && buf[i - 1] == '\r' && buf[i] != '\n') {
 		h->scanned = i;
+		return fail(p, 400, "stray CR in head");
+	}
+	/* The line being scanned began after the last LF, if a field line. */
+	if (h->line_end != 0)
+		for (ls = i; ls > h->line_end && buf[ls - 1] != '\n'; ls--)
+			;
+	while ((i = skip_plain(buf, i, limit)) < limit) {
+		if (buf[i] == '\r') {
+			if (i + 1 == limit) {	/* the next call checks */
+				i++;
+				break;
+			}
+			if (buf[++i] != '\n') {
+				h->scanned = i;
+				return fail(p, 400, "stray CR in head");
+			}
+		} else if (buf[i] != '\n') {
+			h->scanned = i;
+			return fail(p, 400, buf[i] == '\0' ? "NUL in head" :
+			    "control character in head");
+		} else if (i == 0 || buf[i - 1] != '\r') {
+			h->scanned = i + 1;
+			return fail(p, 400, "bare LF in head");
+		}
+		/* buf[i] is a LF after a CR */
+		if ((r = end_of_line(p, i, ls)) != 0) {
+			h->scanned = i + 1;
+			return r < 0 ? HTTP_PARSE_ERROR : r;
+		}
+		ls = ++i;
+	}
+	h->scanned = i;
+more:
 	if (len < max_size)
 		return HTTP_PARSE_AGAIN;
 	if (h->line_end == 0)
@@ -780,13 +1011,13 @@ static ssize_t
 parse_head(struct parse *p, size_t len, size_t max_size)
 {
 	struct http_head	*h = p->h;
-	size_t			 start = h->scanned;
 	ssize_t			 r;
 
 	if (h->error != 0)
 		return HTTP_PARSE_ERROR;
 	r = scan_head(p, len, max_size);
-	if (r == HTTP_PARSE_ERROR && h->line_end != 0 && h->line_end <= start)
+	if (r == HTTP_PARSE_ERROR && h->line_end != 0 &&
+	    h->line_end <= p->start)
 		(void)parse_first_line(p);
 	return r;
 }
@@ -795,7 +1026,7 @@ ssize_t
 http_parse_request(struct http_head *h, const char *buf, size_t len,
     size_t max_size)
 {
-	struct parse	p = { h, buf, 1, HTTP_M_OTHER };
+	struct parse	p = { h, buf, 1, HTTP_M_OTHER, h->scanned };
 
 	return parse_head(&p, len, max_size);
 }
@@ -804,15 +1035,27 @@ ssize_t
 http_parse_response(struct http_head *h, const char *buf, size_t len,
     size_t max_size, enum http_method req_method)
 {
-	struct parse	p = { h, buf, 0, req_method };
+	struct parse	p = { h, buf, 0, req_method, h->scanned };
 
 	return parse_head(&p, len, max_size);
 }
 
+/*
+ * Clear everything but headers[]: nothing reads a slot past nheaders, and
+ * the array is most of the struct. The two cleared parts are the members
+ * before the array and those after it, nheaders first.
+ */
+_Static_assert(offsetof(struct http_head, nheaders) ==
+    offsetof(struct http_head, headers) +
+    sizeof(((struct http_head *)0)->headers),
+    "http_head_reset: nheaders must follow headers[]");
+
 void
 http_head_reset(struct http_head *h)
 {
-	memset(h, 0, sizeof(*h));
+	memset(h, 0, offsetof(struct http_head, headers));
+	memset(&h->nheaders, 0,
+	    sizeof(*h) - offsetof(struct http_head, nheaders));
 }
 
 const struct http_header *

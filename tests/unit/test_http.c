@@ -1357,6 +1357,132 @@ test_request_then_body(void)
 	CHECK(strcmp(s + pos, "GET / HTTP/1.1\r\n") == 0);
 }
 
+/* Known header names are found in any case, and only they. */
+static void
+test_known_names_any_case(void)
+{
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nhOST: a\r\n"
+	    "cOnNeCtIoN: KEEP-alive, ClOsE\r\nCONTENT-LENGTH: 3\r\n"
+	    "eXpEcT: 100-CONTINUE\r\nUPGRADE: x\r\n\r\n"), 0);
+	CHECK_EQ_INT(head.flags, HTTP_F_HAS_HOST | HTTP_F_CONN_CLOSE |
+	    HTTP_F_CONN_KEEPALIVE | HTTP_F_EXPECT_CONTINUE | HTTP_F_UPGRADE);
+	CHECK_EQ_INT(head.framing, HTTP_FRAMING_LENGTH);
+	CHECK_EQ_INT(head.content_length, 3);
+	CHECK_EQ_INT(hop_of("Upgrade"), 1);
+	CHECK_EQ_INT(hop_of("Content-Length"), 0);
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "TRANSFER-ENCODING: CHUNKED\r\nTe: trailers\r\n"
+	    "Proxy-CONNECTION: x\r\nKEEP-ALIVE: 5\r\n\r\n"), 0);
+	CHECK_EQ_INT(head.framing, HTTP_FRAMING_CHUNKED);
+	CHECK_EQ_INT(hop_of("te"), 1);
+	CHECK_EQ_INT(hop_of("proxy-connection"), 1);
+	CHECK_EQ_INT(hop_of("keep-alive"), 1);
+	/* same length and first letter, one byte off: another header */
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHosT: a\r\n"
+	    "Connectiom: close\r\nKeep-alivE: 1\r\nContent-Lengtx: 7\r\n"
+	    "Transfer-Encodinf: chunked\r\nExpecu: 100-continue\r\n"
+	    "Upgradf: x\r\nT_: y\r\nProxy-Connectiom: z\r\n\r\n"), 0);
+	CHECK_EQ_INT(head.flags, HTTP_F_HAS_HOST);
+	CHECK_EQ_INT(head.framing, HTTP_FRAMING_NONE);
+	CHECK_EQ_INT(hop_of("Connectiom"), 0);
+	CHECK_EQ_INT(hop_of("Keep-alivE"), 1);
+	CHECK_EQ_INT(hop_of("Upgradf"), 0);
+	CHECK_EQ_INT(hop_of("Proxy-Connectiom"), 0);
+	/* a name differing only in bit 0x20 of a non-letter */
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\n"
+	    "Content\rLength: 1\r\n\r\n"), 400);
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\n"
+	    "Expect: 100\rcontinue\r\n\r\n"), 400);
+	CHECK_EQ_STR(head.error_what, "stray CR in head");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\n"
+	    "Content_Length: 1\r\nExpect: 100.continue\r\n\r\n"), 0);
+	CHECK_EQ_INT(head.framing, HTTP_FRAMING_NONE);
+	CHECK_EQ_INT(head.flags, HTTP_F_HAS_HOST);
+}
+
+/* A control byte is found wherever it falls in a word of the scan. */
+static void
+test_control_char_positions(void)
+{
+	char	s[96];
+	size_t	i, base = strlen("GET / HTTP/1.1\r\nHost: a\r\nX: ");
+
+	for (i = 0; i < 20; i++) {
+		memset(s, 0, sizeof(s));
+		memcpy(s, "GET / HTTP/1.1\r\nHost: a\r\nX: ", base);
+		memset(s + base, 'v', 24);
+		s[base + 24] = '\r';
+		s[base + 25] = '\n';
+		s[base + 26] = '\r';
+		s[base + 27] = '\n';
+		/* an HTAB just before the bad byte must not hide it */
+		if (i > 0)
+			s[base + i - 1] = '\t';
+		s[base + i] = '\x7f';
+		http_head_reset(&head);
+		CHECK_EQ_INT(http_parse_request(&head, s, base + 28, MAX_HEAD),
+		    HTTP_PARSE_ERROR);
+		CHECK_EQ_STR(head.error_what, "control character in head");
+		CHECK_EQ_INT(head.scanned, base + i);
+		s[base + i] = '\0';
+		http_head_reset(&head);
+		CHECK_EQ_INT(http_parse_request(&head, s, base + 28, MAX_HEAD),
+		    HTTP_PARSE_ERROR);
+		CHECK_EQ_STR(head.error_what, "NUL in head");
+		CHECK_EQ_INT(head.scanned, base + i);
+		s[base + i] = '\t';
+		CHECK_EQ_INT(req_status(s), 0);
+		CHECK_EQ_INT(head.nheaders, 2);
+	}
+}
+
+/* Reset leaves no header of the last message to be found. */
+static void
+test_reset_forgets_headers(void)
+{
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\nX-One: 1\r\n"
+	    "X-Two: 2\r\nX-Three: 3\r\n\r\n"), 0);
+	CHECK_EQ_INT(head.nheaders, 4);
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: b\r\n\r\n"), 0);
+	CHECK_EQ_INT(head.nheaders, 1);
+	CHECK(http_head_find(&head, "X-Two") == NULL);
+	CHECK_EQ_STR(value_of("host"), "b");
+	CHECK_EQ_INT(head.flags, HTTP_F_HAS_HOST);
+	CHECK_EQ_INT(head.framing, HTTP_FRAMING_NONE);
+}
+
+/* Headers seen in an earlier call point into the final buffer. */
+static void
+test_fields_follow_buffer(void)
+{
+	const char	*s = "GET /x HTTP/1.1\r\nHost: a\r\n"
+			    "Connection: close\r\nX: 1\r\n\r\n";
+	char		*a, *b;
+	size_t		 n = strlen(s);
+	ssize_t		 r;
+
+	a = malloc(n);
+	memcpy(a, s, 40);
+	http_head_reset(&head);
+	CHECK_EQ_INT(http_parse_request(&head, a, 40, MAX_HEAD),
+	    HTTP_PARSE_AGAIN);
+	CHECK_EQ_INT(head.nheaders, 1);
+	b = malloc(n);
+	memcpy(b, s, n);
+	free(a);
+	r = http_parse_request(&head, b, n, MAX_HEAD);
+	CHECK_EQ_INT(r, (ssize_t)n);
+	CHECK(head.method_str == b);
+	CHECK(head.target == b + 4);
+	CHECK_EQ_INT(head.nheaders, 3);
+	CHECK(head.headers[0].name == b + 17);
+	CHECK(head.headers[1].value == b + 38);
+	CHECK_EQ_INT(head.headers[1].hop, 1);
+	CHECK_EQ_INT(head.flags, HTTP_F_HAS_HOST | HTTP_F_CONN_CLOSE);
+	CHECK_EQ_STR(value_of("X"), "1");
+	free(b);
+}
+
 int
 main(void)
 {
@@ -1445,5 +1571,9 @@ main(void)
 	RUN(test_chunked_error_sticks);
 	RUN(test_chunked_total);
 	RUN(test_request_then_body);
+	RUN(test_known_names_any_case);
+	RUN(test_control_char_positions);
+	RUN(test_reset_forgets_headers);
+	RUN(test_fields_follow_buffer);
 	return tap_done();
 }
