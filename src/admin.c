@@ -293,13 +293,6 @@ admin_cb(struct evhttp_request *req, void *arg)
 
 static void	admin_retire(struct proxy *);
 
-/* Same address as a configured one? (a reload keeps such a socket) */
-static int
-same_addr(const struct config_addr *a, const struct config_addr *b)
-{
-	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
-}
-
 /*
  * Make the admin listener match conf: keep it if the address is the same,
  * else bind the new one first and only then drop the old, so that a failed
@@ -313,28 +306,24 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 					    &conf->admin.listen[0] : NULL;
 	struct evhttp			*http = NULL;
 	struct evhttp_bound_socket	*sock = NULL;
-	char				 where[1100];
-	int				 fd = -1, on = 1;
+	int				 fd;
 
 	if (a != NULL && px->px_admin != NULL &&
-	    same_addr(a, &px->px_admin_addr))
+	    listener_same_addr(a, &px->px_admin_addr))
 		return 0;
 	if (a != NULL) {
-		if ((fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0)) == -1 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
-		    sizeof(on)) == -1 ||
-		    bind(fd, (const struct sockaddr *)&a->ss, a->sslen) == -1 ||
-		    listen(fd, ADMIN_BACKLOG) == -1)
-			goto fail;
-		if ((http = evhttp_new(px->px_base)) == NULL)
-			goto fail;
-		if ((sock = evhttp_accept_socket_with_handle(http,
+		if ((fd = listener_bind(conf, a, ADMIN_BACKLOG, err,
+		    errlen)) == -1)
+			return -1;
+		if ((http = evhttp_new(px->px_base)) == NULL ||
+		    (sock = evhttp_accept_socket_with_handle(http,
 		    fd)) == NULL) {
-			evhttp_free(http);
-			http = NULL;
-			errno = ENOMEM;
-			goto fail;
+			if (http != NULL)
+				evhttp_free(http);
+			close(fd);
+			snprintf(err, errlen, "admin listen %s: out of memory",
+			    a->text);
+			return -1;
 		}
 		evhttp_set_timeout(http, ADMIN_TIMEOUT_SEC);
 		evhttp_set_max_headers_size(http, 16384);
@@ -353,13 +342,6 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 		px->px_admin_addr.sslen = a->sslen;
 	}
 	return 0;
- fail:
-	config_where(conf, a->line, where, sizeof(where));
-	snprintf(err, errlen, "%s listen %s: %s", where, a->text,
-	    strerror(errno));
-	if (fd != -1)
-		close(fd);
-	return -1;
 }
 
 static void

@@ -27,9 +27,14 @@ static void	accept_cb(struct evconnlistener *, evutil_socket_t,
 static void	accept_error_cb(struct evconnlistener *, void *);
 static void	resume_cb(evutil_socket_t, short, void *);
 
-static int
-bind_socket(const struct config *conf, const struct config_addr *a,
-    char *err, size_t errlen)
+/*
+ * A listening socket for a configured address (non-blocking, close on
+ * exec, v6 only for v6). Returns it, or -1 with "FILE:LINE: listen ADDR:
+ * why" in err. The admin listener binds through here too.
+ */
+int
+listener_bind(const struct config *conf, const struct config_addr *a,
+    int backlog, char *err, size_t errlen)
 {
 	char	 where[1100];
 	int	 fd, on = 1;
@@ -44,7 +49,7 @@ bind_socket(const struct config *conf, const struct config_addr *a,
 	    IPV6_V6ONLY, &on, sizeof(on)) == -1)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->sslen) == -1 ||
-	    listen(fd, LISTENER_BACKLOG) == -1)
+	    listen(fd, backlog) == -1)
 		goto fail;
 	return fd;
  fail:
@@ -56,8 +61,9 @@ bind_socket(const struct config *conf, const struct config_addr *a,
 	return -1;
 }
 
-static int
-same_addr(const struct config_addr *a, const struct config_addr *b)
+/* The same address? (a reload keeps the socket of such a listener) */
+int
+listener_same_addr(const struct config_addr *a, const struct config_addr *b)
 {
 	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
 }
@@ -91,14 +97,14 @@ listener_prepare(struct proxy *px, const struct config *conf, char *err,
 	}
 	for (i = 0; i < pc->nlisten; i++) {
 		TAILQ_FOREACH(ls, &px->px_listeners, ls_entry)
-			if (same_addr(ls->ls_addr, &pc->listen[i]))
+			if (listener_same_addr(ls->ls_addr, &pc->listen[i]))
 				break;
 		if (ls != NULL) {
 			ls->ls_next = &pc->listen[i];
 			continue;
 		}
-		if ((fd = bind_socket(conf, &pc->listen[i], err,
-		    errlen)) == -1)
+		if ((fd = listener_bind(conf, &pc->listen[i],
+		    LISTENER_BACKLOG, err, errlen)) == -1)
 			return -1;
 		if ((ls = calloc(1, sizeof(*ls))) == NULL) {
 			close(fd);

@@ -198,6 +198,10 @@ struct proxy {
 /* listener.c */
 void		 listener_close_all(struct proxy *);
 void		 listener_update(struct proxy *);
+int		 listener_bind(const struct config *, const struct config_addr *,
+		    int backlog, char *err, size_t errlen);
+int		 listener_same_addr(const struct config_addr *,
+		    const struct config_addr *);
 int		 listener_prepare(struct proxy *, const struct config *,
 		    char *err, size_t errlen);
 void		 listener_commit(struct proxy *);
