@@ -52,6 +52,7 @@ static void	conn_end_request(struct conn *);
 static void	conn_respond(struct conn *, int status, const char *reason,
 		    int close);
 static void	conn_close(struct conn *, const char *why);
+static void	conn_set_timeouts(struct conn *);
 
 const char *
 conn_state_name(enum conn_state state)
@@ -113,6 +114,35 @@ format_peer(struct conn *c, const struct sockaddr *sa)
 	    ntohs(port));
 }
 
+/* Free what a connection holds of libevent's; each may still be NULL. */
+static void
+conn_free_io(struct conn *c)
+{
+	if (c->cn_bev != NULL)
+		bufferevent_free(c->cn_bev);
+	if (c->cn_timer != NULL)
+		event_free(c->cn_timer);
+	if (c->cn_uphead != NULL)
+		evbuffer_free(c->cn_uphead);
+	if (c->cn_upend != NULL)
+		evbuffer_free(c->cn_upend);
+	if (c->cn_cpend != NULL)
+		evbuffer_free(c->cn_cpend);
+	c->cn_bev = NULL;
+	c->cn_timer = NULL;
+	c->cn_uphead = NULL;
+	c->cn_upend = NULL;
+	c->cn_cpend = NULL;
+}
+
+/* Room for a whole head plus one read, to tell a head that is too large. */
+static void
+conn_set_read_limit(struct conn *c)
+{
+	bufferevent_setwatermark(c->cn_bev, EV_READ, 0,
+	    c->cn_conf->proxy.max_header_size + 4096);
+}
+
 /* A new client: set up its buffers and wait for a request head. */
 void
 conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
@@ -120,7 +150,6 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 {
 	const struct proxy_conf	*pc = &px->px_conf->proxy;
 	struct conn		*c;
-	struct timeval		 tv;
 	int			 on = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -145,13 +174,9 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 
 	bufferevent_setcb(c->cn_bev, client_readcb, client_writecb,
 	    client_eventcb, c);
-	/* room for a whole head plus one read to tell it is too large */
-	bufferevent_setwatermark(c->cn_bev, EV_READ, 0,
-	    pc->max_header_size + 4096);
-	tv = msec_tv(pc->idle_timeout_ms);
-	bufferevent_set_timeouts(c->cn_bev, NULL, &tv);
-	c->cn_tmode = 1;		/* see conn_set_timeouts() */
-	c->cn_tconf = c->cn_conf;
+	conn_set_read_limit(c);
+	c->cn_req_done = 1;		/* no request, so no body to wait for */
+	conn_set_timeouts(c);
 	bufferevent_enable(c->cn_bev, EV_READ | EV_WRITE);
 
 	TAILQ_INSERT_TAIL(&px->px_conns, c, cn_entry);
@@ -163,22 +188,12 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	return;
  fail:
 	log_warnx("%s: out of memory, dropping a connection", __func__);
-	if (c != NULL) {
-		if (c->cn_bev != NULL)
-			bufferevent_free(c->cn_bev);
-		else
-			close(fd);
-		if (c->cn_timer != NULL)
-			event_free(c->cn_timer);
-		if (c->cn_uphead != NULL)
-			evbuffer_free(c->cn_uphead);
-		if (c->cn_upend != NULL)
-			evbuffer_free(c->cn_upend);
-		if (c->cn_cpend != NULL)
-			evbuffer_free(c->cn_cpend);
-		free(c);
-	} else
+	if (c == NULL || c->cn_bev == NULL)
 		close(fd);
+	if (c != NULL) {
+		conn_free_io(c);
+		free(c);
+	}
 }
 
 static void
@@ -398,8 +413,7 @@ conn_use_current_conf(struct conn *c)
 	proxy_conf_put(px, c->cn_conf);
 	c->cn_conf = px->px_conf;
 	c->cn_conf->refs++;
-	bufferevent_setwatermark(c->cn_bev, EV_READ, 0,
-	    c->cn_conf->proxy.max_header_size + 4096);
+	conn_set_read_limit(c);
 }
 
 static void
@@ -862,14 +876,12 @@ conn_forward_response(struct conn *c)
 		c->cn_up_reuse = 0;
 	}
 	c->cn_resp_state = RS_DONE;
-	if (c->cn_req_done)
-		conn_end_request(c);
-	else {
+	if (!c->cn_req_done) {
 		/* answered before the body was all sent: stop sending it */
 		c->cn_keepalive = 0;
 		c->cn_up_reuse = 0;
-		conn_end_request(c);
 	}
+	conn_end_request(c);
 }
 
 void
@@ -1124,7 +1136,6 @@ conn_end_request(struct conn *c)
 	struct evbuffer	*in = bufferevent_get_input(c->cn_bev);
 
 	conn_log_request(c);
-	c->cn_bytes_out += c->cn_resp_bytes;
 	upstream_release(c, c->cn_up_reuse && c->cn_req_done &&
 	    c->cn_resp_state == RS_DONE);
 	shed_leave(c);
@@ -1285,16 +1296,7 @@ conn_close(struct conn *c, const char *why)
 	upstream_release(c, 0);
 	shed_leave(c);
 	conn_set_state(c, CS_DEAD);
-	bufferevent_free(c->cn_bev);
-	event_free(c->cn_timer);
-	evbuffer_free(c->cn_uphead);
-	evbuffer_free(c->cn_upend);
-	evbuffer_free(c->cn_cpend);
-	c->cn_bev = NULL;
-	c->cn_timer = NULL;
-	c->cn_uphead = NULL;
-	c->cn_upend = NULL;
-	c->cn_cpend = NULL;
+	conn_free_io(c);
 	proxy_conf_put(px, c->cn_conf);
 	TAILQ_REMOVE(&px->px_conns, c, cn_entry);
 	px->px_nconns--;

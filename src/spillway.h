@@ -50,7 +50,6 @@ enum upconn_state {
 };
 
 struct upconn {
-	uint64_t		 uc_id;
 	enum upconn_state	 uc_state;
 	struct bufferevent	*uc_bev;
 	struct server		*uc_server;
@@ -74,7 +73,6 @@ struct server {
 	unsigned int		 sv_active;	/* requests in flight */
 	unsigned int		 sv_nidle;
 	struct upconn_list	 sv_idle;	/* most recently used first */
-	uint64_t		 sv_connect_fails;
 };
 
 struct listener {
@@ -158,7 +156,6 @@ struct conn {
 	int			 cn_has_slot;	/* holds a limiter slot */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
 	uint64_t		 cn_t_queued;	/* entered the queue, usec */
-	uint64_t		 cn_bytes_out;	/* bytes of responses sent */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 };
 TAILQ_HEAD(conn_list, conn);

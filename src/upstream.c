@@ -220,7 +220,6 @@ upconn_connect(struct conn *c, struct server *sv)
 		conn_upstream_failed(c, 502, "upstream_error");
 		return;
 	}
-	uc->uc_id = ++px->px_next_id;
 	px->px_metrics.m_upstream_connections++;
 	uc->uc_server = sv;
 	uc->uc_conn = c;
@@ -356,7 +355,6 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			conn_upstream_ready(c, uc);
 			break;
 		}
-		sv->sv_connect_fails++;
 		sv->sv_proxy->px_metrics.m_upstream_connect_failures++;
 		log_warnx("%s: conn %llu: connect to %s: %s", __func__,
 		    (unsigned long long)c->cn_id, sv->sv_addr->text,
