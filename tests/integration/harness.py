@@ -1693,3 +1693,67 @@ def _prom_check_histogram(fam):
         if counts[-1] != g["count"]:
             raise ProtocolError("%s: +Inf bucket %r != _count %r"
                                 % (what, counts[-1], g["count"]))
+
+
+# --------------------------------------------------------------------------
+# helpers shared by the test files: the access log, the admin listener
+
+def access_lines(path, want, timeout=3.0):
+    """The access log's lines once want holds: want is a number of lines,
+    or a predicate on the list of lines (the log is flushed about once a
+    second)."""
+    pred = want if callable(want) else (lambda ls: len(ls) >= want)
+
+    def lines():
+        try:
+            with open(path, "rb") as f:
+                ls = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return None
+        return ls if pred(ls) else None
+    got = wait_for(lines, timeout=timeout, interval=0.05)
+    if not got:
+        try:
+            with open(path, "rb") as f:
+                have = f.read().decode("utf-8", "replace")
+        except OSError as e:
+            have = repr(e)
+        raise AssertionError("access log not as expected (%s) within %.1fs; "
+                             "has:\n%s" % (want if not callable(want) else
+                                           "predicate", timeout, have))
+    return got
+
+
+def log_fields(line):
+    """(status, class, reason, request) of an access log line:
+    TIME CLIENT "REQUEST" STATUS BYTES TOTAL UPSTREAM SERVER CLASS REASON"""
+    m = re.match(r'^(\S+) (\S+) "([^"]*)" (\d{3}) (\d+) (\S+) (\S+) (\S+) '
+                 r'(\S+) (\S+)$', line)
+    check(m is not None, "access log line not in the expected format: %r"
+          % line)
+    return int(m.group(4)), m.group(9), m.group(10), m.group(3)
+
+
+def admin_spillway(servers, sections=(), **kw):
+    """A Spillway with an [admin] section on a free port; waits for the
+    admin listener too. sp.admin_port is its port."""
+    ap = free_port()
+    sp = Spillway(servers, sections=list(sections) +
+                  [("admin", {"listen": "%s:%d" % (LOCALHOST, ap)})], **kw)
+    sp.admin_port = ap
+    check(wait_for(lambda: pid_listens_on(sp.pid, ap), 5),
+          "no admin listener on port %d" % ap)
+    return sp
+
+
+def admin(sp, path, method="GET", body=None, timeout=5.0):
+    """A request to sp's admin listener (see admin_spillway)."""
+    return get(sp.admin_port, path, method=method, body=body,
+               timeout=timeout)
+
+
+def metrics(sp):
+    """sp's GET /metrics, parsed (see parse_prometheus)."""
+    r = admin(sp, "/metrics")
+    eq(r.status, 200, "GET /metrics status (%r)" % r)
+    return parse_prometheus(r.body.decode("utf-8"))

@@ -11,32 +11,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Backend, Client, LOCALHOST, Spillway,
-                     _pid_socket_inodes, check, diag,
-                     echo_path, eq, free_port, get, parse_prometheus,
-                     pid_listens_on, run_binary, run_main, short, test,
-                     wait_for)
+from harness import (admin, admin_spillway, Backend, check, Client, diag,
+                     echo_path, eq, get, metrics, parse_prometheus,
+                     _pid_socket_inodes, run_binary, run_main, short, Spillway,
+                     test, wait_for)
 
 
 # --------------------------------------------------------------------------
 # helpers
-
-def admin_spillway(servers, sections=(), **kw):
-    """A Spillway with an [admin] section on a free port; waits for the
-    admin listener too. sp.admin_port is its port."""
-    ap = free_port()
-    sp = Spillway(servers, sections=list(sections) +
-                  [("admin", {"listen": "%s:%d" % (LOCALHOST, ap)})], **kw)
-    sp.admin_port = ap
-    check(wait_for(lambda: pid_listens_on(sp.pid, ap), 5),
-          "no admin listener on port %d" % ap)
-    return sp
-
-
-def admin(sp, path, method="GET", body=None, timeout=5.0):
-    return get(sp.admin_port, path, method=method, body=body,
-               timeout=timeout)
-
 
 def media_type(resp):
     """(type/subtype lowercased, {param: value}) of Content-Type."""
@@ -49,12 +31,6 @@ def media_type(resp):
         k, _, v = p.partition("=")
         params[k.strip().lower()] = v.strip().strip('"')
     return parts[0].lower(), params
-
-
-def metrics(sp):
-    r = admin(sp, "/metrics")
-    eq(r.status, 200, "GET /metrics status (%r)" % r)
-    return parse_prometheus(r.body.decode("utf-8"))
 
 
 def version():

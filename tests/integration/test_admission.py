@@ -11,9 +11,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Backend, Client, Spillway, build_request, check,
-                     chunk_encode, diag, echo_path, eq, register, respond,
-                     run_binary, run_main, short, test, wait_for)
+from harness import (access_lines, Backend, build_request, check, chunk_encode,
+                     Client, diag, echo_path, eq, log_fields, register,
+                     respond, run_binary, run_main, short, Spillway, test)
 
 
 # --------------------------------------------------------------------------
@@ -106,38 +106,6 @@ def pipeline(c, targets, method="GET", headers=None, timeout=5):
 
 def statuses(rs):
     return [r.status for r in rs]
-
-
-def access_lines(path, n, timeout=3.0):
-    """The access log's lines once it has at least n (it is flushed about
-    once a second)."""
-    def lines():
-        try:
-            with open(path, "rb") as f:
-                ls = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return None
-        return ls if len(ls) >= n else None
-    got = wait_for(lines, timeout=timeout, interval=0.05)
-    if not got:
-        try:
-            with open(path, "rb") as f:
-                have = f.read().decode("utf-8", "replace")
-        except OSError as e:
-            have = repr(e)
-        raise AssertionError("access log has not %d lines within %.1fs; "
-                             "has:\n%s" % (n, timeout, have))
-    return got
-
-
-def log_fields(line):
-    """(status, class, reason, request) of an access log line:
-    TIME CLIENT "REQUEST" STATUS BYTES TOTAL UPSTREAM SERVER CLASS REASON"""
-    m = re.match(r'^(\S+) (\S+) "([^"]*)" (\d{3}) (\d+) (\S+) (\S+) (\S+) '
-                 r'(\S+) (\S+)$', line)
-    check(m is not None, "access log line not in the expected format: %r"
-          % line)
-    return int(m.group(4)), m.group(9), m.group(10), m.group(3)
 
 
 # --------------------------------------------------------------------------

@@ -30,9 +30,9 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (TOP_SRCDIR, Backend, Spillway, check, delayed, diag,
-                     eq, free_port, get, pid_listens_on, register, respond,
-                     run_binary, run_main, skip, test, wait_for)
+from harness import (admin_spillway, Backend, check, delayed, diag, eq, get,
+                     register, respond, run_binary, run_main, skip, test,
+                     TOP_SRCDIR, wait_for)
 
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 PAGE_SOURCE = os.path.join(TOP_SRCDIR, "src", "dashboard.html")
@@ -336,12 +336,8 @@ def rate_form(n):
 def with_admin(backend, sections=()):
     """spillway in front of backend, with an admin listener; returns
     (spillway, admin port)."""
-    aport = free_port()
-    sp = Spillway([backend], sections=list(sections) + [
-        ("admin", {"listen": "127.0.0.1:%d" % aport})])
-    ok = wait_for(lambda: pid_listens_on(sp.pid, aport), 5.0)
-    check(ok, "spillway does not listen on the admin port %d" % aport)
-    return sp, aport
+    sp = admin_spillway([backend], sections)
+    return sp, sp.admin_port
 
 
 def page_source():

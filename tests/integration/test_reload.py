@@ -15,26 +15,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Backend, Client, LOCALHOST, Spillway, _listen_inodes,
-                     _pid_socket_inodes, check, delayed, diag, echo_path, eq,
-                     free_port, get, parse_prometheus, pid_listens_on,
+from harness import (admin, admin_spillway, Backend, check, Client, delayed,
+                     diag, echo_path, eq, free_port, get, _listen_inodes,
+                     LOCALHOST, metrics, pid_listens_on, _pid_socket_inodes,
                      register, run_binary, run_main, short, test, wait_for)
 
 
 # --------------------------------------------------------------------------
 # helpers
-
-def admin_spillway(servers, sections=(), **kw):
-    """A Spillway with an [admin] section on a free port; waits for the
-    admin listener too. sp.admin_port is its port."""
-    ap = free_port()
-    sp = Spillway(servers, sections=list(sections) +
-                  [("admin", {"listen": "%s:%d" % (LOCALHOST, ap)})], **kw)
-    sp.admin_port = ap
-    check(wait_for(lambda: pid_listens_on(sp.pid, ap), 5),
-          "no admin listener on port %d" % ap)
-    return sp
-
 
 def reconf(sp, sections=None, **kw):
     """Rewrite sp's configuration file (no reload); sections, if given,
@@ -43,17 +31,6 @@ def reconf(sp, sections=None, **kw):
         sections = list(sections) + [
             ("admin", {"listen": "%s:%d" % (LOCALHOST, sp.admin_port)})]
     return sp.reconfigure(sections=sections, **kw)
-
-
-def admin(sp, path, method="GET", body=None, timeout=5.0):
-    return get(sp.admin_port, path, method=method, body=body,
-               timeout=timeout)
-
-
-def metrics(sp):
-    r = admin(sp, "/metrics")
-    eq(r.status, 200, "GET /metrics status (%r)" % r)
-    return parse_prometheus(r.body.decode("utf-8"))
 
 
 class State:

@@ -15,9 +15,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Backend, Client, ProtocolError, Spillway, _head_bytes,
-                     build_request, check, delayed, diag, echo_path, eq,
-                     register, respond, run_main, short, test, wait_for)
+from harness import (access_lines, Backend, build_request, check, Client,
+                     delayed, diag, echo_path, eq, _head_bytes, log_fields,
+                     register, run_main, short, Spillway, test)
 
 
 # --------------------------------------------------------------------------
@@ -220,38 +220,6 @@ def check_503(r, reason, what="response"):
           % (what, r.headers))
     eq(int(r.header("content-length")), len(r.body), "%s Content-Length"
        % what)
-
-
-def access_lines(path, pred, timeout=3.0):
-    """The access log's lines once pred(lines) holds (the log is flushed
-    about once a second)."""
-    def lines():
-        try:
-            with open(path, "rb") as f:
-                ls = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return None
-        return ls if pred(ls) else None
-    got = wait_for(lines, timeout=timeout, interval=0.05)
-    if not got:
-        try:
-            with open(path, "rb") as f:
-                have = f.read().decode("utf-8", "replace")
-        except OSError as e:
-            have = repr(e)
-        raise AssertionError("access log not as expected within %.1fs; "
-                             "has:\n%s" % (timeout, have))
-    return got
-
-
-def log_fields(line):
-    """(status, class, reason, request) of an access log line:
-    TIME CLIENT "REQUEST" STATUS BYTES TOTAL UPSTREAM SERVER CLASS REASON"""
-    m = re.match(r'^(\S+) (\S+) "([^"]*)" (\d{3}) (\d+) (\S+) (\S+) (\S+) '
-                 r'(\S+) (\S+)$', line)
-    check(m is not None, "access log line not in the expected format: %r"
-          % line)
-    return int(m.group(4)), m.group(9), m.group(10), m.group(3)
 
 
 def paths(be):
