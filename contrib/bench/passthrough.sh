@@ -22,6 +22,8 @@
 #   KEEP_WORKDIR=0     1 keeps the temporary directory with all configs
 # See contrib/bench/README.md.
 set -eu
+BENCH_NAME=bench
+. "$(dirname "$0")/lib.sh"
 set -o pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -43,8 +45,6 @@ OUT=${OUT:-/tmp/spillway-bench/passthrough.md}
 LOGDIR=${LOGDIR:-$(dirname "$OUT")/passthrough-logs}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 for v in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
     val=${!v}
@@ -57,13 +57,6 @@ done
 [ "$CONNECTIONS" -ge "$THREADS" ] || die "CONNECTIONS must be >= THREADS"
 
 # ---------------------------------------------------------------- prerequisites
-missing=0
-need() { # need BINARY DEBIAN_PACKAGE
-    if ! command -v "$1" >/dev/null 2>&1; then
-        log "missing '$1' (Debian package: $2; apt-get install -y $2)"
-        missing=1
-    fi
-}
 need wrk wrk
 need python3 python3
 need getconf libc-bin
@@ -133,13 +126,6 @@ RESULTS=$WORK/results.tsv
 PIDS=()          # every daemon we started (bash children)
 EXTRA_PIDS=()    # nginx workers, killed too if their master did not take them along
 
-alive() { # alive PID: running and not a zombie
-    local st
-    [ -r "/proc/$1/stat" ] || return 1
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    st=${st##*) }
-    [ "${st%% *}" != Z ] && [ "${st%% *}" != X ]
-}
 
 stop_all() { # stop_all PID...: TERM all, wait up to 5 s in total, then KILL; reap
     local pid _ left
@@ -187,15 +173,6 @@ SAMPLER_PID=""
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-children_of() { # children_of PID: direct children pids
-    local f st pp
-    for f in /proc/[0-9]*/stat; do
-        st=$(cat "$f" 2>/dev/null) || continue
-        st=${st##*) }
-        pp=${st#* }; pp=${pp%% *}
-        if [ "$pp" = "$1" ]; then f=${f#/proc/}; echo "${f%/stat}"; fi
-    done
-}
 
 cpu_ticks() { # cpu_ticks PID...: utime+stime summed (all threads)
     local sum=0 pid st
@@ -248,19 +225,6 @@ else:
 EOF
 }
 
-free_ports() { # free_ports N
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-EOF
-}
 
 http_ok() { # http_ok PORT: GET / answers 200
     python3 - "$1" <<'EOF' 2>/dev/null

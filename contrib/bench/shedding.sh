@@ -33,6 +33,8 @@
 #   KEEP_WORKDIR=0       1 keeps the temporary directory
 # See contrib/bench/README.md.
 set -eu
+BENCH_NAME=shedding
+. "$(dirname "$0")/lib.sh"
 set -o pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -63,8 +65,6 @@ OUT=${OUT:-/tmp/spillway-bench/shedding.md}
 LOGDIR=${LOGDIR:-$(dirname "$OUT")/shedding-logs}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
 
-log() { printf '[shedding %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 [ "$CONNECTIONS" = auto ] || case $CONNECTIONS in ''|*[!0-9]*) die "CONNECTIONS must be a whole number or auto" ;; esac
 for v in WORKERS DURATION CAPACITY_SECONDS UNLOADED_SECONDS \
@@ -82,13 +82,6 @@ for s in $SETUPS; do
 done
 
 # ---------------------------------------------------------------- prerequisites
-missing=0
-need() { # need BINARY DEBIAN_PACKAGE
-    if ! command -v "$1" >/dev/null 2>&1; then
-        log "missing '$1' (Debian package: $2)"
-        missing=1
-    fi
-}
 need python3 python3
 [ -n "$CAPACITY" ] || need wrk wrk
 case " $SETUPS " in *" haproxy "*) need haproxy haproxy ;; esac
@@ -120,21 +113,6 @@ fi
 
 # ---------------------------------------------------------------- cleanup
 PIDS=()          # every process started in the background, still to stop
-alive() { # alive PID: running and not a zombie
-    local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    st=${st##*) }
-    [ "${st%% *}" != Z ] && [ "${st%% *}" != X ]
-}
-children_of() { # children_of PID
-    local f st pp
-    for f in /proc/[0-9]*/stat; do
-        st=$(cat "$f" 2>/dev/null) || continue
-        st=${st##*) }
-        pp=${st#* }; pp=${pp%% *}
-        if [ "$pp" = "$1" ]; then f=${f#/proc/}; echo "${f%/stat}"; fi
-    done
-}
 stop_pid() { # stop_pid PID: TERM (and its children), up to 5 s, then KILL; reap
     local pid=$1 kids _ k
     alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
@@ -176,17 +154,6 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
-free_ports() { # free_ports N
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
 probe() { # probe tcp|http PORT: a TCP connect, or GET / answering 200
     python3 - "$@" <<'EOF' 2>/dev/null
 import http.client, socket, sys
