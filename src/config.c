@@ -61,6 +61,7 @@
 
 #define CONFIG_MAX_SIZE		(1024 * 1024)	/* bounds lines and errors */
 #define CONFIG_MAX_ERRORS	100		/* listed; the rest counted */
+#define CONFIG_STR_MAX		4096		/* a path or a cipher list */
 
 enum key_type {
 	KT_DURATION,	/* uint64_t milliseconds */
@@ -78,6 +79,9 @@ enum key_type {
 	KT_PRIORITY,	/* enum priority */
 	KT_ALGO,	/* enum limiter_algo */
 	KT_RATIO,	/* double; bounds in thousandths */
+	KT_STRING,	/* struct config_str */
+	KT_STRINGS,	/* array of struct config_str and its count */
+	KT_PROTOCOLS,	/* unsigned int of TLS_PROTO_* bits */
 };
 
 #define KEY_REPEAT	0x01	/* may be given more than once */
@@ -131,7 +135,8 @@ struct key {
 
 static const struct key keys[] = {
 	/* section, name, type, min, max, default, field, flags */
-	{ "proxy", "listen", KT_ADDRS, 1, 64, "127.0.0.1:8080",
+	/* no default here: 127.0.0.1:8080 unless [tls] listen is given */
+	{ "proxy", "listen", KT_ADDRS, 1, 64, NULL,
 	    LIST(proxy.listen, proxy.nlisten),
 	    KEY_REPEAT | KEY_RELOAD | KEY_PASSIVE | KEY_UNIQUE },
 	{ "proxy", "max_connections", KT_UINT, 1, 1000000, "4096",
@@ -163,6 +168,15 @@ static const struct key keys[] = {
 	{ "backend", "balance", KT_BALANCE, 0, 0, "roundrobin",
 	    FIELD(backend.balance), KEY_RELOAD },
 
+	{ "backend", "tls", KT_BOOL, 0, 0, "no",
+	    FIELD(backend.tls), KEY_RELOAD },
+	{ "backend", "verify", KT_BOOL, 0, 0, "yes",
+	    FIELD(backend.tls_verify), KEY_RELOAD },
+	{ "backend", "ca_file", KT_STRING, 0, 0, NULL,
+	    FIELD(backend.ca_file), KEY_RELOAD },
+	{ "backend", "server_name", KT_STRING, 0, 0, NULL,
+	    FIELD(backend.server_name), KEY_RELOAD },
+
 	{ "admission", "rate", KT_RATE, 0, RATE_MAX_MIN, "0",
 	    FIELD(admission.rate), KEY_RELOAD },
 	{ "admission", "burst", KT_UINT, 0, RATE_MAX, "0",
@@ -182,6 +196,28 @@ static const struct key keys[] = {
 	{ "admin", "listen", KT_ADDRS, 0, 1, NULL,
 	    LIST(admin.listen, admin.nlisten),
 	    KEY_RELOAD | KEY_PASSIVE | KEY_LOOPBACK },
+
+	{ "tls", "listen", KT_ADDRS, 0, 64, NULL,
+	    LIST(tls.listen, tls.nlisten),
+	    KEY_REPEAT | KEY_RELOAD | KEY_PASSIVE | KEY_UNIQUE },
+	{ "tls", "certificate", KT_STRINGS, 0, 100, NULL,
+	    LIST(tls.certs, tls.ncerts), KEY_REPEAT | KEY_RELOAD },
+	{ "tls", "private_key", KT_STRINGS, 0, 100, NULL,
+	    LIST(tls.keys, tls.nkeys), KEY_REPEAT | KEY_RELOAD },
+	{ "tls", "protocols", KT_PROTOCOLS, 0, 0, "TLSv1.2 TLSv1.3",
+	    FIELD(tls.protocols), KEY_RELOAD },
+	{ "tls", "ciphers", KT_STRING, 0, 0, "HIGH:!aNULL:!MD5",
+	    FIELD(tls.ciphers), KEY_RELOAD },
+	{ "tls", "ciphersuites", KT_STRING, 0, 0, NULL,
+	    FIELD(tls.ciphersuites), KEY_RELOAD },
+	{ "tls", "session_tickets", KT_BOOL, 0, 0, "yes",
+	    FIELD(tls.session_tickets), KEY_RELOAD },
+	{ "tls", "session_cache", KT_UINT, 0, 10000000, "20000",
+	    FIELD(tls.session_cache), KEY_RELOAD },
+	{ "tls", "session_timeout", KT_DURATION, 1, MS_1D, "5m",
+	    FIELD(tls.session_timeout_ms), KEY_RELOAD },
+	{ "tls", "handshake_timeout", KT_DURATION, 1, MS_1H, "10s",
+	    FIELD(tls.handshake_timeout_ms), KEY_RELOAD },
 
 	{ "limiter", "algorithm", KT_ALGO, 0, 0, "gradient",
 	    FIELD(limiter.algorithm), KEY_RELOAD },
@@ -310,6 +346,12 @@ static int	set_header(struct parse *, const struct key *, void *,
 		    const char *, int);
 static int	set_priority(struct parse *, const struct key *, void *,
 		    const char *, int);
+static int	set_string(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_strings(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_protocols(struct parse *, const struct key *, void *,
+		    const char *, int);
 
 /* What each type is called in messages, how to write it, who parses it. */
 static const struct key_type_info {
@@ -347,6 +389,11 @@ static const struct key_type_info {
 	    "gradient", set_algo },
 	[KT_RATIO] = { "ratio", "use a decimal number, e.g. 0.9", "0.9",
 	    set_ratio },
+	[KT_STRING] = { "text", "use text", "text", set_string },
+	[KT_STRINGS] = { "file", "use a path", "/etc/spillway/site.pem",
+	    set_strings },
+	[KT_PROTOCOLS] = { "protocols", "use a range of TLSv1, TLSv1.1, "
+	    "TLSv1.2, TLSv1.3", "TLSv1.2 TLSv1.3", set_protocols },
 };
 
 /*
@@ -700,6 +747,106 @@ set_bool(struct parse *p, const struct key *k, void *obj, const char *value,
 	parse_error(p, line, "%s: invalid value '%s' (%s)", k->k_name, value,
 	    types[k->k_type].t_form);
 	return -1;
+}
+
+/* Text kept as written, with its line, in one struct config_str. */
+static int
+store_string(struct parse *p, const struct key *k, struct config_str *dst,
+    const char *value, int line)
+{
+	char	*s;
+
+	if (strlen(value) > CONFIG_STR_MAX) {
+		parse_error(p, line, "%s: too long (at most %d bytes)",
+		    k->k_name, CONFIG_STR_MAX);
+		return -1;
+	}
+	if ((s = strdup(value)) == NULL) {
+		parse_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	free(dst->text);
+	dst->text = s;
+	dst->line = line;
+	return 0;
+}
+
+static int
+set_string(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return store_string(p, k, field(obj, k->k_offset), value, line);
+}
+
+/* Append one string to a list key. */
+static int
+set_strings(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	struct config_str	**list = field(obj, k->k_offset), *nlist, one;
+	size_t			 *n = field(obj, k->k_aux);
+
+	if (*n >= k->k_max) {
+		parse_error(p, line, "%s: too many (at most %llu)", k->k_name,
+		    (unsigned long long)k->k_max);
+		return -1;
+	}
+	memset(&one, 0, sizeof(one));
+	if (store_string(p, k, &one, value, line) == -1)
+		return -1;
+	if ((nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
+		free(one.text);
+		parse_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	nlist[(*n)++] = one;
+	*list = nlist;
+	return 0;
+}
+
+static const char *const tls_proto_names[] = {
+	"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3",
+};
+#define NTLS_PROTO (sizeof(tls_proto_names) / sizeof(tls_proto_names[0]))
+
+/* "TLSv1.2 TLSv1.3": versions split by blanks or commas, no gap. */
+static int
+set_protocols(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	const char	*c = value;
+	unsigned int	 bits = 0, low;
+	size_t		 len, i;
+
+	for (;;) {
+		c += strspn(c, " \t,");
+		if ((len = strcspn(c, " \t,")) == 0)
+			break;
+		for (i = 0; i < NTLS_PROTO; i++) {
+			if (strlen(tls_proto_names[i]) == len &&
+			    strncasecmp(c, tls_proto_names[i], len) == 0)
+				break;
+		}
+		if (i == NTLS_PROTO && len == 7 &&
+		    strncasecmp(c, "TLSv1.0", 7) == 0)
+			i = 0;
+		if (i == NTLS_PROTO) {
+			parse_error(p, line, "%s: unknown protocol '%.*s' (%s)",
+			    k->k_name, (int)len, c, types[k->k_type].t_form);
+			return -1;
+		}
+		bits |= 1U << i;
+		c += len;
+	}
+	low = bits & -bits;
+	if (bits == 0 || ((bits + low) & bits) != 0) {
+		parse_error(p, line, "%s: '%s' is not a range of versions "
+		    "without a gap (%s)", k->k_name, value,
+		    types[k->k_type].t_form);
+		return -1;
+	}
+	store_uint(field(obj, k->k_offset), k->k_size, bits);
+	return 0;
 }
 
 /* An HTTP token (RFC 9110 tchar), len bytes of s, at least one. */
@@ -1575,6 +1722,58 @@ check_limits(struct parse *p)
 		    sc->min_limit, sc->limit, sc->max_limit);
 }
 
+/* The line a key of keys[] was first given on, else a line to blame. */
+static int
+key_line(struct parse *p, const char *section, const char *name)
+{
+	const struct key	*k = key_find(keys, NKEYS, section, name);
+	size_t			 i = (size_t)(k - keys);
+
+	if (p->p_seen[i])
+		return p->p_seen[i];
+	if (p->p_section_line[i])
+		return p->p_section_line[i];
+	return p->p_line > 0 ? p->p_line : 1;
+}
+
+/*
+ * Listeners: plain ones default to 127.0.0.1:8080 unless TLS ones are
+ * given; no address may be both; a TLS listener needs a certificate, and
+ * private keys, if given, pair up with the certificates.
+ */
+static void
+check_listeners(struct parse *p)
+{
+	struct config		*conf = p->p_conf;
+	const struct tls_conf	*tc = &conf->tls;
+	const struct key	*k;
+	size_t			 i, j;
+
+	if (conf->proxy.nlisten == 0 && tc->nlisten == 0) {
+		k = key_find(keys, NKEYS, "proxy", "listen");
+		set_addrs(p, k, conf, "127.0.0.1:8080", 0);
+	}
+	for (i = 0; i < tc->nlisten; i++) {
+		for (j = 0; j < conf->proxy.nlisten; j++) {
+			if (addr_equal(&tc->listen[i].ss,
+			    &conf->proxy.listen[j].ss))
+				parse_error(p, tc->listen[i].line, "listen: %s "
+				    "is also a plain listener (line %d)",
+				    tc->listen[i].text,
+				    conf->proxy.listen[j].line);
+		}
+	}
+	if (tc->nlisten > 0 && tc->ncerts == 0)
+		parse_error(p, key_line(p, "tls", "listen"), "[tls] listen "
+		    "needs a certificate (certificate = %s)",
+		    types[KT_STRINGS].t_example);
+	if (tc->nkeys > 0 && tc->nkeys != tc->ncerts)
+		parse_error(p, key_line(p, "tls", "private_key"), "private_key: "
+		    "%zu given for %zu certificates (give one per certificate, "
+		    "in order, or none when each certificate file holds its "
+		    "key)", tc->nkeys, tc->ncerts);
+}
+
 /* Feed the text to inih through reader(), then fill in the defaults. */
 static void
 parse_lines(struct parse *p)
@@ -1590,6 +1789,7 @@ parse_lines(struct parse *p)
 	apply_defaults(p);
 	classes_end(p);
 	check_limits(p);
+	check_listeners(p);
 }
 
 static struct config *
@@ -1731,6 +1931,19 @@ config_free(struct config *conf)
 	for (i = 0; i < conf->backend.nservers; i++)
 		free(conf->backend.servers[i].text);
 	free(conf->backend.servers);
+	free(conf->backend.ca_file.text);
+	free(conf->backend.server_name.text);
+	for (i = 0; i < conf->tls.nlisten; i++)
+		free(conf->tls.listen[i].text);
+	free(conf->tls.listen);
+	for (i = 0; i < conf->tls.ncerts; i++)
+		free(conf->tls.certs[i].text);
+	free(conf->tls.certs);
+	for (i = 0; i < conf->tls.nkeys; i++)
+		free(conf->tls.keys[i].text);
+	free(conf->tls.keys);
+	free(conf->tls.ciphers.text);
+	free(conf->tls.ciphersuites.text);
 	free(conf->proxy.access_log);
 	free(conf->admission.client_key_header);
 	for (i = 0; i < conf->nclasses; i++)
@@ -1738,6 +1951,13 @@ config_free(struct config *conf)
 	free(conf->classes);
 	free(conf->path);
 	free(conf);
+}
+
+/* "TLSv1".."TLSv1.3" for bit i of tls_conf.protocols. */
+const char *
+config_tls_proto_name(unsigned int i)
+{
+	return i < NTLS_PROTO ? tls_proto_names[i] : "unknown";
 }
 
 const char *

@@ -18,12 +18,20 @@
 #include "limiter.h"
 #include "queue.h"
 
+struct tls;
+
 /* A listen address or a backend server, resolved at load time. */
 struct config_addr {
 	char			*text;	/* as written in the file */
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
 	int			 line;	/* where it was written */
+};
+
+/* A string value and the line that gave it (for errors found later). */
+struct config_str {
+	char			*text;	/* NULL: not given */
+	int			 line;
 };
 
 struct proxy_conf {
@@ -51,6 +59,38 @@ struct backend_conf {
 	uint64_t		 keepalive_timeout_ms;	/* idle pooled conn */
 	unsigned int		 keepalive;	/* idle conns kept per server */
 	enum balance		 balance;
+	int			 tls;		/* speak TLS to the servers */
+	int			 tls_verify;	/* check their certificates */
+	struct config_str	 ca_file;	/* NULL: the system's store */
+	struct config_str	 server_name;	/* NULL: each server's host */
+};
+
+/* TLS protocol versions, as bits of tls_conf.protocols. */
+#define TLS_PROTO_1_0		0x01
+#define TLS_PROTO_1_1		0x02
+#define TLS_PROTO_1_2		0x04
+#define TLS_PROTO_1_3		0x08
+
+/*
+ * [tls]: TLS listeners. certificate and private_key repeat and pair up in
+ * order; with no private_key, each certificate file holds its key too. The
+ * first certificate is the default; another is chosen when the client's
+ * SNI name matches it.
+ */
+struct tls_conf {
+	struct config_addr	*listen;
+	size_t			 nlisten;
+	struct config_str	*certs;		/* chain files, leaf first */
+	size_t			 ncerts;
+	struct config_str	*keys;
+	size_t			 nkeys;
+	unsigned int		 protocols;	/* TLS_PROTO_* bits, contiguous */
+	struct config_str	 ciphers;	/* TLS 1.2 and older */
+	struct config_str	 ciphersuites;	/* TLS 1.3; NULL: OpenSSL's */
+	int			 session_tickets;
+	unsigned int		 session_cache;	/* sessions kept; 0: off */
+	uint64_t		 session_timeout_ms;
+	uint64_t		 handshake_timeout_ms;
 };
 
 enum priority {
@@ -130,12 +170,14 @@ struct config {
 	struct admission_conf	 admission;
 	struct shed_conf	 limiter;
 	struct admin_conf	 admin;
+	struct tls_conf		 tls;
 	struct class_conf	*classes;	/* default last; at least 1 */
 	size_t			 nclasses;
 
 	/* runtime bookkeeping, owned by the caller, zero after load */
 	unsigned int		 refs;
 	unsigned long		 generation;
+	struct tls		*tls_rt;	/* OpenSSL contexts (tls.c) */
 };
 
 /*
@@ -169,6 +211,7 @@ int		 config_parse_addr(const char *, int passive,
 		    struct config_addr *, char *err, size_t errlen);
 
 const char	*config_balance_name(enum balance);
+const char	*config_tls_proto_name(unsigned int bit_index);
 
 /* "FILE:LINE:" (or "FILE:" for line 0), for errors found after parsing. */
 void		 config_where(const struct config *, int line, char *buf,

@@ -1608,6 +1608,85 @@ test_free_null(void)
 }
 
 static void
+test_tls(void)
+{
+	struct config	*conf;
+
+	/* defaults: no TLS; TLS 1.2 and 1.3; a plain listener on 8080 */
+	if ((conf = parse_ok(BACKEND)) != NULL) {
+		CHECK_EQ_INT(conf->tls.nlisten, 0);
+		CHECK_EQ_INT(conf->tls.protocols, TLS_PROTO_1_2 |
+		    TLS_PROTO_1_3);
+		CHECK_EQ_INT(conf->tls.session_tickets, 1);
+		CHECK_EQ_INT(conf->tls.session_cache, 20000);
+		CHECK_EQ_INT(conf->tls.handshake_timeout_ms, 10000);
+		CHECK_EQ_STR(conf->tls.ciphers.text, "HIGH:!aNULL:!MD5");
+		CHECK(conf->tls.ciphersuites.text == NULL);
+		CHECK_EQ_INT(conf->proxy.nlisten, 1);
+		CHECK_EQ_STR(conf->proxy.listen[0].text, "127.0.0.1:8080");
+		CHECK_EQ_INT(conf->backend.tls, 0);
+		CHECK_EQ_INT(conf->backend.tls_verify, 1);
+		config_free(conf);
+	}
+	/* TLS only: no plain listener; pairs in order; lines kept */
+	conf = parse_ok(BACKEND "[tls]\nlisten = 127.0.0.1:8443\n"
+	    "certificate = /a.pem\ncertificate = /b.pem\n"
+	    "private_key = /a.key\nprivate_key = /b.key\n"
+	    "protocols = tlsv1.1, TLSv1.2\nciphersuites = TLS_AES_128_GCM_SHA256\n"
+	    "session_tickets = no\nsession_cache = 0\n"
+	    "handshake_timeout = 3s\n");
+	if (conf != NULL) {
+		CHECK_EQ_INT(conf->proxy.nlisten, 0);
+		CHECK_EQ_INT(conf->tls.nlisten, 1);
+		CHECK_EQ_INT(conf->tls.ncerts, 2);
+		CHECK_EQ_INT(conf->tls.nkeys, 2);
+		CHECK_EQ_STR(conf->tls.certs[1].text, "/b.pem");
+		CHECK_EQ_INT(conf->tls.certs[1].line, 6);
+		CHECK_EQ_STR(conf->tls.keys[0].text, "/a.key");
+		CHECK_EQ_INT(conf->tls.protocols, TLS_PROTO_1_1 |
+		    TLS_PROTO_1_2);
+		CHECK_EQ_STR(conf->tls.ciphersuites.text,
+		    "TLS_AES_128_GCM_SHA256");
+		CHECK_EQ_INT(conf->tls.session_tickets, 0);
+		CHECK_EQ_INT(conf->tls.session_cache, 0);
+		CHECK_EQ_INT(conf->tls.handshake_timeout_ms, 3000);
+		config_free(conf);
+	}
+	if ((conf = parse_ok("[backend]\nserver = 127.0.0.1:8443\n"
+	    "tls = yes\nverify = no\nca_file = /ca.pem\n"
+	    "server_name = app.internal\n")) != NULL) {
+		CHECK_EQ_INT(conf->backend.tls, 1);
+		CHECK_EQ_INT(conf->backend.tls_verify, 0);
+		CHECK_EQ_STR(conf->backend.ca_file.text, "/ca.pem");
+		CHECK_EQ_INT(conf->backend.ca_file.line, 5);
+		CHECK_EQ_STR(conf->backend.server_name.text, "app.internal");
+		config_free(conf);
+	}
+	check_error(BACKEND "[tls]\nlisten = 127.0.0.1:8443\n",
+	    "t:4: [tls] listen needs a certificate (certificate = "
+	    "/etc/spillway/site.pem)\n");
+	check_error(BACKEND "[tls]\ncertificate = /a\ncertificate = /b\n"
+	    "private_key = /k\n", "t:6: private_key: 1 given for 2 "
+	    "certificates (give one per certificate, in order, or none when "
+	    "each certificate file holds its key)\n");
+	check_error(BACKEND "[tls]\nprotocols = TLSv1 TLSv1.2\n",
+	    "t:4: protocols: 'TLSv1 TLSv1.2' is not a range of versions "
+	    "without a gap (use a range of TLSv1, TLSv1.1, TLSv1.2, "
+	    "TLSv1.3)\n");
+	check_error(BACKEND "[tls]\nprotocols = SSLv3\n",
+	    "t:4: protocols: unknown protocol 'SSLv3' (use a range of TLSv1, "
+	    "TLSv1.1, TLSv1.2, TLSv1.3)\n");
+	check_error(BACKEND "[tls]\nprotocols = ,\n",
+	    "t:4: protocols: ',' is not a range of versions without a gap "
+	    "(use a range of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:443\n" BACKEND
+	    "[tls]\nlisten = 127.0.0.1:443\ncertificate = /c\n",
+	    "t:6: listen: 127.0.0.1:443 is also a plain listener (line 2)\n");
+	check_error(BACKEND "[tls]\nciphers = \n",
+	    "t:4: ciphers: missing value (use text)\n");
+}
+
+static void
 test_admin_listen(void)
 {
 	struct config		*conf;
@@ -1810,5 +1889,6 @@ main(int argc, char **argv)
 	RUN(test_too_large);
 	RUN(test_error_sanitized);
 	RUN(test_free_null);
+	RUN(test_tls);
 	return tap_done();
 }
