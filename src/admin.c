@@ -81,9 +81,10 @@ config_json(const struct config *conf, struct mbuf *mb)
 	const struct backend_conf	*bc = &conf->backend;
 	const struct admission_conf	*ac = &conf->admission;
 	const struct shed_conf		*sc = &conf->limiter;
+	const struct tls_conf		*tc = &conf->tls;
 	const struct class_conf		*cc;
 	char				 key[128];
-	size_t				 i;
+	size_t				 i, n;
 
 	mbuf_printf(mb, "{\"file\": ");
 	json_str(mb, conf->path);
@@ -102,10 +103,29 @@ config_json(const struct config *conf, struct mbuf *mb)
 	json_addrs(mb, bc->servers, bc->nservers);
 	mbuf_printf(mb, ", \"balance\": \"%s\", \"connect_timeout_ms\": %llu, "
 	    "\"response_timeout_ms\": %llu, \"keepalive\": %u, "
-	    "\"keepalive_timeout_ms\": %llu}", config_balance_name(bc->balance),
+	    "\"keepalive_timeout_ms\": %llu, \"tls\": %s, \"verify\": %s}",
+	    config_balance_name(bc->balance),
 	    (unsigned long long)bc->connect_timeout_ms,
 	    (unsigned long long)bc->response_timeout_ms, bc->keepalive,
-	    (unsigned long long)bc->keepalive_timeout_ms);
+	    (unsigned long long)bc->keepalive_timeout_ms,
+	    bc->tls ? "true" : "false", bc->tls_verify ? "true" : "false");
+	mbuf_printf(mb, ", \"tls\": {\"listen\": ");
+	json_addrs(mb, tc->listen, tc->nlisten);
+	mbuf_printf(mb, ", \"certificates\": [");
+	for (i = 0; i < tc->ncerts; i++) {
+		mbuf_printf(mb, i ? ", " : "");
+		json_str(mb, tc->certs[i].text);
+	}
+	mbuf_printf(mb, "], \"protocols\": [");
+	for (i = 0, n = 0; i < 4; i++) {
+		if (tc->protocols & (1U << i))
+			mbuf_printf(mb, "%s\"%s\"", n++ ? ", " : "",
+			    config_tls_proto_name(i));
+	}
+	mbuf_printf(mb, "], \"session_tickets\": %s, \"session_cache\": %u, "
+	    "\"handshake_timeout_ms\": %llu}",
+	    tc->session_tickets ? "true" : "false", tc->session_cache,
+	    (unsigned long long)tc->handshake_timeout_ms);
 	mbuf_printf(mb, ", \"admission\": {\"rate_per_minute\": %llu, "
 	    "\"burst\": %llu, \"client_rate_per_minute\": %llu, "
 	    "\"client_burst\": %llu, \"client_key\": ",

@@ -31,6 +31,9 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+
+#include <openssl/err.h>
 
 #include "classify.h"
 #include "spillway.h"
@@ -118,6 +121,19 @@ format_peer(struct conn *c, const struct sockaddr *sa)
 static void
 conn_free_io(struct conn *c)
 {
+	SSL	*ssl;
+
+	if (c->cn_bev != NULL &&
+	    (ssl = bufferevent_openssl_get_ssl(c->cn_bev)) != NULL) {
+		SSL_set_app_data(ssl, NULL);	/* no more info callbacks */
+		/*
+		 * An established session stays resumable: OpenSSL drops from
+		 * its cache a session whose connection was not shut down.
+		 */
+		if (c->cn_tls == CONN_TLS_DONE && !c->cn_tls_abort)
+			SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN |
+			    SSL_RECEIVED_SHUTDOWN);
+	}
 	if (c->cn_bev != NULL)
 		bufferevent_free(c->cn_bev);
 	if (c->cn_timer != NULL)
@@ -143,13 +159,18 @@ conn_set_read_limit(struct conn *c)
 	    c->cn_conf->proxy.max_header_size + 4096);
 }
 
-/* A new client: set up its buffers and wait for a request head. */
+/*
+ * A new client: set up its buffers and wait for a request head. On a TLS
+ * listener the handshake comes first, bounded by handshake_timeout; the
+ * header timeout starts when it is done.
+ */
 void
 conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
-    int salen)
+    int salen, int tls)
 {
-	const struct proxy_conf	*pc = &px->px_conf->proxy;
+	const struct config	*conf = px->px_conf;
 	struct conn		*c;
+	SSL			*ssl = NULL;
 	int			 on = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -157,8 +178,20 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	c->cn_id = ++px->px_next_id;
 	c->cn_proxy = px;
 	c->cn_class = SIZE_MAX;	/* not classified yet */
-	c->cn_bev = bufferevent_socket_new(px->px_base, fd,
-	    BEV_OPT_CLOSE_ON_FREE);
+	if (tls) {
+		if ((ssl = tls_accept(conf->tls_rt)) == NULL)
+			goto fail;
+		SSL_set_app_data(ssl, c);
+		c->cn_bev = bufferevent_openssl_socket_new(px->px_base, fd,
+		    ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->cn_bev == NULL)
+			goto fail;
+		ssl = NULL;	/* the bufferevent's now */
+		bufferevent_openssl_set_allow_dirty_shutdown(c->cn_bev, 1);
+		c->cn_tls = CONN_TLS_HANDSHAKE;
+	} else
+		c->cn_bev = bufferevent_socket_new(px->px_base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
 	c->cn_timer = evtimer_new(px->px_base, timer_cb, c);
 	c->cn_uphead = evbuffer_new();
 	c->cn_upend = evbuffer_new();
@@ -182,17 +215,44 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	TAILQ_INSERT_TAIL(&px->px_conns, c, cn_entry);
 	px->px_nconns++;
 	listener_update(px);
-	conn_arm_timer(c, pc->header_timeout_ms);
-	log_debug("%s: conn %llu from %s", __func__,
-	    (unsigned long long)c->cn_id, c->cn_peer);
+	conn_arm_timer(c, tls ? conf->tls.handshake_timeout_ms :
+	    conf->proxy.header_timeout_ms);
+	log_debug("%s: conn %llu from %s%s", __func__,
+	    (unsigned long long)c->cn_id, c->cn_peer, tls ? " (TLS)" : "");
 	return;
  fail:
 	log_warnx("%s: out of memory, dropping a connection", __func__);
+	SSL_free(ssl);
 	if (c == NULL || c->cn_bev == NULL)
 		close(fd);
 	if (c != NULL) {
 		conn_free_io(c);
 		free(c);
+	}
+}
+
+/*
+ * OpenSSL's info callback on client connections. A renegotiation attempt
+ * (refused by SSL_OP_NO_RENEGOTIATION with a no_renegotiation alert, or,
+ * should a peer get one started, a new handshake on an established TLS 1.2
+ * connection) marks the connection to be closed on the next loop turn,
+ * outside OpenSSL's call stack.
+ */
+void
+conn_tls_info(const SSL *ssl, int where, int ret)
+{
+	struct conn	*c = SSL_get_app_data(ssl);
+	struct timeval	 zero = { 0, 0 };
+
+	if (c == NULL || c->cn_state == CS_DEAD || c->cn_tls_abort)
+		return;
+	if (((where & SSL_CB_WRITE_ALERT) &&
+	    (ret & 0xff) == SSL_AD_NO_RENEGOTIATION) ||
+	    ((where & SSL_CB_HANDSHAKE_START) && c->cn_tls == CONN_TLS_DONE &&
+	    SSL_version(ssl) < TLS1_3_VERSION)) {
+		c->cn_tls_abort = 1;
+		c->cn_proxy->px_metrics.m_tls_renegotiations++;
+		evtimer_add(c->cn_timer, &zero);
 	}
 }
 
@@ -366,7 +426,10 @@ build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
 		}
 	}
 	headw_add(&w, c->cn_peer_ip, strlen(c->cn_peer_ip));
-	HEADW_LITERAL(&w, "\r\nX-Forwarded-Proto: http\r\n\r\n");
+	if (c->cn_tls)
+		HEADW_LITERAL(&w, "\r\nX-Forwarded-Proto: https\r\n\r\n");
+	else
+		HEADW_LITERAL(&w, "\r\nX-Forwarded-Proto: http\r\n\r\n");
 	return headw_end(&w) == -1 ? -1 : 0;
 }
 
@@ -584,7 +647,8 @@ conn_set_timeouts(struct conn *c)
  * of it, and queue only what the socket did not take. A response that fits
  * the socket buffer then costs one write(2) instead of a trip of the write
  * event through epoll_ctl and the next loop turn; the bufferevent still
- * handles whatever is left, with its timeouts and watermarks.
+ * handles whatever is left, with its timeouts and watermarks. Over TLS the
+ * bytes must go through OpenSSL: they are only queued.
  */
 static void
 send_now(struct bufferevent *bev, struct evbuffer *pend)
@@ -593,7 +657,8 @@ send_now(struct bufferevent *bev, struct evbuffer *pend)
 
 	if (evbuffer_get_length(pend) == 0)
 		return;
-	if (evbuffer_get_length(out) == 0)
+	if (evbuffer_get_length(out) == 0 &&
+	    bufferevent_openssl_get_ssl(bev) == NULL)
 		(void)evbuffer_write(pend, bufferevent_getfd(bev));
 	if (evbuffer_get_length(pend) > 0)
 		evbuffer_add_buffer(out, pend);
@@ -1175,6 +1240,7 @@ static void
 client_writecb(struct bufferevent *bev, void *arg)
 {
 	struct conn	*c = arg;
+	SSL		*ssl;
 
 	if (c->cn_resp_paused && c->cn_up != NULL) {
 		c->cn_resp_paused = 0;
@@ -1187,8 +1253,35 @@ client_writecb(struct bufferevent *bev, void *arg)
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
 	/* all written: half-close, then read and discard for a while */
+	if ((ssl = bufferevent_openssl_get_ssl(bev)) != NULL)
+		(void)SSL_shutdown(ssl);	/* close_notify first */
 	shutdown(bufferevent_getfd(bev), SHUT_WR);
 	conn_arm_timer(c, CONN_LINGER_MSEC);
+}
+
+/* The TLS handshake with a client is over: time the first head now. */
+static void
+conn_tls_established(struct conn *c)
+{
+	c->cn_tls = CONN_TLS_DONE;
+	c->cn_proxy->px_metrics.m_tls_handshakes++;
+	conn_arm_timer(c, c->cn_conf->proxy.header_timeout_ms);
+}
+
+/* Count and log a failed TLS handshake (plain HTTP, garbage, a reset). */
+static void
+conn_tls_failed(struct conn *c)
+{
+	char		 why[256];
+	unsigned long	 e, err = 0;
+
+	while ((e = bufferevent_get_openssl_error(c->cn_bev)) != 0)
+		err = e;
+	c->cn_proxy->px_metrics.m_tls_failed++;
+	log_debug("%s: conn %llu from %s: TLS handshake failed: %s", __func__,
+	    (unsigned long long)c->cn_id, c->cn_peer,
+	    tls_why(NULL, err, why, sizeof(why)));
+	conn_close(c, NULL);
 }
 
 static void
@@ -1196,6 +1289,14 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn	*c = arg;
 
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_tls_established(c);
+		return;
+	}
+	if (c->cn_tls == CONN_TLS_HANDSHAKE) {
+		conn_tls_failed(c);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && c->cn_state == CS_PROXY &&
 		    c->cn_resp_state < RS_BODY) {
@@ -1227,6 +1328,20 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
 
+	if (c->cn_tls_abort) {
+		log_info("%s: conn %llu from %s: TLS renegotiation refused; "
+		    "closing", __func__, (unsigned long long)c->cn_id,
+		    c->cn_peer);
+		conn_close(c, NULL);
+		return;
+	}
+	if (c->cn_tls == CONN_TLS_HANDSHAKE) {
+		c->cn_proxy->px_metrics.m_tls_timeouts++;
+		log_debug("%s: conn %llu from %s: TLS handshake timed out",
+		    __func__, (unsigned long long)c->cn_id, c->cn_peer);
+		conn_close(c, NULL);
+		return;
+	}
 	switch (c->cn_state) {
 	case CS_HEAD:
 		if (!c->cn_head_bytes) {

@@ -68,6 +68,31 @@ listener_same_addr(const struct config_addr *a, const struct config_addr *b)
 	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
 }
 
+/* A listener on the bound socket fd, not yet accepting; closes fd if not. */
+static struct listener *
+listener_new(struct proxy *px, const struct config_addr *a, int tls, int fd)
+{
+	struct listener	*ls;
+
+	if ((ls = calloc(1, sizeof(*ls))) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	ls->ls_proxy = px;
+	ls->ls_addr = a;
+	ls->ls_tls = tls;
+	ls->ls_evl = evconnlistener_new(px->px_base, accept_cb, ls,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+	    LEV_OPT_DISABLED, 0, fd);
+	if (ls->ls_evl == NULL) {
+		close(fd);
+		free(ls);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(ls->ls_evl, accept_error_cb);
+	return ls;
+}
+
 static void
 listener_free(struct listener *ls)
 {
@@ -85,46 +110,41 @@ int
 listener_prepare(struct proxy *px, const struct config *conf, char *err,
     size_t errlen)
 {
-	const struct proxy_conf	*pc = &conf->proxy;
-	struct listener		*ls;
-	size_t			 i;
-	int			 fd;
+	const struct config_addr	*addrs[2] = { conf->proxy.listen,
+					    conf->tls.listen };
+	size_t				 naddrs[2] = { conf->proxy.nlisten,
+					    conf->tls.nlisten };
+	const struct config_addr	*a;
+	struct listener			*ls;
+	size_t				 i;
+	int				 fd, tls;
 
 	if (px->px_accept_timer == NULL && (px->px_accept_timer =
 	    evtimer_new(px->px_base, resume_cb, px)) == NULL) {
 		snprintf(err, errlen, "evtimer_new failed");
 		return -1;
 	}
-	for (i = 0; i < pc->nlisten; i++) {
-		TAILQ_FOREACH(ls, &px->px_listeners, ls_entry)
-			if (listener_same_addr(ls->ls_addr, &pc->listen[i]))
-				break;
-		if (ls != NULL) {
-			ls->ls_next = &pc->listen[i];
-			continue;
+	for (tls = 0; tls < 2; tls++) {
+		for (i = 0; i < naddrs[tls]; i++) {
+			a = &addrs[tls][i];
+			TAILQ_FOREACH(ls, &px->px_listeners, ls_entry)
+				if (listener_same_addr(ls->ls_addr, a))
+					break;
+			if (ls != NULL) {	/* kept, maybe changing role */
+				ls->ls_next = a;
+				ls->ls_next_tls = tls;
+				continue;
+			}
+			if ((fd = listener_bind(conf, a, LISTENER_BACKLOG, err,
+			    errlen)) == -1)
+				return -1;
+			if ((ls = listener_new(px, a, tls, fd)) == NULL) {
+				snprintf(err, errlen, "listen %s: out of memory",
+				    a->text);
+				return -1;
+			}
+			TAILQ_INSERT_TAIL(&px->px_staged, ls, ls_entry);
 		}
-		if ((fd = listener_bind(conf, &pc->listen[i],
-		    LISTENER_BACKLOG, err, errlen)) == -1)
-			return -1;
-		if ((ls = calloc(1, sizeof(*ls))) == NULL) {
-			close(fd);
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-		ls->ls_proxy = px;
-		ls->ls_addr = &pc->listen[i];
-		ls->ls_evl = evconnlistener_new(px->px_base, accept_cb, ls,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-		    LEV_OPT_DISABLED, 0, fd);
-		if (ls->ls_evl == NULL) {
-			close(fd);
-			free(ls);
-			snprintf(err, errlen, "listen %s: cannot watch socket",
-			    pc->listen[i].text);
-			return -1;
-		}
-		evconnlistener_set_error_cb(ls->ls_evl, accept_error_cb);
-		TAILQ_INSERT_TAIL(&px->px_staged, ls, ls_entry);
 	}
 	return 0;
 }
@@ -161,7 +181,11 @@ listener_commit(struct proxy *px)
 			listener_free(ls);
 			continue;
 		}
+		if (ls->ls_tls != ls->ls_next_tls)
+			log_info("listening on %s now with%s TLS",
+			    ls->ls_next->text, ls->ls_next_tls ? "" : "out");
 		ls->ls_addr = ls->ls_next;
+		ls->ls_tls = ls->ls_next_tls;
 		ls->ls_next = NULL;
 	}
 	while ((ls = TAILQ_FIRST(&px->px_staged)) != NULL) {
@@ -169,7 +193,8 @@ listener_commit(struct proxy *px)
 		TAILQ_INSERT_TAIL(&px->px_listeners, ls, ls_entry);
 		if (px->px_accepting)
 			evconnlistener_enable(ls->ls_evl);
-		log_info("listening on %s", ls->ls_addr->text);
+		log_info("listening on %s%s", ls->ls_addr->text,
+		    ls->ls_tls ? " (TLS)" : "");
 	}
 }
 
@@ -217,7 +242,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 {
 	struct listener	*ls = arg;
 
-	conn_accept(ls->ls_proxy, fd, sa, salen);
+	conn_accept(ls->ls_proxy, fd, sa, salen, ls->ls_tls);
 }
 
 static void

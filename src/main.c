@@ -70,7 +70,7 @@ fit_fd_limit(const struct config *conf)
 
 	pool = (uint64_t)conf->backend.keepalive * conf->backend.nservers;
 	want = 2 * (uint64_t)conf->proxy.max_connections + pool +
-	    SPILLWAY_FD_RESERVE + conf->proxy.nlisten;
+	    SPILLWAY_FD_RESERVE + conf->proxy.nlisten + conf->tls.nlisten;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return conf->proxy.max_connections;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
@@ -162,12 +162,43 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* A generation and what it holds besides plain data (its TLS contexts). */
+static void
+conf_free(struct config *conf)
+{
+	if (conf != NULL)
+		tls_free(conf->tls_rt);
+	config_free(conf);
+}
+
+/*
+ * Load a configuration and build its TLS contexts: NULL with every
+ * "FILE:LINE: message" in *errors (malloc'd) if either fails.
+ */
+static struct config *
+conf_load(const char *path, char **errors)
+{
+	struct config	*conf;
+	char		 err[1400];
+
+	if ((conf = config_load(path, errors)) == NULL)
+		return NULL;
+	conf->tls_rt = tls_new(conf, err, sizeof(err));
+	if (err[0] != '\0') {
+		config_free(conf);
+		if ((*errors = malloc(strlen(err) + 2)) != NULL)
+			snprintf(*errors, strlen(err) + 2, "%s\n", err);
+		return NULL;
+	}
+	return conf;
+}
+
 /* Drop a reference to a configuration; free it with the last one. */
 void
 proxy_conf_put(struct proxy *px, struct config *conf)
 {
 	if (--conf->refs == 0 && conf != px->px_conf)
-		config_free(conf);
+		conf_free(conf);
 }
 
 static void
@@ -209,7 +240,7 @@ proxy_reload(struct proxy *px, char **errorsp)
 		reload_failed(px, "reload refused: stopping\n", errorsp);
 		return -1;
 	}
-	if ((nc = config_load(old->path, &errors)) == NULL) {
+	if ((nc = conf_load(old->path, &errors)) == NULL) {
 		reload_failed(px, errors != NULL ? errors : "invalid\n",
 		    errorsp);
 		free(errors);
@@ -252,7 +283,7 @@ proxy_reload(struct proxy *px, char **errorsp)
 		snprintf(msg, sizeof(msg), "%s\n", err);
 	else
 		snprintf(msg, sizeof(msg), "%s: %s\n", nc->path, err);
-	config_free(nc);
+	conf_free(nc);
 	reload_failed(px, msg, errorsp);
 	return -1;
 }
@@ -268,7 +299,7 @@ check_config(const char *path, struct config **confp)
 {
 	char	*errors = NULL;
 
-	if ((*confp = config_load(path, &errors)) == NULL) {
+	if ((*confp = conf_load(path, &errors)) == NULL) {
 		fputs(errors != NULL ? errors : "configuration invalid\n",
 		    stderr);
 		free(errors);
@@ -317,7 +348,7 @@ main(int argc, char *argv[])
 		return 1;
 	if (test) {
 		fprintf(stderr, "%s: configuration is valid\n", path);
-		config_free(px->px_conf);
+		conf_free(px->px_conf);
 		return 0;
 	}
 
@@ -396,7 +427,7 @@ main(int argc, char *argv[])
 	admission_free(px->px_adm);
 	metrics_free(&px->px_metrics);
 	accesslog_close();
-	config_free(px->px_conf);
+	conf_free(px->px_conf);
 	event_base_free(px->px_base);
 	return rc;
 }

@@ -475,6 +475,15 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    "Client connections open now.", g->client_connections);
 	prom_u64(mb, "spillway_client_connections_accepted_total", "counter",
 	    "Client connections accepted.", m->m_client_connections);
+	prom_head(mb, "spillway_tls_handshakes_total", "counter",
+	    "TLS handshakes with clients, by result.");
+	mbuf_printf(mb, "spillway_tls_handshakes_total{result=\"ok\"} %" PRIu64
+	    "\nspillway_tls_handshakes_total{result=\"failed\"} %" PRIu64
+	    "\nspillway_tls_handshakes_total{result=\"timeout\"} %" PRIu64
+	    "\n", m->m_tls_handshakes, m->m_tls_failed, m->m_tls_timeouts);
+	prom_u64(mb, "spillway_tls_renegotiations_total", "counter",
+	    "TLS renegotiation attempts refused (the connection closed).",
+	    m->m_tls_renegotiations);
 	prom_u64(mb, "spillway_admission_clients", "gauge",
 	    "Per-client rate buckets kept.", g->admission_clients);
 	prom_u64(mb, "spillway_admission_evictions_total", "counter",
@@ -631,6 +640,10 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	    "\"opened_total\": %" PRIu64 ", \"connect_failures_total\": %"
 	    PRIu64 "}", g->upstream_active, g->upstream_idle,
 	    m->m_upstream_connections, m->m_upstream_connect_failures);
+	mbuf_printf(mb, ",\n\"tls\": {\"handshakes\": %" PRIu64 ", "
+	    "\"failed\": %" PRIu64 ", \"timeouts\": %" PRIu64 ", "
+	    "\"renegotiations\": %" PRIu64 "}", m->m_tls_handshakes,
+	    m->m_tls_failed, m->m_tls_timeouts, m->m_tls_renegotiations);
 	mbuf_printf(mb, ",\n\"admission\": {\"clients\": %zu, "
 	    "\"evictions_total\": %" PRIu64 "}", g->admission_clients,
 	    g->admission_evictions);

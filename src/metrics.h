@@ -58,6 +58,10 @@ struct metrics {
 	uint64_t		 m_reloads_ok;
 	uint64_t		 m_reloads_failed;
 	uint64_t		 m_bytes_out;	/* response bytes to clients */
+	uint64_t		 m_tls_handshakes;	/* completed */
+	uint64_t		 m_tls_failed;	/* handshake errors, plain HTTP */
+	uint64_t		 m_tls_timeouts;	/* handshake_timeout */
+	uint64_t		 m_tls_renegotiations;	/* refused, closed */
 };
 
 /* Sampled by the caller when rendering. */

@@ -22,6 +22,8 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include <openssl/ssl.h>
+
 #include "config.h"
 #include "admission.h"
 #include "http.h"
@@ -79,10 +81,16 @@ struct listener {
 	struct proxy		*ls_proxy;
 	const struct config_addr *ls_addr;
 	const struct config_addr *ls_next;	/* reload: kept, new address */
+	int			 ls_tls;	/* a [tls] listener */
+	int			 ls_next_tls;
 	struct evconnlistener	*ls_evl;
 	TAILQ_ENTRY(listener)	 ls_entry;
 };
 TAILQ_HEAD(listener_list, listener);
+
+/* TLS on a client connection. */
+#define CONN_TLS_HANDSHAKE	1	/* handshake under way */
+#define CONN_TLS_DONE		2	/* established */
 
 /* Client connection states; see conn_state_name(). */
 enum conn_state {
@@ -112,6 +120,8 @@ struct conn {
 	struct event		*cn_timer;	/* header, idle or linger */
 	char			 cn_peer[64];	/* "ip:port" */
 	char			 cn_peer_ip[48];
+	int			 cn_tls;	/* CONN_TLS_*: 0 plain */
+	int			 cn_tls_abort;	/* close it: renegotiation */
 	TAILQ_ENTRY(conn)	 cn_entry;
 
 	/* the request in progress */
@@ -211,7 +221,8 @@ void		 admin_close(struct proxy *);
 
 /* conn.c */
 void		 conn_accept(struct proxy *, evutil_socket_t,
-		    struct sockaddr *, int socklen);
+		    struct sockaddr *, int socklen, int tls);
+void		 conn_tls_info(const SSL *, int where, int ret);
 void		 conn_upstream_ready(struct conn *, struct upconn *);
 void		 conn_upstream_failed(struct conn *, int status,
 		    const char *reason);
@@ -231,6 +242,14 @@ void		 upstream_free(struct proxy *);
 void		 upstream_request(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
 void		 upstream_drop_idle(struct proxy *);
+
+/* tls.c */
+struct tls	*tls_new(const struct config *, char *err, size_t errlen);
+void		 tls_free(struct tls *);
+SSL		*tls_accept(struct tls *);
+SSL		*tls_connect(struct tls *, const struct config *,
+		    const struct config_addr *);
+const char	*tls_why(SSL *, unsigned long err, char *buf, size_t len);
 
 /* shed.c */
 int		 shed_init(struct proxy *);

@@ -19,6 +19,9 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+
+#include <openssl/err.h>
 
 #include "spillway.h"
 #include "log.h"
@@ -78,9 +81,25 @@ upstream_init(struct proxy *px)
 	return upstream_reconfigure(px, px->px_conf);
 }
 
+static int
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Would a connection made under a serve under b? (TLS settings) */
+static int
+same_tls(const struct backend_conf *a, const struct backend_conf *b)
+{
+	return a->tls == b->tls && (!a->tls || (a->tls_verify ==
+	    b->tls_verify && same_str(a->ca_file.text, b->ca_file.text) &&
+	    same_str(a->server_name.text, b->server_name.text)));
+}
+
 /*
  * Make the servers match conf: a server whose address stays keeps its
- * pool and counters; a new one starts empty; one that went away is retired
+ * pool and counters (not its pool if the backend's TLS settings changed); a new one starts empty; one that went away is retired
  * (see struct server). Returns -1 if out of memory, nothing changed.
  */
 int
@@ -114,6 +133,8 @@ upstream_reconfigure(struct proxy *px, const struct config *conf)
 		if (from[i] == 0)
 			continue;
 		nsv[i] = px->px_servers[from[i] - 1];
+		if (px->px_conf != conf && !same_tls(&px->px_conf->backend, bc))
+			drop_idle(nsv[i]);
 		nsv[i]->sv_addr = &bc->servers[i];
 		px->px_servers[from[i] - 1] = NULL;
 	}
@@ -210,10 +231,27 @@ upconn_connect(struct conn *c, struct server *sv)
 	const struct backend_conf *bc = &c->cn_conf->backend;
 	struct upconn		*uc;
 	struct timeval		 ctv = msec_tv(bc->connect_timeout_ms);
+	SSL			*ssl = NULL;
 
-	if ((uc = calloc(1, sizeof(*uc))) == NULL ||
-	    (uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	if ((uc = calloc(1, sizeof(*uc))) == NULL)
+		goto nomem;
+	if (bc->tls) {
+		/* the handshake is part of connecting: connect_timeout */
+		if ((ssl = tls_connect(c->cn_conf->tls_rt, c->cn_conf,
+		    sv->sv_addr)) == NULL)
+			goto nomem;
+		uc->uc_bev = bufferevent_openssl_socket_new(px->px_base, -1,
+		    ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+		if (uc->uc_bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(
+			    uc->uc_bev, 1);
+		else
+			SSL_free(ssl);
+	} else
+		uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
+		    BEV_OPT_CLOSE_ON_FREE);
+	if (uc->uc_bev == NULL) {
+ nomem:
 		free(uc);
 		log_warnx("%s: conn %llu: out of memory", __func__,
 		    (unsigned long long)c->cn_id);
@@ -226,8 +264,11 @@ upconn_connect(struct conn *c, struct server *sv)
 	uc->uc_state = UC_CONNECTING;
 	c->cn_up = uc;
 	bufferevent_setcb(uc->uc_bev, up_readcb, up_writecb, up_eventcb, uc);
-	/* a pending connect is a pending write: the write timeout bounds it */
-	bufferevent_set_timeouts(uc->uc_bev, NULL, &ctv);
+	/*
+	 * A pending connect is a pending write: the write timeout bounds it.
+	 * A TLS handshake reads too: connect_timeout bounds both.
+	 */
+	bufferevent_set_timeouts(uc->uc_bev, bc->tls ? &ctv : NULL, &ctv);
 	if (bufferevent_socket_connect(uc->uc_bev,
 	    (const struct sockaddr *)&sv->sv_addr->ss,
 	    (int)sv->sv_addr->sslen) == -1)
@@ -337,6 +378,22 @@ up_writecb(struct bufferevent *bev, void *arg)
 		conn_upstream_writecb(uc->uc_conn);
 }
 
+/* Why connecting failed: the socket's error, or TLS's. */
+static const char *
+upconn_why(struct upconn *uc, int error, char *buf, size_t len)
+{
+	SSL		*ssl = bufferevent_openssl_get_ssl(uc->uc_bev);
+	unsigned long	 e, err = 0;
+
+	if (ssl == NULL)
+		return evutil_socket_error_to_string(error);
+	while ((e = bufferevent_get_openssl_error(uc->uc_bev)) != 0)
+		err = e;
+	if (err == 0 && error != 0 && SSL_get_verify_result(ssl) == X509_V_OK)
+		return evutil_socket_error_to_string(error);
+	return tls_why(ssl, err, buf, len);
+}
+
 static void
 up_eventcb(struct bufferevent *bev, short what, void *arg)
 {
@@ -344,6 +401,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct conn	*c = uc->uc_conn;
 	struct server	*sv = uc->uc_server;
 	int		 error = EVUTIL_SOCKET_ERROR();
+	char		 why[256];
 
 	switch (uc->uc_state) {
 	case UC_IDLE:
@@ -359,7 +417,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		log_warnx("%s: conn %llu: connect to %s: %s", __func__,
 		    (unsigned long long)c->cn_id, sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
-		    evutil_socket_error_to_string(error));
+		    upconn_why(uc, error, why, sizeof(why)));
 		c->cn_server = NULL;
 		c->cn_up = NULL;
 		upconn_free(uc);
