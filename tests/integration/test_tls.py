@@ -9,6 +9,7 @@ HTTP, garbage, a stalled handshake and renegotiation on the TLS port
 
 Certificates are made at test time with the openssl command line."""
 
+import json
 import os
 import shutil
 import socket
@@ -20,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (admin_spillway, Backend, check, Client, diag, echo,
+from harness import (admin, admin_spillway, Backend, check, Client, diag, echo,
                      eq, free_port, large, LOCALHOST, metrics,
                      pattern, pid_listens_on, register, respond, run_binary,
                      run_main, sha256, short, skip, Spillway, test, wait_for,
@@ -218,6 +219,12 @@ def t_versions():
     eq(be.requests[-1].header("x-forwarded-proto"), "http",
        "X-Forwarded-Proto on the plain listener")
     eq(tls_counts(sp)["ok"], 2.0, "handshakes counted")
+    st = json.loads(admin(sp, "/status").body)
+    eq(st["tls"]["handshakes"], 2, "/status tls.handshakes")
+    eq(st["config"]["tls"]["listen"], ["%s:%d" % (LOCALHOST, sp.tls_port)],
+       "/status config.tls.listen")
+    eq(st["config"]["tls"]["protocols"], ["TLSv1.2", "TLSv1.3"],
+       "/status config.tls.protocols")
 
 
 @test("a client spoofing X-Forwarded-Proto over plain HTTP is corrected")
