@@ -1915,6 +1915,26 @@ class_free(struct class_conf *cl)
 	free(cl->name);
 }
 
+static void
+addrs_free(struct config_addr *a, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		free(a[i].text);
+	free(a);
+}
+
+static void
+strs_free(struct config_str *s, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		free(s[i].text);
+	free(s);
+}
+
 void
 config_free(struct config *conf)
 {
@@ -1922,26 +1942,14 @@ config_free(struct config *conf)
 
 	if (conf == NULL)
 		return;
-	for (i = 0; i < conf->proxy.nlisten; i++)
-		free(conf->proxy.listen[i].text);
-	free(conf->proxy.listen);
-	for (i = 0; i < conf->admin.nlisten; i++)
-		free(conf->admin.listen[i].text);
-	free(conf->admin.listen);
-	for (i = 0; i < conf->backend.nservers; i++)
-		free(conf->backend.servers[i].text);
-	free(conf->backend.servers);
+	addrs_free(conf->proxy.listen, conf->proxy.nlisten);
+	addrs_free(conf->admin.listen, conf->admin.nlisten);
+	addrs_free(conf->backend.servers, conf->backend.nservers);
+	addrs_free(conf->tls.listen, conf->tls.nlisten);
+	strs_free(conf->tls.certs, conf->tls.ncerts);
+	strs_free(conf->tls.keys, conf->tls.nkeys);
 	free(conf->backend.ca_file.text);
 	free(conf->backend.server_name.text);
-	for (i = 0; i < conf->tls.nlisten; i++)
-		free(conf->tls.listen[i].text);
-	free(conf->tls.listen);
-	for (i = 0; i < conf->tls.ncerts; i++)
-		free(conf->tls.certs[i].text);
-	free(conf->tls.certs);
-	for (i = 0; i < conf->tls.nkeys; i++)
-		free(conf->tls.keys[i].text);
-	free(conf->tls.keys);
 	free(conf->tls.ciphers.text);
 	free(conf->tls.ciphersuites.text);
 	free(conf->proxy.access_log);
