@@ -75,6 +75,7 @@ struct server {
 	unsigned int		 sv_active;	/* requests in flight */
 	unsigned int		 sv_nidle;
 	struct upconn_list	 sv_idle;	/* most recently used first */
+	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
 };
 
 struct listener {
@@ -242,6 +243,7 @@ void		 upstream_free(struct proxy *);
 void		 upstream_request(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
 void		 upstream_drop_idle(struct proxy *);
+int		 upstream_tls_session(SSL *, SSL_SESSION *);
 
 /* tls.c */
 struct tls	*tls_new(const struct config *, char *err, size_t errlen);

@@ -48,10 +48,21 @@ static void
 upconn_free(struct upconn *uc)
 {
 	struct server	*sv = uc->uc_server;
+	SSL		*ssl;
 
 	if (uc->uc_state == UC_IDLE) {
 		TAILQ_REMOVE(&sv->sv_idle, uc, uc_entry);
 		sv->sv_nidle--;
+	}
+	if ((ssl = bufferevent_openssl_get_ssl(uc->uc_bev)) != NULL) {
+		SSL_set_app_data(ssl, NULL);
+		/*
+		 * Closed without close_notify (as nginx does): marked shut
+		 * down, or OpenSSL would make the session we keep unresumable.
+		 */
+		if (SSL_is_init_finished(ssl))
+			SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN |
+			    SSL_RECEIVED_SHUTDOWN);
 	}
 	bufferevent_free(uc->uc_bev);
 	free(uc);
@@ -66,13 +77,40 @@ drop_idle(struct server *sv)
 		upconn_free(uc);
 }
 
+static void
+server_free(struct server *sv)
+{
+	if (sv == NULL)
+		return;
+	SSL_SESSION_free(sv->sv_tls_sess);
+	free(sv);
+}
+
 /* A request leaves a server: a retired one goes with its last request. */
 static void
 server_put(struct server *sv)
 {
 	sv->sv_active--;
 	if (sv->sv_retired && sv->sv_active == 0 && sv->sv_nidle == 0)
-		free(sv);
+		server_free(sv);
+}
+
+/*
+ * OpenSSL's new-session callback on backend connections: keep the
+ * server's newest session, to resume the next handshake with it (a TLS
+ * 1.3 ticket comes after the handshake, so it is taken when it arrives).
+ * Returns 1: the reference is ours.
+ */
+int
+upstream_tls_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct upconn	*uc = SSL_get_app_data(ssl);
+
+	if (uc == NULL)
+		return 0;
+	SSL_SESSION_free(uc->uc_server->sv_tls_sess);
+	uc->uc_server->sv_tls_sess = sess;
+	return 1;
 }
 
 int
@@ -133,8 +171,12 @@ upstream_reconfigure(struct proxy *px, const struct config *conf)
 		if (from[i] == 0)
 			continue;
 		nsv[i] = px->px_servers[from[i] - 1];
-		if (px->px_conf != conf && !same_tls(&px->px_conf->backend, bc))
+		if (px->px_conf != conf &&
+		    !same_tls(&px->px_conf->backend, bc)) {
 			drop_idle(nsv[i]);
+			SSL_SESSION_free(nsv[i]->sv_tls_sess);
+			nsv[i]->sv_tls_sess = NULL;
+		}
 		nsv[i]->sv_addr = &bc->servers[i];
 		px->px_servers[from[i] - 1] = NULL;
 	}
@@ -144,7 +186,7 @@ upstream_reconfigure(struct proxy *px, const struct config *conf)
 		drop_idle(sv);
 		sv->sv_retired = 1;
 		if (sv->sv_active == 0)
-			free(sv);
+			server_free(sv);
 	}
 	free(px->px_servers);
 	free(from);
@@ -177,7 +219,7 @@ upstream_free(struct proxy *px)
 
 	for (i = 0; i < px->px_nservers; i++) {
 		drop_idle(px->px_servers[i]);
-		free(px->px_servers[i]);
+		server_free(px->px_servers[i]);
 	}
 	free(px->px_servers);
 	px->px_servers = NULL;
@@ -240,6 +282,9 @@ upconn_connect(struct conn *c, struct server *sv)
 		if ((ssl = tls_connect(c->cn_conf->tls_rt, c->cn_conf,
 		    sv->sv_addr)) == NULL)
 			goto nomem;
+		SSL_set_app_data(ssl, uc);
+		if (sv->sv_tls_sess != NULL)
+			SSL_set_session(ssl, sv->sv_tls_sess);
 		uc->uc_bev = bufferevent_openssl_socket_new(px->px_base, -1,
 		    ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		if (uc->uc_bev != NULL)

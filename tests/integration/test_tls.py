@@ -177,6 +177,7 @@ class TLSBackend(Backend):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(chain, key)
         self.handshakes = 0
+        self.resumed = 0
         self.handshake_errors = 0
         super().__init__(**kw)
 
@@ -192,6 +193,7 @@ class TLSBackend(Backend):
         s.settimeout(None)
         with self.lock:
             self.handshakes += 1
+            self.resumed += s.session_reused
         super()._serve(s, cid)
 
 
@@ -622,7 +624,7 @@ def t_tls_only():
 # --------------------------------------------------------------------------
 # TLS to backends
 
-@test("backend TLS: verified by CA and name, kept alive, X-Forwarded-Proto")
+@test("backend TLS: verified by CA and name, kept alive, sessions resumed")
 def t_backend_tls():
     c = certs()
     be = TLSBackend(*c.site, handler=echo())
@@ -633,6 +635,14 @@ def t_backend_tls():
         eq(cl.exchange("GET", "/b%d" % i).status, 200, "request %d" % i)
     eq(be.handshakes, 1, "backend TLS handshakes (pooled connection)")
     eq(len(be.requests), 5, "requests at the backend")
+    # without keep-alive every request is a new connection: resumed
+    sp3 = Spillway([be], backend={"tls": "yes", "ca_file": c.ca,
+                                  "keepalive": "0"})
+    for i in range(4):
+        eq(Client(sp3.port).exchange("GET", "/r%d" % i).status, 200,
+           "request %d without keep-alive" % i)
+    check(be.resumed >= 3, "backend sessions resumed: %d of %d handshakes" %
+          (be.resumed, be.handshakes))
     # an IP address as the name: the certificate's IP SAN is checked
     sp2 = Spillway([be], backend={"tls": "yes", "ca_file": c.ca})
     eq(Client(sp2.port).exchange("GET", "/ip").status, 200, "by IP SAN")
