@@ -611,6 +611,26 @@ connection_options(struct parse *p, const struct http_header *hd)
 	return 0;
 }
 
+/*
+ * A name that reads Content-Length or Transfer-Encoding once each '_' is
+ * taken for '-': a CGI-style backend maps both to the same variable, so
+ * it would frame the body by a header we did not (a smuggling vector).
+ */
+static int
+framing_lookalike(const char *s, size_t n)
+{
+	char		 name[17];
+	size_t		 i;
+	enum header_kind k;
+
+	if ((n != 14 && n != 17) || memchr(s, '_', n) == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		name[i] = s[i] == '_' ? '-' : s[i];
+	k = header_kind(name, n);
+	return k == HK_CONTENT_LENGTH || k == HK_TRANSFER_ENCODING;
+}
+
 /* What the head rules need to know of the fields, gathered in one pass. */
 struct fields {
 	int				 ncl;		/* Content-Length */
@@ -668,6 +688,10 @@ gather_fields(struct parse *p, struct fields *f)
 				f->expect_continue = 1;
 			break;
 		case HK_OTHER:
+			if (p->is_req &&
+			    framing_lookalike(hd->name, hd->name_len))
+				return fail(p, 400,
+				    "lookalike of a framing header");
 			break;
 		}
 	}

@@ -259,6 +259,23 @@ test_absolute_form(void)
 	CHECK_EQ_INT(req_status("GET x HTTP/1.1\r\nHost: e\r\n\r\n"), 400);
 }
 
+/* Content_Length and Transfer_Encoding would frame a CGI backend's body. */
+static void
+test_framing_lookalike(void)
+{
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content_Length: 5\r\n\r\n"), 400);
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "transfer_encoding: chunked\r\n\r\n"), 400);
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\r\nContent_Length: 5\r\n\r\n"), 400);
+	/* other names with '_' pass, and so do responses */
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\n"
+	    "X_Api_Key: 5\r\nContent_Lengths: 1\r\n\r\n"), 0);
+	CHECK_EQ_INT(resp_status("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+	    "Content_Length: 5\r\n\r\n", HTTP_M_GET), 0);
+}
+
 static void
 test_options_asterisk(void)
 {
@@ -1395,7 +1412,7 @@ test_known_names_any_case(void)
 	    "Expect: 100\rcontinue\r\n\r\n"), 400);
 	CHECK_EQ_STR(head.error_what, "stray CR in head");
 	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\n"
-	    "Content_Length: 1\r\nExpect: 100.continue\r\n\r\n"), 0);
+	    "Content.Length: 1\r\nExpect: 100.continue\r\n\r\n"), 0);
 	CHECK_EQ_INT(head.framing, HTTP_FRAMING_NONE);
 	CHECK_EQ_INT(head.flags, HTTP_F_HAS_HOST);
 }
@@ -1492,6 +1509,7 @@ main(void)
 	RUN(test_cl_leading_zeros_and_max);
 	RUN(test_post_chunked);
 	RUN(test_absolute_form);
+	RUN(test_framing_lookalike);
 	RUN(test_options_asterisk);
 	RUN(test_connect_authority);
 	RUN(test_http10);
