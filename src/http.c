@@ -414,8 +414,10 @@ check_target(struct parse *p)
 	const char		*t = h->target;
 	size_t			 i, n = h->target_len;
 
+	/* '#': a fragment is never sent (RFC 9112 3.2); backends differ */
 	for (i = 0; i < n; i++)
-		if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e)
+		if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e ||
+		    t[i] == '#')
 			return fail(p, 400, "invalid request target");
 	if (h->method == HTTP_M_CONNECT) {
 		if (!is_authority_form(t, n))

@@ -259,6 +259,14 @@ test_absolute_form(void)
 	CHECK_EQ_INT(req_status("GET x HTTP/1.1\r\nHost: e\r\n\r\n"), 400);
 }
 
+/* A fragment is never part of a request target. */
+static void
+test_target_fragment(void)
+{
+	CHECK_EQ_INT(req_status("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	CHECK_EQ_INT(req_status("GET /# HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+}
+
 /* Content_Length and Transfer_Encoding would frame a CGI backend's body. */
 static void
 test_framing_lookalike(void)
@@ -1509,6 +1517,7 @@ main(void)
 	RUN(test_cl_leading_zeros_and_max);
 	RUN(test_post_chunked);
 	RUN(test_absolute_form);
+	RUN(test_target_fragment);
 	RUN(test_framing_lookalike);
 	RUN(test_options_asterisk);
 	RUN(test_connect_authority);
