@@ -833,6 +833,30 @@ response_framing(struct parse *p, const struct fields *f)
 	return 0;
 }
 
+/*
+ * An absolute-form target's authority must be the Host (RFC 9112 3.2.2):
+ * else the backend and a classifier reading Host route it differently.
+ * Userinfo is refused (RFC 9110 4.2.4). Returns 0 or -1.
+ */
+static int
+check_authority(struct parse *p, const struct http_header *host)
+{
+	const struct http_head	*h = p->h;
+	const char		*a, *e, *end = h->target + h->target_len;
+
+	if (h->target[0] == '/' || h->method == HTTP_M_CONNECT ||
+	    (h->target_len == 1 && h->target[0] == '*'))
+		return 0;
+	a = (const char *)memchr(h->target, ':', h->target_len) + 3;
+	for (e = a; e < end && *e != '/' && *e != '?'; e++)
+		if (*e == '@')
+			return fail(p, 400, "userinfo in request target");
+	if (host != NULL && ((size_t)(e - a) != host->value_len ||
+	    !ci_memeq(a, host->value, host->value_len)))
+		return fail(p, 400, "Host differs from the target");
+	return 0;
+}
+
 /* Host and Expect rules of a request (RFC 9112 3.2). */
 static int
 request_fields(struct parse *p, const struct fields *f)
@@ -848,6 +872,8 @@ request_fields(struct parse *p, const struct fields *f)
 			return fail(p, 400, "invalid Host");
 		h->flags |= HTTP_F_HAS_HOST;
 	}
+	if (check_authority(p, f->nhost == 1 ? f->host : NULL) == -1)
+		return -1;
 	/* RFC 9110 10.1.1: HTTP/1.0 expectations are ignored. */
 	if (h->version_minor == 1 && f->expect_continue)
 		h->flags |= HTTP_F_EXPECT_CONTINUE;

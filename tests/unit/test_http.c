@@ -250,13 +250,34 @@ test_absolute_form(void)
 	CHECK(req("GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n"
 	    "\r\n") > 0);
 	CHECK_EQ_INT(head.target_len, strlen("http://example.com/x"));
-	CHECK_EQ_INT(req_status("GET https://e:8443/ HTTP/1.1\r\nHost: e\r\n"
-	    "\r\n"), 0);
+	CHECK_EQ_INT(req_status("GET https://e:8443/ HTTP/1.1\r\n"
+	    "Host: e:8443\r\n\r\n"), 0);
 	CHECK_EQ_INT(req_status("GET http:/x HTTP/1.1\r\nHost: e\r\n\r\n"),
 	    400);
 	CHECK_EQ_INT(req_status("GET 1http://e/ HTTP/1.1\r\nHost: e\r\n\r\n"),
 	    400);
 	CHECK_EQ_INT(req_status("GET x HTTP/1.1\r\nHost: e\r\n\r\n"), 400);
+}
+
+/* The authority of an absolute-form target is the Host, or it is a 400. */
+static void
+test_absolute_form_host(void)
+{
+	CHECK_EQ_INT(req_status("GET http://Example.COM/x HTTP/1.1\r\n"
+	    "Host: example.com\r\n\r\n"), 0);
+	CHECK_EQ_INT(req_status("GET http://e?q HTTP/1.1\r\nHost: e\r\n\r\n"),
+	    0);
+	CHECK_EQ_INT(req_status("GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n"),
+	    400);
+	CHECK_EQ_INT(req_status("GET http://a:80/ HTTP/1.1\r\nHost: a\r\n"
+	    "\r\n"), 400);
+	CHECK_EQ_INT(req_status("GET http://a/ HTTP/1.1\r\nHost: ab\r\n\r\n"),
+	    400);
+	CHECK_EQ_INT(req_status("GET http://u@a/ HTTP/1.1\r\nHost: a\r\n"
+	    "\r\n"), 400);
+	CHECK_EQ_INT(req_status("GET http://u@a/ HTTP/1.0\r\n\r\n"), 400);
+	/* HTTP/1.0 without Host: the target alone routes */
+	CHECK_EQ_INT(req_status("GET http://a/ HTTP/1.0\r\n\r\n"), 0);
 }
 
 /* A fragment is never part of a request target. */
@@ -1517,6 +1538,7 @@ main(void)
 	RUN(test_cl_leading_zeros_and_max);
 	RUN(test_post_chunked);
 	RUN(test_absolute_form);
+	RUN(test_absolute_form_host);
 	RUN(test_target_fragment);
 	RUN(test_framing_lookalike);
 	RUN(test_options_asterisk);
