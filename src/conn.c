@@ -320,7 +320,10 @@ name_is(const struct http_header *hd, const char *name)
 /*
  * The request head as it goes to the backend: HTTP/1.1, hop-by-hop fields
  * removed (the parser marked them), X-Forwarded-For appended to, and
- * X-Forwarded-Proto set by us, never by the client.
+ * X-Forwarded-Proto set by us, never by the client. The framing is written
+ * afresh, "Content-Length: N" or "Transfer-Encoding: chunked", so that a
+ * backend reads exactly the framing we checked, whatever its parser makes
+ * of case, OWS or leading zeros.
  */
 static int
 build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
@@ -341,9 +344,18 @@ build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
 	for (i = 0; i < h->nheaders; i++) {
 		hd = &h->headers[i];
 		if (hd->hop || name_is(hd, "X-Forwarded-Proto") ||
-		    name_is(hd, "X-Forwarded-For"))
+		    name_is(hd, "X-Forwarded-For") ||
+		    name_is(hd, "Content-Length") ||
+		    name_is(hd, "Transfer-Encoding"))
 			continue;
 		headw_field(&w, hd);
+	}
+	if (h->framing == HTTP_FRAMING_CHUNKED)
+		HEADW_LITERAL(&w, "Transfer-Encoding: chunked\r\n");
+	else if (h->framing == HTTP_FRAMING_LENGTH) {
+		n = snprintf(host, sizeof(host), "Content-Length: %llu\r\n",
+		    (unsigned long long)h->content_length);
+		headw_add(&w, host, (size_t)n);
 	}
 	if (!(h->flags & HTTP_F_HAS_HOST) &&
 	    getsockname(bufferevent_getfd(c->cn_bev), (struct sockaddr *)&ss,
