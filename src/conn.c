@@ -428,6 +428,55 @@ conn_use_current_conf(struct conn *c)
 	conn_set_read_limit(c);
 }
 
+/*
+ * Check the framing of the part of a chunked body that came with its head,
+ * before anything is sent: a malformed body is then refused whole, the
+ * backend never sees its head (most smuggling attempts arrive in one
+ * packet). Bytes past the end of the body belong to the next request.
+ * A later framing error still stops the forwarding at the bad byte.
+ * Returns 0, or -1 with the decoder's reason in *what.
+ */
+static int
+body_precheck(const struct conn *c, size_t headlen, const char **what)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
+	struct http_body	 b = c->cn_req_body;
+	struct evbuffer_ptr	 ptr;
+	struct evbuffer_iovec	 v[4];
+	const char		*p;
+	size_t			 len;
+	ssize_t			 k;
+	int			 i, nv, is_data;
+
+	if (b.framing != HTTP_FRAMING_CHUNKED ||
+	    evbuffer_get_length(in) <= headlen ||
+	    evbuffer_ptr_set(in, &ptr, headlen, EVBUFFER_PTR_SET) == -1)
+		return 0;
+	while (!http_body_done(&b)) {
+		if ((nv = evbuffer_peek(in, -1, &ptr, v, 4)) <= 0)
+			return 0;
+		for (i = 0; i < nv && i < 4 && !http_body_done(&b); i++) {
+			p = v[i].iov_base;
+			len = v[i].iov_len;
+			while (len > 0 && (k = http_body_feed(&b, p, len,
+			    &is_data)) != 0) {
+				if (k == -1) {
+					*what = b.error_what;
+					return -1;
+				}
+				p += k;
+				len -= (size_t)k;
+			}
+			if (evbuffer_ptr_set(in, &ptr, v[i].iov_len,
+			    EVBUFFER_PTR_ADD) == -1)
+				return 0;
+		}
+		if (nv <= 4)
+			break;
+	}
+	return 0;
+}
+
 static void
 conn_start_request(struct conn *c, size_t headlen)
 {
@@ -435,6 +484,7 @@ conn_start_request(struct conn *c, size_t headlen)
 	enum queue_shed		 why;
 	struct http_head	*h = &c->cn_req;
 	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
+	const char		*what = NULL;
 
 	evtimer_del(c->cn_timer);
 	conn_use_current_conf(c);
@@ -460,6 +510,13 @@ conn_start_request(struct conn *c, size_t headlen)
 	}
 	http_body_init(&c->cn_req_body, h);
 	c->cn_req_done = http_body_done(&c->cn_req_body);
+	if (body_precheck(c, headlen, &what) == -1) {
+		log_info("%s: conn %llu from %s: 400: request body: %s",
+		    __func__, (unsigned long long)c->cn_id, c->cn_peer, what);
+		evbuffer_drain(in, headlen);
+		conn_respond(c, 400, NULL, 1);
+		return;
+	}
 	if (conn_admit(c, h) == -1) {
 		evbuffer_drain(in, headlen);
 		conn_respond(c, 429, "rate_limited", 0);
