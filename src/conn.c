@@ -405,9 +405,6 @@ conn_admit(struct conn *c, const struct http_head *h)
 	if (!v.refused)
 		return 0;
 	c->cn_retry_after = v.retry_after;
-	/* a client waiting for 100 Continue may never send its body */
-	if ((h->flags & HTTP_F_EXPECT_CONTINUE) && !c->cn_req_done)
-		c->cn_keepalive = 0;
 	return -1;
 }
 
@@ -1072,9 +1069,11 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	char		 buf[512], retry[48] = "", why[96] = "";
 	int		 n, blen;
 
+	/* a client waiting for 100 Continue may never send its body */
 	if (close || (!c->cn_req_done &&
-	    c->cn_req_body.framing == HTTP_FRAMING_LENGTH &&
-	    c->cn_req_body.remaining > SPILLWAY_DISCARD_MAX))
+	    ((c->cn_req.flags & HTTP_F_EXPECT_CONTINUE) ||
+	    (c->cn_req_body.framing == HTTP_FRAMING_LENGTH &&
+	    c->cn_req_body.remaining > SPILLWAY_DISCARD_MAX))))
 		c->cn_keepalive = 0;
 	/* one format, one copy: a refusal must cost next to nothing */
 	if (c->cn_retry_after > 0)
