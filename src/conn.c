@@ -794,7 +794,8 @@ send_response_head(struct conn *c, const struct http_head *h, size_t len,
 	int		 i;
 
 	if (!interim) {
-		if (h->framing == HTTP_FRAMING_CLOSE)
+		/* answered before the body is all in: say we will close */
+		if (h->framing == HTTP_FRAMING_CLOSE || !c->cn_req_done)
 			c->cn_keepalive = 0;
 		if (h->framing == HTTP_FRAMING_CHUNKED &&
 		    c->cn_version_minor == 0) {
