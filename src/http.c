@@ -1265,6 +1265,24 @@ chunk_size_byte(struct http_body *b, unsigned char c)
 	return 0;
 }
 
+/*
+ * The trailer field whose name ends here may not frame or route: RFC 9110
+ * 6.5.1 forbids it, and a backend that merges trailers into the header
+ * section would read them.
+ */
+static int
+trailer_name_ok(const struct http_body *b)
+{
+	size_t			 n = b->line_len - 1;
+	enum header_kind	 k;
+
+	if (n > sizeof(b->trailer_name))
+		return 1;
+	k = header_kind(b->trailer_name, n);
+	return k != HK_CONTENT_LENGTH && k != HK_TRANSFER_ENCODING &&
+	    k != HK_HOST;
+}
+
 /* One byte of the trailer section (RFC 9112 7.1.2). */
 static int
 trailer_byte(struct http_body *b, unsigned char c)
@@ -1299,10 +1317,15 @@ trailer_byte(struct http_body *b, unsigned char c)
 	if (b->in_ext)		/* in the field value */
 		return is_vchar_ws(c) ? 0 :
 		    body_fail(b, "invalid trailer field value");
-	if (c == ':' && b->line_len > 1)
+	if (c == ':' && b->line_len > 1) {
 		b->in_ext = 1;
-	else if (!is_tchar(c))
+		return trailer_name_ok(b) ? 0 :
+		    body_fail(b, "framing or routing field in trailer");
+	}
+	if (!is_tchar(c))
 		return body_fail(b, "invalid trailer field name");
+	if (b->line_len <= sizeof(b->trailer_name))
+		b->trailer_name[b->line_len - 1] = (char)c;
 	return 0;
 }
 

@@ -165,6 +165,12 @@ CASES = [
      chunked_req(b"0\r\nX-T: a\r\n b\r\n\r\n"), 400),
     ("bare LF in the trailer section",
      chunked_req(b"0\r\nX-T: a\n\r\n"), 400),
+    ("Content-Length in the trailer section",
+     chunked_req(b"5\r\nhello\r\n0\r\nContent-Length: 50\r\n\r\n"), 400),
+    ("Transfer-Encoding in the trailer section",
+     chunked_req(b"0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400),
+    ("Host in the trailer section",
+     chunked_req(b"0\r\nX-T: 1\r\nHost: evil\r\n\r\n"), 400),
     ("trailer field without a colon",
      chunked_req(b"0\r\nX-T\r\n\r\n"), 400),
     # --- line endings and control bytes in the head

@@ -1188,6 +1188,25 @@ test_chunked_trailers(void)
 	CHECK_EQ_INT(dechunk("0\r\nX: 1\r\n", 1000, out, &outlen), -2);
 }
 
+/* Fields that frame or route are not allowed in trailers. */
+static void
+test_chunked_trailer_framing(void)
+{
+	char	out[64];
+	size_t	outlen;
+
+	CHECK_EQ_INT(dechunk("0\r\nContent-Length: 5\r\n\r\n", 1000, out,
+	    &outlen), -1);
+	CHECK_EQ_INT(dechunk("0\r\nX: 1\r\ntransfer-encoding: chunked\r\n"
+	    "\r\n", 1000, out, &outlen), -1);
+	CHECK_EQ_INT(dechunk("0\r\nHOST: a\r\n\r\n", 1000, out, &outlen),
+	    -1);
+	/* names that only begin or end like them are fine */
+	CHECK(dechunk("0\r\nContent-Lengths: 5\r\nXHost: a\r\n"
+	    "Transfer-Encoding-X: 1\r\nTe: x\r\n\r\n", 1000, out,
+	    &outlen) > 0);
+}
+
 static void
 test_chunked_trailer_bound(void)
 {
@@ -1608,6 +1627,7 @@ main(void)
 	RUN(test_chunked_prefixes);
 	RUN(test_chunked_extensions);
 	RUN(test_chunked_trailers);
+	RUN(test_chunked_trailer_framing);
 	RUN(test_chunked_trailer_bound);
 	RUN(test_chunked_every_split);
 	RUN(test_chunked_hex);
