@@ -967,13 +967,21 @@ conn_upstream_readcb(struct conn *c)
 	}
 }
 
-/* A request is retried on a fresh connection only if nothing was lost. */
+/*
+ * A request is retried on a fresh connection only if nothing was lost: no
+ * body, or "Content-Length: 0", which many clients send with PUT and
+ * DELETE; the head is all there is to send again.
+ */
 static int
 conn_retryable(const struct conn *c)
 {
+	const struct http_body	*b = &c->cn_req_body;
+
 	if (c->cn_retried || c->cn_up == NULL || c->cn_up->uc_requests < 2 ||
 	    c->cn_resp_state != RS_NONE ||
-	    c->cn_req_body.framing != HTTP_FRAMING_NONE)
+	    (b->framing != HTTP_FRAMING_NONE &&
+	    !(b->framing == HTTP_FRAMING_LENGTH && b->total == 0 &&
+	    http_body_done(b))))
 		return 0;
 	switch (c->cn_method) {
 	case HTTP_M_GET:

@@ -344,9 +344,11 @@ for _m, _body, _retried in [("GET", None, True), ("HEAD", None, True),
                             ("PUT", None, True), ("DELETE", None, True),
                             ("OPTIONS", None, True), ("POST", b"data", False),
                             ("POST", None, False), ("PATCH", b"p", False),
-                            ("PUT", b"with a body", False)]:
+                            ("PUT", b"with a body", False),
+                            ("DELETE", b"", True), ("POST", b"", False)]:
     add_test("kept-alive connection closed as a %s%s is sent: %s"
-             % (_m, " with a body" if _body else "",
+             % (_m, " with a body" if _body else
+                " with Content-Length: 0" if _body == b"" else "",
                 "retried once on a fresh connection" if _retried
                 else "502, not retried"),
              make_retry(_m, _body, _retried))
