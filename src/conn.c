@@ -791,7 +791,7 @@ send_response_head(struct conn *c, const struct http_head *h, size_t len,
 	const char	*reason = h->reason;
 	size_t		 rlen = h->reason_len;
 	ssize_t		 n;
-	int		 i;
+	int		 i, canon;
 
 	if (!interim) {
 		/* answered before the body is all in: say we will close */
@@ -821,11 +821,22 @@ send_response_head(struct conn *c, const struct http_head *h, size_t len,
 	headw_add(&w, line, (size_t)n);
 	headw_add(&w, reason, rlen);
 	HEADW_LITERAL(&w, "\r\n");
+	/* framing that delimits this body is written afresh, as upstream */
+	canon = !interim && (h->framing == HTTP_FRAMING_LENGTH ||
+	    h->framing == HTTP_FRAMING_CHUNKED);
 	for (i = 0; i < h->nheaders; i++) {
-		if (h->headers[i].hop || (c->cn_dechunk &&
-		    name_is(&h->headers[i], "Transfer-Encoding")))
+		if (h->headers[i].hop || ((c->cn_dechunk || canon) &&
+		    name_is(&h->headers[i], "Transfer-Encoding")) ||
+		    (canon && name_is(&h->headers[i], "Content-Length")))
 			continue;
 		headw_field(&w, &h->headers[i]);
+	}
+	if (h->framing == HTTP_FRAMING_CHUNKED && canon && !c->cn_dechunk)
+		HEADW_LITERAL(&w, "Transfer-Encoding: chunked\r\n");
+	else if (h->framing == HTTP_FRAMING_LENGTH && canon) {
+		n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
+		    (unsigned long long)h->content_length);
+		headw_add(&w, line, (size_t)n);
 	}
 	if (!interim) {
 		if (!c->cn_keepalive)

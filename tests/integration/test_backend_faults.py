@@ -185,6 +185,32 @@ def body_where_none_allowed():
           "a body where none belongs was reused: %r" % ids)
 
 
+@test("response framing goes to the client written afresh: "
+      "Content-Length: 005 as 5, Transfer-Encoding:  CHUNKED as chunked")
+def response_framing_canonical():
+    be = Backend(good(), routes={
+        "/cl": raw(b"HTTP/1.1 200 OK\r\nContent-Length:  005 \r\n"
+                   b"X-A: 1\r\n\r\nhello", close=False),
+        "/te": raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\tCHUNKED\r\n"
+                   b"\r\n5\r\nhello\r\n0\r\n\r\n", close=False),
+        "/head": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 0042\r\n\r\n",
+                     close=False)})
+    sp = Spillway([be])
+    c = Client(sp.port)
+    r = c.exchange("GET", "/cl")
+    eq((r.body, r.headers_named("content-length")), (b"hello", ["5"]),
+       "Content-Length response")
+    eq(r.header("x-a"), "1", "other fields")
+    r = c.exchange("GET", "/te")
+    eq((r.body, r.headers_named("transfer-encoding")), (b"hello",
+                                                         ["chunked"]),
+       "chunked response")
+    r = c.exchange("HEAD", "/head")
+    eq(r.headers_named("content-length"), ["0042"],
+       "Content-Length of a HEAD response, as sent")
+    eq(be.accepted, 1, "backend connections")
+
+
 # Invalid responses: 502 upstream_error, and the connection is not reused.
 BAD_RESPONSES = [
     ("Content-Length with Transfer-Encoding",
