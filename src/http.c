@@ -834,7 +834,8 @@ response_framing(struct parse *p, const struct fields *f)
 }
 
 /*
- * An absolute-form target's authority must be the Host (RFC 9112 3.2.2):
+ * An absolute-form (or CONNECT's authority-form) target's authority must
+ * be the Host (RFC 9112 3.2, 3.2.2):
  * else the backend and a classifier reading Host route it differently.
  * Userinfo is refused (RFC 9110 4.2.4). Returns 0 or -1.
  */
@@ -844,13 +845,19 @@ check_authority(struct parse *p, const struct http_header *host)
 	const struct http_head	*h = p->h;
 	const char		*a, *e, *end = h->target + h->target_len;
 
-	if (h->target[0] == '/' || h->method == HTTP_M_CONNECT ||
-	    (h->target_len == 1 && h->target[0] == '*'))
+	if (h->target[0] == '/' || (h->target_len == 1 &&
+	    h->target[0] == '*'))
 		return 0;
-	a = (const char *)memchr(h->target, ':', h->target_len) + 3;
-	for (e = a; e < end && *e != '/' && *e != '?'; e++)
-		if (*e == '@')
-			return fail(p, 400, "userinfo in request target");
+	if (h->method == HTTP_M_CONNECT) {	/* authority-form */
+		a = h->target;
+		e = end;
+	} else {
+		a = (const char *)memchr(h->target, ':', h->target_len) + 3;
+		for (e = a; e < end && *e != '/' && *e != '?'; e++)
+			if (*e == '@')
+				return fail(p, 400,
+				    "userinfo in request target");
+	}
 	if (host != NULL && ((size_t)(e - a) != host->value_len ||
 	    !ci_memeq(a, host->value, host->value_len)))
 		return fail(p, 400, "Host differs from the target");

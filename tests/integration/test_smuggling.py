@@ -257,6 +257,8 @@ CASES = [
     ("target without a leading slash", b"GET a HTTP/1.1\r\nHost: a\r\n\r\n",
      400),
     ("asterisk target with GET", b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("CONNECT naming another authority than Host",
+     b"CONNECT b:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 400),
     ("CONNECT with an origin-form target",
      b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("HTTP/1.1x", b"GET / HTTP/1.1x\r\nHost: a\r\n\r\n", 400),

@@ -276,6 +276,13 @@ test_absolute_form_host(void)
 	CHECK_EQ_INT(req_status("GET http://u@a/ HTTP/1.1\r\nHost: a\r\n"
 	    "\r\n"), 400);
 	CHECK_EQ_INT(req_status("GET http://u@a/ HTTP/1.0\r\n\r\n"), 400);
+	/* CONNECT: the whole authority-form target */
+	CHECK_EQ_INT(req_status("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n"
+	    "\r\n"), 0);
+	CHECK_EQ_INT(req_status("CONNECT a:443 HTTP/1.1\r\nHost: b:443\r\n"
+	    "\r\n"), 400);
+	CHECK_EQ_INT(req_status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    400);
 	/* HTTP/1.0 without Host: the target alone routes */
 	CHECK_EQ_INT(req_status("GET http://a/ HTTP/1.0\r\n\r\n"), 0);
 }
@@ -321,8 +328,8 @@ test_connect_authority(void)
 	CHECK(req("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443"
 	    "\r\n\r\n") > 0);
 	CHECK_EQ_INT(head.method, HTTP_M_CONNECT);
-	CHECK_EQ_INT(req_status("CONNECT [::1]:443 HTTP/1.1\r\nHost: a\r\n"
-	    "\r\n"), 0);
+	CHECK_EQ_INT(req_status("CONNECT [::1]:443 HTTP/1.1\r\n"
+	    "Host: [::1]:443\r\n\r\n"), 0);
 	CHECK_EQ_INT(req_status("CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
 	CHECK_EQ_INT(req_status("CONNECT a: HTTP/1.1\r\nHost: a\r\n\r\n"),
 	    400);
