@@ -818,12 +818,18 @@ response_framing(struct parse *p, const struct fields *f)
 	if (f->ncl > 1)
 		return fail(p, 502, "repeated Content-Length");
 	if (f->nte > 0) {
+		/*
+		 * We remove the client's TE, so chunked is the only coding a
+		 * backend may use (RFC 9110 10.1.4); with it alone, the
+		 * framing written to the client says all there is.
+		 */
 		if (transfer_codings(h, &c) == -1)
 			return fail(p, 502, "invalid Transfer-Encoding");
 		if (c.nchunked > 1)
 			return fail(p, 502, "chunked applied twice");
-		h->framing = c.last_chunked ? HTTP_FRAMING_CHUNKED :
-		    HTTP_FRAMING_CLOSE;
+		if (c.n > 1 || !c.last_chunked)
+			return fail(p, 502, "transfer coding other than chunked");
+		h->framing = HTTP_FRAMING_CHUNKED;
 	} else if (f->ncl == 1) {
 		if (parse_content_length(f->cl, &h->content_length) == -1)
 			return fail(p, 502, "invalid Content-Length");

@@ -233,6 +233,17 @@ BAD_RESPONSES = [
      b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     ("chunked twice", b"HTTP/1.1 200 OK\r\n"
      b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"),
+    ("Transfer-Encoding: chunked, gzip (close-delimited to some parsers)",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+     b"0\r\n\r\n"),
+    ("Transfer-Encoding: gzip, chunked (a coding nobody asked for)",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+     b"0\r\n\r\n"),
+    ("Transfer-Encoding: gzip alone", b"HTTP/1.1 200 OK\r\n"
+     b"Transfer-Encoding: gzip\r\n\r\nxyz"),
+    ("Transfer-Encoding: xchunked", b"HTTP/1.1 200 OK\r\n"
+     b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
+
     ("bare LF line endings", b"HTTP/1.1 200 OK\nContent-Length: 0\n\n"),
     ("bare CR in a header", b"HTTP/1.1 200 OK\r\nX: a\rb\r\n"
      b"Content-Length: 0\r\n\r\n"),
@@ -307,23 +318,35 @@ def shared_alive():
     carries_on(sp)
 
 
-@test("invalid chunked framing in a response under way: the client is "
-      "cut off; the connection is not reused")
+BAD_CHUNKED = [
+    ("a chunk size that is not hex", b"5\r\nhello\r\nzz\r\nEVIL\r\n"
+     b"0\r\n\r\n"),
+    ("Content-Length in the trailers", b"5\r\nhello\r\n0\r\n"
+     b"Content-Length: 4\r\n\r\nEVIL"),
+]
+
+
+@test("invalid chunked framing in a response under way (%s): the client "
+      "is cut off; the connection is not reused"
+      % "; ".join(n for n, _ in BAD_CHUNKED))
 def bad_chunk_in_response():
-    be = Backend(good(), routes={"/badchunk": raw(
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"5\r\nhello\r\nzz\r\nEVIL\r\n0\r\n\r\n", close=False)})
+    be = Backend(good())
+    for i, (_, body) in enumerate(BAD_CHUNKED):
+        be.route("/badchunk%d" % i, raw(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+            body, close=False))
     sp = Spillway([be])
-    c = Client(sp.port)
-    c.request("GET", "/badchunk")
-    data, closed = read_all(c)
-    check(closed, "client connection still open after a bad chunk")
-    check(b"EVIL" not in data, "bytes past the bad chunk size relayed: %s"
-          % short(data))
-    check(not data.endswith(b"0\r\n\r\n"), "a complete chunked body "
-          "relayed: %s" % short(data))
+    for i, (name, _) in enumerate(BAD_CHUNKED):
+        c = Client(sp.port)
+        c.request("GET", "/badchunk%d" % i)
+        data, closed = read_all(c)
+        check(closed, "%s: client connection still open" % name)
+        check(b"EVIL" not in data, "%s: bytes past the error relayed: %s"
+              % (name, short(data)))
+        check(not data.endswith(b"\r\n\r\n"), "%s: a complete chunked "
+              "body relayed: %s" % (name, short(data)))
     carries_on(sp)
-    eq(be.accepted, 2, "backend connections")
+    eq(be.accepted, len(BAD_CHUNKED) + 1, "backend connections")
 
 
 def flaky_backend():
