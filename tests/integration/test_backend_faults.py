@@ -349,9 +349,10 @@ def bad_chunk_in_response():
     eq(be.accepted, len(BAD_CHUNKED) + 1, "backend connections")
 
 
-def flaky_backend():
+def flaky_backend(reset=False):
     """Answers the first request on each connection; closes the connection
-    without an answer at the second (a keep-alive race lost)."""
+    (with a reset if told) without an answer at the second (a keep-alive
+    race lost)."""
     seen = {}
     lock = threading.Lock()
 
@@ -360,6 +361,9 @@ def flaky_backend():
             n = seen.get(conn.id, 0)
             seen[conn.id] = n + 1
         if n >= 1:
+            if reset:
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     struct.pack("ii", 1, 0))
             return False
         body = ("%s %s" % (req.method, req.target)).encode()
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
@@ -368,9 +372,9 @@ def flaky_backend():
     return Backend(h)
 
 
-def make_retry(method, body, retried):
+def make_retry(method, body, retried, reset=False):
     def t():
-        be = flaky_backend()
+        be = flaky_backend(reset)
         sp = Spillway([be])
         c = Client(sp.port)
         eq(c.exchange("GET", "/warm").status, 200, "warm-up")
@@ -401,6 +405,12 @@ for _m, _body, _retried in [("GET", None, True), ("HEAD", None, True),
                 "retried once on a fresh connection" if _retried
                 else "502, not retried"),
              make_retry(_m, _body, _retried))
+
+
+add_test("kept-alive connection reset as a GET is sent: retried once on a "
+         "fresh connection", make_retry("GET", None, True, reset=True))
+add_test("kept-alive connection reset as a POST is sent: 502, not retried",
+         make_retry("POST", b"data", False, reset=True))
 
 
 @test("a fresh connection closed as the request is sent: 502, no retry")
