@@ -840,10 +840,10 @@ response_framing(struct parse *p, const struct fields *f)
 }
 
 /*
- * An absolute-form (or CONNECT's authority-form) target's authority must
- * be the Host (RFC 9112 3.2, 3.2.2):
- * else the backend and a classifier reading Host route it differently.
- * Userinfo is refused (RFC 9110 4.2.4). Returns 0 or -1.
+ * The authority of an absolute-form target, or CONNECT's authority-form
+ * one, must be the Host (RFC 9112 3.2, 3.2.2): else the backend and a
+ * classifier reading Host route the request differently. Userinfo is
+ * refused (RFC 9110 4.2.4). Returns 0 or -1.
  */
 static int
 check_authority(struct parse *p, const struct http_header *host)
