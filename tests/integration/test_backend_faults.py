@@ -15,8 +15,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
-from harness import (Backend, Client, Spillway, add_test, check, eq,
-                     free_port, never, raw, respond, short, test)
+from harness import (Backend, Client, Spillway, add_test, build_request,
+                     check, eq, free_port, never, raw, respond, short, test)
 
 
 def good():
@@ -411,6 +411,43 @@ add_test("kept-alive connection reset as a GET is sent: retried once on a "
          "fresh connection", make_retry("GET", None, True, reset=True))
 add_test("kept-alive connection reset as a POST is sent: 502, not retried",
          make_retry("POST", b"data", False, reset=True))
+
+
+@test("a 502 and a 504 to POSTs with bodies leave the client connection in "
+      "sync: the requests pipelined after them are answered on their own")
+def failed_requests_keep_sync():
+    be = Backend(good(), routes={"/drop": raw(b"", close=True),
+                                 "/never": never()})
+    sp = Spillway([be], backend={"response_timeout": "300ms"})
+    c = Client(sp.port)
+    glued = b"GET /glued HTTP/1.1\r\nHost: a\r\n\r\n"
+    c.send(build_request("POST", "/drop", body=glued) +
+           build_request("GET", "/good") +
+           build_request("POST", "/never", body=glued) +
+           build_request("GET", "/good"))
+    rs = c.read_responses(4, ["POST", "GET", "POST", "GET"], timeout=4)
+    eq([r.status for r in rs], [502, 200, 504, 200], "statuses")
+    eq([r.body for r in rs if r.status == 200], [b"good", b"good"], "bodies")
+    eq([q.target for q in be.requests], ["/drop", "/good", "/never",
+                                         "/good"], "requests at the backend")
+
+
+@test("a 502 before the body came: the body is read and dropped, never "
+      "parsed as a request; the next request is answered on its own")
+def failed_before_body_keeps_sync():
+    sp = Spillway(["127.0.0.1:%d" % free_port()])
+    c = Client(sp.port)
+    glued = b"GET /glued HTTP/1.1\r\nHost: a\r\n\r\n"
+    c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
+           % len(glued))
+    r = c.read_response("POST", timeout=3)
+    check_own(r, 502, "upstream_error")
+    check("close" not in r.tokens("connection"), "closed for a body that "
+          "can still be read: %r" % r.headers)
+    c.send(glued + build_request("GET", "/next"))
+    r = c.read_response(timeout=3)
+    check_own(r, 502, "upstream_error")
+    check(c.is_open(0.2), "connection closed: out of sync?")
 
 
 @test("a fresh connection closed as the request is sent: 502, no retry")
