@@ -380,7 +380,10 @@ name_is(const struct http_header *hd, const char *name)
 /*
  * The request head as it goes to the backend: HTTP/1.1, hop-by-hop fields
  * removed (the parser marked them), X-Forwarded-For appended to, and
- * X-Forwarded-Proto set by us, never by the client.
+ * X-Forwarded-Proto set by us, never by the client. The framing is written
+ * afresh, "Content-Length: N" or "Transfer-Encoding: chunked", so that a
+ * backend reads exactly the framing we checked, whatever its parser makes
+ * of case, OWS or leading zeros.
  */
 static int
 build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
@@ -401,9 +404,18 @@ build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
 	for (i = 0; i < h->nheaders; i++) {
 		hd = &h->headers[i];
 		if (hd->hop || name_is(hd, "X-Forwarded-Proto") ||
-		    name_is(hd, "X-Forwarded-For"))
+		    name_is(hd, "X-Forwarded-For") ||
+		    name_is(hd, "Content-Length") ||
+		    name_is(hd, "Transfer-Encoding"))
 			continue;
 		headw_field(&w, hd);
+	}
+	if (h->framing == HTTP_FRAMING_CHUNKED)
+		HEADW_LITERAL(&w, "Transfer-Encoding: chunked\r\n");
+	else if (h->framing == HTTP_FRAMING_LENGTH) {
+		n = snprintf(host, sizeof(host), "Content-Length: %llu\r\n",
+		    (unsigned long long)h->content_length);
+		headw_add(&w, host, (size_t)n);
 	}
 	if (!(h->flags & HTTP_F_HAS_HOST) &&
 	    getsockname(bufferevent_getfd(c->cn_bev), (struct sockaddr *)&ss,
@@ -456,9 +468,6 @@ conn_admit(struct conn *c, const struct http_head *h)
 	if (!v.refused)
 		return 0;
 	c->cn_retry_after = v.retry_after;
-	/* a client waiting for 100 Continue may never send its body */
-	if ((h->flags & HTTP_F_EXPECT_CONTINUE) && !c->cn_req_done)
-		c->cn_keepalive = 0;
 	return -1;
 }
 
@@ -479,6 +488,55 @@ conn_use_current_conf(struct conn *c)
 	conn_set_read_limit(c);
 }
 
+/*
+ * Check the framing of the part of a chunked body that came with its head,
+ * before anything is sent: a malformed body is then refused whole, the
+ * backend never sees its head (most smuggling attempts arrive in one
+ * packet). Bytes past the end of the body belong to the next request.
+ * A later framing error still stops the forwarding at the bad byte.
+ * Returns 0, or -1 with the decoder's reason in *what.
+ */
+static int
+body_precheck(const struct conn *c, size_t headlen, const char **what)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
+	struct http_body	 b = c->cn_req_body;
+	struct evbuffer_ptr	 ptr;
+	struct evbuffer_iovec	 v[4];
+	const char		*p;
+	size_t			 len;
+	ssize_t			 k;
+	int			 i, nv, is_data;
+
+	if (b.framing != HTTP_FRAMING_CHUNKED ||
+	    evbuffer_get_length(in) <= headlen ||
+	    evbuffer_ptr_set(in, &ptr, headlen, EVBUFFER_PTR_SET) == -1)
+		return 0;
+	while (!http_body_done(&b)) {
+		if ((nv = evbuffer_peek(in, -1, &ptr, v, 4)) <= 0)
+			return 0;
+		for (i = 0; i < nv && i < 4 && !http_body_done(&b); i++) {
+			p = v[i].iov_base;
+			len = v[i].iov_len;
+			while (len > 0 && (k = http_body_feed(&b, p, len,
+			    &is_data)) != 0) {
+				if (k == -1) {
+					*what = b.error_what;
+					return -1;
+				}
+				p += k;
+				len -= (size_t)k;
+			}
+			if (evbuffer_ptr_set(in, &ptr, v[i].iov_len,
+			    EVBUFFER_PTR_ADD) == -1)
+				return 0;
+		}
+		if (nv <= 4)
+			break;
+	}
+	return 0;
+}
+
 static void
 conn_start_request(struct conn *c, size_t headlen)
 {
@@ -486,6 +544,7 @@ conn_start_request(struct conn *c, size_t headlen)
 	enum queue_shed		 why;
 	struct http_head	*h = &c->cn_req;
 	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
+	const char		*what = NULL;
 
 	evtimer_del(c->cn_timer);
 	conn_use_current_conf(c);
@@ -511,6 +570,13 @@ conn_start_request(struct conn *c, size_t headlen)
 	}
 	http_body_init(&c->cn_req_body, h);
 	c->cn_req_done = http_body_done(&c->cn_req_body);
+	if (body_precheck(c, headlen, &what) == -1) {
+		log_info("%s: conn %llu from %s: 400: request body: %s",
+		    __func__, (unsigned long long)c->cn_id, c->cn_peer, what);
+		evbuffer_drain(in, headlen);
+		conn_respond(c, 400, NULL, 1);
+		return;
+	}
 	if (conn_admit(c, h) == -1) {
 		evbuffer_drain(in, headlen);
 		conn_respond(c, 429, "rate_limited", 0);
@@ -790,10 +856,11 @@ send_response_head(struct conn *c, const struct http_head *h, size_t len,
 	const char	*reason = h->reason;
 	size_t		 rlen = h->reason_len;
 	ssize_t		 n;
-	int		 i;
+	int		 i, canon;
 
 	if (!interim) {
-		if (h->framing == HTTP_FRAMING_CLOSE)
+		/* answered before the body is all in: say we will close */
+		if (h->framing == HTTP_FRAMING_CLOSE || !c->cn_req_done)
 			c->cn_keepalive = 0;
 		if (h->framing == HTTP_FRAMING_CHUNKED &&
 		    c->cn_version_minor == 0) {
@@ -819,11 +886,22 @@ send_response_head(struct conn *c, const struct http_head *h, size_t len,
 	headw_add(&w, line, (size_t)n);
 	headw_add(&w, reason, rlen);
 	HEADW_LITERAL(&w, "\r\n");
+	/* framing that delimits this body is written afresh, as upstream */
+	canon = !interim && (h->framing == HTTP_FRAMING_LENGTH ||
+	    h->framing == HTTP_FRAMING_CHUNKED);
 	for (i = 0; i < h->nheaders; i++) {
-		if (h->headers[i].hop || (c->cn_dechunk &&
-		    name_is(&h->headers[i], "Transfer-Encoding")))
+		if (h->headers[i].hop || ((c->cn_dechunk || canon) &&
+		    name_is(&h->headers[i], "Transfer-Encoding")) ||
+		    (canon && name_is(&h->headers[i], "Content-Length")))
 			continue;
 		headw_field(&w, &h->headers[i]);
+	}
+	if (h->framing == HTTP_FRAMING_CHUNKED && canon && !c->cn_dechunk)
+		HEADW_LITERAL(&w, "Transfer-Encoding: chunked\r\n");
+	else if (h->framing == HTTP_FRAMING_LENGTH && canon) {
+		n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
+		    (unsigned long long)h->content_length);
+		headw_add(&w, line, (size_t)n);
 	}
 	if (!interim) {
 		if (!c->cn_keepalive)
@@ -965,13 +1043,21 @@ conn_upstream_readcb(struct conn *c)
 	}
 }
 
-/* A request is retried on a fresh connection only if nothing was lost. */
+/*
+ * A request is retried on a fresh connection only if nothing was lost: no
+ * body, or "Content-Length: 0", which many clients send with PUT and
+ * DELETE; the head is all there is to send again.
+ */
 static int
 conn_retryable(const struct conn *c)
 {
+	const struct http_body	*b = &c->cn_req_body;
+
 	if (c->cn_retried || c->cn_up == NULL || c->cn_up->uc_requests < 2 ||
 	    c->cn_resp_state != RS_NONE ||
-	    c->cn_req_body.framing != HTTP_FRAMING_NONE)
+	    (b->framing != HTTP_FRAMING_NONE &&
+	    !(b->framing == HTTP_FRAMING_LENGTH && b->total == 0 &&
+	    http_body_done(b))))
 		return 0;
 	switch (c->cn_method) {
 	case HTTP_M_GET:
@@ -1068,9 +1154,11 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	char		 buf[512], retry[48] = "", why[96] = "";
 	int		 n, blen;
 
+	/* a client waiting for 100 Continue may never send its body */
 	if (close || (!c->cn_req_done &&
-	    c->cn_req_body.framing == HTTP_FRAMING_LENGTH &&
-	    c->cn_req_body.remaining > SPILLWAY_DISCARD_MAX))
+	    ((c->cn_req.flags & HTTP_F_EXPECT_CONTINUE) ||
+	    (c->cn_req_body.framing == HTTP_FRAMING_LENGTH &&
+	    c->cn_req_body.remaining > SPILLWAY_DISCARD_MAX))))
 		c->cn_keepalive = 0;
 	/* one format, one copy: a refusal must cost next to nothing */
 	if (c->cn_retry_after > 0)

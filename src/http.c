@@ -414,8 +414,10 @@ check_target(struct parse *p)
 	const char		*t = h->target;
 	size_t			 i, n = h->target_len;
 
+	/* '#': a fragment is never sent (RFC 9112 3.2); backends differ */
 	for (i = 0; i < n; i++)
-		if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e)
+		if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e ||
+		    t[i] == '#')
 			return fail(p, 400, "invalid request target");
 	if (h->method == HTTP_M_CONNECT) {
 		if (!is_authority_form(t, n))
@@ -611,6 +613,26 @@ connection_options(struct parse *p, const struct http_header *hd)
 	return 0;
 }
 
+/*
+ * A name that reads Content-Length or Transfer-Encoding once each '_' is
+ * taken for '-': a CGI-style backend maps both to the same variable, so
+ * it would frame the body by a header we did not (a smuggling vector).
+ */
+static int
+framing_lookalike(const char *s, size_t n)
+{
+	char		 name[17];
+	size_t		 i;
+	enum header_kind k;
+
+	if ((n != 14 && n != 17) || memchr(s, '_', n) == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		name[i] = s[i] == '_' ? '-' : s[i];
+	k = header_kind(name, n);
+	return k == HK_CONTENT_LENGTH || k == HK_TRANSFER_ENCODING;
+}
+
 /* What the head rules need to know of the fields, gathered in one pass. */
 struct fields {
 	int				 ncl;		/* Content-Length */
@@ -668,6 +690,10 @@ gather_fields(struct parse *p, struct fields *f)
 				f->expect_continue = 1;
 			break;
 		case HK_OTHER:
+			if (p->is_req &&
+			    framing_lookalike(hd->name, hd->name_len))
+				return fail(p, 400,
+				    "lookalike of a framing header");
 			break;
 		}
 	}
@@ -792,18 +818,55 @@ response_framing(struct parse *p, const struct fields *f)
 	if (f->ncl > 1)
 		return fail(p, 502, "repeated Content-Length");
 	if (f->nte > 0) {
+		/*
+		 * We remove the client's TE, so chunked is the only coding a
+		 * backend may use (RFC 9110 10.1.4); with it alone, the
+		 * framing written to the client says all there is.
+		 */
 		if (transfer_codings(h, &c) == -1)
 			return fail(p, 502, "invalid Transfer-Encoding");
 		if (c.nchunked > 1)
 			return fail(p, 502, "chunked applied twice");
-		h->framing = c.last_chunked ? HTTP_FRAMING_CHUNKED :
-		    HTTP_FRAMING_CLOSE;
+		if (c.n > 1 || !c.last_chunked)
+			return fail(p, 502, "transfer coding other than chunked");
+		h->framing = HTTP_FRAMING_CHUNKED;
 	} else if (f->ncl == 1) {
 		if (parse_content_length(f->cl, &h->content_length) == -1)
 			return fail(p, 502, "invalid Content-Length");
 		h->framing = HTTP_FRAMING_LENGTH;
 	} else
 		h->framing = HTTP_FRAMING_CLOSE;
+	return 0;
+}
+
+/*
+ * The authority of an absolute-form target, or CONNECT's authority-form
+ * one, must be the Host (RFC 9112 3.2, 3.2.2): else the backend and a
+ * classifier reading Host route the request differently. Userinfo is
+ * refused (RFC 9110 4.2.4). Returns 0 or -1.
+ */
+static int
+check_authority(struct parse *p, const struct http_header *host)
+{
+	const struct http_head	*h = p->h;
+	const char		*a, *e, *end = h->target + h->target_len;
+
+	if (h->target[0] == '/' || (h->target_len == 1 &&
+	    h->target[0] == '*'))
+		return 0;
+	if (h->method == HTTP_M_CONNECT) {	/* authority-form */
+		a = h->target;
+		e = end;
+	} else {
+		a = (const char *)memchr(h->target, ':', h->target_len) + 3;
+		for (e = a; e < end && *e != '/' && *e != '?'; e++)
+			if (*e == '@')
+				return fail(p, 400,
+				    "userinfo in request target");
+	}
+	if (host != NULL && ((size_t)(e - a) != host->value_len ||
+	    !ci_memeq(a, host->value, host->value_len)))
+		return fail(p, 400, "Host differs from the target");
 	return 0;
 }
 
@@ -822,6 +885,8 @@ request_fields(struct parse *p, const struct fields *f)
 			return fail(p, 400, "invalid Host");
 		h->flags |= HTTP_F_HAS_HOST;
 	}
+	if (check_authority(p, f->nhost == 1 ? f->host : NULL) == -1)
+		return -1;
 	/* RFC 9110 10.1.1: HTTP/1.0 expectations are ignored. */
 	if (h->version_minor == 1 && f->expect_continue)
 		h->flags |= HTTP_F_EXPECT_CONTINUE;
@@ -1213,6 +1278,24 @@ chunk_size_byte(struct http_body *b, unsigned char c)
 	return 0;
 }
 
+/*
+ * The trailer field whose name ends here may not frame or route: RFC 9110
+ * 6.5.1 forbids it, and a backend that merges trailers into the header
+ * section would read them.
+ */
+static int
+trailer_name_ok(const struct http_body *b)
+{
+	size_t			 n = b->line_len - 1;
+	enum header_kind	 k;
+
+	if (n > sizeof(b->trailer_name))
+		return 1;
+	k = header_kind(b->trailer_name, n);
+	return k != HK_CONTENT_LENGTH && k != HK_TRANSFER_ENCODING &&
+	    k != HK_HOST;
+}
+
 /* One byte of the trailer section (RFC 9112 7.1.2). */
 static int
 trailer_byte(struct http_body *b, unsigned char c)
@@ -1247,10 +1330,15 @@ trailer_byte(struct http_body *b, unsigned char c)
 	if (b->in_ext)		/* in the field value */
 		return is_vchar_ws(c) ? 0 :
 		    body_fail(b, "invalid trailer field value");
-	if (c == ':' && b->line_len > 1)
+	if (c == ':' && b->line_len > 1) {
 		b->in_ext = 1;
-	else if (!is_tchar(c))
+		return trailer_name_ok(b) ? 0 :
+		    body_fail(b, "framing or routing field in trailer");
+	}
+	if (!is_tchar(c))
 		return body_fail(b, "invalid trailer field name");
+	if (b->line_len <= sizeof(b->trailer_name))
+		b->trailer_name[b->line_len - 1] = (char)c;
 	return 0;
 }
 

@@ -159,6 +159,7 @@ struct http_body {
 	int			 in_ext;	/* past the chunk-size digits */
 	int			 trailer_bol;	/* at the start of a trailer line */
 	int			 trailer_cr;	/* saw CR in trailer section */
+	char			 trailer_name[17]; /* a trailer name's start */
 	const char		*error_what;
 };
 

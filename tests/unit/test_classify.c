@@ -52,7 +52,7 @@ test_paths(void)
 	CHECK_EQ_STR(class_of("GET /x?/healthz HTTP/1.1\r\nHost: a\r\n\r\n"),
 	    "default");
 	/* absolute-form: the path after the authority */
-	CHECK_EQ_STR(class_of("GET http://h:80/healthz HTTP/1.1\r\nHost: h\r\n"
+	CHECK_EQ_STR(class_of("GET http://h:80/healthz HTTP/1.1\r\nHost: h:80\r\n"
 	    "\r\n"), "health");
 }
 
