@@ -68,14 +68,19 @@ command -v python3 >/dev/null || die "python3 missing (apt-get install python3)"
 
 # ------------------------------------------------------------ processes
 PIDS=""
+alive() {	# alive PID: running, not a zombie waiting to be reaped
+	_st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	_st=${_st##*) }
+	[ "${_st%% *}" != Z ] && [ "${_st%% *}" != X ]
+}
 stop_pid() {	# stop_pid PID: TERM, up to 10 s, then KILL; reap
 	_i=0
-	kill -TERM "$1" 2>/dev/null || return 0
-	while kill -0 "$1" 2>/dev/null && [ $_i -lt 100 ]; do
+	kill -TERM "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 0; }
+	while alive "$1" && [ $_i -lt 100 ]; do
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	if kill -0 "$1" 2>/dev/null; then
+	if alive "$1"; then
 		log "pid $1 ignored SIGTERM; SIGKILL"
 		kill -KILL "$1" 2>/dev/null || true
 	fi
@@ -145,8 +150,15 @@ load() {	# load NAME PORT: one run of open-loop load
 	"$LOADGEN" --rate "$RATE" --duration "$SECONDS_" --timeout "$TIMEOUT" \
 	    --connections "$CONNS" --quiet --csv "$OUT/$1.csv" \
 	    --json "$OUT/$1.json" "http://127.0.0.1:$2/" \
-	    2>"$OUT/loadgen-$1.log" ||
-	    { cat "$OUT/loadgen-$1.log" >&2; die "loadgen failed"; }
+	    2>"$OUT/loadgen-$1.log" &
+	_lg=$!
+	PIDS="$PIDS $_lg"
+	# in the background, so that a signal reaches the traps at once
+	if ! wait "$_lg"; then
+		cat "$OUT/loadgen-$1.log" >&2
+		die "loadgen failed"
+	fi
+	forget "$_lg"
 	echo
 	py table "$OUT" "$1"
 	echo
