@@ -456,7 +456,8 @@ app's capacity falls to {cap_last:.0f} req/s.</p>
 left: latency explodes and goodput falls toward zero. Behind spillway it
 keeps serving at its capacity, fast, and the rest get an immediate
 <code>503</code> with <code>Retry-After</code>; when its capacity drops,
-spillway follows it down.</p>
+spillway follows it down, erring on the safe side while it re-learns what
+the app's latency is (a slower app looks at first like a queueing one).</p>
 {svg}
 <h2>Results</h2>
 <pre>{tables}</pre>

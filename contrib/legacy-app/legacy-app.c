@@ -99,7 +99,6 @@ LIST_HEAD(conn_list, app_conn);
 
 struct worker {
 	pthread_t		 thread;
-	unsigned int		 id;
 	sqlite3			*db;
 	sqlite3_stmt		*stmt;
 };
@@ -1081,7 +1080,6 @@ main(int argc, char **argv)
 	if ((workers = calloc(opt.workers, sizeof(*workers))) == NULL)
 		fatalx("out of memory");
 	for (i = 0; i < opt.workers; i++) {
-		workers[i].id = i;
 		worker_open(&workers[i]);
 		if (pthread_create(&workers[i].thread, NULL, worker_main,
 		    &workers[i]) != 0)
