@@ -56,8 +56,10 @@ class Demo:
         while len(ports) < 3:
             ports.add(harness.free_port())
         self.ports = sorted(ports)
+        # two workers: half the load of the default demo, kinder to the
+        # tests running alongside
         env = dict(os.environ, DEMO_SECONDS=str(seconds),
-                   DEMO_PROBE_SECONDS="1",
+                   DEMO_PROBE_SECONDS="1", DEMO_WORKERS="2",
                    DEMO_PROXY_PORT=str(self.ports[0]),
                    DEMO_APP_PORT=str(self.ports[1]),
                    DEMO_ADMIN_PORT=str(self.ports[2]))
