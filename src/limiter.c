@@ -89,6 +89,19 @@
 #define PROBE_SAMPLES		WIN_SAMPLES
 #define PROBE_MAX		1000000		/* usec */
 
+/*
+ * Re-learning a slower backend: when a probe's lower concurrency brings
+ * latency down by less than REBASE_FRAC of what it was, the latency is not
+ * queueing: the backend itself got slower (its data grew, a dependency
+ * slowed down). The probe's latency is then the no-load latency: the
+ * baseline takes it at once instead of holding the limit down until the
+ * old minimum expires (15 to 30 s at min_limit). A limit held at min_limit
+ * probes every PROBE_FLOOR_EVERY to find that out soon; there a probe
+ * cannot lower concurrency, and min_limit is by definition no queue.
+ */
+#define REBASE_FRAC		0.9
+#define PROBE_FLOOR_EVERY	250000		/* usec */
+
 struct limiter {
 	struct limiter_conf	 lm_conf;
 	double			 lm_limit;
@@ -119,6 +132,8 @@ struct limiter {
 	uint64_t		 lm_probe_drained; /* 0: not yet */
 	unsigned int		 lm_probe_n;
 	double			 lm_probe_sum;
+	double			 lm_probe_ref;	/* lm_short at its start */
+	uint64_t		 lm_probe_ended;
 };
 
 static double
@@ -329,15 +344,29 @@ probe_start(struct limiter *lm, uint64_t now)
 	lm->lm_probe_drained = lm->lm_inflight < effective_limit(lm) ? now : 0;
 	lm->lm_probe_n = 0;
 	lm->lm_probe_sum = 0;
+	lm->lm_probe_ref = lm->lm_short;
 }
 
 static void
 probe_end(struct limiter *lm, uint64_t now)
 {
-	if (lm->lm_probe_n > 0)
-		baseline_offer(lm, now, lm->lm_probe_sum / lm->lm_probe_n);
+	const struct limiter_conf	*c = &lm->lm_conf;
+	double				 lat, grow_ratio;
+
+	if (lm->lm_probe_n > 0) {
+		lat = lm->lm_probe_sum / lm->lm_probe_n;
+		baseline_offer(lm, now, lat);
+		grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
+		if (lat >= REBASE_FRAC * lm->lm_probe_ref &&
+		    lat > baseline(lm) * grow_ratio) {
+			/* not queueing: a slower backend (see REBASE_FRAC) */
+			lm->lm_base_cur = lm->lm_base_prev = lat;
+			lm->lm_base_epoch = now;
+		}
+	}
 	lm->lm_probing = 0;
 	lm->lm_probe_next = now + PROBE_EVERY;
+	lm->lm_probe_ended = now;
 	window_open(lm, now);
 }
 
@@ -386,7 +415,9 @@ window_close(struct limiter *lm, uint64_t now)
 	window_open(lm, now);
 	if ((lm->lm_conf.algo == LIMITER_GRADIENT ||
 	    lm->lm_conf.algo == LIMITER_VEGAS) && used &&
-	    now >= lm->lm_probe_next)
+	    (now >= lm->lm_probe_next ||
+	    (limiter_limit(lm) <= lm->lm_conf.min_limit &&
+	    now - lm->lm_probe_ended >= PROBE_FLOOR_EVERY)))
 		probe_start(lm, now);
 }
 

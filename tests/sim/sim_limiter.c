@@ -5,6 +5,7 @@
  *	sim_limiter			the scenario table, with assertions
  *	sim_limiter ALGO MULT [SECS]	one run, a line per simulated second
  *	sim_limiter ALGO shift		the capacity shift run, per second
+ *	sim_limiter ALGO slower		the data growth run, per second
  *
  * The backend is a legacy app: C workers, mean service time S (uniform
  * +-25%); requests beyond C wait in an unbounded backlog inside it, and
@@ -48,6 +49,14 @@ enum ev_type {
 	EV_DONE,	/* the backend finished a request */
 	EV_TIMEOUT,	/* the proxy gives up on a request */
 	EV_SHIFT,	/* the backend's worker count changes */
+	EV_SLOWER,	/* the backend's service time doubles (data growth) */
+};
+
+/* Capacity shifts of sim_run(). */
+enum shift {
+	SHIFT_NONE = 0,
+	SHIFT_WORKERS,	/* workers x2 at 1/3, back at 2/3 */
+	SHIFT_SLOWER,	/* service time x2 at 1/3, x2 again at 2/3 */
 };
 
 struct event {
@@ -78,6 +87,7 @@ struct sim {
 	uint64_t	 queue[QUEUE_MAX];		/* arrival times */
 	unsigned int	 q_head, q_len;
 	unsigned int	 in_backend, busy, workers;
+	double		 smean;		/* mean service time, usec */
 	double		 rate;		/* arrivals per usec */
 	struct limiter	*lm;
 
@@ -203,7 +213,7 @@ worker_start(struct sim *s, unsigned int r)
 	double		 t;
 
 	excess = s->in_backend > s->workers ? s->in_backend - s->workers : 0;
-	t = S_MEAN * (0.75 + 0.5 * rng_unit(s)) * (1 + THRASH * excess);
+	t = s->smean * (0.75 + 0.5 * rng_unit(s)) * (1 + THRASH * excess);
 	s->busy++;
 	ev_push(s, s->now + (uint64_t)t, EV_DONE, r, 0);
 }
@@ -387,12 +397,12 @@ hist_p99_ms(const uint32_t *hist, uint64_t n)
 
 /*
  * Run one scenario: algo at offered load mult x the base capacity for
- * secs, measuring from secs / 2; shift != 0 doubles the workers at
- * secs / 3 and halves them back at 2 secs / 3.
+ * secs, measuring from secs / 2, with a capacity shift at secs / 3 and
+ * 2 secs / 3 (enum shift).
  */
 static void
 sim_run(struct sim *s, enum limiter_algo algo, unsigned int fixed_limit,
-    double mult, unsigned int secs, int shift, int keep_hist)
+    double mult, unsigned int secs, enum shift shift, int keep_hist)
 {
 	struct limiter_conf	 conf;
 	struct event		 e;
@@ -410,15 +420,19 @@ sim_run(struct sim *s, enum limiter_algo algo, unsigned int fixed_limit,
 	s->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(mult * 1000) ^
 	    ((uint64_t)algo << 32);
 	s->workers = C_BASE;
+	s->smean = S_MEAN;
 	s->rate = mult * C_BASE / (double)S_MEAN;
 	s->from = end / 2;
 	if (keep_hist && (s->sec_hist = calloc((size_t)MAX_SECS * HIST_N,
 	    sizeof(*s->sec_hist))) == NULL)
 		abort();
 	ev_push(s, 1, EV_ARRIVAL, 0, 0);
-	if (shift) {
+	if (shift == SHIFT_WORKERS) {
 		ev_push(s, end / 3, EV_SHIFT, 0, 2 * C_BASE);
 		ev_push(s, 2 * end / 3, EV_SHIFT, 0, C_BASE);
+	} else if (shift == SHIFT_SLOWER) {
+		ev_push(s, end / 3, EV_SLOWER, 0, 0);
+		ev_push(s, 2 * end / 3, EV_SLOWER, 0, 0);
 	}
 	while (s->nheap > 0) {
 		e = ev_pop(s);
@@ -438,6 +452,9 @@ sim_run(struct sim *s, enum limiter_algo algo, unsigned int fixed_limit,
 		case EV_SHIFT:
 			s->workers = e.arg;
 			backend_pump(s);
+			break;
+		case EV_SLOWER:
+			s->smean *= 2;
 			break;
 		}
 	}
@@ -473,7 +490,8 @@ sec_limit(const struct sim *s, unsigned int sec)
 
 /* Tuning: one run, a line per simulated second. */
 static int
-series(enum limiter_algo algo, double mult, unsigned int secs, int shift)
+series(enum limiter_algo algo, double mult, unsigned int secs,
+    enum shift shift)
 {
 	struct sim		 s;
 	struct limiter_state	 st;
@@ -482,7 +500,8 @@ series(enum limiter_algo algo, double mult, unsigned int secs, int shift)
 
 	sim_run(&s, algo, C_BASE, mult, secs, shift, 1);
 	printf("# %s x%.1f%s: sec goodput rejected dropped p99_ms limit\n",
-	    limiter_algo_name(algo), mult, shift ? " shift" : "");
+	    limiter_algo_name(algo), mult, shift == SHIFT_WORKERS ? " shift" :
+	    shift == SHIFT_SLOWER ? " slower" : "");
 	for (i = 0; i < secs && i < MAX_SECS; i++) {
 		for (n = 0, j = 0; j < HIST_N; j++)
 			n += s.sec_hist[(size_t)i * HIST_N + j];
@@ -559,18 +578,22 @@ main(int argc, char *argv[])
 			if (strcmp(argv[1], limiter_algo_name(algo)) == 0)
 				break;
 		if (algo > LIMITER_GRADIENT) {
-			fprintf(stderr, "usage: sim_limiter [ALGO MULT|shift "
-			    "[SECS]]\n");
+			fprintf(stderr, "usage: sim_limiter [ALGO MULT [SECS]|"
+			    "shift|slower]\n");
 			return 2;
 		}
 		if (strcmp(argv[2], "shift") == 0)
-			return series(algo, SHIFT_MULT, SHIFT_SECS, 1);
+			return series(algo, SHIFT_MULT, SHIFT_SECS,
+			    SHIFT_WORKERS);
+		if (strcmp(argv[2], "slower") == 0)
+			return series(algo, SHIFT_MULT, SHIFT_SECS,
+			    SHIFT_SLOWER);
 		return series(algo, atof(argv[2]),
 		    argc > 3 ? (unsigned int)atoi(argv[3]) : SECS, 0);
 	}
 
 	/* unloaded: 0.1x, no limit in the way */
-	sim_run(&s, LIMITER_FIXED, 1000, 0.1, SECS, 0, 0);
+	sim_run(&s, LIMITER_FIXED, 1000, 0.1, SECS, SHIFT_NONE, 0);
 	sim_result(&s, SECS, &unloaded);
 	sim_done(&s);
 	printf("# backend: %d workers, S %d ms, capacity %.0f req/s, "
@@ -583,7 +606,8 @@ main(int argc, char *argv[])
 		algo = algos[i];
 		ok_good = ok_p99 = ok_limit = 1;
 		for (j = 0; j < sizeof(mults) / sizeof(mults[0]); j++) {
-			sim_run(&s, algo, C_BASE, mults[j], SECS, 0, 0);
+			sim_run(&s, algo, C_BASE, mults[j], SECS, SHIFT_NONE,
+			    0);
 			sim_result(&s, SECS, &r);
 			sim_done(&s);
 			printf("# %-8s %4.1fx %9.0f %9.0f %7.1f %7.1f %6.1f%%"
@@ -625,7 +649,8 @@ main(int argc, char *argv[])
 	    C_BASE, 2 * C_BASE, t1, C_BASE, t2);
 	for (i = 1; i < sizeof(algos) / sizeof(algos[0]); i++) {
 		algo = algos[i];
-		sim_run(&s, algo, C_BASE, SHIFT_MULT, SHIFT_SECS, 1, 0);
+		sim_run(&s, algo, C_BASE, SHIFT_MULT, SHIFT_SECS,
+		    SHIFT_WORKERS, 0);
 		shift_goodput(&s, t1 + 1, t2, &a, &b);
 		shift_goodput(&s, t2 + 1, SHIFT_SECS, &c, &d);
 		printf("# %-8s up: %5.0f then %5.0f (limit %5.1f)  down: "
@@ -639,6 +664,26 @@ main(int argc, char *argv[])
 		if (algo != LIMITER_AIMD)
 			tap(ok, "%s: capacity x2 then /2 followed within 2 s",
 			    limiter_algo_name(algo));
+	}
+	/* data growth: the same workers, service time x2 at t1, x2 at t2 */
+	printf("# slower at %.0fx: service time %d ms -> %d ms at %us -> %d ms "
+	    "at %us; goodput from 5 s after each\n", SHIFT_MULT,
+	    S_MEAN / 1000, 2 * S_MEAN / 1000, t1, 4 * S_MEAN / 1000, t2);
+	for (i = 2; i < sizeof(algos) / sizeof(algos[0]); i++) {
+		algo = algos[i];
+		sim_run(&s, algo, C_BASE, SHIFT_MULT, SHIFT_SECS,
+		    SHIFT_SLOWER, 0);
+		shift_goodput(&s, t1 + 4, t2, &a, &b);
+		shift_goodput(&s, t2 + 4, SHIFT_SECS, &c, &d);
+		printf("# %-8s x2: %5.0f of %5.0f (limit %5.1f)  x4: %5.0f of "
+		    "%5.0f (limit %5.1f)\n", limiter_algo_name(algo), b,
+		    cap / 2, sec_limit(&s, t2 - 1), d, cap / 4,
+		    sec_limit(&s, SHIFT_SECS - 1));
+		sim_done(&s);
+		if (algo == LIMITER_GRADIENT)
+			tap(b >= 0.85 * cap / 2 && d >= 0.85 * cap / 4,
+			    "%s: a slower backend (data growth) re-learned "
+			    "within 5 s", limiter_algo_name(algo));
 	}
 	printf("1..%d\n", tap_n);
 	return tap_failed ? 1 : 0;

@@ -320,8 +320,10 @@ test_gradient_no_drift(void)
 }
 
 /*
- * Failure mode 5: latency 3x the baseline for 20 s at full use: the limit
- * falls and never creeps back up (no headroom added while inflated).
+ * Failure mode 5: a backend whose latency grows with load, held at 1.5x
+ * its 20 workers for 20 s: the limit falls to about the workers and does
+ * not creep back up (no headroom added while latency is inflated by
+ * queueing), and the baseline stays the no-load latency.
  */
 static void
 test_gradient_no_creep(void)
@@ -333,15 +335,47 @@ test_gradient_no_creep(void)
 
 	drive(lm, &now, 5 * SEC, 20 * MS, 40, LIMITER_SUCCESS, 1);
 	CHECK(limiter_limit(lm) >= 36);
-	drive(lm, &now, 3 * SEC, 60 * MS, 0, LIMITER_SUCCESS, 1);
+	drive(lm, &now, 3 * SEC, 20 * MS, 20, LIMITER_SUCCESS, 1);
 	at3 = limiter_limit(lm);
-	CHECK(at3 < 20);
-	hi = drive(lm, &now, 17 * SEC, 60 * MS, 0, LIMITER_SUCCESS, 1);
-	CHECK(hi <= at3);
+	CHECK(at3 <= 26);
+	hi = drive(lm, &now, 17 * SEC, 20 * MS, 20, LIMITER_SUCCESS, 1);
 	limiter_state(lm, &st);
 	printf("# no creep: limit %u after 3 s, peak %u after, %u at end\n",
 	    at3, hi, limiter_limit(lm));
+	CHECK(hi <= 26);
 	CHECK(st.min_rtt_usec <= 21 * MS);
+	limiter_free(lm);
+}
+
+/*
+ * A backend that got 3x slower with the same 40 workers (its data grew):
+ * latency is inflated at any concurrency, not by queueing. The limit
+ * falls at once, then a probe finds that less concurrency does not lower
+ * latency, the baseline re-learns, and the limit is back at the workers
+ * within seconds, not when the old minimum expires (15 to 30 s).
+ */
+static void
+test_gradient_slower_backend(void)
+{
+	struct limiter		*lm = make(LIMITER_GRADIENT, 20, 2, 1000);
+	struct limiter_state	 st;
+	uint64_t		 now = 0;
+	unsigned int		 low, hi;
+
+	drive(lm, &now, 5 * SEC, 20 * MS, 40, LIMITER_SUCCESS, 1);
+	CHECK(limiter_limit(lm) >= 36);
+	drive(lm, &now, 1 * SEC, 60 * MS, 40, LIMITER_SUCCESS, 1);
+	low = limiter_limit(lm);
+	CHECK(low < 20);
+	drive(lm, &now, 4 * SEC, 60 * MS, 40, LIMITER_SUCCESS, 1);
+	hi = drive(lm, &now, 10 * SEC, 60 * MS, 40, LIMITER_SUCCESS, 1);
+	limiter_state(lm, &st);
+	printf("# slower backend: limit %u after 1 s, %u after 5 s, peak %u "
+	    "after, min_rtt %llu usec\n", low, limiter_limit(lm), hi,
+	    (unsigned long long)st.min_rtt_usec);
+	CHECK(limiter_limit(lm) >= 34 && limiter_limit(lm) <= 52);
+	CHECK(hi <= 56);
+	CHECK(st.min_rtt_usec >= 55 * MS && st.min_rtt_usec <= 66 * MS);
 	limiter_free(lm);
 }
 
@@ -361,5 +395,6 @@ main(void)
 	RUN(test_gradient_recovery);
 	RUN(test_gradient_no_drift);
 	RUN(test_gradient_no_creep);
+	RUN(test_gradient_slower_backend);
 	return tap_done();
 }
