@@ -23,6 +23,8 @@
 #   WARMUP=2           seconds of unrecorded warm-up per daemon (0 = none)
 #   PROBE_RATE=20      handshake-latency probes per second during the
 #                      handshake legs (0 = no probe)
+#   PERF=auto          1: count the proxy's instructions and cycles per request
+#                      with perf stat (auto: if perf can count here), 0: don't
 #   PROXY_CPUS=0 LOAD_CPUS=1 PIN=1   CPU pinning, as in passthrough.sh
 #   OUT=/tmp/spillway-bench/tls.md   markdown results file
 #   LOGDIR=$(dirname OUT)/tls-logs   raw wrk output, daemon stderr
@@ -47,6 +49,7 @@ THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}
 WARMUP=${WARMUP%s}
 PROBE_RATE=${PROBE_RATE:-20}
+PERF=${PERF:-auto}
 PROXY_CPUS=${PROXY_CPUS:-0}
 LOAD_CPUS=${LOAD_CPUS:-1}
 PIN=${PIN:-1}
@@ -78,6 +81,19 @@ need haproxy haproxy
 need nginx nginx-light
 [ -x "$SPILLWAY" ] || { log "spillway binary '$SPILLWAY' not found (make src/spillway, or set SPILLWAY=)"; missing=1; }
 [ "$missing" = 0 ] || die "prerequisites missing, see above"
+if [ "$PERF" = auto ]; then
+    PERF=0
+    # the counters may be busy for a moment (another perf user): try thrice
+    for _ in 1 2 3; do
+        if command -v perf >/dev/null 2>&1 &&
+            perf stat -x, -e instructions,cycles -- true 2>&1 | grep -q '^[0-9][0-9]*,.*instructions'; then
+            PERF=1
+            break
+        fi
+        sleep 1
+    done
+    [ "$PERF" = 1 ] || log "note: perf cannot count instructions here; no instructions/req (PERF=0)"
+fi
 
 TASKSET_PROXY=() TASKSET_LOAD=()
 NCPU=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
@@ -116,12 +132,13 @@ EXTRA_PIDS=()    # nginx workers, killed too if their master did not take them a
 WRK_PID=""
 SAMPLER_PID=""
 PROBE_PID=""
+PERF_PID=""
 
 cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
     set +e
-    for pid in "$WRK_PID" "$SAMPLER_PID" "$PROBE_PID"; do
+    for pid in "$WRK_PID" "$SAMPLER_PID" "$PROBE_PID" "$PERF_PID"; do
         [ -n "$pid" ] && alive "$pid" && kill -TERM "$pid" 2>/dev/null
     done
     stop_all "${PIDS[@]:1}"
@@ -451,7 +468,7 @@ leg_target() {
 measure() { # measure LEG PROXY ROUND: one recorded wrk run, append to results.tsv
     local leg=$1 proxy=$2 round=$3 daemon url pid logf t0 t1 rc=0 status=ok rss
     local foreign probe="0 0 0 0" probef=$WORK/probe-$leg-$proxy-r$round.log
-    local wrkargs=() port c0 c1
+    local wrkargs=() port c0 c1 insn=0 cyc=0 perff=$WORK/perf-$leg-$proxy-r$round.log
     read -r daemon url <<<"$(leg_target "$leg" "$proxy")"
     pid=${PID_OF[$daemon]}
     logf=$WORK/wrk-$leg-$proxy-r$round.log
@@ -479,9 +496,20 @@ measure() { # measure LEG PROXY ROUND: one recorded wrk run, append to results.t
         # on the load CPU with wrk (its python inherits the affinity)
         [ "${#TASKSET_LOAD[@]}" -gt 0 ] && taskset -p -c "$LOAD_CPUS" "$PROBE_PID" >/dev/null
     fi
+    if [ "$PERF" = 1 ]; then
+        perf stat -x, -e instructions,cycles -p "$pid" -o "$perff" &
+        PERF_PID=$!
+    fi
     c0=$(child_ticks)
     run_wrk "$url" "$DURATION" "$logf" "${wrkargs[@]}" || rc=$?
     c1=$(child_ticks)
+    if [ -n "$PERF_PID" ]; then
+        kill -INT "$PERF_PID" 2>/dev/null || true
+        wait "$PERF_PID" 2>/dev/null || true
+        PERF_PID=""
+        insn=$(awk -F, '$3 ~ /^instructions/ { print $1 }' "$perff" 2>/dev/null)
+        cyc=$(awk -F, '$3 ~ /^cycles/ { print $1 }' "$perff" 2>/dev/null)
+    fi
     if [ -n "$PROBE_PID" ]; then
         wait "$PROBE_PID" 2>/dev/null || true
         PROBE_PID=""
@@ -520,11 +548,14 @@ measure() { # measure LEG PROXY ROUND: one recorded wrk run, append to results.t
         "$(( $(field err_connect "$logf") + $(field err_read "$logf") + $(field err_write "$logf") + $(field err_timeout "$logf") ))" \
         "$(field err_status "$logf")" "$rss" "$(( (t1 - t0) * 1000000 / CLK_TCK ))" \
         "$(( foreign * 100 / CLK_TCK / DURATION ))" "${p[0]}" "${p[1]}" "${p[2]}" "${p[3]}" >>"$RESULTS"
-    printf '%s\n' "$(( (c1 - c0) * 100 / CLK_TCK / DURATION ))" >>"$RESULTS"
+    printf '%s\t' "$(( (c1 - c0) * 100 / CLK_TCK / DURATION ))" >>"$RESULTS"
+    case $insn$cyc in *[!0-9]*|'') insn=0 cyc=0 ;; esac
+    printf '%s\t%s\n' "$insn" "$cyc" >>"$RESULTS"
     log "$(awk -F'\t' 'END { if (NF < 5) { print $4; exit }
-        printf "%-5s %-8s r%s: %.0f req/s  p50 %.3f ms  p99 %.3f ms  err %d/%d  rss %d kB  cpu %.1f us/req  other %d%%  probe n=%d p50 %.1f p99 %.1f ms  wrk cpu %d%%",
+        printf "%-5s %-8s r%s: %.0f req/s  p50 %.3f ms  p99 %.3f ms  err %d/%d  rss %d kB  cpu %.1f us/req  other %d%%  probe n=%d p50 %.1f p99 %.1f ms  wrk cpu %d%%  kinsn/req %.1f  kcyc/req %.1f",
         $1, $2, $3, $5 / ($6 / 1e6), $7 / 1000, $8 / 1000, $10, $11, $12,
-        ($5 + $15 > 0 ? $13 / ($5 + $15) : 0), $14, $15, $16 / 1000, $17 / 1000, $19 }' "$RESULTS")"
+        ($5 + $15 > 0 ? $13 / ($5 + $15) : 0), $14, $15, $16 / 1000, $17 / 1000, $19,
+        ($5 + $15 > 0 ? $20 / 1000 / ($5 + $15) : 0), ($5 + $15 > 0 ? $21 / 1000 / ($5 + $15) : 0) }' "$RESULTS")"
 }
 
 # ---------------------------------------------------------------- run
@@ -598,15 +629,17 @@ rows, notes = {}, []
 for line in open(res):
     f = line.rstrip("\n").split("\t")
     leg, proxy, rnd, status = f[:4]
-    if len(f) < 19:
+    if len(f) < 21:
         notes.append(f"{leg} {proxy} round {rnd}: {status}")
         continue
-    n = [int(x or 0) for x in f[4:19]]
-    req, dus, p50, p99, mx, sock, st, rss, cpu, other, pn, pp50, pp99, perr, wcpu = n
+    n = [int(x or 0) for x in f[4:21]]
+    req, dus, p50, p99, mx, sock, st, rss, cpu, other, pn, pp50, pp99, perr, wcpu, insn, cyc = n
     r = dict(round=int(rnd), status=status, req=req, rps=req / (dus / 1e6) if dus else 0,
              p50=p50 / 1000, p99=p99 / 1000, max=mx / 1000, err=sock + st, rss=rss,
              cpu=cpu / (req + pn) if req + pn else 0, other=other,
-             pn=pn, pp50=pp50 / 1000, pp99=pp99 / 1000, perr=perr, wcpu=wcpu)
+             pn=pn, pp50=pp50 / 1000, pp99=pp99 / 1000, perr=perr, wcpu=wcpu,
+             insn=insn / 1000 / (req + pn) if req + pn else 0,
+             cyc=cyc / 1000 / (req + pn) if req + pn else 0)
     if status != "ok":
         notes.append(f"{leg} {proxy} round {rnd}: {status}")
     if other >= 20:
@@ -622,7 +655,8 @@ def md(h, t):
                      + ["| " + " | ".join(r) + " |" for r in t])
 
 hdr = ["leg", "proxy", "runs ok", "req/s", "p50 ms", "p99 ms", "errors",
-       "CPU us/req", "peak RSS MiB", "probe p50 ms", "probe p99 ms", "wrk CPU %"]
+       "CPU us/req", "k instr/req", "k cycles/req", "peak RSS MiB", "probe p50 ms",
+       "probe p99 ms", "wrk CPU %"]
 tab, rat, bound = [], [], []
 for leg in legs:
     s = {}
@@ -635,12 +669,14 @@ for leg in legs:
                         cpu=med(good, "cpu"), rss=max(r["rss"] for r in rs),
                         err=sum(r["err"] for r in rs),
                         pp50=med(good, "pp50"), pp99=med(good, "pp99"),
-                        pn=sum(r["pn"] for r in rs), wcpu=med(good, "wcpu"))
+                        pn=sum(r["pn"] for r in rs), wcpu=med(good, "wcpu"),
+                        insn=med(good, "insn"), cyc=med(good, "cyc"))
         x = s[proxy]
         probe = leg.startswith("hs") and x["pn"] > 0
         tab.append([leg, proxy, f'{sum(r["status"] == "ok" for r in rs)}/{len(rs)}',
                     f'{x["rps"]:,.0f}', f'{x["p50"]:.3f}', f'{x["p99"]:.3f}', str(x["err"]),
-                    f'{x["cpu"]:.1f}', f'{x["rss"] / 1024:.1f}',
+                    f'{x["cpu"]:.1f}', f'{x["insn"]:.1f}' if x["insn"] else "-",
+                    f'{x["cyc"]:.1f}' if x["cyc"] else "-", f'{x["rss"] / 1024:.1f}',
                     f'{x["pp50"]:.2f}' if probe else "-", f'{x["pp99"]:.2f}' if probe else "-",
                     str(round(x["wcpu"]))])
         if x["wcpu"] >= 90:
@@ -648,16 +684,17 @@ for leg in legs:
     if len(s) == 2:
         a, b = s["spillway"], s["haproxy"]
         q = lambda k: f"{a[k] / b[k]:.2f}" if b[k] else "-"
-        rat.append([leg, q("rps"), q("p99"), q("cpu"), q("rss"),
+        rat.append([leg, q("rps"), q("p99"), q("cpu"), q("insn"), q("cyc"), q("rss"),
                     q("pp99") if leg.startswith("hs") and b["pn"] else "-"])
 rhdr = ["leg", "req/s (higher is better)", "p99 (lower is better)",
-        "CPU us/req (lower is better)", "peak RSS", "probe p99"]
+        "CPU us/req (lower is better)", "instr/req", "cycles/req", "peak RSS", "probe p99"]
 
 per = []
 for (leg, proxy), rs in rows.items():
     for r in rs:
         per.append([leg, proxy, str(r["round"]), f'{r["rps"]:,.0f}', f'{r["p50"]:.3f}',
                     f'{r["p99"]:.3f}', f'{r["max"]:.1f}', str(r["err"]), f'{r["cpu"]:.1f}',
+                    f'{r["insn"]:.1f}', f'{r["cyc"]:.1f}',
                     f'{r["rss"] / 1024:.1f}', f'{r["pp50"]:.2f}', f'{r["pp99"]:.2f}',
                     str(r["wcpu"]), str(r["other"]), r["status"]])
 infos = [l.rstrip("\n").split("\t") for l in open(info)]
@@ -677,7 +714,10 @@ with open(out, "w") as fh:
              f"{spillway_bin} ({spillway_build})\n")
     fh.write("- medians over the rounds; CPU us/req = user+system time of the proxy "
              "process / (wrk requests + probe connections); peak RSS = VmHWM of the "
-             "instance (the full instance serves plain, ka and hs)\n")
+             "instance (the full instance serves plain, ka and hs); k instr/req and "
+             "k cycles/req: the proxy's instructions and cycles (user + kernel, `perf "
+             "stat -p`) per request, in thousands: instructions are the figure least "
+             "moved by other tenants\n")
     fh.write("- p50/p99 are wrk's: from the request's first byte to the response, so "
              "**the handshake is not included** (wrk starts its clock once SSL_connect "
              "is done). The probe columns are: a Python client opening "
@@ -699,7 +739,8 @@ with open(out, "w") as fh:
     if notes:
         fh.write("## Notes\n\n" + "".join(f"- {n}\n" for n in notes) + "\n")
     fh.write("## Every run\n\n" + md(["leg", "proxy", "round", "req/s", "p50 ms", "p99 ms",
-             "max ms", "errors", "CPU us/req", "RSS MiB", "probe p50", "probe p99",
+             "max ms", "errors", "CPU us/req", "k instr/req", "k cycles/req", "RSS MiB",
+             "probe p50", "probe p99",
              "wrk CPU %", "other load %", "status"], per) + "\n\n")
     fh.write(f"Raw wrk output, configs and daemon stderr: `{logdir}`\n")
 
