@@ -351,13 +351,16 @@ elif mode == "rate":
     t0 = time.monotonic()
     n = int(rate * secs)
     for i in range(n):
+        if time.monotonic() > t0 + secs + 10:   # bounded, even if connects hang
+            errors += n - i
+            break
         due = t0 + i / rate
         now = time.monotonic()
         if due > now:
             time.sleep(due - now)
         start = time.monotonic()
         try:
-            s, d = fetch(timeout=10)
+            s, d = fetch(timeout=5)
             s.close()
             if not d.startswith(b"HTTP/1.1 200"):
                 raise ValueError
