@@ -46,3 +46,73 @@ for s in socks:
     s.close()
 EOF
 }
+
+stop_all() { # stop_all PID...: TERM all, wait up to 5 s in total, then KILL; reap
+    local pid _ left
+    for pid in "$@"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null; done
+    for _ in $(seq 50); do
+        left=0
+        for pid in "$@"; do alive "$pid" && left=1; done
+        [ "$left" = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "$@"; do
+        if alive "$pid"; then
+            log "pid $pid did not stop on SIGTERM, sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    done
+    for pid in "$@"; do wait "$pid" 2>/dev/null; done
+    return 0
+}
+
+cpu_ticks() { # cpu_ticks PID...: utime+stime summed (all threads)
+    local sum=0 pid st
+    for pid in "$@"; do
+        st=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        st=${st##*) }
+        # shellcheck disable=SC2086
+        set -- $st
+        sum=$((sum + ${12} + ${13}))
+    done
+    echo "$sum"
+}
+
+hwm_kb() { # hwm_kb PID...: VmHWM summed, kB
+    local sum=0 pid v
+    for pid in "$@"; do
+        v=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || v=0
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+
+# CPU ticks used by processes outside this script's process group (the
+# daemons, wrk and the samplers are all in it), kernel threads left out:
+# a rough measure of other tenants' load during a run. "foreign_ticks FILE"
+# saves a snapshot; "foreign_ticks FILE delta" prints the ticks used since,
+# by processes alive at the second call (an exited one is not counted).
+foreign_ticks() {
+    python3 - "$(ps -o pgid= $$ | tr -d ' ')" "$@" <<'EOF'
+import os, sys, json
+mine, snap = sys.argv[1], sys.argv[2]
+now = {}
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        st = open(f"/proc/{d}/stat").read()
+    except OSError:
+        continue
+    f = st[st.rindex(")") + 2:].split()
+    # f[0]=state f[1]=ppid f[2]=pgrp ... f[11]=utime f[12]=stime f[19]=starttime
+    if f[2] == mine or d == "2" or f[1] == "2":
+        continue
+    now[f"{d}:{f[19]}"] = int(f[11]) + int(f[12])
+if len(sys.argv) > 3:
+    before = json.load(open(snap))
+    print(sum(max(0, t - before.get(k, 0)) for k, t in now.items()))
+else:
+    json.dump(now, open(snap, "w"))
+EOF
+}
