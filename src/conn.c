@@ -40,6 +40,7 @@
 #include "log.h"
 
 #define CONN_LINGER_MSEC	2000
+#define TLS_RECORD_MAX		16384	/* plaintext of one TLS record */
 
 #define ADD_LITERAL(out, s)	evbuffer_add((out), (s), sizeof(s) - 1)
 
@@ -188,6 +189,8 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 			goto fail;
 		ssl = NULL;	/* the bufferevent's now */
 		bufferevent_openssl_set_allow_dirty_shutdown(c->cn_bev, 1);
+		(void)bufferevent_priority_set(c->cn_bev,
+		    SPILLWAY_PRIO_HANDSHAKE);
 		c->cn_tls = CONN_TLS_HANDSHAKE;
 	} else
 		c->cn_bev = bufferevent_socket_new(px->px_base, fd,
@@ -261,6 +264,9 @@ client_readcb(struct bufferevent *bev, void *arg)
 {
 	struct conn	*c = arg;
 
+	if (c->cn_tls_lowprio)
+		c->cn_tls_lowprio = bufferevent_priority_set(bev,
+		    SPILLWAY_PRIO_DEFAULT) == -1;
 	switch (c->cn_state) {
 	case CS_HEAD:
 		conn_read_head(c);
@@ -713,8 +719,12 @@ conn_set_timeouts(struct conn *c)
  * of it, and queue only what the socket did not take. A response that fits
  * the socket buffer then costs one write(2) instead of a trip of the write
  * event through epoll_ctl and the next loop turn; the bufferevent still
- * handles whatever is left, with its timeouts and watermarks. Over TLS the
- * bytes must go through OpenSSL: they are only queued.
+ * handles whatever is left, with its timeouts and watermarks.
+ *
+ * Over TLS the bytes must go through OpenSSL, which libevent hands one
+ * buffer chain per SSL_write: a small output is made one chain first, so
+ * that a head and its body go out as one record and one write(2), not two
+ * of each.
  */
 static void
 send_now(struct bufferevent *bev, struct evbuffer *pend)
@@ -723,8 +733,13 @@ send_now(struct bufferevent *bev, struct evbuffer *pend)
 
 	if (evbuffer_get_length(pend) == 0)
 		return;
-	if (evbuffer_get_length(out) == 0 &&
-	    bufferevent_openssl_get_ssl(bev) == NULL)
+	if (bufferevent_openssl_get_ssl(bev) != NULL) {
+		evbuffer_add_buffer(out, pend);
+		if (evbuffer_get_length(out) <= TLS_RECORD_MAX)
+			(void)evbuffer_pullup(out, -1);
+		return;
+	}
+	if (evbuffer_get_length(out) == 0)
 		(void)evbuffer_write(pend, bufferevent_getfd(bev));
 	if (evbuffer_get_length(pend) > 0)
 		evbuffer_add_buffer(out, pend);
@@ -1352,6 +1367,9 @@ static void
 conn_tls_established(struct conn *c)
 {
 	c->cn_tls = CONN_TLS_DONE;
+	/* fails while one of its events is active: tried again on a read */
+	c->cn_tls_lowprio = bufferevent_priority_set(c->cn_bev,
+	    SPILLWAY_PRIO_DEFAULT) == -1;
 	c->cn_proxy->px_metrics.m_tls_handshakes++;
 	conn_arm_timer(c, c->cn_conf->proxy.header_timeout_ms);
 }

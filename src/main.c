@@ -30,6 +30,8 @@
 #include "spillway.h"
 #include "log.h"
 
+#define HANDSHAKE_BATCH		4	/* handshake callbacks per look */
+
 #ifndef SPILLWAY_CONF
 #define SPILLWAY_CONF	"/etc/spillway/spillway.ini"
 #endif
@@ -288,6 +290,32 @@ proxy_reload(struct proxy *px, char **errorsp)
 	return -1;
 }
 
+/*
+ * The event loop, with SPILLWAY_PRIO_N priorities: TLS handshakes run at
+ * the lowest, and the loop looks for new events again after every
+ * HANDSHAKE_BATCH of them, so a flood of handshakes cannot hold up
+ * requests on established connections (nor their own accepts).
+ */
+static struct event_base *
+base_new(void)
+{
+	struct event_config	*cfg;
+	struct event_base	*base;
+
+	if ((cfg = event_config_new()) == NULL)
+		return NULL;
+	event_config_set_max_dispatch_interval(cfg, NULL, HANDSHAKE_BATCH,
+	    SPILLWAY_PRIO_HANDSHAKE);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (base != NULL && event_base_priority_init(base,
+	    SPILLWAY_PRIO_N) == -1) {
+		event_base_free(base);
+		return NULL;
+	}
+	return base;
+}
+
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -362,7 +390,7 @@ main(int argc, char *argv[])
 	px->px_accepting = 1;
 	metrics_init(&px->px_metrics);
 	px->px_max_conns = fit_fd_limit(px->px_conf);
-	if ((px->px_base = event_base_new()) == NULL) {
+	if ((px->px_base = base_new()) == NULL) {
 		log_err("cannot create the event loop");
 		return 1;
 	}

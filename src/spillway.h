@@ -38,6 +38,14 @@
 /* Body bytes read and thrown away after our own answer, before closing. */
 #define SPILLWAY_DISCARD_MAX	(256 * 1024)
 
+/*
+ * Event priorities: everything runs at the default, SPILLWAY_PRIO_N / 2,
+ * except client TLS handshakes, at the lowest.
+ */
+#define SPILLWAY_PRIO_N		3
+#define SPILLWAY_PRIO_DEFAULT	(SPILLWAY_PRIO_N / 2)
+#define SPILLWAY_PRIO_HANDSHAKE	(SPILLWAY_PRIO_N - 1)
+
 /* File descriptors kept free beyond two per client connection. */
 #define SPILLWAY_FD_RESERVE	16
 
@@ -123,6 +131,7 @@ struct conn {
 	char			 cn_peer_ip[48];
 	int			 cn_tls;	/* CONN_TLS_*: 0 plain */
 	int			 cn_tls_abort;	/* close it: renegotiation */
+	int			 cn_tls_lowprio; /* still at handshake priority */
 	TAILQ_ENTRY(conn)	 cn_entry;
 
 	/* the request in progress */
