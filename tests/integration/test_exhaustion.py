@@ -19,9 +19,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Backend, Client, Spillway, _head_bytes, build_request,
-                     check, diag, echo_path, eq, get, pattern_chunks,
-                     register, respond, run_main, skip, test, wait_for)
+from harness import (Backend, Client, Spillway, _head_bytes, admin,
+                     admin_spillway, build_request, check, diag, echo_path,
+                     eq, get, pattern_chunks, register, respond, run_main,
+                     skip, test, wait_for)
 
 MB = 1024 * 1024
 
@@ -420,6 +421,30 @@ def nofile_64():
     check(time.monotonic() - t0 < 1.0, "first request after took %.2fs"
           % (time.monotonic() - t0))
     check(sp.alive(), "spillway died")
+
+
+@test("admin listener out of descriptors: paused, not spinning; serves "
+      "again once its connections close", timeout=30)
+def admin_out_of_descriptors():
+    be = Backend(echo_path())
+    sp = admin_spillway([be], nofile=64)
+    eq(admin(sp, "/status").status, 200, "admin before")
+    pile = Pile()
+    pile.connect(sp.admin_port, 80, blocking=False)
+    time.sleep(0.5)
+    cpu, wall = cpu_during(sp, 2.0)
+    diag("80 idle admin connections at ulimit -n 64: %d descriptors open, "
+         "spillway CPU %.2fs in %.2fs" % (sp.nfds(), cpu, wall))
+    check(cpu < 0.3, "spillway used %.2fs CPU in %.2fs with its admin "
+          "listener out of descriptors: spinning?" % (cpu, wall))
+    check("pausing" in sp.stderr_text(), "no log line mentioning "
+          "'pausing'; stderr:\n%s" % sp.stderr_tail(5))
+    pile.close()
+    check(wait_for(lambda: sp.nfds() < 40, 5), "%d descriptors still open"
+          % sp.nfds())
+    r = wait_for(lambda: admin(sp, "/status", timeout=2), 3)
+    eq(r.status, 200, "admin after")
+    eq(get(sp.port, "/after").status, 200, "proxy after")
 
 
 if __name__ == "__main__":
