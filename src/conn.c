@@ -53,6 +53,7 @@ static void	conn_respond(struct conn *, int status, const char *reason,
 		    int close);
 static void	conn_close(struct conn *, const char *why);
 static void	conn_set_timeouts(struct conn *);
+static size_t	queued(struct bufferevent *, struct evbuffer *);
 
 const char *
 conn_state_name(enum conn_state state)
@@ -515,6 +516,18 @@ conn_read_head(struct conn *c)
 
 	if ((len = evbuffer_get_length(in)) == 0)
 		return;
+	/*
+	 * Answers to pipelined requests are piling up unread: read the next
+	 * head only once they drain (client_writecb), or a client that never
+	 * reads grows our memory by a refusal per request it sends.
+	 */
+	if (queued(c->cn_bev, c->cn_cpend) >= SPILLWAY_WM_HIGH) {
+		bufferevent_disable(c->cn_bev, EV_READ);
+		bufferevent_setwatermark(c->cn_bev, EV_WRITE, SPILLWAY_WM_LOW,
+		    0);
+		c->cn_req_paused = 1;
+		return;
+	}
 	if (!c->cn_head_bytes) {
 		c->cn_head_bytes = 1;
 		if (c->cn_requests > 0) {
@@ -1181,6 +1194,13 @@ client_writecb(struct bufferevent *bev, void *arg)
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(c->cn_up->uc_bev, EV_READ);
 		conn_forward_response(c);
+		return;
+	}
+	if (c->cn_req_paused && c->cn_state == CS_HEAD) {
+		c->cn_req_paused = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(bev, EV_READ);
+		conn_read_head(c);
 		return;
 	}
 	if (c->cn_state != CS_CLOSING ||

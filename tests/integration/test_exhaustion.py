@@ -265,6 +265,45 @@ def slow_readers():
           "descriptors open" % sp.nfds())
 
 
+@test("a client that pipelines requests and never reads: parsing stops, "
+      "memory stays bounded; every answer arrives once it reads", timeout=40)
+def pipelined_non_reader():
+    be = Backend(echo_path())
+    # refused at once (429): the cheapest answers to pile up
+    sp = Spillway([be], sections=[("admission", {"rate": 1, "burst": 1})])
+    rss0 = sp.rss_kb()
+    one = build_request("GET", "/p")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    register(Pile()).socks.append(s)
+    s.connect(("127.0.0.1", sp.port))
+    s.setblocking(False)
+    burst = one * 2000
+    sent, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < 3:
+        try:
+            sent += s.send(burst[sent % len(burst):])
+        except BlockingIOError:
+            time.sleep(0.01)
+    rss = sp.rss_kb()
+    n = sent // len(one)
+    diag("%d requests (%.1f MB) sent in 3s without reading; RSS %d -> %d kB"
+         % (n, sent / MB, rss0, rss))
+    check(rss - rss0 < 8 * 1024, "RSS grew by %d kB: answers pile up in "
+          "memory" % (rss - rss0))
+    s.setblocking(True)
+    s.settimeout(10)
+    got, count = bytearray(), 0
+    while count < n:
+        data = s.recv(1 << 20)
+        if not data:
+            break
+        got += data
+        count += got.count(b"HTTP/1.1 ")
+        del got[:max(0, len(got) - 8)]     # no whole match left
+    eq(count, n, "answers received")
+
+
 def instrumented(sp):
     """True if spillway runs under ASan or valgrind: more memory per
     allocation, so the memory bounds are doubled."""
