@@ -93,11 +93,13 @@ config_json(const struct config *conf, struct mbuf *mb)
 	mbuf_printf(mb, ", \"proxy\": {\"listen\": ");
 	json_addrs(mb, pc->listen, pc->nlisten);
 	mbuf_printf(mb, ", \"max_connections\": %u, \"header_timeout_ms\": "
-	    "%llu, \"idle_timeout_ms\": %llu, \"max_header_size\": %zu, "
+	    "%llu, \"idle_timeout_ms\": %llu, \"body_timeout_ms\": %llu, "
+	    "\"max_header_size\": %zu, "
 	    "\"max_body_size\": %llu, \"shutdown_timeout_ms\": %llu, "
 	    "\"access_log\": ", pc->max_connections,
 	    (unsigned long long)pc->header_timeout_ms,
-	    (unsigned long long)pc->idle_timeout_ms, pc->max_header_size,
+	    (unsigned long long)pc->idle_timeout_ms,
+	    (unsigned long long)pc->body_timeout_ms, pc->max_header_size,
 	    (unsigned long long)pc->max_body_size,
 	    (unsigned long long)pc->shutdown_timeout_ms);
 	json_str(mb, pc->access_log != NULL ? pc->access_log : "off");

@@ -638,6 +638,8 @@ conn_upstream_ready(struct conn *c, struct upconn *uc)
 	}
 	conn_set_state(c, CS_PROXY);
 	conn_set_timeouts(c);
+	if (!c->cn_req_done && c->cn_conf->proxy.body_timeout_ms > 0)
+		conn_arm_timer(c, c->cn_conf->proxy.body_timeout_ms);
 	if (!c->cn_req_done)
 		conn_forward_request(c);
 	else
@@ -1051,6 +1053,8 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	}
 	conn_set_state(c, CS_DISCARD);
 	conn_set_timeouts(c);
+	if (c->cn_conf->proxy.body_timeout_ms > 0)
+		conn_arm_timer(c, c->cn_conf->proxy.body_timeout_ms);
 	conn_discard_body(c);
 }
 
@@ -1148,6 +1152,7 @@ conn_end_request(struct conn *c)
 {
 	struct evbuffer	*in = bufferevent_get_input(c->cn_bev);
 
+	evtimer_del(c->cn_timer);	/* a body_timeout */
 	conn_log_request(c);
 	upstream_release(c, c->cn_up_reuse && c->cn_req_done &&
 	    c->cn_resp_state == RS_DONE);
@@ -1257,6 +1262,22 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		c->cn_t_start = now_usec();
 		c->cn_version_minor = 1;
 		conn_respond(c, 408, NULL, 1);
+		break;
+	case CS_PROXY:
+		/* body_timeout; once a response flows, its end decides */
+		if (c->cn_req_done || c->cn_resp_state == RS_BODY)
+			break;
+		log_info("%s: conn %llu from %s: request body not sent within "
+		    "body_timeout", __func__, (unsigned long long)c->cn_id,
+		    c->cn_peer);
+		if (c->cn_req_paused)	/* the backend was not reading it */
+			conn_upstream_failed(c, 504, "upstream_timeout");
+		else
+			conn_upstream_failed(c, 408, NULL);
+		break;
+	case CS_DISCARD:
+		c->cn_keepalive = 0;
+		conn_end_request(c);
 		break;
 	case CS_CLOSING:
 		conn_close(c, NULL);

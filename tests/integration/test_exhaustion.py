@@ -159,11 +159,10 @@ def slowloris():
     eq(get(sp.port, "/after").status, 200, "served after the attack")
 
 
-@test("stalled request body: 408 at idle_timeout, the backend's request is "
-      "cut; a trickling body holds one slot, others are served", timeout=40)
-def slow_body():
+def _sink():
+    """Handler: reads what comes of a Content-Length body (recorded as
+    body_len); answers "ok" if it is all there, else closes."""
     def sink(req, conn):
-        # read what comes of the body; answer if it is all there
         n = int(req.header("content-length") or 0)
         got = len(conn.reader.buf)
         while got < n:
@@ -177,8 +176,14 @@ def slow_body():
         conn.send(_head_bytes(200, [("Content-Length", "2")]) + b"ok")
         return True
     sink.streams_body = True
+    return sink
+
+
+@test("stalled request body: 408 at idle_timeout, the backend's request is "
+      "cut; a trickling body holds one slot, others are served", timeout=40)
+def slow_body():
     be = Backend(echo_path())
-    be.route("/upload", sink)
+    be.route("/upload", _sink())
     sp = Spillway([be], proxy={"idle_timeout": "1s", "header_timeout": "5s"})
     stalled = Client(sp.port, timeout=5)
     stalled.send(build_request("POST", "/upload", headers=[
@@ -208,6 +213,44 @@ def slow_body():
     eq((r.status, r.body), (200, b"ok"), "trickled body's response")
     cpu = sp.cpu_seconds() - c0
     check(cpu < 1.0, "spillway used %.2fs CPU relaying a trickle" % cpu)
+
+
+@test("body_timeout: trickling bodies holding every slot are cut with 408; "
+      "the request waiting behind them is served", timeout=30)
+def body_timeout():
+    be = Backend(echo_path())
+    be.route("/upload", _sink())
+    sp = Spillway([be], proxy={"idle_timeout": "1s", "body_timeout": "2s"},
+                  sections=[("limiter", {"algorithm": "fixed", "limit": 2,
+                                         "queue_size": 10,
+                                         "queue_timeout": "10s",
+                                         "codel_target": "10s"})])
+    slow = []
+    for i in range(2):
+        c = Client(sp.port, timeout=5)
+        c.send(build_request("POST", "/upload", headers=[
+            ("Content-Length", "1000")]))
+        slow.append(c)
+    check(be.wait_requests(2, 3), "the slow uploads never reached the "
+          "backend")
+    t0 = time.monotonic()
+    waiting = Client(sp.port, timeout=8)
+    waiting.request("GET", "/waiting")
+    while time.monotonic() - t0 < 1.5:      # under idle_timeout each time
+        for c in slow:
+            c.send(b"z")
+        time.sleep(0.3)
+    for c in slow:
+        r = c.read_response(timeout=3)
+        eq(r.status, 408, "status of a body past body_timeout")
+        check(c.wait_closed(2), "connection not closed after the 408")
+    r = waiting.read_response(timeout=5)
+    took = time.monotonic() - t0
+    eq((r.status, r.body), (200, b"GET /waiting"), "the waiting request")
+    check(took < 4.0, "the waiting request took %.1fs (body_timeout 2s)"
+          % took)
+    check(wait_for(lambda: be.active <= 1, 3), "the backend connections of "
+          "the cut uploads are still open")
 
 
 @test("20 slow readers of 64 MB responses: RSS bounded, the backend is "
