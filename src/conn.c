@@ -1247,6 +1247,21 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/*
+ * Close a connection between requests. Answers still going out (to a slow
+ * reader, or pipelined ones) are written first, with a lingering close:
+ * a plain close would cut them, or reset them away if input is unread.
+ */
+static void
+conn_close_idle(struct conn *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->cn_bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_input(c->cn_bev)) > 0)
+		conn_begin_close(c);
+	else
+		conn_close(c, NULL);
+}
+
 static void
 timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1255,7 +1270,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	switch (c->cn_state) {
 	case CS_HEAD:
 		if (!c->cn_head_bytes) {
-			conn_close(c, NULL);
+			conn_close_idle(c);
 			break;
 		}
 		snprintf(c->cn_reqline, sizeof(c->cn_reqline), "%s", "- -");
@@ -1293,7 +1308,7 @@ conn_stop(struct conn *c)
 {
 	c->cn_keepalive = 0;
 	if (c->cn_state == CS_HEAD && !c->cn_head_bytes)
-		conn_close(c, NULL);
+		conn_close_idle(c);
 }
 
 /* At exit, past shutdown_timeout. */

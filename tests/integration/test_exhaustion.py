@@ -12,6 +12,7 @@ descriptors stop at 1024)."""
 import os
 import resource
 import select
+import signal
 import socket
 import struct
 import sys
@@ -345,6 +346,46 @@ def pipelined_non_reader():
         count += got.count(b"HTTP/1.1 ")
         del got[:max(0, len(got) - 8)]     # no whole match left
     eq(count, n, "answers received")
+
+
+@test("graceful stop with pipelined answers unread: they are finished, "
+      "whole, before the close", timeout=40)
+def stop_with_answers_unread():
+    be = Backend(echo_path())
+    sp = Spillway([be], proxy={"shutdown_timeout": "5s"},
+                  sections=[("admission", {"rate": 1, "burst": 1})])
+    one = build_request("GET", "/p")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    register(Pile()).socks.append(s)
+    s.connect(("127.0.0.1", sp.port))
+    s.setblocking(False)
+    burst = one * 2000
+    sent, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < 1.5:
+        try:
+            sent += s.send(burst[sent % len(burst):])
+        except BlockingIOError:
+            time.sleep(0.01)
+    sp.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    s.setblocking(True)
+    s.settimeout(10)
+    got = bytearray()
+    while True:
+        try:
+            data = s.recv(1 << 20)
+        except ConnectionResetError:
+            raise AssertionError("connection reset after %d bytes: the "
+                                 "answers were thrown away" % len(got))
+        if not data:
+            break
+        got += data
+    diag("%d answers received after SIGTERM, %d bytes"
+         % (got.count(b"HTTP/1.1 "), len(got)))
+    check(got.endswith(b"429 Too Many Requests\n"), "the stream ends "
+          "mid-answer: %r" % bytes(got[-40:]))
+    eq(sp.wait(8), 0, "exit status after SIGTERM")
 
 
 def instrumented(sp):
