@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Resource exhaustion: slow header senders (slowloris), slow and stalled
-request bodies, slow readers of large responses, 10,000 idle connections,
-a flood of new connections, and a descriptor limit of 64. In each, other
-clients are still served, spillway's memory stays bounded, and it does not
-spin: its CPU time (utime + stime from /proc) is measured while it is under
-attack.
+request bodies (body_timeout), slow readers of large responses, a client
+that pipelines and never reads, 10,000 idle connections, a flood of new
+connections, a descriptor limit of 64 (the admin listener's too). In each,
+other clients are still served, spillway's memory stays bounded, and it
+does not spin: its CPU time (utime + stime from /proc) is measured while it
+is under attack. (test_limits.py has the EMFILE pause itself.)
 
 These hold many sockets, so they use poll() and never select() (whose
 descriptors stop at 1024)."""
