@@ -145,13 +145,17 @@ pids="$pids $LPID"
 
 echo "second,rss_kb,fds,cpu_ticks,reloads" > "$CSV"
 t=0
+t0=$SECONDS
 reloads=0
+next_reload=$RELOAD_EVERY
+next_log=60
 while alive "$LPID"; do
 	sleep 1
-	t=$((t + 1))
+	t=$((SECONDS - t0))
 	alive "$SPID" || break
-	if [ $((t % RELOAD_EVERY)) -eq 0 ] && [ "$t" -lt "$SOAK_SECONDS" ]; then
-		if [ $((t / RELOAD_EVERY % 2)) -eq 1 ]; then
+	if [ "$t" -ge "$next_reload" ] && [ "$t" -lt "$SOAK_SECONDS" ]; then
+		next_reload=$((next_reload + RELOAD_EVERY))
+		if [ $((reloads % 2)) -eq 0 ]; then
 			write_conf 900ms
 		else
 			write_conf 1s
@@ -163,7 +167,8 @@ while alive "$LPID"; do
 	fds=$(find "/proc/$SPID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 	cpu=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$SPID/stat" 2>/dev/null) || cpu=
 	echo "$t,${rss:-},$fds,${cpu:-},$reloads" >> "$CSV"
-	if [ $((t % 60)) -eq 0 ]; then
+	if [ "$t" -ge "$next_log" ]; then
+		next_log=$((next_log + 60))
 		log "t=${t}s rss=${rss:-?} kB fds=$fds reloads=$reloads"
 	fi
 done
@@ -224,7 +229,8 @@ else
 fi
 
 # the minute marks, for the record
-awk -F, 'NR == 1 || $1 == 1 || $1 % 60 == 0 {
+awk -F, 'NR == 1 || NR == 2 || int($1 / 60) > m {
+	if (NR > 1) m = int($1 / 60)
 	printf "%8s %10s %6s %10s %8s\n", $1, $2, $3, $4, $5
 }' "$CSV" >&2
 
