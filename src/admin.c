@@ -27,6 +27,9 @@
 
 #define ADMIN_BACKLOG		64
 #define ADMIN_TIMEOUT_SEC	10
+#define ADMIN_PAUSE_MSEC	100
+
+static struct proxy	*admin_proxy;	/* for the accept error callback */
 
 extern const char		dashboard_html[];
 extern const unsigned long	dashboard_html_len;
@@ -91,11 +94,13 @@ config_json(const struct config *conf, struct mbuf *mb)
 	mbuf_printf(mb, ", \"proxy\": {\"listen\": ");
 	json_addrs(mb, pc->listen, pc->nlisten);
 	mbuf_printf(mb, ", \"max_connections\": %u, \"header_timeout_ms\": "
-	    "%llu, \"idle_timeout_ms\": %llu, \"max_header_size\": %zu, "
+	    "%llu, \"idle_timeout_ms\": %llu, \"body_timeout_ms\": %llu, "
+	    "\"max_header_size\": %zu, "
 	    "\"max_body_size\": %llu, \"shutdown_timeout_ms\": %llu, "
 	    "\"access_log\": ", pc->max_connections,
 	    (unsigned long long)pc->header_timeout_ms,
-	    (unsigned long long)pc->idle_timeout_ms, pc->max_header_size,
+	    (unsigned long long)pc->idle_timeout_ms,
+	    (unsigned long long)pc->body_timeout_ms, pc->max_header_size,
 	    (unsigned long long)pc->max_body_size,
 	    (unsigned long long)pc->shutdown_timeout_ms);
 	json_str(mb, pc->access_log != NULL ? pc->access_log : "off");
@@ -313,6 +318,38 @@ admin_cb(struct evhttp_request *req, void *arg)
 
 static void	admin_retire(struct proxy *);
 
+/* The pause after an accept error is over: accept again. */
+static void
+admin_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*px = arg;
+
+	if (px->px_admin_sock != NULL)
+		evconnlistener_enable(evhttp_bound_socket_get_listener(
+		    px->px_admin_sock));
+}
+
+/*
+ * accept() failed on the admin socket. Without this callback libevent only
+ * warns and leaves the socket readable: out of descriptors, the loop would
+ * spin. Pause it instead, as listener.c pauses the proxy's listeners; the
+ * timer re-enables whichever admin listener is current by then.
+ */
+static void
+admin_accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	struct timeval	 tv = msec_tv(ADMIN_PAUSE_MSEC);
+	int		 error = EVUTIL_SOCKET_ERROR();
+
+	log_warnx("%s: accept: %s; pausing %d ms", __func__, strerror(error),
+	    ADMIN_PAUSE_MSEC);
+	evconnlistener_disable(evl);
+	if (event_base_once(evconnlistener_get_base(evl), -1, EV_TIMEOUT,
+	    admin_resume_cb, admin_proxy, &tv) == -1)
+		log_warnx("%s: no timer: admin listener off until a reload",
+		    __func__);
+}
+
 /*
  * Make the admin listener match conf: keep it if the address is the same,
  * else bind the new one first and only then drop the old, so that a failed
@@ -345,6 +382,10 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 			    a->text);
 			return -1;
 		}
+		admin_proxy = px;
+		evconnlistener_set_error_cb(
+		    evhttp_bound_socket_get_listener(sock),
+		    admin_accept_error_cb);
 		evhttp_set_timeout(http, ADMIN_TIMEOUT_SEC);
 		evhttp_set_max_headers_size(http, 16384);
 		evhttp_set_max_body_size(http, 4096);

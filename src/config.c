@@ -145,6 +145,8 @@ static const struct key keys[] = {
 	    FIELD(proxy.header_timeout_ms), KEY_RELOAD },
 	{ "proxy", "idle_timeout", KT_DURATION, 1, MS_1D, "60s",
 	    FIELD(proxy.idle_timeout_ms), KEY_RELOAD },
+	{ "proxy", "body_timeout", KT_DURATION, 0, MS_1D, "0",
+	    FIELD(proxy.body_timeout_ms), KEY_RELOAD },
 	{ "proxy", "max_header_size", KT_SIZE, KIB, MIB, "16k",
 	    FIELD(proxy.max_header_size), KEY_RELOAD },
 	{ "proxy", "max_body_size", KT_SIZE, 0, 1024 * GIB, "1m",

@@ -40,6 +40,7 @@ struct proxy_conf {
 	unsigned int		 max_connections;
 	uint64_t		 header_timeout_ms;
 	uint64_t		 idle_timeout_ms;
+	uint64_t		 body_timeout_ms;	/* 0: none */
 	uint64_t		 shutdown_timeout_ms;
 	size_t			 max_header_size;
 	uint64_t		 max_body_size;		/* 0: no limit */

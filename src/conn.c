@@ -57,6 +57,7 @@ static void	conn_respond(struct conn *, int status, const char *reason,
 		    int close);
 static void	conn_close(struct conn *, const char *why);
 static void	conn_set_timeouts(struct conn *);
+static size_t	queued(struct bufferevent *, struct evbuffer *);
 
 const char *
 conn_state_name(enum conn_state state)
@@ -650,6 +651,18 @@ conn_read_head(struct conn *c)
 
 	if ((len = evbuffer_get_length(in)) == 0)
 		return;
+	/*
+	 * Answers to pipelined requests are piling up unread: read the next
+	 * head only once they drain (client_writecb), or a client that never
+	 * reads grows our memory by a refusal per request it sends.
+	 */
+	if (queued(c->cn_bev, c->cn_cpend) >= SPILLWAY_WM_HIGH) {
+		bufferevent_disable(c->cn_bev, EV_READ);
+		bufferevent_setwatermark(c->cn_bev, EV_WRITE, SPILLWAY_WM_LOW,
+		    0);
+		c->cn_req_paused = 1;
+		return;
+	}
 	if (!c->cn_head_bytes) {
 		c->cn_head_bytes = 1;
 		if (c->cn_requests > 0) {
@@ -771,6 +784,8 @@ conn_upstream_ready(struct conn *c, struct upconn *uc)
 	}
 	conn_set_state(c, CS_PROXY);
 	conn_set_timeouts(c);
+	if (!c->cn_req_done && c->cn_conf->proxy.body_timeout_ms > 0)
+		conn_arm_timer(c, c->cn_conf->proxy.body_timeout_ms);
 	if (!c->cn_req_done)
 		conn_forward_request(c);
 	else
@@ -1206,6 +1221,8 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	}
 	conn_set_state(c, CS_DISCARD);
 	conn_set_timeouts(c);
+	if (c->cn_conf->proxy.body_timeout_ms > 0)
+		conn_arm_timer(c, c->cn_conf->proxy.body_timeout_ms);
 	conn_discard_body(c);
 }
 
@@ -1303,6 +1320,7 @@ conn_end_request(struct conn *c)
 {
 	struct evbuffer	*in = bufferevent_get_input(c->cn_bev);
 
+	evtimer_del(c->cn_timer);	/* a body_timeout */
 	conn_log_request(c);
 	upstream_release(c, c->cn_up_reuse && c->cn_req_done &&
 	    c->cn_resp_state == RS_DONE);
@@ -1350,6 +1368,13 @@ client_writecb(struct bufferevent *bev, void *arg)
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(c->cn_up->uc_bev, EV_READ);
 		conn_forward_response(c);
+		return;
+	}
+	if (c->cn_req_paused && c->cn_state == CS_HEAD) {
+		c->cn_req_paused = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(bev, EV_READ);
+		conn_read_head(c);
 		return;
 	}
 	if (c->cn_state != CS_CLOSING ||
@@ -1429,6 +1454,21 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/*
+ * Close a connection between requests. Answers still going out (to a slow
+ * reader, or pipelined ones) are written first, with a lingering close:
+ * a plain close would cut them, or reset them away if input is unread.
+ */
+static void
+conn_close_idle(struct conn *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->cn_bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_input(c->cn_bev)) > 0)
+		conn_begin_close(c);
+	else
+		conn_close(c, NULL);
+}
+
 static void
 timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1451,13 +1491,29 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	switch (c->cn_state) {
 	case CS_HEAD:
 		if (!c->cn_head_bytes) {
-			conn_close(c, NULL);
+			conn_close_idle(c);
 			break;
 		}
 		snprintf(c->cn_reqline, sizeof(c->cn_reqline), "%s", "- -");
 		c->cn_t_start = now_usec();
 		c->cn_version_minor = 1;
 		conn_respond(c, 408, NULL, 1);
+		break;
+	case CS_PROXY:
+		/* body_timeout; once a response flows, its end decides */
+		if (c->cn_req_done || c->cn_resp_state == RS_BODY)
+			break;
+		log_info("%s: conn %llu from %s: request body not sent within "
+		    "body_timeout", __func__, (unsigned long long)c->cn_id,
+		    c->cn_peer);
+		if (c->cn_req_paused)	/* the backend was not reading it */
+			conn_upstream_failed(c, 504, "upstream_timeout");
+		else
+			conn_upstream_failed(c, 408, NULL);
+		break;
+	case CS_DISCARD:
+		c->cn_keepalive = 0;
+		conn_end_request(c);
 		break;
 	case CS_CLOSING:
 		conn_close(c, NULL);
@@ -1473,7 +1529,7 @@ conn_stop(struct conn *c)
 {
 	c->cn_keepalive = 0;
 	if (c->cn_state == CS_HEAD && !c->cn_head_bytes)
-		conn_close(c, NULL);
+		conn_close_idle(c);
 }
 
 /* At exit, past shutdown_timeout. */

@@ -152,7 +152,8 @@ struct conn {
 	unsigned int		 cn_requests;	/* requests on this conn */
 	unsigned int		 cn_tries;	/* servers tried */
 	int			 cn_retried;	/* resent after a stale conn */
-	int			 cn_req_paused;	/* client read off: backend full */
+	int			 cn_req_paused;	/* client read off: backend full,
+					   or our answers unread (CS_HEAD) */
 	int			 cn_resp_paused; /* backend read off: client full */
 	const char		*cn_upname;	/* backend address, for the log */
 	uint64_t		 cn_t_start;	/* head complete, usec */

@@ -24,6 +24,7 @@ import os
 import re
 import resource
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -41,6 +42,9 @@ SPILLWAY_BIN = os.path.abspath(os.environ.get("SPILLWAY_BIN") or
                                os.path.join(HERE, "..", "..", "src",
                                             "spillway"))
 VERBOSE = bool(os.environ.get("SPILLWAY_TEST_VERBOSE"))
+# a command that runs spillway, e.g. "valgrind -q --error-exitcode=99
+# --leak-check=full" (README: Hardening); start-up waits are longer then
+WRAPPER = shlex.split(os.environ.get("SPILLWAY_WRAPPER", ""))
 LOCALHOST = "127.0.0.1"
 
 
@@ -1109,10 +1113,10 @@ def get(port, target="/", method="GET", headers=None, body=None,
 def run_binary(args, timeout=10):
     """Run spillway with args (no config unless given); CompletedProcess."""
     require_binary()
-    return subprocess.run([SPILLWAY_BIN] + list(args),
+    return subprocess.run(WRAPPER + [SPILLWAY_BIN] + list(args),
                           stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout)
+                          timeout=timeout * (3 if WRAPPER else 1))
 
 
 def require_binary():
@@ -1232,11 +1236,12 @@ class Spillway:
         self._err = open(self.stderr_path, "ab")
         self._out = open(self.stdout_path, "ab")
         self.proc = subprocess.Popen(
-            [SPILLWAY_BIN, "-c", self.config_path], stdin=subprocess.DEVNULL,
+            WRAPPER + [SPILLWAY_BIN, "-c", self.config_path],
+            stdin=subprocess.DEVNULL,
             stdout=self._out, stderr=self._err,
             preexec_fn=self._preexec if self.nofile else None)
         if wait:
-            self.wait_listening(timeout)
+            self.wait_listening(timeout * (4 if WRAPPER else 1))
         return self
 
     @property

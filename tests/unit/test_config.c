@@ -155,6 +155,7 @@ check_defaults(const struct config *conf)
 	CHECK_EQ_INT(conf->proxy.max_connections, 4096);
 	CHECK_EQ_INT(conf->proxy.header_timeout_ms, 10000);
 	CHECK_EQ_INT(conf->proxy.idle_timeout_ms, 60000);
+	CHECK_EQ_INT(conf->proxy.body_timeout_ms, 0);
 	CHECK_EQ_INT(conf->proxy.max_header_size, 16384);
 	CHECK_EQ_INT(conf->proxy.max_body_size, 1048576);
 	CHECK_EQ_INT(conf->proxy.shutdown_timeout_ms, 10000);
@@ -301,6 +302,7 @@ test_every_key(void)
 	    "max_connections = 100\n"
 	    "header_timeout = 250ms\n"
 	    "idle_timeout = 2m\n"
+	    "body_timeout = 30s\n"
 	    "max_header_size = 8k\n"
 	    "max_body_size = 2G\n"
 	    "shutdown_timeout = 0\n"
@@ -317,6 +319,7 @@ test_every_key(void)
 	CHECK_EQ_INT(conf->proxy.max_connections, 100);
 	CHECK_EQ_INT(conf->proxy.header_timeout_ms, 250);
 	CHECK_EQ_INT(conf->proxy.idle_timeout_ms, 120000);
+	CHECK_EQ_INT(conf->proxy.body_timeout_ms, 30000);
 	CHECK_EQ_INT(conf->proxy.max_header_size, 8192);
 	CHECK(conf->proxy.max_body_size == 2ULL << 30);
 	CHECK_EQ_INT(conf->proxy.shutdown_timeout_ms, 0);
