@@ -183,7 +183,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	peer.sin_family = AF_INET;
 	peer.sin_addr.s_addr = htonl(0x7f000002);
 	peer.sin_port = htons(40000);
-	conn_accept(px, sv[0], (struct sockaddr *)&peer, sizeof(peer));
+	conn_accept(px, sv[0], (struct sockaddr *)&peer, sizeof(peer), 0);
 
 	for (turn = 0; turn < TURNS; turn++) {
 		if (sv[1] != -1 && off < clen) {
