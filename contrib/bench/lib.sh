@@ -116,3 +116,34 @@ else:
     json.dump(now, open(snap, "w"))
 EOF
 }
+
+# write_backend_conf WORK PORT: WORK/backend.conf, the fast backend of the
+# pass-through and TLS benchmarks: nginx, 1 worker, answering 200 "ok\n"
+# with keep-alive on 127.0.0.1:PORT. Its files go in WORK/backend.
+write_backend_conf() {
+    local WORK=$1 BACKEND_PORT=$2 NGINX_USER=""
+    [ "$(id -u)" = 0 ] && NGINX_USER="user root root;"
+    mkdir -p "$WORK/backend"
+    cat > "$WORK/backend.conf" <<EOF
+    $NGINX_USER
+    worker_processes 1;
+    pid $WORK/backend/nginx.pid;
+    error_log $WORK/backend.stderr warn;
+    events { worker_connections 16384; }
+    http {
+        access_log off;
+        client_body_temp_path $WORK/backend/cbt;
+        proxy_temp_path $WORK/backend/pt;
+        fastcgi_temp_path $WORK/backend/ft;
+        uwsgi_temp_path $WORK/backend/ut;
+        scgi_temp_path $WORK/backend/st;
+        keepalive_timeout 300s;
+        keepalive_requests 100000000;
+        default_type text/plain;
+        server {
+            listen 127.0.0.1:$BACKEND_PORT backlog=4096;
+            location / { return 200 "ok\n"; }
+        }
+    }
+EOF
+}

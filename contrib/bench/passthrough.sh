@@ -197,28 +197,7 @@ NGINX_USER=""
 # ---------------------------------------------------------------- configs
 # Backend: nginx, 1 worker, answers 200 "ok\n" with keep-alive.
 mkdir -p "$WORK/backend" "$WORK/nginx"
-cat > "$WORK/backend.conf" <<EOF
-$NGINX_USER
-worker_processes 1;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend.stderr warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/backend/cbt;
-    proxy_temp_path $WORK/backend/pt;
-    fastcgi_temp_path $WORK/backend/ft;
-    uwsgi_temp_path $WORK/backend/ut;
-    scgi_temp_path $WORK/backend/st;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
-    default_type text/plain;
-    server {
-        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
-        location / { return 200 "ok\n"; }
-    }
-}
-EOF
+write_backend_conf "$WORK" "$BACKEND_PORT"
 
 # nginx as a proxy: 1 worker, upstream keep-alive pool of 32.
 cat > "$WORK/nginx-proxy.conf" <<EOF

@@ -202,32 +202,7 @@ HAPROXY_MAXCONN=$(( (NOFILE - 200) / 2 ))
 [ "$HAPROXY_MAXCONN" -gt 10000 ] && HAPROXY_MAXCONN=10000
 [ "$HAPROXY_MAXCONN" -gt "$CONNECTIONS" ] || die "ulimit -n ($NOFILE) too low for $CONNECTIONS connections"
 
-NGINX_USER=""
-[ "$(id -u)" = 0 ] && NGINX_USER="user root root;"
-
-mkdir -p "$WORK/backend"
-cat > "$WORK/backend.conf" <<EOF
-$NGINX_USER
-worker_processes 1;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend.stderr warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/backend/cbt;
-    proxy_temp_path $WORK/backend/pt;
-    fastcgi_temp_path $WORK/backend/ft;
-    uwsgi_temp_path $WORK/backend/ut;
-    scgi_temp_path $WORK/backend/st;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
-    default_type text/plain;
-    server {
-        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
-        location / { return 200 "ok\n"; }
-    }
-}
-EOF
+write_backend_conf "$WORK" "$BACKEND_PORT"
 
 spillway_ini() { # spillway_ini TLSPORT PLAINPORT|- PROTOCOLS RESUME(0|1)
     printf '[proxy]\n'
