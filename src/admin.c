@@ -340,9 +340,12 @@ admin_accept_error_cb(struct evconnlistener *evl, void *arg)
 {
 	struct timeval	 tv = msec_tv(ADMIN_PAUSE_MSEC);
 	int		 error = EVUTIL_SOCKET_ERROR();
+	unsigned int	 quiet;
 
-	log_warnx("%s: accept: %s; pausing %d ms", __func__, strerror(error),
-	    ADMIN_PAUSE_MSEC);
+	if (listener_warn_pause(admin_proxy, &quiet))
+		log_warnx("%s: accept: %s; pausing %d ms (%u pauses since the "
+		    "last warning)", __func__, strerror(error), ADMIN_PAUSE_MSEC,
+		    quiet);
 	evconnlistener_disable(evl);
 	if (event_base_once(evconnlistener_get_base(evl), -1, EV_TIMEOUT,
 	    admin_resume_cb, admin_proxy, &tv) == -1)

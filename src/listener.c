@@ -21,6 +21,7 @@
 
 #define LISTENER_BACKLOG	511
 #define LISTENER_PAUSE_MSEC	100
+#define LISTENER_WARN_USEC	10000000	/* EMFILE warnings, at most */
 
 static void	accept_cb(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
@@ -252,16 +253,18 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 	struct proxy	*px = ls->ls_proxy;
 	struct timeval	 tv = { 0, LISTENER_PAUSE_MSEC * 1000 };
 	int		 error = EVUTIL_SOCKET_ERROR();
+	unsigned int	 quiet;
 
 	switch (error) {
 	case EMFILE:
 	case ENFILE:
 	case ENOBUFS:
 	case ENOMEM:
-		if (!px->px_accept_paused)
-			log_warnx("%s: accept on %s: %s; pausing %d ms",
-			    __func__, ls->ls_addr->text, strerror(error),
-			    LISTENER_PAUSE_MSEC);
+		if (!px->px_accept_paused && listener_warn_pause(px, &quiet))
+			log_warnx("%s: accept on %s: %s; pausing %d ms (%u "
+			    "pauses since the last warning)", __func__,
+			    ls->ls_addr->text, strerror(error),
+			    LISTENER_PAUSE_MSEC, quiet);
 		px->px_accept_paused = 1;
 		listener_update(px);
 		evtimer_add(px->px_accept_timer, &tv);
@@ -271,6 +274,28 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 		    strerror(error));
 		break;
 	}
+}
+
+/*
+ * Out of descriptors, the listeners pause every LISTENER_PAUSE_MSEC: say so
+ * at most once per LISTENER_WARN_USEC. Returns 1 if the caller should log,
+ * with *quiet set to the pauses not logged since the last warning; 0 if it
+ * should keep quiet.
+ */
+int
+listener_warn_pause(struct proxy *px, unsigned int *quiet)
+{
+	uint64_t	 now = now_usec();
+
+	if (px->px_emfile_said != 0 &&
+	    now - px->px_emfile_said < LISTENER_WARN_USEC) {
+		px->px_emfile_quiet++;
+		return 0;
+	}
+	px->px_emfile_said = now;
+	*quiet = px->px_emfile_quiet;
+	px->px_emfile_quiet = 0;
+	return 1;
 }
 
 static void

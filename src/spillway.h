@@ -206,6 +206,8 @@ struct proxy {
 	unsigned int		 px_nconns;
 	unsigned int		 px_max_conns;	/* after the fd limit */
 	int			 px_accept_paused; /* on EMFILE */
+	uint64_t		 px_emfile_said;   /* last warning, usec */
+	unsigned int		 px_emfile_quiet;  /* pauses not said since */
 	int			 px_accepting;	  /* listeners enabled */
 	struct event		*px_accept_timer;
 	int			 px_stopping;
@@ -220,6 +222,7 @@ int		 listener_bind(const struct config *, const struct config_addr *,
 		    int backlog, char *err, size_t errlen);
 int		 listener_same_addr(const struct config_addr *,
 		    const struct config_addr *);
+int		 listener_warn_pause(struct proxy *, unsigned int *quiet);
 int		 listener_prepare(struct proxy *, const struct config *,
 		    char *err, size_t errlen);
 void		 listener_commit(struct proxy *);

@@ -567,6 +567,9 @@ def admin_out_of_descriptors():
           "listener out of descriptors: spinning?" % (cpu, wall))
     check("pausing" in sp.stderr_text(), "no log line mentioning "
           "'pausing'; stderr:\n%s" % sp.stderr_tail(5))
+    # paused every 100 ms for 2.5 s: warned once (at most once per 10 s)
+    warned = sp.stderr_text().count("pausing")
+    check(warned <= 2, "%d 'pausing' warnings in 2.5 s" % warned)
     pile.close()
     check(wait_for(lambda: sp.nfds() < 40, 5), "%d descriptors still open"
           % sp.nfds())
