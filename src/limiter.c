@@ -101,6 +101,7 @@
  */
 #define REBASE_FRAC		0.9
 #define PROBE_FLOOR_EVERY	250000		/* usec */
+#define PROBE_FLOOR_SAMPLES	(WIN_SAMPLES / 2)
 
 struct limiter {
 	struct limiter_conf	 lm_conf;
@@ -131,6 +132,7 @@ struct limiter {
 	uint64_t		 lm_probe_start;
 	uint64_t		 lm_probe_drained; /* 0: not yet */
 	unsigned int		 lm_probe_n;
+	unsigned int		 lm_probe_want;	/* samples to end it */
 	double			 lm_probe_sum;
 	double			 lm_probe_ref;	/* lm_short at its start */
 	uint64_t		 lm_probe_ended;
@@ -342,6 +344,19 @@ probe_start(struct limiter *lm, uint64_t now)
 	lm->lm_probing = 1;
 	lm->lm_probe_start = now;
 	lm->lm_probe_drained = lm->lm_inflight < effective_limit(lm) ? now : 0;
+	lm->lm_probe_want = PROBE_SAMPLES;
+	if (effective_limit(lm) >= limiter_limit(lm)) {
+		/*
+		 * At min_limit a probe cannot lower concurrency: every
+		 * request in flight is already at probe concurrency, fewer
+		 * samples do (the rate is at its lowest there), and what it
+		 * measures is taken as no-load latency without comparing it
+		 * with the latency before (which may still hold the queue
+		 * of a higher limit).
+		 */
+		lm->lm_probe_drained = 1;
+		lm->lm_probe_want = PROBE_FLOOR_SAMPLES;
+	}
 	lm->lm_probe_n = 0;
 	lm->lm_probe_sum = 0;
 	lm->lm_probe_ref = lm->lm_short;
@@ -357,11 +372,18 @@ probe_end(struct limiter *lm, uint64_t now)
 		lat = lm->lm_probe_sum / lm->lm_probe_n;
 		baseline_offer(lm, now, lat);
 		grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
-		if (lat >= REBASE_FRAC * lm->lm_probe_ref &&
+		if ((lat >= REBASE_FRAC * lm->lm_probe_ref ||
+		    lm->lm_probe_want == PROBE_FLOOR_SAMPLES) &&
 		    lat > baseline(lm) * grow_ratio) {
-			/* not queueing: a slower backend (see REBASE_FRAC) */
+			/*
+			 * Not queueing: a slower backend (see REBASE_FRAC).
+			 * The smoothed latency restarts from it too, or its
+			 * lag behind the change would drag the new minimum
+			 * back down at the next window.
+			 */
 			lm->lm_base_cur = lm->lm_base_prev = lat;
 			lm->lm_base_epoch = now;
+			lm->lm_short = lat;
 		}
 	}
 	lm->lm_probing = 0;
@@ -378,7 +400,7 @@ probe_sample(struct limiter *lm, uint64_t now, uint64_t sent, double lat)
 		lm->lm_probe_n++;
 		lm->lm_probe_sum += lat;
 	}
-	if (lm->lm_probe_n >= PROBE_SAMPLES ||
+	if (lm->lm_probe_n >= lm->lm_probe_want ||
 	    now - lm->lm_probe_start >= PROBE_MAX)
 		probe_end(lm, now);
 }
