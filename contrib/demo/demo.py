@@ -37,6 +37,9 @@ def cmd_free(ports):
     taken = []
     for p in ports:
         s = socket.socket()
+        # as the servers bind: a TIME_WAIT left by an earlier run (the
+        # dashboard's polling, say) does not make a port taken
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", int(p)))
         except OSError:
