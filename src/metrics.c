@@ -322,6 +322,24 @@ prom_u64(struct mbuf *mb, const char *name, const char *type,
 	mbuf_printf(mb, "%s %" PRIu64 "\n", name, v);
 }
 
+static const char *const reload_results[] = { "ok", "failed" };
+static const char *const conn_states[] = { "active", "idle" };
+static const char *const handshake_results[] = { "ok", "failed", "timeout" };
+
+/* A family of n samples told apart by one label: name{label="keys[i]"}. */
+static void
+prom_u64_by(struct mbuf *mb, const char *name, const char *type,
+    const char *help, const char *label, const char *const *keys,
+    const uint64_t *v, size_t n)
+{
+	size_t	 i;
+
+	prom_head(mb, name, type, help);
+	for (i = 0; i < n; i++)
+		mbuf_printf(mb, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label,
+		    keys[i], v[i]);
+}
+
 static void
 prom_double(struct mbuf *mb, const char *name, const char *help, double v)
 {
@@ -413,11 +431,9 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_u64(mb, "spillway_config_generation", "gauge",
 	    "Generation of the configuration in force, 1 at start.",
 	    g->generation);
-	prom_head(mb, "spillway_config_reloads_total", "counter",
-	    "Configuration reloads, by result.");
-	mbuf_printf(mb, "spillway_config_reloads_total{result=\"ok\"} %"
-	    PRIu64 "\nspillway_config_reloads_total{result=\"failed\"} %"
-	    PRIu64 "\n", m->m_reloads_ok, m->m_reloads_failed);
+	prom_u64_by(mb, "spillway_config_reloads_total", "counter",
+	    "Configuration reloads, by result.", "result", reload_results,
+	    (const uint64_t[]){ m->m_reloads_ok, m->m_reloads_failed }, 2);
 
 	prom_classes(mb, m);
 
@@ -461,11 +477,9 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    "Time spent waiting in the queue, served or shed.",
 	    &m->m_queue_wait);
 
-	prom_head(mb, "spillway_upstream_connections", "gauge",
-	    "Backend connections open now, by state.");
-	mbuf_printf(mb, "spillway_upstream_connections{state=\"active\"} %u\n"
-	    "spillway_upstream_connections{state=\"idle\"} %u\n",
-	    g->upstream_active, g->upstream_idle);
+	prom_u64_by(mb, "spillway_upstream_connections", "gauge",
+	    "Backend connections open now, by state.", "state", conn_states,
+	    (const uint64_t[]){ g->upstream_active, g->upstream_idle }, 2);
 	prom_u64(mb, "spillway_upstream_connections_opened_total", "counter",
 	    "Backend connections opened.", m->m_upstream_connections);
 	prom_u64(mb, "spillway_upstream_connect_failures_total", "counter",
@@ -475,12 +489,10 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    "Client connections open now.", g->client_connections);
 	prom_u64(mb, "spillway_client_connections_accepted_total", "counter",
 	    "Client connections accepted.", m->m_client_connections);
-	prom_head(mb, "spillway_tls_handshakes_total", "counter",
-	    "TLS handshakes with clients, by result.");
-	mbuf_printf(mb, "spillway_tls_handshakes_total{result=\"ok\"} %" PRIu64
-	    "\nspillway_tls_handshakes_total{result=\"failed\"} %" PRIu64
-	    "\nspillway_tls_handshakes_total{result=\"timeout\"} %" PRIu64
-	    "\n", m->m_tls_handshakes, m->m_tls_failed, m->m_tls_timeouts);
+	prom_u64_by(mb, "spillway_tls_handshakes_total", "counter",
+	    "TLS handshakes with clients, by result.", "result",
+	    handshake_results, (const uint64_t[]){ m->m_tls_handshakes,
+	    m->m_tls_failed, m->m_tls_timeouts }, 3);
 	prom_u64(mb, "spillway_tls_renegotiations_total", "counter",
 	    "TLS renegotiation attempts refused (the connection closed).",
 	    m->m_tls_renegotiations);
