@@ -123,21 +123,11 @@ format_peer(struct conn *c, const struct sockaddr *sa)
 static void
 conn_free_io(struct conn *c)
 {
-	SSL	*ssl;
-
-	if (c->cn_bev != NULL &&
-	    (ssl = bufferevent_openssl_get_ssl(c->cn_bev)) != NULL) {
-		SSL_set_app_data(ssl, NULL);	/* no more info callbacks */
-		/*
-		 * An established session stays resumable: OpenSSL drops from
-		 * its cache a session whose connection was not shut down.
-		 */
-		if (c->cn_tls == CONN_TLS_DONE && !c->cn_tls_abort)
-			SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN |
-			    SSL_RECEIVED_SHUTDOWN);
-	}
-	if (c->cn_bev != NULL)
+	if (c->cn_bev != NULL) {
+		tls_release(bufferevent_openssl_get_ssl(c->cn_bev),
+		    !c->cn_tls_abort);
 		bufferevent_free(c->cn_bev);
+	}
 	if (c->cn_timer != NULL)
 		event_free(c->cn_timer);
 	if (c->cn_uphead != NULL)

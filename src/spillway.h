@@ -265,6 +265,7 @@ SSL		*tls_accept(struct tls *);
 SSL		*tls_connect(struct tls *, const struct config *,
 		    const struct config_addr *);
 const char	*tls_why(SSL *, unsigned long err, char *buf, size_t len);
+void		 tls_release(SSL *, int keep_session);
 
 /* shed.c */
 int		 shed_init(struct proxy *);

@@ -358,6 +358,25 @@ tls_connect(struct tls *tls, const struct config *conf,
 	return NULL;
 }
 
+/*
+ * Before a connection's SSL goes with its bufferevent: no more callbacks
+ * into the owner, and, with keep_session and a finished handshake, marked
+ * shut down without sending anything. OpenSSL drops from its cache, and
+ * makes unresumable, the session of a connection freed without a shutdown;
+ * spillway closes finished connections that way on purpose (as nginx
+ * does), and those sessions should resume. A connection closed for
+ * misbehaving passes keep_session 0.
+ */
+void
+tls_release(SSL *ssl, int keep_session)
+{
+	if (ssl == NULL)
+		return;
+	SSL_set_app_data(ssl, NULL);
+	if (keep_session && SSL_is_init_finished(ssl))
+		SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+}
+
 /* Why the last TLS operation on this connection failed, for the log. */
 const char *
 tls_why(SSL *ssl, unsigned long err, char *buf, size_t len)

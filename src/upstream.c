@@ -48,22 +48,12 @@ static void
 upconn_free(struct upconn *uc)
 {
 	struct server	*sv = uc->uc_server;
-	SSL		*ssl;
 
 	if (uc->uc_state == UC_IDLE) {
 		TAILQ_REMOVE(&sv->sv_idle, uc, uc_entry);
 		sv->sv_nidle--;
 	}
-	if ((ssl = bufferevent_openssl_get_ssl(uc->uc_bev)) != NULL) {
-		SSL_set_app_data(ssl, NULL);
-		/*
-		 * Closed without close_notify (as nginx does): marked shut
-		 * down, or OpenSSL would make the session we keep unresumable.
-		 */
-		if (SSL_is_init_finished(ssl))
-			SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN |
-			    SSL_RECEIVED_SHUTDOWN);
-	}
+	tls_release(bufferevent_openssl_get_ssl(uc->uc_bev), 1);
 	bufferevent_free(uc->uc_bev);
 	free(uc);
 }
