@@ -282,22 +282,30 @@ def ipv6_available():
         s.close()
 
 
-def _listen_inodes(port):
-    """Inodes of sockets in LISTEN state on port, from /proc/net/tcp{,6}."""
-    inodes = set()
+def _listening_sockets():
+    """(port, inode) of every TCP socket in LISTEN state, from
+    /proc/net/tcp{,6}."""
     for f in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(f) as fh:
                 next(fh)
                 for line in fh:
                     p = line.split()
-                    if len(p) < 10 or p[3] != "0A":
-                        continue
-                    if int(p[1].rsplit(":", 1)[1], 16) == port:
-                        inodes.add(p[9])
+                    if len(p) >= 10 and p[3] == "0A":
+                        yield int(p[1].rsplit(":", 1)[1], 16), p[9]
         except OSError:
             pass
-    return inodes
+
+
+def _listen_inodes(port):
+    """Inodes of sockets in LISTEN state on port."""
+    return {inode for p, inode in _listening_sockets() if p == port}
+
+
+def listening_ports(pid):
+    """Ports pid has listening TCP sockets on (Linux /proc)."""
+    mine = _pid_socket_inodes(pid)
+    return {p for p, inode in _listening_sockets() if inode in mine}
 
 
 def _pid_socket_inodes(pid):
@@ -468,7 +476,23 @@ def header_tokens(headers, name):
 # --------------------------------------------------------------------------
 # Backend
 
-class Request:
+class _Headers:
+    """Header lookups of a parsed message (self.headers: [(name, value)])."""
+
+    def header(self, name):
+        return find_header(self.headers, name)
+
+    def headers_named(self, name):
+        return all_headers(self.headers, name)
+
+    def has(self, name):
+        return find_header(self.headers, name) is not None
+
+    def tokens(self, name):
+        return header_tokens(self.headers, name)
+
+
+class Request(_Headers):
     """One request as the backend received it."""
 
     def __init__(self):
@@ -486,18 +510,6 @@ class Request:
     @property
     def path(self):
         return self.target.split("?", 1)[0]
-
-    def header(self, name):
-        return find_header(self.headers, name)
-
-    def headers_named(self, name):
-        return all_headers(self.headers, name)
-
-    def has(self, name):
-        return find_header(self.headers, name) is not None
-
-    def tokens(self, name):
-        return header_tokens(self.headers, name)
 
     def __repr__(self):
         return "<Request %s %s %s conn=%s %r body=%d>" % (
@@ -908,7 +920,7 @@ def dead_server():
 # --------------------------------------------------------------------------
 # Client
 
-class Response:
+class Response(_Headers):
     def __init__(self):
         self.version = self.status = self.reason = None
         self.headers = []
@@ -918,18 +930,6 @@ class Response:
         self.chunk_sizes = []
         self.raw = b""          # the head and body bytes as received
         self.interim = []       # 1xx responses skipped before this one
-
-    def header(self, name):
-        return find_header(self.headers, name)
-
-    def headers_named(self, name):
-        return all_headers(self.headers, name)
-
-    def has(self, name):
-        return find_header(self.headers, name) is not None
-
-    def tokens(self, name):
-        return header_tokens(self.headers, name)
 
     def __repr__(self):
         return "<Response %s %s %s %r body=%s>" % (
@@ -1105,6 +1105,26 @@ def get(port, target="/", method="GET", headers=None, body=None,
         return c.exchange(method, target, headers, body)
     finally:
         c.close()
+
+
+def get_until_ok(port, target, within, pause=0.1, why=""):
+    """GET target on new connections until one answers 200, for at most
+    `within` seconds (a listener may be paused on a timer). Returns the
+    seconds it took; AssertionError with the last answer or error if none
+    did."""
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < within:
+        try:
+            r = get(port, target, timeout=2)
+            if r.status == 200:
+                return time.monotonic() - t0
+            last = r
+        except Exception as e:      # noqa: retried
+            last = e
+        time.sleep(pause)
+    raise AssertionError("no successful request within %gs%s; last: %r"
+                         % (within, why, last))
 
 
 # --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (admin, admin_spillway, Backend, check, Client, diag,
                      echo_path, eq, get, metrics, parse_prometheus,
-                     _pid_socket_inodes, run_binary, run_main, short, Spillway,
+                     listening_ports, run_binary, run_main, short, Spillway,
                      test, wait_for)
 
 
@@ -350,23 +350,6 @@ def admin_errors():
     r = get(sp.port, "/status")
     eq((r.status, r.body), (200, b"GET /status"),
        "GET /status on the proxy port")
-
-
-def listening_ports(pid):
-    """Ports pid has listening TCP sockets on (Linux /proc)."""
-    mine = _pid_socket_inodes(pid)
-    ports = set()
-    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(f) as fh:
-                next(fh)
-                for line in fh:
-                    p = line.split()
-                    if len(p) >= 10 and p[3] == "0A" and p[9] in mine:
-                        ports.add(int(p[1].rsplit(":", 1)[1], 16))
-        except OSError:
-            pass
-    return ports
 
 
 @test("no [admin] section: no admin listener")

@@ -310,6 +310,26 @@ def slow_readers():
           "descriptors open" % sp.nfds())
 
 
+def pipeline_unread(port, seconds):
+    """Pipeline GET /p on one connection with a small receive buffer for
+    `seconds`, reading nothing. Returns (socket, requests sent whole, bytes
+    sent); the socket is left non-blocking."""
+    one = build_request("GET", "/p")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    register(Pile()).socks.append(s)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    burst = one * 2000
+    sent, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            sent += s.send(burst[sent % len(burst):])
+        except BlockingIOError:
+            time.sleep(0.01)
+    return s, sent // len(one), sent
+
+
 @test("a client that pipelines requests and never reads: parsing stops, "
       "memory stays bounded; every answer arrives once it reads", timeout=40)
 def pipelined_non_reader():
@@ -317,21 +337,8 @@ def pipelined_non_reader():
     # refused at once (429): the cheapest answers to pile up
     sp = Spillway([be], sections=[("admission", {"rate": 1, "burst": 1})])
     rss0 = sp.rss_kb()
-    one = build_request("GET", "/p")
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    register(Pile()).socks.append(s)
-    s.connect(("127.0.0.1", sp.port))
-    s.setblocking(False)
-    burst = one * 2000
-    sent, t0 = 0, time.monotonic()
-    while time.monotonic() - t0 < 3:
-        try:
-            sent += s.send(burst[sent % len(burst):])
-        except BlockingIOError:
-            time.sleep(0.01)
+    s, n, sent = pipeline_unread(sp.port, 3)
     rss = sp.rss_kb()
-    n = sent // len(one)
     diag("%d requests (%.1f MB) sent in 3s without reading; RSS %d -> %d kB"
          % (n, sent / MB, rss0, rss))
     check(rss - rss0 < 8 * 1024, "RSS grew by %d kB: answers pile up in "
@@ -355,19 +362,7 @@ def stop_with_answers_unread():
     be = Backend(echo_path())
     sp = Spillway([be], proxy={"shutdown_timeout": "5s"},
                   sections=[("admission", {"rate": 1, "burst": 1})])
-    one = build_request("GET", "/p")
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    register(Pile()).socks.append(s)
-    s.connect(("127.0.0.1", sp.port))
-    s.setblocking(False)
-    burst = one * 2000
-    sent, t0 = 0, time.monotonic()
-    while time.monotonic() - t0 < 1.5:
-        try:
-            sent += s.send(burst[sent % len(burst):])
-        except BlockingIOError:
-            time.sleep(0.01)
+    s = pipeline_unread(sp.port, 1.5)[0]
     sp.signal(signal.SIGTERM)
     time.sleep(0.3)
     s.setblocking(True)

@@ -11,8 +11,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Backend, Client, Spillway, build_request, check, delayed,
-                     diag, echo_path, eq, get, register, respond, run_main,
-                     short, skip, test)
+                     diag, echo_path, eq, get, get_until_ok, register,
+                     respond, run_main, short, skip, test)
 
 
 class RawConn:
@@ -90,20 +90,7 @@ def fd_exhaustion():
     for rc in conns:
         rc.close()
     # the listener may be paused on a timer: retry for a few seconds
-    deadline = time.monotonic() + 8
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            r = get(sp.port, "/after", timeout=2)
-            if r.status == 200:
-                break
-            last = r
-        except Exception as e:      # noqa: retried
-            last = e
-        time.sleep(0.1)
-    else:
-        raise AssertionError("no successful request within 8s after the "
-                             "flood; last: %r" % (last,))
+    get_until_ok(sp.port, "/after", 8, why=" after the flood")
     check(sp.alive(), "spillway died")
 
 
@@ -198,21 +185,8 @@ def emfile_pause_resume():
     rc, err = _prlimit(prlimit, sp.pid, min(4096, hard0) if hard0 > 0
                        else 4096, hard0)
     check(rc == 0, "restoring the limit failed: %s" % err)
-    t0 = time.monotonic()
-    last = None
-    while time.monotonic() - t0 < 3:
-        try:
-            r = get(sp.port, "/after", timeout=2)
-            if r.status == 200:
-                break
-            last = r
-        except Exception as e:      # noqa: retried
-            last = e
-        time.sleep(0.05)
-    else:
-        raise AssertionError("no successful request within 3s after the "
-                             "limit was restored; last: %r" % (last,))
-    took = time.monotonic() - t0
+    took = get_until_ok(sp.port, "/after", 3, pause=0.05,
+                        why=" after the limit was restored")
     diag("request after the limit was restored: %.2fs" % took)
     check(took < 2.5, "first request after restoring the limit took %.2fs"
           % took)
