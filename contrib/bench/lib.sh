@@ -33,6 +33,21 @@ children_of() { # children_of PID: direct children pids
     done
 }
 
+wait_up() { # wait_up NAME PID WHAT CMD...: CMD succeeds within 10 s, PID alive
+    local name=$1 pid=$2 what=$3 _
+    shift 3
+    for _ in $(seq 100); do
+        if ! alive "$pid"; then
+            log "$name (pid $pid) exited during start-up"
+            return 1
+        fi
+        if "$@"; then return 0; fi
+        sleep 0.1
+    done
+    log "$name (pid $pid) $what after 10 s"
+    return 1
+}
+
 free_ports() { # free_ports N: N loopback ports free right now
     python3 - "$1" <<'EOF'
 import socket, sys

@@ -167,17 +167,7 @@ EOF
 }
 
 wait_ready() { # wait_ready NAME PID PORT: up to 10 s
-    local name=$1 pid=$2 port=$3 _
-    for _ in $(seq 100); do
-        if ! alive "$pid"; then
-            log "$name (pid $pid) exited during start-up"
-            return 1
-        fi
-        if http_ok "$port"; then return 0; fi
-        sleep 0.1
-    done
-    log "$name (pid $pid) does not answer 200 on 127.0.0.1:$port after 10 s"
-    return 1
+    wait_up "$1" "$2" "does not answer 200 on 127.0.0.1:$3" http_ok "$3"
 }
 
 read -r BACKEND_PORT SPILLWAY_PORT HAPROXY_PORT NGINX_PORT REFUSING_PORT <<EOF

@@ -183,13 +183,7 @@ sys.exit(0 if r.status == 200 else 1)
 EOF
 }
 wait_ready() { # wait_ready NAME PID PORT tcp|http: up to 10 s
-    local _
-    for _ in $(seq 100); do
-        alive "$2" || { log "$1 (pid $2) exited during start-up"; tail -n 20 "$WORK/$1.log" >&2; return 1; }
-        probe "$4" "$3" && return 0
-        sleep 0.1
-    done
-    log "$1 (pid $2) not ready on 127.0.0.1:$3 after 10 s"
+    wait_up "$1" "$2" "not ready on 127.0.0.1:$3" probe "$4" "$3" && return 0
     tail -n 20 "$WORK/$1.log" >&2
     return 1
 }

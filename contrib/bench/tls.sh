@@ -349,18 +349,9 @@ EOF
 }
 
 wait_ready() { # wait_ready NAME PID PORT [tls]: up to 10 s
-    local name=$1 pid=$2 port=$3 tls=${4:-} _
-    for _ in $(seq 100); do
-        if ! alive "$pid"; then
-            log "$name (pid $pid) exited during start-up"
-            return 1
-        fi
-        # shellcheck disable=SC2086
-        if tls_probe get "$port" $tls; then return 0; fi
-        sleep 0.1
-    done
-    log "$name (pid $pid) does not answer 200 on 127.0.0.1:$port after 10 s"
-    return 1
+    # shellcheck disable=SC2086
+    wait_up "$1" "$2" "does not answer 200 on 127.0.0.1:$3" \
+        tls_probe get "$3" ${4:-}
 }
 
 start_daemon() { # start_daemon NAME: start (pinned), wait until it answers
