@@ -100,6 +100,18 @@
  * cannot lower concurrency, and min_limit is by definition no queue.
  */
 #define REBASE_FRAC		0.9
+
+/*
+ * Latency differences below NOISE are not queueing that matters: a
+ * backend answering in 0.1 ms that answers in 0.3 ms under load is not
+ * three times slower in any sense a client sees, and the proxy's own
+ * event loop, the scheduler and the network add that much jitter. The
+ * latency is judged against the baseline plus NOISE, so a fast backend's
+ * limit is not driven down by noise (it was: to min_limit, refusing
+ * what nginx would have served), while a backend whose latency is tens
+ * of milliseconds is judged as before.
+ */
+#define NOISE			1000	/* usec */
 #define PROBE_FLOOR_EVERY	250000		/* usec */
 #define PROBE_FLOOR_SAMPLES	(WIN_SAMPLES / 2)
 
@@ -208,6 +220,15 @@ baseline(const struct limiter *lm)
 	return a < b ? a : b;
 }
 
+/* The latency a sample is judged against: baseline plus NOISE; 0: none. */
+static double
+judged_base(const struct limiter *lm)
+{
+	double	 b = baseline(lm);
+
+	return b > 0 ? b + NOISE : 0;
+}
+
 /* Offer v (usec) to the windowed minimum, rotating expired buckets. */
 static void
 baseline_offer(struct limiter *lm, uint64_t now, double v)
@@ -265,7 +286,7 @@ static void
 update_gradient(struct limiter *lm, double mean)
 {
 	const struct limiter_conf	*c = &lm->lm_conf;
-	double				 base = baseline(lm);
+	double				 base = judged_base(lm);
 	double				 grow_ratio, r, target, w;
 
 	if (base <= 0)
@@ -298,11 +319,13 @@ static void
 update_vegas(struct limiter *lm, double mean)
 {
 	const struct limiter_conf	*c = &lm->lm_conf;
-	double				 base = baseline(lm);
+	double				 base = judged_base(lm);
 	double				 queue;
 
 	if (base <= 0)
 		return;
+	if (mean < base)
+		mean = base;
 	lm->lm_gradient = base / mean;
 	queue = lm->lm_limit * (1 - base / mean);
 	if (queue < c->vegas_alpha) {
@@ -374,7 +397,7 @@ probe_end(struct limiter *lm, uint64_t now)
 		grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
 		if ((lat >= REBASE_FRAC * lm->lm_probe_ref ||
 		    lm->lm_probe_want == PROBE_FLOOR_SAMPLES) &&
-		    lat > baseline(lm) * grow_ratio) {
+		    lat > judged_base(lm) * grow_ratio) {
 			/*
 			 * Not queueing: a slower backend (see REBASE_FRAC).
 			 * The smoothed latency restarts from it too, or its
@@ -515,6 +538,14 @@ limiter_acquire(struct limiter *lm, uint64_t now)
 }
 
 void
+limiter_take(struct limiter *lm)
+{
+	lm->lm_inflight++;
+	if (lm->lm_inflight > lm->lm_win_peak)
+		lm->lm_win_peak = lm->lm_inflight;
+}
+
+void
 limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
     enum limiter_outcome outcome)
 {
@@ -531,8 +562,19 @@ limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
 	if (outcome == LIMITER_SUCCESS && lm->lm_conf.algo == LIMITER_AIMD &&
 	    latency_usec > lm->lm_conf.aimd_latency_usec)
 		outcome = LIMITER_DROPPED;
+	/*
+	 * A 500 that comes back in less than half the no-load latency was
+	 * not served: the backend refuses past a limit of its own (an app
+	 * out of database connections). Other errors say nothing of load,
+	 * and are no latency sample either (a fast error page would drag
+	 * the mean down and the limit up).
+	 */
+	if (outcome == LIMITER_FAILED)
+		outcome = baseline(lm) > 0 && (double)latency_usec <
+		    baseline(lm) / 2 ? LIMITER_DROPPED : LIMITER_IGNORED;
 	switch (outcome) {
 	case LIMITER_IGNORED:
+	case LIMITER_FAILED:
 		return;
 	case LIMITER_DROPPED:
 		drop(lm, now, sent);

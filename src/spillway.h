@@ -197,7 +197,6 @@ struct proxy {
 	struct queue		*px_queue;
 	struct event		*px_queue_timer; /* next queue deadline */
 	struct event		*px_kick;	/* hand free slots to waiters */
-	uint64_t		 px_congested_at; /* queue last congested, usec */
 	struct server		**px_servers;
 	size_t			 px_nservers;
 	size_t			 px_rr_next;
@@ -272,6 +271,7 @@ int		 shed_init(struct proxy *);
 void		 shed_free(struct proxy *);
 int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
+void		 shed_refused(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);
 
 /* main.c */
