@@ -62,6 +62,8 @@
 #define GROWTH			0.10
 #define GROW_SHARE		0.10
 #define SHRINK_MAX		0.5	/* at most halve per window */
+#define CAREFUL_WINDOWS		8	/* of growth by one (see grown()) */
+#define CAREFUL_FROM		0.9	/* x the limit before a shrink */
 
 /*
  * Baseline: minimum of the smoothed window latency over two rotating
@@ -123,6 +125,8 @@ struct limiter {
 	uint64_t		 lm_drops;	/* drops seen */
 	uint64_t		 lm_backoff_at;	/* last drop backoff */
 	double			 lm_gradient;
+	double			 lm_shrunk_at;	/* grow by one from here */
+	unsigned int		 lm_careful;	/* growths by one since */
 
 	/* the current window */
 	uint64_t		 lm_win_start;
@@ -220,13 +224,22 @@ baseline(const struct limiter *lm)
 	return a < b ? a : b;
 }
 
-/* The latency a sample is judged against: baseline plus NOISE; 0: none. */
+/*
+ * The latency a sample is judged against; 0: none. The baseline, raised
+ * so that latency within NOISE of the baseline is never inflation: a slow
+ * backend's is its baseline, a fast one's grows by up to NOISE.
+ */
 static double
 judged_base(const struct limiter *lm)
 {
-	double	 b = baseline(lm);
+	const struct limiter_conf	*c = &lm->lm_conf;
+	double				 b = baseline(lm), grow_ratio, lo;
 
-	return b > 0 ? b + NOISE : 0;
+	if (b <= 0)
+		return 0;
+	grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
+	lo = (b + NOISE) / grow_ratio;
+	return b > lo ? b : lo;
 }
 
 /* Offer v (usec) to the windowed minimum, rotating expired buckets. */
@@ -260,13 +273,39 @@ window_used(const struct limiter *lm)
 	return lm->lm_win_peak >= l || lm->lm_win_peak >= USE_FRAC * l;
 }
 
-/* Limit to grow to from limit when latency is not inflated. */
+/*
+ * Limit to grow to when latency is not inflated: by GROWTH, or by one
+ * request (TCP's congestion avoidance) near where latency last made it
+ * shrink (see shrink_to()), for CAREFUL_WINDOWS growths. A multiplicative step overshoots the knee of a backend that
+ * thrashes past it by a tenth, every time, and that costs throughput;
+ * one request at a time circles the knee closely, and a backend that
+ * really grew is found again at the multiplicative pace soon after.
+ */
 static double
-grown(double limit)
+grown(struct limiter *lm)
 {
-	double	 step = limit * GROWTH;
+	double	 limit = lm->lm_limit, step = limit * GROWTH;
 
+	if (limit >= lm->lm_shrunk_at && lm->lm_careful < CAREFUL_WINDOWS) {
+		lm->lm_careful++;
+		return limit + 1;
+	}
 	return limit + (step < 1 ? 1 : step);
+}
+
+/*
+ * The limit shrinks for latency: grow carefully from a little under where
+ * it was (TCP's ssthresh), so a limit that fell far (a backend that got
+ * slower) climbs back at the multiplicative pace most of the way.
+ */
+static void
+shrink_to(struct limiter *lm, double limit)
+{
+	if (limit < lm->lm_limit) {
+		lm->lm_shrunk_at = lm->lm_limit * CAREFUL_FROM;
+		lm->lm_careful = 0;
+	}
+	set_limit(lm, limit);
 }
 
 /*
@@ -296,7 +335,7 @@ update_gradient(struct limiter *lm, double mean)
 	lm->lm_gradient = 1 / r;
 	if (r <= grow_ratio) {
 		if (window_used(lm) && lm->lm_win_drops == 0)
-			set_limit(lm, grown(lm->lm_limit));
+			set_limit(lm, grown(lm));
 		return;
 	}
 	target = lm->lm_limit * fmax(SHRINK_MAX, grow_ratio / r);
@@ -305,7 +344,7 @@ update_gradient(struct limiter *lm, double mean)
 		w = fmax(0.5, 2 * w);
 	if (w > 1)
 		w = 1;
-	set_limit(lm, lm->lm_limit + w * (target - lm->lm_limit));
+	shrink_to(lm, lm->lm_limit + w * (target - lm->lm_limit));
 }
 
 /*
@@ -332,11 +371,11 @@ update_vegas(struct limiter *lm, double mean)
 		if (!window_used(lm) || lm->lm_win_drops > 0)
 			return;
 		if (queue < 1)
-			set_limit(lm, grown(lm->lm_limit));
+			set_limit(lm, grown(lm));
 		else
 			set_limit(lm, lm->lm_limit + 1);
 	} else if (queue > c->vegas_beta)
-		set_limit(lm, fmax(lm->lm_limit - (queue - c->vegas_beta),
+		shrink_to(lm, fmax(lm->lm_limit - (queue - c->vegas_beta),
 		    lm->lm_limit * SHRINK_MAX));
 }
 
