@@ -48,10 +48,11 @@
 #define SVC_W		0.05	/* weight of a latency in the service time */
 #define WAIT_MIN_SHARE	0.5	/* the longest wait is at least this x budget */
 
-#define REFUSE_RATIO	16.0	/* refusals per departure, at most */
-#define REFUSE_FLOOR	500.0	/* refusals per second allowed anyway */
+#define REFUSE_RATIO	12.0	/* refusals per departure, at most */
+#define REFUSE_FLOOR	200.0	/* refusals per second allowed anyway */
 #define REFUSE_BURST	0.25	/* seconds of refusals saved up */
 #define RETRY_MAX	60	/* Retry-After, seconds, at most */
+#define RETRY_SPREAD	10.0	/* seconds of drain promised, at most */
 
 struct queue {
 	struct queue_conf	 q_conf;
@@ -493,7 +494,12 @@ queue_retry_after(struct queue *q, unsigned int slots, uint64_t now)
 		q->q_promised = 0;
 	q->q_promised_at = now;
 	secs = ((double)q->q_count + q->q_promised + 1) / drain / USEC;
-	if (secs < RETRY_MAX)
+	/*
+	 * Clients that retry at once are refused again and again: their
+	 * promises would push everyone's Retry-After out to RETRY_MAX. At
+	 * most RETRY_SPREAD seconds of the backend's work is promised.
+	 */
+	if (q->q_promised < drain * RETRY_SPREAD * USEC)
 		q->q_promised += 1;
 	secs = ceil(secs);
 	if (secs < 1)
