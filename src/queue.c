@@ -73,7 +73,7 @@ struct queue {
 	/* drain */
 	double			 q_out_rate;	/* departures per usec */
 	uint64_t		 q_out_at;	/* last departure */
-	uint64_t		 q_first_out;	/* first departure; 0: none */
+	uint64_t		 q_first_in;	/* first arrival; 0: none */
 	double			 q_in_rate;	/* arrivals per usec */
 	uint64_t		 q_in_at;	/* last arrival */
 	unsigned int		 q_slots;	/* limit at the last verdict */
@@ -173,11 +173,12 @@ drain_rate(const struct queue *q, unsigned int slots, uint64_t now)
 	/*
 	 * The smoothed rate starts from nothing: over its first RATE_TAU it
 	 * would read low, and an underestimated drain refuses what could be
-	 * served. Correct for the time it has been measuring.
+	 * served. Correct for the time it has been measuring: since demand
+	 * first came.
 	 */
-	seen = (double)since(q->q_first_out, q->q_out_at);
-	if (q->q_first_out != 0 && seen < 5 * RATE_TAU)
-		r /= 1 - exp(-(seen + 1) / RATE_TAU) + 1e-9;
+	seen = (double)since(q->q_first_in, now);
+	if (q->q_first_in != 0 && seen < 5 * RATE_TAU)
+		r /= 1 - exp(-(seen > 1000 ? seen : 1000) / RATE_TAU);
 
 	if (q->q_svc > 0) {
 		little = slots / q->q_svc;
@@ -355,6 +356,8 @@ void
 queue_arrive(struct queue *q, uint64_t now, int retry)
 {
 	tick(q, now);
+	if (q->q_first_in == 0)
+		q->q_first_in = now > 0 ? now : 1;
 	if (!retry)
 		q->q_win_in++;
 	q->q_in_rate = smoothed_rate(q->q_in_rate, q->q_in_at, now);
@@ -366,8 +369,6 @@ queue_depart(struct queue *q, uint64_t now, uint64_t latency)
 {
 	tick(q, now);
 	q->q_win_out++;
-	if (q->q_first_out == 0)
-		q->q_first_out = now > 0 ? now : 1;
 	q->q_out_rate = smoothed_rate(q->q_out_rate, q->q_out_at, now);
 	q->q_out_at = now;
 	if (latency > 0) {

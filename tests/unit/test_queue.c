@@ -68,7 +68,7 @@ push_ok(struct queue *q, struct queue_item *it, unsigned int prio,
 static void
 tick(struct queue *q, uint64_t now)
 {
-	CHECK_EQ_INT(queue_verdict(q, 0, 1, now), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 0, 1, now, 0), QUEUE_SHED_NONE);
 }
 
 /*
@@ -87,7 +87,7 @@ traffic(struct queue *q, uint64_t *now, uint64_t span, unsigned int in,
 		*now = start + span * k / (n + 1);
 		if (a < in && (d == out || (uint64_t)a * out <=
 		    (uint64_t)d * in)) {
-			queue_arrive(q, *now);
+			queue_arrive(q, *now, 0);
 			a++;
 		} else {
 			queue_depart(q, *now, lat);
@@ -475,7 +475,7 @@ test_state_rates(void)
 		now += MS;
 		queue_depart(q, now, 20 * MS);
 		if (i % 2 == 0)
-			queue_arrive(q, now);
+			queue_arrive(q, now, 0);
 	}
 	queue_state(q, now, &st);
 	CHECK(st.departure_rate > 985 && st.departure_rate < 1000);
@@ -628,9 +628,9 @@ test_closed_loop_never_grows(void)
 
 	memset(it, 0, sizeof(it));
 	for (i = 0; i < CLIENTS; i++) {
-		queue_arrive(q, now);
+		queue_arrive(q, now, 0);
 		if (i >= SLOTS) {
-			CHECK_EQ_INT(queue_verdict(q, 1, SLOTS, now),
+			CHECK_EQ_INT(queue_verdict(q, 1, SLOTS, now, 0),
 			    QUEUE_SHED_NONE);
 			push_ok(q, &it[i], 1, now);
 		}
@@ -639,8 +639,8 @@ test_closed_loop_never_grows(void)
 		now += MS;
 		queue_depart(q, now, 20 * MS);
 		CHECK(queue_pop(q, now) != NULL);
-		queue_arrive(q, now);
-		refused += queue_verdict(q, 1, SLOTS, now) != QUEUE_SHED_NONE;
+		queue_arrive(q, now, 0);
+		refused += queue_verdict(q, 1, SLOTS, now, 0) != QUEUE_SHED_NONE;
 		for (k = 0; k < CLIENTS && it[k].qi_queued; k++)
 			;
 		push_ok(q, &it[k], 1, now);
@@ -675,7 +675,7 @@ test_open_loop_grows(void)
 		queue_depart(q, now, 50 * MS);
 		(void)queue_pop(q, now);
 		for (j = 0; j < 3; j++) {
-			queue_arrive(q, now);
+			queue_arrive(q, now, 0);
 			push_ok(q, &it[k++], 1, now);
 		}
 		if (grew_at == 0 && queue_growing(q, now))
@@ -692,7 +692,7 @@ test_open_loop_grows(void)
 		queue_depart(q, now, 50 * MS);
 		(void)queue_pop(q, now);
 		if (i % 2 == 0) {
-			queue_arrive(q, now);
+			queue_arrive(q, now, 0);
 			push_ok(q, &it[k++], 1, now);
 		}
 		CHECK(queue_length(q) > 0);
@@ -759,7 +759,7 @@ test_growing_target(void)
 	CHECK_EQ_INT(why, QUEUE_SHED_NONE);
 	CHECK_EQ_INT(n, 125);
 	/* The budget is shared: no refusal at arrival either. */
-	CHECK_EQ_INT(queue_verdict(q, 2, 1, now), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 2, 1, now, 0), QUEUE_SHED_NONE);
 	nx = queue_next_expiry(q, now);
 	CHECK(nx >= now + 1999 && nx <= now + 2001);
 	/* A timer loop: no spin, one waiter every 2 ms. */
@@ -956,13 +956,13 @@ test_verdict_critical(void)
 		push_ok(q, &it[i], 0, T0);
 	queue_depart(q, T0, SEC);
 	for (i = 0; i < 1000; i++)
-		n += queue_verdict(q, 0, 1, T0 + SEC) != QUEUE_SHED_NONE;
+		n += queue_verdict(q, 0, 1, T0 + SEC, 0) != QUEUE_SHED_NONE;
 	CHECK_EQ_INT(n, 0);
-	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0 + SEC), QUEUE_SHED_CODEL);
+	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0 + SEC, 0), QUEUE_SHED_CODEL);
 	now = T0 + SEC;
 	make_growing(q, &now, IV);
-	CHECK_EQ_INT(queue_verdict(q, 0, 1, now), QUEUE_SHED_NONE);
-	CHECK_EQ_INT(queue_verdict(q, 2, 1, now), QUEUE_SHED_CODEL);
+	CHECK_EQ_INT(queue_verdict(q, 0, 1, now, 0), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 2, 1, now, 0), QUEUE_SHED_CODEL);
 	queue_free(q);
 }
 
@@ -977,13 +977,13 @@ test_verdict_unknown_drain(void)
 
 	for (i = 0; i < 500; i++)
 		push_ok(q, &it[i], 2, T0);
-	CHECK_EQ_INT(queue_verdict(q, 2, 10, T0), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 2, 10, T0, 0), QUEUE_SHED_NONE);
 	for (i = 0; i < 100; i++)
-		queue_arrive(q, T0 + i);
-	CHECK_EQ_INT(queue_verdict(q, 2, 10, T0 + SEC), QUEUE_SHED_NONE);
+		queue_arrive(q, T0 + i, 0);
+	CHECK_EQ_INT(queue_verdict(q, 2, 10, T0 + SEC, 0), QUEUE_SHED_NONE);
 	/* A departure, even without an answer, is a drain: 1 a second. */
 	queue_depart(q, T0 + SEC, 0);
-	CHECK_EQ_INT(queue_verdict(q, 2, 10, T0 + SEC), QUEUE_SHED_CODEL);
+	CHECK_EQ_INT(queue_verdict(q, 2, 10, T0 + SEC, 0), QUEUE_SHED_CODEL);
 	queue_free(q);
 }
 
@@ -1003,16 +1003,16 @@ test_verdict_predicted_wait(void)
 	queue_depart(q, T0, 1024);
 	for (i = 0; i < 99; i++)
 		push_ok(q, &it[i], 1, T0);
-	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0, 0), QUEUE_SHED_NONE);
 	for (; i < 149; i++)
 		push_ok(q, &it[i], 2, T0);
-	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0), QUEUE_SHED_NONE);
-	CHECK_EQ_INT(queue_verdict(q, 2, 1, T0), QUEUE_SHED_CODEL);
+	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0, 0), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 2, 1, T0, 0), QUEUE_SHED_CODEL);
 	push_ok(q, &it[i++], 0, T0);
-	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0), QUEUE_SHED_CODEL);
-	CHECK_EQ_INT(queue_verdict(q, 0, 1, T0), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0, 0), QUEUE_SHED_CODEL);
+	CHECK_EQ_INT(queue_verdict(q, 0, 1, T0, 0), QUEUE_SHED_NONE);
 	/* Twice the slots, twice the drain: 100 ahead take 101 x 512 us. */
-	CHECK_EQ_INT(queue_verdict(q, 1, 2, T0), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 1, 2, T0, 0), QUEUE_SHED_NONE);
 	queue_free(q);
 }
 
@@ -1033,11 +1033,11 @@ test_verdict_while_growing(void)
 	queue_depart(q, T0, 100 * 1024);	/* 100 slots: 1/1024 us */
 	for (i = 0; i < 50; i++)
 		push_ok(q, &it[i], 1, T0);
-	CHECK_EQ_INT(queue_verdict(q, 1, 100, now), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 1, 100, now, 0), QUEUE_SHED_NONE);
 	make_growing(q, &now, SEC);
-	CHECK_EQ_INT(queue_verdict(q, 1, 100, now), QUEUE_SHED_CODEL);
+	CHECK_EQ_INT(queue_verdict(q, 1, 100, now, 0), QUEUE_SHED_CODEL);
 	queue_remove(q, &it[0]);
-	CHECK_EQ_INT(queue_verdict(q, 1, 100, now), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 1, 100, now, 0), QUEUE_SHED_NONE);
 	queue_free(q);
 }
 
@@ -1065,16 +1065,16 @@ test_verdict_drain(void)
 	CHECK(st.departure_rate > 940 && st.departure_rate < 960);
 	for (i = 0; i < 80; i++)
 		push_ok(q, &it[i], 1, now);
-	CHECK_EQ_INT(queue_verdict(q, 1, 1, now), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 1, 1, now, 0), QUEUE_SHED_NONE);
 	for (; i < 100; i++)
 		push_ok(q, &it[i], 1, now);
-	CHECK_EQ_INT(queue_verdict(q, 1, 1, now), QUEUE_SHED_CODEL);
+	CHECK_EQ_INT(queue_verdict(q, 1, 1, now, 0), QUEUE_SHED_CODEL);
 	queue_depart(q, now, 100 * MS);
-	CHECK_EQ_INT(queue_verdict(q, 1, 10, now), QUEUE_SHED_CODEL);
-	CHECK_EQ_INT(queue_verdict(q, 1, 200, now), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 1, 10, now, 0), QUEUE_SHED_CODEL);
+	CHECK_EQ_INT(queue_verdict(q, 1, 200, now, 0), QUEUE_SHED_NONE);
 	for (i = 0; i < 20; i++)
 		CHECK(queue_pop(q, now) != NULL);
-	CHECK_EQ_INT(queue_verdict(q, 1, 10, now), QUEUE_SHED_NONE);
+	CHECK_EQ_INT(queue_verdict(q, 1, 10, now, 0), QUEUE_SHED_NONE);
 	queue_free(q);
 }
 
@@ -1086,7 +1086,7 @@ storm(struct queue *q, int n, unsigned int slots, uint64_t now)
 	int		 i, refused = 0;
 
 	for (i = 0; i < n; i++) {
-		why = queue_verdict(q, 1, slots, now);
+		why = queue_verdict(q, 1, slots, now, 0);
 		CHECK(why == QUEUE_SHED_NONE || why == QUEUE_SHED_CODEL);
 		refused += why == QUEUE_SHED_CODEL;
 	}
@@ -1400,7 +1400,7 @@ test_clock_backwards(void)
 	CHECK(queue_next_expiry(q, T0) >= T0);
 	queue_depart(q, T0 + SEC, 10 * MS);
 	queue_depart(q, T0, 10 * MS);
-	queue_arrive(q, T0 - SEC);
+	queue_arrive(q, T0 - SEC, 0);
 	queue_state(q, T0 - SEC, &st);
 	CHECK(st.departure_rate > 0 && st.departure_rate < 3);
 	CHECK(st.arrival_rate > 0 && st.arrival_rate < 2);
@@ -1667,7 +1667,7 @@ m_verdict(struct model *m)
 	enum queue_shed	 why;
 
 	m_tick(m);
-	why = queue_verdict(m->q, prio, 1 + rng(50), m->now);
+	why = queue_verdict(m->q, prio, 1 + rng(50), m->now, 0);
 	CHECK(why == QUEUE_SHED_NONE || why == QUEUE_SHED_CODEL);
 	if (prio == 0 || !m->departed)
 		CHECK_EQ_INT(why, QUEUE_SHED_NONE);
@@ -1721,7 +1721,7 @@ test_next_expiry_property(void)
 		case 8:
 			m_tick(&m);
 			m.win_in++;
-			queue_arrive(m.q, m.now);
+			queue_arrive(m.q, m.now, 0);
 			break;
 		case 9:
 			m_depart(&m);
@@ -1788,8 +1788,8 @@ test_million_ops(void)
 			queue_depart(q, now, 20 * MS);
 		} else if ((x = queue_expire(q, now, &why)) == NULL)
 			break;
-		queue_arrive(q, now);
-		(void)queue_verdict(q, i % QUEUE_NPRIO, 100, now);
+		queue_arrive(q, now, 0);
+		(void)queue_verdict(q, i % QUEUE_NPRIO, 100, now, 0);
 		if (queue_push(q, x, i % QUEUE_NPRIO, now, &ev) != 0)
 			break;
 		if (i % 1000 == 0) {
