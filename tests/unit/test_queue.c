@@ -910,9 +910,12 @@ test_target_only_while_growing(void)
 	queue_reconfigure(q, &c);
 	CHECK_EQ_INT(wait_now(q, now), 10 * SEC);
 	CHECK_EQ_INT(queue_next_expiry(q, now), T0 + 10 * SEC);
-	/* Back on: growth carried over the reloads, a goes at once. */
+	/* Back on: growth was forgotten with the interval; grown again, a goes. */
 	c = conf_of(8, 10 * SEC, 30 * MS, IV, 1);
 	queue_reconfigure(q, &c);
+	CHECK(!queue_growing(q, now));
+	CHECK(queue_expire(q, now, &why) == NULL);
+	make_growing(q, &now, IV);
 	CHECK(queue_expire(q, now, &why) == &a);
 	CHECK_EQ_INT(why, QUEUE_SHED_CODEL);
 	/* Two windows without excess: stable, FIFO, the longest wait. */
@@ -2292,11 +2295,9 @@ main(void)
 	RUN(test_drain_decays);
 	RUN(test_drain_start_correction);
 	RUN(test_interval_zero_never_growing);
-	RUN_TODO(test_interval_zero_at_reload,
-	    "with interval_usec 0, growth stays on until the next tick()");
+	RUN(test_interval_zero_at_reload);
 	RUN(test_growth_ends_after_quiet);
-	RUN_TODO(test_growth_quiet_from_last_call,
-	    "tick() measures the quiet spell from the window's start");
+	RUN(test_growth_quiet_from_last_call);
 	RUN(test_next_expiry_first_token);
 	RUN(test_remove_middle);
 	RUN(test_remove_last_ends_growing);
