@@ -152,6 +152,26 @@ CASES = [
      chunked_req(b"5;a=b\nhello\r\n0\r\n\r\n"), 400),
     ("chunk extension with a NUL",
      chunked_req(b"5;a=\x00\r\nhello\r\n0\r\n\r\n"), 400),
+    # chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ) (RFC 9112
+    # 7.1.1); name a token, value a token or a quoted-string
+    ("chunk extension: a bare semicolon",
+     chunked_req(b"5;\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: a name that is not a token",
+     chunked_req(b"5;bad[=x\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: no name before =",
+     chunked_req(b"5;=x\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: = without a value",
+     chunked_req(b"5;a=\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: a value that is not a token",
+     chunked_req(b"5;a=b/c\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: an unterminated quoted string",
+     chunked_req(b"5;a=\"x\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: whitespace before the CRLF",
+     chunked_req(b"5;a \r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: two semicolons",
+     chunked_req(b"5;;a\r\nhello\r\n0\r\n\r\n"), 400),
+    ("last chunk with a bare semicolon",
+     chunked_req(b"5\r\nhello\r\n0;\r\n\r\n"), 400),
     ("chunk size ended by a bare CR",
      chunked_req(b"5\rhello\r\n0\r\n\r\n"), 400),
     ("chunk data longer than its size",
@@ -439,6 +459,14 @@ LATE_BODIES = [
     ("chunk size not hex", b"5\r\nhello\r\nzz\r\nabc\r\n0\r\n\r\n"),
     ("chunk extension longer than 4 KiB",
      b"5;" + b"e" * 4200 + b"\r\nhello\r\n0\r\n\r\n"),
+    ("chunk extension: a bare semicolon",
+     b"5\r\nhello\r\n5;\r\nworld\r\n0\r\n\r\n"),
+    ("chunk extension: a name that is not a token",
+     b"5\r\nhello\r\n5;bad[=x\r\nworld\r\n0\r\n\r\n"),
+    ("Content-Length as a trailer field",
+     b"5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n"),
+    ("obs-fold in the trailer section",
+     b"5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n"),
 ]
 
 
@@ -459,8 +487,45 @@ def late_bad_chunk():
     eq([q.target for q in be.requests if q.target == "/smuggled"], [],
        "smuggled request at the backend")
     eq(be.bad, [], "unparsable heads at the backend")
+    eq(be.requests, [], "requests the backend read whole")
     c = Client(sp.port)
     eq(c.exchange("POST", "/next", body=b"xyz").body, b"xyz", "next request")
+
+
+@test("chunk extensions never reach the backend: each chunk line goes on "
+      "as HEX CRLF, with the head or after it, whole or a byte at a time")
+def chunk_lines_written_afresh():
+    be = Backend(echo())
+    sp = Spillway([be])
+    head = req([H, b"Transfer-Encoding: chunked"], line=b"POST /rc HTTP/1.1")
+    body = (b"0005;a=b ; c=\"x;y\\\"\" \t;d\r\nhello\r\n00A;e=f\r\n"
+            b"0123456789\r\n0;last=1\r\nX-T: 1\r\n\r\n")
+    want = (b"5\r\nhello\r\na\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n")
+    for how in ("with the head", "after the head", "a byte at a time"):
+        c = Client(sp.port)
+        n = be.count()
+        if how == "with the head":
+            c.send(head + body)
+        else:
+            c.send(head)
+            time.sleep(0.1)     # the head goes on alone first
+            if how == "after the head":
+                c.send(body)
+            else:
+                for i in range(len(body)):
+                    c.send(body[i:i + 1])
+                    time.sleep(0.002)
+        r = c.read_response("POST", timeout=5)
+        eq((r.status, r.body), (200, b"hello0123456789"),
+           "%s: response" % how)
+        check(be.wait_requests(n + 1, 2), "%s: backend saw no request" % how)
+        q = be.requests[n]
+        eq(q.raw_body, want, "%s: chunked body at the backend" % how)
+        eq(q.trailers, [("X-T", "1")], "%s: trailers at the backend" % how)
+        c.send(build_request("GET", "/after"))
+        eq(c.read_response(timeout=3).status, 200, "%s: next request" % how)
+        eq(be.requests[n + 1].target, "/after",
+           "%s: next request at the backend" % how)
 
 
 # --- desync: what follows a refused or answered request
