@@ -559,6 +559,12 @@ conn_start_request(struct conn *c, size_t headlen)
 	if (c->cn_proxy->px_stopping)
 		c->cn_keepalive = 0;
 
+	if (h->method == HTTP_M_CONNECT) {
+		/* no tunnels: refused here, never sent to a backend */
+		evbuffer_drain(in, headlen);
+		conn_respond(c, 501, "connect_unsupported", 1);
+		return;
+	}
 	if (h->framing == HTTP_FRAMING_LENGTH && pc->max_body_size > 0 &&
 	    h->content_length > pc->max_body_size) {
 		evbuffer_drain(in, headlen);

@@ -281,6 +281,10 @@ CASES = [
      b"CONNECT b:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 400),
     ("CONNECT with an origin-form target",
      b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("CONNECT: no tunnels, answered before any backend",
+     b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 501),
+    ("CONNECT in HTTP/1.0",
+     b"CONNECT a:443 HTTP/1.0\r\n\r\n", 501),
     ("HTTP/1.1x", b"GET / HTTP/1.1x\r\nHost: a\r\n\r\n", 400),
     ("HTTP/01.1", b"GET / HTTP/01.1\r\nHost: a\r\n\r\n", 400),
     ("HTTP/1.10", b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400),
@@ -526,6 +530,25 @@ def chunk_lines_written_afresh():
         eq(c.read_response(timeout=3).status, 200, "%s: next request" % how)
         eq(be.requests[n + 1].target, "/after",
            "%s: next request at the backend" % how)
+
+
+@test("CONNECT: 501 at once with Spillway-Reason and Connection: close; "
+      "no backend connection; spillway carries on")
+def connect_refused():
+    be = Backend(echo())
+    sp = Spillway([be])
+    c = Client(sp.port)
+    c.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443"
+           b"\r\n\r\n" + TRAILER)
+    r = c.read_response(timeout=3)
+    eq((r.status, r.header("spillway-reason")), (501, "connect_unsupported"),
+       "response %r" % r)
+    check("close" in r.tokens("connection"), "no Connection: close: %r"
+          % r.headers)
+    check(c.wait_closed(2), "connection open after the 501")
+    time.sleep(0.1)
+    eq((be.accepted, be.count()), (0, 0), "backend connections, requests")
+    eq(Client(sp.port).exchange("GET", "/next").status, 200, "next client")
 
 
 # --- desync: what follows a refused or answered request
