@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 from harness import (Backend, Client, Spillway, add_test, build_request,
                      check, delayed, echo, eq, interim_continue, raw,
-                     respond, short, test)
+                     respond, short, test, wait_for)
 
 # A valid request pipelined after every bad one: it must never be served.
 TRAILER = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -198,6 +198,13 @@ CASES = [
     ("bare LF after one header", b"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n",
      400),
     ("bare LF ending the head", b"GET / HTTP/1.1\r\nHost: a\r\n\n", 400),
+    # lines that read as valid ones if a bare LF ended them: only the
+    # bare-LF rule stands between these and the backend
+    ("bare LF ending a field line, the next one valid",
+     b"GET / HTTP/1.1\r\nX-Foo: ab\nHost: a\r\n\r\n", 400),
+    ("bare LF ending a field line that hides a Content-Length",
+     b"POST / HTTP/1.1\r\nHost: a\r\nX-Foo: ab\nContent-Length: 5\r\n"
+     b"\r\nhello", 400),
     ("bare CR in a header value",
      req([H, b"X-Foo: a\rb"], line=b"GET / HTTP/1.1"), 400),
     ("bare CR in the request line", b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -486,6 +493,8 @@ def late_bad_chunk():
         c.send(body + TRAILER)
         r = c.read_response(timeout=3)
         eq(r.status, 400, "%s: status (response %r)" % (name, r))
+        check("close" in r.tokens("connection"),
+              "%s: no Connection: close: %r" % (name, r.headers))
         check(c.wait_closed(2), "%s: connection not closed after 400" % name)
     time.sleep(0.1)
     eq([q.target for q in be.requests if q.target == "/smuggled"], [],
@@ -494,6 +503,40 @@ def late_bad_chunk():
     eq(be.requests, [], "requests the backend read whole")
     c = Client(sp.port)
     eq(c.exchange("POST", "/next", body=b"xyz").body, b"xyz", "next request")
+
+
+@test("after the head was sent on, 400, 413 and 408 say Connection: close "
+      "and close; nothing after them is read")
+def late_refusals_say_close():
+    be = Backend(echo())
+    sp = Spillway([be], proxy={"max_body_size": "1k",
+                               "idle_timeout": "500ms"})
+    chunked = req([H, b"Transfer-Encoding: chunked"])
+    late = [
+        (400, "bad chunk size", chunked, b"5\r\nhello\r\nzz\r\n"),
+        (413, "chunked body over max_body_size", chunked,
+         b"800\r\n" + b"x" * 0x800 + b"\r\n0\r\n\r\n"),
+        (408, "body stalled for idle_timeout",
+         req([H, b"Content-Length: 100"]), b"0123456789"),
+    ]
+    for status, name, head, body in late:
+        n = be.accepted
+        c = Client(sp.port)
+        c.send(head)
+        check(wait_for(lambda: be.accepted > n, 2),
+              "%s: head not sent on" % name)
+        time.sleep(0.05)
+        c.send(body + (TRAILER if status != 408 else b""))
+        r = c.read_response("POST", timeout=3)
+        eq(r.status, status, "%s: status (response %r)" % (name, r))
+        check("close" in r.tokens("connection"),
+              "%s: %d without Connection: close: %r"
+              % (name, status, r.headers))
+        check(c.wait_closed(2), "%s: connection open after %d"
+              % (name, status))
+    time.sleep(0.1)
+    eq(be.requests, [], "requests the backend read whole")
+    eq(be.bad, [], "unparsable heads at the backend")
 
 
 @test("chunk extensions never reach the backend: each chunk line goes on "
