@@ -153,6 +153,7 @@ check_defaults(const struct config *conf)
 	CHECK_EQ_STR(addr_str(&conf->proxy.listen[0], buf, sizeof(buf)),
 	    "127.0.0.1:8080");
 	CHECK_EQ_INT(conf->proxy.max_connections, 4096);
+	CHECK_EQ_INT(conf->admin.max_connections, 64);
 	CHECK_EQ_INT(conf->proxy.header_timeout_ms, 10000);
 	CHECK_EQ_INT(conf->proxy.idle_timeout_ms, 60000);
 	CHECK_EQ_INT(conf->proxy.body_timeout_ms, 0);
@@ -1718,6 +1719,29 @@ test_admin_listen(void)
 }
 
 static void
+test_admin_max_connections(void)
+{
+	struct config	*conf;
+
+	if ((conf = parse_ok(BACKEND)) != NULL) {
+		CHECK_EQ_INT(conf->admin.max_connections, 64);
+		config_free(conf);
+	}
+	if ((conf = parse_key("admin", "max_connections", "1")) != NULL) {
+		CHECK_EQ_INT(conf->admin.max_connections, 1);
+		config_free(conf);
+	}
+	if ((conf = parse_key("admin", "max_connections", "10000")) != NULL) {
+		CHECK_EQ_INT(conf->admin.max_connections, 10000);
+		config_free(conf);
+	}
+	check_error("[admin]\nmax_connections = 0\n" BACKEND,
+	    "t:2: max_connections: 0 is out of range (1 to 10000)\n");
+	check_error("[admin]\nmax_connections = 10001\n" BACKEND,
+	    "t:2: max_connections: 10001 is out of range (1 to 10000)\n");
+}
+
+static void
 test_limiter_defaults(void)
 {
 	struct config		*conf;
@@ -1922,6 +1946,7 @@ main(int argc, char **argv)
 	RUN(test_class_unknown_key);
 	RUN(test_class_key_twice);
 	RUN(test_admin_listen);
+	RUN(test_admin_max_connections);
 	RUN(test_limiter_defaults);
 	RUN(test_limiter_keys);
 	RUN(test_limiter_bounds);
