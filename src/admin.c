@@ -424,7 +424,6 @@ admin_reserve(size_t n)
 
 	if (n < admin_nbevs)
 		n = admin_nbevs;
-
 	if (n <= admin_cap)
 		return 0;
 	if ((v = realloc(admin_bevs, n * sizeof(*v))) == NULL)
@@ -473,9 +472,9 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 		snprintf(err, errlen, "admin: out of memory");
 		return -1;
 	}
-	admin_max = conf->admin.max_connections;
 	if (a != NULL && px->px_admin != NULL &&
 	    listener_same_addr(a, &px->px_admin_addr)) {
+		admin_max = conf->admin.max_connections;
 		admin_sweep();	/* a lower cap applies at once */
 		if (admin_nbevs >= admin_max)
 			admin_pause(px);
@@ -508,8 +507,9 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 		evhttp_set_gencb(http, admin_cb, px);
 		evhttp_set_bevcb(http, admin_bevcb, px);
 		log_info("admin listening on %s (at most %u connections)",
-		    a->text, admin_max);
+		    a->text, conf->admin.max_connections);
 	}
+	admin_max = conf->admin.max_connections;
 	admin_retire(px);
 	px->px_admin = http;
 	px->px_admin_sock = sock;
