@@ -25,6 +25,7 @@ import statistics
 import sys
 
 TARGETS = ["direct", "spillway", "haproxy"]
+LAG_MS = 5          # median send lag beyond which an open-loop cell is LAG
 COLOURS = {"direct": "#7f7f7f", "spillway": "#1f77b4", "haproxy": "#d62728"}
 CLIENT_NAMES = {"retry": "closed, retry at once",
                 "honour": "closed, honour Retry-After",
@@ -160,6 +161,7 @@ def load_cell(work, c):
         "ra_mean": j.get("retry_after_mean") if j.get("retry_after_count")
         else None,
         "approx": bool(j.get("approx")),
+        "lag": j.get("send_lag_p50_ms"),
         "tally": j.get("tally") or {},
         "json": j,
     }
@@ -322,6 +324,7 @@ def report(work, out_md, out_svg):
     emit("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
          "---:|---:|---|---:|")
     notes = []
+    lagged = []
     for key in rorder:
         r = rows[key]
         m = r["meta"]
@@ -340,10 +343,12 @@ def report(work, out_md, out_svg):
             if t == "spillway" and (c["limit_med"] or c["limit_end"]):
                 lim = "%s, %s" % (c["limit_med"] or "-", c["limit_end"] or "-")
             ol = float(c["other_load"]) if c["other_load"] else None
-            emit("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
-                 "| %s | %s | %s | %s | %s |" % (
+            lag = res["lag"] is not None and res["lag"] > LAG_MS
+            emit("| %s | %s | %s | %s | %s%s | %s | %s | %s | %s | %s | %s "
+                 "| %s | %s | %s | %s | %s | %s |" % (
                      m["backend"], m["client"], m["label"], t,
-                     fint(res["offered"]), fint(res["goodput"]),
+                     fint(res["offered"]), " LAG" if lag else "",
+                     fint(res["goodput"]),
                      fint(res["slo"]), pct(res["refused_pct"]),
                      pct(res["other_pct"]), fnum(res["p50"], "%.2f"),
                      fnum(res["p99"], "%.1f"), fnum(res["ref_p50"], "%.3f"),
@@ -351,6 +356,9 @@ def report(work, out_md, out_svg):
                      c["backend_cpu"] or "", lim,
                      ("%.0f" % ol if ol is not None else "") +
                      (" NOISY" if ol is not None and ol >= 20 else "")))
+            if res["lag"] is not None and res["lag"] > LAG_MS:
+                lagged.append("%s %s %s %s (%.0f ms)" % (
+                    m["backend"], m["client"], m["label"], t, res["lag"]))
             if res["ra_missing"] and t == "spillway":
                 notes.append("%s %s %s: %d refusals without Retry-After" % (
                     m["backend"], m["label"], t, res["ra_missing"]))
@@ -364,8 +372,15 @@ def report(work, out_md, out_svg):
          "Retry-After mean, over the refusals that carried one; proxy and "
          "backend CPU, %% of one CPU over the cell; spillway's "
          "concurrency limit sampled every 0.5 s; other load, CPU used by "
-         "processes outside the benchmark (NOISY: 20%% or more)." %
-         meta.get("slo_ms", "500"))
+         "processes outside the benchmark (NOISY: 20%% or more). LAG: the "
+         "open-loop generator sent half its requests more than %d ms late "
+         "(it was short of CPU or of connections): the cell measures the "
+         "machine more than the target." % (meta.get("slo_ms", "500"),
+                                            LAG_MS))
+    if lagged:
+        emit("")
+        emit("Cells where loadgen fell behind its schedule (median send "
+             "lag): " + ", ".join(lagged) + ".")
     if any(rows[k][t][1] and rows[k][t][1]["approx"] for k in rorder
            for t in TARGETS if t in rows[k]):
         emit("")

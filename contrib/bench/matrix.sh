@@ -26,7 +26,7 @@
 #   OPEN_MULTS="0.5 1 3 10"  open loop, x the capacity
 #   NGINX_OPEN_MULTS="0.1 0.25"  nginx (its capacity is the client's)
 #   RETRY_CLIENT=loadgen     or wrk: the retry-at-once rows with wrk -t1
-#   SWEEP="1 2 3 4 6 8 12 16 32"  SWEEP_SECONDS=1.5  SWEEP_ROUNDS=2
+#   SWEEP="1 2 3 4 6 8 12 16 32"  SWEEP_SECONDS=1  SWEEP_ROUNDS=2
 #   KNEE_FRACTION=0.9
 #   <B>_CAPACITY, <B>_KNEE   (B: LEGACY NGINX CPU SLOT) skip B's sweep
 #   LEGACY_WORKERS=4  CPU_WORK_MS=5  SLOT_SLOTS=8  SLOT_SERVICE_MS=15
@@ -64,7 +64,7 @@ OPEN_MULTS=${OPEN_MULTS:-$(q "3" "0.5 1 3 10")}
 NGINX_OPEN_MULTS=${NGINX_OPEN_MULTS:-$(q "0.1" "0.1 0.25")}
 RETRY_CLIENT=${RETRY_CLIENT:-loadgen}
 SWEEP=${SWEEP:-$(q "1 2 4 8 16" "1 2 3 4 6 8 12 16 32")}
-SWEEP_SECONDS=${SWEEP_SECONDS:-$(q 1 1.5)}
+SWEEP_SECONDS=${SWEEP_SECONDS:-1}
 SWEEP_ROUNDS=${SWEEP_ROUNDS:-$(q 1 2)}
 KNEE_FRACTION=${KNEE_FRACTION:-0.9}
 LEGACY_WORKERS=${LEGACY_WORKERS:-4}
@@ -400,12 +400,17 @@ wait_client() { # wait_client CELL: 0 if the client left its results
 # with a fresh backend (an overloaded one keeps working for clients gone).
 run_cell() {
     local b=$1 row=$2 client=$3 param=$4 label=$5 target=$6 secs=${7:-$DURATION}
-    local cell="$b-r$row-$target" port status=ok t0 t1 p0 p1 b0 b1 f
+    local cell="$b-r$row-$target" port status=ok t0 t1 p0 p1 b0 b1 f tf0 tf1 fpid
     local sampler="" lim_med="" lim_end="" pcpu="" bcpu="" other=""
     if [ "$client" = open ] || [ "$client" = shift ] || ! alive "${BACKEND_PID:-0}"; then
         stop_backend
         start_backend "$b" || { note "$b did not restart for $cell"; return 0; }
     fi
+    # other tenants' CPU time from here to the proxy's stop (the snapshots
+    # run beside the proxy's start and stop: they take a while)
+    tf0=$(date +%s%N)
+    foreign_ticks "$WORK/foreign.json" &
+    fpid=$!
     case $target in
         direct) port=$BACKEND_PORT ;;
         spillway) port=$SPILLWAY_PORT ;;
@@ -413,12 +418,13 @@ run_cell() {
     esac
     if [ "$target" != direct ] && ! start_proxy "$target"; then
         stop_proxy
+        wait "$fpid" || true
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$row" "$client" "$param" \
             "$label" "$target" "proxy-did-not-start" >> "$WORK/cells.tsv"
         return 0
     fi
     log "$b row $row, $client $label -> $target"
-    foreign_ticks "$WORK/foreign.json"
+    wait "$fpid" || true
     # shellcheck disable=SC2086
     b0=$(cpu_ticks $BACKEND_PIDS)
     p0=$( [ -n "$PROXY_PID" ] && cpu_ticks "$PROXY_PID" || echo 0)
@@ -443,10 +449,10 @@ run_cell() {
     # shellcheck disable=SC2086
     b1=$(cpu_ticks $BACKEND_PIDS)
     p1=$( [ -n "$PROXY_PID" ] && cpu_ticks "$PROXY_PID" || echo 0)
-    f=$(foreign_ticks "$WORK/foreign.json" delta)
+    foreign_ticks "$WORK/foreign.json" delta > "$WORK/foreign.delta" &
+    fpid=$!
     local ms=$(( (t1 - t0) / 1000000 ))
     [ "$ms" -gt 0 ] || ms=1
-    other=$(( f * 100000 / CLK_TCK / ms ))
     bcpu=$(( (b1 - b0) * 100000 / CLK_TCK / ms ))
     [ "$target" != direct ] && pcpu=$(( (p1 - p0) * 100000 / CLK_TCK / ms ))
     if [ -n "$sampler" ]; then
@@ -464,6 +470,10 @@ run_cell() {
         note "$target died during $cell: see logs/$target.log"
     fi
     stop_proxy
+    wait "$fpid" || true
+    tf1=$(date +%s%N)
+    f=$(cat "$WORK/foreign.delta" 2>/dev/null || echo 0)
+    other=$(( ${f:-0} * 100000 / CLK_TCK / ((tf1 - tf0) / 1000000 + 1) ))
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$b" "$row" "$client" "$param" "$label" "$target" "$status" "$secs" \
         "$pcpu" "$bcpu" "$other" "$lim_med" "$lim_end" "cells/$cell" \
