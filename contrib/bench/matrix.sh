@@ -9,6 +9,7 @@
 #
 # Usage:  contrib/bench/matrix.sh             (about 15 minutes)
 #         QUICK=1 contrib/bench/matrix.sh     (a smoke test, about 4 minutes)
+#         SPILLWAY_BIN=path/to/spillway contrib/bench/matrix.sh
 # Environment (all optional):
 #   SPILLWAY_BIN=path   spillway binary (default: <repo>/src/spillway)
 #   LOADGEN=path        loadgen with --closed (default: <repo>/contrib/
@@ -22,9 +23,9 @@
 #   DURATION=5          seconds per cell; SHIFT_DURATION=2 x DURATION
 #   RETRY_MULTS="1 2 4 16"   closed loop retrying at once, x the knee
 #   NGINX_CONNS="64 256"     nginx: these connection counts too
-#   HONOUR_MULTS="4 16"      closed loop honouring Retry-After, x the knee
+#   HONOUR_MULTS="16"        closed loop honouring Retry-After, x the knee
 #   OPEN_MULTS="0.5 1 3 10"  open loop, x the capacity
-#   NGINX_OPEN_MULTS="0.1 0.25"  nginx (its capacity is the client's)
+#   NGINX_OPEN_MULTS="0.05 0.1"  nginx (its capacity is the client's)
 #   RETRY_CLIENT=loadgen     or wrk: the retry-at-once rows with wrk -t1
 #   SWEEP="1 2 3 4 6 8 12 16 32"  SWEEP_SECONDS=1  SWEEP_ROUNDS=2
 #   KNEE_FRACTION=0.9
@@ -59,9 +60,9 @@ DURATION=${DURATION:-$(q 2 5)}
 SHIFT_DURATION=${SHIFT_DURATION:-$((2 * DURATION))}
 RETRY_MULTS=${RETRY_MULTS:-$(q "1 16" "1 2 4 16")}
 NGINX_CONNS=${NGINX_CONNS:-$(q "256" "64 256")}
-HONOUR_MULTS=${HONOUR_MULTS:-$(q "16" "4 16")}
+HONOUR_MULTS=${HONOUR_MULTS:-16}
 OPEN_MULTS=${OPEN_MULTS:-$(q "3" "0.5 1 3 10")}
-NGINX_OPEN_MULTS=${NGINX_OPEN_MULTS:-$(q "0.1" "0.1 0.25")}
+NGINX_OPEN_MULTS=${NGINX_OPEN_MULTS:-$(q "0.1" "0.05 0.1")}
 RETRY_CLIENT=${RETRY_CLIENT:-loadgen}
 SWEEP=${SWEEP:-$(q "1 2 4 8 16" "1 2 3 4 6 8 12 16 32")}
 SWEEP_SECONDS=${SWEEP_SECONDS:-1}
@@ -509,7 +510,9 @@ T_BEGIN=$(date +%s)
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "spillway=$SPILLWAY_BIN"
-    echo "spillway_rev=$(git -C "$(dirname "$SPILLWAY_BIN")" log -1 --format='%h %s' 2>/dev/null | cut -c1-60)"
+    # the last commit that touched the sources, if the binary sits in a checkout
+    echo "spillway_rev=$(cd "$(dirname "$SPILLWAY_BIN")" 2>/dev/null &&
+        git log -1 --format='%h %s' -- . 2>/dev/null | cut -c1-60)"
     echo "haproxy=$(haproxy -v 2>/dev/null | sed -n '1s/HAProxy version \([^ ]*\).*/\1/p')"
     echo "nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///')"
     echo "machine=$(getconf _NPROCESSORS_ONLN) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), kernel $(uname -r)"
