@@ -446,7 +446,7 @@ def svg(rows, meta):
     x = lambda p: left + min(p, scale_max) / scale_max * width
     o = []
     o.append('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
-             'font-family="sans-serif" font-size="11">' % (left + width + 90,
+             'font-family="sans-serif" font-size="11">' % (left + width + 170,
                                                            h))
     o.append('<rect width="100%" height="100%" fill="white"/>')
     o.append('<text x="10" y="20" font-size="14" font-weight="bold">'
@@ -472,7 +472,7 @@ def svg(rows, meta):
         if prev is not None and prev != m["backend"]:
             o.append('<line x1="10" y1="%d" x2="%d" y2="%d" stroke="#bbb" '
                      'stroke-dasharray="3,3"/>' % (y - gap / 2,
-                                                   left + width + 80,
+                                                   left + width + 160,
                                                    y - gap / 2))
         prev = m["backend"]
         label = "%s · %s · %s" % (m["backend"], {
