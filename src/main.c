@@ -31,6 +31,7 @@
 #include "config.h"
 #include "spillway.h"
 #include "log.h"
+#include "notify.h"
 
 #define HANDSHAKE_BATCH		4	/* handshake callbacks per look */
 
@@ -147,6 +148,7 @@ proxy_stop(struct proxy *px)
 	if (px->px_stopping)
 		return;
 	px->px_stopping = 1;
+	notify_stopping();
 	log_info("stopping: %u connections to finish", px->px_nconns);
 	listener_close_all(px);
 	admin_close(px);
@@ -264,10 +266,12 @@ proxy_reload(struct proxy *px, char **errorsp)
 		reload_failed(px, "reload refused: stopping\n", errorsp);
 		return -1;
 	}
+	notify_reloading();
 	if ((nc = conf_load(old->path, &errors)) == NULL) {
 		reload_failed(px, errors != NULL ? errors : "invalid\n",
 		    errorsp);
 		free(errors);
+		notify_ready();
 		return -1;
 	}
 	newlog = nc->proxy.access_log;
@@ -299,6 +303,7 @@ proxy_reload(struct proxy *px, char **errorsp)
 	px->px_metrics.m_reloads_ok++;
 	log_info("reloaded %s: configuration generation %lu", nc->path,
 	    nc->generation);
+	notify_ready();
 	return 0;
  fail:
 	listener_abort(px);
@@ -309,6 +314,7 @@ proxy_reload(struct proxy *px, char **errorsp)
 		snprintf(msg, sizeof(msg), "%s: %s\n", nc->path, err);
 	conf_free(nc);
 	reload_failed(px, msg, errorsp);
+	notify_ready();
 	return -1;
 }
 
@@ -474,6 +480,7 @@ main(int argc, char *argv[])
 	}
 	log_info("spillway %s started: %zu backend servers, up to %u "
 	    "connections", PACKAGE_VERSION, px->px_nservers, px->px_max_conns);
+	notify_ready();
 
 	if (event_base_dispatch(px->px_base) == -1) {
 		log_err("event loop failed");
