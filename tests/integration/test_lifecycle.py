@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Lifecycle: command line (-t, -V, -h), access log and SIGUSR1, graceful
-stop on SIGTERM/SIGINT, shutdown_timeout, IPv6 listeners."""
+"""Lifecycle: command line (-t, -V, -h, usage errors), access log and
+SIGUSR1, graceful stop on SIGTERM/SIGINT, shutdown_timeout, IPv6 listeners,
+sd_notify messages under systemd."""
 
 import os
 import re
@@ -434,6 +435,50 @@ def ipv6_listen():
     check(be.requests[0].header("x-forwarded-for") in ("::1", "[::1]"),
           "X-Forwarded-For of an IPv6 client: %r"
           % be.requests[0].header("x-forwarded-for"))
+
+
+@test("under systemd (NOTIFY_SOCKET): READY=1 once listening, "
+      "RELOADING=1 and READY=1 around each reload, STOPPING=1")
+def sd_notify():
+    cp = run_binary(["-V"])
+    if not re.search(r"^features: .*\bsystemd\b", out_text(cp), re.M):
+        skip("built without libsystemd")
+    d = TempDir()
+    sock = register(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+    sock.bind(os.path.join(d.path, "notify"))
+    sock.settimeout(5)
+
+    def message():
+        return dict(ln.split("=", 1) for ln in
+                    sock.recv(4096).decode().splitlines())
+
+    os.environ["NOTIFY_SOCKET"] = os.path.join(d.path, "notify")
+    try:
+        sp = Spillway(["127.0.0.1:9"], start=False).start(wait=False)
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+    m = message()
+    eq(m.get("READY"), "1", "first message %r" % m)
+    # ready means listening: a client connects at once
+    socket.create_connection((LOCALHOST, sp.port), 1).close()
+
+    for valid in (True, False):
+        if not valid:
+            sp.write_config("[proxy]\nbogus = 1\n")
+        before = time.monotonic()
+        sp.reload()
+        m = message()
+        eq(m.get("RELOADING"), "1", "message at a reload %r" % m)
+        usec = int(m.get("MONOTONIC_USEC", "0"))
+        check(before * 1e6 - 1000 <= usec <= time.monotonic() * 1e6 + 1000,
+              "MONOTONIC_USEC %d not between %d and now" %
+              (usec, before * 1e6))
+        m = message()
+        eq(m.get("READY"), "1", "after a %s reload: %r" %
+           ("good" if valid else "failed", m))
+    eq(sp.stop(), 0, "exit status")
+    m = message()
+    eq(m.get("STOPPING"), "1", "message at SIGTERM %r" % m)
 
 
 if __name__ == "__main__":
