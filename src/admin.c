@@ -77,6 +77,16 @@ json_strs(struct mbuf *mb, char **v, size_t n)
 }
 
 /* The configuration in force, for GET /status. */
+/* A duration in ms that may be "auto" (derived from another key). */
+static void
+json_ms_auto(struct mbuf *mb, uint64_t ms)
+{
+	if (ms == CONFIG_AUTO)
+		mbuf_printf(mb, "\"auto\"");
+	else
+		mbuf_printf(mb, "%llu", (unsigned long long)ms);
+}
+
 static void
 config_json(const struct config *conf, struct mbuf *mb)
 {
@@ -160,14 +170,17 @@ config_json(const struct config *conf, struct mbuf *mb)
 	}
 	mbuf_printf(mb, "], \"limiter\": {\"algorithm\": \"%s\", \"limit\": %u, "
 	    "\"min_limit\": %u, \"max_limit\": %u, \"queue_size\": %zu, "
-	    "\"queue_timeout_ms\": %llu, \"codel_target_ms\": %llu, "
-	    "\"codel_interval_ms\": %llu, \"adaptive_lifo\": %s}}",
+	    "\"latency_budget_ms\": %llu, \"queue_timeout_ms\": ",
 	    limiter_algo_name(sc->algorithm), sc->limit, sc->min_limit,
 	    sc->max_limit, sc->queue_size,
-	    (unsigned long long)sc->queue_timeout_ms,
-	    (unsigned long long)sc->codel_target_ms,
-	    (unsigned long long)sc->codel_interval_ms,
-	    sc->adaptive_lifo ? "true" : "false");
+	    (unsigned long long)sc->latency_budget_ms);
+	json_ms_auto(mb, sc->queue_timeout_ms);
+	mbuf_printf(mb, ", \"codel_target_ms\": ");
+	json_ms_auto(mb, sc->codel_target_ms);
+	mbuf_printf(mb, ", \"codel_interval_ms\": %llu, \"adaptive_lifo\": %s, "
+	    "\"dry_run\": %s}}", (unsigned long long)sc->codel_interval_ms,
+	    sc->adaptive_lifo ? "true" : "false",
+	    sc->dry_run ? "true" : "false");
 }
 
 /* Sample what metrics does not keep: gauges, now. */
@@ -175,6 +188,7 @@ static void
 sample_gauges(struct proxy *px, struct metrics_gauges *g)
 {
 	struct limiter_state	 st;
+	struct queue_state	 qs;
 	size_t			 i;
 
 	memset(g, 0, sizeof(*g));
@@ -191,6 +205,10 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	g->limiter_long_rtt_seconds = st.long_rtt_usec / 1e6;
 	g->limiter_gradient = st.gradient;
 	g->queue_length = queue_length(px->px_queue);
+	queue_state(px->px_queue, now_usec(), &qs);
+	g->queue_growing = qs.growing;
+	g->queue_drain_rate = qs.departure_rate;
+	g->queue_wait_seconds = qs.wait_usec / 1e6;
 	for (i = 0; i < 3; i++)
 		g->queue_length_prio[i] = queue_length_prio(px->px_queue,
 		    (unsigned int)i);

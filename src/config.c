@@ -91,6 +91,7 @@ enum key_type {
 #define KEY_UNIQUE	0x10	/* the same address may not appear twice */
 #define KEY_LOOPBACK	0x40	/* an address without host is 127.0.0.1 */
 #define KEY_CRITERION	0x20	/* a class matches on it */
+#define KEY_AUTO	0x80	/* "auto" stores CONFIG_AUTO */
 
 /*
  * One key. Offsets are into struct config, or into struct class_conf for
@@ -229,16 +230,20 @@ static const struct key keys[] = {
 	    FIELD(limiter.min_limit), KEY_RELOAD },
 	{ "limiter", "max_limit", KT_UINT, 1, LIMIT_MAX, "1000",
 	    FIELD(limiter.max_limit), KEY_RELOAD },
-	{ "limiter", "queue_size", KT_UINT, 0, LIMIT_MAX, "100",
+	{ "limiter", "queue_size", KT_UINT, 0, LIMIT_MAX, "1000",
 	    FIELD(limiter.queue_size), KEY_RELOAD },
-	{ "limiter", "queue_timeout", KT_DURATION, 1, MS_1H, "1s",
-	    FIELD(limiter.queue_timeout_ms), KEY_RELOAD },
-	{ "limiter", "codel_target", KT_DURATION, 0, MS_1H, "5ms",
-	    FIELD(limiter.codel_target_ms), KEY_RELOAD },
+	{ "limiter", "latency_budget", KT_DURATION, 1, MS_1H, "500ms",
+	    FIELD(limiter.latency_budget_ms), KEY_RELOAD },
+	{ "limiter", "queue_timeout", KT_DURATION, 1, MS_1H, "auto",
+	    FIELD(limiter.queue_timeout_ms), KEY_RELOAD | KEY_AUTO },
+	{ "limiter", "codel_target", KT_DURATION, 0, MS_1H, "auto",
+	    FIELD(limiter.codel_target_ms), KEY_RELOAD | KEY_AUTO },
 	{ "limiter", "codel_interval", KT_DURATION, 0, MS_1H, "100ms",
 	    FIELD(limiter.codel_interval_ms), KEY_RELOAD },
 	{ "limiter", "adaptive_lifo", KT_BOOL, 0, 0, "yes",
 	    FIELD(limiter.adaptive_lifo), KEY_RELOAD },
+	{ "limiter", "dry_run", KT_BOOL, 0, 0, "no",
+	    FIELD(limiter.dry_run), KEY_RELOAD },
 	{ "limiter", "backoff", KT_RATIO, 500, 999, "0.9",
 	    FIELD(limiter.backoff), KEY_RELOAD },
 	{ "limiter", "aimd_latency", KT_DURATION, 1, MS_1H, "1s",
@@ -602,6 +607,10 @@ set_number(struct parse *p, const struct key *k, void *obj, const char *value,
 	uint64_t	 v;
 	int		 rc;
 
+	if ((k->k_flags & KEY_AUTO) && strcmp(value, "auto") == 0) {
+		store_uint(field(obj, k->k_offset), k->k_size, CONFIG_AUTO);
+		return 0;
+	}
 	if (k->k_type == KT_DURATION)
 		rc = config_parse_duration(value, &v);
 	else if (k->k_type == KT_SIZE)
@@ -611,8 +620,10 @@ set_number(struct parse *p, const struct key *k, void *obj, const char *value,
 	else
 		rc = parse_uint(value, &v);
 	if (rc == -1) {
-		parse_error(p, line, "%s: invalid %s '%s' (%s)", k->k_name,
-		    types[k->k_type].t_name, value, types[k->k_type].t_form);
+		parse_error(p, line, "%s: invalid %s '%s' (%s%s)", k->k_name,
+		    types[k->k_type].t_name, value,
+		    (k->k_flags & KEY_AUTO) ? "auto, or " : "",
+		    types[k->k_type].t_form);
 		return -1;
 	}
 	if (v < k->k_min || v > k->k_max) {
@@ -2014,9 +2025,14 @@ config_queue_conf(const struct config *conf, struct queue_conf *qc)
 
 	memset(qc, 0, sizeof(*qc));
 	qc->size = sc->queue_size;
-	qc->timeout_usec = sc->queue_timeout_ms * 1000;
-	qc->codel_target_usec = sc->codel_target_ms * 1000;
-	qc->codel_interval_usec = sc->codel_interval_ms * 1000;
+	qc->budget_usec = sc->latency_budget_ms * 1000;
+	/* auto: the queue derives the longest wait from the budget */
+	qc->timeout_usec = sc->queue_timeout_ms == CONFIG_AUTO ? 0 :
+	    sc->queue_timeout_ms * 1000;
+	/* auto: a tenth of the budget, the wait a growing queue allows */
+	qc->target_usec = sc->codel_target_ms == CONFIG_AUTO ?
+	    qc->budget_usec / 10 : sc->codel_target_ms * 1000;
+	qc->interval_usec = sc->codel_interval_ms * 1000;
 	qc->adaptive_lifo = sc->adaptive_lifo;
 }
 

@@ -626,7 +626,8 @@ void
 conn_shed(struct conn *c, enum queue_shed why)
 {
 	conn_left_queue(c, now_usec());
-	c->cn_retry_after = 1;
+	c->cn_t_shed = now_usec();
+	shed_refused(c);
 	conn_respond(c, 503, queue_shed_name(why), 0);
 }
 

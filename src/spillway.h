@@ -177,6 +177,7 @@ struct conn {
 	int			 cn_has_slot;	/* holds a limiter slot */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
 	uint64_t		 cn_t_queued;	/* entered the queue, usec */
+	uint64_t		 cn_t_shed;	/* last refused by shed.c, usec */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 };
 TAILQ_HEAD(conn_list, conn);
@@ -197,7 +198,6 @@ struct proxy {
 	struct queue		*px_queue;
 	struct event		*px_queue_timer; /* next queue deadline */
 	struct event		*px_kick;	/* hand free slots to waiters */
-	uint64_t		 px_congested_at; /* queue last congested, usec */
 	struct server		**px_servers;
 	size_t			 px_nservers;
 	size_t			 px_rr_next;
@@ -272,6 +272,7 @@ int		 shed_init(struct proxy *);
 void		 shed_free(struct proxy *);
 int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
+void		 shed_refused(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);
 
 /* main.c */
