@@ -199,6 +199,8 @@ static const struct key keys[] = {
 	{ "admin", "listen", KT_ADDRS, 0, 1, NULL,
 	    LIST(admin.listen, admin.nlisten),
 	    KEY_RELOAD | KEY_PASSIVE | KEY_LOOPBACK },
+	{ "admin", "max_connections", KT_UINT, 1, 10000, "64",
+	    FIELD(admin.max_connections), KEY_RELOAD },
 
 	{ "tls", "listen", KT_ADDRS, 0, 64, NULL,
 	    LIST(tls.listen, tls.nlisten),

@@ -559,6 +559,12 @@ conn_start_request(struct conn *c, size_t headlen)
 	if (c->cn_proxy->px_stopping)
 		c->cn_keepalive = 0;
 
+	if (h->method == HTTP_M_CONNECT) {
+		/* no tunnels: refused here, never sent to a backend */
+		evbuffer_drain(in, headlen);
+		conn_respond(c, 501, "connect_unsupported", 1);
+		return;
+	}
 	if (h->framing == HTTP_FRAMING_LENGTH && pc->max_body_size > 0 &&
 	    h->content_length > pc->max_body_size) {
 		evbuffer_drain(in, headlen);
@@ -566,6 +572,7 @@ conn_start_request(struct conn *c, size_t headlen)
 		return;
 	}
 	http_body_init(&c->cn_req_body, h);
+	c->cn_req_body.rechunk = 1;
 	c->cn_req_done = http_body_done(&c->cn_req_body);
 	if (body_precheck(c, headlen, &what) == -1) {
 		log_info("%s: conn %llu from %s: 400: request body: %s",
@@ -785,7 +792,8 @@ conn_upstream_ready(struct conn *c, struct upconn *uc)
 
 /*
  * Move one framing-consistent step of a body from src to dst: payload
- * always, framing too unless strip is set; with dst NULL, throw it away. Returns bytes taken from src,
+ * always, framing too unless strip is set (a chunk line written afresh if
+ * the decoder rechunks); with dst NULL, throw it away. Returns bytes taken from src,
  * 0 when nothing more can be taken, -1 on invalid framing.
  */
 static ssize_t
@@ -803,7 +811,13 @@ body_step(struct http_body *b, struct evbuffer *src, struct evbuffer *dst,
 		return k;
 	if (dst == NULL || (strip && !is_data))
 		evbuffer_drain(src, (size_t)k);
-	else if (evbuffer_remove_buffer(src, dst, (size_t)k) != (int)k)
+	else if (b->chunk_line) {
+		/* a chunk line goes on written afresh, without extensions */
+		evbuffer_drain(src, (size_t)k);
+		if (b->chunk_out_len > 0 &&
+		    evbuffer_add(dst, b->chunk_out, b->chunk_out_len) == -1)
+			return -1;
+	} else if (evbuffer_remove_buffer(src, dst, (size_t)k) != (int)k)
 		return -1;
 	return k;
 }
