@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,12 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "config.h"
 #include "spillway.h"
 #include "log.h"
+#include "notify.h"
 
 #define HANDSHAKE_BATCH		4	/* handshake callbacks per look */
 
@@ -38,16 +41,36 @@
 
 static struct proxy	proxy;
 
+#ifndef INIH_VERSION
+#define INIH_VERSION	"unknown"
+#endif
+#ifndef SPILLWAY_FEATURES
+#define SPILLWAY_FEATURES	"tls"
+#endif
+
+/* -h prints it on stdout and exits 0; a usage error, on stderr with 2. */
 static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: spillway [-c FILE] [-t] [-V] [-h]\n"
-	    "  -c FILE  configuration (default: %s)\n"
-	    "  -t       check the configuration and exit\n"
-	    "  -V       print the version and exit\n"
-	    "  -h       print this help and exit\n", SPILLWAY_CONF);
+	    "  -c FILE        configuration (default: %s)\n"
+	    "  -t             check the configuration and exit\n"
+	    "  -V, --version  print the versions and features and exit\n"
+	    "  -h, --help     print this help and exit\n", SPILLWAY_CONF);
 	exit(status);
+}
+
+static void __attribute__((noreturn))
+version(void)
+{
+	printf("spillway %s\n"
+	    "libevent %s\n"
+	    "%s\n"
+	    "inih %s\n"
+	    "features: %s\n", PACKAGE_VERSION, event_get_version(),
+	    OpenSSL_version(OPENSSL_VERSION), INIH_VERSION, SPILLWAY_FEATURES);
+	exit(0);
 }
 
 uint64_t
@@ -91,8 +114,8 @@ fit_fd_limit(const struct config *conf)
 	    1;
 	if (fit < 1)
 		fit = 1;
-	log_warnx("%s: open file limit %llu allows %llu of max_connections "
-	    "%u", __func__, (unsigned long long)rl.rlim_cur,
+	log_warnx("open file limit %llu allows %llu of max_connections "
+	    "%u", (unsigned long long)rl.rlim_cur,
 	    (unsigned long long)fit, conf->proxy.max_connections);
 	return (unsigned int)fit;
 }
@@ -126,6 +149,7 @@ proxy_stop(struct proxy *px)
 	if (px->px_stopping)
 		return;
 	px->px_stopping = 1;
+	notify_stopping();
 	log_info("stopping: %u connections to finish", px->px_nconns);
 	listener_close_all(px);
 	admin_close(px);
@@ -243,10 +267,12 @@ proxy_reload(struct proxy *px, char **errorsp)
 		reload_failed(px, "reload refused: stopping\n", errorsp);
 		return -1;
 	}
+	notify_reloading();
 	if ((nc = conf_load(old->path, &errors)) == NULL) {
 		reload_failed(px, errors != NULL ? errors : "invalid\n",
 		    errorsp);
 		free(errors);
+		notify_ready();
 		return -1;
 	}
 	newlog = nc->proxy.access_log;
@@ -278,6 +304,7 @@ proxy_reload(struct proxy *px, char **errorsp)
 	px->px_metrics.m_reloads_ok++;
 	log_info("reloaded %s: configuration generation %lu", nc->path,
 	    nc->generation);
+	notify_ready();
 	return 0;
  fail:
 	listener_abort(px);
@@ -288,6 +315,7 @@ proxy_reload(struct proxy *px, char **errorsp)
 		snprintf(msg, sizeof(msg), "%s: %s\n", nc->path, err);
 	conf_free(nc);
 	reload_failed(px, msg, errorsp);
+	notify_ready();
 	return -1;
 }
 
@@ -341,6 +369,11 @@ int
 main(int argc, char *argv[])
 {
 	static const int signals[] = { SIGTERM, SIGINT, SIGUSR1, SIGHUP };
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct event	*sigev[4], *flush;
 	struct timeval	 second = { 1, 0 };
 	struct proxy	*px = &proxy;
@@ -351,7 +384,9 @@ main(int argc, char *argv[])
 	int		 ch, test = 0, rc = 0;
 	size_t		 i;
 
-	while ((ch = getopt(argc, argv, "c:tVh")) != -1) {
+	opterr = 0;	/* our own messages, named "spillway", not argv[0] */
+	while ((ch = getopt_long(argc, argv, ":c:tVh", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -360,16 +395,28 @@ main(int argc, char *argv[])
 			test = 1;
 			break;
 		case 'V':
-			printf("spillway %s\n", PACKAGE_VERSION);
-			return 0;
+			version();
 		case 'h':
 			usage(0);
+		case ':':
+			fprintf(stderr, "spillway: option -%c needs an "
+			    "argument\n", optopt);
+			usage(2);
 		default:
-			usage(1);
+			if (strncmp(argv[optind - 1], "--", 2) == 0)
+				fprintf(stderr, "spillway: invalid option "
+				    "%s\n", argv[optind - 1]);
+			else
+				fprintf(stderr, "spillway: unknown option "
+				    "-%c\n", optopt);
+			usage(2);
 		}
 	}
-	if (optind != argc)
-		usage(1);
+	if (optind != argc) {
+		fprintf(stderr, "spillway: unexpected argument '%s'\n",
+		    argv[optind]);
+		usage(2);
+	}
 	if (getenv("SPILLWAY_DEBUG") != NULL)
 		log_init(LOG_LVL_DEBUG);
 
@@ -434,6 +481,7 @@ main(int argc, char *argv[])
 	}
 	log_info("spillway %s started: %zu backend servers, up to %u "
 	    "connections", PACKAGE_VERSION, px->px_nservers, px->px_max_conns);
+	notify_ready();
 
 	if (event_base_dispatch(px->px_base) == -1) {
 		log_err("event loop failed");

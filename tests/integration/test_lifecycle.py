@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Lifecycle: command line (-t, -V, -h), access log and SIGUSR1, graceful
-stop on SIGTERM/SIGINT, shutdown_timeout, IPv6 listeners."""
+"""Lifecycle: command line (-t, -V, -h, usage errors), access log and
+SIGUSR1, graceful stop on SIGTERM/SIGINT, shutdown_timeout, IPv6 listeners,
+sd_notify messages under systemd."""
 
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (LOCALHOST, TOP_SRCDIR, Backend, Client,
+from harness import (LOCALHOST, SPILLWAY_BIN, TOP_SRCDIR, Backend, Client,
                      Spillway, check, delayed, eq, free_port, get,
                      ipv6_available, never, port_bindable, raw, register,
                      respond, run_binary, skip, test, wait_for,
@@ -47,6 +50,23 @@ def version():
           "version line: %r" % out_text(cp))
 
 
+@test("-V and --version: spillway, libevent, OpenSSL, inih, features")
+def version_contents():
+    cp = run_binary(["-V"])
+    eq(cp.returncode, 0, "exit status; output %r" % out_text(cp))
+    text = cp.stdout.decode("utf-8", "replace")
+    eq(cp.stderr, b"", "stderr of -V")
+    for pattern in (r"^spillway \d+\.\d+\.\d+$", r"^libevent 2\.\S+$",
+                    r"^OpenSSL \d+\.\d+\.\d+", r"^inih \S+$",
+                    r"^features: .*\btls\b"):
+        check(re.search(pattern, text, re.M), "no line %r in -V output %r"
+              % (pattern, text))
+    check("unknown" not in text, "a version unknown: %r" % text)
+    long = run_binary(["--version"])
+    eq(long.returncode, 0, "exit status of --version")
+    eq(long.stdout, cp.stdout, "--version against -V")
+
+
 @test("-h prints usage and exits 0")
 def usage():
     cp = run_binary(["-h"])
@@ -56,11 +76,91 @@ def usage():
           "usage text: %r" % text)
 
 
-@test("an unknown option exits non-zero")
+@test("--help prints the usage on stdout, as -h, and exits 0")
+def usage_long():
+    cp = run_binary(["--help"])
+    eq(cp.returncode, 0, "exit status; output %r" % out_text(cp))
+    eq(cp.stderr, b"", "stderr of --help")
+    text = cp.stdout.decode("utf-8", "replace")
+    for opt in ("-c FILE", "-t", "-V, --version", "-h, --help"):
+        check(opt in text, "%r not in usage %r" % (opt, text))
+    eq(cp.stdout, run_binary(["-h"]).stdout, "--help against -h")
+
+
+@test("an unknown option exits 2")
 def unknown_option():
     cp = run_binary(["-Z"])
-    check(cp.returncode != 0, "exit status 0 for -Z; output %r"
-          % out_text(cp))
+    eq(cp.returncode, 2, "exit status for -Z; output %r" % out_text(cp))
+
+
+def function_names():
+    """Names of the functions defined in src/*.c (style(9): at column 0)."""
+    names = set()
+    src = os.path.join(TOP_SRCDIR, "src")
+    for f in os.listdir(src):
+        if f.endswith(".c"):
+            with open(os.path.join(src, f), encoding="utf-8") as fh:
+                names.update(re.findall(r"^([a-z_][a-z0-9_]*)\(", fh.read(),
+                                        re.M))
+    # the log prefix that is unwelcome here is "module_verb: "; a word
+    # like "usage" is a function name and plain English too
+    return {n for n in names if "_" in n}
+
+
+def names_no_function(text, what):
+    found = sorted(n for n in function_names()
+                   if re.search(r"\b%s\b" % re.escape(n), text))
+    check(not found, "%s names internal functions %s: %r"
+          % (what, found, text))
+
+
+@test("usage errors: exit 2, 'spillway: ' message and the usage on stderr")
+def usage_errors():
+    for args, want in ((["-Z"], "unknown option -Z"),
+                       (["--bogus"], "invalid option --bogus"),
+                       (["-c"], "option -c needs an argument"),
+                       (["-t", "extra"], "unexpected argument 'extra'"),
+                       (["-c", "x.ini", "a", "b"], "unexpected argument 'a'")):
+        cp = run_binary(args)
+        err = cp.stderr.decode("utf-8", "replace")
+        eq(cp.returncode, 2, "exit status for %r; stderr %r" % (args, err))
+        eq(cp.stdout, b"", "stdout for %r" % args)
+        lines = err.splitlines()
+        check(lines and lines[0] == "spillway: " + want,
+              "first line for %r: %r, want %r" % (args, err, want))
+        check(any(ln.startswith("usage: spillway") for ln in lines),
+              "no usage for %r: %r" % (args, err))
+        names_no_function(err, "usage error for %r" % args)
+
+
+@test("start-up errors and warnings name no internal function")
+def startup_messages():
+    d = TempDir()
+    hold = socket.socket()
+    hold.bind((LOCALHOST, 0))
+    hold.listen(1)
+    register(hold)
+    port = hold.getsockname()[1]
+    conf = d.write("busy.ini", VALID % port)
+    cp = run_binary(["-c", conf])
+    err = cp.stderr.decode("utf-8", "replace")
+    eq(cp.returncode, 1, "exit status with the port in use; stderr %r"
+       % err)
+    check(re.search(r"busy\.ini:2: listen 127\.0\.0\.1:%d: " % port, err),
+          "the error names FILE:LINE and the address: %r" % err)
+    names_no_function(err, "start-up error")
+    # a warning at start-up: the descriptor limit lowers max_connections;
+    # then the same port is still in use, so it stops there
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        skip("no prlimit for the descriptor limit warning")
+    cp = subprocess.run([prlimit, "--nofile=40:40", SPILLWAY_BIN, "-c",
+                         conf], stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        timeout=10)
+    err = cp.stderr.decode("utf-8", "replace")
+    check("open file limit 40" in err, "no descriptor warning: %r" % err)
+    names_no_function(err, "start-up warning")
 
 
 VALID = """\
@@ -334,6 +434,50 @@ def ipv6_listen():
     check(be.requests[0].header("x-forwarded-for") in ("::1", "[::1]"),
           "X-Forwarded-For of an IPv6 client: %r"
           % be.requests[0].header("x-forwarded-for"))
+
+
+@test("under systemd (NOTIFY_SOCKET): READY=1 once listening, "
+      "RELOADING=1 and READY=1 around each reload, STOPPING=1")
+def sd_notify():
+    cp = run_binary(["-V"])
+    if not re.search(r"^features: .*\bsystemd\b", out_text(cp), re.M):
+        skip("built without libsystemd")
+    d = TempDir()
+    sock = register(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+    sock.bind(os.path.join(d.path, "notify"))
+    sock.settimeout(5)
+
+    def message():
+        return dict(ln.split("=", 1) for ln in
+                    sock.recv(4096).decode().splitlines())
+
+    os.environ["NOTIFY_SOCKET"] = os.path.join(d.path, "notify")
+    try:
+        sp = Spillway(["127.0.0.1:9"], start=False).start(wait=False)
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+    m = message()
+    eq(m.get("READY"), "1", "first message %r" % m)
+    # ready means listening: a client connects at once
+    socket.create_connection((LOCALHOST, sp.port), 1).close()
+
+    for valid in (True, False):
+        if not valid:
+            sp.write_config("[proxy]\nbogus = 1\n")
+        before = time.monotonic()
+        sp.reload()
+        m = message()
+        eq(m.get("RELOADING"), "1", "message at a reload %r" % m)
+        usec = int(m.get("MONOTONIC_USEC", "0"))
+        check(before * 1e6 - 1000 <= usec <= time.monotonic() * 1e6 + 1000,
+              "MONOTONIC_USEC %d not between %d and now" %
+              (usec, before * 1e6))
+        m = message()
+        eq(m.get("READY"), "1", "after a %s reload: %r" %
+           ("good" if valid else "failed", m))
+    eq(sp.stop(), 0, "exit status")
+    m = message()
+    eq(m.get("STOPPING"), "1", "message at SIGTERM %r" % m)
 
 
 if __name__ == "__main__":
