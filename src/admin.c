@@ -180,7 +180,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	memset(g, 0, sizeof(*g));
 	g->version = PACKAGE_VERSION;
 	g->uptime_seconds = (now_usec() - px->px_started) / 1e6;
-	g->generation = px->px_conf->generation;
+	g->generation = px->px_gen->g_id;
 	g->client_connections = px->px_nconns;
 	limiter_state(px->px_lim, &st);
 	g->inflight = limiter_inflight(px->px_lim);
@@ -272,7 +272,7 @@ serve_reload(struct proxy *px, struct evhttp_request *req)
 		return;
 	}
 	n = snprintf(msg, sizeof(msg), "reloaded: configuration generation "
-	    "%lu\n", px->px_conf->generation);
+	    "%lu\n", px->px_gen->g_id);
 	reply(req, HTTP_OK, "OK", "text/plain; charset=utf-8", msg, (size_t)n);
 }
 
@@ -354,12 +354,13 @@ admin_accept_error_cb(struct evconnlistener *evl, void *arg)
 }
 
 /*
- * Make the admin listener match conf: keep it if the address is the same,
- * else bind the new one first and only then drop the old, so that a failed
- * bind leaves the running one alone. Returns 0, or -1 with err set.
+ * First half of making the admin listener match conf (start-up and
+ * reload): keep it if the address is the same, else bind the new one
+ * beside it, not yet serving, so that a failed bind leaves the running one
+ * alone. Returns 0, or -1 with err set; admin_abort() undoes it.
  */
 int
-admin_apply(struct proxy *px, const struct config *conf, char *err,
+admin_prepare(struct proxy *px, const struct config *conf, char *err,
     size_t errlen)
 {
 	const struct config_addr	*a = conf->admin.nlisten > 0 ?
@@ -368,44 +369,72 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 	struct evhttp_bound_socket	*sock = NULL;
 	int				 fd;
 
+	admin_abort(px);
+	px->px_admin_next_addr = a;
 	if (a != NULL && px->px_admin != NULL &&
-	    listener_same_addr(a, &px->px_admin_addr))
+	    addr_same(a, &px->px_admin_addr)) {
+		px->px_admin_keep = 1;
 		return 0;
-	if (a != NULL) {
-		if ((fd = listener_bind(conf, a, ADMIN_BACKLOG, err,
-		    errlen)) == -1)
-			return -1;
-		if ((http = evhttp_new(px->px_base)) == NULL ||
-		    (sock = evhttp_accept_socket_with_handle(http,
-		    fd)) == NULL) {
-			if (http != NULL)
-				evhttp_free(http);
-			close(fd);
-			snprintf(err, errlen, "admin listen %s: out of memory",
-			    a->text);
-			return -1;
-		}
-		admin_proxy = px;
-		evconnlistener_set_error_cb(
-		    evhttp_bound_socket_get_listener(sock),
-		    admin_accept_error_cb);
-		evhttp_set_timeout(http, ADMIN_TIMEOUT_SEC);
-		evhttp_set_max_headers_size(http, 16384);
-		evhttp_set_max_body_size(http, 4096);
-		evhttp_set_allowed_methods(http, EVHTTP_REQ_GET |
-		    EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-		    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-		evhttp_set_gencb(http, admin_cb, px);
-		log_info("admin listening on %s", a->text);
+	}
+	if (a == NULL)
+		return 0;
+	if ((fd = listener_bind(conf, a, ADMIN_BACKLOG, err, errlen)) == -1)
+		return -1;
+	if ((http = evhttp_new(px->px_base)) == NULL ||
+	    (sock = evhttp_accept_socket_with_handle(http, fd)) == NULL) {
+		if (http != NULL)
+			evhttp_free(http);
+		close(fd);
+		snprintf(err, errlen, "admin listen %s: out of memory",
+		    a->text);
+		return -1;
+	}
+	admin_proxy = px;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(sock),
+	    admin_accept_error_cb);
+	evhttp_set_timeout(http, ADMIN_TIMEOUT_SEC);
+	evhttp_set_max_headers_size(http, 16384);
+	evhttp_set_max_body_size(http, 4096);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(http, admin_cb, px);
+	px->px_admin_next = http;
+	px->px_admin_next_sock = sock;
+	return 0;
+}
+
+/* Second half: serve on the prepared listener, retire the old one. */
+void
+admin_commit(struct proxy *px)
+{
+	const struct config_addr	*a = px->px_admin_next_addr;
+
+	if (px->px_admin_keep) {
+		px->px_admin_keep = 0;
+		return;
 	}
 	admin_retire(px);
-	px->px_admin = http;
-	px->px_admin_sock = sock;
+	px->px_admin = px->px_admin_next;
+	px->px_admin_sock = px->px_admin_next_sock;
+	px->px_admin_next = NULL;
+	px->px_admin_next_sock = NULL;
 	if (a != NULL) {
 		px->px_admin_addr.ss = a->ss;
 		px->px_admin_addr.sslen = a->sslen;
+		log_info("admin listening on %s", a->text);
 	}
-	return 0;
+}
+
+/* Undo admin_prepare(): close what it bound. */
+void
+admin_abort(struct proxy *px)
+{
+	if (px->px_admin_next != NULL)
+		evhttp_free(px->px_admin_next);
+	px->px_admin_next = NULL;
+	px->px_admin_next_sock = NULL;
+	px->px_admin_keep = 0;
 }
 
 static void
@@ -451,6 +480,7 @@ admin_retire(struct proxy *px)
 void
 admin_close(struct proxy *px)
 {
+	admin_abort(px);
 	if (px->px_admin != NULL)
 		evhttp_free(px->px_admin);
 	px->px_admin = NULL;

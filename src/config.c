@@ -1055,176 +1055,11 @@ set_header(struct parse *p, const struct key *k, void *obj,
 	return 0;
 }
 
-/* Host names: letters, digits, '-', '_' and '.'; nothing for a resolver. */
-static int
-valid_host(const char *host, int bracketed)
-{
-	const char	*extra = bracketed ? ":.%" : "-_.";
-
-	for (; *host != '\0'; host++) {
-		if (!isalnum((unsigned char)*host) &&
-		    strchr(extra, *host) == NULL)
-			return 0;
-	}
-	return 1;
-}
-
-/* getaddrinfo() the first address; only numeric ones if asked or [v6]. */
-static int
-resolve(const char *host, uint16_t port, int passive, int bracketed,
-    int flags, struct config_addr *a, char *err, size_t errlen)
-{
-	struct addrinfo	 hints, *res;
-	char		 serv[8];
-	int		 rc;
-
-	snprintf(serv, sizeof(serv), "%u", port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = bracketed ? AF_INET6 : AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-	if (bracketed || (flags & CONFIG_NUMERIC_HOSTS))
-		hints.ai_flags |= AI_NUMERICHOST;
-	if ((rc = getaddrinfo(host, serv, &hints, &res)) != 0) {
-		if (bracketed)
-			snprintf(err, errlen, "invalid IPv6 address '%s'",
-			    host);
-		else
-			snprintf(err, errlen, "cannot resolve '%s': %s", host,
-			    gai_strerror(rc));
-		return -1;
-	}
-	memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
-	a->sslen = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
-/* "*", "" (passive only): every IPv4 address. */
-static void
-any_ipv4(uint16_t port, struct config_addr *a)
-{
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&a->ss;
-
-	memset(&a->ss, 0, sizeof(a->ss));
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(port);
-	sin->sin_addr.s_addr = htonl(INADDR_ANY);
-	a->sslen = sizeof(*sin);
-}
-
-/*
- * Split text into host and port: "host:port", "[v6]:port", and when
- * passive "*:port", ":port" or "port". Copies the host to host (without
- * brackets) and returns the port text, or NULL with err set.
- */
-static const char *
-split_addr(const char *text, int passive, char *host, size_t hostlen,
-    int *bracketed, char *err, size_t errlen)
-{
-	const char	*hstart = text, *hend, *port;
-	uint64_t	 n;
-
-	*bracketed = text[0] == '[';
-	if (*bracketed) {
-		if ((hend = strchr(text, ']')) == NULL || hend[1] != ':') {
-			snprintf(err, errlen, "invalid address '%s' "
-			    "(use [v6]:port)", text);
-			return NULL;
-		}
-		hstart = text + 1;
-		port = hend + 2;
-	} else if ((hend = strrchr(text, ':')) != NULL) {
-		if (memchr(text, ':', (size_t)(hend - text)) != NULL) {
-			snprintf(err, errlen, "IPv6 address without brackets "
-			    "in '%s' (use [v6]:port)", text);
-			return NULL;
-		}
-		port = hend + 1;
-	} else if (passive && parse_uint(text, &n) == 0) {
-		hend = text;	/* a bare port */
-		port = text;
-	} else {
-		snprintf(err, errlen, "missing %s in '%s' (use host:port)",
-		    passive ? "port" : "host or port", text);
-		return NULL;
-	}
-	if ((size_t)(hend - hstart) >= hostlen) {
-		snprintf(err, errlen, "host name too long in '%s'", text);
-		return NULL;
-	}
-	memcpy(host, hstart, (size_t)(hend - hstart));
-	host[hend - hstart] = '\0';
-	return port;
-}
-
-/*
- * config_parse_addr() with flags: CONFIG_NUMERIC_HOSTS resolves numeric
- * addresses only. Fills a->ss and a->sslen; a->text and a->line are left
- * to the caller.
- */
-static int
-parse_addr(const char *text, int passive, int flags, struct config_addr *a,
-    char *err, size_t errlen)
-{
-	char		 host[256];
-	const char	*port;
-	uint64_t	 portnum;
-	int		 bracketed;
-
-	port = split_addr(text, passive, host, sizeof(host), &bracketed, err,
-	    errlen);
-	if (port == NULL)
-		return -1;
-	if (parse_uint(port, &portnum) == -1 || portnum < 1 ||
-	    portnum > 65535) {
-		snprintf(err, errlen, "invalid port in '%s' (use 1 to 65535)",
-		    text);
-		return -1;
-	}
-	if (!bracketed && (host[0] == '\0' || strcmp(host, "*") == 0)) {
-		if (!passive) {
-			snprintf(err, errlen, "missing host in '%s' "
-			    "(use host:port)", text);
-			return -1;
-		}
-		any_ipv4((uint16_t)portnum, a);
-		return 0;
-	}
-	if (host[0] == '\0' || !valid_host(host, bracketed)) {
-		snprintf(err, errlen, "invalid host in '%s'", text);
-		return -1;
-	}
-	return resolve(host, (uint16_t)portnum, passive, bracketed, flags, a,
-	    err, errlen);
-}
-
 int
 config_parse_addr(const char *text, int passive, struct config_addr *a,
     char *err, size_t errlen)
 {
-	return parse_addr(text, passive, 0, a, err, errlen);
-}
-
-static int
-addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	const struct sockaddr_in	*a4, *b4;
-	const struct sockaddr_in6	*a6, *b6;
-
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET) {
-		a4 = (const struct sockaddr_in *)a;
-		b4 = (const struct sockaddr_in *)b;
-		return a4->sin_port == b4->sin_port &&
-		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
-	}
-	a6 = (const struct sockaddr_in6 *)a;
-	b6 = (const struct sockaddr_in6 *)b;
-	return a6->sin6_port == b6->sin6_port &&
-	    a6->sin6_scope_id == b6->sin6_scope_id &&
-	    memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+	return addr_parse(text, passive, 0, a, err, errlen);
 }
 
 /* Append one address to a list key; KEY_UNIQUE refuses one seen before. */
@@ -1251,13 +1086,14 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		    value + strspn(value, ":"));
 		value = local;
 	}
-	if (parse_addr(value, k->k_flags & KEY_PASSIVE, p->p_flags, &a,
+	if (addr_parse(value, k->k_flags & KEY_PASSIVE,
+	    (p->p_flags & CONFIG_NUMERIC_HOSTS) != 0, &a,
 	    err, sizeof(err)) == -1) {
 		parse_error(p, line, "%s: %s", k->k_name, err);
 		return -1;
 	}
 	for (i = 0; (k->k_flags & KEY_UNIQUE) && i < *n; i++) {
-		if (addr_equal(&(*list)[i].ss, &a.ss)) {
+		if (addr_same(&(*list)[i], &a)) {
 			parse_error(p, line, "%s: %s is the same address as "
 			    "'%s' on line %d", k->k_name, value,
 			    (*list)[i].text, (*list)[i].line);
@@ -1757,8 +1593,8 @@ check_listeners(struct parse *p)
 	}
 	for (i = 0; i < tc->nlisten; i++) {
 		for (j = 0; j < conf->proxy.nlisten; j++) {
-			if (addr_equal(&tc->listen[i].ss,
-			    &conf->proxy.listen[j].ss))
+			if (addr_same(&tc->listen[i],
+			    &conf->proxy.listen[j]))
 				parse_error(p, tc->listen[i].line, "listen: %s "
 				    "is also a plain listener (line %d)",
 				    tc->listen[i].text,

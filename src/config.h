@@ -15,18 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "limiter.h"
 #include "queue.h"
 
-struct tls;
-
-/* A listen address or a backend server, resolved at load time. */
-struct config_addr {
-	char			*text;	/* as written in the file */
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen;
-	int			 line;	/* where it was written */
-};
 
 /* A string value and the line that gave it (for errors found later). */
 struct config_str {
@@ -174,11 +166,6 @@ struct config {
 	struct tls_conf		 tls;
 	struct class_conf	*classes;	/* default last; at least 1 */
 	size_t			 nclasses;
-
-	/* runtime bookkeeping, owned by the caller, zero after load */
-	unsigned int		 refs;
-	unsigned long		 generation;
-	struct tls		*tls_rt;	/* OpenSSL contexts (tls.c) */
 };
 
 /*

@@ -98,27 +98,6 @@ conn_arm_timer(struct conn *c, uint64_t msec)
 	evtimer_add(c->cn_timer, &tv);
 }
 
-static void
-format_peer(struct conn *c, const struct sockaddr *sa)
-{
-	const void	*addr;
-	in_port_t	 port;
-
-	if (sa->sa_family == AF_INET6) {
-		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		port = ((const struct sockaddr_in6 *)sa)->sin6_port;
-	} else {
-		addr = &((const struct sockaddr_in *)sa)->sin_addr;
-		port = ((const struct sockaddr_in *)sa)->sin_port;
-	}
-	if (inet_ntop(sa->sa_family, addr, c->cn_peer_ip,
-	    sizeof(c->cn_peer_ip)) == NULL)
-		snprintf(c->cn_peer_ip, sizeof(c->cn_peer_ip), "%s", "?");
-	snprintf(c->cn_peer, sizeof(c->cn_peer),
-	    sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", c->cn_peer_ip,
-	    ntohs(port));
-}
-
 /* Free what a connection holds of libevent's; each may still be NULL. */
 static void
 conn_free_io(struct conn *c)
@@ -171,7 +150,7 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	c->cn_proxy = px;
 	c->cn_class = SIZE_MAX;	/* not classified yet */
 	if (tls) {
-		if ((ssl = tls_accept(conf->tls_rt)) == NULL)
+		if ((ssl = tls_accept(px->px_gen->g_tls)) == NULL)
 			goto fail;
 		SSL_set_app_data(ssl, c);
 		c->cn_bev = bufferevent_openssl_socket_new(px->px_base, fd,
@@ -194,9 +173,10 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	    c->cn_upend == NULL || c->cn_cpend == NULL)
 		goto fail;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	format_peer(c, sa);
-	c->cn_conf = px->px_conf;
-	c->cn_conf->refs++;
+	addr_format(sa, c->cn_peer_ip, sizeof(c->cn_peer_ip), c->cn_peer,
+	    sizeof(c->cn_peer));
+	c->cn_gen = proxy_gen_get(px);
+	c->cn_conf = c->cn_gen->g_conf;
 	px->px_metrics.m_client_connections++;
 
 	bufferevent_setcb(c->cn_bev, client_readcb, client_writecb,
@@ -477,11 +457,11 @@ conn_use_current_conf(struct conn *c)
 {
 	struct proxy	*px = c->cn_proxy;
 
-	if (c->cn_conf == px->px_conf)
+	if (c->cn_gen == px->px_gen)
 		return;
-	proxy_conf_put(px, c->cn_conf);
-	c->cn_conf = px->px_conf;
-	c->cn_conf->refs++;
+	proxy_gen_put(px, c->cn_gen);
+	c->cn_gen = proxy_gen_get(px);
+	c->cn_conf = c->cn_gen->g_conf;
 	conn_set_read_limit(c);
 }
 
@@ -1564,7 +1544,7 @@ conn_close(struct conn *c, const char *why)
 	shed_leave(c);
 	conn_set_state(c, CS_DEAD);
 	conn_free_io(c);
-	proxy_conf_put(px, c->cn_conf);
+	proxy_gen_put(px, c->cn_gen);
 	TAILQ_REMOVE(&px->px_conns, c, cn_entry);
 	px->px_nconns--;
 	if (event_base_once(px->px_base, -1, EV_TIMEOUT, conn_free_cb, c,

@@ -95,15 +95,16 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	arm_queue_timer(px, now);
 }
 
+/* Start-up: the limiter and the queue for conf; -1 if out of memory. */
 int
-shed_init(struct proxy *px)
+shed_init(struct proxy *px, const struct config *conf)
 {
 	struct limiter_conf	 lc;
 	struct queue_conf	 qc;
 	uint64_t		 now = now_usec();
 
-	config_limiter_conf(px->px_conf, &lc);
-	config_queue_conf(px->px_conf, &qc);
+	config_limiter_conf(conf, &lc);
+	config_queue_conf(conf, &qc);
 	if ((px->px_lim = limiter_new(&lc, now)) == NULL ||
 	    (px->px_queue = queue_new(&qc, now)) == NULL ||
 	    (px->px_queue_timer = evtimer_new(px->px_base, queue_timer_cb,
@@ -138,6 +139,10 @@ shed_free(struct proxy *px)
 		event_free(px->px_kick);
 	limiter_free(px->px_lim);
 	queue_free(px->px_queue);
+	px->px_queue_timer = NULL;
+	px->px_kick = NULL;
+	px->px_lim = NULL;
+	px->px_queue = NULL;
 }
 
 /*

@@ -1,10 +1,10 @@
 /*
- * spillway.h: the runtime objects of the I/O side (listener, conn,
- * upstream) and the functions they call on each other. The pure policy
- * modules have headers of their own and know nothing of these.
+ * spillway.h: the runtime objects of the I/O side (proxy, generation,
+ * listener, conn, upstream) and the functions they call on each other. The
+ * pure policy modules have headers of their own and know nothing of these.
  *
- * Ownership: a struct proxy owns its listeners, client connections and
- * backend servers; a server owns its idle backend connections; a busy
+ * Ownership: a struct proxy owns its generations, listeners, client
+ * connections and backend servers; a server owns its idle backend connections; a busy
  * backend connection (struct upconn) is owned by the client connection it
  * serves and goes back to its server's pool, or is closed, when that
  * request ends.
@@ -124,7 +124,8 @@ struct conn {
 	uint64_t		 cn_id;
 	enum conn_state		 cn_state;
 	struct proxy		*cn_proxy;
-	struct config		*cn_conf;	/* generation it started with */
+	struct generation	*cn_gen;	/* generation it started with */
+	const struct config	*cn_conf;	/* cn_gen->g_conf, for short */
 	struct bufferevent	*cn_bev;
 	struct event		*cn_timer;	/* header, idle or linger */
 	char			 cn_peer[64];	/* "ip:port" */
@@ -181,47 +182,92 @@ struct conn {
 };
 TAILQ_HEAD(conn_list, conn);
 
+/*
+ * A configuration generation: the plain data of one configuration file and
+ * what is built from it (its TLS contexts), counted. The proxy holds one
+ * reference on the generation in force; every client connection holds one
+ * on the generation its request started with. The last reference frees it.
+ */
+struct generation {
+	struct config		*g_conf;
+	struct tls		*g_tls;		/* OpenSSL contexts (tls.c) */
+	unsigned long		 g_id;		/* 1 at start, +1 per reload */
+	unsigned int		 g_refs;
+};
+
+/*
+ * The proxy runtime (proxy.c). Its members fall on two sides of the line
+ * that worker threads will draw (see the comment at the top of proxy.c):
+ * what every worker shares, and what one worker owns and only its own
+ * event loop touches. There is one worker today, so both sides live here.
+ */
 struct proxy {
-	struct event_base	*px_base;
-	struct config		*px_conf;	/* the generation in force */
+	/* shared by all workers */
+	struct generation	*px_gen;	/* the generation in force */
+	const struct config	*px_conf;	/* px_gen->g_conf, for short */
 	struct admission	*px_adm;
-	struct metrics		 px_metrics;
-	uint64_t		 px_started;	/* usec */
-	struct evhttp		*px_admin;
-	struct evhttp_bound_socket *px_admin_sock;
-	struct evhttp		*px_admin_old;	/* moved away, freed soon */
-	struct event		*px_admin_timer;
-	struct config_addr	 px_admin_addr;
-	struct listener_list	 px_staged;	/* reload: bound, not live */
 	struct limiter		*px_lim;
 	struct queue		*px_queue;
-	struct event		*px_queue_timer; /* next queue deadline */
-	struct event		*px_kick;	/* hand free slots to waiters */
 	uint64_t		 px_congested_at; /* queue last congested, usec */
-	struct server		**px_servers;
-	size_t			 px_nservers;
-	size_t			 px_rr_next;
+	struct metrics		 px_metrics;
+	uint64_t		 px_started;	/* usec */
+	uint8_t			 px_seed[16];	/* keys admission's hash */
+	int			 px_stopping;
+
+	/* the admin listener: on the first worker's loop */
+	struct evhttp		*px_admin;
+	struct evhttp_bound_socket *px_admin_sock;
+	struct config_addr	 px_admin_addr;
+	struct evhttp		*px_admin_next;	/* prepared: bound, not live */
+	struct evhttp_bound_socket *px_admin_next_sock;
+	const struct config_addr *px_admin_next_addr;
+	int			 px_admin_keep;	/* prepared: same address */
+	struct evhttp		*px_admin_old;	/* moved away, freed soon */
+	struct event		*px_admin_timer;
+
+	/* owned by one worker: its loop, connections, pools and timers */
+	struct event_base	*px_base;
 	struct listener_list	 px_listeners;
+	struct listener_list	 px_staged;	/* prepared: bound, not live */
 	struct conn_list	 px_conns;
 	unsigned int		 px_nconns;
 	unsigned int		 px_max_conns;	/* after the fd limit */
+	uint64_t		 px_next_id;
+	struct server		**px_servers;
+	size_t			 px_nservers;
+	size_t			 px_rr_next;
+	struct server		**px_servers_next; /* prepared */
+	size_t			*px_servers_from; /* prepared: kept server + 1 */
+	size_t			 px_nservers_next;
+	struct event		*px_queue_timer; /* next queue deadline */
+	struct event		*px_kick;	/* hand free slots to waiters */
 	int			 px_accept_paused; /* on EMFILE */
 	uint64_t		 px_emfile_said;   /* last warning, usec */
 	unsigned int		 px_emfile_quiet;  /* pauses not said since */
 	int			 px_accepting;	  /* listeners enabled */
 	struct event		*px_accept_timer;
-	int			 px_stopping;
+	struct event		*px_flush_timer;  /* access log, every second */
 	struct event		*px_stop_timer;
-	uint64_t		 px_next_id;
 };
+
+/* proxy.c */
+uint64_t	 now_usec(void);
+int		 proxy_init(struct proxy *);
+int		 proxy_configure(struct proxy *, struct config *, char **errors);
+int		 proxy_start(struct proxy *, const char *path);
+int		 proxy_reload(struct proxy *, char **errors);
+int		 proxy_check(const char *path);
+void		 proxy_stop(struct proxy *);
+void		 proxy_free(struct proxy *);
+struct generation *proxy_gen_get(struct proxy *);
+void		 proxy_gen_put(struct proxy *, struct generation *);
+void		 proxy_conn_gone(struct proxy *);
 
 /* listener.c */
 void		 listener_close_all(struct proxy *);
 void		 listener_update(struct proxy *);
 int		 listener_bind(const struct config *, const struct config_addr *,
 		    int backlog, char *err, size_t errlen);
-int		 listener_same_addr(const struct config_addr *,
-		    const struct config_addr *);
 int		 listener_warn_pause(struct proxy *, unsigned int *quiet);
 int		 listener_prepare(struct proxy *, const struct config *,
 		    char *err, size_t errlen);
@@ -229,8 +275,10 @@ void		 listener_commit(struct proxy *);
 void		 listener_abort(struct proxy *);
 
 /* admin.c */
-int		 admin_apply(struct proxy *, const struct config *, char *err,
+int		 admin_prepare(struct proxy *, const struct config *, char *err,
 		    size_t errlen);
+void		 admin_commit(struct proxy *);
+void		 admin_abort(struct proxy *);
 void		 admin_close(struct proxy *);
 
 /* conn.c */
@@ -250,8 +298,9 @@ void		 conn_shed(struct conn *, enum queue_shed);
 const char	*conn_state_name(enum conn_state);
 
 /* upstream.c */
-int		 upstream_init(struct proxy *);
-int		 upstream_reconfigure(struct proxy *, const struct config *);
+int		 upstream_prepare(struct proxy *, const struct config *);
+void		 upstream_commit(struct proxy *, const struct config *);
+void		 upstream_abort(struct proxy *);
 void		 upstream_free(struct proxy *);
 void		 upstream_request(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
@@ -268,16 +317,11 @@ const char	*tls_why(SSL *, unsigned long err, char *buf, size_t len);
 void		 tls_release(SSL *, int keep_session);
 
 /* shed.c */
-int		 shed_init(struct proxy *);
+int		 shed_init(struct proxy *, const struct config *);
 void		 shed_free(struct proxy *);
 int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);
-
-/* main.c */
-uint64_t	 now_usec(void);
-int		 proxy_reload(struct proxy *, char **errors);
-void		 proxy_conf_put(struct proxy *, struct config *);
 
 /* A duration in milliseconds as a struct timeval for libevent. */
 static inline struct timeval
@@ -289,6 +333,5 @@ msec_tv(uint64_t msec)
 	tv.tv_usec = (suseconds_t)((msec % 1000) * 1000);
 	return tv;
 }
-void		 proxy_conn_gone(struct proxy *);
 
 #endif /* SPILLWAY_SPILLWAY_H */

@@ -103,12 +103,6 @@ upstream_tls_session(SSL *ssl, SSL_SESSION *sess)
 	return 1;
 }
 
-int
-upstream_init(struct proxy *px)
-{
-	return upstream_reconfigure(px, px->px_conf);
-}
-
 static int
 same_str(const char *a, const char *b)
 {
@@ -126,43 +120,61 @@ same_tls(const struct backend_conf *a, const struct backend_conf *b)
 }
 
 /*
- * Make the servers match conf: a server whose address stays keeps its
- * pool and counters (not its pool if the backend's TLS settings changed); a new one starts empty; one that went away is retired
- * (see struct server). Returns -1 if out of memory, nothing changed.
+ * First half of making the servers match conf (start-up and reload): a
+ * server whose address stays will keep its pool and counters, a new one
+ * is made now. Nothing live changes; -1 if out of memory, undone by
+ * upstream_abort().
  */
 int
-upstream_reconfigure(struct proxy *px, const struct config *conf)
+upstream_prepare(struct proxy *px, const struct config *conf)
 {
 	const struct backend_conf	*bc = &conf->backend;
-	struct server			**nsv, *sv;
-	size_t				 i, j, *from;
+	size_t				 i, j;
 
-	nsv = calloc(bc->nservers, sizeof(*nsv));
-	from = calloc(bc->nservers, sizeof(*from));
-	if (nsv == NULL || from == NULL)
+	upstream_abort(px);
+	px->px_servers_next = calloc(bc->nservers, sizeof(struct server *));
+	px->px_servers_from = calloc(bc->nservers, sizeof(size_t));
+	if (px->px_servers_next == NULL || px->px_servers_from == NULL)
 		goto fail;
+	px->px_nservers_next = bc->nservers;
 	/* what each new server is: a kept one (from[i] = j + 1) or new */
 	for (i = 0; i < bc->nservers; i++) {
 		for (j = 0; j < px->px_nservers; j++) {
-			sv = px->px_servers[j];
-			if (sv->sv_addr->sslen == bc->servers[i].sslen &&
-			    memcmp(&sv->sv_addr->ss, &bc->servers[i].ss,
-			    sv->sv_addr->sslen) == 0) {
-				from[i] = j + 1;
+			if (addr_same(px->px_servers[j]->sv_addr,
+			    &bc->servers[i])) {
+				px->px_servers_from[i] = j + 1;
 				break;
 			}
 		}
-		if (from[i] == 0 &&
-		    (nsv[i] = server_new(px, &bc->servers[i])) == NULL)
+		if (px->px_servers_from[i] == 0 &&
+		    (px->px_servers_next[i] = server_new(px,
+		    &bc->servers[i])) == NULL)
 			goto fail;
 	}
-	/* nothing can fail from here on */
+	return 0;
+ fail:
+	upstream_abort(px);
+	return -1;
+}
+
+/*
+ * Second half: kept servers take their new address (and lose their pool
+ * if the backend's TLS settings changed), new ones start empty, and one
+ * that went away is retired (see struct server).
+ */
+void
+upstream_commit(struct proxy *px, const struct config *conf)
+{
+	const struct backend_conf	*bc = &conf->backend;
+	struct server			**nsv = px->px_servers_next, *sv;
+	size_t				*from = px->px_servers_from, i, j;
+
 	for (i = 0; i < bc->nservers; i++) {
 		if (from[i] == 0)
 			continue;
 		nsv[i] = px->px_servers[from[i] - 1];
-		if (px->px_conf != conf &&
-		    !same_tls(&px->px_conf->backend, bc)) {
+		if (px->px_conf != NULL && !same_tls(&px->px_conf->backend,
+		    bc)) {
 			drop_idle(nsv[i]);
 			SSL_SESSION_free(nsv[i]->sv_tls_sess);
 			nsv[i]->sv_tls_sess = NULL;
@@ -182,14 +194,26 @@ upstream_reconfigure(struct proxy *px, const struct config *conf)
 	free(from);
 	px->px_servers = nsv;
 	px->px_nservers = bc->nservers;
-	return 0;
- fail:
-	for (i = 0; nsv != NULL && i < bc->nservers; i++)
-		if (from == NULL || from[i] == 0)
-			free(nsv[i]);
-	free(nsv);
-	free(from);
-	return -1;
+	px->px_servers_next = NULL;
+	px->px_servers_from = NULL;
+	px->px_nservers_next = 0;
+}
+
+/* Undo upstream_prepare(): free the servers it made. */
+void
+upstream_abort(struct proxy *px)
+{
+	size_t	 i;
+
+	for (i = 0; px->px_servers_next != NULL &&
+	    px->px_servers_from != NULL && i < px->px_nservers_next; i++)
+		if (px->px_servers_from[i] == 0)
+			server_free(px->px_servers_next[i]);
+	free(px->px_servers_next);
+	free(px->px_servers_from);
+	px->px_servers_next = NULL;
+	px->px_servers_from = NULL;
+	px->px_nservers_next = 0;
 }
 
 /* Close every idle backend connection (at stop, or before a swap). */
@@ -207,6 +231,7 @@ upstream_free(struct proxy *px)
 {
 	size_t	 i;
 
+	upstream_abort(px);
 	for (i = 0; i < px->px_nservers; i++) {
 		drop_idle(px->px_servers[i]);
 		server_free(px->px_servers[i]);
@@ -269,7 +294,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		goto nomem;
 	if (bc->tls) {
 		/* the handshake is part of connecting: connect_timeout */
-		if ((ssl = tls_connect(c->cn_conf->tls_rt, c->cn_conf,
+		if ((ssl = tls_connect(c->cn_gen->g_tls, c->cn_conf,
 		    sv->sv_addr)) == NULL)
 			goto nomem;
 		SSL_set_app_data(ssl, uc);

@@ -193,8 +193,9 @@ test_defaults(void)
 	CHECK_EQ_INT(conf->proxy.listen[0].line, 0);
 	CHECK_EQ_INT(conf->backend.servers[0].line, 2);
 	CHECK_EQ_STR(conf->path, "t");
-	CHECK_EQ_INT(conf->refs, 0);
-	CHECK_EQ_INT(conf->generation, 0);
+	/* plain data: the runtime's count and generation are not in it */
+	CHECK_EQ_INT(conf->nclasses, 1);
+	CHECK_EQ_STR(conf->classes[0].name, "default");
 	config_free(conf);
 }
 
