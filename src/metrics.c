@@ -33,13 +33,16 @@ const double metrics_bucket_le[METRICS_NBUCKETS] = {
 	10, INFINITY
 };
 
-static const char *const reason_names[MR_COUNT] = {
+static const char *const reason_names[MR_NONE + 1] = {
 	[MR_RATE_LIMITED] = "rate_limited",
 	[MR_QUEUE_FULL] = "queue_full",
 	[MR_QUEUE_TIMEOUT] = "queue_timeout",
 	[MR_OVERLOADED] = "overloaded",
 	[MR_UPSTREAM_ERROR] = "upstream_error",
 	[MR_UPSTREAM_TIMEOUT] = "upstream_timeout",
+	[MR_COUNT] = "unknown",
+	[MR_CLIENT_CLOSED] = "client_closed",
+	[MR_NONE] = NULL,
 };
 
 static const char *const prio_names[3] = { "critical", "normal", "sheddable" };
@@ -47,7 +50,7 @@ static const char *const prio_names[3] = { "critical", "normal", "sheddable" };
 const char *
 metrics_reason_name(enum metrics_reason r)
 {
-	if ((unsigned int)r >= MR_COUNT)
+	if ((unsigned int)r > MR_NONE)
 		return "unknown";
 	return reason_names[r];
 }

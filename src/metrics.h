@@ -18,7 +18,13 @@
 #define METRICS_CLASSES_MAX	1024	/* distinct class names remembered */
 #define METRICS_NBUCKETS	14	/* histogram buckets, +Inf included */
 
-/* Why a request got an answer spillway made itself. */
+/*
+ * Why a request ended the way it did, when spillway has a reason: the
+ * Spillway-Reason header and the access log's reason. The ones before
+ * MR_COUNT are answers spillway made itself and are counted by reason;
+ * the others are for the log only. metrics_reason_name() is the one name
+ * table.
+ */
 enum metrics_reason {
 	MR_RATE_LIMITED = 0,	/* 429: an admission bucket was empty */
 	MR_QUEUE_FULL,		/* 503: no room in the queue */
@@ -26,7 +32,9 @@ enum metrics_reason {
 	MR_OVERLOADED,		/* 503: CoDel, or would outwait its allowance */
 	MR_UPSTREAM_ERROR,	/* 502 */
 	MR_UPSTREAM_TIMEOUT,	/* 504 */
-	MR_COUNT
+	MR_COUNT,		/* "unknown" */
+	MR_CLIENT_CLOSED,	/* 499: the client went away first */
+	MR_NONE,		/* no reason: NULL name */
 };
 
 /* Upper bounds of the histogram buckets, in seconds (last: +Inf). */
@@ -116,6 +124,7 @@ void		 metrics_prometheus(const struct metrics *,
 void		 metrics_json(const struct metrics *,
 		    const struct metrics_gauges *, struct mbuf *);
 
+/* The reason's name, NULL for MR_NONE. */
 const char	*metrics_reason_name(enum metrics_reason);
 
 #endif /* SPILLWAY_METRICS_H */

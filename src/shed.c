@@ -223,7 +223,7 @@ outcome(const struct conn *c, uint64_t now, uint64_t *latency)
 		return LIMITER_SUCCESS;
 	}
 	*latency = now - c->cn_t_upstream;
-	if (c->cn_reason != NULL && (c->cn_status == 502 ||
+	if (c->cn_reason != MR_NONE && (c->cn_status == 502 ||
 	    c->cn_status == 504))
 		return LIMITER_DROPPED;	/* connect failure, timeout */
 	return LIMITER_IGNORED;

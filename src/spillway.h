@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
@@ -170,7 +171,7 @@ struct conn {
 	int			 cn_dechunk;	/* strip chunking (1.0 client) */
 	int			 cn_up_reuse;	/* backend conn may be pooled */
 	int			 cn_status;	/* status sent to the client */
-	const char		*cn_reason;	/* Spillway-Reason, or NULL */
+	enum metrics_reason	 cn_reason;	/* Spillway-Reason, or MR_NONE */
 	const char		*cn_note;	/* for the log only, or NULL */
 	uint64_t		 cn_retry_after; /* seconds, 0: no header */
 	size_t			 cn_class;	/* index in cn_conf->classes */
@@ -287,15 +288,31 @@ void		 conn_accept(struct proxy *, evutil_socket_t,
 void		 conn_tls_info(const SSL *, int where, int ret);
 void		 conn_upstream_ready(struct conn *, struct upconn *);
 void		 conn_upstream_failed(struct conn *, int status,
-		    const char *reason);
-void		 conn_upstream_readcb(struct conn *);
-void		 conn_upstream_writecb(struct conn *);
+		    enum metrics_reason);
 void		 conn_upstream_eventcb(struct conn *, short what);
+void		 conn_end_request(struct conn *);
+void		 conn_close(struct conn *, const char *why);
+void		 conn_set_timeouts(struct conn *);
 void		 conn_stop(struct conn *);
 void		 conn_shutdown(struct conn *);
 void		 conn_dispatch(struct conn *);
 void		 conn_shed(struct conn *, enum queue_shed);
 const char	*conn_state_name(enum conn_state);
+
+/* relay.c */
+ssize_t		 relay_put_head(struct evbuffer *, size_t bound,
+		    struct evbuffer_iovec *);
+int		 relay_commit_head(struct evbuffer *, struct evbuffer_iovec *,
+		    ssize_t n);
+int		 relay_precheck(const struct conn *, size_t headlen,
+		    const char **what);
+void		 relay_send(struct bufferevent *, struct evbuffer *pend);
+size_t		 relay_queued(struct bufferevent *, struct evbuffer *pend);
+void		 relay_request(struct conn *);
+void		 relay_response(struct conn *);
+void		 relay_discard(struct conn *);
+void		 relay_upstream_read(struct conn *);
+void		 relay_upstream_drained(struct conn *);
 
 /* upstream.c */
 int		 upstream_prepare(struct proxy *, const struct config *);

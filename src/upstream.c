@@ -315,7 +315,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		free(uc);
 		log_warnx("%s: conn %llu: out of memory", __func__,
 		    (unsigned long long)c->cn_id);
-		conn_upstream_failed(c, 502, "upstream_error");
+		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
 	px->px_metrics.m_upstream_connections++;
@@ -345,7 +345,7 @@ upstream_request(struct conn *c)
 	size_t		 idx;
 
 	if (c->cn_tries >= px->px_nservers) {
-		conn_upstream_failed(c, 502, "upstream_error");
+		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
 	if (c->cn_tries == 0)
@@ -426,7 +426,7 @@ up_readcb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (uc->uc_conn != NULL)
-		conn_upstream_readcb(uc->uc_conn);
+		relay_upstream_read(uc->uc_conn);
 }
 
 static void
@@ -435,7 +435,7 @@ up_writecb(struct bufferevent *bev, void *arg)
 	struct upconn	*uc = arg;
 
 	if (uc->uc_state == UC_BUSY && uc->uc_conn != NULL)
-		conn_upstream_writecb(uc->uc_conn);
+		relay_upstream_drained(uc->uc_conn);
 }
 
 /* Why connecting failed: the socket's error, or TLS's. */
