@@ -5,7 +5,8 @@
  * default (a string parsed by the same code as a user's value, so a default
  * is validated like anything else), where it lands in struct config and
  * whether it may repeat. inih splits the file into sections and key = value
- * pairs; the handler looks each pair up in the table.
+ * pairs; the handler looks each pair up in the table. What mirrors the
+ * table is made from it: config_free() and config_json() (GET /status).
  *
  * [class NAME] sections repeat, one per request class, so their keys have
  * a table of their own, class_keys[], whose offsets are into struct
@@ -58,6 +59,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "mbuf.h"
 
 #define CONFIG_MAX_SIZE		(1024 * 1024)	/* bounds lines and errors */
 #define CONFIG_MAX_ERRORS	100		/* listed; the rest counted */
@@ -84,8 +86,8 @@ enum key_type {
 	KT_PROTOCOLS,	/* unsigned int of TLS_PROTO_* bits */
 };
 
+/* Every key may change on a reload: the runtime re-applies them all. */
 #define KEY_REPEAT	0x01	/* may be given more than once */
-#define KEY_RELOAD	0x02	/* a reload may change it */
 #define KEY_REQUIRED	0x04	/* no default: the file must give it */
 #define KEY_PASSIVE	0x08	/* address to listen on, not to connect to */
 #define KEY_UNIQUE	0x10	/* the same address may not appear twice */
@@ -138,137 +140,137 @@ static const struct key keys[] = {
 	/* no default here: 127.0.0.1:8080 unless [tls] listen is given */
 	{ "proxy", "listen", KT_ADDRS, 1, 64, NULL,
 	    LIST(proxy.listen, proxy.nlisten),
-	    KEY_REPEAT | KEY_RELOAD | KEY_PASSIVE | KEY_UNIQUE },
+	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE },
 	{ "proxy", "max_connections", KT_UINT, 1, 1000000, "4096",
-	    FIELD(proxy.max_connections), KEY_RELOAD },
+	    FIELD(proxy.max_connections), 0 },
 	{ "proxy", "header_timeout", KT_DURATION, 1, MS_1H, "10s",
-	    FIELD(proxy.header_timeout_ms), KEY_RELOAD },
+	    FIELD(proxy.header_timeout_ms), 0 },
 	{ "proxy", "idle_timeout", KT_DURATION, 1, MS_1D, "60s",
-	    FIELD(proxy.idle_timeout_ms), KEY_RELOAD },
+	    FIELD(proxy.idle_timeout_ms), 0 },
 	{ "proxy", "body_timeout", KT_DURATION, 0, MS_1D, "0",
-	    FIELD(proxy.body_timeout_ms), KEY_RELOAD },
+	    FIELD(proxy.body_timeout_ms), 0 },
 	{ "proxy", "max_header_size", KT_SIZE, KIB, MIB, "16k",
-	    FIELD(proxy.max_header_size), KEY_RELOAD },
+	    FIELD(proxy.max_header_size), 0 },
 	{ "proxy", "max_body_size", KT_SIZE, 0, 1024 * GIB, "1m",
-	    FIELD(proxy.max_body_size), KEY_RELOAD },
+	    FIELD(proxy.max_body_size), 0 },
 	{ "proxy", "shutdown_timeout", KT_DURATION, 0, MS_1H, "10s",
-	    FIELD(proxy.shutdown_timeout_ms), KEY_RELOAD },
+	    FIELD(proxy.shutdown_timeout_ms), 0 },
 	{ "proxy", "access_log", KT_LOGFILE, 0, 0, "-",
-	    FIELD(proxy.access_log), KEY_RELOAD },
+	    FIELD(proxy.access_log), 0 },
 
 	{ "backend", "server", KT_ADDRS, 1, 1000, NULL,
 	    LIST(backend.servers, backend.nservers),
-	    KEY_REPEAT | KEY_RELOAD | KEY_REQUIRED },
+	    KEY_REPEAT | KEY_REQUIRED },
 	{ "backend", "connect_timeout", KT_DURATION, 1, MS_1H, "5s",
-	    FIELD(backend.connect_timeout_ms), KEY_RELOAD },
+	    FIELD(backend.connect_timeout_ms), 0 },
 	{ "backend", "response_timeout", KT_DURATION, 1, MS_1D, "60s",
-	    FIELD(backend.response_timeout_ms), KEY_RELOAD },
+	    FIELD(backend.response_timeout_ms), 0 },
 	{ "backend", "keepalive", KT_UINT, 0, 10000, "32",
-	    FIELD(backend.keepalive), KEY_RELOAD },
+	    FIELD(backend.keepalive), 0 },
 	{ "backend", "keepalive_timeout", KT_DURATION, 1, MS_1D, "60s",
-	    FIELD(backend.keepalive_timeout_ms), KEY_RELOAD },
+	    FIELD(backend.keepalive_timeout_ms), 0 },
 	{ "backend", "balance", KT_BALANCE, 0, 0, "roundrobin",
-	    FIELD(backend.balance), KEY_RELOAD },
+	    FIELD(backend.balance), 0 },
 
 	{ "backend", "tls", KT_BOOL, 0, 0, "no",
-	    FIELD(backend.tls), KEY_RELOAD },
+	    FIELD(backend.tls), 0 },
 	{ "backend", "verify", KT_BOOL, 0, 0, "yes",
-	    FIELD(backend.tls_verify), KEY_RELOAD },
+	    FIELD(backend.tls_verify), 0 },
 	{ "backend", "ca_file", KT_STRING, 0, 0, NULL,
-	    FIELD(backend.ca_file), KEY_RELOAD },
+	    FIELD(backend.ca_file), 0 },
 	{ "backend", "server_name", KT_STRING, 0, 0, NULL,
-	    FIELD(backend.server_name), KEY_RELOAD },
+	    FIELD(backend.server_name), 0 },
 
 	{ "admission", "rate", KT_RATE, 0, RATE_MAX_MIN, "0",
-	    FIELD(admission.rate), KEY_RELOAD },
+	    FIELD(admission.rate), 0 },
 	{ "admission", "burst", KT_UINT, 0, RATE_MAX, "0",
-	    FIELD(admission.burst), KEY_RELOAD },
+	    FIELD(admission.burst), 0 },
 	{ "admission", "client_rate", KT_RATE, 0, RATE_MAX_MIN, "0",
-	    FIELD(admission.client_rate), KEY_RELOAD },
+	    FIELD(admission.client_rate), 0 },
 	{ "admission", "client_burst", KT_UINT, 0, RATE_MAX, "0",
-	    FIELD(admission.client_burst), KEY_RELOAD },
+	    FIELD(admission.client_burst), 0 },
 	{ "admission", "client_key", KT_CLIENT_KEY, 0, 0, "ip",
 	    LIST(admission.client_key, admission.client_key_header),
-	    KEY_RELOAD },
+	    0 },
 	{ "admission", "max_clients", KT_UINT, 1, RATE_MAX, "100000",
-	    FIELD(admission.max_clients), KEY_RELOAD },
+	    FIELD(admission.max_clients), 0 },
 	{ "admission", "dry_run", KT_BOOL, 0, 0, "no",
-	    FIELD(admission.dry_run), KEY_RELOAD },
+	    FIELD(admission.dry_run), 0 },
 
 	{ "admin", "listen", KT_ADDRS, 0, 1, NULL,
 	    LIST(admin.listen, admin.nlisten),
-	    KEY_RELOAD | KEY_PASSIVE | KEY_LOOPBACK },
+	    KEY_PASSIVE | KEY_LOOPBACK },
 
 	{ "tls", "listen", KT_ADDRS, 0, 64, NULL,
 	    LIST(tls.listen, tls.nlisten),
-	    KEY_REPEAT | KEY_RELOAD | KEY_PASSIVE | KEY_UNIQUE },
+	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE },
 	{ "tls", "certificate", KT_STRINGS, 0, 100, NULL,
-	    LIST(tls.certs, tls.ncerts), KEY_REPEAT | KEY_RELOAD },
+	    LIST(tls.certs, tls.ncerts), KEY_REPEAT | 0 },
 	{ "tls", "private_key", KT_STRINGS, 0, 100, NULL,
-	    LIST(tls.keys, tls.nkeys), KEY_REPEAT | KEY_RELOAD },
+	    LIST(tls.keys, tls.nkeys), KEY_REPEAT | 0 },
 	{ "tls", "protocols", KT_PROTOCOLS, 0, 0, "TLSv1.2 TLSv1.3",
-	    FIELD(tls.protocols), KEY_RELOAD },
+	    FIELD(tls.protocols), 0 },
 	{ "tls", "ciphers", KT_STRING, 0, 0, "HIGH:!aNULL:!MD5",
-	    FIELD(tls.ciphers), KEY_RELOAD },
+	    FIELD(tls.ciphers), 0 },
 	{ "tls", "ciphersuites", KT_STRING, 0, 0, NULL,
-	    FIELD(tls.ciphersuites), KEY_RELOAD },
+	    FIELD(tls.ciphersuites), 0 },
 	{ "tls", "session_tickets", KT_BOOL, 0, 0, "yes",
-	    FIELD(tls.session_tickets), KEY_RELOAD },
+	    FIELD(tls.session_tickets), 0 },
 	{ "tls", "session_cache", KT_UINT, 0, 10000000, "20000",
-	    FIELD(tls.session_cache), KEY_RELOAD },
+	    FIELD(tls.session_cache), 0 },
 	{ "tls", "session_timeout", KT_DURATION, 1, MS_1D, "5m",
-	    FIELD(tls.session_timeout_ms), KEY_RELOAD },
+	    FIELD(tls.session_timeout_ms), 0 },
 	{ "tls", "handshake_timeout", KT_DURATION, 1, MS_1H, "10s",
-	    FIELD(tls.handshake_timeout_ms), KEY_RELOAD },
+	    FIELD(tls.handshake_timeout_ms), 0 },
 
 	{ "limiter", "algorithm", KT_ALGO, 0, 0, "gradient",
-	    FIELD(limiter.algorithm), KEY_RELOAD },
+	    FIELD(limiter.algorithm), 0 },
 	{ "limiter", "limit", KT_UINT, 1, LIMIT_MAX, "4",
-	    FIELD(limiter.limit), KEY_RELOAD },
+	    FIELD(limiter.limit), 0 },
 	{ "limiter", "min_limit", KT_UINT, 1, LIMIT_MAX, "2",
-	    FIELD(limiter.min_limit), KEY_RELOAD },
+	    FIELD(limiter.min_limit), 0 },
 	{ "limiter", "max_limit", KT_UINT, 1, LIMIT_MAX, "1000",
-	    FIELD(limiter.max_limit), KEY_RELOAD },
+	    FIELD(limiter.max_limit), 0 },
 	{ "limiter", "queue_size", KT_UINT, 0, LIMIT_MAX, "100",
-	    FIELD(limiter.queue_size), KEY_RELOAD },
+	    FIELD(limiter.queue_size), 0 },
 	{ "limiter", "queue_timeout", KT_DURATION, 1, MS_1H, "1s",
-	    FIELD(limiter.queue_timeout_ms), KEY_RELOAD },
+	    FIELD(limiter.queue_timeout_ms), 0 },
 	{ "limiter", "codel_target", KT_DURATION, 0, MS_1H, "5ms",
-	    FIELD(limiter.codel_target_ms), KEY_RELOAD },
+	    FIELD(limiter.codel_target_ms), 0 },
 	{ "limiter", "codel_interval", KT_DURATION, 0, MS_1H, "100ms",
-	    FIELD(limiter.codel_interval_ms), KEY_RELOAD },
+	    FIELD(limiter.codel_interval_ms), 0 },
 	{ "limiter", "adaptive_lifo", KT_BOOL, 0, 0, "yes",
-	    FIELD(limiter.adaptive_lifo), KEY_RELOAD },
+	    FIELD(limiter.adaptive_lifo), 0 },
 	{ "limiter", "backoff", KT_RATIO, 500, 999, "0.9",
-	    FIELD(limiter.backoff), KEY_RELOAD },
+	    FIELD(limiter.backoff), 0 },
 	{ "limiter", "aimd_latency", KT_DURATION, 1, MS_1H, "1s",
-	    FIELD(limiter.aimd_latency_ms), KEY_RELOAD },
+	    FIELD(limiter.aimd_latency_ms), 0 },
 	{ "limiter", "smoothing", KT_RATIO, 10, 1000, "0.2",
-	    FIELD(limiter.smoothing), KEY_RELOAD },
+	    FIELD(limiter.smoothing), 0 },
 	{ "limiter", "tolerance", KT_RATIO, 1000, 10000, "1.5",
-	    FIELD(limiter.tolerance), KEY_RELOAD },
+	    FIELD(limiter.tolerance), 0 },
 	{ "limiter", "vegas_alpha", KT_UINT, 1, 1000, "3",
-	    FIELD(limiter.vegas_alpha), KEY_RELOAD },
+	    FIELD(limiter.vegas_alpha), 0 },
 	{ "limiter", "vegas_beta", KT_UINT, 1, 1000, "6",
-	    FIELD(limiter.vegas_beta), KEY_RELOAD },
+	    FIELD(limiter.vegas_beta), 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
 /* The keys of a [class NAME] section; offsets into struct class_conf. */
 static const struct key class_keys[] = {
 	{ "class", "path", KT_PATHS, 1, 1000, NULL,
-	    CLIST(paths, npaths), KEY_REPEAT | KEY_RELOAD | KEY_CRITERION },
+	    CLIST(paths, npaths), KEY_REPEAT | KEY_CRITERION },
 	{ "class", "method", KT_METHODS, 1, 100, NULL,
 	    CLIST(methods, nmethods),
-	    KEY_REPEAT | KEY_RELOAD | KEY_CRITERION },
+	    KEY_REPEAT | KEY_CRITERION },
 	{ "class", "header", KT_HEADER, 0, 0, NULL,
-	    CLIST(header_name, header_value), KEY_RELOAD | KEY_CRITERION },
+	    CLIST(header_name, header_value), KEY_CRITERION },
 	{ "class", "priority", KT_PRIORITY, 0, 0, "normal",
-	    CFIELD(priority), KEY_RELOAD },
+	    CFIELD(priority), 0 },
 	{ "class", "rate", KT_RATE, 0, RATE_MAX_MIN, "0",
-	    CFIELD(rate), KEY_RELOAD },
+	    CFIELD(rate), 0 },
 	{ "class", "burst", KT_UINT, 0, RATE_MAX, "0",
-	    CFIELD(burst), KEY_RELOAD },
+	    CFIELD(burst), 0 },
 };
 #define NCLASS_KEYS	(sizeof(class_keys) / sizeof(class_keys[0]))
 
@@ -1737,40 +1739,83 @@ fail:
 	return NULL;
 }
 
-static void
-class_free(struct class_conf *cl)
+/*
+ * What mirrors the key table is made from it: freeing, and the JSON of
+ * GET /status. A key added to the table is freed and shown with no other
+ * change; test_config checks that /status shows every key.
+ */
+static const void *
+cfield(const void *obj, size_t offset)
 {
-	size_t	 i;
-
-	for (i = 0; i < cl->npaths; i++)
-		free(cl->paths[i]);
-	free(cl->paths);
-	for (i = 0; i < cl->nmethods; i++)
-		free(cl->methods[i]);
-	free(cl->methods);
-	free(cl->header_name);
-	free(cl->header_value);
-	free(cl->name);
+	return (const char *)obj + offset;
 }
 
-static void
-addrs_free(struct config_addr *a, size_t n)
+static uint64_t
+load_uint(const void *src, size_t size)
 {
-	size_t	 i;
+	uint64_t	 v;
+	uint32_t	 v32;
 
-	for (i = 0; i < n; i++)
-		free(a[i].text);
-	free(a);
+	if (size == sizeof(uint64_t)) {
+		memcpy(&v, src, sizeof(v));
+		return v;
+	}
+	memcpy(&v32, src, sizeof(v32));
+	return v32;
 }
 
+/* Free what the keys of table allocated in obj. */
 static void
-strs_free(struct config_str *s, size_t n)
+keys_free(void *obj, const struct key *table, size_t n)
 {
-	size_t	 i;
+	const struct key	*k;
+	struct config_addr	*addrs;
+	struct config_str	*strs;
+	char			**list;
+	size_t			 i, j, count;
 
-	for (i = 0; i < n; i++)
-		free(s[i].text);
-	free(s);
+	for (i = 0; i < n; i++) {
+		k = &table[i];
+		switch (k->k_type) {
+		case KT_ADDRS:
+			addrs = *(struct config_addr **)field(obj, k->k_offset);
+			count = *(size_t *)field(obj, k->k_aux);
+			for (j = 0; j < count; j++)
+				free(addrs[j].text);
+			free(addrs);
+			break;
+		case KT_STRINGS:
+			strs = *(struct config_str **)field(obj, k->k_offset);
+			count = *(size_t *)field(obj, k->k_aux);
+			for (j = 0; j < count; j++)
+				free(strs[j].text);
+			free(strs);
+			break;
+		case KT_PATHS:
+		case KT_METHODS:
+			list = *(char ***)field(obj, k->k_offset);
+			count = *(size_t *)field(obj, k->k_aux);
+			for (j = 0; j < count; j++)
+				free(list[j]);
+			free(list);
+			break;
+		case KT_STRING:
+			free(((struct config_str *)field(obj,
+			    k->k_offset))->text);
+			break;
+		case KT_LOGFILE:
+			free(*(char **)field(obj, k->k_offset));
+			break;
+		case KT_HEADER:
+			free(*(char **)field(obj, k->k_offset));
+			/* FALLTHROUGH */
+		case KT_CLIENT_KEY:
+			free(*(char **)field(obj, k->k_aux));
+			break;
+		default:
+			break;
+		}
+	}
 }
 
 void
@@ -1780,23 +1825,171 @@ config_free(struct config *conf)
 
 	if (conf == NULL)
 		return;
-	addrs_free(conf->proxy.listen, conf->proxy.nlisten);
-	addrs_free(conf->admin.listen, conf->admin.nlisten);
-	addrs_free(conf->backend.servers, conf->backend.nservers);
-	addrs_free(conf->tls.listen, conf->tls.nlisten);
-	strs_free(conf->tls.certs, conf->tls.ncerts);
-	strs_free(conf->tls.keys, conf->tls.nkeys);
-	free(conf->backend.ca_file.text);
-	free(conf->backend.server_name.text);
-	free(conf->tls.ciphers.text);
-	free(conf->tls.ciphersuites.text);
-	free(conf->proxy.access_log);
-	free(conf->admission.client_key_header);
-	for (i = 0; i < conf->nclasses; i++)
-		class_free(&conf->classes[i]);
+	keys_free(conf, keys, NKEYS);
+	for (i = 0; i < conf->nclasses; i++) {
+		keys_free(&conf->classes[i], class_keys, NCLASS_KEYS);
+		free(conf->classes[i].name);
+	}
 	free(conf->classes);
 	free(conf->path);
 	free(conf);
+}
+
+/* A key's name in the JSON: as in the file, with the unit it is in. */
+static void
+json_key(struct mbuf *mb, const struct key *k, int first)
+{
+	const char	*unit = k->k_type == KT_DURATION ? "_ms" :
+			    k->k_type == KT_RATE ? "_per_minute" : "";
+
+	mbuf_printf(mb, "%s\"%s%s\": ", first ? "" : ", ", k->k_name, unit);
+}
+
+static void
+json_value(struct mbuf *mb, const struct key *k, const void *obj)
+{
+	const struct config_addr	*addrs;
+	const struct config_str		*strs;
+	char *const			*list;
+	const char			*hname, *hvalue;
+	size_t				 j, count;
+	unsigned int			 bits;
+	double				 d;
+	int				 e;
+
+	switch (k->k_type) {
+	case KT_DURATION:
+	case KT_SIZE:
+	case KT_UINT:
+	case KT_RATE:
+		mbuf_printf(mb, "%llu", (unsigned long long)load_uint(
+		    cfield(obj, k->k_offset), k->k_size));
+		break;
+	case KT_BOOL:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_printf(mb, "%s", e ? "true" : "false");
+		break;
+	case KT_RATIO:
+		memcpy(&d, cfield(obj, k->k_offset), sizeof(d));
+		mbuf_printf(mb, "%g", d);
+		break;
+	case KT_BALANCE:
+	case KT_PRIORITY:
+	case KT_ALGO:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_json_str(mb, k->k_type == KT_BALANCE ?
+		    config_balance_name((enum balance)e) :
+		    k->k_type == KT_PRIORITY ?
+		    config_priority_name((enum priority)e) :
+		    limiter_algo_name((enum limiter_algo)e));
+		break;
+	case KT_LOGFILE:
+		hname = *(char *const *)cfield(obj, k->k_offset);
+		mbuf_json_str(mb, hname != NULL ? hname : "off");
+		break;
+	case KT_STRING:
+		mbuf_json_str(mb, ((const struct config_str *)cfield(obj,
+		    k->k_offset))->text);
+		break;
+	case KT_CLIENT_KEY:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		hname = *(char *const *)cfield(obj, k->k_aux);
+		if (e != CLIENT_KEY_HEADER || hname == NULL) {
+			mbuf_json_str(mb, "ip");
+			break;
+		}
+		mbuf_printf(mb, "\"header:");
+		mbuf_escaped(mb, hname, 1);
+		mbuf_printf(mb, "\"");
+		break;
+	case KT_HEADER:
+		hname = *(char *const *)cfield(obj, k->k_offset);
+		hvalue = *(char *const *)cfield(obj, k->k_aux);
+		if (hname == NULL || hvalue == NULL) {
+			mbuf_json_str(mb, hname);
+			break;
+		}
+		mbuf_printf(mb, "\"");
+		mbuf_escaped(mb, hname, 1);
+		mbuf_printf(mb, ": ");
+		mbuf_escaped(mb, hvalue, 1);
+		mbuf_printf(mb, "\"");
+		break;
+	case KT_ADDRS:
+	case KT_STRINGS:
+	case KT_PATHS:
+	case KT_METHODS:
+		count = *(const size_t *)cfield(obj, k->k_aux);
+		addrs = *(struct config_addr *const *)cfield(obj, k->k_offset);
+		strs = *(struct config_str *const *)cfield(obj, k->k_offset);
+		list = *(char **const *)cfield(obj, k->k_offset);
+		mbuf_printf(mb, "[");
+		for (j = 0; j < count; j++) {
+			mbuf_printf(mb, j ? ", " : "");
+			mbuf_json_str(mb, k->k_type == KT_ADDRS ? addrs[j].text :
+			    k->k_type == KT_STRINGS ? strs[j].text : list[j]);
+		}
+		mbuf_printf(mb, "]");
+		break;
+	case KT_PROTOCOLS:
+		memcpy(&bits, cfield(obj, k->k_offset), sizeof(bits));
+		mbuf_printf(mb, "[");
+		for (j = 0, count = 0; j < NTLS_PROTO; j++)
+			if (bits & (1U << j))
+				mbuf_printf(mb, "%s\"%s\"", count++ ? ", " : "",
+				    tls_proto_names[j]);
+		mbuf_printf(mb, "]");
+		break;
+	}
+}
+
+/*
+ * The configuration as one JSON object, for GET /status: "file", then one
+ * object per section of the table with every key of it, then "classes".
+ */
+void
+config_json(const struct config *conf, struct mbuf *mb)
+{
+	const char	*section = NULL;
+	size_t		 i, c;
+
+	mbuf_printf(mb, "{\"file\": ");
+	mbuf_json_str(mb, conf->path);
+	for (i = 0; i < NKEYS; i++) {
+		if (section == NULL || strcmp(section, keys[i].k_section) != 0) {
+			mbuf_printf(mb, "%s, \"%s\": {", section ? "}" : "",
+			    keys[i].k_section);
+			section = keys[i].k_section;
+			json_key(mb, &keys[i], 1);
+		} else
+			json_key(mb, &keys[i], 0);
+		json_value(mb, &keys[i], conf);
+	}
+	mbuf_printf(mb, "%s, \"classes\": [", section ? "}" : "");
+	for (c = 0; c < conf->nclasses; c++) {
+		mbuf_printf(mb, "%s{\"name\": ", c ? ", " : "");
+		mbuf_json_str(mb, conf->classes[c].name);
+		for (i = 0; i < NCLASS_KEYS; i++) {
+			json_key(mb, &class_keys[i], 0);
+			json_value(mb, &class_keys[i], &conf->classes[c]);
+		}
+		mbuf_printf(mb, "}");
+	}
+	mbuf_printf(mb, "]}");
+}
+
+/* The keys of the table, for the tests: section and name of key i. */
+int
+config_key(size_t i, const char **section, const char **name)
+{
+	const struct key	*k;
+
+	if (i >= NKEYS + NCLASS_KEYS)
+		return -1;
+	k = i < NKEYS ? &keys[i] : &class_keys[i - NKEYS];
+	*section = k->k_section;
+	*name = k->k_name;
+	return 0;
 }
 
 /* "TLSv1".."TLSv1.3" for bit i of tls_conf.protocols. */

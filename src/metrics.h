@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbuf.h"
+#include "queue.h"
+
 #define METRICS_CLASS_NAME	33	/* class names are at most 32 bytes */
 #define METRICS_CLASSES_MAX	1024	/* distinct class names remembered */
 #define METRICS_NBUCKETS	14	/* histogram buckets, +Inf included */
@@ -86,7 +89,7 @@ struct metrics_gauges {
 	double		 limiter_long_rtt_seconds;
 	double		 limiter_gradient;
 	size_t		 queue_length;
-	size_t		 queue_length_prio[3];
+	size_t		 queue_length_prio[QUEUE_NPRIO];
 	unsigned int	 upstream_active;	/* busy backend connections */
 	unsigned int	 upstream_idle;		/* pooled */
 	size_t		 admission_clients;	/* client buckets kept */
@@ -102,16 +105,6 @@ struct class_metrics *metrics_class(struct metrics *, const char *name);
 
 void		 histogram_observe(struct histogram *, double seconds);
 
-/* A growable text buffer for the renderers. */
-struct mbuf {
-	char		*mb_data;
-	size_t		 mb_len;
-	size_t		 mb_cap;
-	int		 mb_failed;	/* an allocation failed: output cut */
-};
-void		 mbuf_printf(struct mbuf *, const char *fmt, ...)
-		    __attribute__((format(printf, 2, 3)));
-void		 mbuf_free(struct mbuf *);
 
 /*
  * Prometheus text exposition format 0.0.4: names spillway_*, _total
