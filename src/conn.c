@@ -72,7 +72,7 @@ conn_state_name(enum conn_state state)
 	return "unknown";
 }
 
-static void
+void
 conn_set_state(struct conn *c, enum conn_state state)
 {
 	log_debug("%s: conn %llu: %s -> %s", __func__,
@@ -81,7 +81,7 @@ conn_set_state(struct conn *c, enum conn_state state)
 	c->cn_state = state;
 }
 
-static void
+void
 conn_arm_timer(struct conn *c, uint64_t msec)
 {
 	struct timeval	 tv = msec_tv(msec);
@@ -536,109 +536,6 @@ conn_set_timeouts(struct conn *c)
 	if (c->cn_up != NULL)
 		bufferevent_set_timeouts(c->cn_up->uc_bev, reading ? NULL :
 		    &resp, &resp);
-}
-
-/* A backend connection is ours: send the head, then the body. */
-void
-conn_upstream_ready(struct conn *c, struct upconn *uc)
-{
-	size_t		 len = evbuffer_get_length(c->cn_uphead);
-
-	c->cn_up = uc;
-	uc->uc_conn = c;
-	uc->uc_requests++;
-	evbuffer_drain(c->cn_upend, evbuffer_get_length(c->cn_upend));
-	/* a copy: the head is sent again if a reused connection was stale */
-	if (evbuffer_add(c->cn_upend, evbuffer_pullup(c->cn_uphead, -1),
-	    len) == -1) {
-		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
-		return;
-	}
-	conn_set_state(c, CS_PROXY);
-	conn_set_timeouts(c);
-	if (!c->cn_req_done && c->cn_conf->proxy.body_timeout_ms > 0)
-		conn_arm_timer(c, c->cn_conf->proxy.body_timeout_ms);
-	if (!c->cn_req_done)
-		relay_request(c);
-	else
-		relay_send(uc->uc_bev, c->cn_upend);
-}
-
-/*
- * A request is retried on a fresh connection only if nothing was lost: no
- * body, or "Content-Length: 0", which many clients send with PUT and
- * DELETE; the head is all there is to send again.
- */
-static int
-conn_retryable(const struct conn *c)
-{
-	const struct http_body	*b = &c->cn_req_body;
-
-	if (c->cn_retried || c->cn_up == NULL || c->cn_up->uc_requests < 2 ||
-	    c->cn_resp_state != RS_NONE ||
-	    (b->framing != HTTP_FRAMING_NONE &&
-	    !(b->framing == HTTP_FRAMING_LENGTH && b->total == 0 &&
-	    http_body_done(b))))
-		return 0;
-	switch (c->cn_method) {
-	case HTTP_M_GET:
-	case HTTP_M_HEAD:
-	case HTTP_M_OPTIONS:
-	case HTTP_M_TRACE:
-	case HTTP_M_PUT:
-	case HTTP_M_DELETE:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-void
-conn_upstream_eventcb(struct conn *c, short what)
-{
-	const char	*addr = c->cn_server->sv_addr->text;
-
-	if (what & BEV_EVENT_TIMEOUT) {
-		log_warnx("%s: conn %llu: %s: no answer in time", __func__,
-		    (unsigned long long)c->cn_id, addr);
-		if (c->cn_resp_state == RS_BODY)
-			conn_close(c, "upstream timeout mid-response");
-		else
-			conn_upstream_failed(c, 504, MR_UPSTREAM_TIMEOUT);
-		return;
-	}
-	if (c->cn_resp_state == RS_BODY &&
-	    c->cn_resp_body.framing == HTTP_FRAMING_CLOSE &&
-	    (what & BEV_EVENT_EOF)) {
-		/* the end of a close-delimited body */
-		relay_response(c);
-		if (c->cn_state == CS_DEAD || c->cn_resp_state == RS_DONE)
-			return;
-		c->cn_resp_state = RS_DONE;
-		c->cn_up_reuse = 0;
-		if (!c->cn_req_done)
-			c->cn_keepalive = 0;
-		conn_end_request(c);
-		return;
-	}
-	if (conn_retryable(c)) {
-		log_info("%s: conn %llu: %s: kept-alive connection closed; "
-		    "retrying", __func__, (unsigned long long)c->cn_id, addr);
-		c->cn_retried = 1;
-		c->cn_tries = 0;
-		upstream_release(c, 0);
-		conn_set_state(c, CS_CONNECT);
-		upstream_request(c);
-		return;
-	}
-	log_warnx("%s: conn %llu: %s: connection %s", __func__,
-	    (unsigned long long)c->cn_id, addr,
-	    (what & BEV_EVENT_EOF) ? "closed early" :
-	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	if (c->cn_resp_state == RS_BODY)
-		conn_close(c, "upstream closed mid-response");
-	else
-		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 }
 
 /*

@@ -1,7 +1,10 @@
 /*
- * relay.c: the bytes of a proxied request: its body from the client to the
- * backend, the response head and body back, each with back-pressure, and a
- * body read and thrown away after our own answer.
+ * relay.c: the bytes of a proxied request, from the moment a backend
+ * connection is ready: the head and body from the client to the backend,
+ * the response head and body back, each with back-pressure; the backend
+ * connection's events (a kept-alive one found closed is retried once when
+ * nothing can be lost); and a body read and thrown away after our own
+ * answer.
  *
  * Invariants:
  * - Memory is bounded by watermarks: neither side is read while its peer's
@@ -413,3 +416,105 @@ relay_discard(struct conn *c)
 		conn_end_request(c);
 }
 
+/* A backend connection is ours: send the head, then the body. */
+void
+relay_upstream_ready(struct conn *c, struct upconn *uc)
+{
+	size_t		 len = evbuffer_get_length(c->cn_uphead);
+
+	c->cn_up = uc;
+	uc->uc_conn = c;
+	uc->uc_requests++;
+	evbuffer_drain(c->cn_upend, evbuffer_get_length(c->cn_upend));
+	/* a copy: the head is sent again if a reused connection was stale */
+	if (evbuffer_add(c->cn_upend, evbuffer_pullup(c->cn_uphead, -1),
+	    len) == -1) {
+		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
+		return;
+	}
+	conn_set_state(c, CS_PROXY);
+	conn_set_timeouts(c);
+	if (!c->cn_req_done && c->cn_conf->proxy.body_timeout_ms > 0)
+		conn_arm_timer(c, c->cn_conf->proxy.body_timeout_ms);
+	if (!c->cn_req_done)
+		relay_request(c);
+	else
+		relay_send(uc->uc_bev, c->cn_upend);
+}
+
+/*
+ * A request is retried on a fresh connection only if nothing was lost: no
+ * body, or "Content-Length: 0", which many clients send with PUT and
+ * DELETE; the head is all there is to send again.
+ */
+static int
+retryable(const struct conn *c)
+{
+	const struct http_body	*b = &c->cn_req_body;
+
+	if (c->cn_retried || c->cn_up == NULL || c->cn_up->uc_requests < 2 ||
+	    c->cn_resp_state != RS_NONE ||
+	    (b->framing != HTTP_FRAMING_NONE &&
+	    !(b->framing == HTTP_FRAMING_LENGTH && b->total == 0 &&
+	    http_body_done(b))))
+		return 0;
+	switch (c->cn_method) {
+	case HTTP_M_GET:
+	case HTTP_M_HEAD:
+	case HTTP_M_OPTIONS:
+	case HTTP_M_TRACE:
+	case HTTP_M_PUT:
+	case HTTP_M_DELETE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void
+relay_upstream_event(struct conn *c, short what)
+{
+	const char	*addr = c->cn_server->sv_addr->text;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_warnx("%s: conn %llu: %s: no answer in time", __func__,
+		    (unsigned long long)c->cn_id, addr);
+		if (c->cn_resp_state == RS_BODY)
+			conn_close(c, "upstream timeout mid-response");
+		else
+			conn_upstream_failed(c, 504, MR_UPSTREAM_TIMEOUT);
+		return;
+	}
+	if (c->cn_resp_state == RS_BODY &&
+	    c->cn_resp_body.framing == HTTP_FRAMING_CLOSE &&
+	    (what & BEV_EVENT_EOF)) {
+		/* the end of a close-delimited body */
+		relay_response(c);
+		if (c->cn_state == CS_DEAD || c->cn_resp_state == RS_DONE)
+			return;
+		c->cn_resp_state = RS_DONE;
+		c->cn_up_reuse = 0;
+		if (!c->cn_req_done)
+			c->cn_keepalive = 0;
+		conn_end_request(c);
+		return;
+	}
+	if (retryable(c)) {
+		log_info("%s: conn %llu: %s: kept-alive connection closed; "
+		    "retrying", __func__, (unsigned long long)c->cn_id, addr);
+		c->cn_retried = 1;
+		c->cn_tries = 0;
+		upstream_release(c, 0);
+		conn_set_state(c, CS_CONNECT);
+		upstream_request(c);
+		return;
+	}
+	log_warnx("%s: conn %llu: %s: connection %s", __func__,
+	    (unsigned long long)c->cn_id, addr,
+	    (what & BEV_EVENT_EOF) ? "closed early" :
+	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (c->cn_resp_state == RS_BODY)
+		conn_close(c, "upstream closed mid-response");
+	else
+		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
+}

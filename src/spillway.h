@@ -286,10 +286,10 @@ void		 admin_close(struct proxy *);
 void		 conn_accept(struct proxy *, evutil_socket_t,
 		    struct sockaddr *, int socklen, int tls);
 void		 conn_tls_info(const SSL *, int where, int ret);
-void		 conn_upstream_ready(struct conn *, struct upconn *);
 void		 conn_upstream_failed(struct conn *, int status,
 		    enum metrics_reason);
-void		 conn_upstream_eventcb(struct conn *, short what);
+void		 conn_set_state(struct conn *, enum conn_state);
+void		 conn_arm_timer(struct conn *, uint64_t msec);
 void		 conn_end_request(struct conn *);
 void		 conn_close(struct conn *, const char *why);
 void		 conn_set_timeouts(struct conn *);
@@ -311,7 +311,9 @@ size_t		 relay_queued(struct bufferevent *, struct evbuffer *pend);
 void		 relay_request(struct conn *);
 void		 relay_response(struct conn *);
 void		 relay_discard(struct conn *);
+void		 relay_upstream_ready(struct conn *, struct upconn *);
 void		 relay_upstream_read(struct conn *);
+void		 relay_upstream_event(struct conn *, short what);
 void		 relay_upstream_drained(struct conn *);
 
 /* upstream.c */

@@ -363,7 +363,7 @@ upstream_request(struct conn *c)
 		TAILQ_REMOVE(&sv->sv_idle, uc, uc_entry);
 		sv->sv_nidle--;
 		upconn_set_busy(uc, c);
-		conn_upstream_ready(c, uc);
+		relay_upstream_ready(c, uc);
 		return;
 	}
 	upconn_connect(c, sv);
@@ -470,7 +470,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 	case UC_CONNECTING:
 		if (what & BEV_EVENT_CONNECTED) {
 			upconn_set_busy(uc, c);
-			conn_upstream_ready(c, uc);
+			relay_upstream_ready(c, uc);
 			break;
 		}
 		sv->sv_proxy->px_metrics.m_upstream_connect_failures++;
@@ -486,7 +486,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		break;
 	case UC_BUSY:
 		if (c != NULL)
-			conn_upstream_eventcb(c, what);
+			relay_upstream_event(c, what);
 		else
 			upconn_free(uc);
 		break;
