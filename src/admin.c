@@ -39,6 +39,7 @@ static void
 sample_gauges(struct proxy *px, struct metrics_gauges *g)
 {
 	struct limiter_state	 st;
+	struct queue_state	 qs;
 	size_t			 i;
 
 	memset(g, 0, sizeof(*g));
@@ -55,6 +56,10 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	g->limiter_long_rtt_seconds = st.long_rtt_usec / 1e6;
 	g->limiter_gradient = st.gradient;
 	g->queue_length = queue_length(px->px_queue);
+	queue_state(px->px_queue, now_usec(), &qs);
+	g->queue_growing = qs.growing;
+	g->queue_drain_rate = qs.departure_rate;
+	g->queue_wait_seconds = qs.wait_usec / 1e6;
 	for (i = 0; i < PRIO_COUNT; i++)
 		g->queue_length_prio[i] = queue_length_prio(px->px_queue,
 		    (unsigned int)i);

@@ -131,6 +131,9 @@ struct class_conf {
 	uint64_t		 burst;		/* 0: one second's worth */
 };
 
+/* A duration given as "auto": derived from another key (config.c). */
+#define CONFIG_AUTO	UINT64_MAX
+
 /* [limiter]: the adaptive concurrency limit and the queue before it. */
 struct shed_conf {
 	enum limiter_algo	 algorithm;
@@ -138,10 +141,12 @@ struct shed_conf {
 	unsigned int		 min_limit;
 	unsigned int		 max_limit;
 	size_t			 queue_size;	/* waiters at most; 0: none */
-	uint64_t		 queue_timeout_ms;
-	uint64_t		 codel_target_ms;	/* 0: CoDel off */
-	uint64_t		 codel_interval_ms;
+	uint64_t		 latency_budget_ms; /* what a request can bear */
+	uint64_t		 queue_timeout_ms;	/* CONFIG_AUTO: budget */
+	uint64_t		 codel_target_ms;	/* 0: off; CONFIG_AUTO */
+	uint64_t		 codel_interval_ms;	/* 0: never growing */
 	int			 adaptive_lifo;
+	int			 dry_run;	/* learn and count, hold nothing */
 	double			 backoff;	/* aimd, vegas: on overload */
 	uint64_t		 aimd_latency_ms;
 	double			 smoothing;	/* gradient */

@@ -135,16 +135,20 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(limiter.min_limit), 0 },
 	{ "limiter", "max_limit", KT_UINT, 1, LIMIT_MAX, "1000",
 	    FIELD(limiter.max_limit), 0 },
-	{ "limiter", "queue_size", KT_UINT, 0, LIMIT_MAX, "100",
+	{ "limiter", "queue_size", KT_UINT, 0, LIMIT_MAX, "1000",
 	    FIELD(limiter.queue_size), 0 },
-	{ "limiter", "queue_timeout", KT_DURATION, 1, MS_1H, "1s",
-	    FIELD(limiter.queue_timeout_ms), 0 },
-	{ "limiter", "codel_target", KT_DURATION, 0, MS_1H, "5ms",
-	    FIELD(limiter.codel_target_ms), 0 },
+	{ "limiter", "latency_budget", KT_DURATION, 1, MS_1H, "500ms",
+	    FIELD(limiter.latency_budget_ms), 0 },
+	{ "limiter", "queue_timeout", KT_DURATION, 1, MS_1H, "auto",
+	    FIELD(limiter.queue_timeout_ms), KEY_AUTO },
+	{ "limiter", "codel_target", KT_DURATION, 0, MS_1H, "auto",
+	    FIELD(limiter.codel_target_ms), KEY_AUTO },
 	{ "limiter", "codel_interval", KT_DURATION, 0, MS_1H, "100ms",
 	    FIELD(limiter.codel_interval_ms), 0 },
 	{ "limiter", "adaptive_lifo", KT_BOOL, 0, 0, "yes",
 	    FIELD(limiter.adaptive_lifo), 0 },
+	{ "limiter", "dry_run", KT_BOOL, 0, 0, "no",
+	    FIELD(limiter.dry_run), 0 },
 	{ "limiter", "backoff", KT_RATIO, 500, 999, "0.9",
 	    FIELD(limiter.backoff), 0 },
 	{ "limiter", "aimd_latency", KT_DURATION, 1, MS_1H, "1s",
@@ -279,6 +283,7 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 	const char			*hname, *hvalue;
 	size_t				 j, count;
 	unsigned int			 bits;
+	uint64_t			 v;
 	double				 d;
 	int				 e;
 
@@ -287,8 +292,11 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 	case KT_SIZE:
 	case KT_UINT:
 	case KT_RATE:
-		mbuf_printf(mb, "%llu", (unsigned long long)load_uint(
-		    cfield(obj, k->k_offset), k->k_size));
+		v = load_uint(cfield(obj, k->k_offset), k->k_size);
+		if ((k->k_flags & KEY_AUTO) && v == CONFIG_AUTO)
+			mbuf_printf(mb, "\"auto\"");
+		else
+			mbuf_printf(mb, "%llu", (unsigned long long)v);
 		break;
 	case KT_BOOL:
 		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
@@ -462,8 +470,13 @@ config_queue_conf(const struct config *conf, struct queue_conf *qc)
 
 	memset(qc, 0, sizeof(*qc));
 	qc->size = sc->queue_size;
-	qc->timeout_usec = sc->queue_timeout_ms * 1000;
-	qc->codel_target_usec = sc->codel_target_ms * 1000;
-	qc->codel_interval_usec = sc->codel_interval_ms * 1000;
+	qc->budget_usec = sc->latency_budget_ms * 1000;
+	/* auto: the queue derives the longest wait from the budget */
+	qc->timeout_usec = sc->queue_timeout_ms == CONFIG_AUTO ? 0 :
+	    sc->queue_timeout_ms * 1000;
+	/* auto: a tenth of the budget, the wait a growing queue allows */
+	qc->target_usec = sc->codel_target_ms == CONFIG_AUTO ?
+	    qc->budget_usec / 10 : sc->codel_target_ms * 1000;
+	qc->interval_usec = sc->codel_interval_ms * 1000;
 	qc->adaptive_lifo = sc->adaptive_lifo;
 }

@@ -50,6 +50,7 @@ enum key_type {
 #define KEY_UNIQUE	0x10	/* the same address may not appear twice */
 #define KEY_LOOPBACK	0x40	/* an address without host is 127.0.0.1 */
 #define KEY_CRITERION	0x20	/* a class matches on it */
+#define KEY_AUTO	0x80	/* "auto" stores CONFIG_AUTO */
 
 /*
  * One key. Offsets are into struct config, or into struct class_conf for
@@ -70,7 +71,7 @@ struct key {
 };
 
 /* The tables (config_keys.c); their sizes are checked there. */
-#define CONFIG_NKEYS		52
+#define CONFIG_NKEYS		54
 #define CONFIG_NCLASS_KEYS	6
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];

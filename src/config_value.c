@@ -275,6 +275,10 @@ set_number(struct parse *p, const struct key *k, void *obj, const char *value,
 	uint64_t	 v;
 	int		 rc;
 
+	if ((k->k_flags & KEY_AUTO) && strcmp(value, "auto") == 0) {
+		store_uint(key_field(obj, k->k_offset), k->k_size, CONFIG_AUTO);
+		return 0;
+	}
 	if (k->k_type == KT_DURATION)
 		rc = config_parse_duration(value, &v);
 	else if (k->k_type == KT_SIZE)
@@ -284,8 +288,10 @@ set_number(struct parse *p, const struct key *k, void *obj, const char *value,
 	else
 		rc = parse_uint(value, &v);
 	if (rc == -1) {
-		config_error(p, line, "%s: invalid %s '%s' (%s)", k->k_name,
-		    config_types[k->k_type].t_name, value, config_types[k->k_type].t_form);
+		config_error(p, line, "%s: invalid %s '%s' (%s%s)", k->k_name,
+		    config_types[k->k_type].t_name, value,
+		    (k->k_flags & KEY_AUTO) ? "auto, or " : "",
+		    config_types[k->k_type].t_form);
 		return -1;
 	}
 	if (v < k->k_min || v > k->k_max) {

@@ -446,7 +446,7 @@ void
 conn_shed(struct conn *c, enum queue_shed why)
 {
 	conn_left_queue(c, now_usec());
-	c->cn_retry_after = 1;
+	shed_refused(c);
 	conn_respond(c, 503, why == QUEUE_SHED_FULL ? MR_QUEUE_FULL :
 	    why == QUEUE_SHED_TIMEOUT ? MR_QUEUE_TIMEOUT : MR_OVERLOADED, 0);
 }

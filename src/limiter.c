@@ -62,6 +62,8 @@
 #define GROWTH			0.10
 #define GROW_SHARE		0.10
 #define SHRINK_MAX		0.5	/* at most halve per window */
+#define CAREFUL_WINDOWS		8	/* of growth by one (see grown()) */
+#define CAREFUL_FROM		0.9	/* x the limit before a shrink */
 
 /*
  * Baseline: minimum of the smoothed window latency over two rotating
@@ -100,6 +102,18 @@
  * cannot lower concurrency, and min_limit is by definition no queue.
  */
 #define REBASE_FRAC		0.9
+
+/*
+ * Latency differences below NOISE are not queueing that matters: a
+ * backend answering in 0.1 ms that answers in 0.3 ms under load is not
+ * three times slower in any sense a client sees, and the proxy's own
+ * event loop, the scheduler and the network add that much jitter. The
+ * latency is judged against the baseline plus NOISE, so a fast backend's
+ * limit is not driven down by noise (it was: to min_limit, refusing
+ * what nginx would have served), while a backend whose latency is tens
+ * of milliseconds is judged as before.
+ */
+#define NOISE			1000	/* usec */
 #define PROBE_FLOOR_EVERY	250000		/* usec */
 #define PROBE_FLOOR_SAMPLES	(WIN_SAMPLES / 2)
 
@@ -111,6 +125,8 @@ struct limiter {
 	uint64_t		 lm_drops;	/* drops seen */
 	uint64_t		 lm_backoff_at;	/* last drop backoff */
 	double			 lm_gradient;
+	double			 lm_shrunk_at;	/* grow by one from here */
+	unsigned int		 lm_careful;	/* growths by one since */
 
 	/* the current window */
 	uint64_t		 lm_win_start;
@@ -208,6 +224,24 @@ baseline(const struct limiter *lm)
 	return a < b ? a : b;
 }
 
+/*
+ * The latency a sample is judged against; 0: none. The baseline, raised
+ * so that latency within NOISE of the baseline is never inflation: a slow
+ * backend's is its baseline, a fast one's grows by up to NOISE.
+ */
+static double
+judged_base(const struct limiter *lm)
+{
+	const struct limiter_conf	*c = &lm->lm_conf;
+	double				 b = baseline(lm), grow_ratio, lo;
+
+	if (b <= 0)
+		return 0;
+	grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
+	lo = (b + NOISE) / grow_ratio;
+	return b > lo ? b : lo;
+}
+
 /* Offer v (usec) to the windowed minimum, rotating expired buckets. */
 static void
 baseline_offer(struct limiter *lm, uint64_t now, double v)
@@ -239,13 +273,39 @@ window_used(const struct limiter *lm)
 	return lm->lm_win_peak >= l || lm->lm_win_peak >= USE_FRAC * l;
 }
 
-/* Limit to grow to from limit when latency is not inflated. */
+/*
+ * Limit to grow to when latency is not inflated: by GROWTH, or by one
+ * request (TCP's congestion avoidance) near where latency last made it
+ * shrink (see shrink_to()), for CAREFUL_WINDOWS growths. A multiplicative step overshoots the knee of a backend that
+ * thrashes past it by a tenth, every time, and that costs throughput;
+ * one request at a time circles the knee closely, and a backend that
+ * really grew is found again at the multiplicative pace soon after.
+ */
 static double
-grown(double limit)
+grown(struct limiter *lm)
 {
-	double	 step = limit * GROWTH;
+	double	 limit = lm->lm_limit, step = limit * GROWTH;
 
+	if (limit >= lm->lm_shrunk_at && lm->lm_careful < CAREFUL_WINDOWS) {
+		lm->lm_careful++;
+		return limit + 1;
+	}
 	return limit + (step < 1 ? 1 : step);
+}
+
+/*
+ * The limit shrinks for latency: grow carefully from a little under where
+ * it was (TCP's ssthresh), so a limit that fell far (a backend that got
+ * slower) climbs back at the multiplicative pace most of the way.
+ */
+static void
+shrink_to(struct limiter *lm, double limit)
+{
+	if (limit < lm->lm_limit) {
+		lm->lm_shrunk_at = lm->lm_limit * CAREFUL_FROM;
+		lm->lm_careful = 0;
+	}
+	set_limit(lm, limit);
 }
 
 /*
@@ -265,7 +325,7 @@ static void
 update_gradient(struct limiter *lm, double mean)
 {
 	const struct limiter_conf	*c = &lm->lm_conf;
-	double				 base = baseline(lm);
+	double				 base = judged_base(lm);
 	double				 grow_ratio, r, target, w;
 
 	if (base <= 0)
@@ -275,7 +335,7 @@ update_gradient(struct limiter *lm, double mean)
 	lm->lm_gradient = 1 / r;
 	if (r <= grow_ratio) {
 		if (window_used(lm) && lm->lm_win_drops == 0)
-			set_limit(lm, grown(lm->lm_limit));
+			set_limit(lm, grown(lm));
 		return;
 	}
 	target = lm->lm_limit * fmax(SHRINK_MAX, grow_ratio / r);
@@ -284,7 +344,7 @@ update_gradient(struct limiter *lm, double mean)
 		w = fmax(0.5, 2 * w);
 	if (w > 1)
 		w = 1;
-	set_limit(lm, lm->lm_limit + w * (target - lm->lm_limit));
+	shrink_to(lm, lm->lm_limit + w * (target - lm->lm_limit));
 }
 
 /*
@@ -298,22 +358,24 @@ static void
 update_vegas(struct limiter *lm, double mean)
 {
 	const struct limiter_conf	*c = &lm->lm_conf;
-	double				 base = baseline(lm);
+	double				 base = judged_base(lm);
 	double				 queue;
 
 	if (base <= 0)
 		return;
+	if (mean < base)
+		mean = base;
 	lm->lm_gradient = base / mean;
 	queue = lm->lm_limit * (1 - base / mean);
 	if (queue < c->vegas_alpha) {
 		if (!window_used(lm) || lm->lm_win_drops > 0)
 			return;
 		if (queue < 1)
-			set_limit(lm, grown(lm->lm_limit));
+			set_limit(lm, grown(lm));
 		else
 			set_limit(lm, lm->lm_limit + 1);
 	} else if (queue > c->vegas_beta)
-		set_limit(lm, fmax(lm->lm_limit - (queue - c->vegas_beta),
+		shrink_to(lm, fmax(lm->lm_limit - (queue - c->vegas_beta),
 		    lm->lm_limit * SHRINK_MAX));
 }
 
@@ -374,7 +436,7 @@ probe_end(struct limiter *lm, uint64_t now)
 		grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
 		if ((lat >= REBASE_FRAC * lm->lm_probe_ref ||
 		    lm->lm_probe_want == PROBE_FLOOR_SAMPLES) &&
-		    lat > baseline(lm) * grow_ratio) {
+		    lat > judged_base(lm) * grow_ratio) {
 			/*
 			 * Not queueing: a slower backend (see REBASE_FRAC).
 			 * The smoothed latency restarts from it too, or its
@@ -515,6 +577,14 @@ limiter_acquire(struct limiter *lm, uint64_t now)
 }
 
 void
+limiter_take(struct limiter *lm)
+{
+	lm->lm_inflight++;
+	if (lm->lm_inflight > lm->lm_win_peak)
+		lm->lm_win_peak = lm->lm_inflight;
+}
+
+void
 limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
     enum limiter_outcome outcome)
 {
@@ -531,8 +601,19 @@ limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
 	if (outcome == LIMITER_SUCCESS && lm->lm_conf.algo == LIMITER_AIMD &&
 	    latency_usec > lm->lm_conf.aimd_latency_usec)
 		outcome = LIMITER_DROPPED;
+	/*
+	 * A 500 that comes back in less than half the no-load latency was
+	 * not served: the backend refuses past a limit of its own (an app
+	 * out of database connections). Other errors say nothing of load,
+	 * and are no latency sample either (a fast error page would drag
+	 * the mean down and the limit up).
+	 */
+	if (outcome == LIMITER_FAILED)
+		outcome = baseline(lm) > 0 && (double)latency_usec <
+		    baseline(lm) / 2 ? LIMITER_DROPPED : LIMITER_IGNORED;
 	switch (outcome) {
 	case LIMITER_IGNORED:
+	case LIMITER_FAILED:
 		return;
 	case LIMITER_DROPPED:
 		drop(lm, now, sent);

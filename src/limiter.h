@@ -23,6 +23,7 @@ enum limiter_outcome {
 	LIMITER_SUCCESS = 0,	/* a response came: latency is a sample */
 	LIMITER_DROPPED,	/* timeout, connect error, 503/504: overload */
 	LIMITER_IGNORED,	/* says nothing (client went away, ...) */
+	LIMITER_FAILED,		/* another 5xx: a drop if faster than no-load */
 };
 
 struct limiter_conf {
@@ -67,6 +68,12 @@ void		 limiter_reconfigure(struct limiter *,
 
 /* Take a slot if inflight < limit: 0, else -1 and nothing taken. */
 int		 limiter_acquire(struct limiter *, uint64_t now);
+
+/*
+ * Take a slot whatever the limit (dry run: the limit is learned, not
+ * enforced); give it back with limiter_release() as any other.
+ */
+void		 limiter_take(struct limiter *);
 
 /* Give a slot back with the request's latency and outcome. */
 void		 limiter_release(struct limiter *, uint64_t now,

@@ -45,6 +45,10 @@ static const char *const reason_names[MR_NONE + 1] = {
 	[MR_NONE] = NULL,
 };
 
+/* by enum queue_shed; a dry run never times out */
+static const char *const shed_dry_names[METRICS_NSHED] = { "queued",
+    "queue_full", NULL, "overloaded" };
+
 const char *
 metrics_reason_name(enum metrics_reason r)
 {
@@ -325,6 +329,24 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 		    config_priority_name((enum priority)p),
 		    g->queue_length_prio[p]);
 
+	prom_u64(mb, "spillway_queue_growing", "gauge",
+	    "1 while arrivals outpace departures (overload), else 0.",
+	    (uint64_t)g->queue_growing);
+	prom_double(mb, "spillway_queue_drain_rate",
+	    "Requests per second the backend takes from the queue.",
+	    g->queue_drain_rate);
+	prom_double(mb, "spillway_queue_allowed_wait_seconds",
+	    "Longest a new waiter may wait now.", g->queue_wait_seconds);
+	prom_head(mb, "spillway_dry_run_shed_total", "counter",
+	    "Limiter dry run: requests past the limit, by what would have "
+	    "happened to them.");
+	for (p = 0; p < METRICS_NSHED; p++) {
+		if (shed_dry_names[p] == NULL)
+			continue;
+		mbuf_printf(mb, "spillway_dry_run_shed_total{decision=\"%s\"} %"
+		    PRIu64 "\n", shed_dry_names[p], m->m_shed_dry_run[p]);
+	}
+
 	prom_histogram(mb, "spillway_request_duration_seconds",
 	    "Time from request head to the end of the response.",
 	    &m->m_latency);
@@ -495,10 +517,19 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	mbuf_printf(mb, "}");
 
 	mbuf_printf(mb, ",\n\"queue\": {\"length\": %zu, \"by_priority\": "
-	    "{\"%s\": %zu, \"%s\": %zu, \"%s\": %zu}}", g->queue_length,
+	    "{\"%s\": %zu, \"%s\": %zu, \"%s\": %zu}, \"growing\": %s, "
+	    "\"drain_rate\": ", g->queue_length,
 	    config_priority_name(PRIO_CRITICAL), g->queue_length_prio[0],
 	    config_priority_name(PRIO_NORMAL), g->queue_length_prio[1],
-	    config_priority_name(PRIO_SHEDDABLE), g->queue_length_prio[2]);
+	    config_priority_name(PRIO_SHEDDABLE), g->queue_length_prio[2],
+	    g->queue_growing ? "true" : "false");
+	json_num(mb, g->queue_drain_rate);
+	mbuf_printf(mb, ", \"allowed_wait_seconds\": ");
+	json_num(mb, g->queue_wait_seconds);
+	mbuf_printf(mb, ", \"dry_run\": {\"%s\": %" PRIu64 ", \"%s\": %" PRIu64
+	    ", \"%s\": %" PRIu64 "}}", shed_dry_names[0], m->m_shed_dry_run[0],
+	    shed_dry_names[1], m->m_shed_dry_run[1], shed_dry_names[3],
+	    m->m_shed_dry_run[3]);
 	mbuf_printf(mb, ",\n\"upstream\": {\"active\": %u, \"idle\": %u, "
 	    "\"opened_total\": %" PRIu64 ", \"connect_failures_total\": %"
 	    PRIu64 "}", g->upstream_active, g->upstream_idle,

@@ -21,6 +21,9 @@
 #define METRICS_CLASSES_MAX	1024	/* distinct class names remembered */
 #define METRICS_NBUCKETS	14	/* histogram buckets, +Inf included */
 
+/* Limiter dry-run decisions: would wait, would be refused (queue.h). */
+#define METRICS_NSHED	4
+
 /*
  * Why a request ended the way it did, when spillway has a reason: the
  * Spillway-Reason header and the access log's reason. The ones before
@@ -53,7 +56,7 @@ struct class_metrics {
 	char			 cm_name[METRICS_CLASS_NAME];
 	uint64_t		 cm_status[500];	/* by status, 100..599 */
 	uint64_t		 cm_refused[MR_COUNT];
-	uint64_t		 cm_dry_run;	/* would have been rate limited */
+	uint64_t		 cm_dry_run;	/* would have been refused */
 };
 
 struct metrics {
@@ -73,6 +76,8 @@ struct metrics {
 	uint64_t		 m_tls_failed;	/* handshake errors, plain HTTP */
 	uint64_t		 m_tls_timeouts;	/* handshake_timeout */
 	uint64_t		 m_tls_renegotiations;	/* refused, closed */
+	/* limiter dry run, by what would have happened: waited, refused */
+	uint64_t		 m_shed_dry_run[METRICS_NSHED];
 };
 
 /* Sampled by the caller when rendering. */
@@ -90,6 +95,9 @@ struct metrics_gauges {
 	double		 limiter_gradient;
 	size_t		 queue_length;
 	size_t		 queue_length_prio[QUEUE_NPRIO];
+	int		 queue_growing;		/* arrivals outpace departures */
+	double		 queue_drain_rate;	/* departures per second */
+	double		 queue_wait_seconds;	/* a waiter's allowed wait */
 	unsigned int	 upstream_active;	/* busy backend connections */
 	unsigned int	 upstream_idle;		/* pooled */
 	size_t		 admission_clients;	/* client buckets kept */

@@ -13,27 +13,18 @@
  * - Freed slots are handed to waiters from an event of their own (the
  *   kick), never from inside the callback of the connection that freed
  *   them, so a dispatch cannot re-enter a connection being torn down.
- * - Refusals are fast: an arrival whose expected wait (the line ahead of
- *   it, drained at limit / latency) exceeds what it would be allowed
- *   (codel_target while congested or congested within the last
- *   SHED_CONGESTION_HOLD, else queue_timeout) is refused at once rather
- *   than after waiting to be shed. Critical requests still queue.
+ * - Every request that asks for a slot is an arrival of the queue's, and
+ *   every slot given back a departure: queue.c tells a growing queue from
+ *   a standing one by them, and decides who may wait (see queue.h).
+ * - In dry run (limiter dry_run), every decision is taken and counted but
+ *   none is enforced: every request gets a slot at once, past the limit
+ *   if need be, and the queue stays empty.
  */
 #include <stddef.h>
 #include <stdlib.h>
 
 #include "spillway.h"
 #include "log.h"
-
-/*
- * How long congestion is remembered. The queue's own notion (not empty for
- * codel_interval) clears the moment it empties, which under standing
- * overload happens all the time once arrivals are refused early; without a
- * memory, every emptying would let a burst's worth of waiters in, to be
- * shed late and to slow those served. Refusing an arrival for its expected
- * wait renews the memory; a second with neither ends it.
- */
-#define SHED_CONGESTION_HOLD	1000000ULL	/* usec */
 
 static struct conn *
 conn_of(struct queue_item *qi)
@@ -65,11 +56,8 @@ queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 	enum queue_shed		 why;
 	uint64_t		 now = now_usec();
 
-	if (queue_congested(px->px_queue, now))
-		px->px_congested_at = now;
-	while ((qi = queue_expire(px->px_queue, now, &why)) != NULL) {
+	while ((qi = queue_expire(px->px_queue, now, &why)) != NULL)
 		conn_shed(conn_of(qi), why);
-	}
 	arm_queue_timer(px, now);
 }
 
@@ -146,31 +134,36 @@ shed_free(struct proxy *px)
 }
 
 /*
- * Would a new waiter behind qlen others outwait its allowance? The line
- * drains at about limit / latency; with no latency known yet, nobody is
- * turned away on a guess.
+ * A refusal that came from the queue: when to come back, spread at the
+ * rate the backend drains it.
  */
-static int
-wait_too_long(struct proxy *px, size_t qlen, uint64_t now)
+void
+shed_refused(struct conn *c)
 {
-	struct limiter_state	 st;
-	const struct shed_conf	*sc = &px->px_conf->limiter;
-	uint64_t		 allowed;
-	double			 wait;
+	struct proxy	*px = c->cn_proxy;
 
-	if (queue_congested(px->px_queue, now))
-		px->px_congested_at = now;
-	limiter_state(px->px_lim, &st);
-	if (st.short_rtt_usec == 0)
-		return 0;
-	allowed = sc->queue_timeout_ms * 1000;
-	if (sc->codel_target_ms > 0 && px->px_congested_at != 0 &&
-	    now - px->px_congested_at < SHED_CONGESTION_HOLD &&
-	    sc->codel_target_ms * 1000 < allowed)
-		allowed = sc->codel_target_ms * 1000;
-	wait = (double)(qlen + 1) * (double)st.short_rtt_usec /
-	    (double)limiter_limit(px->px_lim);
-	return wait > (double)allowed;
+	c->cn_retry_after = queue_retry_after(px->px_queue,
+	    limiter_limit(px->px_lim), now_usec());
+}
+
+/*
+ * Dry run: the decision is counted and noted for the log, and the request
+ * goes on at once, past the limit if need be.
+ */
+static void
+dry_run(struct conn *c, enum queue_shed why, uint64_t now)
+{
+	struct proxy	*px = c->cn_proxy;
+
+	if (why != QUEUE_SHED_NONE) {
+		c->cn_note = why == QUEUE_SHED_FULL ? "queue_full(dry_run)" :
+		    "overloaded(dry_run)";
+		px->px_metrics.m_shed_dry_run[why]++;
+	} else if (limiter_inflight(px->px_lim) >= limiter_limit(px->px_lim))
+		px->px_metrics.m_shed_dry_run[QUEUE_SHED_NONE]++;
+	limiter_take(px->px_lim);
+	(void)now;
+	c->cn_has_slot = 1;
 }
 
 /*
@@ -182,25 +175,31 @@ int
 shed_enter(struct conn *c, enum queue_shed *why)
 {
 	struct proxy		*px = c->cn_proxy;
+	struct queue		*q = px->px_queue;
 	struct queue_item	*evicted;
 	uint64_t		 now = now_usec();
-	unsigned int		 prio;
+	unsigned int		 prio, slots = limiter_limit(px->px_lim);
 
-	if (queue_length(px->px_queue) == 0 &&
-	    limiter_acquire(px->px_lim, now) == 0) {
+	queue_arrive(q, now);
+	prio = c->cn_conf->classes[c->cn_class].priority;
+	if (c->cn_conf->limiter.dry_run) {
+		*why = QUEUE_SHED_NONE;
+		if (limiter_inflight(px->px_lim) >= slots) {
+			*why = queue_verdict(q, prio, slots, now);
+			if (*why == QUEUE_SHED_NONE &&
+			    queue_length(q) >= c->cn_conf->limiter.queue_size)
+				*why = QUEUE_SHED_FULL;
+		}
+		dry_run(c, *why, now);
+		return 0;
+	}
+	if (queue_length(q) == 0 && limiter_acquire(px->px_lim, now) == 0) {
 		c->cn_has_slot = 1;
 		return 0;
 	}
-	prio = c->cn_conf->classes[c->cn_class].priority;
-	if (prio != PRIO_CRITICAL &&
-	    wait_too_long(px, queue_length(px->px_queue), now)) {
-		/* turning arrivals away is congestion too: keep it in mind */
-		px->px_congested_at = now;
-		*why = QUEUE_SHED_CODEL;
+	if ((*why = queue_verdict(q, prio, slots, now)) != QUEUE_SHED_NONE)
 		return -1;
-	}
-	if (queue_push(px->px_queue, &c->cn_qitem, prio, now,
-	    &evicted) == -1) {
+	if (queue_push(q, &c->cn_qitem, prio, now, &evicted) == -1) {
 		*why = QUEUE_SHED_FULL;
 		return -1;
 	}
@@ -220,6 +219,8 @@ outcome(const struct conn *c, uint64_t now, uint64_t *latency)
 		/* the backend itself says it is overloaded */
 		if (c->cn_status == 503 || c->cn_status == 504)
 			return LIMITER_DROPPED;
+		if (c->cn_status >= 500)
+			return LIMITER_FAILED;
 		return LIMITER_SUCCESS;
 	}
 	*latency = now - c->cn_t_upstream;
@@ -249,6 +250,8 @@ shed_leave(struct conn *c)
 	c->cn_has_slot = 0;
 	o = outcome(c, now, &latency);
 	limiter_release(px->px_lim, now, latency, o);
+	queue_depart(px->px_queue, now,
+	    o == LIMITER_SUCCESS ? (latency > 0 ? latency : 1) : 0);
 	if (queue_length(px->px_queue) > 0)
 		event_active(px->px_kick, EV_TIMEOUT, 0);
 }

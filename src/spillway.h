@@ -209,7 +209,6 @@ struct proxy {
 	struct admission	*px_adm;
 	struct limiter		*px_lim;
 	struct queue		*px_queue;
-	uint64_t		 px_congested_at; /* queue last congested, usec */
 	struct metrics		 px_metrics;
 	uint64_t		 px_started;	/* usec */
 	uint8_t			 px_seed[16];	/* keys admission's hash */
@@ -340,6 +339,7 @@ int		 shed_init(struct proxy *, const struct config *);
 void		 shed_free(struct proxy *);
 int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
+void		 shed_refused(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);
 
 /* A duration in milliseconds as a struct timeval for libevent. */

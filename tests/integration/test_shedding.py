@@ -304,14 +304,17 @@ def queue_timeout():
 # --------------------------------------------------------------------------
 # 4. CoDel
 
-@test("CoDel: a standing queue is shed (overloaded); served waits stay "
-      "short", timeout=30)
+@test("a standing queue past the budget is cut to what can be served in "
+      "time (overloaded, Retry-After computed); served waits stay short",
+      timeout=30)
 def codel():
+    # 30 clients that retry 20 ms after a refusal, in front of 10/s: they
+    # would wait ~3 s; the budget of 400 ms lets ~4 wait, the rest are
+    # told no, with a Retry-After that spreads their return.
     tr = Tracker()
     be = Backend(tr.handler(0.1))
     sp = Spillway([be], sections=[limiter(
-        limit=1, queue_size=50, queue_timeout="5s", codel_target="20ms",
-        codel_interval="100ms")])
+        limit=1, queue_size=50, latency_budget="400ms")])
     load = Load(sp.port, 30, 1.5, pause_503=0.02, timeout=8)
     recs = load.join()
     check(not load.errors, "client errors: %r" % load.errors[:5])
@@ -321,28 +324,27 @@ def codel():
         reasons[key] = reasons.get(key, 0) + 1
     ok = [r[1] - r[0] for r in recs if r[2] == 200]
     shed = [r[1] - r[0] for r in recs if r[2] == 503]
-    diag("CoDel: %d requests: %r; served latency ms p50 %.0f p90 %.0f "
-         "max %.0f; shed after ms p50 %.0f max %.0f; backend max "
-         "concurrency %d"
+    diag("%d requests: %r; served latency ms p50 %.0f p90 %.0f "
+         "max %.0f; shed after ms p50 %.0f max %.0f; Retry-After %r; backend "
+         "max concurrency %d"
          % (len(recs), reasons, 1000 * pct(ok, .5), 1000 * pct(ok, .9),
             1000 * max(ok or [0]), 1000 * pct(shed, .5),
-            1000 * max(shed or [0]), tr.max_active))
+            1000 * max(shed or [0]), sorted(set(r[4] for r in recs
+                                                if r[2] == 503)),
+            tr.max_active))
     check(reasons.get("503 overloaded", 0) > 0,
-          "no 503 overloaded under a standing queue: %r" % reasons)
-    check(set(reasons) <= {200, "503 overloaded"},
-          "responses other than 200 and 503 overloaded: %r" % reasons)
+          "no 503 overloaded past the budget: %r" % reasons)
+    check(set(reasons) <= {200, "503 overloaded", "503 queue_timeout"},
+          "responses other than 200 and 503 overloaded/queue_timeout: %r"
+          % reasons)
     for r in recs:
         if r[2] == 503:
-            eq(r[4], "1", "Retry-After of a 503")
+            check(r[4] is not None and r[4].isdigit() and 1 <= int(r[4])
+                  <= 60, "Retry-After of a 503: %r" % r[4])
     check(len(ok) >= 8, "only %d served in 1.5 s at 10/s capacity" % len(ok))
-    # without CoDel, 30 clients in front of 10/s wait ~3 s each
-    fast = [x for x in ok if x < 0.4]
-    check(len(fast) >= 0.8 * len(ok), "only %d of %d served requests under "
-          "400 ms (latencies ms: %s)" % (len(fast), len(ok),
-                                         sorted(int(1000 * x) for x in ok)))
+    # without a budget, 30 clients in front of 10/s wait ~3 s each
     check(max(ok) < 1.0, "a served request took %.0f ms" % (1000 * max(ok)))
-    # nobody waits anywhere near queue_timeout (5 s) to be told no
-    check(max(shed) < 0.5, "a request was shed only after %.0f ms"
+    check(max(shed) < 0.6, "a request was shed only after %.0f ms"
           % (1000 * max(shed)))
     eq(tr.max_active, 1, "backend max concurrency")
 
@@ -653,57 +655,78 @@ def summarize(recs, t_from, t_to):
     return win, ok
 
 
-@test("gradient in front of a 200/s backend: goodput near capacity, "
-      "latency bounded, the rest shed", timeout=40)
+@test("gradient in front of a 200/s backend, closed loop: a standing queue "
+      "within the budget is served, nothing refused", timeout=40)
 def gradient_capacity():
+    # 40 clients that wait for their answers in front of 200/s: a queue of
+    # ~36 that drains in ~180 ms, within the 500 ms budget. It is not
+    # overload: nothing may be refused (issue 12: it used to be, 99%).
     n, seconds = 40, 4.0
-    # the same load straight at the backend, for comparison only
     raw_be = capacity_backend()
     base = Load(raw_be.port, n, 1.5, timeout=8)
     brecs = base.join()
     bwin, bok = summarize(brecs, base.t_stop - 1.0, base.t_stop)
+    direct = len(bok) / 1.0
     diag("without spillway: %.0f/s, p50 %.0f ms, p90 %.0f ms"
-         % (len(bok) / 1.0, 1000 * pct(bok, .5), 1000 * pct(bok, .9)))
+         % (direct, 1000 * pct(bok, .5), 1000 * pct(bok, .9)))
     raw_be.close()
 
     be = capacity_backend()
     sp = Spillway([be], sections=[("limiter", {"algorithm": "gradient"})])
-    t0 = time.monotonic()
     load = Load(sp.port, n, seconds, pause_503=0.005, timeout=8)
     recs = load.join()
-    check(time.monotonic() - t0 < 15, "load took %.1f s"
-          % (time.monotonic() - t0))
     check(not load.errors, "client errors: %r" % load.errors[:5])
     win, ok = summarize(recs, load.t_stop - 2.0, load.t_stop)
     statuses = {}
     for r in recs:
         key = r[2] if r[2] == 200 else "%d %s" % (r[2], r[3])
         statuses[key] = statuses.get(key, 0) + 1
-    all_ok = [r[1] - r[0] for r in recs if r[2] == 200]
-    shed = [r for r in recs if r[2] == 503]
     goodput = len(ok) / 2.0
     diag("gradient: %d requests %r; last 2 s: goodput %.0f/s, p50 %.0f ms, "
-         "p90 %.0f ms, p99 %.0f ms; whole run p50 %.0f ms"
+         "p90 %.0f ms, p99 %.0f ms" % (len(recs), statuses, goodput,
+                                       1000 * pct(ok, .5), 1000 * pct(ok, .9),
+                                       1000 * pct(ok, .99)))
+    eq(set(r[2] for r in recs), {200}, "statuses (%r)" % statuses)
+    check(goodput >= min(150, 0.85 * direct), "goodput %.0f/s over the last "
+          "2 s, want >= min(150, 85%% of direct %.0f)" % (goodput, direct))
+
+
+@test("gradient, closed loop past the budget: the excess is refused with "
+      "Retry-After, those served wait within the budget", timeout=40)
+def gradient_past_budget():
+    # 80 clients in front of 200/s with a 200 ms budget: waiting would take
+    # ~400 ms, so some must be told no; those served are served in time.
+    n, seconds = 80, 4.0
+    be = capacity_backend()
+    sp = Spillway([be], sections=[("limiter", {"algorithm": "gradient",
+                                               "latency_budget": "200ms"})])
+    load = Load(sp.port, n, seconds, pause_503=0.005, timeout=8)
+    recs = load.join()
+    check(not load.errors, "client errors: %r" % load.errors[:5])
+    win, ok = summarize(recs, load.t_stop - 2.0, load.t_stop)
+    shed = [r for r in recs if r[2] == 503]
+    statuses = {}
+    for r in recs:
+        key = r[2] if r[2] == 200 else "%d %s" % (r[2], r[3])
+        statuses[key] = statuses.get(key, 0) + 1
+    goodput = len(ok) / 2.0
+    diag("%d requests %r; last 2 s: goodput %.0f/s, p50 %.0f ms, p99 %.0f ms"
          % (len(recs), statuses, goodput, 1000 * pct(ok, .5),
-            1000 * pct(ok, .9), 1000 * pct(ok, .99), 1000 * pct(all_ok, .5)))
+            1000 * pct(ok, .99)))
     check(set(r[2] for r in recs) <= {200, 503},
           "statuses other than 200 and 503: %r" % statuses)
-    check(goodput >= 120, "goodput %.0f/s over the last 2 s, want >= 120/s "
-          "(capacity 200/s)" % goodput)
-    check(shed, "nothing shed with %d clients in front of 4 workers" % n)
+    check(shed, "nothing shed with %d clients waiting ~400 ms" % n)
     for r in shed:
         check(r[4] is not None and re.match(r"^[0-9]+$", r[4]) and
               int(r[4]) >= 1, "503 without a proper Retry-After: %r"
               % (r,))
         check(r[3] in ("queue_full", "queue_timeout", "overloaded"),
               "503 with Spillway-Reason %r" % r[3])
-    check(pct(ok, .5) < 0.15, "p50 latency %.0f ms over the last 2 s, want "
-          "< 150 ms" % (1000 * pct(ok, .5)))
-    # the limit must have adapted: left at its initial 20 (as a fixed limit
-    # of 20 would be), 20 in flight at 200/s give a p50 of ~100 ms
-    check(pct(ok, .5) < 0.075, "p50 latency %.0f ms over the last 2 s: the "
-          "limit has not come down from its initial 20 (want < 75 ms)"
-          % (1000 * pct(ok, .5)))
+    check(goodput >= 120, "goodput %.0f/s over the last 2 s, want >= 120/s "
+          "(capacity 200/s)" % goodput)
+    # the budget, with room for a shared machine's hiccups
+    check(pct(ok, .9) < 0.35, "p90 of those served %.0f ms, budget 200 ms"
+          % (1000 * pct(ok, .9)))
 
 
 # --------------------------------------------------------------------------

@@ -1732,10 +1732,12 @@ test_limiter_defaults(void)
 	CHECK_EQ_INT(conf->limiter.limit, 4);
 	CHECK_EQ_INT(conf->limiter.min_limit, 2);
 	CHECK_EQ_INT(conf->limiter.max_limit, 1000);
-	CHECK_EQ_INT(conf->limiter.queue_size, 100);
-	CHECK_EQ_INT(conf->limiter.queue_timeout_ms, 1000);
-	CHECK_EQ_INT(conf->limiter.codel_target_ms, 5);
+	CHECK_EQ_INT(conf->limiter.queue_size, 1000);
+	CHECK_EQ_INT(conf->limiter.latency_budget_ms, 500);
+	CHECK(conf->limiter.queue_timeout_ms == CONFIG_AUTO);
+	CHECK(conf->limiter.codel_target_ms == CONFIG_AUTO);
 	CHECK_EQ_INT(conf->limiter.codel_interval_ms, 100);
+	CHECK_EQ_INT(conf->limiter.dry_run, 0);
 	CHECK_EQ_INT(conf->limiter.adaptive_lifo, 1);
 	CHECK(conf->limiter.backoff > 0.8999 && conf->limiter.backoff < 0.9001);
 	CHECK(conf->limiter.tolerance > 1.4999 &&
@@ -1744,9 +1746,44 @@ test_limiter_defaults(void)
 	CHECK_EQ_INT(lc.algo, LIMITER_GRADIENT);
 	CHECK_EQ_INT(lc.aimd_latency_usec, 1000000);
 	config_queue_conf(conf, &qc);
-	CHECK_EQ_INT(qc.size, 100);
-	CHECK_EQ_INT(qc.codel_target_usec, 5000);
+	CHECK_EQ_INT(qc.size, 1000);
+	CHECK_EQ_INT(qc.budget_usec, 500000);
+	CHECK_EQ_INT(qc.timeout_usec, 0);	/* derived from the budget */
+	CHECK_EQ_INT(qc.target_usec, 50000);	/* a tenth of the budget */
+	CHECK_EQ_INT(qc.interval_usec, 100000);
 	config_free(conf);
+}
+
+/* auto or a duration; 0 turns the target off; anything else is refused. */
+static void
+test_limiter_auto(void)
+{
+	struct config		*conf;
+	struct queue_conf	 qc;
+
+	if ((conf = parse_ok("[limiter]\nlatency_budget = 2s\n"
+	    "queue_timeout = 300ms\ncodel_target = 0\ndry_run = yes\n"
+	    BACKEND)) != NULL) {
+		CHECK_EQ_INT(conf->limiter.queue_timeout_ms, 300);
+		CHECK_EQ_INT(conf->limiter.dry_run, 1);
+		config_queue_conf(conf, &qc);
+		CHECK_EQ_INT(qc.budget_usec, 2000000);
+		CHECK_EQ_INT(qc.timeout_usec, 300000);
+		CHECK_EQ_INT(qc.target_usec, 0);
+		config_free(conf);
+	}
+	if ((conf = parse_ok("[limiter]\nlatency_budget = 2s\n"
+	    "codel_target = auto\n" BACKEND)) != NULL) {
+		config_queue_conf(conf, &qc);
+		CHECK_EQ_INT(qc.target_usec, 200000);
+		config_free(conf);
+	}
+	check_error("[limiter]\nqueue_timeout = soon\n" BACKEND,
+	    "t:2: queue_timeout: invalid duration 'soon' (auto, or use e.g. "
+	    "250ms, 10s, 1m)\n");
+	check_error("[limiter]\nlatency_budget = auto\n" BACKEND,
+	    "t:2: latency_budget: invalid duration 'auto' (use e.g. 250ms, "
+	    "10s, 1m)\n");
 }
 
 static void
@@ -1929,6 +1966,7 @@ main(int argc, char **argv)
 	RUN(test_admin_listen);
 	RUN(test_limiter_defaults);
 	RUN(test_limiter_keys);
+	RUN(test_limiter_auto);
 	RUN(test_class_path_bad);
 	RUN(test_class_method_bad);
 	RUN(test_class_header_bad);
