@@ -133,7 +133,7 @@ serve_reload(struct proxy *px, struct evhttp_request *req)
 	char	*errors = NULL, msg[128];
 	int	 n;
 
-	if (proxy_reload(px, &errors) == -1) {
+	if (px->px_reload(px, &errors) == -1) {
 		reply(req, HTTP_BADREQUEST, "Bad Request",
 		    "text/plain; charset=utf-8", errors != NULL ? errors :
 		    "reload failed\n", errors != NULL ? strlen(errors) : 14);

@@ -167,7 +167,7 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	addr_format(sa, c->cn_peer_ip, sizeof(c->cn_peer_ip), c->cn_peer,
 	    sizeof(c->cn_peer));
-	c->cn_gen = proxy_gen_get(px);
+	c->cn_gen = gen_get(px->px_gen);
 	c->cn_conf = c->cn_gen->g_conf;
 	px->px_metrics.m_client_connections++;
 
@@ -348,8 +348,8 @@ conn_use_current_conf(struct conn *c)
 
 	if (c->cn_gen == px->px_gen)
 		return;
-	proxy_gen_put(px, c->cn_gen);
-	c->cn_gen = proxy_gen_get(px);
+	gen_put(c->cn_gen);
+	c->cn_gen = gen_get(px->px_gen);
 	c->cn_conf = c->cn_gen->g_conf;
 	conn_set_read_limit(c);
 }
@@ -925,11 +925,14 @@ conn_close(struct conn *c, const char *why)
 	shed_leave(c);
 	conn_set_state(c, CS_DEAD);
 	conn_free_io(c);
-	proxy_gen_put(px, c->cn_gen);
+	gen_put(c->cn_gen);
 	TAILQ_REMOVE(&px->px_conns, c, cn_entry);
 	px->px_nconns--;
 	if (event_base_once(px->px_base, -1, EV_TIMEOUT, conn_free_cb, c,
 	    &zero) == -1)
 		free(c);
-	proxy_conn_gone(px);
+	/* accept again; a graceful stop ends with the last connection */
+	listener_update(px);
+	if (px->px_stopping && px->px_nconns == 0)
+		event_base_loopexit(px->px_base, NULL);
 }

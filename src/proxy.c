@@ -12,9 +12,13 @@
  * no return, marked below; nothing fails after it. A bad file, a port in
  * use or a missing certificate thus leaves the running generation alone.
  *
- * Generations: px_gen is the one in force and holds one reference; every
- * connection holds one on the generation its request started with. The old
- * one is freed when its last reference goes.
+ * Generations (gen.c): px_gen is the one in force and holds one reference;
+ * every connection holds one on the generation its request started with.
+ * The old one is freed when its last reference goes.
+ *
+ * Nothing calls back into this file: the modules below it are handed what
+ * they need (the admin listener its reload function, a connection its
+ * generation), so the runtime sits on top of the dependency graph.
  *
  * Workers. Where worker threads will draw the line (one worker today):
  * - shared by every worker: the configuration generation (px_gen, its
@@ -34,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/event.h>
 
@@ -43,15 +46,6 @@
 #include "log.h"
 
 #define HANDSHAKE_BATCH		4	/* handshake callbacks per look */
-
-uint64_t
-now_usec(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /*
  * The event loop, with SPILLWAY_PRIO_N priorities: TLS handshakes run at
@@ -97,6 +91,7 @@ proxy_init(struct proxy *px)
 	TAILQ_INIT(&px->px_conns);
 	px->px_started = now_usec();
 	px->px_accepting = 1;
+	px->px_reload = proxy_reload;
 	metrics_init(&px->px_metrics);
 	if ((px->px_base = base_new()) == NULL) {
 		log_err("cannot create the event loop");
@@ -152,56 +147,6 @@ fit_fd_limit(const struct config *conf)
 	    "%u", __func__, (unsigned long long)rl.rlim_cur,
 	    (unsigned long long)fit, conf->proxy.max_connections);
 	return (unsigned int)fit;
-}
-
-static void
-gen_free(struct generation *gen)
-{
-	if (gen == NULL)
-		return;
-	tls_free(gen->g_tls);
-	config_free(gen->g_conf);
-	free(gen);
-}
-
-/*
- * A generation of conf (which it takes, even on failure): its TLS contexts
- * built. NULL with "FILE:LINE: message" in err if that fails.
- */
-static struct generation *
-gen_new(struct config *conf, char *err, size_t errlen)
-{
-	struct generation	*gen;
-
-	err[0] = '\0';
-	if ((gen = calloc(1, sizeof(*gen))) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", conf->path);
-		config_free(conf);
-		return NULL;
-	}
-	gen->g_conf = conf;
-	gen->g_tls = tls_new(conf, err, errlen);
-	if (err[0] != '\0') {
-		gen_free(gen);
-		return NULL;
-	}
-	return gen;
-}
-
-/* A reference to the generation in force, for a connection. */
-struct generation *
-proxy_gen_get(struct proxy *px)
-{
-	px->px_gen->g_refs++;
-	return px->px_gen;
-}
-
-/* Drop a reference to a generation; free it with the last one. */
-void
-proxy_gen_put(struct proxy *px, struct generation *gen)
-{
-	if (--gen->g_refs == 0 && gen != px->px_gen)
-		gen_free(gen);
 }
 
 /*
@@ -303,11 +248,10 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	if (!first)
 		shed_reconfigure(px, conf);
 	gen->g_id = first ? 1 : old->g_id + 1;
-	gen->g_refs = 1;
-	px->px_gen = gen;
+	px->px_gen = gen;	/* its one reference is the proxy's now */
 	px->px_conf = conf;
 	if (old != NULL)
-		proxy_gen_put(px, old);
+		gen_put(old);
 	px->px_max_conns = fit_fd_limit(conf);
 	listener_update(px);
 	if (!first) {
@@ -389,15 +333,6 @@ proxy_reload(struct proxy *px, char **errorsp)
 	return proxy_configure(px, conf, errorsp);
 }
 
-/* A connection went away: accept again, or finish a graceful stop. */
-void
-proxy_conn_gone(struct proxy *px)
-{
-	listener_update(px);
-	if (px->px_stopping && px->px_nconns == 0)
-		event_base_loopexit(px->px_base, NULL);
-}
-
 static void
 stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -463,7 +398,8 @@ proxy_free(struct proxy *px)
 	admission_free(px->px_adm);
 	metrics_free(&px->px_metrics);
 	accesslog_close();
-	gen_free(px->px_gen);
+	if (px->px_gen != NULL)
+		gen_put(px->px_gen);
 	if (px->px_base != NULL)
 		event_base_free(px->px_base);
 	memset(px, 0, sizeof(*px));

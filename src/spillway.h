@@ -17,6 +17,7 @@
 #include <sys/time.h>
 
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/buffer.h>
@@ -213,6 +214,8 @@ struct proxy {
 	uint64_t		 px_started;	/* usec */
 	uint8_t			 px_seed[16];	/* keys admission's hash */
 	int			 px_stopping;
+	/* POST /reload: proxy_reload(), handed down to admin.c */
+	int			(*px_reload)(struct proxy *, char **errors);
 
 	/* the admin listener: on the first worker's loop */
 	struct evhttp		*px_admin;
@@ -250,8 +253,7 @@ struct proxy {
 	struct event		*px_stop_timer;
 };
 
-/* proxy.c */
-uint64_t	 now_usec(void);
+/* proxy.c: the runtime, on top; nothing below calls into it */
 int		 proxy_init(struct proxy *);
 int		 proxy_configure(struct proxy *, struct config *, char **errors);
 int		 proxy_start(struct proxy *, const char *path);
@@ -259,9 +261,12 @@ int		 proxy_reload(struct proxy *, char **errors);
 int		 proxy_check(const char *path);
 void		 proxy_stop(struct proxy *);
 void		 proxy_free(struct proxy *);
-struct generation *proxy_gen_get(struct proxy *);
-void		 proxy_gen_put(struct proxy *, struct generation *);
-void		 proxy_conn_gone(struct proxy *);
+
+/* gen.c */
+struct generation *gen_new(struct config *, char *err, size_t errlen);
+void		 gen_free(struct generation *);
+struct generation *gen_get(struct generation *);
+void		 gen_put(struct generation *);
 
 /* listener.c */
 void		 listener_close_all(struct proxy *);
@@ -341,6 +346,16 @@ int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
 void		 shed_refused(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);
+
+/* The monotonic clock in microseconds: the only clock of the I/O side. */
+static inline uint64_t
+now_usec(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 /* A duration in milliseconds as a struct timeval for libevent. */
 static inline struct timeval
