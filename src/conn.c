@@ -446,6 +446,7 @@ void
 conn_shed(struct conn *c, enum queue_shed why)
 {
 	conn_left_queue(c, now_usec());
+	c->cn_t_shed = now_usec();
 	shed_refused(c);
 	conn_respond(c, 503, why == QUEUE_SHED_FULL ? MR_QUEUE_FULL :
 	    why == QUEUE_SHED_TIMEOUT ? MR_QUEUE_TIMEOUT : MR_OVERLOADED, 0);

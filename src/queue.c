@@ -47,6 +47,7 @@
 #define RATE_TAU	1000000.0 /* usec: smoothing of the drain rate */
 #define SVC_W		0.05	/* weight of a latency in the service time */
 #define WAIT_MIN_SHARE	0.5	/* the longest wait is at least this x budget */
+#define SVC_ROOM	2.0	/* x the service time left in the budget */
 
 #define REFUSE_RATIO	12.0	/* refusals per departure, at most */
 #define REFUSE_FLOOR	200.0	/* refusals per second allowed anyway */
@@ -72,6 +73,7 @@ struct queue {
 	/* drain */
 	double			 q_out_rate;	/* departures per usec */
 	uint64_t		 q_out_at;	/* last departure */
+	uint64_t		 q_first_in;	/* first arrival; 0: none */
 	double			 q_in_rate;	/* arrivals per usec */
 	uint64_t		 q_in_at;	/* last arrival */
 	unsigned int		 q_slots;	/* limit at the last verdict */
@@ -111,22 +113,23 @@ target_on(const struct queue *q)
 
 /*
  * The longest a waiter may wait: queue_timeout when given, else what the
- * budget leaves once the backend has answered (its smoothed latency), but
- * at least WAIT_MIN_SHARE of the budget, so a backend slower than the
- * budget still has a queue.
+ * budget leaves for the backend's answer (SVC_ROOM times its smoothed
+ * latency, room for its slower answers too), but at least WAIT_MIN_SHARE
+ * of the budget, so a backend slower than the budget still has a queue.
  */
 static uint64_t
 longest_wait(const struct queue *q)
 {
-	uint64_t	 b = q->q_conf.budget_usec, w;
+	uint64_t	 b = q->q_conf.budget_usec, w, svc;
 
 	if (q->q_conf.timeout_usec != 0)
 		return q->q_conf.timeout_usec;
 	if (b == 0)
 		return NEVER;
 	w = (uint64_t)(b * WAIT_MIN_SHARE);
-	if (q->q_svc < b && b - (uint64_t)q->q_svc > w)
-		w = b - (uint64_t)q->q_svc;
+	svc = (uint64_t)(SVC_ROOM * q->q_svc);
+	if (svc < b && b - svc > w)
+		w = b - svc;
 	return w;
 }
 
@@ -138,24 +141,6 @@ allowed_wait(const struct queue *q)
 	if (q->q_growing && target_on(q) && q->q_conf.target_usec < w)
 		return q->q_conf.target_usec;
 	return w;
-}
-
-/*
- * Requests per usec that the backend takes from the queue: what departed
- * lately, or, when it is busier than it was (a burst after quiet), what
- * slots requests at the smoothed latency carry (Little's law). 0: unknown.
- */
-static double
-drain_rate(const struct queue *q, unsigned int slots)
-{
-	double	 r = q->q_out_rate, little;
-
-	if (q->q_svc > 0) {
-		little = slots / q->q_svc;
-		if (little > r)
-			r = little;
-	}
-	return r;
 }
 
 /*
@@ -173,6 +158,49 @@ static double
 decayed(double rate, uint64_t last, uint64_t now)
 {
 	return rate * exp(-(double)since(last, now) / RATE_TAU);
+}
+
+/*
+ * Requests per usec that the backend takes from the queue: what departed
+ * lately, or, when it is busier than it was (a burst after quiet), what
+ * slots requests at the smoothed latency carry (Little's law). 0: unknown.
+ */
+static double
+drain_rate(const struct queue *q, unsigned int slots, uint64_t now)
+{
+	double	 r = decayed(q->q_out_rate, q->q_out_at, now), little, seen;
+
+	/*
+	 * The smoothed rate starts from nothing: over its first RATE_TAU it
+	 * would read low, and an underestimated drain refuses what could be
+	 * served. Correct for the time it has been measuring: since demand
+	 * first came.
+	 */
+	seen = (double)since(q->q_first_in, now);
+	if (q->q_first_in != 0 && seen < 5 * RATE_TAU)
+		r /= 1 - exp(-(seen > 1000 ? seen : 1000) / RATE_TAU);
+
+	if (q->q_svc > 0) {
+		little = slots / q->q_svc;
+		if (little > r)
+			r = little;
+	}
+	return r;
+}
+
+
+/*
+ * More are waiting than can be served within the longest wait: some will
+ * be refused whatever the order, and serving the newest first keeps the
+ * wait of those served short (a closed loop of clients past the budget).
+ */
+static int
+overdrawn(const struct queue *q, uint64_t now)
+{
+	double	 drain = drain_rate(q, q->q_slots, now);
+
+	return drain > 0 && (double)q->q_count / drain >
+	    (double)longest_wait(q);
 }
 
 static void
@@ -205,34 +233,56 @@ tick(struct queue *q, uint64_t now)
 	uint64_t	 span = since(q->q_win_start, now);
 	uint64_t	 iv = interval_of(q);
 
+	if (q->q_conf.interval_usec == 0) {	/* growth is off */
+		q->q_growing = 0;
+		q->q_win_start = now;
+		q->q_win_in = q->q_win_out = 0;
+		return;
+	}
 	if (span >= iv && (q->q_win_out >= GROW_MIN_OUT ||
-	    span >= GROW_MAX_SPAN * iv))
+	    span >= GROW_MAX_SPAN * iv)) {
 		window_close(q, now);
+		/*
+		 * Nobody called for longer than two windows: the windows
+		 * that passed unseen were quiet, and quiet is calm.
+		 */
+		if (span >= 2 * GROW_MAX_SPAN * iv) {
+			q->q_excess = 0;
+			q->q_calm = GROW_LEAVE;
+			q->q_growing = 0;
+		}
+	}
 	if (q->q_count > 0)
 		q->q_win_waiters = 1;
 }
 
 static double
-refuse_rate(const struct queue *q, unsigned int slots)
+refuse_rate(const struct queue *q, unsigned int slots, uint64_t now)
 {
-	double	 r = REFUSE_RATIO * drain_rate(q, slots);
+	double	 r = REFUSE_RATIO * drain_rate(q, slots, now);
 
 	return r > REFUSE_FLOOR / USEC ? r : REFUSE_FLOOR / USEC;
+}
+
+/* The tokens of the refusal budget as of now. */
+static double
+tokens_at(const struct queue *q, unsigned int slots, uint64_t now)
+{
+	double	 rate = refuse_rate(q, slots, now);
+	double	 burst = rate * REFUSE_BURST * USEC, t;
+
+	if (burst < 16)
+		burst = 16;
+	t = q->q_tokens + rate * (double)since(q->q_tokens_at, now);
+	return t > burst ? burst : t;
 }
 
 /* Take a token of the refusal budget: 1 if there was one. */
 static int
 refusal_token(struct queue *q, unsigned int slots, uint64_t now)
 {
-	double	 rate = refuse_rate(q, slots);
-	double	 burst = rate * REFUSE_BURST * USEC;
-
-	if (burst < 16)
-		burst = 16;
-	q->q_tokens += rate * (double)since(q->q_tokens_at, now);
+	q->q_tokens = tokens_at(q, slots, now);
 	q->q_tokens_at = now;
-	if (q->q_tokens > burst)
-		q->q_tokens = burst;
 	if (q->q_tokens < 1)
 		return 0;
 	q->q_tokens -= 1;
@@ -303,10 +353,13 @@ queue_reconfigure(struct queue *q, const struct queue_conf *conf)
 }
 
 void
-queue_arrive(struct queue *q, uint64_t now)
+queue_arrive(struct queue *q, uint64_t now, int retry)
 {
 	tick(q, now);
-	q->q_win_in++;
+	if (q->q_first_in == 0)
+		q->q_first_in = now > 0 ? now : 1;
+	if (!retry)
+		q->q_win_in++;
 	q->q_in_rate = smoothed_rate(q->q_in_rate, q->q_in_at, now);
 	q->q_in_at = now;
 }
@@ -328,7 +381,7 @@ queue_depart(struct queue *q, uint64_t now, uint64_t latency)
 
 enum queue_shed
 queue_verdict(struct queue *q, unsigned int prio, unsigned int slots,
-    uint64_t now)
+    uint64_t now, int retry)
 {
 	double		 drain, wait;
 	size_t		 ahead = 0;
@@ -336,9 +389,9 @@ queue_verdict(struct queue *q, unsigned int prio, unsigned int slots,
 
 	tick(q, now);
 	q->q_slots = slots > 0 ? slots : 1;
-	if (prio == 0)		/* critical: waits, whatever it takes */
+	if (prio == 0 || retry)	/* critical, or back at once: waits */
 		return QUEUE_SHED_NONE;
-	if ((drain = drain_rate(q, slots)) <= 0)
+	if ((drain = drain_rate(q, slots, now)) <= 0)
 		return QUEUE_SHED_NONE;	/* no refusal on a guess */
 	for (p = 0; p <= prio && p < QUEUE_NPRIO; p++)
 		ahead += q->q_len[p];
@@ -397,7 +450,8 @@ queue_pop(struct queue *q, uint64_t now)
 	unsigned int		 p;
 	int			 lifo;
 
-	lifo = q->q_conf.adaptive_lifo && queue_growing(q, now);
+	lifo = q->q_conf.adaptive_lifo && (queue_growing(q, now) ||
+	    overdrawn(q, now));
 	for (p = 0; p < QUEUE_NPRIO; p++) {
 		if (lifo)
 			it = TAILQ_LAST(&q->q_list[p], queue_item_list);
@@ -447,7 +501,7 @@ queue_next_expiry(const struct queue *q, uint64_t now)
 {
 	const struct queue_item	*it;
 	uint64_t		 when, soft;
-	double			 rate;
+	double			 rate, tokens;
 
 	if ((it = oldest(q)) == NULL)
 		return 0;
@@ -455,10 +509,10 @@ queue_next_expiry(const struct queue *q, uint64_t now)
 	if (target_on(q)) {
 		if (q->q_growing) {
 			soft = add_sat(it->qi_enqueued, q->q_conf.target_usec);
-			if (soft <= now && q->q_tokens < 1) {
-				rate = refuse_rate(q, q->q_slots);
-				soft = now + 1 + (uint64_t)((1 - q->q_tokens) /
-				    rate);
+			tokens = tokens_at(q, q->q_slots, now);
+			if (soft <= now && tokens < 1) {
+				rate = refuse_rate(q, q->q_slots, now);
+				soft = now + 1 + (uint64_t)((1 - tokens) / rate);
 			}
 		} else
 			soft = add_sat(q->q_win_start, GROW_MAX_SPAN *
@@ -485,7 +539,7 @@ queue_remove(struct queue *q, struct queue_item *it)
 uint64_t
 queue_retry_after(struct queue *q, unsigned int slots, uint64_t now)
 {
-	double		 drain = drain_rate(q, slots), secs;
+	double		 drain = drain_rate(q, slots, now), secs;
 
 	if (drain <= 0)
 		return 1;
@@ -529,10 +583,10 @@ queue_growing(const struct queue *q, uint64_t now)
 void
 queue_state(const struct queue *q, uint64_t now, struct queue_state *st)
 {
-	st->departure_rate = decayed(q->q_out_rate, q->q_out_at, now) * USEC;
+	st->departure_rate = drain_rate(q, 0, now) * USEC;
 	st->arrival_rate = decayed(q->q_in_rate, q->q_in_at, now) * USEC;
 	st->service_usec = (uint64_t)q->q_svc;
-	st->wait_usec = allowed_wait(q);
+	st->wait_usec = q->q_count > 0 ? allowed_wait(q) : longest_wait(q);
 	st->growing = queue_growing(q, now);
 }
 

@@ -4,8 +4,9 @@
  * is an argument, in usec).
  *
  * Waiters are served by priority (critical, normal, sheddable), then by
- * arrival: oldest first, or newest first while the queue grows and
- * adaptive LIFO is on.
+ * arrival: oldest first, or newest first (with adaptive LIFO on) while
+ * the queue grows or holds more than it can serve within the longest
+ * wait.
  *
  * Overload is a queue that grows, not a queue that exists. A closed loop
  * of clients above the limit makes a standing queue whose arrivals are
@@ -81,18 +82,23 @@ void		 queue_reconfigure(struct queue *, const struct queue_conf *);
  * Every request that asks for a slot is an arrival, whether it gets one
  * at once, waits or is refused; every request that gives a slot back is a
  * departure, with its latency (dispatch to answer; 0: no answer, not a
- * sample). Their rates tell a growing queue from a standing one.
+ * sample). Their rates tell a growing queue from a standing one. A retry
+ * (a refused client asking again at once) is not new demand: it counts
+ * towards the arrival rate shown, not towards growth.
  */
-void		 queue_arrive(struct queue *, uint64_t now);
+void		 queue_arrive(struct queue *, uint64_t now, int retry);
 void		 queue_depart(struct queue *, uint64_t now, uint64_t latency);
 
 /*
  * May an arrival of priority prio that found no free slot wait? slots is
  * the current concurrency limit (with the latency, the drain rate).
- * QUEUE_SHED_NONE: push it; else refuse it now for that reason.
+ * QUEUE_SHED_NONE: push it; else refuse it now for that reason. A retry
+ * (see queue_arrive()) always may: refused at once, it would only come
+ * back at once; waiting out its longest wait bounds a closed loop of
+ * impatient clients to one refusal each per longest wait.
  */
 enum queue_shed	 queue_verdict(struct queue *, unsigned int prio,
-		    unsigned int slots, uint64_t now);
+		    unsigned int slots, uint64_t now, int retry);
 
 /*
  * Add a waiter of priority prio. Returns 0 if queued; if the queue was

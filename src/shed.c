@@ -26,6 +26,15 @@
 #include "spillway.h"
 #include "log.h"
 
+/*
+ * A request that follows a refusal on the same connection within
+ * SHED_ECHO is the refused client retrying at once (wrk, a script's loop):
+ * the same demand coming back, not a new arrival. Counted as one, a closed
+ * loop that was refused once would look like a growing queue for ever.
+ * Open-loop clients that reuse connections come back later, mostly.
+ */
+#define SHED_ECHO	20000	/* usec */
+
 static struct conn *
 conn_of(struct queue_item *qi)
 {
@@ -179,13 +188,15 @@ shed_enter(struct conn *c, enum queue_shed *why)
 	struct queue_item	*evicted;
 	uint64_t		 now = now_usec();
 	unsigned int		 prio, slots = limiter_limit(px->px_lim);
+	int			 retry;
 
-	queue_arrive(q, now);
+	retry = c->cn_t_shed != 0 && now - c->cn_t_shed < SHED_ECHO;
+	queue_arrive(q, now, retry);
 	prio = c->cn_conf->classes[c->cn_class].priority;
 	if (c->cn_conf->limiter.dry_run) {
 		*why = QUEUE_SHED_NONE;
 		if (limiter_inflight(px->px_lim) >= slots) {
-			*why = queue_verdict(q, prio, slots, now);
+			*why = queue_verdict(q, prio, slots, now, retry);
 			if (*why == QUEUE_SHED_NONE &&
 			    queue_length(q) >= c->cn_conf->limiter.queue_size)
 				*why = QUEUE_SHED_FULL;
@@ -197,7 +208,8 @@ shed_enter(struct conn *c, enum queue_shed *why)
 		c->cn_has_slot = 1;
 		return 0;
 	}
-	if ((*why = queue_verdict(q, prio, slots, now)) != QUEUE_SHED_NONE)
+	if ((*why = queue_verdict(q, prio, slots, now, retry)) !=
+	    QUEUE_SHED_NONE)
 		return -1;
 	if (queue_push(q, &c->cn_qitem, prio, now, &evicted) == -1) {
 		*why = QUEUE_SHED_FULL;

@@ -180,6 +180,7 @@ struct conn {
 	int			 cn_has_slot;	/* holds a limiter slot */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
 	uint64_t		 cn_t_queued;	/* entered the queue, usec */
+	uint64_t		 cn_t_shed;	/* last refused by shed.c, usec */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 };
 TAILQ_HEAD(conn_list, conn);

@@ -379,6 +379,165 @@ test_gradient_slower_backend(void)
 	limiter_free(lm);
 }
 
+/*
+ * Run for usec like drive(), with full use and latency lat; returns the
+ * lowest limit seen after the first step.
+ */
+static unsigned int
+drive_low(struct limiter *lm, uint64_t *now, uint64_t usec, uint64_t lat)
+{
+	uint64_t	 end = *now + usec;
+	unsigned int	 lo = ~0U;
+
+	while (*now < end) {
+		drive(lm, now, MS, lat, 0, LIMITER_SUCCESS, 1);
+		if (limiter_limit(lm) < lo)
+			lo = limiter_limit(lm);
+	}
+	return lo;
+}
+
+/*
+ * Latency within 1 ms of the baseline is noise, not queueing: a backend
+ * answering in 100 us that answers in 600 us under load keeps its limit
+ * (it is 6x by ratio) and its baseline, even through a probe; one that
+ * answers 30 ms slower loses it.
+ */
+static void
+test_noise_floor(void)
+{
+	static const enum limiter_algo	 algos[] = { LIMITER_GRADIENT,
+	    LIMITER_VEGAS };
+	struct limiter		*lm;
+	struct limiter_state	 st;
+	uint64_t		 now;
+	unsigned int		 i, before, lo;
+
+	for (i = 0; i < 2; i++) {
+		now = 0;
+		lm = make(algos[i], 20, 2, 1000);
+		drive(lm, &now, 500 * MS, 100, 0, LIMITER_SUCCESS, 1);
+		limiter_state(lm, &st);
+		CHECK(st.min_rtt_usec >= 99 && st.min_rtt_usec <= 101);
+		before = limiter_limit(lm);
+		CHECK(before > 20);
+		/* past a probe (7.5 s): no re-learning within the noise */
+		lo = drive_low(lm, &now, 9 * SEC, 600);
+		printf("# %s: limit %u at 100 us, at least %u at 600 us, "
+		    "%u at the end\n", limiter_algo_name(algos[i]), before, lo,
+		    limiter_limit(lm));
+		CHECK(lo >= before);
+		limiter_state(lm, &st);
+		CHECK(st.min_rtt_usec <= 101);
+		before = limiter_limit(lm);
+		drive(lm, &now, SEC, 100 + 30 * MS, 0, LIMITER_SUCCESS, 1);
+		printf("# %s: %u after 1 s at 30.1 ms\n",
+		    limiter_algo_name(algos[i]), limiter_limit(lm));
+		CHECK(limiter_limit(lm) < before / 2);
+		limiter_free(lm);
+	}
+}
+
+/*
+ * Another 5xx (LIMITER_FAILED) faster than half the no-load latency was
+ * not served: a drop, the limit backs off. A slower one says nothing: no
+ * sample, no drop. Without a no-load latency yet, nothing either.
+ */
+static void
+test_failed(void)
+{
+	struct limiter		*lm = make(LIMITER_GRADIENT, 20, 2, 1000);
+	struct limiter_state	 st, st0;
+	uint64_t		 now = 0;
+	unsigned int		 before, i;
+
+	now += MS;
+	CHECK_EQ_INT(limiter_acquire(lm, now), 0);
+	limiter_release(lm, now, 1, LIMITER_FAILED);	/* no baseline */
+	limiter_state(lm, &st);
+	CHECK_EQ_INT(st.drops, 0);
+	CHECK_EQ_INT(st.samples, 0);
+	CHECK_EQ_INT(limiter_limit(lm), 20);
+
+	drive(lm, &now, 500 * MS, 20 * MS, 0, LIMITER_SUCCESS, 1);
+	limiter_state(lm, &st0);
+	CHECK_EQ_INT(st0.min_rtt_usec, 20 * MS);
+	before = limiter_limit(lm);
+	/* Slow errors, half the baseline and more: ignored. */
+	for (i = 0; i < 100; i++) {
+		now += MS;
+		limiter_release(lm, now, i % 2 ? 10 * MS : 2 * SEC,
+		    LIMITER_FAILED);
+	}
+	limiter_state(lm, &st);
+	CHECK_EQ_INT(st.drops, st0.drops);
+	CHECK_EQ_INT(st.samples, st0.samples);
+	CHECK_EQ_INT(limiter_limit(lm), before);
+	/* A fast one: a drop, one backoff. */
+	now += MS;
+	limiter_release(lm, now, 10 * MS - 1, LIMITER_FAILED);
+	limiter_state(lm, &st);
+	CHECK_EQ_INT(st.drops, st0.drops + 1);
+	CHECK_EQ_INT(st.samples, st0.samples);
+	CHECK(limiter_limit(lm) < before);
+	CHECK(limiter_limit(lm) >= (unsigned int)(before * 0.9) - 1);
+	/* A storm of them from one moment backs off once. */
+	before = limiter_limit(lm);
+	for (i = 0; i < 50; i++)
+		limiter_release(lm, now, 1 * MS, LIMITER_FAILED);
+	CHECK_EQ_INT(limiter_limit(lm), before);
+	/* Then, fast failures for seconds: down to the floor. */
+	for (i = 0; i < 5000; i++) {
+		now += MS;
+		limiter_release(lm, now, MS, LIMITER_FAILED);
+	}
+	CHECK_EQ_INT(limiter_limit(lm), 2);
+	limiter_free(lm);
+}
+
+/*
+ * Dry run: limiter_take() takes a slot whatever the limit, so in-flight
+ * may exceed it; limiter_release() gives it back. Taken slots show the
+ * limit is used, so it learns as if enforced.
+ */
+static void
+test_take(void)
+{
+	struct limiter		*lm = make(LIMITER_FIXED, 3, 2, 100);
+	struct limiter_state	 st;
+	unsigned int		 i;
+
+	for (i = 0; i < 3; i++)
+		CHECK_EQ_INT(limiter_acquire(lm, 0), 0);
+	CHECK_EQ_INT(limiter_acquire(lm, 0), -1);
+	limiter_take(lm);
+	limiter_take(lm);
+	CHECK_EQ_INT(limiter_inflight(lm), 5);
+	limiter_state(lm, &st);
+	CHECK_EQ_INT(st.inflight, 5);
+	CHECK_EQ_INT(limiter_limit(lm), 3);
+	CHECK_EQ_INT(limiter_acquire(lm, 0), -1);
+	limiter_release(lm, MS, MS, LIMITER_SUCCESS);
+	limiter_release(lm, MS, MS, LIMITER_SUCCESS);
+	CHECK_EQ_INT(limiter_inflight(lm), 3);
+	CHECK_EQ_INT(limiter_acquire(lm, MS), -1);
+	limiter_release(lm, MS, MS, LIMITER_IGNORED);
+	CHECK_EQ_INT(limiter_inflight(lm), 2);
+	CHECK_EQ_INT(limiter_acquire(lm, MS), 0);
+	limiter_free(lm);
+
+	/* 32 taken at once, past the limit of 20, answered fast: it grows. */
+	lm = make(LIMITER_GRADIENT, 20, 2, 1000);
+	for (i = 0; i < 32; i++)
+		limiter_take(lm);
+	CHECK_EQ_INT(limiter_inflight(lm), 32);
+	for (i = 0; i < 32; i++)
+		limiter_release(lm, 5 * MS, 5 * MS, LIMITER_SUCCESS);
+	CHECK_EQ_INT(limiter_inflight(lm), 0);
+	CHECK(limiter_limit(lm) > 20);
+	limiter_free(lm);
+}
+
 int
 main(void)
 {
@@ -396,5 +555,8 @@ main(void)
 	RUN(test_gradient_no_drift);
 	RUN(test_gradient_no_creep);
 	RUN(test_gradient_slower_backend);
+	RUN(test_noise_floor);
+	RUN(test_failed);
+	RUN(test_take);
 	return tap_done();
 }
