@@ -1,6 +1,6 @@
 /*
- * http.c: a strict HTTP/1.1 head parser and body framing decoder
- * (RFC 9110, RFC 9112).
+ * http.c: a strict HTTP/1.1 head parser (RFC 9110, RFC 9112); the body
+ * framing decoder is http_body.c.
  *
  * Invariants of the head parser:
  * - Every byte of a head is looked at once by the scan, in order, and each
@@ -25,13 +25,6 @@
  *   slot before the head is complete, hold nothing the caller may use.
  *   The first-line fields set when that line was checked are pointed again
  *   into the current buffer if a later call fails, so they may be logged.
- *
- * Invariants of the body decoder:
- * - A feed returns a prefix that is all payload or all framing; payload is
- *   only ever returned in HTTP_BODY_DATA, which is left only through its
- *   byte count reaching zero, so total counts exactly the payload consumed.
- * - Each framing line is bounded (HTTP_CHUNK_LINE_MAX, HTTP_TRAILER_MAX), so
- *   nothing grows with the input, and once HTTP_BODY_ERROR is set it stays.
  */
 
 #include <stddef.h>
@@ -39,6 +32,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_chars.h"
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -74,23 +68,12 @@ static const struct {
 	{ "CONNECT",	7,	HTTP_M_CONNECT },
 };
 
-/*
- * Byte classes, one lookup per byte:
- * C_STOP	stops the scan of a line: CR, LF, and the controls allowed
- *		nowhere in a head (all below SP but HTAB, and DEL);
- * C_TCHAR	token character (RFC 9110 5.6.2);
- * C_HOST	uri-host and port character (RFC 3986): no space, '@', '/'
- *		or '\'.
- */
-#define C_STOP	0x01
-#define C_TCHAR	0x02
-#define C_HOST	0x04
 #define S_	C_STOP
 #define T_	C_TCHAR
 #define H_	C_HOST
 #define TH	(C_TCHAR | C_HOST)
 
-static const unsigned char cclass[256] = {
+const unsigned char http_cclass[256] = {
 	/* 0x00: NUL .. SI; HTAB (0x09) is allowed */
 	S_, S_, S_, S_, S_, S_, S_, S_, S_, 0,  S_, S_, S_, S_, S_, S_,
 	/* 0x10 */
@@ -150,37 +133,6 @@ fail(struct parse *p, int status, const char *what)
 {
 	p->h->error = p->is_req ? status : 502;
 	p->h->error_what = what;
-	return -1;
-}
-
-static int
-is_tchar(unsigned char c)
-{
-	return (cclass[c] & C_TCHAR) != 0;
-}
-
-/* Field value characters: HTAB, SP, VCHAR, obs-text. */
-static int
-is_vchar_ws(unsigned char c)
-{
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static int
-is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
 	return -1;
 }
 
@@ -269,7 +221,7 @@ all_host_chars(const char *s, size_t n)
 	size_t	i;
 
 	for (i = 0; i < n; i++)
-		if ((cclass[(unsigned char)s[i]] & C_HOST) == 0)
+		if ((http_cclass[(unsigned char)s[i]] & C_HOST) == 0)
 			return 0;
 	return 1;
 }
@@ -993,11 +945,11 @@ skip_plain(const unsigned char *buf, size_t i, size_t limit)
 			continue;
 		}
 		i += first_ctl(buf + i, m);
-		if (cclass[buf[i]] & C_STOP)
+		if (http_cclass[buf[i]] & C_STOP)
 			return i;
 		i++;
 	}
-	while (i < limit && (cclass[buf[i]] & C_STOP) == 0)
+	while (i < limit && (http_cclass[buf[i]] & C_STOP) == 0)
 		i++;
 	return i;
 }
@@ -1210,219 +1162,12 @@ http_framing_name(enum http_framing f)
 	return "unknown";
 }
 
-void
-http_body_init(struct http_body *b, const struct http_head *h)
-{
-	memset(b, 0, sizeof(*b));
-	b->framing = h->framing;
-	switch (h->framing) {
-	case HTTP_FRAMING_LENGTH:
-		b->remaining = h->content_length;
-		b->state = b->remaining > 0 ? HTTP_BODY_DATA : HTTP_BODY_DONE;
-		break;
-	case HTTP_FRAMING_CHUNKED:
-		b->state = HTTP_BODY_SIZE;
-		break;
-	case HTTP_FRAMING_CLOSE:
-		b->state = HTTP_BODY_DATA;
-		break;
-	default:
-		b->state = HTTP_BODY_DONE;
-		break;
-	}
-}
-
-static int
-body_fail(struct http_body *b, const char *what)
-{
-	b->state = HTTP_BODY_ERROR;
-	b->error_what = what;
-	return -1;
-}
-
-/* One byte of a chunk-size line, before its CR. */
-static int
-chunk_size_byte(struct http_body *b, unsigned char c)
-{
-	int	d;
-
-	if (++b->line_len > HTTP_CHUNK_LINE_MAX)
-		return body_fail(b, "chunk line too long");
-	if (c == '\n')
-		return body_fail(b, "bare LF in chunk line");
-	if (c == '\r') {
-		if (b->size_digits == 0 || b->in_ext == 1)
-			return body_fail(b, "invalid chunk size");
-		b->state = HTTP_BODY_SIZE_LF;
-		return 0;
-	}
-	if (b->in_ext == 0 && (d = hex_value(c)) >= 0) {
-		/* Bounded to fit an off_t; leading zeros are free. */
-		if (b->remaining > ((uint64_t)INT64_MAX - (uint64_t)d) / 16)
-			return body_fail(b, "chunk size overflow");
-		b->remaining = b->remaining * 16 + (uint64_t)d;
-		b->size_digits++;
-		return 0;
-	}
-	if (b->size_digits == 0)
-		return body_fail(b, "invalid chunk size");
-	if (b->in_ext == 2)	/* inside chunk-ext: any but CTLs */
-		return is_vchar_ws(c) ? 0 :
-		    body_fail(b, "invalid chunk extension");
-	if (c == ' ' || c == '\t')	/* BWS before ';' */
-		b->in_ext = 1;
-	else if (c == ';')
-		b->in_ext = 2;
-	else
-		return body_fail(b, "invalid chunk size");
-	return 0;
-}
-
-/*
- * The trailer field whose name ends here may not frame or route: RFC 9110
- * 6.5.1 forbids it, and a backend that merges trailers into the header
- * section would read them.
- */
-static int
-trailer_name_ok(const struct http_body *b)
-{
-	size_t			 n = b->line_len - 1;
-	enum header_kind	 k;
-
-	if (n > sizeof(b->trailer_name))
-		return 1;
-	k = header_kind(b->trailer_name, n);
-	return k != HK_CONTENT_LENGTH && k != HK_TRANSFER_ENCODING &&
-	    k != HK_HOST;
-}
-
-/* One byte of the trailer section (RFC 9112 7.1.2). */
-static int
-trailer_byte(struct http_body *b, unsigned char c)
-{
-	if (++b->trailer_len > HTTP_TRAILER_MAX)
-		return body_fail(b, "trailer section too large");
-	if (b->trailer_cr) {
-		if (c != '\n')
-			return body_fail(b, "stray CR in trailer");
-		if (b->trailer_bol) {
-			b->state = HTTP_BODY_DONE;
-			return 0;
-		}
-		b->trailer_cr = 0;
-		b->trailer_bol = 1;
-		b->in_ext = 0;
-		b->line_len = 0;
-		return 0;
-	}
-	if (c == '\n')
-		return body_fail(b, "bare LF in trailer");
-	if (c == '\r') {
-		if (!b->trailer_bol && !b->in_ext)
-			return body_fail(b, "trailer field without colon");
-		b->trailer_cr = 1;
-		return 0;
-	}
-	if (b->trailer_bol && (c == ' ' || c == '\t'))
-		return body_fail(b, "obs-fold in trailer");
-	b->trailer_bol = 0;
-	b->line_len++;
-	if (b->in_ext)		/* in the field value */
-		return is_vchar_ws(c) ? 0 :
-		    body_fail(b, "invalid trailer field value");
-	if (c == ':' && b->line_len > 1) {
-		b->in_ext = 1;
-		return trailer_name_ok(b) ? 0 :
-		    body_fail(b, "framing or routing field in trailer");
-	}
-	if (!is_tchar(c))
-		return body_fail(b, "invalid trailer field name");
-	if (b->line_len <= sizeof(b->trailer_name))
-		b->trailer_name[b->line_len - 1] = (char)c;
-	return 0;
-}
-
-/* One byte of chunked framing: anything but chunk data. */
-static int
-chunk_frame_byte(struct http_body *b, unsigned char c)
-{
-	switch (b->state) {
-	case HTTP_BODY_SIZE:
-		return chunk_size_byte(b, c);
-	case HTTP_BODY_SIZE_LF:
-		if (c != '\n')
-			return body_fail(b, "stray CR in chunk line");
-		b->line_len = 0;
-		b->size_digits = 0;
-		b->in_ext = 0;
-		if (b->remaining > 0)
-			b->state = HTTP_BODY_DATA;
-		else {
-			b->state = HTTP_BODY_TRAILER;
-			b->trailer_bol = 1;
-		}
-		return 0;
-	case HTTP_BODY_DATA_CR:
-		if (c != '\r')
-			return body_fail(b, "chunk data overrun");
-		b->state = HTTP_BODY_DATA_LF;
-		return 0;
-	case HTTP_BODY_DATA_LF:
-		if (c != '\n')
-			return body_fail(b, "chunk data overrun");
-		b->state = HTTP_BODY_SIZE;
-		return 0;
-	case HTTP_BODY_TRAILER:
-		return trailer_byte(b, c);
-	default:
-		return body_fail(b, "invalid body state");
-	}
-}
-
-/* Payload in HTTP_BODY_DATA: up to the bytes left, without looking. */
-static ssize_t
-body_data(struct http_body *b, size_t len)
-{
-	size_t	n = len;
-
-	if (b->framing != HTTP_FRAMING_CLOSE) {
-		if ((uint64_t)n > b->remaining)
-			n = (size_t)b->remaining;
-		b->remaining -= n;
-		if (b->remaining == 0)
-			b->state = b->framing == HTTP_FRAMING_CHUNKED ?
-			    HTTP_BODY_DATA_CR : HTTP_BODY_DONE;
-	}
-	b->total += n;
-	return (ssize_t)n;
-}
-
-ssize_t
-http_body_feed(struct http_body *b, const char *buf, size_t len,
-    int *is_data)
-{
-	size_t	i;
-
-	*is_data = 0;
-	if (b->state == HTTP_BODY_ERROR)
-		return -1;
-	if (b->state == HTTP_BODY_DONE || len == 0)
-		return 0;
-	if (b->state == HTTP_BODY_DATA) {
-		*is_data = 1;
-		return body_data(b, len);
-	}
-	for (i = 0; i < len; i++) {
-		if (chunk_frame_byte(b, (unsigned char)buf[i]) == -1)
-			return -1;
-		if (b->state == HTTP_BODY_DATA || b->state == HTTP_BODY_DONE)
-			return (ssize_t)(i + 1);
-	}
-	return (ssize_t)len;
-}
-
+/* Does a field of this name frame or route a message? (trailers: never) */
 int
-http_body_done(const struct http_body *b)
+http_frames_or_routes(const char *name, size_t n)
 {
-	return b->state == HTTP_BODY_DONE;
+	enum header_kind	 k = header_kind(name, n);
+
+	return k == HK_CONTENT_LENGTH || k == HK_TRANSFER_ENCODING ||
+	    k == HK_HOST;
 }
