@@ -1,5 +1,8 @@
 /*
- * conn.c: a client connection, from accept to close.
+ * conn.c: a client connection, from accept to close: the state machine,
+ * the request head, admission and shedding, our own answers, the access
+ * log line. Moving the bytes of a proxied request is relay.c's; the heads
+ * we write are head.c's.
  *
  * States (enum conn_state): CS_HEAD reads a request head; CS_CONNECT waits
  * for a backend connection; CS_PROXY streams the request body up and the
