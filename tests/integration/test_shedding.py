@@ -15,9 +15,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (access_lines, Backend, build_request, check, Client,
-                     delayed, diag, echo_path, eq, _head_bytes, log_fields,
-                     register, run_main, short, Spillway, test)
+from harness import (access_lines, admin_spillway, Backend, build_request,
+                     check, Client, delayed, diag, echo_path, eq, _head_bytes,
+                     log_fields, metrics, register, run_main, short, Spillway,
+                     test)
 
 
 # --------------------------------------------------------------------------
@@ -727,6 +728,51 @@ def gradient_past_budget():
     # the budget, with room for a shared machine's hiccups
     check(pct(ok, .9) < 0.35, "p90 of those served %.0f ms, budget 200 ms"
           % (1000 * pct(ok, .9)))
+
+
+# --------------------------------------------------------------------------
+# dry run
+
+@test("limiter dry_run: the limit learns, nothing waits or is refused; the "
+      "decisions are in the access log and /metrics", timeout=30)
+def shed_dry_run():
+    # a fixed limit of 1 in front of 10/s, a 100 ms budget: 8 at once
+    # would have 1 sent, the rest queued or, past the budget, refused
+    tr = Tracker()
+    be = Backend(tr.handler(0.1))
+    alog = TmpDir().join("access.log")
+    sp = admin_spillway([be], sections=[limiter(
+        limit=1, latency_budget="100ms", dry_run="yes")],
+        proxy={"access_log": alog})
+    c = Client(sp.port)
+    for i in range(3):      # a latency known: predictions can be made
+        eq(c.exchange("GET", "/warm%d" % i).status, 200, "warm-up")
+    rs = fire(sp.port, ["/d%d" % i for i in range(8)])
+    check(all(r.error is None for r in rs), "client errors: %r" % rs)
+    eq([r.status for r in rs], [200] * 8, "statuses in dry-run mode")
+    for r in rs:
+        check(r.reason is None and r.resp.header("retry-after") is None,
+              "shedding headers on a dry-run response: %r" % r.resp.headers)
+    check(tr.max_active >= 6, "backend max concurrency %d: requests were "
+          "held back" % tr.max_active)
+    lines = access_lines(alog, 11)
+    notes = [log_fields(ln)[2] for ln in lines]
+    diag("access log reasons: %r" % notes)
+    check(set(notes) <= {"-", "overloaded(dry_run)", "queue_full(dry_run)"},
+          "reasons in the access log: %r" % notes)
+    check("overloaded(dry_run)" in notes, "no overloaded(dry_run) among %r"
+          % notes)
+    m = metrics(sp)
+    over = m.value("spillway_dry_run_shed_total", 0, decision="overloaded")
+    queued = m.value("spillway_dry_run_shed_total", 0, decision="queued")
+    diag("dry run: %r overloaded, %r queued" % (over, queued))
+    eq(over, notes.count("overloaded(dry_run)"),
+       "overloaded decisions in /metrics and in the log")
+    check(over + queued >= 6, "decisions counted: %r + %r, want >= 6 of 8 "
+          "past the limit" % (over, queued))
+    eq(m.value("spillway_refused_total", 0, reason="overloaded",
+               **{"class": "default"}), 0, "refusals made")
+    eq(m.value("spillway_queue_length"), 0, "queue length")
 
 
 # --------------------------------------------------------------------------
