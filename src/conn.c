@@ -75,6 +75,31 @@ conn_state_name(enum conn_state state)
 	return "unknown";
 }
 
+/* What upstream.c and shed.c may ask of a connection. */
+struct proxy *
+conn_proxy(const struct conn *c)
+{
+	return c->cn_proxy;
+}
+
+struct generation *
+conn_gen(const struct conn *c)
+{
+	return c->cn_gen;
+}
+
+uint64_t
+conn_id(const struct conn *c)
+{
+	return c->cn_id;
+}
+
+struct upstream_req *
+conn_upstream_req(struct conn *c)
+{
+	return &c->cn_ur;
+}
+
 void
 conn_set_state(struct conn *c, enum conn_state state)
 {
@@ -409,9 +434,6 @@ conn_start_request(struct conn *c, size_t headlen)
 	}
 	evbuffer_drain(in, headlen);	/* h points into it no more */
 
-	c->cn_tries = 0;
-	c->cn_retried = 0;
-	c->cn_server = NULL;
 	c->cn_resp_state = RS_NONE;
 	c->cn_t_resp_head = 0;
 	if (shed_enter(c, &why) == -1) {
@@ -537,8 +559,8 @@ conn_set_timeouts(struct conn *c)
 		c->cn_tmode = reading + 1;
 		c->cn_tconf = conf;
 	}
-	if (c->cn_up != NULL)
-		bufferevent_set_timeouts(c->cn_up->uc_bev, reading ? NULL :
+	if (c->cn_ur.ur_up != NULL)
+		bufferevent_set_timeouts(c->cn_ur.ur_up->uc_bev, reading ? NULL :
 		    &resp, &resp);
 }
 
@@ -652,7 +674,7 @@ conn_log_request(struct conn *c)
 	e.total_usec = now - c->cn_t_start;
 	e.upstream_usec = c->cn_t_upstream != 0 ?
 	    (int64_t)(now - c->cn_t_upstream) : -1;
-	e.server = c->cn_upname;
+	e.server = c->cn_ur.ur_name;
 	e.reason = c->cn_reason != MR_NONE ?
 	    metrics_reason_name(c->cn_reason) : c->cn_note;
 	e.class = conn_class_name(c);
@@ -679,6 +701,7 @@ conn_end_request(struct conn *c)
 	conn_log_request(c);
 	upstream_release(c, c->cn_up_reuse && c->cn_req_done &&
 	    c->cn_resp_state == RS_DONE);
+	upstream_reset(c);
 	shed_leave(c);
 	http_head_reset(&c->cn_req);
 	http_head_reset(&c->cn_resp);
@@ -694,7 +717,6 @@ conn_end_request(struct conn *c)
 	c->cn_t_upstream = 0;
 	c->cn_t_queued = 0;
 	c->cn_class = SIZE_MAX;
-	c->cn_upname = NULL;
 	c->cn_req_paused = 0;
 	c->cn_resp_paused = 0;
 	c->cn_method = HTTP_M_OTHER;
@@ -718,10 +740,10 @@ client_writecb(struct bufferevent *bev, void *arg)
 	struct conn	*c = arg;
 	SSL		*ssl;
 
-	if (c->cn_resp_paused && c->cn_up != NULL) {
+	if (c->cn_resp_paused && c->cn_ur.ur_up != NULL) {
 		c->cn_resp_paused = 0;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-		bufferevent_enable(c->cn_up->uc_bev, EV_READ);
+		bufferevent_enable(c->cn_ur.ur_up->uc_bev, EV_READ);
 		relay_response(c);
 		return;
 	}

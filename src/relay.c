@@ -178,15 +178,15 @@ relay_request(struct conn *c)
 	struct bufferevent	*ubev;
 	ssize_t			 k;
 
-	if (c->cn_up == NULL)
+	if (c->cn_ur.ur_up == NULL)
 		return;
-	ubev = c->cn_up->uc_bev;
+	ubev = c->cn_ur.ur_up->uc_bev;
 	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
 		if (relay_queued(ubev, out) >= SPILLWAY_WM_HIGH)
 			relay_send(ubev, out);
 		if (relay_queued(ubev, out) >= SPILLWAY_WM_HIGH) {
 			bufferevent_disable(c->cn_bev, EV_READ);
-			bufferevent_setwatermark(c->cn_up->uc_bev, EV_WRITE,
+			bufferevent_setwatermark(c->cn_ur.ur_up->uc_bev, EV_WRITE,
 			    SPILLWAY_WM_LOW, 0);
 			c->cn_req_paused = 1;
 			return;
@@ -218,7 +218,7 @@ relay_upstream_drained(struct conn *c)
 	if (!c->cn_req_paused)
 		return;
 	c->cn_req_paused = 0;
-	bufferevent_setwatermark(c->cn_up->uc_bev, EV_WRITE, 0, 0);
+	bufferevent_setwatermark(c->cn_ur.ur_up->uc_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->cn_bev, EV_READ);
 	relay_request(c);
 }
@@ -271,7 +271,7 @@ static void
 read_response_head(struct conn *c)
 {
 	size_t		 max = c->cn_conf->proxy.max_header_size;
-	struct evbuffer	*in = bufferevent_get_input(c->cn_up->uc_bev);
+	struct evbuffer	*in = bufferevent_get_input(c->cn_ur.ur_up->uc_bev);
 	const char	*data;
 	size_t		 len, n;
 	ssize_t		 r;
@@ -293,7 +293,7 @@ read_response_head(struct conn *c)
 		if (r == HTTP_PARSE_ERROR || c->cn_resp.status == 101) {
 			log_warnx("%s: conn %llu: %s: invalid response: %s",
 			    __func__, (unsigned long long)c->cn_id,
-			    c->cn_server->sv_addr->text,
+			    c->cn_ur.ur_server->sv_addr->text,
 			    c->cn_resp.error_what ? c->cn_resp.error_what :
 			    "101 Switching Protocols");
 			conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
@@ -329,7 +329,7 @@ read_response_head(struct conn *c)
 void
 relay_response(struct conn *c)
 {
-	struct bufferevent	*ubev = c->cn_up->uc_bev;
+	struct bufferevent	*ubev = c->cn_ur.ur_up->uc_bev;
 	struct evbuffer		*in = bufferevent_get_input(ubev);
 	struct evbuffer		*out = c->cn_cpend;
 	size_t			 before;
@@ -352,7 +352,7 @@ relay_response(struct conn *c)
 		if (k == -1) {
 			log_warnx("%s: conn %llu: %s: response body: %s",
 			    __func__, (unsigned long long)c->cn_id,
-			    c->cn_server->sv_addr->text,
+			    c->cn_ur.ur_server->sv_addr->text,
 			    c->cn_resp_body.error_what);
 			conn_close(c, "invalid response body");
 			return;
@@ -366,7 +366,7 @@ relay_response(struct conn *c)
 	if (evbuffer_get_length(in) > 0) {
 		log_warnx("%s: conn %llu: %s: bytes after the response",
 		    __func__, (unsigned long long)c->cn_id,
-		    c->cn_server->sv_addr->text);
+		    c->cn_ur.ur_server->sv_addr->text);
 		c->cn_up_reuse = 0;
 	}
 	c->cn_resp_state = RS_DONE;
@@ -422,9 +422,6 @@ relay_upstream_ready(struct conn *c, struct upconn *uc)
 {
 	size_t		 len = evbuffer_get_length(c->cn_uphead);
 
-	c->cn_up = uc;
-	uc->uc_conn = c;
-	uc->uc_requests++;
 	evbuffer_drain(c->cn_upend, evbuffer_get_length(c->cn_upend));
 	/* a copy: the head is sent again if a reused connection was stale */
 	if (evbuffer_add(c->cn_upend, evbuffer_pullup(c->cn_uphead, -1),
@@ -452,7 +449,7 @@ retryable(const struct conn *c)
 {
 	const struct http_body	*b = &c->cn_req_body;
 
-	if (c->cn_retried || c->cn_up == NULL || c->cn_up->uc_requests < 2 ||
+	if (c->cn_ur.ur_retried || c->cn_ur.ur_up == NULL || c->cn_ur.ur_up->uc_requests < 2 ||
 	    c->cn_resp_state != RS_NONE ||
 	    (b->framing != HTTP_FRAMING_NONE &&
 	    !(b->framing == HTTP_FRAMING_LENGTH && b->total == 0 &&
@@ -474,7 +471,7 @@ retryable(const struct conn *c)
 void
 relay_upstream_event(struct conn *c, short what)
 {
-	const char	*addr = c->cn_server->sv_addr->text;
+	const char	*addr = c->cn_ur.ur_server->sv_addr->text;
 
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_warnx("%s: conn %llu: %s: no answer in time", __func__,
@@ -502,11 +499,8 @@ relay_upstream_event(struct conn *c, short what)
 	if (retryable(c)) {
 		log_info("%s: conn %llu: %s: kept-alive connection closed; "
 		    "retrying", __func__, (unsigned long long)c->cn_id, addr);
-		c->cn_retried = 1;
-		c->cn_tries = 0;
-		upstream_release(c, 0);
 		conn_set_state(c, CS_CONNECT);
-		upstream_request(c);
+		upstream_retry(c);
 		return;
 	}
 	log_warnx("%s: conn %llu: %s: connection %s", __func__,

@@ -88,6 +88,20 @@ struct server {
 	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
 };
 
+/*
+ * What upstream.c keeps of a client connection's request: the backend
+ * connection serving it and the servers tried. Only upstream.c writes it;
+ * conn.c and relay.c read ur_up and ur_server.
+ */
+struct upstream_req {
+	struct upconn		*ur_up;
+	struct server		*ur_server;	/* counted in sv_active */
+	size_t			 ur_idx;	/* last server tried */
+	unsigned int		 ur_tries;	/* servers tried */
+	int			 ur_retried;	/* resent after a stale conn */
+	const char		*ur_name;	/* backend address, for the log */
+};
+
 struct listener {
 	struct proxy		*ls_proxy;
 	const struct config_addr *ls_addr;
@@ -153,19 +167,14 @@ struct conn {
 	const struct config	*cn_tconf;	/* ...from this generation */
 	int			 cn_head_bytes;	/* a request has begun */
 	unsigned int		 cn_requests;	/* requests on this conn */
-	unsigned int		 cn_tries;	/* servers tried */
-	int			 cn_retried;	/* resent after a stale conn */
 	int			 cn_req_paused;	/* client read off: backend full,
 					   or our answers unread (CS_HEAD) */
 	int			 cn_resp_paused; /* backend read off: client full */
-	const char		*cn_upname;	/* backend address, for the log */
 	uint64_t		 cn_t_start;	/* head complete, usec */
 	uint64_t		 cn_t_upstream;	/* dispatched, usec */
 
 	/* the response */
-	struct upconn		*cn_up;
-	struct server		*cn_server;	/* counted in sv_active */
-	size_t			 cn_server_idx;	/* last server tried */
+	struct upstream_req	 cn_ur;		/* upstream.c's */
 	enum resp_state		 cn_resp_state;
 	struct http_head	 cn_resp;
 	struct http_body	 cn_resp_body;
@@ -294,6 +303,10 @@ void		 conn_tls_info(const SSL *, int where, int ret);
 void		 conn_upstream_failed(struct conn *, int status,
 		    enum metrics_reason);
 void		 conn_set_state(struct conn *, enum conn_state);
+struct proxy	*conn_proxy(const struct conn *);
+struct generation *conn_gen(const struct conn *);
+uint64_t	 conn_id(const struct conn *);
+struct upstream_req *conn_upstream_req(struct conn *);
 void		 conn_arm_timer(struct conn *, uint64_t msec);
 void		 conn_end_request(struct conn *);
 void		 conn_close(struct conn *, const char *why);
@@ -326,7 +339,9 @@ int		 upstream_prepare(struct proxy *, const struct config *);
 void		 upstream_commit(struct proxy *, const struct config *);
 void		 upstream_abort(struct proxy *);
 void		 upstream_free(struct proxy *);
+void		 upstream_reset(struct conn *);
 void		 upstream_request(struct conn *);
+void		 upstream_retry(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
 void		 upstream_drop_idle(struct proxy *);
 int		 upstream_tls_session(SSL *, SSL_SESSION *);

@@ -271,6 +271,8 @@ upconn_set_busy(struct upconn *uc, struct conn *c)
 		    TCP_NODELAY, &on, sizeof(on));
 	uc->uc_state = UC_BUSY;
 	uc->uc_conn = c;
+	uc->uc_requests++;
+	conn_upstream_req(c)->ur_up = uc;
 	bufferevent_set_timeouts(uc->uc_bev, NULL, NULL);
 	/*
 	 * Only what is off: enabling EV_WRITE again would add the write event
@@ -284,8 +286,9 @@ upconn_set_busy(struct upconn *uc, struct conn *c)
 static void
 upconn_connect(struct conn *c, struct server *sv)
 {
-	struct proxy		*px = c->cn_proxy;
-	const struct backend_conf *bc = &c->cn_conf->backend;
+	struct upstream_req	*ur = conn_upstream_req(c);
+	struct proxy		*px = conn_proxy(c);
+	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct upconn		*uc;
 	struct timeval		 ctv = msec_tv(bc->connect_timeout_ms);
 	SSL			*ssl = NULL;
@@ -294,7 +297,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		goto nomem;
 	if (bc->tls) {
 		/* the handshake is part of connecting: connect_timeout */
-		if ((ssl = tls_connect(c->cn_gen->g_tls, c->cn_conf,
+		if ((ssl = tls_connect(conn_gen(c)->g_tls, conn_gen(c)->g_conf,
 		    sv->sv_addr)) == NULL)
 			goto nomem;
 		SSL_set_app_data(ssl, uc);
@@ -314,7 +317,7 @@ upconn_connect(struct conn *c, struct server *sv)
  nomem:
 		free(uc);
 		log_warnx("%s: conn %llu: out of memory", __func__,
-		    (unsigned long long)c->cn_id);
+		    (unsigned long long)conn_id(c));
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
@@ -322,7 +325,7 @@ upconn_connect(struct conn *c, struct server *sv)
 	uc->uc_server = sv;
 	uc->uc_conn = c;
 	uc->uc_state = UC_CONNECTING;
-	c->cn_up = uc;
+	ur->ur_up = uc;
 	bufferevent_setcb(uc->uc_bev, up_readcb, up_writecb, up_eventcb, uc);
 	/*
 	 * A pending connect is a pending write: the write timeout bounds it.
@@ -335,31 +338,59 @@ upconn_connect(struct conn *c, struct server *sv)
 		up_eventcb(uc->uc_bev, BEV_EVENT_ERROR, uc);
 }
 
+/* A request is over: the next one starts with no server tried. */
+void
+upstream_reset(struct conn *c)
+{
+	struct upstream_req	*ur = conn_upstream_req(c);
+
+	ur->ur_tries = 0;
+	ur->ur_retried = 0;
+	ur->ur_server = NULL;
+	ur->ur_name = NULL;
+}
+
+/*
+ * A kept-alive connection was found closed before any answer: send the
+ * request again, once, on a new connection (relay.c says when it may).
+ */
+void
+upstream_retry(struct conn *c)
+{
+	struct upstream_req	*ur = conn_upstream_req(c);
+
+	ur->ur_retried = 1;
+	ur->ur_tries = 0;
+	upstream_release(c, 0);
+	upstream_request(c);
+}
+
 /* Give the conn's request a backend connection: pooled, else a new one. */
 void
 upstream_request(struct conn *c)
 {
-	struct proxy	*px = c->cn_proxy;
+	struct upstream_req	*ur = conn_upstream_req(c);
+	struct proxy	*px = conn_proxy(c);
 	struct server	*sv;
 	struct upconn	*uc;
 	size_t		 idx;
 
-	if (c->cn_tries >= px->px_nservers) {
+	if (ur->ur_tries >= px->px_nservers) {
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
-	if (c->cn_tries == 0)
+	if (ur->ur_tries == 0)
 		idx = pick_first(px);
 	else
-		idx = (size_t)(c->cn_server_idx + 1) % px->px_nservers;
-	c->cn_tries++;
-	c->cn_server_idx = idx;
+		idx = (size_t)(ur->ur_idx + 1) % px->px_nservers;
+	ur->ur_tries++;
+	ur->ur_idx = idx;
 	sv = px->px_servers[idx];
-	c->cn_server = sv;
-	c->cn_upname = sv->sv_addr->text;
+	ur->ur_server = sv;
+	ur->ur_name = sv->sv_addr->text;
 	sv->sv_active++;
 
-	if (!c->cn_retried && (uc = TAILQ_FIRST(&sv->sv_idle)) != NULL) {
+	if (!ur->ur_retried && (uc = TAILQ_FIRST(&sv->sv_idle)) != NULL) {
 		TAILQ_REMOVE(&sv->sv_idle, uc, uc_entry);
 		sv->sv_nidle--;
 		upconn_set_busy(uc, c);
@@ -392,14 +423,15 @@ upconn_pool(struct upconn *uc, const struct backend_conf *bc,
 void
 upstream_release(struct conn *c, int reuse)
 {
-	struct upconn	*uc = c->cn_up;
-	struct server	*sv = c->cn_server;
-	struct proxy	*px = c->cn_proxy;
-	const struct backend_conf *bc = &c->cn_conf->backend;
+	struct upstream_req	*ur = conn_upstream_req(c);
+	struct upconn	*uc = ur->ur_up;
+	struct server	*sv = ur->ur_server;
+	struct proxy	*px = conn_proxy(c);
+	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct timeval	 tv = msec_tv(bc->keepalive_timeout_ms);
 
-	c->cn_server = NULL;
-	c->cn_up = NULL;
+	ur->ur_server = NULL;
+	ur->ur_up = NULL;
 	if (uc != NULL) {
 		uc->uc_conn = NULL;
 		if (!reuse || bc->keepalive == 0 || px->px_stopping ||
@@ -475,11 +507,11 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		}
 		sv->sv_proxy->px_metrics.m_upstream_connect_failures++;
 		log_warnx("%s: conn %llu: connect to %s: %s", __func__,
-		    (unsigned long long)c->cn_id, sv->sv_addr->text,
+		    (unsigned long long)conn_id(c), sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
 		    upconn_why(uc, error, why, sizeof(why)));
-		c->cn_server = NULL;
-		c->cn_up = NULL;
+		conn_upstream_req(c)->ur_server = NULL;
+		conn_upstream_req(c)->ur_up = NULL;
 		upconn_free(uc);
 		server_put(sv);
 		upstream_request(c);
