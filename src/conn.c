@@ -100,6 +100,53 @@ conn_upstream_req(struct conn *c)
 	return &c->cn_ur;
 }
 
+struct shed_ticket *
+conn_shed_ticket(struct conn *c)
+{
+	return &c->cn_st;
+}
+
+/* The priority of the request's class. */
+unsigned int
+conn_priority(const struct conn *c)
+{
+	return c->cn_conf->classes[c->cn_class].priority;
+}
+
+/* A note for the access log's reason field when there is no reason. */
+void
+conn_note(struct conn *c, const char *note)
+{
+	c->cn_note = note;
+}
+
+/* A refusal's Retry-After, in whole seconds. */
+void
+conn_set_retry_after(struct conn *c, uint64_t seconds)
+{
+	c->cn_retry_after = seconds;
+}
+
+/* What a finished request tells the limiter about the backend. */
+enum limiter_outcome
+conn_outcome(const struct conn *c, uint64_t now, uint64_t *latency)
+{
+	if (c->cn_t_resp_head != 0) {
+		*latency = c->cn_t_resp_head - c->cn_t_upstream;
+		/* the backend itself says it is overloaded */
+		if (c->cn_status == 503 || c->cn_status == 504)
+			return LIMITER_DROPPED;
+		if (c->cn_status >= 500)
+			return LIMITER_FAILED;
+		return LIMITER_SUCCESS;
+	}
+	*latency = now - c->cn_t_upstream;
+	if (c->cn_reason != MR_NONE && (c->cn_status == 502 ||
+	    c->cn_status == 504))
+		return LIMITER_DROPPED;	/* connect failure, timeout */
+	return LIMITER_IGNORED;
+}
+
 void
 conn_set_state(struct conn *c, enum conn_state state)
 {
@@ -440,7 +487,7 @@ conn_start_request(struct conn *c, size_t headlen)
 		conn_shed(c, why);
 		return;
 	}
-	if (c->cn_has_slot)
+	if (c->cn_st.st_has_slot)
 		conn_dispatch(c);
 	else
 		conn_set_state(c, CS_QUEUED);
@@ -449,11 +496,10 @@ conn_start_request(struct conn *c, size_t headlen)
 static void
 conn_left_queue(struct conn *c, uint64_t now)
 {
-	if (c->cn_t_queued == 0)
+	if (c->cn_st.st_t_queued == 0)
 		return;
 	histogram_observe(&c->cn_proxy->px_metrics.m_queue_wait,
-	    (now - c->cn_t_queued) / 1e6);
-	c->cn_t_queued = 0;
+	    (now - c->cn_st.st_t_queued) / 1e6);
 }
 
 /* The request holds a limiter slot: off to a backend. */
@@ -471,7 +517,6 @@ void
 conn_shed(struct conn *c, enum queue_shed why)
 {
 	conn_left_queue(c, now_usec());
-	c->cn_t_shed = now_usec();
 	shed_refused(c);
 	conn_respond(c, 503, why == QUEUE_SHED_FULL ? MR_QUEUE_FULL :
 	    why == QUEUE_SHED_TIMEOUT ? MR_QUEUE_TIMEOUT : MR_OVERLOADED, 0);
@@ -715,7 +760,6 @@ conn_end_request(struct conn *c)
 	c->cn_retry_after = 0;
 	c->cn_resp_bytes = 0;
 	c->cn_t_upstream = 0;
-	c->cn_t_queued = 0;
 	c->cn_class = SIZE_MAX;
 	c->cn_req_paused = 0;
 	c->cn_resp_paused = 0;

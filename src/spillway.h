@@ -102,6 +102,18 @@ struct upstream_req {
 	const char		*ur_name;	/* backend address, for the log */
 };
 
+/*
+ * What shed.c keeps of a client connection's request: its place in the
+ * queue and its limiter slot. Only shed.c writes it; conn.c reads it.
+ */
+struct shed_ticket {
+	struct conn		*st_conn;	/* whose ticket */
+	struct queue_item	 st_qitem;	/* while waiting */
+	int			 st_has_slot;	/* holds a limiter slot */
+	uint64_t		 st_t_queued;	/* entered the queue, usec */
+	uint64_t		 st_t_shed;	/* last refused, usec */
+};
+
 struct listener {
 	struct proxy		*ls_proxy;
 	const struct config_addr *ls_addr;
@@ -175,6 +187,7 @@ struct conn {
 
 	/* the response */
 	struct upstream_req	 cn_ur;		/* upstream.c's */
+	struct shed_ticket	 cn_st;		/* shed.c's */
 	enum resp_state		 cn_resp_state;
 	struct http_head	 cn_resp;
 	struct http_body	 cn_resp_body;
@@ -185,11 +198,7 @@ struct conn {
 	const char		*cn_note;	/* for the log only, or NULL */
 	uint64_t		 cn_retry_after; /* seconds, 0: no header */
 	size_t			 cn_class;	/* index in cn_conf->classes */
-	struct queue_item	 cn_qitem;	/* while CS_QUEUED */
-	int			 cn_has_slot;	/* holds a limiter slot */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
-	uint64_t		 cn_t_queued;	/* entered the queue, usec */
-	uint64_t		 cn_t_shed;	/* last refused by shed.c, usec */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 };
 TAILQ_HEAD(conn_list, conn);
@@ -307,6 +316,12 @@ struct proxy	*conn_proxy(const struct conn *);
 struct generation *conn_gen(const struct conn *);
 uint64_t	 conn_id(const struct conn *);
 struct upstream_req *conn_upstream_req(struct conn *);
+struct shed_ticket *conn_shed_ticket(struct conn *);
+unsigned int	 conn_priority(const struct conn *);
+enum limiter_outcome conn_outcome(const struct conn *, uint64_t now,
+		    uint64_t *latency);
+void		 conn_note(struct conn *, const char *);
+void		 conn_set_retry_after(struct conn *, uint64_t seconds);
 void		 conn_arm_timer(struct conn *, uint64_t msec);
 void		 conn_end_request(struct conn *);
 void		 conn_close(struct conn *, const char *why);
