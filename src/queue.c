@@ -68,6 +68,7 @@ struct queue {
 	unsigned int		 q_win_in, q_win_out;
 	int			 q_win_waiters;	/* queue seen not empty */
 	unsigned int		 q_excess, q_calm;
+	uint64_t		 q_last_call;	/* tick() last ran */
 	int			 q_growing;
 
 	/* drain */
@@ -198,9 +199,10 @@ static int
 overdrawn(const struct queue *q, uint64_t now)
 {
 	double	 drain = drain_rate(q, q->q_slots, now);
+	uint64_t	 w = longest_wait(q);
 
-	return drain > 0 && (double)q->q_count / drain >
-	    (double)longest_wait(q);
+	return drain > 0 && w != NEVER && (double)q->q_count / drain >
+	    (double)w;
 }
 
 static void
@@ -231,8 +233,10 @@ static void
 tick(struct queue *q, uint64_t now)
 {
 	uint64_t	 span = since(q->q_win_start, now);
+	uint64_t	 quiet = since(q->q_last_call, now);
 	uint64_t	 iv = interval_of(q);
 
+	q->q_last_call = now;
 	if (q->q_conf.interval_usec == 0) {	/* growth is off */
 		q->q_growing = 0;
 		q->q_win_start = now;
@@ -246,7 +250,7 @@ tick(struct queue *q, uint64_t now)
 		 * Nobody called for longer than two windows: the windows
 		 * that passed unseen were quiet, and quiet is calm.
 		 */
-		if (span >= 2 * GROW_MAX_SPAN * iv) {
+		if (quiet >= 2 * GROW_MAX_SPAN * iv) {
 			q->q_excess = 0;
 			q->q_calm = GROW_LEAVE;
 			q->q_growing = 0;
@@ -326,6 +330,7 @@ queue_new(const struct queue_conf *conf, uint64_t now)
 		TAILQ_INIT(&q->q_list[p]);
 	q->q_last_push = now;
 	q->q_win_start = now;
+	q->q_last_call = now;
 	q->q_out_at = now;
 	q->q_in_at = now;
 	q->q_slots = 1;
@@ -350,6 +355,10 @@ void
 queue_reconfigure(struct queue *q, const struct queue_conf *conf)
 {
 	q->q_conf = *conf;
+	if (conf->interval_usec == 0) {		/* growth is off at once */
+		q->q_growing = 0;
+		q->q_excess = q->q_calm = 0;
+	}
 }
 
 void
@@ -577,7 +586,7 @@ int
 queue_growing(const struct queue *q, uint64_t now)
 {
 	(void)now;
-	return q->q_growing && q->q_count > 0;
+	return q->q_growing && q->q_count > 0 && q->q_conf.interval_usec != 0;
 }
 
 void
