@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "http.h"
-#include "http_chars.h"
+#include "http_int.h"
 
 void
 http_body_init(struct http_body *b, const struct http_head *h)
