@@ -4,10 +4,16 @@
  * pure policy modules have headers of their own and know nothing of these.
  *
  * Ownership: a struct proxy owns its generations, listeners, client
- * connections and backend servers; a server owns its idle backend connections; a busy
- * backend connection (struct upconn) is owned by the client connection it
- * serves and goes back to its server's pool, or is closed, when that
- * request ends.
+ * connections and backend servers; a server owns its idle backend
+ * connections; a busy backend connection (struct upconn) is owned by the
+ * client connection it serves and goes back to its server's pool, or is
+ * closed, when that request ends.
+ *
+ * Dependencies go one way: main.c calls proxy.c, proxy.c calls the rest,
+ * nothing calls back up. Within a connection, upstream.c and shed.c keep
+ * their own part (struct upstream_req, struct shed_ticket) and ask the
+ * connection for the rest through conn_*() functions; conn.c and relay.c
+ * own the rest of struct conn.
  */
 #ifndef SPILLWAY_SPILLWAY_H
 #define SPILLWAY_SPILLWAY_H
