@@ -318,6 +318,11 @@ void		 conn_tls_info(const SSL *, int where, int ret);
 void		 conn_upstream_failed(struct conn *, int status,
 		    enum metrics_reason);
 void		 conn_set_state(struct conn *, enum conn_state);
+
+/* conn_log.c */
+void		 conn_save_reqline(struct conn *, const struct http_head *);
+void		 conn_log_request(struct conn *);
+
 struct proxy	*conn_proxy(const struct conn *);
 struct generation *conn_gen(const struct conn *);
 uint64_t	 conn_id(const struct conn *);
