@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -30,6 +31,22 @@
 #define ADMIN_PAUSE_MSEC	100
 
 static struct proxy	*admin_proxy;	/* for the accept error callback */
+
+/*
+ * The admin connections open now, to keep them at [admin]
+ * max_connections. evhttp (libevent 2.1) has no such cap and tells
+ * nothing when a connection closes, but it lets us make each connection's
+ * bufferevent: we keep a reference to every one, and one whose callbacks
+ * are gone has been freed by evhttp (bufferevent_free clears them; its
+ * descriptor was closed with it). At the cap the listener pauses, and the
+ * connections beyond wait in the backlog; a timer looks again every
+ * ADMIN_PAUSE_MSEC, as after EMFILE.
+ */
+static struct bufferevent	**admin_bevs;
+static size_t			  admin_nbevs;
+static size_t			  admin_cap;	/* room in admin_bevs */
+static unsigned int		  admin_max = 64; /* [admin] max_connections */
+static int			  admin_paused;	/* by the cap or EMFILE */
 
 extern const char		dashboard_html[];
 extern const unsigned long	dashboard_html_len;
@@ -186,16 +203,103 @@ admin_cb(struct evhttp_request *req, void *arg)
 }
 
 static void	admin_retire(struct proxy *);
+static void	admin_pause(struct proxy *);
+static int	admin_reserve(size_t);
 
-/* The pause after an accept error is over: accept again. */
+/* Forget the connections evhttp has freed since we last looked. */
+static void
+admin_sweep(void)
+{
+	void	*arg;
+	size_t	 i = 0;
+
+	while (i < admin_nbevs) {
+		bufferevent_getcb(admin_bevs[i], NULL, NULL, NULL, &arg);
+		if (arg != NULL) {
+			i++;
+			continue;
+		}
+		bufferevent_decref(admin_bevs[i]);
+		admin_bevs[i] = admin_bevs[--admin_nbevs];
+	}
+}
+
+/*
+ * evhttp makes a connection's bufferevent through us: count it, and pause
+ * the listener once max_connections are open. Returns NULL only out of
+ * memory (evhttp then tries itself, and the connection goes uncounted).
+ */
+static struct bufferevent *
+admin_bevcb(struct event_base *base, void *arg)
+{
+	struct proxy		*px = arg;
+	struct bufferevent	*bev;
+
+	admin_sweep();
+	/* past the cap only by what a listener just moved by a reload took */
+	if ((admin_nbevs >= admin_cap && admin_reserve(admin_nbevs + 8) == -1)
+	    || (bev = bufferevent_socket_new(base, -1, 0)) == NULL)
+		return NULL;
+	bufferevent_incref(bev);
+	admin_bevs[admin_nbevs++] = bev;
+	if (admin_nbevs >= admin_max)
+		admin_pause(px);
+	return bev;
+}
+
+/* Look again after a pause: accept if below the cap, else wait more. */
 static void
 admin_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy	*px = arg;
 
+	admin_paused = 0;
+	if (px->px_admin_sock == NULL)
+		return;
+	admin_sweep();
+	if (admin_nbevs >= admin_max) {
+		admin_pause(px);
+		return;
+	}
+	evconnlistener_enable(evhttp_bound_socket_get_listener(
+	    px->px_admin_sock));
+}
+
+/* Stop accepting for ADMIN_PAUSE_MSEC (one timer at a time). */
+static void
+admin_pause(struct proxy *px)
+{
+	struct timeval	 tv = msec_tv(ADMIN_PAUSE_MSEC);
+
 	if (px->px_admin_sock != NULL)
-		evconnlistener_enable(evhttp_bound_socket_get_listener(
+		evconnlistener_disable(evhttp_bound_socket_get_listener(
 		    px->px_admin_sock));
+	if (admin_paused)
+		return;
+	if (event_base_once(px->px_base, -1, EV_TIMEOUT, admin_resume_cb, px,
+	    &tv) == -1) {
+		log_warnx("%s: no timer: admin listener off until a reload",
+		    __func__);
+		return;
+	}
+	admin_paused = 1;
+}
+
+/* Room to count n connections, and more if more are open now. */
+static int
+admin_reserve(size_t n)
+{
+	struct bufferevent	**v;
+
+	if (n < admin_nbevs)
+		n = admin_nbevs;
+	if (n <= admin_cap)
+		return 0;
+	if ((v = realloc(admin_bevs, n * sizeof(*v))) == NULL)
+		return -1;
+	admin_bevs = v;
+	admin_cap = n;
+	return 0;
 }
 
 /*
@@ -207,7 +311,6 @@ admin_resume_cb(evutil_socket_t fd, short what, void *arg)
 static void
 admin_accept_error_cb(struct evconnlistener *evl, void *arg)
 {
-	struct timeval	 tv = msec_tv(ADMIN_PAUSE_MSEC);
 	int		 error = EVUTIL_SOCKET_ERROR();
 	unsigned int	 quiet;
 
@@ -216,10 +319,7 @@ admin_accept_error_cb(struct evconnlistener *evl, void *arg)
 		    "last warning)", __func__, strerror(error), ADMIN_PAUSE_MSEC,
 		    quiet);
 	evconnlistener_disable(evl);
-	if (event_base_once(evconnlistener_get_base(evl), -1, EV_TIMEOUT,
-	    admin_resume_cb, admin_proxy, &tv) == -1)
-		log_warnx("%s: no timer: admin listener off until a reload",
-		    __func__);
+	admin_pause(admin_proxy);
 }
 
 /*
@@ -238,8 +338,13 @@ admin_prepare(struct proxy *px, const struct config *conf, char *err,
 	struct evhttp_bound_socket	*sock = NULL;
 	int				 fd;
 
+	if (admin_reserve(conf->admin.max_connections) == -1) {
+		snprintf(err, errlen, "admin: out of memory");
+		return -1;
+	}
 	admin_abort(px);
 	px->px_admin_next_addr = a;
+	px->px_admin_next_max = conf->admin.max_connections;
 	if (a != NULL && px->px_admin != NULL &&
 	    addr_same(a, &px->px_admin_addr)) {
 		px->px_admin_keep = 1;
@@ -268,19 +373,28 @@ admin_prepare(struct proxy *px, const struct config *conf, char *err,
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(http, admin_cb, px);
+	evhttp_set_bevcb(http, admin_bevcb, px);
 	px->px_admin_next = http;
 	px->px_admin_next_sock = sock;
 	return 0;
 }
 
-/* Second half: serve on the prepared listener, retire the old one. */
+/*
+ * Second half: serve on the prepared listener and retire the old one, or
+ * keep the old one; the new max_connections applies only now, once the
+ * listener is in place.
+ */
 void
 admin_commit(struct proxy *px)
 {
 	const struct config_addr	*a = px->px_admin_next_addr;
 
+	admin_max = px->px_admin_next_max;
 	if (px->px_admin_keep) {
 		px->px_admin_keep = 0;
+		admin_sweep();	/* a lower cap applies at once */
+		if (admin_nbevs >= admin_max)
+			admin_pause(px);
 		return;
 	}
 	admin_retire(px);
@@ -291,7 +405,8 @@ admin_commit(struct proxy *px)
 	if (a != NULL) {
 		px->px_admin_addr.ss = a->ss;
 		px->px_admin_addr.sslen = a->sslen;
-		log_info("admin listening on %s", a->text);
+		log_info("admin listening on %s (at most %u connections)",
+		    a->text, admin_max);
 	}
 }
 
@@ -358,4 +473,10 @@ admin_close(struct proxy *px)
 	if (px->px_admin_timer != NULL)
 		event_free(px->px_admin_timer);
 	px->px_admin_timer = NULL;
+	/* every connection went with its evhttp */
+	while (admin_nbevs > 0)
+		bufferevent_decref(admin_bevs[--admin_nbevs]);
+	free(admin_bevs);
+	admin_bevs = NULL;
+	admin_cap = 0;
 }

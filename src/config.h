@@ -159,6 +159,7 @@ struct shed_conf {
 struct admin_conf {
 	struct config_addr	*listen;	/* at most one; none: off */
 	size_t			 nlisten;
+	unsigned int		 max_connections; /* open at once; more wait */
 };
 
 struct config {

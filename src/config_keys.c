@@ -104,6 +104,8 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	{ "admin", "listen", KT_ADDRS, 0, 1, NULL,
 	    LIST(admin.listen, admin.nlisten),
 	    KEY_PASSIVE | KEY_LOOPBACK },
+	{ "admin", "max_connections", KT_UINT, 1, 10000, "64",
+	    FIELD(admin.max_connections), 0 },
 
 	{ "tls", "listen", KT_ADDRS, 0, 64, NULL,
 	    LIST(tls.listen, tls.nlisten),

@@ -429,6 +429,12 @@ conn_start_request(struct conn *c, size_t headlen)
 	if (c->cn_proxy->px_stopping)
 		c->cn_keepalive = 0;
 
+	if (h->method == HTTP_M_CONNECT) {
+		/* no tunnels: refused here, never sent to a backend */
+		evbuffer_drain(in, headlen);
+		conn_respond(c, 501, MR_CONNECT_UNSUPPORTED, 1);
+		return;
+	}
 	if (h->framing == HTTP_FRAMING_LENGTH && pc->max_body_size > 0 &&
 	    h->content_length > pc->max_body_size) {
 		evbuffer_drain(in, headlen);
@@ -436,6 +442,7 @@ conn_start_request(struct conn *c, size_t headlen)
 		return;
 	}
 	http_body_init(&c->cn_req_body, h);
+	c->cn_req_body.rechunk = 1;
 	c->cn_req_done = http_body_done(&c->cn_req_body);
 	if (relay_precheck(c, headlen, &what) == -1) {
 		log_info("%s: conn %llu from %s: 400: request body: %s",

@@ -13,8 +13,8 @@
  * Body framing is decoded by struct http_body: it is fed the bytes that
  * follow the head, in pieces of any size, and says how many of them belong
  * to the message and, for chunked bodies, which of them are payload (so a
- * proxy may pass chunked bytes through verbatim or strip the framing for an
- * HTTP/1.0 peer).
+ * proxy may pass chunked bytes through verbatim, strip the framing for an
+ * HTTP/1.0 peer, or write the chunk lines afresh: see rechunk below).
  */
 #ifndef SPILLWAY_HTTP_H
 #define SPILLWAY_HTTP_H
@@ -156,11 +156,25 @@ struct http_body {
 	size_t			 line_len;	/* bytes of current line */
 	size_t			 trailer_len;	/* bytes of trailer section */
 	int			 size_digits;	/* hex digits in chunk-size */
-	int			 in_ext;	/* past the chunk-size digits */
+	int			 in_ext;	/* chunk line: where in chunk-ext;
+						   trailer: in a field value */
 	int			 trailer_bol;	/* at the start of a trailer line */
 	int			 trailer_cr;	/* saw CR in trailer section */
 	char			 trailer_name[17]; /* a trailer name's start */
 	const char		*error_what;
+
+	/*
+	 * Set by the caller after http_body_init() to relay a chunked body
+	 * with its chunk lines written afresh, without extensions. Then a
+	 * piece that http_body_feed() returns is never part chunk line and
+	 * part other framing; for a chunk line's bytes it sets chunk_line,
+	 * and the caller sends chunk_out (chunk_out_len bytes, "HEX\r\n")
+	 * instead of them: empty until the piece that ends the line.
+	 */
+	int			 rechunk;
+	int			 chunk_line;
+	char			 chunk_out[20];
+	size_t			 chunk_out_len;
 };
 
 /* Start decoding a body with the framing of a parsed head. */

@@ -49,6 +49,117 @@ body_fail(struct http_body *b, const char *what)
 	return -1;
 }
 
+/*
+ * Where a chunk line is, in b->in_ext (RFC 9112 7.1.1):
+ *
+ *   chunk-size [ chunk-ext ] CRLF
+ *   chunk-ext      = *( BWS ";" BWS chunk-ext-name
+ *                       [ BWS "=" BWS chunk-ext-val ] )
+ *   chunk-ext-name = token
+ *   chunk-ext-val  = token / quoted-string
+ *
+ * BWS belongs before a ";" or "=", never before the CRLF: "5 \r\n" and
+ * "5;a \r\n" are refused, as are "5;\r\n" and "5;a=\r\n".
+ */
+enum chunk_ext {
+	CE_SIZE = 0,	/* in the hex digits */
+	CE_SIZE_BWS,	/* whitespace after them: ";" must follow */
+	CE_NAME0,	/* after ";": BWS, then a name */
+	CE_NAME,	/* in a name: CRLF, BWS, ";" or "=" may follow */
+	CE_NAME_BWS,	/* whitespace after a name: ";" or "=" must follow */
+	CE_VAL0,	/* after "=": BWS, then a token or a quoted-string */
+	CE_TOKEN,	/* in a token value */
+	CE_QUOTED,	/* in a quoted-string */
+	CE_QPAIR,	/* after a backslash in it */
+	CE_END,		/* after a closing quote: CRLF, BWS or ";" */
+	CE_BWS,		/* whitespace after a value: ";" must follow */
+};
+
+/* qdtext (RFC 9110 5.6.4): HTAB, SP, VCHAR but '"' and '\', obs-text. */
+static int
+is_qdtext(unsigned char c)
+{
+	return is_vchar_ws(c) && c != '"' && c != '\\';
+}
+
+/* One byte of a chunk extension, anything but CR and LF. */
+static int
+chunk_ext_byte(struct http_body *b, unsigned char c)
+{
+	int	ws = c == ' ' || c == '\t';
+
+	switch (b->in_ext) {
+	case CE_NAME0:
+	case CE_VAL0:
+		if (ws)
+			return 0;
+		if (b->in_ext == CE_VAL0 && c == '"') {
+			b->in_ext = CE_QUOTED;
+			return 0;
+		}
+		if (!is_tchar(c))
+			break;
+		b->in_ext = b->in_ext == CE_NAME0 ? CE_NAME : CE_TOKEN;
+		return 0;
+	case CE_NAME:
+	case CE_TOKEN:
+		if (is_tchar(c))
+			return 0;
+		/* FALLTHROUGH */
+	case CE_NAME_BWS:
+	case CE_END:
+	case CE_BWS:
+		if (ws) {
+			b->in_ext = b->in_ext == CE_NAME ||
+			    b->in_ext == CE_NAME_BWS ? CE_NAME_BWS : CE_BWS;
+			return 0;
+		}
+		if (c == ';') {
+			b->in_ext = CE_NAME0;
+			return 0;
+		}
+		if (c == '=' && (b->in_ext == CE_NAME ||
+		    b->in_ext == CE_NAME_BWS)) {
+			b->in_ext = CE_VAL0;
+			return 0;
+		}
+		break;
+	case CE_QUOTED:
+		if (c == '"')
+			b->in_ext = CE_END;
+		else if (c == '\\')
+			b->in_ext = CE_QPAIR;
+		else if (!is_qdtext(c))
+			break;
+		return 0;
+	case CE_QPAIR:
+		if (!is_vchar_ws(c))
+			break;
+		b->in_ext = CE_QUOTED;
+		return 0;
+	}
+	return body_fail(b, "invalid chunk extension");
+}
+
+/* Write "HEX\r\n", the chunk line that goes on, into b->chunk_out. */
+static void
+chunk_line_out(struct http_body *b)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	char			 tmp[16];
+	uint64_t		 v = b->remaining;
+	size_t			 n = 0, i;
+
+	do {
+		tmp[n++] = hex[v & 0xf];
+		v >>= 4;
+	} while (v > 0);
+	for (i = 0; i < n; i++)
+		b->chunk_out[i] = tmp[n - 1 - i];
+	memcpy(b->chunk_out + n, "\r\n", 2);
+	b->chunk_out_len = n + 2;
+}
+
 /* One byte of a chunk-size line, before its CR. */
 static int
 chunk_size_byte(struct http_body *b, unsigned char c)
@@ -60,12 +171,15 @@ chunk_size_byte(struct http_body *b, unsigned char c)
 	if (c == '\n')
 		return body_fail(b, "bare LF in chunk line");
 	if (c == '\r') {
-		if (b->size_digits == 0 || b->in_ext == 1)
+		if (b->size_digits == 0 || b->in_ext == CE_SIZE_BWS)
 			return body_fail(b, "invalid chunk size");
+		if (b->in_ext != CE_SIZE && b->in_ext != CE_NAME &&
+		    b->in_ext != CE_TOKEN && b->in_ext != CE_END)
+			return body_fail(b, "invalid chunk extension");
 		b->state = HTTP_BODY_SIZE_LF;
 		return 0;
 	}
-	if (b->in_ext == 0 && (d = hex_value(c)) >= 0) {
+	if (b->in_ext == CE_SIZE && (d = hex_value(c)) >= 0) {
 		/* Bounded to fit an off_t; leading zeros are free. */
 		if (b->remaining > ((uint64_t)INT64_MAX - (uint64_t)d) / 16)
 			return body_fail(b, "chunk size overflow");
@@ -75,13 +189,12 @@ chunk_size_byte(struct http_body *b, unsigned char c)
 	}
 	if (b->size_digits == 0)
 		return body_fail(b, "invalid chunk size");
-	if (b->in_ext == 2)	/* inside chunk-ext: any but CTLs */
-		return is_vchar_ws(c) ? 0 :
-		    body_fail(b, "invalid chunk extension");
+	if (b->in_ext != CE_SIZE && b->in_ext != CE_SIZE_BWS)
+		return chunk_ext_byte(b, c);
 	if (c == ' ' || c == '\t')	/* BWS before ';' */
-		b->in_ext = 1;
+		b->in_ext = CE_SIZE_BWS;
 	else if (c == ';')
-		b->in_ext = 2;
+		b->in_ext = CE_NAME0;
 	else
 		return body_fail(b, "invalid chunk size");
 	return 0;
@@ -158,6 +271,8 @@ chunk_frame_byte(struct http_body *b, unsigned char c)
 	case HTTP_BODY_SIZE_LF:
 		if (c != '\n')
 			return body_fail(b, "stray CR in chunk line");
+		if (b->rechunk)
+			chunk_line_out(b);
 		b->line_len = 0;
 		b->size_digits = 0;
 		b->in_ext = 0;
@@ -203,13 +318,23 @@ body_data(struct http_body *b, size_t len)
 	return (ssize_t)n;
 }
 
+/* In a chunk line: its size, extensions, CR and LF. */
+static int
+in_chunk_line(const struct http_body *b)
+{
+	return b->state == HTTP_BODY_SIZE || b->state == HTTP_BODY_SIZE_LF;
+}
+
 ssize_t
 http_body_feed(struct http_body *b, const char *buf, size_t len,
     int *is_data)
 {
 	size_t	i;
+	int	line;
 
 	*is_data = 0;
+	b->chunk_line = 0;
+	b->chunk_out_len = 0;
 	if (b->state == HTTP_BODY_ERROR)
 		return -1;
 	if (b->state == HTTP_BODY_DONE || len == 0)
@@ -218,13 +343,18 @@ http_body_feed(struct http_body *b, const char *buf, size_t len,
 		*is_data = 1;
 		return body_data(b, len);
 	}
+	line = in_chunk_line(b);
 	for (i = 0; i < len; i++) {
 		if (chunk_frame_byte(b, (unsigned char)buf[i]) == -1)
 			return -1;
 		if (b->state == HTTP_BODY_DATA || b->state == HTTP_BODY_DONE)
-			return (ssize_t)(i + 1);
+			break;
+		/* rechunk: a chunk line is a piece of its own */
+		if (b->rechunk && in_chunk_line(b) != line)
+			break;
 	}
-	return (ssize_t)len;
+	b->chunk_line = b->rechunk && line;
+	return (ssize_t)(i < len ? i + 1 : len);
 }
 
 int

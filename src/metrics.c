@@ -42,6 +42,7 @@ static const char *const reason_names[MR_NONE + 1] = {
 	[MR_UPSTREAM_TIMEOUT] = "upstream_timeout",
 	[MR_COUNT] = "unknown",
 	[MR_CLIENT_CLOSED] = "client_closed",
+	[MR_CONNECT_UNSUPPORTED] = "connect_unsupported",
 	[MR_NONE] = NULL,
 };
 

@@ -40,6 +40,7 @@ enum metrics_reason {
 	MR_UPSTREAM_TIMEOUT,	/* 504 */
 	MR_COUNT,		/* "unknown" */
 	MR_CLIENT_CLOSED,	/* 499: the client went away first */
+	MR_CONNECT_UNSUPPORTED,	/* 501: CONNECT, no tunnels */
 	MR_NONE,		/* no reason: NULL name */
 };
 

@@ -121,11 +121,13 @@ static unsigned int
 fit_fd_limit(const struct config *conf)
 {
 	struct rlimit	 rl;
-	uint64_t	 want, pool, fit;
+	uint64_t	 want, pool, fit, fixed;
 
 	pool = (uint64_t)conf->backend.keepalive * conf->backend.nservers;
-	want = 2 * (uint64_t)conf->proxy.max_connections + pool +
-	    SPILLWAY_FD_RESERVE + conf->proxy.nlisten + conf->tls.nlisten;
+	/* listeners, the reserve, and the admin listener's own connections */
+	fixed = SPILLWAY_FD_RESERVE + conf->proxy.nlisten + conf->tls.nlisten +
+	    (conf->admin.nlisten > 0 ? 1 + conf->admin.max_connections : 0);
+	want = 2 * (uint64_t)conf->proxy.max_connections + pool + fixed;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return conf->proxy.max_connections;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
@@ -138,9 +140,8 @@ fit_fd_limit(const struct config *conf)
 		return conf->proxy.max_connections;
 	if (pool > rl.rlim_cur / 4)
 		pool = rl.rlim_cur / 4;
-	fit = rl.rlim_cur > pool + SPILLWAY_FD_RESERVE + conf->proxy.nlisten ?
-	    (rl.rlim_cur - pool - SPILLWAY_FD_RESERVE - conf->proxy.nlisten) /
-	    2 : 1;
+	fit = rl.rlim_cur > pool + fixed ? (rl.rlim_cur - pool - fixed) / 2 :
+	    1;
 	if (fit < 1)
 		fit = 1;
 	log_warnx("%s: open file limit %llu allows %llu of max_connections "

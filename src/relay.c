@@ -145,8 +145,9 @@ relay_queued(struct bufferevent *bev, struct evbuffer *pend)
 
 /*
  * Move one framing-consistent step of a body from src to dst: payload
- * always, framing too unless strip is set; with dst NULL, throw it away. Returns bytes taken from src,
- * 0 when nothing more can be taken, -1 on invalid framing.
+ * always, framing too unless strip is set (a chunk line written afresh if
+ * the decoder rechunks); with dst NULL, throw it away. Returns bytes taken
+ * from src, 0 when nothing more can be taken, -1 on invalid framing.
  */
 static ssize_t
 body_step(struct http_body *b, struct evbuffer *src, struct evbuffer *dst,
@@ -163,7 +164,13 @@ body_step(struct http_body *b, struct evbuffer *src, struct evbuffer *dst,
 		return k;
 	if (dst == NULL || (strip && !is_data))
 		evbuffer_drain(src, (size_t)k);
-	else if (evbuffer_remove_buffer(src, dst, (size_t)k) != (int)k)
+	else if (b->chunk_line) {
+		/* a chunk line goes on written afresh, without extensions */
+		evbuffer_drain(src, (size_t)k);
+		if (b->chunk_out_len > 0 &&
+		    evbuffer_add(dst, b->chunk_out, b->chunk_out_len) == -1)
+			return -1;
+	} else if (evbuffer_remove_buffer(src, dst, (size_t)k) != (int)k)
 		return -1;
 	return k;
 }

@@ -249,6 +249,7 @@ struct proxy {
 	struct evhttp		*px_admin_next;	/* prepared: bound, not live */
 	struct evhttp_bound_socket *px_admin_next_sock;
 	const struct config_addr *px_admin_next_addr;
+	unsigned int		 px_admin_next_max; /* its max_connections */
 	int			 px_admin_keep;	/* prepared: same address */
 	struct evhttp		*px_admin_old;	/* moved away, freed soon */
 	struct event		*px_admin_timer;

@@ -502,6 +502,7 @@ class Request(_Headers):
         self.trailers = []
         self.chunked = False
         self.raw_head = b""
+        self.raw_body = b""     # a chunked body as it came, framing too
         self.conn_id = None
         self.time = time.monotonic()
         self.body_len = None    # set by streaming handlers
@@ -844,8 +845,10 @@ class Backend:
         te = req.header("transfer-encoding")
         if te is not None:
             req.chunked = True
+            raw = bytearray()
             req.body, req.trailers, _ = conn.reader.read_chunked(
-                time.monotonic() + 60)
+                time.monotonic() + 60, raw=raw)
+            req.raw_body = bytes(raw)
         elif req.header("content-length") is not None:
             req.body = conn.reader.read_exact(
                 int(req.header("content-length")), time.monotonic() + 60)

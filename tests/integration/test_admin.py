@@ -7,12 +7,13 @@ and the admin listener being separate from the proxy's."""
 import json
 import os
 import re
+import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (admin, admin_spillway, Backend, check, Client, diag,
-                     echo_path, eq, get, metrics, parse_prometheus,
+                     echo_path, eq, free_port, get, metrics, parse_prometheus,
                      listening_ports, run_binary, run_main, short, Spillway,
                      test, wait_for)
 
@@ -362,6 +363,49 @@ def no_admin():
         from harness import skip
         skip("no /proc")
     eq(listening_ports(sp.pid), {sp.port}, "listening ports of spillway")
+
+
+@test("[admin] max_connections: a connection beyond it waits until one "
+      "closes; a reload raises the cap at once")
+def admin_max_connections():
+    be = Backend(echo_path())
+    ap = free_port()
+    sections = [("admin", {"listen": "127.0.0.1:%d" % ap,
+                           "max_connections": 2})]
+    sp = Spillway([be], sections=sections)
+    check(wait_for(lambda: listening_ports(sp.pid) >= {sp.port, ap}, 5),
+          "no admin listener")
+    held = [socket.create_connection(("127.0.0.1", ap), 2) for _ in
+            range(2)]
+    time.sleep(0.2)
+    fds = sp.nfds()
+    c = socket.create_connection(("127.0.0.1", ap), 2)   # in the backlog
+    c.sendall(b"GET /status HTTP/1.1\r\nHost: a\r\n\r\n")
+    c.settimeout(0.5)
+    try:
+        got = c.recv(100)
+    except socket.timeout:
+        got = None
+    eq(got, None, "an answer beyond max_connections")
+    eq(sp.nfds(), fds, "descriptors with a third connection waiting")
+    held[0].close()
+    c.settimeout(3)
+    check(c.recv(100).startswith(b"HTTP/1.1 200"), "the waiting connection "
+          "served once one closed")
+    c.close()
+    # at the cap again (held[1] and a new one); a reload to 3 lets one more
+    held.append(socket.create_connection(("127.0.0.1", ap), 2))
+    time.sleep(0.2)
+    sections[0][1]["max_connections"] = 3
+    sp.reconfigure(sections=sections)
+    sp.reload()
+    check(wait_for(lambda: "reloaded " in sp.stderr_text(), 3),
+          "no reload")
+    eq(get(ap, "/status", timeout=3).status, 200, "a third connection "
+       "after the reload")
+    for h in held:
+        h.close()
+    eq(get(sp.port, "/proxied").status, 200, "the proxy meanwhile")
 
 
 if __name__ == "__main__":

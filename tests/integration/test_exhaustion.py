@@ -2,7 +2,8 @@
 """Resource exhaustion: slow header senders (slowloris), slow and stalled
 request bodies (body_timeout), slow readers of large responses, a client
 that pipelines and never reads, 10,000 idle connections, a flood of new
-connections, a descriptor limit of 64 (the admin listener's too). In each,
+connections, a descriptor limit of 64 (the admin listener's too), a flood
+of connections on the admin port. In each,
 other clients are still served, spillway's memory stays bounded, and it
 does not spin: its CPU time (utime + stime from /proc) is measured while it
 is under attack. (test_limits.py has the EMFILE pause itself.)
@@ -21,6 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness
 from harness import (Backend, Client, Spillway, _head_bytes, admin,
                      admin_spillway, build_request, check, diag, echo_path,
                      eq, get, pattern_chunks, register, respond, run_main,
@@ -570,6 +572,73 @@ def admin_out_of_descriptors():
           % sp.nfds())
     r = wait_for(lambda: admin(sp, "/status", timeout=2), 3)
     eq(r.status, 200, "admin after")
+    eq(get(sp.port, "/after").status, 200, "proxy after")
+
+
+def median_served(port, n, tag):
+    """The median of n GETs, each on a new connection, in seconds."""
+    times = sorted(served_in(port, "/%s%d" % (tag, i)) for i in range(n))
+    return times[n // 2]
+
+
+@test("admin flood: 5,000 connections to the admin port hold at most "
+      "[admin] max_connections descriptors; the proxy serves at its usual "
+      "latency meanwhile; the admin listener serves again after",
+      timeout=90)
+def admin_flood():
+    flood, cap = 5000, 64
+    limit = _raise_nofile(flood + 500)
+    if limit < flood + 100:
+        skip("the descriptor limit (%d) does not allow %d connections"
+             % (limit, flood))
+    be = Backend(echo_path())
+    # 2048 descriptors: without a cap the flood would take them all, and
+    # the proxy's listener would be out of descriptors with it
+    sp = admin_spillway([be], nofile=2048)
+    eq(admin(sp, "/status").status, 200, "admin before")
+    for i in range(20):
+        served_in(sp.port, "/warm%d" % i)
+    before = median_served(sp.port, 200, "before")
+    fds0, rss0 = sp.nfds(), sp.rss_kb()
+    pile = Pile()
+    t0 = time.monotonic()
+    for i in range(0, flood, 500):
+        pile.connect(sp.admin_port, 500, blocking=False)
+    # the ones that got through hold a partial head, slowloris-like
+    time.sleep(0.3)
+    heads = pile.send_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n")
+    opened = time.monotonic() - t0
+    time.sleep(0.3)
+    c0 = sp.cpu_seconds()
+    during = median_served(sp.port, 200, "during")
+    cpu = sp.cpu_seconds() - c0
+    fds, rss = sp.nfds(), sp.rss_kb()
+    diag("%d admin connections opened in %.1fs (%d took a partial head); "
+         "spillway: %d -> %d descriptors, RSS %d -> %d kB; proxy median "
+         "%.2f ms before, %.2f ms during (CPU %.2fs for its 200 requests)"
+         % (flood, opened, heads, fds0, fds, rss0, rss, before * 1000,
+            during * 1000, cpu))
+    check(sp.alive(), "spillway died")
+    check(fds <= fds0 + cap + 4, "spillway holds %d descriptors during the "
+          "flood, %d before: more than max_connections (%d) admin ones"
+          % (fds, fds0, cap))
+    check(during <= max(3 * before, before + 0.020), "the proxy's median "
+          "latency went from %.2f ms to %.2f ms during the admin flood"
+          % (before * 1000, during * 1000))
+    bound = 16 * 1024 * (2 if instrumented(sp) else 1)
+    check(rss - rss0 < bound, "RSS grew by %d kB during the admin flood"
+          % (rss - rss0))
+    pile.close()
+
+    def status():
+        try:
+            return admin(sp, "/status", timeout=2).status == 200
+        except (OSError, harness.ProtocolError):
+            return False
+    check(wait_for(status, 10), "admin listener not serving after the "
+          "flood")
+    check(wait_for(lambda: sp.nfds() <= fds0 + 2, 10), "spillway holds %d "
+          "descriptors after the flood (%d before)" % (sp.nfds(), fds0))
     eq(get(sp.port, "/after").status, 200, "proxy after")
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 from harness import (Backend, Client, Spillway, add_test, build_request,
                      check, delayed, echo, eq, interim_continue, raw,
-                     respond, short, test)
+                     respond, short, test, wait_for)
 
 # A valid request pipelined after every bad one: it must never be served.
 TRAILER = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -152,6 +152,26 @@ CASES = [
      chunked_req(b"5;a=b\nhello\r\n0\r\n\r\n"), 400),
     ("chunk extension with a NUL",
      chunked_req(b"5;a=\x00\r\nhello\r\n0\r\n\r\n"), 400),
+    # chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ) (RFC 9112
+    # 7.1.1); name a token, value a token or a quoted-string
+    ("chunk extension: a bare semicolon",
+     chunked_req(b"5;\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: a name that is not a token",
+     chunked_req(b"5;bad[=x\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: no name before =",
+     chunked_req(b"5;=x\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: = without a value",
+     chunked_req(b"5;a=\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: a value that is not a token",
+     chunked_req(b"5;a=b/c\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: an unterminated quoted string",
+     chunked_req(b"5;a=\"x\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: whitespace before the CRLF",
+     chunked_req(b"5;a \r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk extension: two semicolons",
+     chunked_req(b"5;;a\r\nhello\r\n0\r\n\r\n"), 400),
+    ("last chunk with a bare semicolon",
+     chunked_req(b"5\r\nhello\r\n0;\r\n\r\n"), 400),
     ("chunk size ended by a bare CR",
      chunked_req(b"5\rhello\r\n0\r\n\r\n"), 400),
     ("chunk data longer than its size",
@@ -178,6 +198,13 @@ CASES = [
     ("bare LF after one header", b"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n",
      400),
     ("bare LF ending the head", b"GET / HTTP/1.1\r\nHost: a\r\n\n", 400),
+    # lines that read as valid ones if a bare LF ended them: only the
+    # bare-LF rule stands between these and the backend
+    ("bare LF ending a field line, the next one valid",
+     b"GET / HTTP/1.1\r\nX-Foo: ab\nHost: a\r\n\r\n", 400),
+    ("bare LF ending a field line that hides a Content-Length",
+     b"POST / HTTP/1.1\r\nHost: a\r\nX-Foo: ab\nContent-Length: 5\r\n"
+     b"\r\nhello", 400),
     ("bare CR in a header value",
      req([H, b"X-Foo: a\rb"], line=b"GET / HTTP/1.1"), 400),
     ("bare CR in the request line", b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -261,6 +288,10 @@ CASES = [
      b"CONNECT b:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 400),
     ("CONNECT with an origin-form target",
      b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("CONNECT: no tunnels, answered before any backend",
+     b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 501),
+    ("CONNECT in HTTP/1.0",
+     b"CONNECT a:443 HTTP/1.0\r\n\r\n", 501),
     ("HTTP/1.1x", b"GET / HTTP/1.1x\r\nHost: a\r\n\r\n", 400),
     ("HTTP/01.1", b"GET / HTTP/01.1\r\nHost: a\r\n\r\n", 400),
     ("HTTP/1.10", b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400),
@@ -439,6 +470,14 @@ LATE_BODIES = [
     ("chunk size not hex", b"5\r\nhello\r\nzz\r\nabc\r\n0\r\n\r\n"),
     ("chunk extension longer than 4 KiB",
      b"5;" + b"e" * 4200 + b"\r\nhello\r\n0\r\n\r\n"),
+    ("chunk extension: a bare semicolon",
+     b"5\r\nhello\r\n5;\r\nworld\r\n0\r\n\r\n"),
+    ("chunk extension: a name that is not a token",
+     b"5\r\nhello\r\n5;bad[=x\r\nworld\r\n0\r\n\r\n"),
+    ("Content-Length as a trailer field",
+     b"5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n"),
+    ("obs-fold in the trailer section",
+     b"5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n"),
 ]
 
 
@@ -454,13 +493,105 @@ def late_bad_chunk():
         c.send(body + TRAILER)
         r = c.read_response(timeout=3)
         eq(r.status, 400, "%s: status (response %r)" % (name, r))
+        check("close" in r.tokens("connection"),
+              "%s: no Connection: close: %r" % (name, r.headers))
         check(c.wait_closed(2), "%s: connection not closed after 400" % name)
     time.sleep(0.1)
     eq([q.target for q in be.requests if q.target == "/smuggled"], [],
        "smuggled request at the backend")
     eq(be.bad, [], "unparsable heads at the backend")
+    eq(be.requests, [], "requests the backend read whole")
     c = Client(sp.port)
     eq(c.exchange("POST", "/next", body=b"xyz").body, b"xyz", "next request")
+
+
+@test("after the head was sent on, 400, 413 and 408 say Connection: close "
+      "and close; nothing after them is read")
+def late_refusals_say_close():
+    be = Backend(echo())
+    sp = Spillway([be], proxy={"max_body_size": "1k",
+                               "idle_timeout": "500ms"})
+    chunked = req([H, b"Transfer-Encoding: chunked"])
+    late = [
+        (400, "bad chunk size", chunked, b"5\r\nhello\r\nzz\r\n"),
+        (413, "chunked body over max_body_size", chunked,
+         b"800\r\n" + b"x" * 0x800 + b"\r\n0\r\n\r\n"),
+        (408, "body stalled for idle_timeout",
+         req([H, b"Content-Length: 100"]), b"0123456789"),
+    ]
+    for status, name, head, body in late:
+        n = be.accepted
+        c = Client(sp.port)
+        c.send(head)
+        check(wait_for(lambda: be.accepted > n, 2),
+              "%s: head not sent on" % name)
+        time.sleep(0.05)
+        c.send(body + (TRAILER if status != 408 else b""))
+        r = c.read_response("POST", timeout=3)
+        eq(r.status, status, "%s: status (response %r)" % (name, r))
+        check("close" in r.tokens("connection"),
+              "%s: %d without Connection: close: %r"
+              % (name, status, r.headers))
+        check(c.wait_closed(2), "%s: connection open after %d"
+              % (name, status))
+    time.sleep(0.1)
+    eq(be.requests, [], "requests the backend read whole")
+    eq(be.bad, [], "unparsable heads at the backend")
+
+
+@test("chunk extensions never reach the backend: each chunk line goes on "
+      "as HEX CRLF, with the head or after it, whole or a byte at a time")
+def chunk_lines_written_afresh():
+    be = Backend(echo())
+    sp = Spillway([be])
+    head = req([H, b"Transfer-Encoding: chunked"], line=b"POST /rc HTTP/1.1")
+    body = (b"0005;a=b ; c=\"x;y\\\"\" \t;d\r\nhello\r\n00A;e=f\r\n"
+            b"0123456789\r\n0;last=1\r\nX-T: 1\r\n\r\n")
+    want = (b"5\r\nhello\r\na\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n")
+    for how in ("with the head", "after the head", "a byte at a time"):
+        c = Client(sp.port)
+        n = be.count()
+        if how == "with the head":
+            c.send(head + body)
+        else:
+            c.send(head)
+            time.sleep(0.1)     # the head goes on alone first
+            if how == "after the head":
+                c.send(body)
+            else:
+                for i in range(len(body)):
+                    c.send(body[i:i + 1])
+                    time.sleep(0.002)
+        r = c.read_response("POST", timeout=5)
+        eq((r.status, r.body), (200, b"hello0123456789"),
+           "%s: response" % how)
+        check(be.wait_requests(n + 1, 2), "%s: backend saw no request" % how)
+        q = be.requests[n]
+        eq(q.raw_body, want, "%s: chunked body at the backend" % how)
+        eq(q.trailers, [("X-T", "1")], "%s: trailers at the backend" % how)
+        c.send(build_request("GET", "/after"))
+        eq(c.read_response(timeout=3).status, 200, "%s: next request" % how)
+        eq(be.requests[n + 1].target, "/after",
+           "%s: next request at the backend" % how)
+
+
+@test("CONNECT: 501 at once with Spillway-Reason and Connection: close; "
+      "no backend connection; spillway carries on")
+def connect_refused():
+    be = Backend(echo())
+    sp = Spillway([be])
+    c = Client(sp.port)
+    c.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443"
+           b"\r\n\r\n" + TRAILER)
+    r = c.read_response(timeout=3)
+    eq((r.status, r.header("spillway-reason")), (501, "connect_unsupported"),
+       "response %r" % r)
+    check("close" in r.tokens("connection"), "no Connection: close: %r"
+          % r.headers)
+    check(c.wait_closed(2), "connection open after the 501")
+    time.sleep(0.1)
+    eq((be.accepted, be.count()), (0, 0), "backend connections, requests")
+    eq(Client(sp.port).exchange("GET", "/next").status, 200, "next client")
 
 
 # --- desync: what follows a refused or answered request

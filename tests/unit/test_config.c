@@ -154,6 +154,7 @@ check_defaults(const struct config *conf)
 	CHECK_EQ_STR(addr_str(&conf->proxy.listen[0], buf, sizeof(buf)),
 	    "127.0.0.1:8080");
 	CHECK_EQ_INT(conf->proxy.max_connections, 4096);
+	CHECK_EQ_INT(conf->admin.max_connections, 64);
 	CHECK_EQ_INT(conf->proxy.header_timeout_ms, 10000);
 	CHECK_EQ_INT(conf->proxy.idle_timeout_ms, 60000);
 	CHECK_EQ_INT(conf->proxy.body_timeout_ms, 0);
@@ -1720,6 +1721,29 @@ test_admin_listen(void)
 }
 
 static void
+test_admin_max_connections(void)
+{
+	struct config	*conf;
+
+	if ((conf = parse_ok(BACKEND)) != NULL) {
+		CHECK_EQ_INT(conf->admin.max_connections, 64);
+		config_free(conf);
+	}
+	if ((conf = parse_key("admin", "max_connections", "1")) != NULL) {
+		CHECK_EQ_INT(conf->admin.max_connections, 1);
+		config_free(conf);
+	}
+	if ((conf = parse_key("admin", "max_connections", "10000")) != NULL) {
+		CHECK_EQ_INT(conf->admin.max_connections, 10000);
+		config_free(conf);
+	}
+	check_error("[admin]\nmax_connections = 0\n" BACKEND,
+	    "t:2: max_connections: 0 is out of range (1 to 10000)\n");
+	check_error("[admin]\nmax_connections = 10001\n" BACKEND,
+	    "t:2: max_connections: 10001 is out of range (1 to 10000)\n");
+}
+
+static void
 test_limiter_defaults(void)
 {
 	struct config		*conf;
@@ -1886,6 +1910,52 @@ test_json_every_key(void)
 	config_free(conf);
 }
 
+/*
+ * Each clause of the limiter's bounds alone: min_limit <= limit <=
+ * max_limit. With min_limit > max_limit one of the other two is always
+ * broken too, so only these files tell whether each clause is there.
+ */
+static void
+test_limiter_bounds(void)
+{
+	struct config	*conf;
+	char		*errors;
+
+	/* limit above max_limit, min_limit fine */
+	errors = parse_err("[limiter]\nlimit = 50\nmax_limit = 10\n"
+	    "min_limit = 2\n" BACKEND);
+	CHECK(has_line(errors, "limit <= max_limit"));
+	CHECK(has_line(errors, "t:6: "));
+	free(errors);
+	/* limit below min_limit, max_limit fine */
+	errors = parse_err("[limiter]\nlimit = 5\nmin_limit = 10\n" BACKEND);
+	CHECK(has_line(errors, "min_limit <= limit"));
+	free(errors);
+	/* the bounds themselves are allowed */
+	if ((conf = parse_ok("[limiter]\nlimit = 10\nmin_limit = 10\n"
+	    "max_limit = 10\n" BACKEND)) != NULL) {
+		CHECK_EQ_INT(conf->limiter.limit, 10);
+		config_free(conf);
+	}
+	/* a fixed limit ignores min_limit and max_limit */
+	if ((conf = parse_ok("[limiter]\nalgorithm = fixed\nlimit = 50\n"
+	    "max_limit = 10\n" BACKEND)) != NULL) {
+		CHECK_EQ_INT(conf->limiter.limit, 50);
+		config_free(conf);
+	}
+	/* the key table's bounds: memory is sized from these */
+	check_error("[limiter]\nqueue_size = 100001\n" BACKEND,
+	    "t:2: queue_size: 100001 is out of range (0 to 100000)\n");
+	check_error("[limiter]\nmax_limit = 100001\n" BACKEND,
+	    "t:2: max_limit: 100001 is out of range (1 to 100000)\n");
+	check_error("[limiter]\nmin_limit = 0\n" BACKEND,
+	    "t:2: min_limit: 0 is out of range (1 to 100000)\n");
+	if ((conf = parse_key("limiter", "queue_size", "100000")) != NULL) {
+		CHECK_EQ_INT(conf->limiter.queue_size, 100000);
+		config_free(conf);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1964,9 +2034,11 @@ main(int argc, char **argv)
 	RUN(test_class_unknown_key);
 	RUN(test_class_key_twice);
 	RUN(test_admin_listen);
+	RUN(test_admin_max_connections);
 	RUN(test_limiter_defaults);
 	RUN(test_limiter_keys);
 	RUN(test_limiter_auto);
+	RUN(test_limiter_bounds);
 	RUN(test_class_path_bad);
 	RUN(test_class_method_bad);
 	RUN(test_class_header_bad);

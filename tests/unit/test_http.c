@@ -1181,6 +1181,153 @@ test_chunked_extensions(void)
 	    &outlen), -1);
 }
 
+/* Chunk extensions against RFC 9112 7.1.1's grammar, one line each. */
+static void
+test_chunked_ext_grammar(void)
+{
+	static const char *const good[] = {
+		"5;a", "5;a=b", "5 ;a", "5\t;a", "5; a", "5;a =b", "5;a= b",
+		"5;a = b", "5;a;b;c", "5;a=b;c=d", "5;a=\"\"", "5;a=\"x y\"",
+		"5;a=\"x;y=z\"", "5;a=\"\\\"\"", "5;a=\"\\\\\"", "5;a=\"\\\t\"",
+		"5;a=\"caf\xc3\xa9\"", "5;a=\"x\" ;b", "5;a=b ;c", "5;!#$%&'*+",
+		"5;a=-.^_`|~", "0;last",
+	};
+	static const char *const bad[] = {
+		"5;", "5; ", "5;;a", "5;a;", "5;=b", "5;a=", "5;a= ", "5;a ",
+		"5;a=b ", "5;a=\"x\" ", "5;a b", "5;a=b c", "5;a=b=c",
+		"5;bad[=x", "5;a=b[", "5;a=\"x", "5;a=\"x\"y", "5;a=\"x\"=y",
+		"5;a=\"x\x01\"", "5;a=\"\\\x01\"", "5;a=\"x\x7f\"", "5;a=\"x\"\"",
+		"5;a=x\"y\"", "5;a=\"x\r\"", "5;a,b", "5;a/b", "5;a=b/c",
+		"5;(a)", "5;a=\x80", "5;\x80", "5 ", "5 x", "5 ;", "5;a=\"\\",
+	};
+	char		 in[64], out[64];
+	size_t		 i, outlen;
+	static struct http_body b;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(in, sizeof(in), "%s\r\n%s", good[i],
+		    good[i][0] == '0' ? "\r\n" : "hello\r\n0\r\n\r\n");
+		if (dechunk(in, 1000, out, &outlen) != (long)strlen(in))
+			printf("# refused: %s\n", good[i]);
+		CHECK_EQ_INT(dechunk(in, 1000, out, &outlen), strlen(in));
+		/* byte by byte too */
+		CHECK_EQ_INT(dechunk(in, 1, out, &outlen), strlen(in));
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(in, sizeof(in), "%s\r\nhello\r\n0\r\n\r\n", bad[i]);
+		if (dechunk(in, 1000, out, &outlen) != -1)
+			printf("# accepted: %s\n", bad[i]);
+		CHECK_EQ_INT(dechunk(in, 1000, out, &outlen), -1);
+		CHECK_EQ_INT(dechunk(in, 1, out, &outlen), -1);
+	}
+	/* the two Http11Probe cases, and their reason */
+	CHECK_EQ_INT(decode(&b, HTTP_FRAMING_CHUNKED, 0, "5;\r\nhello\r\n0\r\n"
+	    "\r\n", 17, 100, out, &outlen), -1);
+	CHECK_EQ_STR(b.error_what, "invalid chunk extension");
+	CHECK_EQ_INT(decode(&b, HTTP_FRAMING_CHUNKED, 0, "5;bad[=x\r\nhello\r\n"
+	    "0\r\n\r\n", 22, 100, out, &outlen), -1);
+	CHECK_EQ_STR(b.error_what, "invalid chunk extension");
+	/* a size still says it is the size that is wrong */
+	CHECK_EQ_INT(decode(&b, HTTP_FRAMING_CHUNKED, 0, "5 \r\n", 4, 100,
+	    out, &outlen), -1);
+	CHECK_EQ_STR(b.error_what, "invalid chunk size");
+}
+
+/*
+ * Relay s with rechunk set, fed in pieces of at most piece bytes: payload
+ * and framing other than chunk lines as they are, chunk lines as
+ * chunk_out. Returns the bytes consumed, -1 on error, -2 if not done.
+ */
+static long
+rechunk(const char *s, size_t piece, char *out, size_t *outlen)
+{
+	struct http_body	 b;
+	struct http_head	 h0 = { 0 };
+	size_t			 pos = 0, len = strlen(s), n, linebytes = 0;
+	ssize_t			 r;
+	int			 is_data;
+
+	h0.framing = HTTP_FRAMING_CHUNKED;
+	http_body_init(&b, &h0);
+	b.rechunk = 1;
+	*outlen = 0;
+	while (!http_body_done(&b) && pos < len) {
+		n = len - pos < piece ? len - pos : piece;
+		if ((r = http_body_feed(&b, s + pos, n, &is_data)) < 0)
+			return -1;
+		if (r == 0 || (size_t)r > n)
+			return -3;
+		if (b.chunk_line) {
+			/* a chunk line's bytes never come with data */
+			if (is_data)
+				return -4;
+			linebytes += (size_t)r;
+			if (b.chunk_out_len > 0) {
+				memcpy(out + *outlen, b.chunk_out,
+				    b.chunk_out_len);
+				*outlen += b.chunk_out_len;
+				linebytes = 0;
+			}
+		} else {
+			if (b.chunk_out_len != 0 || linebytes != 0)
+				return -5;
+			memcpy(out + *outlen, s + pos, (size_t)r);
+			*outlen += (size_t)r;
+		}
+		pos += (size_t)r;
+	}
+	if (!http_body_done(&b))
+		return -2;
+	return (long)pos;
+}
+
+/* With rechunk, chunk lines go on as "HEX\r\n": no extension, no zeros. */
+static void
+test_chunked_rechunk(void)
+{
+	static const struct {
+		const char	*in, *out;
+	} cases[] = {
+		{ "5\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n" },
+		{ "5;a=b\r\nhello\r\n0;x\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n" },
+		{ "0005 ; q=\"a;b\"\r\nhello\r\n000\r\n\r\n",
+		    "5\r\nhello\r\n0\r\n\r\n" },
+		{ "A;e\r\n0123456789\r\n1F\r\n0123456789012345678901234567890"
+		    "\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n", "a\r\n0123456789\r\n"
+		    "1f\r\n0123456789012345678901234567890\r\n0\r\nX-T: 1\r\n"
+		    "Y: 2\r\n\r\n" },
+		{ "7fffffffffffffff;x\r\n", NULL },
+		{ "0\r\n\r\n", "0\r\n\r\n" },
+	};
+	char	out[256];
+	size_t	i, piece, outlen, inlen;
+	long	r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		inlen = strlen(cases[i].in);
+		for (piece = 1; piece <= inlen; piece++) {
+			r = rechunk(cases[i].in, piece, out, &outlen);
+			if (cases[i].out == NULL) {
+				/* the largest size: waits for its data */
+				CHECK_EQ_INT(r, -2);
+				CHECK_EQ_INT(outlen, 18);
+				CHECK(memcmp(out, "7fffffffffffffff\r\n", 18) ==
+				    0);
+				continue;
+			}
+			CHECK_EQ_INT(r, inlen);
+			CHECK_EQ_INT(outlen, strlen(cases[i].out));
+			CHECK(outlen == strlen(cases[i].out) &&
+			    memcmp(out, cases[i].out, outlen) == 0);
+		}
+	}
+	/* errors are the same with rechunk */
+	CHECK_EQ_INT(rechunk("5;\r\nhello\r\n0\r\n\r\n", 100, out, &outlen),
+	    -1);
+	CHECK_EQ_INT(rechunk("5\r\nhello\r\n0\r\nContent-Length: 1\r\n\r\n",
+	    100, out, &outlen), -1);
+}
+
 static void
 test_chunked_trailers(void)
 {
@@ -1637,6 +1784,8 @@ main(void)
 	RUN(test_chunked_simple);
 	RUN(test_chunked_prefixes);
 	RUN(test_chunked_extensions);
+	RUN(test_chunked_ext_grammar);
+	RUN(test_chunked_rechunk);
 	RUN(test_chunked_trailers);
 	RUN(test_chunked_trailer_framing);
 	RUN(test_chunked_trailer_bound);
