@@ -49,6 +49,7 @@
 #define WAIT_MIN_SHARE	0.5	/* the longest wait is at least this x budget */
 #define SVC_ROOM	2.0	/* x the service time left in the budget */
 
+#define STABLE_MARGIN	1.5	/* predicted / longest wait to refuse */
 #define REFUSE_RATIO	12.0	/* refusals per departure, at most */
 #define REFUSE_FLOOR	200.0	/* refusals per second allowed anyway */
 #define REFUSE_BURST	0.25	/* seconds of refusals saved up */
@@ -405,7 +406,14 @@ queue_verdict(struct queue *q, unsigned int prio, unsigned int slots,
 	for (p = 0; p <= prio && p < QUEUE_NPRIO; p++)
 		ahead += q->q_len[p];
 	wait = (double)(ahead + 1) / drain;
-	if (wait <= (double)allowed_wait(q))
+	/*
+	 * A standing queue is refused at arrival only when the prediction
+	 * is clearly past the longest wait: a stall of the backend or of the
+	 * machine makes the drain look slow for a moment, and a waiter
+	 * predicted a little late is still served, or shed at its deadline.
+	 */
+	if (wait <= (double)allowed_wait(q) *
+	    (q->q_growing ? 1 : STABLE_MARGIN))
 		return QUEUE_SHED_NONE;
 	if (!refusal_token(q, slots, now))
 		return QUEUE_SHED_NONE;	/* no storm: wait instead */

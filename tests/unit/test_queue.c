@@ -1035,8 +1035,9 @@ test_verdict_unknown_drain(void)
 
 /*
  * Refused when (waiters of its priority or higher, and itself) / drain >
- * the allowed wait. Here the drain is 1 slot / 1024 us, the wait 100 x
- * 1024 us: 99 ahead wait exactly that long and are not refused, 100 are.
+ * the allowed wait, times STABLE_MARGIN (1.5) while the queue is not
+ * growing. Here the drain is 1 slot / 1024 us, the wait 100 x 1024 us:
+ * 149 ahead wait exactly 150 x 1024 us and are not refused, 150 are.
  */
 static void
 test_verdict_predicted_wait(void)
@@ -1047,17 +1048,17 @@ test_verdict_predicted_wait(void)
 	int			 i;
 
 	queue_depart(q, T0, 1024);
-	for (i = 0; i < 99; i++)
+	for (i = 0; i < 149; i++)
 		push_ok(q, &it[i], 1, T0);
 	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0, 0), QUEUE_SHED_NONE);
-	for (; i < 149; i++)
+	for (; i < 199; i++)
 		push_ok(q, &it[i], 2, T0);
 	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0, 0), QUEUE_SHED_NONE);
 	CHECK_EQ_INT(queue_verdict(q, 2, 1, T0, 0), QUEUE_SHED_CODEL);
 	push_ok(q, &it[i++], 0, T0);
 	CHECK_EQ_INT(queue_verdict(q, 1, 1, T0, 0), QUEUE_SHED_CODEL);
 	CHECK_EQ_INT(queue_verdict(q, 0, 1, T0, 0), QUEUE_SHED_NONE);
-	/* Twice the slots, twice the drain: 100 ahead take 101 x 512 us. */
+	/* Twice the slots, twice the drain: 150 ahead take 151 x 512 us. */
 	CHECK_EQ_INT(queue_verdict(q, 1, 2, T0, 0), QUEUE_SHED_NONE);
 	queue_free(q);
 }
@@ -1090,13 +1091,14 @@ test_verdict_while_growing(void)
 /*
  * The drain is the larger of the smoothed departure rate and slots /
  * service latency. Departures at 1000/s for 3 s: about 950/s. With a
- * 100 ms wait: 80 ahead pass, 100 do not. Then a latency of 100 ms: 10
- * slots drain 100/s (the departures win), 200 slots 2000/s (they win).
+ * 100 ms wait (150 ms with the margin of a standing queue): 80 ahead
+ * pass, 150 do not. Then a latency of 100 ms: 10 slots drain 100/s (the
+ * departures win), 200 slots 2000/s (they win).
  */
 static void
 test_verdict_drain(void)
 {
-	static struct queue_item it[100];
+	static struct queue_item it[150];
 	struct queue_conf	 c = conf_of(1000, 100 * MS, 0, 0, 0);
 	struct queue		*q = queue_new(&c, T0);
 	struct queue_state	 st;
@@ -1112,7 +1114,7 @@ test_verdict_drain(void)
 	for (i = 0; i < 80; i++)
 		push_ok(q, &it[i], 1, now);
 	CHECK_EQ_INT(queue_verdict(q, 1, 1, now, 0), QUEUE_SHED_NONE);
-	for (; i < 100; i++)
+	for (; i < 150; i++)
 		push_ok(q, &it[i], 1, now);
 	CHECK_EQ_INT(queue_verdict(q, 1, 1, now, 0), QUEUE_SHED_CODEL);
 	queue_depart(q, now, 100 * MS);
