@@ -29,13 +29,11 @@ static const char *const balance_names[] = {
 };
 #define NBALANCE (sizeof(balance_names) / sizeof(balance_names[0]))
 
-static const char *const algo_names[] = {
-	[LIMITER_FIXED] = "fixed",
-	[LIMITER_AIMD] = "aimd",
-	[LIMITER_VEGAS] = "vegas",
-	[LIMITER_GRADIENT] = "gradient",
+/* The algorithms in value order (set_enum() stores the index). */
+static const enum limiter_algo algos[] = {
+	LIMITER_FIXED, LIMITER_AIMD, LIMITER_VEGAS, LIMITER_GRADIENT,
 };
-#define NALGO (sizeof(algo_names) / sizeof(algo_names[0]))
+#define NALGO (sizeof(algos) / sizeof(algos[0]))
 
 static const char *const priority_names[] = {
 	[PRIO_CRITICAL] = "critical",
@@ -362,7 +360,12 @@ static int
 set_algo(struct parse *p, const struct key *k, void *obj,
     const char *value, int line)
 {
-	return set_enum(p, k, obj, value, line, algo_names, NALGO);
+	const char	*names[NALGO];
+	size_t		 i;
+
+	for (i = 0; i < NALGO; i++)
+		names[i] = limiter_algo_name(algos[i]);
+	return set_enum(p, k, obj, value, line, names, NALGO);
 }
 
 /*

@@ -456,8 +456,8 @@ retryable(const struct conn *c)
 {
 	const struct http_body	*b = &c->cn_req_body;
 
-	if (c->cn_ur.ur_retried || c->cn_ur.ur_up == NULL || c->cn_ur.ur_up->uc_requests < 2 ||
-	    c->cn_resp_state != RS_NONE ||
+	if (c->cn_ur.ur_retried || c->cn_ur.ur_up == NULL ||
+	    c->cn_ur.ur_up->uc_requests < 2 || c->cn_resp_state != RS_NONE ||
 	    (b->framing != HTTP_FRAMING_NONE &&
 	    !(b->framing == HTTP_FRAMING_LENGTH && b->total == 0 &&
 	    http_body_done(b))))
