@@ -1,10 +1,18 @@
 /*
- * loadgen.c: an open-loop HTTP/1.1 load generator.
+ * loadgen.c: an open-loop HTTP/1.1 load generator, with a closed-loop mode.
  *
  * Requests leave on a fixed schedule (a constant rate, or Poisson
  * arrivals at that mean rate) whatever the answers, and every latency is
  * measured from the request's scheduled send time, so a slow server cannot
  * slow the load down and hide its own queueing (no coordinated omission).
+ *
+ * With --closed N it is a closed loop instead: N users, each with one
+ * request out at a time, sending the next as soon as the answer is in
+ * (retrying at once after a refusal, as wrk does), or, with
+ * --honour-retry-after, first waiting for as long as a 429 or 503 says in
+ * its Retry-After. After a connection error a user pauses ERROR_PAUSE_USEC.
+ * A user's request is "scheduled" when the user decides to send it; it is
+ * offered in that second. No user starts a request after the duration.
  *
  * Invariants:
  *  - every scheduled request is counted as offered once, in the second of
@@ -49,6 +57,7 @@
 #define MAX_HEAD_LINE	65536
 #define TALLY_MAX	32
 #define TALLY_LEN	64
+#define ERROR_PAUSE_USEC 10000	/* closed loop: a user's pause after an error */
 
 struct lat_set {
 	uint32_t	*v;		/* latencies in usec */
@@ -60,6 +69,7 @@ struct lat_set {
 struct stats {
 	uint64_t	 offered;
 	uint64_t	 ok;		/* 2xx */
+	uint64_t	 ok_slo;	/* 2xx within --slo */
 	uint64_t	 s429;
 	uint64_t	 s503;
 	uint64_t	 s502;
@@ -111,7 +121,7 @@ struct lconn {
 	int			 status;
 	int			 chunked;
 	int			 close_after;
-	int			 retry_after;
+	long			 retry_after;	/* seconds; -1: none */
 	int64_t			 clen;		/* -1: none */
 	char			 tally[TALLY_LEN]; /* --tally-header value */
 	uint64_t		 remaining;
@@ -124,7 +134,10 @@ struct opts {
 	double		 rate;
 	double		 duration;
 	double		 timeout;
+	double		 slo;		/* ms */
 	unsigned int	 max_conns;
+	unsigned int	 closed;	/* users; 0: open loop */
+	int		 honour_ra;	/* closed: wait out Retry-After */
 	int		 poisson;
 	int		 quiet;
 	unsigned int	 seed;
@@ -132,7 +145,8 @@ struct opts {
 	const char	*json;
 };
 
-static struct opts	 opt = { 0, 10, 5, 256, 0, 0, 1, NULL, NULL };
+static struct opts	 opt = { 0, 10, 5, 500, 256, 0, 0, 0, 0, 1, NULL,
+    NULL };
 static struct event_base *base;
 static struct sockaddr_storage target_ss;
 static socklen_t	 target_len;
@@ -146,18 +160,25 @@ static size_t		*head_lens;
 
 static struct lreq_list	 pending = TAILQ_HEAD_INITIALIZER(pending);
 static size_t		 npending;
+/* Closed loop: users waiting before their next request, by time due. */
+static struct lreq_list	 sleeping = TAILQ_HEAD_INITIALIZER(sleeping);
+static size_t		 nsleeping;
+static uint64_t		 ra_waits;	/* Retry-After waits taken */
 static struct lconn_tailq idle = TAILQ_HEAD_INITIALIZER(idle);
 static struct lconn_list all_conns = LIST_HEAD_INITIALIZER(all_conns);
 static size_t		 nconns, nconnecting, nbusy;
 static uint64_t		 conns_opened;
 
-static uint64_t		 t_start, t_end, t_next;
+static uint64_t		 t_start, t_end, t_next, t_stopped;
 static uint64_t		 nscheduled, total_to_send;
 static unsigned int	 next_path;
 static struct stats	*secs;
 static size_t		 nsecs, sec_emitted;
 static struct stats	 total;
 static uint64_t		 ok_in_window;	/* 2xx ended before t_end */
+static uint64_t		 ok_slo_in_window; /* ... and within --slo */
+static uint64_t		 ra_count, ra_sum; /* Retry-After values seen */
+static long		 ra_min = -1, ra_max = -1;
 
 static const char	*tally_name;	/* --tally-header */
 static struct {
@@ -304,6 +325,7 @@ emit_second(size_t i)
 		    npending, nbusy, nconns);
 	total.offered += s->offered;
 	total.ok += s->ok;
+	total.ok_slo += s->ok_slo;
 	total.s429 += s->s429;
 	total.s503 += s->s503;
 	total.s502 += s->s502;
@@ -347,23 +369,71 @@ tally_add(int status, const char *v)
 	tally[ntally++].count = 1;
 }
 
-/* A request ended with an HTTP status. */
+/* A request is sent from now on: offered in the second it was due. */
 static void
-req_done_status(struct lreq *r, int status, int retry_after, uint64_t now)
+issue(struct lreq *r)
+{
+	sec_at(r->sched)->offered++;
+	TAILQ_INSERT_TAIL(&pending, r, entry);
+	npending++;
+	nscheduled++;
+}
+
+/*
+ * Closed loop: a user's request ended at now; the user sends its next one
+ * after delay usec, unless the run is over by then.
+ */
+static void
+closed_next(uint64_t now, uint64_t delay)
+{
+	struct lreq *r, *it;
+
+	if (!opt.closed || stopping || now + delay >= t_end)
+		return;
+	r = xcalloc(1, sizeof(*r));
+	r->sched = now + delay;
+	r->path = next_path;
+	next_path = (next_path + 1) % npaths;
+	if (delay == 0) {
+		issue(r);
+		return;
+	}
+	TAILQ_FOREACH_REVERSE(it, &sleeping, lreq_list, entry)
+		if (it->sched <= r->sched)
+			break;
+	if (it == NULL)
+		TAILQ_INSERT_HEAD(&sleeping, r, entry);
+	else
+		TAILQ_INSERT_AFTER(&sleeping, it, r, entry);
+	nsleeping++;
+}
+
+/*
+ * A request ended with an HTTP status; retry_after is the seconds of its
+ * Retry-After header, -1 if it had none.
+ */
+static void
+req_done_status(struct lreq *r, int status, long retry_after, uint64_t now)
 {
 	struct stats *s = sec_at(now);
-	uint64_t lat = now > r->sched ? now - r->sched : 0;
+	uint64_t lat = now > r->sched ? now - r->sched : 0, delay = 0;
 
 	/* Too late, only not swept yet: a timeout all the same. */
 	if (lat > (uint64_t)(opt.timeout * USEC)) {
 		s->timeouts++;
 		free(r);
+		closed_next(now, 0);
 		return;
 	}
 	if (status >= 200 && status < 300) {
 		s->ok++;
 		if (now < t_end)
 			ok_in_window++;
+		if (lat <= (uint64_t)(opt.slo * 1000)) {
+			s->ok_slo++;
+			if (now < t_end)
+				ok_slo_in_window++;
+		}
 		lat_add(&s->ok_lat, lat);
 	} else if (status == 429 || status == 503) {
 		if (status == 429)
@@ -371,8 +441,20 @@ req_done_status(struct lreq *r, int status, int retry_after, uint64_t now)
 		else
 			s->s503++;
 		lat_add(&s->ref_lat, lat);
-		if (!retry_after)
+		if (retry_after < 0)
 			s->ra_missing++;
+		else {
+			ra_count++;
+			ra_sum += (uint64_t)retry_after;
+			if (ra_min < 0 || retry_after < ra_min)
+				ra_min = retry_after;
+			if (retry_after > ra_max)
+				ra_max = retry_after;
+			if (opt.honour_ra && retry_after > 0) {
+				delay = (uint64_t)retry_after * USEC;
+				ra_waits++;
+			}
+		}
 	} else if (status == 502)
 		s->s502++;
 	else if (status == 504)
@@ -380,6 +462,7 @@ req_done_status(struct lreq *r, int status, int retry_after, uint64_t now)
 	else
 		s->other++;
 	free(r);
+	closed_next(now, delay);
 }
 
 static void
@@ -392,6 +475,7 @@ req_done_error(struct lreq *r, int timeout, uint64_t now)
 	else
 		s->errors++;
 	free(r);
+	closed_next(now, timeout ? 0 : ERROR_PAUSE_USEC);
 }
 
 static void
@@ -401,7 +485,7 @@ conn_reset_parser(struct lconn *c)
 	c->status = 0;
 	c->chunked = 0;
 	c->close_after = 0;
-	c->retry_after = 0;
+	c->retry_after = -1;
 	c->clen = -1;
 	c->remaining = 0;
 	c->got = 0;
@@ -496,6 +580,34 @@ has_token(const char *v, const char *tok)
 	return 0;
 }
 
+/*
+ * Retry-After: delay-seconds, or an HTTP-date (its distance from now, at
+ * least 0); anything else reads as 1 s.
+ */
+static long
+retry_after_secs(const char *v)
+{
+	struct tm tm;
+	char *end;
+	long n;
+	time_t when, now;
+
+	if (*v >= '0' && *v <= '9') {
+		errno = 0;
+		n = strtol(v, &end, 10);
+		if (errno == 0 && (*end == '\0' || *end == ' ' || *end == '\t'))
+			return n > 86400 ? 86400 : n;
+		return 1;
+	}
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (end == NULL)
+		return 1;
+	when = timegm(&tm);
+	now = time(NULL);
+	return when > now ? (long)(when - now) : 0;
+}
+
 /* One header line of the response head. */
 static int
 parse_header(struct lconn *c, char *line)
@@ -523,7 +635,7 @@ parse_header(struct lconn *c, char *line)
 		else if (has_token(v, "keep-alive"))
 			c->close_after = 0;
 	} else if (strcasecmp(line, "retry-after") == 0)
-		c->retry_after = 1;
+		c->retry_after = retry_after_secs(v);
 	if (tally_name != NULL && strcasecmp(line, tally_name) == 0)
 		snprintf(c->tally, sizeof(c->tally), "%s", v);
 	return 0;
@@ -796,6 +908,20 @@ schedule(uint64_t now)
 	struct lreq *r;
 	double u;
 
+	if (opt.closed) {
+		while ((r = TAILQ_FIRST(&sleeping)) != NULL &&
+		    (r->sched <= now || now >= t_end || stopping)) {
+			TAILQ_REMOVE(&sleeping, r, entry);
+			nsleeping--;
+			if (now >= t_end || stopping)
+				free(r);	/* the run is over: not sent */
+			else
+				issue(r);
+		}
+		if (now >= t_end || stopping)
+			total_to_send = nscheduled;
+		return;
+	}
 	while (nscheduled < total_to_send && t_next <= now) {
 		if (t_next >= t_end) {
 			total_to_send = nscheduled;
@@ -849,6 +975,11 @@ finish(void)
 	uint64_t now = now_usec();
 
 	/* Anything still out when the run is cut short is a timeout. */
+	while ((r = TAILQ_FIRST(&sleeping)) != NULL) {
+		TAILQ_REMOVE(&sleeping, r, entry);
+		nsleeping--;
+		free(r);
+	}
 	while ((r = TAILQ_FIRST(&pending)) != NULL) {
 		TAILQ_REMOVE(&pending, r, entry);
 		npending--;
@@ -891,7 +1022,8 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	now = now_usec();
 	tv.tv_sec = 0;
 	tv.tv_usec = TICK_USEC;
-	if (nscheduled < total_to_send && t_next < now + TICK_USEC)
+	if (!opt.closed && nscheduled < total_to_send &&
+	    t_next < now + TICK_USEC)
 		tv.tv_usec = t_next > now ? (suseconds_t)(t_next - now) : 0;
 	evtimer_add(tick_ev, &tv);
 }
@@ -906,6 +1038,7 @@ signal_cb(evutil_socket_t fd, short what, void *arg)
 		exit(1);
 	/* Stop scheduling; what is out now counts as it ends. */
 	stopping = 1;
+	t_stopped = now_usec();
 	total_to_send = nscheduled;
 }
 
@@ -930,7 +1063,10 @@ print_summary(uint64_t elapsed)
 	FILE *fp;
 	int i;
 
-	if (stopping && nscheduled)
+	if (opt.closed) {
+		if (stopping && t_stopped < t_end)
+			dur = (double)(t_stopped - t_start) / USEC;
+	} else if (stopping && nscheduled)
 		dur = (double)nscheduled / opt.rate;
 	q[0] = lat_pct(&total.ok_lat, 0.50);
 	q[1] = lat_pct(&total.ok_lat, 0.99);
@@ -940,11 +1076,21 @@ print_summary(uint64_t elapsed)
 	q[5] = lat_pct(&lag, 0.99);
 	for (i = 0; i < 6; i++)
 		v[i] = fmt_sum(b[i], sizeof(b[i]), q[i], "-");
+	if (opt.closed)
+		fprintf(stderr, "loadgen: closed loop, %u users%s, for %.1fs, "
+		    "%llu connections opened, run %.1fs\n", opt.closed,
+		    opt.honour_ra ? " honouring Retry-After" :
+		    " retrying at once", dur,
+		    (unsigned long long)conns_opened, elapsed / 1e6);
+	else
+		fprintf(stderr, "loadgen: rate %.1f/s for %.1fs%s, %u "
+		    "connections max, %llu opened, run %.1fs\n", opt.rate,
+		    dur, opt.poisson ? " (poisson)" : "", opt.max_conns,
+		    (unsigned long long)conns_opened, elapsed / 1e6);
 	fprintf(stderr,
-	    "loadgen: rate %.1f/s for %.1fs%s, %u connections max, "
-	    "%llu opened, run %.1fs\n"
 	    "  offered      %llu\n"
-	    "  2xx          %llu (goodput %.1f/s: %llu within the %.1fs)\n"
+	    "  2xx          %llu (goodput %.1f/s: %llu within the %.1fs; "
+	    "%.1f/s within %.0f ms)\n"
 	    "  429 / 503    %llu / %llu (refusal p50 %s ms, "
 	    "%llu without Retry-After)\n"
 	    "  502 / 504    %llu / %llu\n"
@@ -953,10 +1099,9 @@ print_summary(uint64_t elapsed)
 	    "  timeouts     %llu\n"
 	    "  2xx latency  p50 %s ms  p99 %s ms  p99.9 %s ms\n"
 	    "  send lag     p50 %s ms  p99 %s ms (scheduled to written)\n",
-	    opt.rate, dur, opt.poisson ? " (poisson)" : "", opt.max_conns,
-	    (unsigned long long)conns_opened, elapsed / 1e6,
 	    (unsigned long long)total.offered, (unsigned long long)total.ok,
 	    ok_in_window / dur, (unsigned long long)ok_in_window, dur,
+	    ok_slo_in_window / dur, opt.slo,
 	    (unsigned long long)total.s429,
 	    (unsigned long long)total.s503, v[3],
 	    (unsigned long long)total.ra_missing,
@@ -964,6 +1109,12 @@ print_summary(uint64_t elapsed)
 	    (unsigned long long)total.other,
 	    (unsigned long long)total.errors,
 	    (unsigned long long)total.timeouts, v[0], v[1], v[2], v[4], v[5]);
+	if (ra_count)
+		fprintf(stderr, "  Retry-After  %llu refusals with it: min %ld "
+		    "mean %.2f max %ld s; %llu waits taken\n",
+		    (unsigned long long)ra_count, ra_min,
+		    (double)ra_sum / ra_count, ra_max,
+		    (unsigned long long)ra_waits);
 	if (ended != total.offered)
 		fprintf(stderr, "loadgen: warning: %llu offered but %llu "
 		    "ended\n", (unsigned long long)total.offered,
@@ -987,6 +1138,13 @@ print_summary(uint64_t elapsed)
 	    "\"p999_ms\": %s, \"refused_p50_ms\": %s, "
 	    "\"retry_after_missing\": %llu,\n"
 	    " \"send_lag_p50_ms\": %s, \"send_lag_p99_ms\": %s,\n"
+	    " \"mode\": \"%s\", \"users\": %u, "
+	    "\"honour_retry_after\": %s, \"slo_ms\": %.3f, "
+	    "\"ok_2xx_slo\": %llu, \"ok_2xx_slo_in_window\": %llu, "
+	    "\"goodput_slo\": %.3f,\n"
+	    " \"retry_after_count\": %llu, \"retry_after_min\": %ld, "
+	    "\"retry_after_mean\": %.3f, \"retry_after_max\": %ld, "
+	    "\"retry_after_waits\": %llu,\n"
 	    " \"tally\": {",
 	    opt.rate, dur, opt.poisson ? "true" : "false", opt.max_conns,
 	    (unsigned long long)conns_opened,
@@ -998,7 +1156,13 @@ print_summary(uint64_t elapsed)
 	    (unsigned long long)total.timeouts,
 	    (unsigned long long)ok_in_window, ok_in_window / dur,
 	    v[0], v[1], v[2], v[3], (unsigned long long)total.ra_missing,
-	    v[4], v[5]);
+	    v[4], v[5], opt.closed ? "closed" : "open", opt.closed,
+	    opt.honour_ra ? "true" : "false", opt.slo,
+	    (unsigned long long)total.ok_slo,
+	    (unsigned long long)ok_slo_in_window, ok_slo_in_window / dur,
+	    (unsigned long long)ra_count, ra_min,
+	    ra_count ? (double)ra_sum / ra_count : 0.0, ra_max,
+	    (unsigned long long)ra_waits);
 	for (i = 0; i < (int)ntally; i++)
 		fprintf(fp, "%s\"%s\": %llu", i ? ", " : "", tally[i].value,
 		    (unsigned long long)tally[i].count);
@@ -1084,7 +1248,14 @@ usage(void)
 {
 	fprintf(stderr,
 "usage: loadgen -r RATE [options] http://HOST:PORT[/PATH]\n"
-"  -r, --rate R          requests per second (required)\n"
+"       loadgen --closed N [--honour-retry-after] [options] http://...\n"
+"  -r, --rate R          requests per second (open loop)\n"
+"      --closed N        closed loop instead: N users, each sending its next\n"
+"                        request when the last is answered (at once, also\n"
+"                        after a refusal); -c is N\n"
+"      --honour-retry-after  closed loop: after a 429/503 with Retry-After,\n"
+"                        the user waits that long first\n"
+"      --slo MS          count 2xx answered within MS ms apart (default 500)\n"
 "  -d, --duration S      seconds of scheduled load (default 10)\n"
 "  -c, --connections N   keep-alive connection cap (default 256)\n"
 "  -t, --timeout S       per request, from its scheduled time (default 5)\n"
@@ -1136,6 +1307,9 @@ main(int argc, char *argv[])
 		{ "json", required_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "tally-header", required_argument, NULL, 'T' },
+		{ "closed", required_argument, NULL, 'L' },
+		{ "honour-retry-after", no_argument, NULL, 'A' },
+		{ "slo", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1188,14 +1362,29 @@ main(int argc, char *argv[])
 		case 'T':
 			tally_name = optarg;
 			break;
+		case 'L':
+			opt.closed = (unsigned int)num_arg(optarg, "users", 1);
+			break;
+		case 'A':
+			opt.honour_ra = 1;
+			break;
+		case 'O':
+			opt.slo = num_arg(optarg, "slo", 0);
+			break;
 		default:
 			usage();
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 1 || opt.rate <= 0)
+	if (argc != 1 || (opt.rate <= 0) == (opt.closed == 0))
 		usage();
+	if (opt.closed && opt.poisson)
+		fatalx("--poisson is for the open loop, not --closed");
+	if (opt.honour_ra && !opt.closed)
+		fatalx("--honour-retry-after needs --closed");
+	if (opt.closed)
+		opt.max_conns = opt.closed;
 	parse_target(argv[0], &tpath);
 	if (npaths == 0)
 		add_str(&paths, &npaths, tpath ? tpath : "/");
@@ -1240,9 +1429,21 @@ main(int argc, char *argv[])
 
 	t_start = t_next = now_usec();
 	t_end = t_start + (uint64_t)(opt.duration * USEC);
-	total_to_send = opt.poisson ? UINT64_MAX :
+	total_to_send = opt.poisson || opt.closed ? UINT64_MAX :
 	    (uint64_t)ceil(opt.rate * opt.duration - 1e-9);
 	sec_at(t_end);
+	if (opt.closed) {
+		unsigned int i;
+
+		for (i = 0; i < opt.closed; i++) {
+			struct lreq *r = xcalloc(1, sizeof(*r));
+
+			r->sched = t_start;
+			r->path = next_path;
+			next_path = (next_path + 1) % npaths;
+			issue(r);
+		}
+	}
 	if (opt.poisson)
 		t_next += (uint64_t)(-log((random() + 1.0) /
 		    ((double)RAND_MAX + 2.0)) / opt.rate * USEC);

@@ -3,7 +3,8 @@
 test_loadgen.py: tests of the open-loop load generator against the
 integration tests' Backend (tests/integration/harness.py): the schedule,
 the counting of statuses, errors and timeouts, latency from the scheduled
-send time, Retry-After accounting and response framing.
+send time, Retry-After accounting and response framing; and of its closed
+loop (--closed N, --honour-retry-after) and --slo.
 
     LOADGEN_BIN=path python3 contrib/loadgen/test_loadgen.py [NAME...]
 
@@ -17,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -309,6 +311,128 @@ def test_headers():
     check(req.header("host") == be.addr, repr(req))
     check(req.version == "1.1" and req.method == "GET", repr(req))
     diag("request head: %r" % req.raw_head)
+
+
+def concurrency(inner):
+    """A handler wrapping inner that records the most requests at once."""
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def h(req, conn):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        try:
+            return inner(req, conn)
+        finally:
+            with lock:
+                state["now"] -= 1
+    return h, state
+
+
+@test("closed: N users, one request out each, the next at once", timeout=30)
+def test_closed():
+    h, state = concurrency(delayed(0.05, respond(200, b"ok\n")))
+    be = Backend(h)
+    run = loadgen(be, "--closed", 4, "--duration", 1)
+    # 4 users x 1 s / 50 ms: about 80 requests, never more than 4 at once.
+    near(run["offered"], 80, 12, "offered")
+    check(run["ok_2xx"] == run["offered"], repr(run.summary))
+    check(state["max"] == 4, "backend saw %d at once" % state["max"])
+    check(run["connections_opened"] == 4, repr(run.summary))
+    check(run["mode"] == "closed" and run["users"] == 4, repr(run.summary))
+    near(run["p50_ms"], 52, 15, "p50 ms")
+    check(run.elapsed < 3, "run took %.1fs" % run.elapsed)
+    near(run["goodput"], 80, 12, "goodput")
+    check(run["goodput_slo"] == run["goodput"], repr(run.summary))
+    check(be.count() == run["offered"], "backend saw %d" % be.count())
+
+
+@test("closed: a refusal is retried at once, or after Retry-After",
+      timeout=30)
+def test_closed_retry_after():
+    be = Backend(respond(503, b"busy\n", headers=[("Retry-After", "1")]))
+    be.route("/ok", respond(200, b"ok\n"))
+    run = loadgen(be, "--closed", 3, "--duration", 1.5, "--timeout", 1)
+    # Retrying at once: hundreds of refusals per user.
+    check(run["s503"] > 300, repr(run.summary))
+    check(run["retry_after_missing"] == 0, repr(run.summary))
+    check(run["retry_after_min"] == 1 and run["retry_after_max"] == 1,
+          repr(run.summary))
+    check(run["retry_after_waits"] == 0, repr(run.summary))
+    # Honouring it: a request at 0 s and one at 1 s per user; the next
+    # would leave at 2 s, after the end: 6 in all, and the run ends at
+    # 1.5 s without waiting for the users asleep.
+    n0 = be.count()
+    run = loadgen(be, "--closed", 3, "--duration", 1.5,
+                  "--honour-retry-after")
+    check(run["offered"] == 6 and run["s503"] == 6, repr(run.summary))
+    check(run["retry_after_waits"] == 6, repr(run.summary))
+    check(be.count() - n0 == 6, "backend saw %d" % (be.count() - n0))
+    check(run.elapsed < 3, "run took %.1fs" % run.elapsed)
+    times = sorted(r.time for r in be.requests[n0:])
+    near(times[3] - times[0], 1.0, 0.2, "first to second round (s)")
+
+
+@test("closed: an HTTP-date Retry-After, and none, with honouring",
+      timeout=30)
+def test_closed_retry_after_forms():
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT",
+                         time.gmtime(time.time() + 3))
+    be = Backend(respond(429, b"x\n", headers=[("Retry-After", date)]))
+    be.route("/none", respond(503, b"x\n"))
+    run = loadgen(be, "--closed", 2, "--duration", 1,
+                  "--honour-retry-after")
+    check(run["offered"] == 2 and run["s429"] == 2, repr(run.summary))
+    check(2 <= run["retry_after_min"] <= 3, repr(run.summary))
+    # Without Retry-After there is nothing to honour: retried at once.
+    run = loadgen(be, "--closed", 2, "--duration", 0.5,
+                  "--honour-retry-after", "--path", "/none")
+    check(run["s503"] > 50, repr(run.summary))
+    check(run["retry_after_missing"] == run["s503"], repr(run.summary))
+
+
+@test("closed: errors pause the user, timeouts end the request",
+      timeout=30)
+def test_closed_errors():
+    run = loadgen("http://" + harness.dead_server(), "--closed", 2,
+                  "--duration", 0.5, "--timeout", 1)
+    # 10 ms pause after each refused connect: about 50 per user.
+    check(20 <= run["errors"] <= 110, repr(run.summary))
+    check(run["errors"] == run["offered"], repr(run.summary))
+    be = Backend(never())
+    run = loadgen(be, "--closed", 2, "--duration", 1, "--timeout", 0.3)
+    # Each user: a request times out every 0.3 s, the next goes at once.
+    near(run["timeouts"], 8, 2, "timeouts")
+    check(run.elapsed < 3, "run took %.1fs" % run.elapsed)
+
+
+@test("slo: 2xx within --slo counted apart, open and closed", timeout=30)
+def test_slo():
+    be = Backend(delayed(0.1, respond(200, b"ok\n")))
+    run = loadgen(be, "--rate", 20, "--duration", 1, "--slo", 50)
+    check(run["ok_2xx"] == 20 and run["ok_2xx_slo"] == 0,
+          repr(run.summary))
+    check(run["goodput_slo"] == 0 and run["slo_ms"] == 50,
+          repr(run.summary))
+    run = loadgen(be, "--rate", 20, "--duration", 1, "--slo", 300)
+    check(run["ok_2xx_slo"] == 20, repr(run.summary))
+    near(run["goodput_slo"], run["goodput"], 0.01, "goodput within SLO")
+    run = loadgen(be, "--closed", 2, "--duration", 1, "--slo", 50)
+    check(run["ok_2xx"] >= 10 and run["ok_2xx_slo"] == 0,
+          repr(run.summary))
+
+
+@test("closed: bad combinations are refused", timeout=30)
+def test_closed_usage():
+    for args in (["--closed", 2, "--rate", 5], ["--closed", 2, "--poisson"],
+                 ["--rate", 5, "--honour-retry-after"], []):
+        p = subprocess.run([LOADGEN_BIN, "--quiet", "--duration", "0.1"] +
+                           [str(a) for a in args] +
+                           ["http://127.0.0.1:9/"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10)
+        check(p.returncode == 2, "%r: exit %d %r" % (args, p.returncode,
+                                                     p.stderr))
 
 
 if __name__ == "__main__":
