@@ -51,155 +51,6 @@ static int			  admin_paused;	/* by the cap or EMFILE */
 extern const char		dashboard_html[];
 extern const unsigned long	dashboard_html_len;
 
-/* JSON string: quotes, backslashes and control bytes escaped. */
-static void
-json_str(struct mbuf *mb, const char *s)
-{
-	mbuf_printf(mb, "\"");
-	for (; s != NULL && *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
-			mbuf_printf(mb, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			mbuf_printf(mb, "\\u%04x", (unsigned char)*s);
-		else
-			mbuf_printf(mb, "%c", *s);
-	}
-	mbuf_printf(mb, "\"");
-}
-
-static void
-json_addrs(struct mbuf *mb, const struct config_addr *a, size_t n)
-{
-	size_t	 i;
-
-	mbuf_printf(mb, "[");
-	for (i = 0; i < n; i++) {
-		mbuf_printf(mb, i ? ", " : "");
-		json_str(mb, a[i].text);
-	}
-	mbuf_printf(mb, "]");
-}
-
-static void
-json_strs(struct mbuf *mb, char **v, size_t n)
-{
-	size_t	 i;
-
-	mbuf_printf(mb, "[");
-	for (i = 0; i < n; i++) {
-		mbuf_printf(mb, i ? ", " : "");
-		json_str(mb, v[i]);
-	}
-	mbuf_printf(mb, "]");
-}
-
-/* The configuration in force, for GET /status. */
-/* A duration in ms that may be "auto" (derived from another key). */
-static void
-json_ms_auto(struct mbuf *mb, uint64_t ms)
-{
-	if (ms == CONFIG_AUTO)
-		mbuf_printf(mb, "\"auto\"");
-	else
-		mbuf_printf(mb, "%llu", (unsigned long long)ms);
-}
-
-static void
-config_json(const struct config *conf, struct mbuf *mb)
-{
-	const struct proxy_conf		*pc = &conf->proxy;
-	const struct backend_conf	*bc = &conf->backend;
-	const struct admission_conf	*ac = &conf->admission;
-	const struct shed_conf		*sc = &conf->limiter;
-	const struct tls_conf		*tc = &conf->tls;
-	const struct class_conf		*cc;
-	char				 key[128];
-	size_t				 i, n;
-
-	mbuf_printf(mb, "{\"file\": ");
-	json_str(mb, conf->path);
-	mbuf_printf(mb, ", \"proxy\": {\"listen\": ");
-	json_addrs(mb, pc->listen, pc->nlisten);
-	mbuf_printf(mb, ", \"max_connections\": %u, \"header_timeout_ms\": "
-	    "%llu, \"idle_timeout_ms\": %llu, \"body_timeout_ms\": %llu, "
-	    "\"max_header_size\": %zu, "
-	    "\"max_body_size\": %llu, \"shutdown_timeout_ms\": %llu, "
-	    "\"access_log\": ", pc->max_connections,
-	    (unsigned long long)pc->header_timeout_ms,
-	    (unsigned long long)pc->idle_timeout_ms,
-	    (unsigned long long)pc->body_timeout_ms, pc->max_header_size,
-	    (unsigned long long)pc->max_body_size,
-	    (unsigned long long)pc->shutdown_timeout_ms);
-	json_str(mb, pc->access_log != NULL ? pc->access_log : "off");
-	mbuf_printf(mb, "}, \"backend\": {\"servers\": ");
-	json_addrs(mb, bc->servers, bc->nservers);
-	mbuf_printf(mb, ", \"balance\": \"%s\", \"connect_timeout_ms\": %llu, "
-	    "\"response_timeout_ms\": %llu, \"keepalive\": %u, "
-	    "\"keepalive_timeout_ms\": %llu, \"tls\": %s, \"verify\": %s}",
-	    config_balance_name(bc->balance),
-	    (unsigned long long)bc->connect_timeout_ms,
-	    (unsigned long long)bc->response_timeout_ms, bc->keepalive,
-	    (unsigned long long)bc->keepalive_timeout_ms,
-	    bc->tls ? "true" : "false", bc->tls_verify ? "true" : "false");
-	mbuf_printf(mb, ", \"tls\": {\"listen\": ");
-	json_addrs(mb, tc->listen, tc->nlisten);
-	mbuf_printf(mb, ", \"certificates\": [");
-	for (i = 0; i < tc->ncerts; i++) {
-		mbuf_printf(mb, i ? ", " : "");
-		json_str(mb, tc->certs[i].text);
-	}
-	mbuf_printf(mb, "], \"protocols\": [");
-	for (i = 0, n = 0; i < 4; i++) {
-		if (tc->protocols & (1U << i))
-			mbuf_printf(mb, "%s\"%s\"", n++ ? ", " : "",
-			    config_tls_proto_name(i));
-	}
-	mbuf_printf(mb, "], \"session_tickets\": %s, \"session_cache\": %u, "
-	    "\"handshake_timeout_ms\": %llu}",
-	    tc->session_tickets ? "true" : "false", tc->session_cache,
-	    (unsigned long long)tc->handshake_timeout_ms);
-	mbuf_printf(mb, ", \"admission\": {\"rate_per_minute\": %llu, "
-	    "\"burst\": %llu, \"client_rate_per_minute\": %llu, "
-	    "\"client_burst\": %llu, \"client_key\": ",
-	    (unsigned long long)ac->rate, (unsigned long long)ac->burst,
-	    (unsigned long long)ac->client_rate,
-	    (unsigned long long)ac->client_burst);
-	if (ac->client_key == CLIENT_KEY_HEADER) {
-		snprintf(key, sizeof(key), "header:%s", ac->client_key_header);
-		json_str(mb, key);
-	} else
-		json_str(mb, "ip");
-	mbuf_printf(mb, ", \"max_clients\": %u, \"dry_run\": %s}",
-	    ac->max_clients, ac->dry_run ? "true" : "false");
-	mbuf_printf(mb, ", \"classes\": [");
-	for (i = 0; i < conf->nclasses; i++) {
-		cc = &conf->classes[i];
-		mbuf_printf(mb, "%s{\"name\": ", i ? ", " : "");
-		json_str(mb, cc->name);
-		mbuf_printf(mb, ", \"paths\": ");
-		json_strs(mb, cc->paths, cc->npaths);
-		mbuf_printf(mb, ", \"methods\": ");
-		json_strs(mb, cc->methods, cc->nmethods);
-		mbuf_printf(mb, ", \"priority\": \"%s\", \"rate_per_minute\": "
-		    "%llu, \"burst\": %llu}", config_priority_name(cc->priority),
-		    (unsigned long long)cc->rate,
-		    (unsigned long long)cc->burst);
-	}
-	mbuf_printf(mb, "], \"limiter\": {\"algorithm\": \"%s\", \"limit\": %u, "
-	    "\"min_limit\": %u, \"max_limit\": %u, \"queue_size\": %zu, "
-	    "\"latency_budget_ms\": %llu, \"queue_timeout_ms\": ",
-	    limiter_algo_name(sc->algorithm), sc->limit, sc->min_limit,
-	    sc->max_limit, sc->queue_size,
-	    (unsigned long long)sc->latency_budget_ms);
-	json_ms_auto(mb, sc->queue_timeout_ms);
-	mbuf_printf(mb, ", \"codel_target_ms\": ");
-	json_ms_auto(mb, sc->codel_target_ms);
-	mbuf_printf(mb, ", \"codel_interval_ms\": %llu, \"adaptive_lifo\": %s, "
-	    "\"dry_run\": %s}}", (unsigned long long)sc->codel_interval_ms,
-	    sc->adaptive_lifo ? "true" : "false",
-	    sc->dry_run ? "true" : "false");
-}
-
 /* Sample what metrics does not keep: gauges, now. */
 static void
 sample_gauges(struct proxy *px, struct metrics_gauges *g)
@@ -211,7 +62,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	memset(g, 0, sizeof(*g));
 	g->version = PACKAGE_VERSION;
 	g->uptime_seconds = (now_usec() - px->px_started) / 1e6;
-	g->generation = px->px_conf->generation;
+	g->generation = px->px_gen->g_id;
 	g->client_connections = px->px_nconns;
 	limiter_state(px->px_lim, &st);
 	g->inflight = limiter_inflight(px->px_lim);
@@ -226,7 +77,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	g->queue_growing = qs.growing;
 	g->queue_drain_rate = qs.departure_rate;
 	g->queue_wait_seconds = qs.wait_usec / 1e6;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < PRIO_COUNT; i++)
 		g->queue_length_prio[i] = queue_length_prio(px->px_queue,
 		    (unsigned int)i);
 	for (i = 0; i < px->px_nservers; i++) {
@@ -299,7 +150,7 @@ serve_reload(struct proxy *px, struct evhttp_request *req)
 	char	*errors = NULL, msg[128];
 	int	 n;
 
-	if (proxy_reload(px, &errors) == -1) {
+	if (px->px_reload(px, &errors) == -1) {
 		reply(req, HTTP_BADREQUEST, "Bad Request",
 		    "text/plain; charset=utf-8", errors != NULL ? errors :
 		    "reload failed\n", errors != NULL ? strlen(errors) : 14);
@@ -307,7 +158,7 @@ serve_reload(struct proxy *px, struct evhttp_request *req)
 		return;
 	}
 	n = snprintf(msg, sizeof(msg), "reloaded: configuration generation "
-	    "%lu\n", px->px_conf->generation);
+	    "%lu\n", px->px_gen->g_id);
 	reply(req, HTTP_OK, "OK", "text/plain; charset=utf-8", msg, (size_t)n);
 }
 
@@ -472,12 +323,13 @@ admin_accept_error_cb(struct evconnlistener *evl, void *arg)
 }
 
 /*
- * Make the admin listener match conf: keep it if the address is the same,
- * else bind the new one first and only then drop the old, so that a failed
- * bind leaves the running one alone. Returns 0, or -1 with err set.
+ * First half of making the admin listener match conf (start-up and
+ * reload): keep it if the address is the same, else bind the new one
+ * beside it, not yet serving, so that a failed bind leaves the running one
+ * alone. Returns 0, or -1 with err set; admin_abort() undoes it.
  */
 int
-admin_apply(struct proxy *px, const struct config *conf, char *err,
+admin_prepare(struct proxy *px, const struct config *conf, char *err,
     size_t errlen)
 {
 	const struct config_addr	*a = conf->admin.nlisten > 0 ?
@@ -490,52 +342,83 @@ admin_apply(struct proxy *px, const struct config *conf, char *err,
 		snprintf(err, errlen, "admin: out of memory");
 		return -1;
 	}
+	admin_abort(px);
+	px->px_admin_next_addr = a;
+	px->px_admin_next_max = conf->admin.max_connections;
 	if (a != NULL && px->px_admin != NULL &&
-	    listener_same_addr(a, &px->px_admin_addr)) {
-		admin_max = conf->admin.max_connections;
+	    addr_same(a, &px->px_admin_addr)) {
+		px->px_admin_keep = 1;
+		return 0;
+	}
+	if (a == NULL)
+		return 0;
+	if ((fd = listener_bind(conf, a, ADMIN_BACKLOG, err, errlen)) == -1)
+		return -1;
+	if ((http = evhttp_new(px->px_base)) == NULL ||
+	    (sock = evhttp_accept_socket_with_handle(http, fd)) == NULL) {
+		if (http != NULL)
+			evhttp_free(http);
+		close(fd);
+		snprintf(err, errlen, "admin listen %s: out of memory",
+		    a->text);
+		return -1;
+	}
+	admin_proxy = px;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(sock),
+	    admin_accept_error_cb);
+	evhttp_set_timeout(http, ADMIN_TIMEOUT_SEC);
+	evhttp_set_max_headers_size(http, 16384);
+	evhttp_set_max_body_size(http, 4096);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(http, admin_cb, px);
+	evhttp_set_bevcb(http, admin_bevcb, px);
+	px->px_admin_next = http;
+	px->px_admin_next_sock = sock;
+	return 0;
+}
+
+/*
+ * Second half: serve on the prepared listener and retire the old one, or
+ * keep the old one; the new max_connections applies only now, once the
+ * listener is in place.
+ */
+void
+admin_commit(struct proxy *px)
+{
+	const struct config_addr	*a = px->px_admin_next_addr;
+
+	admin_max = px->px_admin_next_max;
+	if (px->px_admin_keep) {
+		px->px_admin_keep = 0;
 		admin_sweep();	/* a lower cap applies at once */
 		if (admin_nbevs >= admin_max)
 			admin_pause(px);
-		return 0;
+		return;
 	}
-	if (a != NULL) {
-		if ((fd = listener_bind(conf, a, ADMIN_BACKLOG, err,
-		    errlen)) == -1)
-			return -1;
-		if ((http = evhttp_new(px->px_base)) == NULL ||
-		    (sock = evhttp_accept_socket_with_handle(http,
-		    fd)) == NULL) {
-			if (http != NULL)
-				evhttp_free(http);
-			close(fd);
-			snprintf(err, errlen, "admin listen %s: out of memory",
-			    a->text);
-			return -1;
-		}
-		admin_proxy = px;
-		evconnlistener_set_error_cb(
-		    evhttp_bound_socket_get_listener(sock),
-		    admin_accept_error_cb);
-		evhttp_set_timeout(http, ADMIN_TIMEOUT_SEC);
-		evhttp_set_max_headers_size(http, 16384);
-		evhttp_set_max_body_size(http, 4096);
-		evhttp_set_allowed_methods(http, EVHTTP_REQ_GET |
-		    EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-		    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-		evhttp_set_gencb(http, admin_cb, px);
-		evhttp_set_bevcb(http, admin_bevcb, px);
-		log_info("admin listening on %s (at most %u connections)",
-		    a->text, conf->admin.max_connections);
-	}
-	admin_max = conf->admin.max_connections;
 	admin_retire(px);
-	px->px_admin = http;
-	px->px_admin_sock = sock;
+	px->px_admin = px->px_admin_next;
+	px->px_admin_sock = px->px_admin_next_sock;
+	px->px_admin_next = NULL;
+	px->px_admin_next_sock = NULL;
 	if (a != NULL) {
 		px->px_admin_addr.ss = a->ss;
 		px->px_admin_addr.sslen = a->sslen;
+		log_info("admin listening on %s (at most %u connections)",
+		    a->text, admin_max);
 	}
-	return 0;
+}
+
+/* Undo admin_prepare(): close what it bound. */
+void
+admin_abort(struct proxy *px)
+{
+	if (px->px_admin_next != NULL)
+		evhttp_free(px->px_admin_next);
+	px->px_admin_next = NULL;
+	px->px_admin_next_sock = NULL;
+	px->px_admin_keep = 0;
 }
 
 static void
@@ -581,6 +464,7 @@ admin_retire(struct proxy *px)
 void
 admin_close(struct proxy *px)
 {
+	admin_abort(px);
 	if (px->px_admin != NULL)
 		evhttp_free(px->px_admin);
 	px->px_admin = NULL;

@@ -1,14 +1,13 @@
 /*
  * config.c: the configuration file, from text to a validated struct config.
  *
- * One table, keys[], describes every key: its section, name, type, bounds,
- * default (a string parsed by the same code as a user's value, so a default
- * is validated like anything else), where it lands in struct config and
- * whether it may repeat. inih splits the file into sections and key = value
- * pairs; the handler looks each pair up in the table.
+ * One table, config_keys[] (config_keys.c), describes every key; each
+ * type's values are parsed by config_value.c. inih splits the file into
+ * sections and key = value pairs; the handler looks each pair up in the
+ * table and hands the value to its type's setter.
  *
  * [class NAME] sections repeat, one per request class, so their keys have
- * a table of their own, class_keys[], whose offsets are into struct
+ * a table of their own, config_class_keys[], whose offsets are into struct
  * class_conf: a class section appends a class to conf->classes and its keys
  * land in that class. When the section ends, the class's keys it left out
  * take their defaults, through the same code, and the class is checked.
@@ -39,16 +38,13 @@
  * host names unless CONFIG_NUMERIC_HOSTS is given.
  */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L	/* strdup, getaddrinfo under -std=c11 */
+#define _POSIX_C_SOURCE 200809L	/* strdup under -std=c11 */
 #endif
 
 #include <sys/types.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 
 #include <ctype.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,251 +53,15 @@
 
 #include <ini.h>
 
-#include "config.h"
+#include "config_keys.h"
 
 #define CONFIG_MAX_SIZE		(1024 * 1024)	/* bounds lines and errors */
 #define CONFIG_MAX_ERRORS	100		/* listed; the rest counted */
-#define CONFIG_STR_MAX		4096		/* a path or a cipher list */
-
-enum key_type {
-	KT_DURATION,	/* uint64_t milliseconds */
-	KT_SIZE,	/* bytes, size_t or uint64_t */
-	KT_UINT,	/* unsigned int or uint64_t */
-	KT_RATE,	/* uint64_t requests per minute: "N", "N/s", "N/m" */
-	KT_LOGFILE,	/* char *: path, "-" (stderr) or NULL (off) */
-	KT_BALANCE,	/* enum balance */
-	KT_ADDRS,	/* array of struct config_addr and its count */
-	KT_BOOL,	/* int, 0 or 1 */
-	KT_CLIENT_KEY,	/* enum client_key_kind and its header name */
-	KT_PATHS,	/* array of path prefixes and its count */
-	KT_METHODS,	/* array of methods and its count */
-	KT_HEADER,	/* header name and value (NULL: any) */
-	KT_PRIORITY,	/* enum priority */
-	KT_ALGO,	/* enum limiter_algo */
-	KT_RATIO,	/* double; bounds in thousandths */
-	KT_STRING,	/* struct config_str */
-	KT_STRINGS,	/* array of struct config_str and its count */
-	KT_PROTOCOLS,	/* unsigned int of TLS_PROTO_* bits */
-};
-
-#define KEY_REPEAT	0x01	/* may be given more than once */
-#define KEY_RELOAD	0x02	/* a reload may change it */
-#define KEY_REQUIRED	0x04	/* no default: the file must give it */
-#define KEY_PASSIVE	0x08	/* address to listen on, not to connect to */
-#define KEY_UNIQUE	0x10	/* the same address may not appear twice */
-#define KEY_LOOPBACK	0x40	/* an address without host is 127.0.0.1 */
-#define KEY_CRITERION	0x20	/* a class matches on it */
-#define KEY_AUTO	0x80	/* "auto" stores CONFIG_AUTO */
-
-/*
- * One key. Offsets are into struct config, or into struct class_conf for
- * class_keys[]. k_aux is the offset of a second field that some types fill
- * too: a list's count, client_key's header name, a class header's value.
- */
-struct key {
-	const char	*k_section;
-	const char	*k_name;
-	enum key_type	 k_type;
-	uint64_t	 k_min;		/* value; for a list, count */
-	uint64_t	 k_max;
-	const char	*k_default;	/* NULL: none */
-	size_t		 k_offset;
-	size_t		 k_size;	/* of the field at k_offset */
-	size_t		 k_aux;
-	int		 k_flags;
-};
-
-#define FIELD(m)	offsetof(struct config, m),			\
-			sizeof(((struct config *)0)->m), 0
-#define LIST(m, n)	offsetof(struct config, m),			\
-			sizeof(((struct config *)0)->m),		\
-			offsetof(struct config, n)
-#define CFIELD(m)	offsetof(struct class_conf, m),			\
-			sizeof(((struct class_conf *)0)->m), 0
-#define CLIST(m, n)	offsetof(struct class_conf, m),			\
-			sizeof(((struct class_conf *)0)->m),		\
-			offsetof(struct class_conf, n)
-
-#define MS_1S		1000ULL
-#define MS_1H		(3600 * MS_1S)
-#define MS_1D		(24 * MS_1H)
-#define KIB		1024ULL
-#define MIB		(1024 * KIB)
-#define GIB		(1024 * MIB)
-#define RATE_MAX	10000000	/* requests per second, or a burst */
-#define RATE_MAX_MIN	(RATE_MAX * 60ULL)	/* in requests per minute */
-#define LIMIT_MAX	100000	/* concurrency limits and queue size */
-#define CLASS_MAX	1000		/* [class NAME] sections */
-#define CLASS_NAME_MAX	32
-
-static const struct key keys[] = {
-	/* section, name, type, min, max, default, field, flags */
-	/* no default here: 127.0.0.1:8080 unless [tls] listen is given */
-	{ "proxy", "listen", KT_ADDRS, 1, 64, NULL,
-	    LIST(proxy.listen, proxy.nlisten),
-	    KEY_REPEAT | KEY_RELOAD | KEY_PASSIVE | KEY_UNIQUE },
-	{ "proxy", "max_connections", KT_UINT, 1, 1000000, "4096",
-	    FIELD(proxy.max_connections), KEY_RELOAD },
-	{ "proxy", "header_timeout", KT_DURATION, 1, MS_1H, "10s",
-	    FIELD(proxy.header_timeout_ms), KEY_RELOAD },
-	{ "proxy", "idle_timeout", KT_DURATION, 1, MS_1D, "60s",
-	    FIELD(proxy.idle_timeout_ms), KEY_RELOAD },
-	{ "proxy", "body_timeout", KT_DURATION, 0, MS_1D, "0",
-	    FIELD(proxy.body_timeout_ms), KEY_RELOAD },
-	{ "proxy", "max_header_size", KT_SIZE, KIB, MIB, "16k",
-	    FIELD(proxy.max_header_size), KEY_RELOAD },
-	{ "proxy", "max_body_size", KT_SIZE, 0, 1024 * GIB, "1m",
-	    FIELD(proxy.max_body_size), KEY_RELOAD },
-	{ "proxy", "shutdown_timeout", KT_DURATION, 0, MS_1H, "10s",
-	    FIELD(proxy.shutdown_timeout_ms), KEY_RELOAD },
-	{ "proxy", "access_log", KT_LOGFILE, 0, 0, "-",
-	    FIELD(proxy.access_log), KEY_RELOAD },
-
-	{ "backend", "server", KT_ADDRS, 1, 1000, NULL,
-	    LIST(backend.servers, backend.nservers),
-	    KEY_REPEAT | KEY_RELOAD | KEY_REQUIRED },
-	{ "backend", "connect_timeout", KT_DURATION, 1, MS_1H, "5s",
-	    FIELD(backend.connect_timeout_ms), KEY_RELOAD },
-	{ "backend", "response_timeout", KT_DURATION, 1, MS_1D, "60s",
-	    FIELD(backend.response_timeout_ms), KEY_RELOAD },
-	{ "backend", "keepalive", KT_UINT, 0, 10000, "32",
-	    FIELD(backend.keepalive), KEY_RELOAD },
-	{ "backend", "keepalive_timeout", KT_DURATION, 1, MS_1D, "60s",
-	    FIELD(backend.keepalive_timeout_ms), KEY_RELOAD },
-	{ "backend", "balance", KT_BALANCE, 0, 0, "roundrobin",
-	    FIELD(backend.balance), KEY_RELOAD },
-
-	{ "backend", "tls", KT_BOOL, 0, 0, "no",
-	    FIELD(backend.tls), KEY_RELOAD },
-	{ "backend", "verify", KT_BOOL, 0, 0, "yes",
-	    FIELD(backend.tls_verify), KEY_RELOAD },
-	{ "backend", "ca_file", KT_STRING, 0, 0, NULL,
-	    FIELD(backend.ca_file), KEY_RELOAD },
-	{ "backend", "server_name", KT_STRING, 0, 0, NULL,
-	    FIELD(backend.server_name), KEY_RELOAD },
-
-	{ "admission", "rate", KT_RATE, 0, RATE_MAX_MIN, "0",
-	    FIELD(admission.rate), KEY_RELOAD },
-	{ "admission", "burst", KT_UINT, 0, RATE_MAX, "0",
-	    FIELD(admission.burst), KEY_RELOAD },
-	{ "admission", "client_rate", KT_RATE, 0, RATE_MAX_MIN, "0",
-	    FIELD(admission.client_rate), KEY_RELOAD },
-	{ "admission", "client_burst", KT_UINT, 0, RATE_MAX, "0",
-	    FIELD(admission.client_burst), KEY_RELOAD },
-	{ "admission", "client_key", KT_CLIENT_KEY, 0, 0, "ip",
-	    LIST(admission.client_key, admission.client_key_header),
-	    KEY_RELOAD },
-	{ "admission", "max_clients", KT_UINT, 1, RATE_MAX, "100000",
-	    FIELD(admission.max_clients), KEY_RELOAD },
-	{ "admission", "dry_run", KT_BOOL, 0, 0, "no",
-	    FIELD(admission.dry_run), KEY_RELOAD },
-
-	{ "admin", "listen", KT_ADDRS, 0, 1, NULL,
-	    LIST(admin.listen, admin.nlisten),
-	    KEY_RELOAD | KEY_PASSIVE | KEY_LOOPBACK },
-	{ "admin", "max_connections", KT_UINT, 1, 10000, "64",
-	    FIELD(admin.max_connections), KEY_RELOAD },
-
-	{ "tls", "listen", KT_ADDRS, 0, 64, NULL,
-	    LIST(tls.listen, tls.nlisten),
-	    KEY_REPEAT | KEY_RELOAD | KEY_PASSIVE | KEY_UNIQUE },
-	{ "tls", "certificate", KT_STRINGS, 0, 100, NULL,
-	    LIST(tls.certs, tls.ncerts), KEY_REPEAT | KEY_RELOAD },
-	{ "tls", "private_key", KT_STRINGS, 0, 100, NULL,
-	    LIST(tls.keys, tls.nkeys), KEY_REPEAT | KEY_RELOAD },
-	{ "tls", "protocols", KT_PROTOCOLS, 0, 0, "TLSv1.2 TLSv1.3",
-	    FIELD(tls.protocols), KEY_RELOAD },
-	{ "tls", "ciphers", KT_STRING, 0, 0, "HIGH:!aNULL:!MD5",
-	    FIELD(tls.ciphers), KEY_RELOAD },
-	{ "tls", "ciphersuites", KT_STRING, 0, 0, NULL,
-	    FIELD(tls.ciphersuites), KEY_RELOAD },
-	{ "tls", "session_tickets", KT_BOOL, 0, 0, "yes",
-	    FIELD(tls.session_tickets), KEY_RELOAD },
-	{ "tls", "session_cache", KT_UINT, 0, 10000000, "20000",
-	    FIELD(tls.session_cache), KEY_RELOAD },
-	{ "tls", "session_timeout", KT_DURATION, 1, MS_1D, "5m",
-	    FIELD(tls.session_timeout_ms), KEY_RELOAD },
-	{ "tls", "handshake_timeout", KT_DURATION, 1, MS_1H, "10s",
-	    FIELD(tls.handshake_timeout_ms), KEY_RELOAD },
-
-	{ "limiter", "algorithm", KT_ALGO, 0, 0, "gradient",
-	    FIELD(limiter.algorithm), KEY_RELOAD },
-	{ "limiter", "limit", KT_UINT, 1, LIMIT_MAX, "4",
-	    FIELD(limiter.limit), KEY_RELOAD },
-	{ "limiter", "min_limit", KT_UINT, 1, LIMIT_MAX, "2",
-	    FIELD(limiter.min_limit), KEY_RELOAD },
-	{ "limiter", "max_limit", KT_UINT, 1, LIMIT_MAX, "1000",
-	    FIELD(limiter.max_limit), KEY_RELOAD },
-	{ "limiter", "queue_size", KT_UINT, 0, LIMIT_MAX, "1000",
-	    FIELD(limiter.queue_size), KEY_RELOAD },
-	{ "limiter", "latency_budget", KT_DURATION, 1, MS_1H, "500ms",
-	    FIELD(limiter.latency_budget_ms), KEY_RELOAD },
-	{ "limiter", "queue_timeout", KT_DURATION, 1, MS_1H, "auto",
-	    FIELD(limiter.queue_timeout_ms), KEY_RELOAD | KEY_AUTO },
-	{ "limiter", "codel_target", KT_DURATION, 0, MS_1H, "auto",
-	    FIELD(limiter.codel_target_ms), KEY_RELOAD | KEY_AUTO },
-	{ "limiter", "codel_interval", KT_DURATION, 0, MS_1H, "100ms",
-	    FIELD(limiter.codel_interval_ms), KEY_RELOAD },
-	{ "limiter", "adaptive_lifo", KT_BOOL, 0, 0, "yes",
-	    FIELD(limiter.adaptive_lifo), KEY_RELOAD },
-	{ "limiter", "dry_run", KT_BOOL, 0, 0, "no",
-	    FIELD(limiter.dry_run), KEY_RELOAD },
-	{ "limiter", "backoff", KT_RATIO, 500, 999, "0.9",
-	    FIELD(limiter.backoff), KEY_RELOAD },
-	{ "limiter", "aimd_latency", KT_DURATION, 1, MS_1H, "1s",
-	    FIELD(limiter.aimd_latency_ms), KEY_RELOAD },
-	{ "limiter", "smoothing", KT_RATIO, 10, 1000, "0.2",
-	    FIELD(limiter.smoothing), KEY_RELOAD },
-	{ "limiter", "tolerance", KT_RATIO, 1000, 10000, "1.5",
-	    FIELD(limiter.tolerance), KEY_RELOAD },
-	{ "limiter", "vegas_alpha", KT_UINT, 1, 1000, "3",
-	    FIELD(limiter.vegas_alpha), KEY_RELOAD },
-	{ "limiter", "vegas_beta", KT_UINT, 1, 1000, "6",
-	    FIELD(limiter.vegas_beta), KEY_RELOAD },
-};
-#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
-
-/* The keys of a [class NAME] section; offsets into struct class_conf. */
-static const struct key class_keys[] = {
-	{ "class", "path", KT_PATHS, 1, 1000, NULL,
-	    CLIST(paths, npaths), KEY_REPEAT | KEY_RELOAD | KEY_CRITERION },
-	{ "class", "method", KT_METHODS, 1, 100, NULL,
-	    CLIST(methods, nmethods),
-	    KEY_REPEAT | KEY_RELOAD | KEY_CRITERION },
-	{ "class", "header", KT_HEADER, 0, 0, NULL,
-	    CLIST(header_name, header_value), KEY_RELOAD | KEY_CRITERION },
-	{ "class", "priority", KT_PRIORITY, 0, 0, "normal",
-	    CFIELD(priority), KEY_RELOAD },
-	{ "class", "rate", KT_RATE, 0, RATE_MAX_MIN, "0",
-	    CFIELD(rate), KEY_RELOAD },
-	{ "class", "burst", KT_UINT, 0, RATE_MAX, "0",
-	    CFIELD(burst), KEY_RELOAD },
-};
-#define NCLASS_KEYS	(sizeof(class_keys) / sizeof(class_keys[0]))
+#define CLASS_MAX		1000		/* [class NAME] sections */
+#define CLASS_NAME_MAX		32
 
 static const char	 class_section[] = "class";
 static const char	 default_class[] = "default";
-
-static const char *const balance_names[] = {
-	[BALANCE_ROUNDROBIN] = "roundrobin",
-	[BALANCE_LEASTCONN] = "leastconn",
-};
-#define NBALANCE (sizeof(balance_names) / sizeof(balance_names[0]))
-
-static const char *const algo_names[] = {
-	[LIMITER_FIXED] = "fixed",
-	[LIMITER_AIMD] = "aimd",
-	[LIMITER_VEGAS] = "vegas",
-	[LIMITER_GRADIENT] = "gradient",
-};
-#define NALGO (sizeof(algo_names) / sizeof(algo_names[0]))
-
-static const char *const priority_names[] = {
-	[PRIO_CRITICAL] = "critical",
-	[PRIO_NORMAL] = "normal",
-	[PRIO_SHEDDABLE] = "sheddable",
-};
-#define NPRIORITY (sizeof(priority_names) / sizeof(priority_names[0]))
 
 /* State of one parse, shared by the reader, the handler and validation. */
 struct parse {
@@ -316,10 +76,10 @@ struct parse {
 
 	const char	*p_section;	/* table's name; NULL before any */
 	int		 p_skip;	/* in an unknown or broken section */
-	int		 p_section_line[NKEYS];	/* [section] header of key */
-	int		 p_seen[NKEYS];	/* line a key was first given */
+	int		 p_section_line[CONFIG_NKEYS];	/* [section] header of key */
+	int		 p_seen[CONFIG_NKEYS];	/* line a key was first given */
 	int		 p_in_class;	/* keys go to the last class */
-	int		 p_class_seen[NCLASS_KEYS]; /* the same, for it */
+	int		 p_class_seen[CONFIG_NCLASS_KEYS]; /* the same, for it */
 
 	char		*p_err;		/* "NAME:LINE: message\n"... */
 	size_t		 p_errlen;
@@ -328,90 +88,12 @@ struct parse {
 };
 
 /*
- * A setter parses value, given on line (0: a default), into the fields of
- * obj that k names. It returns 0, or -1 having reported the problem.
- */
-static int	set_number(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_logfile(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_balance(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_addrs(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_algo(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_ratio(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_bool(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_client_key(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_paths(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_methods(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_header(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_priority(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_string(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_strings(struct parse *, const struct key *, void *,
-		    const char *, int);
-static int	set_protocols(struct parse *, const struct key *, void *,
-		    const char *, int);
-
-/* What each type is called in messages, how to write it, who parses it. */
-static const struct key_type_info {
-	const char	*t_name;
-	const char	*t_form;
-	const char	*t_example;
-	int		(*t_set)(struct parse *, const struct key *, void *,
-			    const char *, int);
-} types[] = {
-	[KT_DURATION] = { "duration", "use e.g. 250ms, 10s, 1m", "10s",
-	    set_number },
-	[KT_SIZE] = { "size", "use e.g. 512, 16k, 1m", "16k", set_number },
-	[KT_RATE] = { "rate", "use requests per second or minute, e.g. 100, "
-	    "100/s, 5/m", "100/s", set_number },
-	[KT_UINT] = { "number", "use a whole number, e.g. 100", "100",
-	    set_number },
-	[KT_LOGFILE] = { "log file", "use a path, '-' or 'off'", "-",
-	    set_logfile },
-	[KT_BALANCE] = { "balance", "use roundrobin or leastconn",
-	    "roundrobin", set_balance },
-	[KT_ADDRS] = { "address", "use host:port or [v6]:port", "host:port",
-	    set_addrs },
-	[KT_BOOL] = { "boolean", "use yes or no", "no", set_bool },
-	[KT_CLIENT_KEY] = { "client key", "use ip or header:NAME", "ip",
-	    set_client_key },
-	[KT_PATHS] = { "path", "use a path prefix, e.g. /api/", "/api/",
-	    set_paths },
-	[KT_METHODS] = { "method", "use methods, e.g. GET, HEAD", "GET",
-	    set_methods },
-	[KT_HEADER] = { "header", "use Name or Name: value", "X-Name: value",
-	    set_header },
-	[KT_PRIORITY] = { "priority", "use critical, normal or sheddable",
-	    "normal", set_priority },
-	[KT_ALGO] = { "algorithm", "use fixed, aimd, vegas or gradient",
-	    "gradient", set_algo },
-	[KT_RATIO] = { "ratio", "use a decimal number, e.g. 0.9", "0.9",
-	    set_ratio },
-	[KT_STRING] = { "text", "use text", "text", set_string },
-	[KT_STRINGS] = { "file", "use a path", "/etc/spillway/site.pem",
-	    set_strings },
-	[KT_PROTOCOLS] = { "protocols", "use a range of TLSv1, TLSv1.1, "
-	    "TLSv1.2, TLSv1.3", "TLSv1.2 TLSv1.3", set_protocols },
-};
-
-/*
  * Append "NAME:LINE: message\n" (or "NAME: message\n" for line 0) to the
  * error list. Bytes that could upset a terminal are shown as '?': values
  * come from the file, and fuzzed files hold anything.
  */
-static void __attribute__((format(printf, 3, 4)))
-parse_error(struct parse *p, int line, const char *fmt, ...)
+void
+config_error(struct parse *p, int line, const char *fmt, ...)
 {
 	char	 msg[512], where[32], *nbuf;
 	size_t	 need, i, start;
@@ -446,847 +128,10 @@ parse_error(struct parse *p, int line, const char *fmt, ...)
 	}
 }
 
-static void *
-field(void *obj, size_t offset)
-{
-	return (char *)obj + offset;
-}
-
-/* Store v into an unsigned field of 4 or 8 bytes; the bounds make it fit. */
-static void
-store_uint(void *dst, size_t size, uint64_t v)
-{
-	uint32_t	 v32 = (uint32_t)v;
-
-	if (size == sizeof(uint64_t))
-		memcpy(dst, &v, sizeof(v));
-	else
-		memcpy(dst, &v32, sizeof(v32));
-}
-
-/* Decimal digits only, at least one, no sign: 0 and *end past them. */
-static int
-parse_digits(const char *s, uint64_t *v, const char **end)
-{
-	uint64_t	 n = 0;
-	const char	*c;
-
-	for (c = s; *c >= '0' && *c <= '9'; c++) {
-		if (n > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
-			return -1;
-		n = n * 10 + (uint64_t)(*c - '0');
-	}
-	if (c == s)
-		return -1;
-	*v = n;
-	*end = c;
-	return 0;
-}
-
-static int
-scale(uint64_t n, uint64_t unit, uint64_t *v)
-{
-	if (n > UINT64_MAX / unit)
-		return -1;
-	*v = n * unit;
-	return 0;
-}
-
-static int
-parse_uint(const char *s, uint64_t *v)
-{
-	const char	*end;
-
-	if (parse_digits(s, v, &end) == -1 || *end != '\0')
-		return -1;
-	return 0;
-}
-
 int
-config_parse_duration(const char *s, uint64_t *ms)
+config_numeric_hosts(const struct parse *p)
 {
-	static const struct {
-		const char	*u_name;
-		uint64_t	 u_ms;
-	} units[] = {
-		{ "", MS_1S }, { "ms", 1 }, { "s", MS_1S }, { "m", 60 * MS_1S },
-		{ "h", MS_1H }, { "d", MS_1D },
-	};
-	const char	*end;
-	uint64_t	 n;
-	size_t		 i;
-
-	if (parse_digits(s, &n, &end) == -1)
-		return -1;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].u_name) == 0)
-			return scale(n, units[i].u_ms, ms);
-	}
-	return -1;
-}
-
-/* A rate: "N" or "N/s" per second, "N/m" per minute; stored per minute. */
-int
-config_parse_rate(const char *s, uint64_t *per_min)
-{
-	const char	*end;
-	uint64_t	 n;
-
-	if (parse_digits(s, &n, &end) == -1)
-		return -1;
-	if (*end == '\0' || strcmp(end, "/s") == 0)
-		return scale(n, 60, per_min);
-	if (strcmp(end, "/m") == 0) {
-		*per_min = n;
-		return 0;
-	}
-	return -1;
-}
-
-int
-config_parse_size(const char *s, uint64_t *bytes)
-{
-	const char	*end;
-	uint64_t	 n, unit;
-
-	if (parse_digits(s, &n, &end) == -1)
-		return -1;
-	switch (*end) {
-	case '\0':
-		unit = 1;
-		break;
-	case 'k': case 'K':
-		unit = KIB;
-		break;
-	case 'm': case 'M':
-		unit = MIB;
-		break;
-	case 'g': case 'G':
-		unit = GIB;
-		break;
-	default:
-		return -1;
-	}
-	if (*end != '\0' && end[1] != '\0')
-		return -1;
-	return scale(n, unit, bytes);
-}
-
-/* Write v the way a user would: the largest unit that divides it. */
-static void
-format_value(enum key_type type, uint64_t v, char *buf, size_t len)
-{
-	static const struct {
-		enum key_type	 f_type;
-		uint64_t	 f_unit;
-		const char	*f_name;
-	} units[] = {
-		{ KT_DURATION, MS_1D, "d" }, { KT_DURATION, MS_1H, "h" },
-		{ KT_DURATION, 60 * MS_1S, "m" }, { KT_DURATION, MS_1S, "s" },
-		{ KT_DURATION, 1, "ms" },
-		{ KT_SIZE, GIB, "g" }, { KT_SIZE, MIB, "m" },
-		{ KT_SIZE, KIB, "k" },
-		{ KT_RATE, 60, "/s" }, { KT_RATE, 1, "/m" },
-	};
-	size_t	 i;
-
-	for (i = 0; v != 0 && i < sizeof(units) / sizeof(units[0]); i++) {
-		if (units[i].f_type == type && v % units[i].f_unit == 0) {
-			snprintf(buf, len, "%llu%s",
-			    (unsigned long long)(v / units[i].f_unit),
-			    units[i].f_name);
-			return;
-		}
-	}
-	snprintf(buf, len, "%llu", (unsigned long long)v);
-}
-
-static int
-set_number(struct parse *p, const struct key *k, void *obj, const char *value,
-    int line)
-{
-	char		 lo[32], hi[32];
-	uint64_t	 v;
-	int		 rc;
-
-	if ((k->k_flags & KEY_AUTO) && strcmp(value, "auto") == 0) {
-		store_uint(field(obj, k->k_offset), k->k_size, CONFIG_AUTO);
-		return 0;
-	}
-	if (k->k_type == KT_DURATION)
-		rc = config_parse_duration(value, &v);
-	else if (k->k_type == KT_SIZE)
-		rc = config_parse_size(value, &v);
-	else if (k->k_type == KT_RATE)
-		rc = config_parse_rate(value, &v);
-	else
-		rc = parse_uint(value, &v);
-	if (rc == -1) {
-		parse_error(p, line, "%s: invalid %s '%s' (%s%s)", k->k_name,
-		    types[k->k_type].t_name, value,
-		    (k->k_flags & KEY_AUTO) ? "auto, or " : "",
-		    types[k->k_type].t_form);
-		return -1;
-	}
-	if (v < k->k_min || v > k->k_max) {
-		format_value(k->k_type, k->k_min, lo, sizeof(lo));
-		format_value(k->k_type, k->k_max, hi, sizeof(hi));
-		parse_error(p, line, "%s: %s is out of range (%s to %s)",
-		    k->k_name, value, lo, hi);
-		return -1;
-	}
-	store_uint(field(obj, k->k_offset), k->k_size, v);
-	return 0;
-}
-
-/* "off" is no log, "-" or "stderr" is standard error, else a path. */
-static int
-set_logfile(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	char	**dst = field(obj, k->k_offset);
-	char	 *s = NULL;
-
-	if (strcmp(value, "off") != 0) {
-		if (strcmp(value, "stderr") == 0)
-			value = "-";
-		if ((s = strdup(value)) == NULL) {
-			parse_error(p, line, "%s: out of memory", k->k_name);
-			return -1;
-		}
-	}
-	free(*dst);
-	*dst = s;
-	return 0;
-}
-
-/* Store the index of value in names[] into an enum field. */
-static int
-set_enum(struct parse *p, const struct key *k, void *obj, const char *value,
-    int line, const char *const *names, size_t nnames)
-{
-	size_t	 i;
-
-	for (i = 0; i < nnames; i++) {
-		if (strcmp(value, names[i]) == 0) {
-			store_uint(field(obj, k->k_offset), k->k_size, i);
-			return 0;
-		}
-	}
-	parse_error(p, line, "%s: invalid value '%s' (%s)", k->k_name, value,
-	    types[k->k_type].t_form);
-	return -1;
-}
-
-static int
-set_balance(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	return set_enum(p, k, obj, value, line, balance_names, NBALANCE);
-}
-
-static int
-set_priority(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	return set_enum(p, k, obj, value, line, priority_names, NPRIORITY);
-}
-
-static int
-set_algo(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	return set_enum(p, k, obj, value, line, algo_names, NALGO);
-}
-
-/*
- * A decimal ratio with at most three decimals ("0.9", "1.25", "2"), its
- * bounds in thousandths in the table.
- */
-static int
-set_ratio(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	const char	*c = value;
-	uint64_t	 milli = 0, scale = 1000;
-	double		 v;
-
-	if (*c < '0' || *c > '9')
-		goto bad;
-	for (; *c >= '0' && *c <= '9'; c++)
-		if ((milli = milli * 10 + (uint64_t)(*c - '0')) > 1000000)
-			goto bad;
-	milli *= 1000;
-	if (*c == '.') {
-		for (c++; *c >= '0' && *c <= '9' && scale > 1; c++) {
-			scale /= 10;
-			milli += (uint64_t)(*c - '0') * scale;
-		}
-	}
-	if (*c != '\0')
-		goto bad;
-	if (milli < k->k_min || milli > k->k_max) {
-		parse_error(p, line, "%s: %s is out of range (%g to %g)",
-		    k->k_name, value, k->k_min / 1000.0, k->k_max / 1000.0);
-		return -1;
-	}
-	v = milli / 1000.0;
-	memcpy(field(obj, k->k_offset), &v, sizeof(v));
-	return 0;
- bad:
-	parse_error(p, line, "%s: invalid %s '%s' (%s)", k->k_name,
-	    types[k->k_type].t_name, value, types[k->k_type].t_form);
-	return -1;
-}
-
-/* yes/no, on/off, true/false, 1/0, in any case. */
-static int
-set_bool(struct parse *p, const struct key *k, void *obj, const char *value,
-    int line)
-{
-	static const char *const yes[] = { "yes", "on", "true", "1" };
-	static const char *const no[] = { "no", "off", "false", "0" };
-	int	*dst = field(obj, k->k_offset);
-	size_t	 i;
-
-	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcasecmp(value, yes[i]) == 0) {
-			*dst = 1;
-			return 0;
-		}
-		if (strcasecmp(value, no[i]) == 0) {
-			*dst = 0;
-			return 0;
-		}
-	}
-	parse_error(p, line, "%s: invalid value '%s' (%s)", k->k_name, value,
-	    types[k->k_type].t_form);
-	return -1;
-}
-
-/* Text kept as written, with its line, in one struct config_str. */
-static int
-store_string(struct parse *p, const struct key *k, struct config_str *dst,
-    const char *value, int line)
-{
-	char	*s;
-
-	if (strlen(value) > CONFIG_STR_MAX) {
-		parse_error(p, line, "%s: too long (at most %d bytes)",
-		    k->k_name, CONFIG_STR_MAX);
-		return -1;
-	}
-	if ((s = strdup(value)) == NULL) {
-		parse_error(p, line, "%s: out of memory", k->k_name);
-		return -1;
-	}
-	free(dst->text);
-	dst->text = s;
-	dst->line = line;
-	return 0;
-}
-
-static int
-set_string(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	return store_string(p, k, field(obj, k->k_offset), value, line);
-}
-
-/* Append one string to a list key. */
-static int
-set_strings(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	struct config_str	**list = field(obj, k->k_offset), *nlist, one;
-	size_t			 *n = field(obj, k->k_aux);
-
-	if (*n >= k->k_max) {
-		parse_error(p, line, "%s: too many (at most %llu)", k->k_name,
-		    (unsigned long long)k->k_max);
-		return -1;
-	}
-	memset(&one, 0, sizeof(one));
-	if (store_string(p, k, &one, value, line) == -1)
-		return -1;
-	if ((nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
-		free(one.text);
-		parse_error(p, line, "%s: out of memory", k->k_name);
-		return -1;
-	}
-	nlist[(*n)++] = one;
-	*list = nlist;
-	return 0;
-}
-
-static const char *const tls_proto_names[] = {
-	"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3",
-};
-#define NTLS_PROTO (sizeof(tls_proto_names) / sizeof(tls_proto_names[0]))
-
-/* "TLSv1.2 TLSv1.3": versions split by blanks or commas, no gap. */
-static int
-set_protocols(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	const char	*c = value;
-	unsigned int	 bits = 0, low;
-	size_t		 len, i;
-
-	for (;;) {
-		c += strspn(c, " \t,");
-		if ((len = strcspn(c, " \t,")) == 0)
-			break;
-		for (i = 0; i < NTLS_PROTO; i++) {
-			if (strlen(tls_proto_names[i]) == len &&
-			    strncasecmp(c, tls_proto_names[i], len) == 0)
-				break;
-		}
-		if (i == NTLS_PROTO && len == 7 &&
-		    strncasecmp(c, "TLSv1.0", 7) == 0)
-			i = 0;
-		if (i == NTLS_PROTO) {
-			parse_error(p, line, "%s: unknown protocol '%.*s' (%s)",
-			    k->k_name, (int)len, c, types[k->k_type].t_form);
-			return -1;
-		}
-		bits |= 1U << i;
-		c += len;
-	}
-	low = bits & -bits;
-	if (bits == 0 || ((bits + low) & bits) != 0) {
-		parse_error(p, line, "%s: '%s' is not a range of versions "
-		    "without a gap (%s)", k->k_name, value,
-		    types[k->k_type].t_form);
-		return -1;
-	}
-	store_uint(field(obj, k->k_offset), k->k_size, bits);
-	return 0;
-}
-
-/* An HTTP token (RFC 9110 tchar), len bytes of s, at least one. */
-static int
-is_token(const char *s, size_t len)
-{
-	size_t	 i;
-
-	for (i = 0; i < len; i++) {
-		if (!isalnum((unsigned char)s[i]) &&
-		    strchr("!#$%&'*+-.^_`|~", s[i]) == NULL)
-			return 0;
-	}
-	return len > 0;
-}
-
-/* "ip", or "header:NAME" with NAME a header's name. */
-static int
-set_client_key(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	char			**header = field(obj, k->k_aux);
-	const char		 *name;
-	char			 *s = NULL;
-	enum client_key_kind	  kind = CLIENT_KEY_IP;
-
-	if (strncmp(value, "header:", 7) == 0) {
-		for (name = value + 7; *name == ' ' || *name == '\t'; name++)
-			;
-		if (!is_token(name, strlen(name))) {
-			parse_error(p, line, "%s: invalid header name in '%s' "
-			    "(%s)", k->k_name, value, types[k->k_type].t_form);
-			return -1;
-		}
-		if ((s = strdup(name)) == NULL) {
-			parse_error(p, line, "%s: out of memory", k->k_name);
-			return -1;
-		}
-		kind = CLIENT_KEY_HEADER;
-	} else if (strcmp(value, "ip") != 0) {
-		parse_error(p, line, "%s: invalid value '%s' (%s)", k->k_name,
-		    value, types[k->k_type].t_form);
-		return -1;
-	}
-	store_uint(field(obj, k->k_offset), k->k_size, kind);
-	free(*header);
-	*header = s;
-	return 0;
-}
-
-/* Append a copy of len bytes of s to a list of strings. */
-static int
-strlist_append(char ***list, size_t *n, const char *s, size_t len)
-{
-	char	**nlist, *copy;
-
-	if ((copy = strndup(s, len)) == NULL)
-		return -1;
-	if ((nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
-		free(copy);
-		return -1;
-	}
-	nlist[(*n)++] = copy;
-	*list = nlist;
-	return 0;
-}
-
-/*
- * A path prefix: starts with '/', has no blank or control character (it
- * could never match a request-target) and no '?' or '#': the query string
- * is not matched, and a fragment is never sent.
- */
-static int
-set_paths(struct parse *p, const struct key *k, void *obj, const char *value,
-    int line)
-{
-	char		***list = field(obj, k->k_offset);
-	size_t		  *n = field(obj, k->k_aux);
-	const char	  *c;
-
-	if (*n >= k->k_max) {
-		parse_error(p, line, "%s: too many (at most %llu)", k->k_name,
-		    (unsigned long long)k->k_max);
-		return -1;
-	}
-	if (value[0] != '/') {
-		parse_error(p, line, "%s: '%s' does not start with '/' (%s)",
-		    k->k_name, value, types[k->k_type].t_form);
-		return -1;
-	}
-	for (c = value; *c != '\0'; c++) {
-		if ((unsigned char)*c <= ' ' || *c == 0x7f) {
-			parse_error(p, line, "%s: blank or control character "
-			    "in '%s'", k->k_name, value);
-			return -1;
-		}
-		if (*c == '?' || *c == '#') {
-			parse_error(p, line, "%s: '%c' in '%s' (a path prefix "
-			    "never matches the query string)", k->k_name, *c,
-			    value);
-			return -1;
-		}
-	}
-	if (strlist_append(list, n, value, strlen(value)) == -1) {
-		parse_error(p, line, "%s: out of memory", k->k_name);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Methods, separated by commas and/or blanks ("GET, HEAD"), each a token
- * of its own in the list. All are checked before any is added.
- */
-static int
-set_methods(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	static const char	  sep[] = ", \t";
-	char			***list = field(obj, k->k_offset);
-	size_t			  *n = field(obj, k->k_aux), len, count = 0;
-	const char		  *c;
-
-	for (c = value + strspn(value, sep); *c != '\0';
-	    c += len, c += strspn(c, sep)) {
-		len = strcspn(c, sep);
-		if (!is_token(c, len)) {
-			parse_error(p, line, "%s: invalid method '%.*s' (%s)",
-			    k->k_name, (int)len, c, types[k->k_type].t_form);
-			return -1;
-		}
-		count++;
-	}
-	if (count == 0) {
-		parse_error(p, line, "%s: no method in '%s' (%s)", k->k_name,
-		    value, types[k->k_type].t_form);
-		return -1;
-	}
-	if (*n + count > k->k_max) {
-		parse_error(p, line, "%s: too many (at most %llu)", k->k_name,
-		    (unsigned long long)k->k_max);
-		return -1;
-	}
-	for (c = value + strspn(value, sep); *c != '\0';
-	    c += len, c += strspn(c, sep)) {
-		len = strcspn(c, sep);
-		if (strlist_append(list, n, c, len) == -1) {
-			parse_error(p, line, "%s: out of memory", k->k_name);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/*
- * "Name: value", an exact value (blanks around it dropped, inner ones
- * kept), or "Name" alone: the header is present, whatever its value.
- */
-static int
-set_header(struct parse *p, const struct key *k, void *obj,
-    const char *value, int line)
-{
-	char		**name = field(obj, k->k_offset);
-	char		**hvalue = field(obj, k->k_aux);
-	const char	 *colon, *v = NULL, *c;
-	char		 *ns = NULL, *vs = NULL;
-	size_t		  namelen;
-
-	colon = strchr(value, ':');
-	namelen = colon != NULL ? (size_t)(colon - value) : strlen(value);
-	if (!is_token(value, namelen)) {
-		parse_error(p, line, "%s: invalid header name in '%s' (%s)",
-		    k->k_name, value, types[k->k_type].t_form);
-		return -1;
-	}
-	if (colon != NULL) {
-		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
-			;
-		if (*v == '\0') {
-			parse_error(p, line, "%s: missing value after ':' in "
-			    "'%s' (%s)", k->k_name, value,
-			    types[k->k_type].t_form);
-			return -1;
-		}
-		for (c = v; *c != '\0'; c++) {
-			if (((unsigned char)*c < ' ' && *c != '\t') ||
-			    *c == 0x7f) {
-				parse_error(p, line, "%s: control character "
-				    "in '%s'", k->k_name, value);
-				return -1;
-			}
-		}
-	}
-	if ((ns = strndup(value, namelen)) == NULL ||
-	    (v != NULL && (vs = strdup(v)) == NULL)) {
-		free(ns);
-		parse_error(p, line, "%s: out of memory", k->k_name);
-		return -1;
-	}
-	free(*name);
-	free(*hvalue);
-	*name = ns;
-	*hvalue = vs;
-	return 0;
-}
-
-/* Host names: letters, digits, '-', '_' and '.'; nothing for a resolver. */
-static int
-valid_host(const char *host, int bracketed)
-{
-	const char	*extra = bracketed ? ":.%" : "-_.";
-
-	for (; *host != '\0'; host++) {
-		if (!isalnum((unsigned char)*host) &&
-		    strchr(extra, *host) == NULL)
-			return 0;
-	}
-	return 1;
-}
-
-/* getaddrinfo() the first address; only numeric ones if asked or [v6]. */
-static int
-resolve(const char *host, uint16_t port, int passive, int bracketed,
-    int flags, struct config_addr *a, char *err, size_t errlen)
-{
-	struct addrinfo	 hints, *res;
-	char		 serv[8];
-	int		 rc;
-
-	snprintf(serv, sizeof(serv), "%u", port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = bracketed ? AF_INET6 : AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-	if (bracketed || (flags & CONFIG_NUMERIC_HOSTS))
-		hints.ai_flags |= AI_NUMERICHOST;
-	if ((rc = getaddrinfo(host, serv, &hints, &res)) != 0) {
-		if (bracketed)
-			snprintf(err, errlen, "invalid IPv6 address '%s'",
-			    host);
-		else
-			snprintf(err, errlen, "cannot resolve '%s': %s", host,
-			    gai_strerror(rc));
-		return -1;
-	}
-	memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
-	a->sslen = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
-/* "*", "" (passive only): every IPv4 address. */
-static void
-any_ipv4(uint16_t port, struct config_addr *a)
-{
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&a->ss;
-
-	memset(&a->ss, 0, sizeof(a->ss));
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(port);
-	sin->sin_addr.s_addr = htonl(INADDR_ANY);
-	a->sslen = sizeof(*sin);
-}
-
-/*
- * Split text into host and port: "host:port", "[v6]:port", and when
- * passive "*:port", ":port" or "port". Copies the host to host (without
- * brackets) and returns the port text, or NULL with err set.
- */
-static const char *
-split_addr(const char *text, int passive, char *host, size_t hostlen,
-    int *bracketed, char *err, size_t errlen)
-{
-	const char	*hstart = text, *hend, *port;
-	uint64_t	 n;
-
-	*bracketed = text[0] == '[';
-	if (*bracketed) {
-		if ((hend = strchr(text, ']')) == NULL || hend[1] != ':') {
-			snprintf(err, errlen, "invalid address '%s' "
-			    "(use [v6]:port)", text);
-			return NULL;
-		}
-		hstart = text + 1;
-		port = hend + 2;
-	} else if ((hend = strrchr(text, ':')) != NULL) {
-		if (memchr(text, ':', (size_t)(hend - text)) != NULL) {
-			snprintf(err, errlen, "IPv6 address without brackets "
-			    "in '%s' (use [v6]:port)", text);
-			return NULL;
-		}
-		port = hend + 1;
-	} else if (passive && parse_uint(text, &n) == 0) {
-		hend = text;	/* a bare port */
-		port = text;
-	} else {
-		snprintf(err, errlen, "missing %s in '%s' (use host:port)",
-		    passive ? "port" : "host or port", text);
-		return NULL;
-	}
-	if ((size_t)(hend - hstart) >= hostlen) {
-		snprintf(err, errlen, "host name too long in '%s'", text);
-		return NULL;
-	}
-	memcpy(host, hstart, (size_t)(hend - hstart));
-	host[hend - hstart] = '\0';
-	return port;
-}
-
-/*
- * config_parse_addr() with flags: CONFIG_NUMERIC_HOSTS resolves numeric
- * addresses only. Fills a->ss and a->sslen; a->text and a->line are left
- * to the caller.
- */
-static int
-parse_addr(const char *text, int passive, int flags, struct config_addr *a,
-    char *err, size_t errlen)
-{
-	char		 host[256];
-	const char	*port;
-	uint64_t	 portnum;
-	int		 bracketed;
-
-	port = split_addr(text, passive, host, sizeof(host), &bracketed, err,
-	    errlen);
-	if (port == NULL)
-		return -1;
-	if (parse_uint(port, &portnum) == -1 || portnum < 1 ||
-	    portnum > 65535) {
-		snprintf(err, errlen, "invalid port in '%s' (use 1 to 65535)",
-		    text);
-		return -1;
-	}
-	if (!bracketed && (host[0] == '\0' || strcmp(host, "*") == 0)) {
-		if (!passive) {
-			snprintf(err, errlen, "missing host in '%s' "
-			    "(use host:port)", text);
-			return -1;
-		}
-		any_ipv4((uint16_t)portnum, a);
-		return 0;
-	}
-	if (host[0] == '\0' || !valid_host(host, bracketed)) {
-		snprintf(err, errlen, "invalid host in '%s'", text);
-		return -1;
-	}
-	return resolve(host, (uint16_t)portnum, passive, bracketed, flags, a,
-	    err, errlen);
-}
-
-int
-config_parse_addr(const char *text, int passive, struct config_addr *a,
-    char *err, size_t errlen)
-{
-	return parse_addr(text, passive, 0, a, err, errlen);
-}
-
-static int
-addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	const struct sockaddr_in	*a4, *b4;
-	const struct sockaddr_in6	*a6, *b6;
-
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET) {
-		a4 = (const struct sockaddr_in *)a;
-		b4 = (const struct sockaddr_in *)b;
-		return a4->sin_port == b4->sin_port &&
-		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
-	}
-	a6 = (const struct sockaddr_in6 *)a;
-	b6 = (const struct sockaddr_in6 *)b;
-	return a6->sin6_port == b6->sin6_port &&
-	    a6->sin6_scope_id == b6->sin6_scope_id &&
-	    memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
-}
-
-/* Append one address to a list key; KEY_UNIQUE refuses one seen before. */
-static int
-set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
-    int line)
-{
-	struct config_addr	**list = field(obj, k->k_offset), *nlist, a;
-	size_t			 *n = field(obj, k->k_aux), i;
-	char			  err[256], local[32];
-
-	if (*n >= k->k_max) {
-		parse_error(p, line, "%s: too many (at most %llu)", k->k_name,
-		    (unsigned long long)k->k_max);
-		return -1;
-	}
-	memset(&a, 0, sizeof(a));
-	/* "8082" or ":8082": loopback, not every address, where it matters */
-	if ((k->k_flags & KEY_LOOPBACK) && value[strspn(value, ":")] != '\0' &&
-	    strspn(value, ":") <= 1 &&
-	    value[strspn(value, ":") + strspn(value + strspn(value, ":"),
-	    "0123456789")] == '\0') {
-		snprintf(local, sizeof(local), "127.0.0.1:%s",
-		    value + strspn(value, ":"));
-		value = local;
-	}
-	if (parse_addr(value, k->k_flags & KEY_PASSIVE, p->p_flags, &a,
-	    err, sizeof(err)) == -1) {
-		parse_error(p, line, "%s: %s", k->k_name, err);
-		return -1;
-	}
-	for (i = 0; (k->k_flags & KEY_UNIQUE) && i < *n; i++) {
-		if (addr_equal(&(*list)[i].ss, &a.ss)) {
-			parse_error(p, line, "%s: %s is the same address as "
-			    "'%s' on line %d", k->k_name, value,
-			    (*list)[i].text, (*list)[i].line);
-			return -1;
-		}
-	}
-	a.line = line;
-	if ((a.text = strdup(value)) == NULL ||
-	    (nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
-		free(a.text);
-		parse_error(p, line, "%s: out of memory", k->k_name);
-		return -1;
-	}
-	nlist[(*n)++] = a;
-	*list = nlist;
-	return 0;
+	return (p->p_flags & CONFIG_NUMERIC_HOSTS) != 0;
 }
 
 static const struct key *
@@ -1309,10 +154,10 @@ section_find(const char *name, size_t len)
 {
 	size_t	 i;
 
-	for (i = 0; i < NKEYS; i++) {
-		if (strlen(keys[i].k_section) == len &&
-		    memcmp(keys[i].k_section, name, len) == 0)
-			return keys[i].k_section;
+	for (i = 0; i < CONFIG_NKEYS; i++) {
+		if (strlen(config_keys[i].k_section) == len &&
+		    memcmp(config_keys[i].k_section, name, len) == 0)
+			return config_keys[i].k_section;
 	}
 	return NULL;
 }
@@ -1331,9 +176,9 @@ handler(void *arg, const char *section, const char *name, const char *value)
 #endif
 {
 	struct parse		*p = arg;
-	const struct key	*table = keys, *k;
+	const struct key	*table = config_keys, *k;
 	struct class_conf	*cl = NULL;
-	size_t			 n = NKEYS, i;
+	size_t			 n = CONFIG_NKEYS, i;
 	int			*seen = p->p_seen;
 	void			*obj = p->p_conf;
 
@@ -1344,40 +189,40 @@ handler(void *arg, const char *section, const char *name, const char *value)
 	if (name == NULL || p->p_skip)	/* a section start, if inih says */
 		return 1;
 	if (p->p_section == NULL) {
-		parse_error(p, p->p_line, "key '%s' outside any section "
+		config_error(p, p->p_line, "key '%s' outside any section "
 		    "(start with [proxy] or [backend])", name);
 		return 1;
 	}
 	if (p->p_in_class) {
 		cl = &p->p_conf->classes[p->p_conf->nclasses - 1];
-		table = class_keys;
-		n = NCLASS_KEYS;
+		table = config_class_keys;
+		n = CONFIG_NCLASS_KEYS;
 		seen = p->p_class_seen;
 		obj = cl;
 	}
 	if ((k = key_find(table, n, p->p_section, name)) == NULL) {
 		if (cl != NULL)
-			parse_error(p, p->p_line, "unknown key '%s' in "
+			config_error(p, p->p_line, "unknown key '%s' in "
 			    "[class %s]", name, cl->name);
 		else
-			parse_error(p, p->p_line, "unknown key '%s' in [%s]",
+			config_error(p, p->p_line, "unknown key '%s' in [%s]",
 			    name, p->p_section);
 		return 1;
 	}
 	i = (size_t)(k - table);
 	if (seen[i] && !(k->k_flags & KEY_REPEAT)) {
-		parse_error(p, p->p_line, "%s: given twice (first on line %d)",
+		config_error(p, p->p_line, "%s: given twice (first on line %d)",
 		    k->k_name, seen[i]);
 		return 1;
 	}
 	if (seen[i] == 0)
 		seen[i] = p->p_line;
 	if (*value == '\0') {
-		parse_error(p, p->p_line, "%s: missing value (%s)", k->k_name,
-		    types[k->k_type].t_form);
+		config_error(p, p->p_line, "%s: missing value (%s)", k->k_name,
+		    config_types[k->k_type].t_form);
 		return 1;
 	}
-	types[k->k_type].t_set(p, k, obj, value, p->p_line);
+	config_types[k->k_type].t_set(p, k, obj, value, p->p_line);
 	return 1;
 }
 
@@ -1409,7 +254,7 @@ set_defaults(struct parse *p, const struct key *table, size_t n,
 
 	for (i = 0; i < n; i++) {
 		if (!seen[i] && table[i].k_default != NULL)
-			types[table[i].k_type].t_set(p, &table[i], obj,
+			config_types[table[i].k_type].t_set(p, &table[i], obj,
 			    table[i].k_default, 0);
 	}
 }
@@ -1437,17 +282,17 @@ class_end(struct parse *p)
 		return;
 	p->p_in_class = 0;
 	cl = &p->p_conf->classes[p->p_conf->nclasses - 1];
-	set_defaults(p, class_keys, NCLASS_KEYS, p->p_class_seen, cl);
-	for (i = 0; i < NCLASS_KEYS; i++) {
+	set_defaults(p, config_class_keys, CONFIG_NCLASS_KEYS, p->p_class_seen, cl);
+	for (i = 0; i < CONFIG_NCLASS_KEYS; i++) {
 		if (p->p_class_seen[i] &&
-		    (class_keys[i].k_flags & KEY_CRITERION))
+		    (config_class_keys[i].k_flags & KEY_CRITERION))
 			criteria = 1;
 	}
 	if (is_default_class(cl) && criteria)
-		parse_error(p, cl->line, "class default matches every "
+		config_error(p, cl->line, "class default matches every "
 		    "request; it takes no path, method or header");
 	else if (!is_default_class(cl) && !criteria)
-		parse_error(p, cl->line, "class %s has no path, method or "
+		config_error(p, cl->line, "class %s has no path, method or "
 		    "header to match; name it default to change the default "
 		    "class", cl->name);
 }
@@ -1485,7 +330,7 @@ class_begin(struct parse *p, const char *name, size_t len)
 
 	p->p_skip = 1;
 	if (len == 0) {
-		parse_error(p, p->p_line, "[class] needs a name ([class NAME])");
+		config_error(p, p->p_line, "[class] needs a name ([class NAME])");
 		return;
 	}
 	for (i = 0; i < len; i++) {
@@ -1494,7 +339,7 @@ class_begin(struct parse *p, const char *name, size_t len)
 			break;
 	}
 	if (i < len || len > CLASS_NAME_MAX) {
-		parse_error(p, p->p_line, "invalid class name '%.*s' (1 to %d "
+		config_error(p, p->p_line, "invalid class name '%.*s' (1 to %d "
 		    "letters, digits, '_', '.' or '-')", (int)len, name,
 		    CLASS_NAME_MAX);
 		return;
@@ -1502,19 +347,19 @@ class_begin(struct parse *p, const char *name, size_t len)
 	for (i = 0; i < conf->nclasses; i++) {
 		if (strlen(conf->classes[i].name) == len &&
 		    memcmp(conf->classes[i].name, name, len) == 0) {
-			parse_error(p, p->p_line, "[class %.*s] given twice "
+			config_error(p, p->p_line, "[class %.*s] given twice "
 			    "(first on line %d)", (int)len, name,
 			    conf->classes[i].line);
 			return;
 		}
 	}
 	if (conf->nclasses >= CLASS_MAX) {
-		parse_error(p, p->p_line, "too many classes (at most %d)",
+		config_error(p, p->p_line, "too many classes (at most %d)",
 		    CLASS_MAX);
 		return;
 	}
 	if (class_add(p, name, len, p->p_line) == NULL) {
-		parse_error(p, p->p_line, "out of memory");
+		config_error(p, p->p_line, "out of memory");
 		return;
 	}
 	memset(p->p_class_seen, 0, sizeof(p->p_class_seen));
@@ -1532,7 +377,7 @@ classes_end(struct parse *p)
 {
 	struct config		*conf = p->p_conf;
 	struct class_conf	 cl, *last;
-	static const int	 none[NCLASS_KEYS];
+	static const int	 none[CONFIG_NCLASS_KEYS];
 	size_t			 i;
 
 	for (i = 0; i < conf->nclasses; i++) {
@@ -1546,10 +391,10 @@ classes_end(struct parse *p)
 	}
 	if ((last = class_add(p, default_class, strlen(default_class), 0))
 	    == NULL) {
-		parse_error(p, 0, "out of memory");
+		config_error(p, 0, "out of memory");
 		return;
 	}
-	set_defaults(p, class_keys, NCLASS_KEYS, none, last);
+	set_defaults(p, config_class_keys, CONFIG_NCLASS_KEYS, none, last);
 }
 
 /*
@@ -1579,14 +424,14 @@ check_section(struct parse *p, const char *s)
 
 	class_end(p);
 	if ((end = strchr(s, ']')) == NULL) {
-		parse_error(p, p->p_line, "syntax error: missing ']'");
+		config_error(p, p->p_line, "syntax error: missing ']'");
 		p->p_skip = 1;
 		return -1;
 	}
 	for (rest = end + 1; isspace((unsigned char)*rest); rest++)
 		;
 	if (*rest != '\0') {
-		parse_error(p, p->p_line, "syntax error: text after ']'");
+		config_error(p, p->p_line, "syntax error: text after ']'");
 		p->p_skip = 1;
 		return -1;
 	}
@@ -1598,12 +443,12 @@ check_section(struct parse *p, const char *s)
 	p->p_section = section_find(s + 1, len);
 	p->p_skip = p->p_section == NULL;
 	if (p->p_skip) {
-		parse_error(p, p->p_line, "unknown section [%.*s]",
+		config_error(p, p->p_line, "unknown section [%.*s]",
 		    (int)(end - s - 1), s + 1);
 		return 0;
 	}
-	for (i = 0; i < NKEYS; i++) {
-		if (keys[i].k_section == p->p_section &&
+	for (i = 0; i < CONFIG_NKEYS; i++) {
+		if (config_keys[i].k_section == p->p_section &&
 		    p->p_section_line[i] == 0)
 			p->p_section_line[i] = p->p_line;
 	}
@@ -1626,13 +471,13 @@ check_line(struct parse *p, char *s, int indented)
 		return check_section(p, s);
 	sep = s + strcspn(s, "=:");
 	if (*sep != '=') {
-		parse_error(p, p->p_line, "syntax error: expected "
+		config_error(p, p->p_line, "syntax error: expected "
 		    "'key = value'%s", indented ?
 		    " (an indented line does not continue a value)" : "");
 		return -1;
 	}
 	if (sep == s) {
-		parse_error(p, p->p_line, "syntax error: missing key before "
+		config_error(p, p->p_line, "syntax error: missing key before "
 		    "'='");
 		return -1;
 	}
@@ -1667,7 +512,7 @@ reader(char *buf, int num, void *arg)
 	if (len > 0 && s[len - 1] == '\r')
 		len--;
 	if (len > max) {
-		parse_error(p, p->p_line, "line too long (more than %zu "
+		config_error(p, p->p_line, "line too long (more than %zu "
 		    "characters)", max);
 		while (len > 0 && isspace((unsigned char)*s)) {
 			s++;
@@ -1680,7 +525,7 @@ reader(char *buf, int num, void *arg)
 		return buf;
 	}
 	if (memchr(s, '\0', len) != NULL) {
-		parse_error(p, p->p_line, "NUL character in line");
+		config_error(p, p->p_line, "NUL character in line");
 		return buf;
 	}
 	if (p->p_line == 1 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
@@ -1707,15 +552,15 @@ apply_defaults(struct parse *p)
 	size_t			 i;
 	int			 line;
 
-	set_defaults(p, keys, NKEYS, p->p_seen, p->p_conf);
-	for (i = 0; i < NKEYS; i++) {
-		k = &keys[i];
+	set_defaults(p, config_keys, CONFIG_NKEYS, p->p_seen, p->p_conf);
+	for (i = 0; i < CONFIG_NKEYS; i++) {
+		k = &config_keys[i];
 		if (!p->p_seen[i] && (k->k_flags & KEY_REQUIRED)) {
 			line = p->p_section_line[i] ? p->p_section_line[i] :
 			    p->p_line;
-			parse_error(p, line > 0 ? line : 1, "no %s %s ([%s] %s "
+			config_error(p, line > 0 ? line : 1, "no %s %s ([%s] %s "
 			    "= %s)", k->k_section, k->k_name, k->k_section,
-			    k->k_name, types[k->k_type].t_example);
+			    k->k_name, config_types[k->k_type].t_example);
 		}
 	}
 }
@@ -1732,17 +577,17 @@ check_limits(struct parse *p)
 		return;
 	if (sc->min_limit > sc->max_limit || sc->limit < sc->min_limit ||
 	    sc->limit > sc->max_limit)
-		parse_error(p, p->p_line > 0 ? p->p_line : 1, "[limiter] "
+		config_error(p, p->p_line > 0 ? p->p_line : 1, "[limiter] "
 		    "needs min_limit <= limit <= max_limit (now %u, %u, %u)",
 		    sc->min_limit, sc->limit, sc->max_limit);
 }
 
-/* The line a key of keys[] was first given on, else a line to blame. */
+/* The line a key of config_keys[] was first given on, else a line to blame. */
 static int
 key_line(struct parse *p, const char *section, const char *name)
 {
-	const struct key	*k = key_find(keys, NKEYS, section, name);
-	size_t			 i = (size_t)(k - keys);
+	const struct key	*k = key_find(config_keys, CONFIG_NKEYS, section, name);
+	size_t			 i = (size_t)(k - config_keys);
 
 	if (p->p_seen[i])
 		return p->p_seen[i];
@@ -1765,25 +610,25 @@ check_listeners(struct parse *p)
 	size_t			 i, j;
 
 	if (conf->proxy.nlisten == 0 && tc->nlisten == 0) {
-		k = key_find(keys, NKEYS, "proxy", "listen");
-		set_addrs(p, k, conf, "127.0.0.1:8080", 0);
+		k = key_find(config_keys, CONFIG_NKEYS, "proxy", "listen");
+		config_types[KT_ADDRS].t_set(p, k, conf, "127.0.0.1:8080", 0);
 	}
 	for (i = 0; i < tc->nlisten; i++) {
 		for (j = 0; j < conf->proxy.nlisten; j++) {
-			if (addr_equal(&tc->listen[i].ss,
-			    &conf->proxy.listen[j].ss))
-				parse_error(p, tc->listen[i].line, "listen: %s "
+			if (addr_same(&tc->listen[i],
+			    &conf->proxy.listen[j]))
+				config_error(p, tc->listen[i].line, "listen: %s "
 				    "is also a plain listener (line %d)",
 				    tc->listen[i].text,
 				    conf->proxy.listen[j].line);
 		}
 	}
 	if (tc->nlisten > 0 && tc->ncerts == 0)
-		parse_error(p, key_line(p, "tls", "listen"), "[tls] listen "
+		config_error(p, key_line(p, "tls", "listen"), "[tls] listen "
 		    "needs a certificate (certificate = %s)",
-		    types[KT_STRINGS].t_example);
+		    config_types[KT_STRINGS].t_example);
 	if (tc->nkeys > 0 && tc->nkeys != tc->ncerts)
-		parse_error(p, key_line(p, "tls", "private_key"), "private_key: "
+		config_error(p, key_line(p, "tls", "private_key"), "private_key: "
 		    "%zu given for %zu certificates (give one per certificate, "
 		    "in order, or none when each certificate file holds its "
 		    "key)", tc->nkeys, tc->ncerts);
@@ -1797,9 +642,9 @@ parse_lines(struct parse *p)
 
 	rc = ini_parse_stream(reader, p, handler, p);
 	if (rc > 0)		/* a line our reader let through: a bug */
-		parse_error(p, rc, "syntax error");
+		config_error(p, rc, "syntax error");
 	else if (rc < 0)
-		parse_error(p, 0, "out of memory");
+		config_error(p, 0, "out of memory");
 	class_end(p);
 	apply_defaults(p);
 	classes_end(p);
@@ -1821,11 +666,11 @@ parse(const char *name, const char *text, size_t len, int flags,
 	p.p_len = len;
 
 	if (len > CONFIG_MAX_SIZE)
-		parse_error(&p, 0, "too large (more than %d bytes)",
+		config_error(&p, 0, "too large (more than %d bytes)",
 		    CONFIG_MAX_SIZE);
 	else if ((p.p_conf = calloc(1, sizeof(*p.p_conf))) == NULL ||
 	    (p.p_conf->path = strdup(name)) == NULL)
-		parse_error(&p, 0, "out of memory");
+		config_error(&p, 0, "out of memory");
 	else
 		parse_lines(&p);
 
@@ -1836,7 +681,7 @@ parse(const char *name, const char *text, size_t len, int flags,
 	if (p.p_nerr > CONFIG_MAX_ERRORS) {
 		rc = p.p_nerr - CONFIG_MAX_ERRORS;
 		p.p_nerr = 0;	/* let this one through */
-		parse_error(&p, 0, "%d more error%s not shown", rc,
+		config_error(&p, 0, "%d more error%s not shown", rc,
 		    rc == 1 ? "" : "s");
 	}
 	config_free(p.p_conf);
@@ -1895,13 +740,13 @@ config_load(const char *path, char **errors)
 	memset(&p, 0, sizeof(p));
 	p.p_name = path;
 	if ((f = fopen(path, "r")) == NULL) {
-		parse_error(&p, 0, "cannot open: %s", strerror(errno));
+		config_error(&p, 0, "cannot open: %s", strerror(errno));
 		goto fail;
 	}
 	errno = 0;
 	text = read_file(f, &len);
 	if (text == NULL)
-		parse_error(&p, 0, "cannot read: %s",
+		config_error(&p, 0, "cannot read: %s",
 		    strerror(errno ? errno : EIO));
 	fclose(f);
 	if (text == NULL)
@@ -1914,83 +759,6 @@ fail:
 	return NULL;
 }
 
-static void
-class_free(struct class_conf *cl)
-{
-	size_t	 i;
-
-	for (i = 0; i < cl->npaths; i++)
-		free(cl->paths[i]);
-	free(cl->paths);
-	for (i = 0; i < cl->nmethods; i++)
-		free(cl->methods[i]);
-	free(cl->methods);
-	free(cl->header_name);
-	free(cl->header_value);
-	free(cl->name);
-}
-
-static void
-addrs_free(struct config_addr *a, size_t n)
-{
-	size_t	 i;
-
-	for (i = 0; i < n; i++)
-		free(a[i].text);
-	free(a);
-}
-
-static void
-strs_free(struct config_str *s, size_t n)
-{
-	size_t	 i;
-
-	for (i = 0; i < n; i++)
-		free(s[i].text);
-	free(s);
-}
-
-void
-config_free(struct config *conf)
-{
-	size_t	 i;
-
-	if (conf == NULL)
-		return;
-	addrs_free(conf->proxy.listen, conf->proxy.nlisten);
-	addrs_free(conf->admin.listen, conf->admin.nlisten);
-	addrs_free(conf->backend.servers, conf->backend.nservers);
-	addrs_free(conf->tls.listen, conf->tls.nlisten);
-	strs_free(conf->tls.certs, conf->tls.ncerts);
-	strs_free(conf->tls.keys, conf->tls.nkeys);
-	free(conf->backend.ca_file.text);
-	free(conf->backend.server_name.text);
-	free(conf->tls.ciphers.text);
-	free(conf->tls.ciphersuites.text);
-	free(conf->proxy.access_log);
-	free(conf->admission.client_key_header);
-	for (i = 0; i < conf->nclasses; i++)
-		class_free(&conf->classes[i]);
-	free(conf->classes);
-	free(conf->path);
-	free(conf);
-}
-
-/* "TLSv1".."TLSv1.3" for bit i of tls_conf.protocols. */
-const char *
-config_tls_proto_name(unsigned int i)
-{
-	return i < NTLS_PROTO ? tls_proto_names[i] : "unknown";
-}
-
-const char *
-config_balance_name(enum balance b)
-{
-	if ((size_t)b < NBALANCE)
-		return balance_names[b];
-	return "unknown";
-}
-
 void
 config_where(const struct config *conf, int line, char *buf, size_t len)
 {
@@ -1998,50 +766,4 @@ config_where(const struct config *conf, int line, char *buf, size_t len)
 		snprintf(buf, len, "%s:%d:", conf->path, line);
 	else
 		snprintf(buf, len, "%s:", conf->path);
-}
-
-void
-config_limiter_conf(const struct config *conf, struct limiter_conf *lc)
-{
-	const struct shed_conf	*sc = &conf->limiter;
-
-	memset(lc, 0, sizeof(*lc));
-	lc->algo = sc->algorithm;
-	lc->limit = sc->limit;
-	lc->min_limit = sc->min_limit;
-	lc->max_limit = sc->max_limit;
-	if (sc->algorithm == LIMITER_FIXED)
-		lc->min_limit = lc->max_limit = sc->limit;
-	lc->backoff = sc->backoff;
-	lc->aimd_latency_usec = sc->aimd_latency_ms * 1000;
-	lc->smoothing = sc->smoothing;
-	lc->tolerance = sc->tolerance;
-	lc->vegas_alpha = sc->vegas_alpha;
-	lc->vegas_beta = sc->vegas_beta;
-}
-
-void
-config_queue_conf(const struct config *conf, struct queue_conf *qc)
-{
-	const struct shed_conf	*sc = &conf->limiter;
-
-	memset(qc, 0, sizeof(*qc));
-	qc->size = sc->queue_size;
-	qc->budget_usec = sc->latency_budget_ms * 1000;
-	/* auto: the queue derives the longest wait from the budget */
-	qc->timeout_usec = sc->queue_timeout_ms == CONFIG_AUTO ? 0 :
-	    sc->queue_timeout_ms * 1000;
-	/* auto: a tenth of the budget, the wait a growing queue allows */
-	qc->target_usec = sc->codel_target_ms == CONFIG_AUTO ?
-	    qc->budget_usec / 10 : sc->codel_target_ms * 1000;
-	qc->interval_usec = sc->codel_interval_ms * 1000;
-	qc->adaptive_lifo = sc->adaptive_lifo;
-}
-
-const char *
-config_priority_name(enum priority prio)
-{
-	if ((size_t)prio < NPRIORITY)
-		return priority_names[prio];
-	return "unknown";
 }

@@ -15,18 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "limiter.h"
 #include "queue.h"
 
-struct tls;
-
-/* A listen address or a backend server, resolved at load time. */
-struct config_addr {
-	char			*text;	/* as written in the file */
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen;
-	int			 line;	/* where it was written */
-};
 
 /* A string value and the line that gave it (for errors found later). */
 struct config_str {
@@ -99,7 +91,7 @@ enum priority {
 	PRIO_NORMAL,
 	PRIO_SHEDDABLE,		/* served last, shed first */
 };
-#define PRIO_COUNT	3
+#define PRIO_COUNT	QUEUE_NPRIO	/* the queue keeps one list each */
 
 enum client_key_kind {
 	CLIENT_KEY_IP = 0,	/* the client's address */
@@ -180,11 +172,6 @@ struct config {
 	struct tls_conf		 tls;
 	struct class_conf	*classes;	/* default last; at least 1 */
 	size_t			 nclasses;
-
-	/* runtime bookkeeping, owned by the caller, zero after load */
-	unsigned int		 refs;
-	unsigned long		 generation;
-	struct tls		*tls_rt;	/* OpenSSL contexts (tls.c) */
 };
 
 /*
@@ -200,6 +187,17 @@ struct config	*config_parse(const char *name, const char *text,
 		    char **errors);
 
 void		 config_free(struct config *);
+
+/*
+ * The configuration as one JSON object (GET /status), made from the key
+ * table: every key, in its section, named as in the file with its unit
+ * ("_ms", "_per_minute"); the classes as an array.
+ */
+struct mbuf;
+void		 config_json(const struct config *, struct mbuf *);
+
+/* Section and name of key i of the table (class keys last); -1 past it. */
+int		 config_key(size_t i, const char **section, const char **name);
 
 /*
  * Value parsers, exported for the tests. Each returns 0 and stores the

@@ -1,5 +1,8 @@
 /*
- * conn.c: a client connection, from accept to close.
+ * conn.c: a client connection, from accept to close: the state machine,
+ * the request head, admission and shedding, our own answers, the access
+ * log line. Moving the bytes of a proxied request is relay.c's; the heads
+ * we write are head.c's.
  *
  * States (enum conn_state): CS_HEAD reads a request head; CS_CONNECT waits
  * for a backend connection; CS_PROXY streams the request body up and the
@@ -36,28 +39,19 @@
 #include <openssl/err.h>
 
 #include "classify.h"
+#include "head.h"
 #include "spillway.h"
 #include "log.h"
 
 #define CONN_LINGER_MSEC	2000
-#define TLS_RECORD_MAX		16384	/* plaintext of one TLS record */
-
-#define ADD_LITERAL(out, s)	evbuffer_add((out), (s), sizeof(s) - 1)
 
 static void	client_readcb(struct bufferevent *, void *);
 static void	client_writecb(struct bufferevent *, void *);
 static void	client_eventcb(struct bufferevent *, short, void *);
 static void	timer_cb(evutil_socket_t, short, void *);
 static void	conn_read_head(struct conn *);
-static void	conn_forward_request(struct conn *);
-static void	conn_forward_response(struct conn *);
-static void	conn_discard_body(struct conn *);
-static void	conn_end_request(struct conn *);
-static void	conn_respond(struct conn *, int status, const char *reason,
-		    int close);
-static void	conn_close(struct conn *, const char *why);
-static void	conn_set_timeouts(struct conn *);
-static size_t	queued(struct bufferevent *, struct evbuffer *);
+static void	conn_respond(struct conn *, int status,
+		    enum metrics_reason, int close);
 
 const char *
 conn_state_name(enum conn_state state)
@@ -81,7 +75,79 @@ conn_state_name(enum conn_state state)
 	return "unknown";
 }
 
-static void
+/* What upstream.c and shed.c may ask of a connection. */
+struct proxy *
+conn_proxy(const struct conn *c)
+{
+	return c->cn_proxy;
+}
+
+struct generation *
+conn_gen(const struct conn *c)
+{
+	return c->cn_gen;
+}
+
+uint64_t
+conn_id(const struct conn *c)
+{
+	return c->cn_id;
+}
+
+struct upstream_req *
+conn_upstream_req(struct conn *c)
+{
+	return &c->cn_ur;
+}
+
+struct shed_ticket *
+conn_shed_ticket(struct conn *c)
+{
+	return &c->cn_st;
+}
+
+/* The priority of the request's class. */
+unsigned int
+conn_priority(const struct conn *c)
+{
+	return c->cn_conf->classes[c->cn_class].priority;
+}
+
+/* A note for the access log's reason field when there is no reason. */
+void
+conn_note(struct conn *c, const char *note)
+{
+	c->cn_note = note;
+}
+
+/* A refusal's Retry-After, in whole seconds. */
+void
+conn_set_retry_after(struct conn *c, uint64_t seconds)
+{
+	c->cn_retry_after = seconds;
+}
+
+/* What a finished request tells the limiter about the backend. */
+enum limiter_outcome
+conn_outcome(const struct conn *c, uint64_t now, uint64_t *latency)
+{
+	if (c->cn_t_resp_head != 0) {
+		*latency = c->cn_t_resp_head - c->cn_t_upstream;
+		/* the backend itself says it is overloaded */
+		if (c->cn_status == 503 || c->cn_status == 504)
+			return LIMITER_DROPPED;
+		if (c->cn_status >= 500)
+			return LIMITER_FAILED;
+		return LIMITER_SUCCESS;
+	}
+	*latency = now - c->cn_t_upstream;
+	if (c->cn_reason != MR_NONE && (c->cn_status == 502 ||
+	    c->cn_status == 504))
+		return LIMITER_DROPPED;	/* connect failure, timeout */
+	return LIMITER_IGNORED;
+}
+
+void
 conn_set_state(struct conn *c, enum conn_state state)
 {
 	log_debug("%s: conn %llu: %s -> %s", __func__,
@@ -90,33 +156,12 @@ conn_set_state(struct conn *c, enum conn_state state)
 	c->cn_state = state;
 }
 
-static void
+void
 conn_arm_timer(struct conn *c, uint64_t msec)
 {
 	struct timeval	 tv = msec_tv(msec);
 
 	evtimer_add(c->cn_timer, &tv);
-}
-
-static void
-format_peer(struct conn *c, const struct sockaddr *sa)
-{
-	const void	*addr;
-	in_port_t	 port;
-
-	if (sa->sa_family == AF_INET6) {
-		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		port = ((const struct sockaddr_in6 *)sa)->sin6_port;
-	} else {
-		addr = &((const struct sockaddr_in *)sa)->sin_addr;
-		port = ((const struct sockaddr_in *)sa)->sin_port;
-	}
-	if (inet_ntop(sa->sa_family, addr, c->cn_peer_ip,
-	    sizeof(c->cn_peer_ip)) == NULL)
-		snprintf(c->cn_peer_ip, sizeof(c->cn_peer_ip), "%s", "?");
-	snprintf(c->cn_peer, sizeof(c->cn_peer),
-	    sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", c->cn_peer_ip,
-	    ntohs(port));
 }
 
 /* Free what a connection holds of libevent's; each may still be NULL. */
@@ -170,8 +215,9 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	c->cn_id = ++px->px_next_id;
 	c->cn_proxy = px;
 	c->cn_class = SIZE_MAX;	/* not classified yet */
+	c->cn_reason = MR_NONE;
 	if (tls) {
-		if ((ssl = tls_accept(conf->tls_rt)) == NULL)
+		if ((ssl = tls_accept(px->px_gen->g_tls)) == NULL)
 			goto fail;
 		SSL_set_app_data(ssl, c);
 		c->cn_bev = bufferevent_openssl_socket_new(px->px_base, fd,
@@ -194,9 +240,10 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	    c->cn_upend == NULL || c->cn_cpend == NULL)
 		goto fail;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	format_peer(c, sa);
-	c->cn_conf = px->px_conf;
-	c->cn_conf->refs++;
+	addr_format(sa, c->cn_peer_ip, sizeof(c->cn_peer_ip), c->cn_peer,
+	    sizeof(c->cn_peer));
+	c->cn_gen = gen_get(px->px_gen);
+	c->cn_conf = c->cn_gen->g_conf;
 	px->px_metrics.m_client_connections++;
 
 	bufferevent_setcb(c->cn_bev, client_readcb, client_writecb,
@@ -264,10 +311,10 @@ client_readcb(struct bufferevent *bev, void *arg)
 		break;
 	case CS_PROXY:
 		if (!c->cn_req_done)
-			conn_forward_request(c);
+			relay_request(c);
 		break;
 	case CS_DISCARD:
-		conn_discard_body(c);
+		relay_discard(c);
 		break;
 	case CS_CLOSING:
 		evbuffer_drain(bufferevent_get_input(bev),
@@ -280,166 +327,38 @@ client_readcb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* Copy "METHOD target" for the access log, quotes and controls escaped. */
-static void
-save_reqline(struct conn *c, const struct http_head *h)
-{
-	char		*p = c->cn_reqline;
-	char		*end = c->cn_reqline + sizeof(c->cn_reqline) - 5;
-	size_t		 i;
-	unsigned char	 ch;
-
-	for (i = 0; i < h->method_len && p < end; i++)
-		*p++ = h->method_str[i];
-	*p++ = ' ';
-	for (i = 0; i < h->target_len && p < end; i++) {
-		ch = (unsigned char)h->target[i];
-		if (ch == '"' || ch == '\\') {
-			*p++ = '\\';
-			*p++ = (char)ch;
-		} else
-			*p++ = (char)ch;
-	}
-	if (i < h->target_len)
-		*p++ = '~';
-	*p = '\0';
-}
-
 /*
- * A head is written into one reserved extent of its evbuffer, sized from
- * the head it is made from plus a margin for what we add: plain copies,
- * one reservation, on the hot path. Running out of room (which the margin
- * rules out) fails the head rather than cut it.
- */
-#define HEAD_MARGIN	512
-
-struct headw {
-	struct evbuffer		*hw_out;
-	struct evbuffer_iovec	 hw_v;
-	char			*hw_p;
-	char			*hw_end;
-	int			 hw_full;
-};
-
-static int
-headw_begin(struct headw *w, struct evbuffer *out, size_t bound)
-{
-	w->hw_out = out;
-	w->hw_full = 0;
-	if (evbuffer_reserve_space(out, (ssize_t)(bound + HEAD_MARGIN),
-	    &w->hw_v, 1) != 1)
-		return -1;
-	w->hw_p = w->hw_v.iov_base;
-	w->hw_end = w->hw_p + w->hw_v.iov_len;
-	return 0;
-}
-
-static void
-headw_add(struct headw *w, const char *s, size_t n)
-{
-	if ((size_t)(w->hw_end - w->hw_p) < n) {
-		w->hw_full = 1;
-		return;
-	}
-	memcpy(w->hw_p, s, n);
-	w->hw_p += n;
-}
-
-#define HEADW_LITERAL(w, s)	headw_add((w), (s), sizeof(s) - 1)
-
-static void
-headw_field(struct headw *w, const struct http_header *hd)
-{
-	headw_add(w, hd->name, hd->name_len);
-	HEADW_LITERAL(w, ": ");
-	headw_add(w, hd->value, hd->value_len);
-	HEADW_LITERAL(w, "\r\n");
-}
-
-/* Commit what was written: the number of bytes, or -1 if it overflowed. */
-static ssize_t
-headw_end(struct headw *w)
-{
-	w->hw_v.iov_len = w->hw_full ? 0 : (size_t)(w->hw_p -
-	    (char *)w->hw_v.iov_base);
-	if (evbuffer_commit_space(w->hw_out, &w->hw_v, 1) == -1 || w->hw_full)
-		return -1;
-	return (ssize_t)w->hw_v.iov_len;
-}
-
-static int
-name_is(const struct http_header *hd, const char *name)
-{
-	return hd->name_len == strlen(name) &&
-	    strncasecmp(hd->name, name, hd->name_len) == 0;
-}
-
-/*
- * The request head as it goes to the backend: HTTP/1.1, hop-by-hop fields
- * removed (the parser marked them), X-Forwarded-For appended to, and
- * X-Forwarded-Proto set by us, never by the client. The framing is written
- * afresh, "Content-Length: N" or "Transfer-Encoding: chunked", so that a
- * backend reads exactly the framing we checked, whatever its parser makes
- * of case, OWS or leading zeros.
+ * The request head as it goes to the backend (head_request() says how),
+ * into cn_uphead: one reservation, plain copies.
  */
 static int
 build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
 {
-	const struct http_header	*hd;
-	struct headw			 w;
-	char				 local[64], host[80];
+	struct head_client		 cl;
+	struct evbuffer_iovec		 v;
 	struct sockaddr_storage		 ss;
 	socklen_t			 sslen = sizeof(ss);
-	int				 i, n;
+	char				 local[64];
+	ssize_t				 n;
 
-	if (headw_begin(&w, c->cn_uphead, len) == -1)
-		return -1;
-	headw_add(&w, h->method_str, h->method_len);
-	HEADW_LITERAL(&w, " ");
-	headw_add(&w, h->target, h->target_len);
-	HEADW_LITERAL(&w, " HTTP/1.1\r\n");
-	for (i = 0; i < h->nheaders; i++) {
-		hd = &h->headers[i];
-		if (hd->hop || name_is(hd, "X-Forwarded-Proto") ||
-		    name_is(hd, "X-Forwarded-For") ||
-		    name_is(hd, "Content-Length") ||
-		    name_is(hd, "Transfer-Encoding"))
-			continue;
-		headw_field(&w, hd);
-	}
-	if (h->framing == HTTP_FRAMING_CHUNKED)
-		HEADW_LITERAL(&w, "Transfer-Encoding: chunked\r\n");
-	else if (h->framing == HTTP_FRAMING_LENGTH) {
-		n = snprintf(host, sizeof(host), "Content-Length: %llu\r\n",
-		    (unsigned long long)h->content_length);
-		headw_add(&w, host, (size_t)n);
-	}
+	cl.ip = c->cn_peer_ip;
+	cl.tls = c->cn_tls != 0;
+	cl.local = NULL;
+	cl.local_v6 = 0;
 	if (!(h->flags & HTTP_F_HAS_HOST) &&
 	    getsockname(bufferevent_getfd(c->cn_bev), (struct sockaddr *)&ss,
-	    &sslen) == 0 && inet_ntop(ss.ss_family, ss.ss_family == AF_INET6 ?
-	    (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
-	    (void *)&((struct sockaddr_in *)&ss)->sin_addr, local,
-	    sizeof(local)) != NULL) {
-		/* HTTP/1.0 without Host: name the address it connected to */
-		n = snprintf(host, sizeof(host), ss.ss_family == AF_INET6 ?
-		    "Host: [%s]\r\n" : "Host: %s\r\n", local);
-		headw_add(&w, host, (size_t)n);
-	}
-	HEADW_LITERAL(&w, "X-Forwarded-For: ");
-	for (i = 0; i < h->nheaders; i++) {
-		hd = &h->headers[i];
-		if (!hd->hop && name_is(hd, "X-Forwarded-For") &&
-		    hd->value_len > 0) {
-			headw_add(&w, hd->value, hd->value_len);
-			HEADW_LITERAL(&w, ", ");
+	    &sslen) == 0) {
+		addr_format((struct sockaddr *)&ss, local, sizeof(local), NULL,
+		    0);
+		if (strcmp(local, "?") != 0) {
+			cl.local = local;
+			cl.local_v6 = ss.ss_family == AF_INET6;
 		}
 	}
-	headw_add(&w, c->cn_peer_ip, strlen(c->cn_peer_ip));
-	if (c->cn_tls)
-		HEADW_LITERAL(&w, "\r\nX-Forwarded-Proto: https\r\n\r\n");
-	else
-		HEADW_LITERAL(&w, "\r\nX-Forwarded-Proto: http\r\n\r\n");
-	return headw_end(&w) == -1 ? -1 : 0;
+	if (relay_put_head(c->cn_uphead, len, &v) == -1)
+		return -1;
+	n = head_request(v.iov_base, v.iov_len, h, &cl);
+	return relay_commit_head(c->cn_uphead, &v, n);
 }
 
 /*
@@ -477,61 +396,12 @@ conn_use_current_conf(struct conn *c)
 {
 	struct proxy	*px = c->cn_proxy;
 
-	if (c->cn_conf == px->px_conf)
+	if (c->cn_gen == px->px_gen)
 		return;
-	proxy_conf_put(px, c->cn_conf);
-	c->cn_conf = px->px_conf;
-	c->cn_conf->refs++;
+	gen_put(c->cn_gen);
+	c->cn_gen = gen_get(px->px_gen);
+	c->cn_conf = c->cn_gen->g_conf;
 	conn_set_read_limit(c);
-}
-
-/*
- * Check the framing of the part of a chunked body that came with its head,
- * before anything is sent: a malformed body is then refused whole, the
- * backend never sees its head (most smuggling attempts arrive in one
- * packet). Bytes past the end of the body belong to the next request.
- * A later framing error still stops the forwarding at the bad byte.
- * Returns 0, or -1 with the decoder's reason in *what.
- */
-static int
-body_precheck(const struct conn *c, size_t headlen, const char **what)
-{
-	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
-	struct http_body	 b = c->cn_req_body;
-	struct evbuffer_ptr	 ptr;
-	struct evbuffer_iovec	 v[4];
-	const char		*p;
-	size_t			 len;
-	ssize_t			 k;
-	int			 i, nv, is_data;
-
-	if (b.framing != HTTP_FRAMING_CHUNKED ||
-	    evbuffer_get_length(in) <= headlen ||
-	    evbuffer_ptr_set(in, &ptr, headlen, EVBUFFER_PTR_SET) == -1)
-		return 0;
-	while (!http_body_done(&b)) {
-		if ((nv = evbuffer_peek(in, -1, &ptr, v, 4)) <= 0)
-			return 0;
-		for (i = 0; i < nv && i < 4 && !http_body_done(&b); i++) {
-			p = v[i].iov_base;
-			len = v[i].iov_len;
-			while (len > 0 && (k = http_body_feed(&b, p, len,
-			    &is_data)) != 0) {
-				if (k == -1) {
-					*what = b.error_what;
-					return -1;
-				}
-				p += k;
-				len -= (size_t)k;
-			}
-			if (evbuffer_ptr_set(in, &ptr, v[i].iov_len,
-			    EVBUFFER_PTR_ADD) == -1)
-				return 0;
-		}
-		if (nv <= 4)
-			break;
-	}
-	return 0;
 }
 
 static void
@@ -550,7 +420,7 @@ conn_start_request(struct conn *c, size_t headlen)
 	c->cn_requests++;
 	c->cn_method = h->method;
 	c->cn_version_minor = h->version_minor;
-	save_reqline(c, h);
+	conn_save_reqline(c, h);
 	if (h->version_minor >= 1)
 		c->cn_keepalive = !(h->flags & HTTP_F_CONN_CLOSE);
 	else
@@ -562,28 +432,28 @@ conn_start_request(struct conn *c, size_t headlen)
 	if (h->method == HTTP_M_CONNECT) {
 		/* no tunnels: refused here, never sent to a backend */
 		evbuffer_drain(in, headlen);
-		conn_respond(c, 501, "connect_unsupported", 1);
+		conn_respond(c, 501, MR_CONNECT_UNSUPPORTED, 1);
 		return;
 	}
 	if (h->framing == HTTP_FRAMING_LENGTH && pc->max_body_size > 0 &&
 	    h->content_length > pc->max_body_size) {
 		evbuffer_drain(in, headlen);
-		conn_respond(c, 413, NULL, 1);
+		conn_respond(c, 413, MR_NONE, 1);
 		return;
 	}
 	http_body_init(&c->cn_req_body, h);
 	c->cn_req_body.rechunk = 1;
 	c->cn_req_done = http_body_done(&c->cn_req_body);
-	if (body_precheck(c, headlen, &what) == -1) {
+	if (relay_precheck(c, headlen, &what) == -1) {
 		log_info("%s: conn %llu from %s: 400: request body: %s",
 		    __func__, (unsigned long long)c->cn_id, c->cn_peer, what);
 		evbuffer_drain(in, headlen);
-		conn_respond(c, 400, NULL, 1);
+		conn_respond(c, 400, MR_NONE, 1);
 		return;
 	}
 	if (conn_admit(c, h) == -1) {
 		evbuffer_drain(in, headlen);
-		conn_respond(c, 429, "rate_limited", 0);
+		conn_respond(c, 429, MR_RATE_LIMITED, 0);
 		return;
 	}
 	evbuffer_drain(c->cn_uphead, evbuffer_get_length(c->cn_uphead));
@@ -593,16 +463,13 @@ conn_start_request(struct conn *c, size_t headlen)
 	}
 	evbuffer_drain(in, headlen);	/* h points into it no more */
 
-	c->cn_tries = 0;
-	c->cn_retried = 0;
-	c->cn_server = NULL;
 	c->cn_resp_state = RS_NONE;
 	c->cn_t_resp_head = 0;
 	if (shed_enter(c, &why) == -1) {
 		conn_shed(c, why);
 		return;
 	}
-	if (c->cn_has_slot)
+	if (c->cn_st.st_has_slot)
 		conn_dispatch(c);
 	else
 		conn_set_state(c, CS_QUEUED);
@@ -611,11 +478,10 @@ conn_start_request(struct conn *c, size_t headlen)
 static void
 conn_left_queue(struct conn *c, uint64_t now)
 {
-	if (c->cn_t_queued == 0)
+	if (c->cn_st.st_t_queued == 0)
 		return;
 	histogram_observe(&c->cn_proxy->px_metrics.m_queue_wait,
-	    (now - c->cn_t_queued) / 1e6);
-	c->cn_t_queued = 0;
+	    (now - c->cn_st.st_t_queued) / 1e6);
 }
 
 /* The request holds a limiter slot: off to a backend. */
@@ -633,9 +499,9 @@ void
 conn_shed(struct conn *c, enum queue_shed why)
 {
 	conn_left_queue(c, now_usec());
-	c->cn_t_shed = now_usec();
 	shed_refused(c);
-	conn_respond(c, 503, queue_shed_name(why), 0);
+	conn_respond(c, 503, why == QUEUE_SHED_FULL ? MR_QUEUE_FULL :
+	    why == QUEUE_SHED_TIMEOUT ? MR_QUEUE_TIMEOUT : MR_OVERLOADED, 0);
 }
 
 static void
@@ -654,7 +520,7 @@ conn_read_head(struct conn *c)
 	 * head only once they drain (client_writecb), or a client that never
 	 * reads grows our memory by a refusal per request it sends.
 	 */
-	if (queued(c->cn_bev, c->cn_cpend) >= SPILLWAY_WM_HIGH) {
+	if (relay_queued(c->cn_bev, c->cn_cpend) >= SPILLWAY_WM_HIGH) {
 		bufferevent_disable(c->cn_bev, EV_READ);
 		bufferevent_setwatermark(c->cn_bev, EV_WRITE, SPILLWAY_WM_LOW,
 		    0);
@@ -686,12 +552,12 @@ conn_read_head(struct conn *c)
 		    (unsigned long long)c->cn_id, c->cn_peer, c->cn_req.error,
 		    c->cn_req.error_what ? c->cn_req.error_what : "invalid");
 		if (c->cn_req.method_len > 0 && c->cn_req.target_len > 0)
-			save_reqline(c, &c->cn_req);
+			conn_save_reqline(c, &c->cn_req);
 		else
 			snprintf(c->cn_reqline, sizeof(c->cn_reqline), "%s", "- -");
 		c->cn_t_start = now_usec();
 		c->cn_keepalive = 0;
-		conn_respond(c, c->cn_req.error, NULL, 1);
+		conn_respond(c, c->cn_req.error, MR_NONE, 1);
 		return;
 	}
 	conn_start_request(c, (size_t)r);
@@ -704,7 +570,7 @@ conn_read_head(struct conn *c)
  * (it may wait as long as the backend takes). While a body is still
  * coming, a client that sends nothing for idle_timeout is cut off.
  */
-static void
+void
 conn_set_timeouts(struct conn *c)
 {
 	const struct config	*conf = c->cn_conf;
@@ -720,439 +586,9 @@ conn_set_timeouts(struct conn *c)
 		c->cn_tmode = reading + 1;
 		c->cn_tconf = conf;
 	}
-	if (c->cn_up != NULL)
-		bufferevent_set_timeouts(c->cn_up->uc_bev, reading ? NULL :
+	if (c->cn_ur.ur_up != NULL)
+		bufferevent_set_timeouts(c->cn_ur.ur_up->uc_bev, reading ? NULL :
 		    &resp, &resp);
-}
-
-/*
- * Write what pend holds to bev's socket at once if nothing is queued ahead
- * of it, and queue only what the socket did not take. A response that fits
- * the socket buffer then costs one write(2) instead of a trip of the write
- * event through epoll_ctl and the next loop turn; the bufferevent still
- * handles whatever is left, with its timeouts and watermarks.
- *
- * Over TLS the bytes must go through OpenSSL, which libevent hands one
- * buffer chain per SSL_write: a small output is made one chain first, so
- * that a head and its body go out as one record and one write(2), not two
- * of each.
- */
-static void
-send_now(struct bufferevent *bev, struct evbuffer *pend)
-{
-	struct evbuffer	*out = bufferevent_get_output(bev);
-
-	if (evbuffer_get_length(pend) == 0)
-		return;
-	if (bufferevent_openssl_get_ssl(bev) != NULL) {
-		evbuffer_add_buffer(out, pend);
-		if (evbuffer_get_length(out) <= TLS_RECORD_MAX)
-			(void)evbuffer_pullup(out, -1);
-		return;
-	}
-	if (evbuffer_get_length(out) == 0)
-		(void)evbuffer_write(pend, bufferevent_getfd(bev));
-	if (evbuffer_get_length(pend) > 0)
-		evbuffer_add_buffer(out, pend);
-}
-
-/* Bytes bound for bev: queued in its output and still pending. */
-static size_t
-queued(struct bufferevent *bev, struct evbuffer *pend)
-{
-	return evbuffer_get_length(bufferevent_get_output(bev)) +
-	    evbuffer_get_length(pend);
-}
-
-/* A backend connection is ours: send the head, then the body. */
-void
-conn_upstream_ready(struct conn *c, struct upconn *uc)
-{
-	size_t		 len = evbuffer_get_length(c->cn_uphead);
-
-	c->cn_up = uc;
-	uc->uc_conn = c;
-	uc->uc_requests++;
-	evbuffer_drain(c->cn_upend, evbuffer_get_length(c->cn_upend));
-	/* a copy: the head is sent again if a reused connection was stale */
-	if (evbuffer_add(c->cn_upend, evbuffer_pullup(c->cn_uphead, -1),
-	    len) == -1) {
-		conn_upstream_failed(c, 502, "upstream_error");
-		return;
-	}
-	conn_set_state(c, CS_PROXY);
-	conn_set_timeouts(c);
-	if (!c->cn_req_done && c->cn_conf->proxy.body_timeout_ms > 0)
-		conn_arm_timer(c, c->cn_conf->proxy.body_timeout_ms);
-	if (!c->cn_req_done)
-		conn_forward_request(c);
-	else
-		send_now(uc->uc_bev, c->cn_upend);
-}
-
-/*
- * Move one framing-consistent step of a body from src to dst: payload
- * always, framing too unless strip is set (a chunk line written afresh if
- * the decoder rechunks); with dst NULL, throw it away. Returns bytes taken from src,
- * 0 when nothing more can be taken, -1 on invalid framing.
- */
-static ssize_t
-body_step(struct http_body *b, struct evbuffer *src, struct evbuffer *dst,
-    int strip)
-{
-	struct evbuffer_iovec	 v;
-	ssize_t			 k;
-	int			 is_data;
-
-	if (http_body_done(b) || evbuffer_peek(src, -1, NULL, &v, 1) < 1 ||
-	    v.iov_len == 0)
-		return 0;
-	if ((k = http_body_feed(b, v.iov_base, v.iov_len, &is_data)) <= 0)
-		return k;
-	if (dst == NULL || (strip && !is_data))
-		evbuffer_drain(src, (size_t)k);
-	else if (b->chunk_line) {
-		/* a chunk line goes on written afresh, without extensions */
-		evbuffer_drain(src, (size_t)k);
-		if (b->chunk_out_len > 0 &&
-		    evbuffer_add(dst, b->chunk_out, b->chunk_out_len) == -1)
-			return -1;
-	} else if (evbuffer_remove_buffer(src, dst, (size_t)k) != (int)k)
-		return -1;
-	return k;
-}
-
-/* Client input to backend output, as far as the body and watermarks go. */
-static void
-conn_forward_request(struct conn *c)
-{
-	const struct proxy_conf	*pc = &c->cn_conf->proxy;
-	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
-	struct evbuffer		*out = c->cn_upend;
-	struct bufferevent	*ubev;
-	ssize_t			 k;
-
-	if (c->cn_up == NULL)
-		return;
-	ubev = c->cn_up->uc_bev;
-	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
-		if (queued(ubev, out) >= SPILLWAY_WM_HIGH)
-			send_now(ubev, out);
-		if (queued(ubev, out) >= SPILLWAY_WM_HIGH) {
-			bufferevent_disable(c->cn_bev, EV_READ);
-			bufferevent_setwatermark(c->cn_up->uc_bev, EV_WRITE,
-			    SPILLWAY_WM_LOW, 0);
-			c->cn_req_paused = 1;
-			return;
-		}
-		if ((k = body_step(&c->cn_req_body, in, out, 0)) == -1) {
-			log_info("%s: conn %llu: request body: %s", __func__,
-			    (unsigned long long)c->cn_id,
-			    c->cn_req_body.error_what);
-			conn_upstream_failed(c, 400, NULL);
-			return;
-		}
-		if (pc->max_body_size > 0 &&
-		    c->cn_req_body.total > pc->max_body_size) {
-			conn_upstream_failed(c, 413, NULL);
-			return;
-		}
-		if ((c->cn_req_done = http_body_done(&c->cn_req_body)))
-			conn_set_timeouts(c);
-		if (k == 0)
-			break;
-	}
-	send_now(ubev, out);
-}
-
-/* The backend drained our request body: read more from the client. */
-void
-conn_upstream_writecb(struct conn *c)
-{
-	if (!c->cn_req_paused)
-		return;
-	c->cn_req_paused = 0;
-	bufferevent_setwatermark(c->cn_up->uc_bev, EV_WRITE, 0, 0);
-	bufferevent_enable(c->cn_bev, EV_READ);
-	conn_forward_request(c);
-}
-
-/*
- * Relay a response head to the client and decide how the two connections
- * go on: the client's is closed after a close-delimited body or when either
- * side asked; an HTTP/1.0 client gets a chunked body without its framing.
- */
-static int
-send_response_head(struct conn *c, const struct http_head *h, size_t len,
-    int interim)
-{
-	struct headw	 w;
-	char		 line[64];
-	const char	*reason = h->reason;
-	size_t		 rlen = h->reason_len;
-	ssize_t		 n;
-	int		 i, canon;
-
-	if (!interim) {
-		/* answered before the body is all in: say we will close */
-		if (h->framing == HTTP_FRAMING_CLOSE || !c->cn_req_done)
-			c->cn_keepalive = 0;
-		if (h->framing == HTTP_FRAMING_CHUNKED &&
-		    c->cn_version_minor == 0) {
-			c->cn_dechunk = 1;
-			c->cn_keepalive = 0;
-		}
-		if (h->version_minor >= 1)
-			c->cn_up_reuse = !(h->flags & HTTP_F_CONN_CLOSE);
-		else
-			c->cn_up_reuse = (h->flags & HTTP_F_CONN_KEEPALIVE) &&
-			    !(h->flags & HTTP_F_CONN_CLOSE);
-		if (h->framing == HTTP_FRAMING_CLOSE)
-			c->cn_up_reuse = 0;
-		c->cn_status = h->status;
-	}
-	if (rlen == 0) {
-		reason = http_status_reason(h->status);
-		rlen = strlen(reason);
-	}
-	if (headw_begin(&w, c->cn_cpend, len) == -1)
-		return -1;
-	n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", h->status);
-	headw_add(&w, line, (size_t)n);
-	headw_add(&w, reason, rlen);
-	HEADW_LITERAL(&w, "\r\n");
-	/* framing that delimits this body is written afresh, as upstream */
-	canon = !interim && (h->framing == HTTP_FRAMING_LENGTH ||
-	    h->framing == HTTP_FRAMING_CHUNKED);
-	for (i = 0; i < h->nheaders; i++) {
-		if (h->headers[i].hop || ((c->cn_dechunk || canon) &&
-		    name_is(&h->headers[i], "Transfer-Encoding")) ||
-		    (canon && name_is(&h->headers[i], "Content-Length")))
-			continue;
-		headw_field(&w, &h->headers[i]);
-	}
-	if (h->framing == HTTP_FRAMING_CHUNKED && canon && !c->cn_dechunk)
-		HEADW_LITERAL(&w, "Transfer-Encoding: chunked\r\n");
-	else if (h->framing == HTTP_FRAMING_LENGTH && canon) {
-		n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
-		    (unsigned long long)h->content_length);
-		headw_add(&w, line, (size_t)n);
-	}
-	if (!interim) {
-		if (!c->cn_keepalive)
-			HEADW_LITERAL(&w, "Connection: close\r\n");
-		else if (c->cn_version_minor == 0)
-			HEADW_LITERAL(&w, "Connection: keep-alive\r\n");
-	}
-	HEADW_LITERAL(&w, "\r\n");
-	if ((n = headw_end(&w)) == -1)
-		return -1;
-	c->cn_resp_bytes += (uint64_t)n;
-	return 0;
-}
-
-static void
-conn_read_response_head(struct conn *c)
-{
-	size_t		 max = c->cn_conf->proxy.max_header_size;
-	struct evbuffer	*in = bufferevent_get_input(c->cn_up->uc_bev);
-	const char	*data;
-	size_t		 len, n;
-	ssize_t		 r;
-
-	for (;;) {
-		if ((len = evbuffer_get_length(in)) == 0)
-			return;
-		c->cn_resp_state = RS_HEAD;
-		n = len < max ? len : max;
-		data = (const char *)evbuffer_pullup(in, (ssize_t)n);
-		r = http_parse_response(&c->cn_resp, data, n, max,
-		    c->cn_method);
-		if (r == HTTP_PARSE_AGAIN && len >= max) {
-			c->cn_resp.error_what = "response head too large";
-			r = HTTP_PARSE_ERROR;
-		}
-		if (r == HTTP_PARSE_AGAIN)
-			return;
-		if (r == HTTP_PARSE_ERROR || c->cn_resp.status == 101) {
-			log_warnx("%s: conn %llu: %s: invalid response: %s",
-			    __func__, (unsigned long long)c->cn_id,
-			    c->cn_server->sv_addr->text,
-			    c->cn_resp.error_what ? c->cn_resp.error_what :
-			    "101 Switching Protocols");
-			conn_upstream_failed(c, 502, "upstream_error");
-			return;
-		}
-		if (c->cn_resp.status >= 200)
-			break;
-		/* 1xx: relay to an HTTP/1.1 client, then read on */
-		if (c->cn_version_minor >= 1) {
-			if (send_response_head(c, &c->cn_resp, (size_t)r,
-			    1) == -1) {
-				conn_close(c, "out of memory");
-				return;
-			}
-			send_now(c->cn_bev, c->cn_cpend);
-		}
-		evbuffer_drain(in, (size_t)r);
-		http_head_reset(&c->cn_resp);
-		c->cn_resp_state = RS_NONE;
-	}
-	c->cn_t_resp_head = now_usec();
-	if (send_response_head(c, &c->cn_resp, (size_t)r, 0) == -1) {
-		conn_upstream_failed(c, 502, "upstream_error");
-		return;
-	}
-	http_body_init(&c->cn_resp_body, &c->cn_resp);
-	evbuffer_drain(in, (size_t)r);
-	c->cn_resp_state = RS_BODY;
-	conn_forward_response(c);
-}
-
-/* Backend input to client output, as far as the body and watermarks go. */
-static void
-conn_forward_response(struct conn *c)
-{
-	struct bufferevent	*ubev = c->cn_up->uc_bev;
-	struct evbuffer		*in = bufferevent_get_input(ubev);
-	struct evbuffer		*out = c->cn_cpend;
-	size_t			 before;
-	ssize_t			 k;
-
-	while (!http_body_done(&c->cn_resp_body) &&
-	    evbuffer_get_length(in) > 0) {
-		if (queued(c->cn_bev, out) >= SPILLWAY_WM_HIGH)
-			send_now(c->cn_bev, out);
-		if (queued(c->cn_bev, out) >= SPILLWAY_WM_HIGH) {
-			bufferevent_disable(ubev, EV_READ);
-			bufferevent_setwatermark(c->cn_bev, EV_WRITE,
-			    SPILLWAY_WM_LOW, 0);
-			c->cn_resp_paused = 1;
-			return;
-		}
-		before = evbuffer_get_length(out);
-		k = body_step(&c->cn_resp_body, in, out, c->cn_dechunk);
-		c->cn_resp_bytes += evbuffer_get_length(out) - before;
-		if (k == -1) {
-			log_warnx("%s: conn %llu: %s: response body: %s",
-			    __func__, (unsigned long long)c->cn_id,
-			    c->cn_server->sv_addr->text,
-			    c->cn_resp_body.error_what);
-			conn_close(c, "invalid response body");
-			return;
-		}
-		if (k == 0)
-			break;
-	}
-	send_now(c->cn_bev, out);
-	if (!http_body_done(&c->cn_resp_body))
-		return;
-	if (evbuffer_get_length(in) > 0) {
-		log_warnx("%s: conn %llu: %s: bytes after the response",
-		    __func__, (unsigned long long)c->cn_id,
-		    c->cn_server->sv_addr->text);
-		c->cn_up_reuse = 0;
-	}
-	c->cn_resp_state = RS_DONE;
-	if (!c->cn_req_done) {
-		/* answered before the body was all sent: stop sending it */
-		c->cn_keepalive = 0;
-		c->cn_up_reuse = 0;
-	}
-	conn_end_request(c);
-}
-
-void
-conn_upstream_readcb(struct conn *c)
-{
-	switch (c->cn_resp_state) {
-	case RS_NONE:
-	case RS_HEAD:
-		conn_read_response_head(c);
-		break;
-	case RS_BODY:
-		conn_forward_response(c);
-		break;
-	case RS_DONE:
-		break;
-	}
-}
-
-/*
- * A request is retried on a fresh connection only if nothing was lost: no
- * body, or "Content-Length: 0", which many clients send with PUT and
- * DELETE; the head is all there is to send again.
- */
-static int
-conn_retryable(const struct conn *c)
-{
-	const struct http_body	*b = &c->cn_req_body;
-
-	if (c->cn_retried || c->cn_up == NULL || c->cn_up->uc_requests < 2 ||
-	    c->cn_resp_state != RS_NONE ||
-	    (b->framing != HTTP_FRAMING_NONE &&
-	    !(b->framing == HTTP_FRAMING_LENGTH && b->total == 0 &&
-	    http_body_done(b))))
-		return 0;
-	switch (c->cn_method) {
-	case HTTP_M_GET:
-	case HTTP_M_HEAD:
-	case HTTP_M_OPTIONS:
-	case HTTP_M_TRACE:
-	case HTTP_M_PUT:
-	case HTTP_M_DELETE:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-void
-conn_upstream_eventcb(struct conn *c, short what)
-{
-	const char	*addr = c->cn_server->sv_addr->text;
-
-	if (what & BEV_EVENT_TIMEOUT) {
-		log_warnx("%s: conn %llu: %s: no answer in time", __func__,
-		    (unsigned long long)c->cn_id, addr);
-		if (c->cn_resp_state == RS_BODY)
-			conn_close(c, "upstream timeout mid-response");
-		else
-			conn_upstream_failed(c, 504, "upstream_timeout");
-		return;
-	}
-	if (c->cn_resp_state == RS_BODY &&
-	    c->cn_resp_body.framing == HTTP_FRAMING_CLOSE &&
-	    (what & BEV_EVENT_EOF)) {
-		/* the end of a close-delimited body */
-		conn_forward_response(c);
-		if (c->cn_state == CS_DEAD || c->cn_resp_state == RS_DONE)
-			return;
-		c->cn_resp_state = RS_DONE;
-		c->cn_up_reuse = 0;
-		if (!c->cn_req_done)
-			c->cn_keepalive = 0;
-		conn_end_request(c);
-		return;
-	}
-	if (conn_retryable(c)) {
-		log_info("%s: conn %llu: %s: kept-alive connection closed; "
-		    "retrying", __func__, (unsigned long long)c->cn_id, addr);
-		c->cn_retried = 1;
-		c->cn_tries = 0;
-		upstream_release(c, 0);
-		conn_set_state(c, CS_CONNECT);
-		upstream_request(c);
-		return;
-	}
-	log_warnx("%s: conn %llu: %s: connection %s", __func__,
-	    (unsigned long long)c->cn_id, addr,
-	    (what & BEV_EVENT_EOF) ? "closed early" :
-	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	if (c->cn_resp_state == RS_BODY)
-		conn_close(c, "upstream closed mid-response");
-	else
-		conn_upstream_failed(c, 502, "upstream_error");
 }
 
 /*
@@ -1162,7 +598,7 @@ conn_upstream_eventcb(struct conn *c, short what)
  * off, the only honest signal left.
  */
 void
-conn_upstream_failed(struct conn *c, int status, const char *reason)
+conn_upstream_failed(struct conn *c, int status, enum metrics_reason reason)
 {
 	c->cn_up_reuse = 0;
 	if (c->cn_resp_state == RS_BODY) {
@@ -1182,12 +618,12 @@ conn_upstream_failed(struct conn *c, int status, const char *reason)
  * the connection closes after the response.
  */
 static void
-conn_respond(struct conn *c, int status, const char *reason, int close)
+conn_respond(struct conn *c, int status, enum metrics_reason reason,
+    int close)
 {
 	struct evbuffer	*out = c->cn_cpend;
-	const char	*text = http_status_reason(status);
-	char		 buf[512], retry[48] = "", why[96] = "";
-	int		 n, blen;
+	char		 buf[HEAD_OWN_MAX];
+	ssize_t		 n;
 
 	/* a client waiting for 100 Continue may never send its body */
 	if (close || (!c->cn_req_done &&
@@ -1195,23 +631,9 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	    (c->cn_req_body.framing == HTTP_FRAMING_LENGTH &&
 	    c->cn_req_body.remaining > SPILLWAY_DISCARD_MAX))))
 		c->cn_keepalive = 0;
-	/* one format, one copy: a refusal must cost next to nothing */
-	if (c->cn_retry_after > 0)
-		snprintf(retry, sizeof(retry), "Retry-After: %llu\r\n",
-		    (unsigned long long)c->cn_retry_after);
-	if (reason != NULL)
-		snprintf(why, sizeof(why), "Spillway-Reason: %s\r\n", reason);
-	blen = snprintf(NULL, 0, "%d %s\n", status, text);
-	n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: text/plain\r\nContent-Length: %d\r\n%s%s%s\r\n",
-	    status, text, blen, retry, why, !c->cn_keepalive ?
-	    "Connection: close\r\n" : c->cn_version_minor == 0 ?
-	    "Connection: keep-alive\r\n" : "");
-	if (n > 0 && (size_t)n < sizeof(buf) && c->cn_method != HTTP_M_HEAD)
-		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%d %s\n",
-		    status, text);
-	if (n < 0 || (size_t)n >= sizeof(buf) || evbuffer_add(out, buf,
-	    (size_t)n) == -1) {
+	n = head_own(buf, sizeof(buf), status, reason, c->cn_retry_after,
+	    c->cn_keepalive, c->cn_version_minor, c->cn_method == HTTP_M_HEAD);
+	if (n == -1 || evbuffer_add(out, buf, (size_t)n) == -1) {
 		conn_close(c, "cannot build a response");
 		return;
 	}
@@ -1219,7 +641,7 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	c->cn_status = status;
 	c->cn_reason = reason;
 	c->cn_resp_state = RS_DONE;
-	send_now(c->cn_bev, out);
+	relay_send(c->cn_bev, out);
 	if (c->cn_req_done || !c->cn_keepalive) {
 		conn_end_request(c);
 		return;
@@ -1228,85 +650,7 @@ conn_respond(struct conn *c, int status, const char *reason, int close)
 	conn_set_timeouts(c);
 	if (c->cn_conf->proxy.body_timeout_ms > 0)
 		conn_arm_timer(c, c->cn_conf->proxy.body_timeout_ms);
-	conn_discard_body(c);
-}
-
-/* Read a body nobody will use, to keep the connection; bounded. */
-static void
-conn_discard_body(struct conn *c)
-{
-	struct evbuffer	*in = bufferevent_get_input(c->cn_bev);
-	ssize_t		 k;
-
-	bufferevent_enable(c->cn_bev, EV_READ);
-	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
-		if ((k = body_step(&c->cn_req_body, in, NULL, 1)) == -1 ||
-		    c->cn_req_body.total > SPILLWAY_DISCARD_MAX) {
-			c->cn_keepalive = 0;
-			break;
-		}
-		c->cn_req_done = http_body_done(&c->cn_req_body);
-		if (k == 0)
-			break;
-	}
-	if (c->cn_req_done || !c->cn_keepalive)
-		conn_end_request(c);
-}
-
-/* A request refused before it was classified counts as the default's. */
-static const char *
-conn_class_name(const struct conn *c)
-{
-	const struct config	*conf = c->cn_conf;
-
-	return conf->classes[c->cn_class < conf->nclasses ? c->cn_class :
-	    conf->nclasses - 1].name;
-}
-
-/* Count a finished request: by class and status, refusal reason, times. */
-static void
-conn_count_request(struct conn *c, uint64_t now)
-{
-	struct metrics		*m = &c->cn_proxy->px_metrics;
-	struct class_metrics	*cm;
-	int			 i;
-
-	histogram_observe(&m->m_latency, (now - c->cn_t_start) / 1e6);
-	if (c->cn_t_resp_head != 0 && c->cn_t_upstream != 0)
-		histogram_observe(&m->m_upstream,
-		    (c->cn_t_resp_head - c->cn_t_upstream) / 1e6);
-	m->m_bytes_out += c->cn_resp_bytes;
-	if ((cm = metrics_class(m, conn_class_name(c))) == NULL)
-		return;
-	if (c->cn_status >= 100 && c->cn_status <= 599)
-		cm->cm_status[c->cn_status - 100]++;
-	if (c->cn_note != NULL)
-		cm->cm_dry_run++;
-	for (i = 0; c->cn_reason != NULL && i < MR_COUNT; i++)
-		if (strcmp(c->cn_reason, metrics_reason_name(i)) == 0)
-			cm->cm_refused[i]++;
-}
-
-static void
-conn_log_request(struct conn *c)
-{
-	struct access_entry	 e;
-	uint64_t		 now = now_usec();
-
-	conn_count_request(c, now);
-
-	e.client = c->cn_peer;
-	e.request = c->cn_reqline;
-	e.version_minor = c->cn_version_minor;
-	e.status = c->cn_status;
-	e.bytes = c->cn_resp_bytes;
-	e.total_usec = now - c->cn_t_start;
-	e.upstream_usec = c->cn_t_upstream != 0 ?
-	    (int64_t)(now - c->cn_t_upstream) : -1;
-	e.server = c->cn_upname;
-	e.reason = c->cn_reason != NULL ? c->cn_reason : c->cn_note;
-	e.class = conn_class_name(c);
-	accesslog_write(&e);
+	relay_discard(c);
 }
 
 static void
@@ -1320,7 +664,7 @@ conn_begin_close(struct conn *c)
 }
 
 /* A request is over: log it, hand back the backend, go on or close. */
-static void
+void
 conn_end_request(struct conn *c)
 {
 	struct evbuffer	*in = bufferevent_get_input(c->cn_bev);
@@ -1329,6 +673,7 @@ conn_end_request(struct conn *c)
 	conn_log_request(c);
 	upstream_release(c, c->cn_up_reuse && c->cn_req_done &&
 	    c->cn_resp_state == RS_DONE);
+	upstream_reset(c);
 	shed_leave(c);
 	http_head_reset(&c->cn_req);
 	http_head_reset(&c->cn_resp);
@@ -1337,14 +682,12 @@ conn_end_request(struct conn *c)
 	c->cn_dechunk = 0;
 	c->cn_up_reuse = 0;
 	c->cn_status = 0;
-	c->cn_reason = NULL;
+	c->cn_reason = MR_NONE;
 	c->cn_note = NULL;
 	c->cn_retry_after = 0;
 	c->cn_resp_bytes = 0;
 	c->cn_t_upstream = 0;
-	c->cn_t_queued = 0;
 	c->cn_class = SIZE_MAX;
-	c->cn_upname = NULL;
 	c->cn_req_paused = 0;
 	c->cn_resp_paused = 0;
 	c->cn_method = HTTP_M_OTHER;
@@ -1368,11 +711,11 @@ client_writecb(struct bufferevent *bev, void *arg)
 	struct conn	*c = arg;
 	SSL		*ssl;
 
-	if (c->cn_resp_paused && c->cn_up != NULL) {
+	if (c->cn_resp_paused && c->cn_ur.ur_up != NULL) {
 		c->cn_resp_paused = 0;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-		bufferevent_enable(c->cn_up->uc_bev, EV_READ);
-		conn_forward_response(c);
+		bufferevent_enable(c->cn_ur.ur_up->uc_bev, EV_READ);
+		relay_response(c);
 		return;
 	}
 	if (c->cn_req_paused && c->cn_state == CS_HEAD) {
@@ -1438,7 +781,7 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 		    c->cn_resp_state < RS_BODY) {
 			log_info("%s: conn %llu from %s: request body stalled",
 			    __func__, (unsigned long long)c->cn_id, c->cn_peer);
-			conn_upstream_failed(c, 408, NULL);
+			conn_upstream_failed(c, 408, MR_NONE);
 			return;
 		}
 		conn_close(c, (what & BEV_EVENT_READING) ?
@@ -1502,7 +845,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		snprintf(c->cn_reqline, sizeof(c->cn_reqline), "%s", "- -");
 		c->cn_t_start = now_usec();
 		c->cn_version_minor = 1;
-		conn_respond(c, 408, NULL, 1);
+		conn_respond(c, 408, MR_NONE, 1);
 		break;
 	case CS_PROXY:
 		/* body_timeout; once a response flows, its end decides */
@@ -1512,9 +855,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		    "body_timeout", __func__, (unsigned long long)c->cn_id,
 		    c->cn_peer);
 		if (c->cn_req_paused)	/* the backend was not reading it */
-			conn_upstream_failed(c, 504, "upstream_timeout");
+			conn_upstream_failed(c, 504, MR_UPSTREAM_TIMEOUT);
 		else
-			conn_upstream_failed(c, 408, NULL);
+			conn_upstream_failed(c, 408, MR_NONE);
 		break;
 	case CS_DISCARD:
 		c->cn_keepalive = 0;
@@ -1556,7 +899,7 @@ conn_free_cb(evutil_socket_t fd, short what, void *arg)
  * closed. The struct itself is freed on the next loop turn, because the
  * caller may be one of this connection's own callbacks.
  */
-static void
+void
 conn_close(struct conn *c, const char *why)
 {
 	struct proxy	*px = c->cn_proxy;
@@ -1571,7 +914,7 @@ conn_close(struct conn *c, const char *why)
 	    c->cn_state == CS_PROXY || c->cn_state == CS_DISCARD) {
 		if (c->cn_status == 0) {
 			c->cn_status = 499;
-			c->cn_reason = "client_closed";
+			c->cn_reason = MR_CLIENT_CLOSED;
 		}
 		conn_log_request(c);
 	}
@@ -1579,11 +922,14 @@ conn_close(struct conn *c, const char *why)
 	shed_leave(c);
 	conn_set_state(c, CS_DEAD);
 	conn_free_io(c);
-	proxy_conf_put(px, c->cn_conf);
+	gen_put(c->cn_gen);
 	TAILQ_REMOVE(&px->px_conns, c, cn_entry);
 	px->px_nconns--;
 	if (event_base_once(px->px_base, -1, EV_TIMEOUT, conn_free_cb, c,
 	    &zero) == -1)
 		free(c);
-	proxy_conn_gone(px);
+	/* accept again; a graceful stop ends with the last connection */
+	listener_update(px);
+	if (px->px_stopping && px->px_nconns == 0)
+		event_base_loopexit(px->px_base, NULL);
 }

@@ -1,6 +1,7 @@
 /*
- * http.c: a strict HTTP/1.1 head parser and body framing decoder
- * (RFC 9110, RFC 9112).
+ * http.c: a strict HTTP/1.1 head parser (RFC 9110, RFC 9112): the scan of
+ * a head and its first line; the rules of its fields are http_fields.c,
+ * the body framing decoder is http_body.c.
  *
  * Invariants of the head parser:
  * - Every byte of a head is looked at once by the scan, in order, and each
@@ -25,13 +26,6 @@
  *   slot before the head is complete, hold nothing the caller may use.
  *   The first-line fields set when that line was checked are pointed again
  *   into the current buffer if a later call fails, so they may be logged.
- *
- * Invariants of the body decoder:
- * - A feed returns a prefix that is all payload or all framing; payload is
- *   only ever returned in HTTP_BODY_DATA, which is left only through its
- *   byte count reaching zero, so total counts exactly the payload consumed.
- * - Each framing line is bounded (HTTP_CHUNK_LINE_MAX, HTTP_TRAILER_MAX), so
- *   nothing grows with the input, and once HTTP_BODY_ERROR is set it stays.
  */
 
 #include <stddef.h>
@@ -39,24 +33,9 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_int.h"
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
-
-/*
- * Is s[0..n) the string literal lit, ignoring ASCII case? lit must be
- * lowercase and made of letters, digits and '-' only (see ci_lit()).
- */
-#define CI_LIT(s, n, lit)	\
-	((n) == sizeof(lit) - 1 && ci_lit((s), (lit), sizeof(lit) - 1))
-
-/* What is being parsed, and the buffer it is parsed from. */
-struct parse {
-	struct http_head	*h;
-	const char		*buf;
-	int			 is_req;
-	enum http_method	 req_method;	/* for a response */
-	size_t			 start;		/* h->scanned when called */
-};
 
 static const struct {
 	const char		*name;
@@ -74,23 +53,12 @@ static const struct {
 	{ "CONNECT",	7,	HTTP_M_CONNECT },
 };
 
-/*
- * Byte classes, one lookup per byte:
- * C_STOP	stops the scan of a line: CR, LF, and the controls allowed
- *		nowhere in a head (all below SP but HTAB, and DEL);
- * C_TCHAR	token character (RFC 9110 5.6.2);
- * C_HOST	uri-host and port character (RFC 3986): no space, '@', '/'
- *		or '\'.
- */
-#define C_STOP	0x01
-#define C_TCHAR	0x02
-#define C_HOST	0x04
 #define S_	C_STOP
 #define T_	C_TCHAR
 #define H_	C_HOST
 #define TH	(C_TCHAR | C_HOST)
 
-static const unsigned char cclass[256] = {
+const unsigned char http_cclass[256] = {
 	/* 0x00: NUL .. SI; HTAB (0x09) is allowed */
 	S_, S_, S_, S_, S_, S_, S_, S_, S_, 0,  S_, S_, S_, S_, S_, S_,
 	/* 0x10 */
@@ -115,84 +83,17 @@ static const unsigned char cclass[256] = {
 #undef H_
 #undef TH
 
-/*
- * Header names the head rules look at. header_kind() finds a field's kind
- * with one switch on its length and at most one comparison, instead of a
- * comparison with every name in every rule.
- */
-enum header_kind {
-	HK_OTHER = 0,
-	HK_CONNECTION,		/* hop-by-hop (RFC 9110 7.6.1) ... */
-	HK_KEEP_ALIVE,
-	HK_TE,
-	HK_UPGRADE,
-	HK_PROXY_CONNECTION,	/* ... up to here */
-	HK_CONTENT_LENGTH,	/* never hop-by-hop: they frame ... */
-	HK_TRANSFER_ENCODING,
-	HK_HOST,		/* ... or route */
-	HK_EXPECT,
-};
-
-static const char *const kind_names[] = {
-	[HK_CONNECTION] = "connection",
-	[HK_KEEP_ALIVE] = "keep-alive",
-	[HK_TE] = "te",
-	[HK_UPGRADE] = "upgrade",
-	[HK_PROXY_CONNECTION] = "proxy-connection",
-	[HK_CONTENT_LENGTH] = "content-length",
-	[HK_TRANSFER_ENCODING] = "transfer-encoding",
-	[HK_HOST] = "host",
-	[HK_EXPECT] = "expect",
-};
-
-static int
-fail(struct parse *p, int status, const char *what)
+int
+http_fail(struct parse *p, int status, const char *what)
 {
 	p->h->error = p->is_req ? status : 502;
 	p->h->error_what = what;
 	return -1;
 }
 
-static int
-is_tchar(unsigned char c)
-{
-	return (cclass[c] & C_TCHAR) != 0;
-}
-
-/* Field value characters: HTAB, SP, VCHAR, obs-text. */
-static int
-is_vchar_ws(unsigned char c)
-{
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static int
-is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static unsigned char
-lower(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
-}
-
 /* ASCII case-insensitive comparison of a[0..n) and b[0..n). */
-static int
-ci_memeq(const char *a, const char *b, size_t n)
+int
+http_ci_memeq(const char *a, const char *b, size_t n)
 {
 	size_t	i;
 
@@ -202,58 +103,8 @@ ci_memeq(const char *a, const char *b, size_t n)
 	return 1;
 }
 
-/*
- * Case-insensitive comparison of a word of s with the same word of lc, a
- * lowercase string of letters, digits and '-' only: in it, a letter is a
- * byte with bit 0x40 set, and only there may s differ, by 0x20 (its
- * capital). Exact for any s.
- */
-static int
-ci_word8(const char *s, const char *lc)
-{
-	uint64_t	a, b;
-
-	memcpy(&a, s, sizeof(a));
-	memcpy(&b, lc, sizeof(b));
-	return ((a ^ b) & ~((b >> 1) & 0x2020202020202020ULL)) == 0;
-}
-
-static int
-ci_word4(const char *s, const char *lc)
-{
-	uint32_t	a, b;
-
-	memcpy(&a, s, sizeof(a));
-	memcpy(&b, lc, sizeof(b));
-	return ((a ^ b) & ~((b >> 1) & 0x20202020U)) == 0;
-}
-
-/*
- * Is s[0..n) equal to lc[0..n), ignoring ASCII case? lc as for ci_word8().
- * Compared a word at a time, the last word overlapping the one before:
- * header names are compared with a few known ones for every field.
- */
-static int
-ci_lit(const char *s, const char *lc, size_t n)
-{
-	size_t	i;
-
-	if (n >= 8) {
-		for (i = 0; i + 8 < n; i += 8)
-			if (!ci_word8(s + i, lc + i))
-				return 0;
-		return ci_word8(s + n - 8, lc + n - 8);
-	}
-	if (n >= 4)
-		return ci_word4(s, lc) && ci_word4(s + n - 4, lc + n - 4);
-	for (i = 0; i < n; i++)
-		if (lower((unsigned char)s[i]) != (unsigned char)lc[i])
-			return 0;
-	return 1;
-}
-
-static int
-all_tchar(const char *s, size_t n)
+int
+http_all_tchar(const char *s, size_t n)
 {
 	size_t	i;
 
@@ -263,82 +114,15 @@ all_tchar(const char *s, size_t n)
 	return n > 0;
 }
 
-static int
-all_host_chars(const char *s, size_t n)
+int
+http_all_host_chars(const char *s, size_t n)
 {
 	size_t	i;
 
 	for (i = 0; i < n; i++)
-		if ((cclass[(unsigned char)s[i]] & C_HOST) == 0)
+		if ((http_cclass[(unsigned char)s[i]] & C_HOST) == 0)
 			return 0;
 	return 1;
-}
-
-/* The kind of the header named s[0..n). */
-static enum header_kind
-header_kind(const char *s, size_t n)
-{
-	enum header_kind	k;
-
-	switch (n) {
-	case 2:
-		k = HK_TE;
-		break;
-	case 4:
-		k = HK_HOST;
-		break;
-	case 6:
-		k = HK_EXPECT;
-		break;
-	case 7:
-		k = HK_UPGRADE;
-		break;
-	case 10:
-		k = lower((unsigned char)s[0]) == 'c' ? HK_CONNECTION :
-		    HK_KEEP_ALIVE;
-		break;
-	case 14:
-		k = HK_CONTENT_LENGTH;
-		break;
-	case 16:
-		k = HK_PROXY_CONNECTION;
-		break;
-	case 17:
-		k = HK_TRANSFER_ENCODING;
-		break;
-	default:
-		return HK_OTHER;
-	}
-	return ci_lit(s, kind_names[k], n) ? k : HK_OTHER;
-}
-
-/*
- * Next element of a comma-separated list in [*pos, end), OWS trimmed and
- * empty elements skipped (RFC 9110 5.6.1). Returns 1 with the element, or
- * 0 at the end of the list.
- */
-static int
-list_next(const char **pos, const char *end, const char **elem, size_t *elen)
-{
-	const char	*s, *e;
-
-	while (*pos < end) {
-		s = *pos;
-		e = memchr(s, ',', (size_t)(end - s));
-		if (e == NULL)
-			e = end;
-		*pos = e < end ? e + 1 : end;
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e > s) {
-			*elem = s;
-			*elen = (size_t)(e - s);
-			return 1;
-		}
-	}
-	return 0;
 }
 
 /*
@@ -404,7 +188,7 @@ is_authority_form(const char *t, size_t n)
 	for (i = colon; i < n; i++)
 		if (!is_digit((unsigned char)t[i]))
 			return 0;
-	return all_host_chars(t, colon - 1);
+	return http_all_host_chars(t, colon - 1);
 }
 
 static int
@@ -418,17 +202,17 @@ check_target(struct parse *p)
 	for (i = 0; i < n; i++)
 		if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e ||
 		    t[i] == '#')
-			return fail(p, 400, "invalid request target");
+			return http_fail(p, 400, "invalid request target");
 	if (h->method == HTTP_M_CONNECT) {
 		if (!is_authority_form(t, n))
-			return fail(p, 400, "CONNECT without authority-form");
+			return http_fail(p, 400, "CONNECT without authority-form");
 		return 0;
 	}
 	if (t[0] == '/' || is_absolute_form(t, n))
 		return 0;
 	if (n == 1 && t[0] == '*' && h->method == HTTP_M_OPTIONS)
 		return 0;
-	return fail(p, 400, "invalid request target");
+	return http_fail(p, 400, "invalid request target");
 }
 
 /* method SP request-target SP HTTP-version, in line[0..n). */
@@ -440,19 +224,19 @@ parse_request_line(struct parse *p, const char *line, size_t n)
 	int			 r;
 
 	if ((sp1 = memchr(line, ' ', n)) == NULL)
-		return fail(p, 400, "malformed request line");
+		return http_fail(p, 400, "malformed request line");
 	sp2 = memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1));
 	if (sp2 == NULL)
-		return fail(p, 400, "missing HTTP version");
+		return http_fail(p, 400, "missing HTTP version");
 	if (sp2 == sp1 + 1)
-		return fail(p, 400, "malformed request line");
+		return http_fail(p, 400, "malformed request line");
 	r = parse_version(sp2 + 1, (size_t)(end - sp2 - 1), &h->version_minor);
 	if (r == 505)
-		return fail(p, 505, "unsupported HTTP version");
+		return http_fail(p, 505, "unsupported HTTP version");
 	if (r != 0)
-		return fail(p, 400, "invalid HTTP version");
-	if (!all_tchar(line, (size_t)(sp1 - line)))
-		return fail(p, 400, "invalid method");
+		return http_fail(p, 400, "invalid HTTP version");
+	if (!http_all_tchar(line, (size_t)(sp1 - line)))
+		return http_fail(p, 400, "invalid method");
 	h->method_str = line;
 	h->method_len = (size_t)(sp1 - line);
 	h->method = method_lookup(line, h->method_len);
@@ -472,24 +256,24 @@ parse_status_line(struct parse *p, const char *line, size_t n)
 	size_t			 i;
 
 	if (n < 12 || parse_version(line, 8, &h->version_minor) != 0)
-		return fail(p, 502, "invalid status line version");
+		return http_fail(p, 502, "invalid status line version");
 	if (line[8] != ' ' || !is_digit((unsigned char)line[9]) ||
 	    !is_digit((unsigned char)line[10]) ||
 	    !is_digit((unsigned char)line[11]))
-		return fail(p, 502, "invalid status code");
+		return http_fail(p, 502, "invalid status code");
 	h->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 +
 	    (line[11] - '0');
 	if (h->status < 100 || h->status > 599)
-		return fail(p, 502, "invalid status code");
+		return http_fail(p, 502, "invalid status code");
 	h->reason = line + n;
 	h->reason_len = 0;
 	if (n == 12)
 		return 0;
 	if (line[12] != ' ')
-		return fail(p, 502, "invalid status line");
+		return http_fail(p, 502, "invalid status line");
 	for (i = 13; i < n; i++)
 		if (!is_vchar_ws((unsigned char)line[i]))
-			return fail(p, 502, "invalid reason phrase");
+			return http_fail(p, 502, "invalid reason phrase");
 	h->reason = line + 13;
 	h->reason_len = n - 13;
 	return 0;
@@ -523,20 +307,20 @@ add_field(struct parse *p, const char *line, size_t n)
 	size_t			 colon;
 
 	if (h->nheaders >= HTTP_MAX_HEADERS)
-		return fail(p, 431, "too many headers");
+		return http_fail(p, 431, "too many headers");
 	if (line[0] == ' ' || line[0] == '\t')
-		return fail(p, 400, "obs-fold in head");
+		return http_fail(p, 400, "obs-fold in head");
 	/* The CR at line[n] is no tchar: it stops the loop. */
 	for (colon = 0; is_tchar((unsigned char)line[colon]); colon++)
 		;
 	if (colon == n)
-		return fail(p, 400, "header without colon");
+		return http_fail(p, 400, "header without colon");
 	if (line[colon] == ' ' || line[colon] == '\t')
-		return fail(p, 400, "whitespace in header name");
+		return http_fail(p, 400, "whitespace in header name");
 	if (line[colon] != ':')
-		return fail(p, 400, "invalid header name");
+		return http_fail(p, 400, "invalid header name");
 	if (colon == 0)
-		return fail(p, 400, "empty header name");
+		return http_fail(p, 400, "empty header name");
 	v = line + colon + 1;
 	ve = line + n;
 	while (v < ve && (*v == ' ' || *v == '\t'))
@@ -557,8 +341,8 @@ add_field(struct parse *p, const char *line, size_t n)
  * first line and the fields into this, the final, buffer. They were all
  * checked before, on the same bytes, so this cannot fail.
  */
-static int
-reparse_head(struct parse *p, size_t head_len)
+int
+http_reparse_head(struct parse *p, size_t head_len)
 {
 	struct http_head	*h = p->h;
 	const char		*buf = p->buf, *cr;
@@ -573,346 +357,6 @@ reparse_head(struct parse *p, size_t head_len)
 			return -1;
 	}
 	return 0;
-}
-
-/* Mark hop every header named name[0..n), of kind k. */
-static void
-mark_hop(struct http_head *h, const char *name, size_t n, enum header_kind k)
-{
-	int	i;
-
-	/* Never those that frame or route. */
-	if (k == HK_CONTENT_LENGTH || k == HK_TRANSFER_ENCODING ||
-	    k == HK_HOST)
-		return;
-	for (i = 0; i < h->nheaders; i++)
-		if (h->headers[i].name_len == n &&
-		    ci_memeq(h->headers[i].name, name, n))
-			h->headers[i].hop = 1;
-}
-
-/* Connection options set flags and make the headers they name hop-by-hop. */
-static int
-connection_options(struct parse *p, const struct http_header *hd)
-{
-	struct http_head	*h = p->h;
-	const char		*pos = hd->value, *e;
-	size_t			 elen;
-	enum header_kind	 k;
-
-	while (list_next(&pos, hd->value + hd->value_len, &e, &elen)) {
-		if (!all_tchar(e, elen))
-			return fail(p, 400, "invalid Connection");
-		k = header_kind(e, elen);
-		if (k == HK_KEEP_ALIVE)
-			h->flags |= HTTP_F_CONN_KEEPALIVE;
-		else if (CI_LIT(e, elen, "close"))
-			h->flags |= HTTP_F_CONN_CLOSE;
-		mark_hop(h, e, elen, k);
-	}
-	return 0;
-}
-
-/*
- * A name that reads Content-Length or Transfer-Encoding once each '_' is
- * taken for '-': a CGI-style backend maps both to the same variable, so
- * it would frame the body by a header we did not (a smuggling vector).
- */
-static int
-framing_lookalike(const char *s, size_t n)
-{
-	char		 name[17];
-	size_t		 i;
-	enum header_kind k;
-
-	if ((n != 14 && n != 17) || memchr(s, '_', n) == NULL)
-		return 0;
-	for (i = 0; i < n; i++)
-		name[i] = s[i] == '_' ? '-' : s[i];
-	k = header_kind(name, n);
-	return k == HK_CONTENT_LENGTH || k == HK_TRANSFER_ENCODING;
-}
-
-/* What the head rules need to know of the fields, gathered in one pass. */
-struct fields {
-	int				 ncl;		/* Content-Length */
-	int				 nte;		/* Transfer-Encoding */
-	int				 nhost;
-	int				 upgrade;	/* an Upgrade header */
-	int				 expect_continue;
-	const struct http_header	*cl;		/* the last of each */
-	const struct http_header	*host;
-};
-
-/*
- * One pass over the fields, in order: hop-by-hop headers are marked, the
- * Connection options applied (after every header is parsed: Connection may
- * follow what it names), and the headers the rules need counted.
- */
-static int
-gather_fields(struct parse *p, struct fields *f)
-{
-	struct http_head	*h = p->h;
-	struct http_header	*hd;
-	int			 i;
-
-	memset(f, 0, sizeof(*f));
-	for (i = 0; i < h->nheaders; i++) {
-		hd = &h->headers[i];
-		switch (header_kind(hd->name, hd->name_len)) {
-		case HK_CONNECTION:
-			hd->hop = 1;
-			if (connection_options(p, hd) == -1)
-				return -1;
-			break;
-		case HK_UPGRADE:
-			hd->hop = 1;
-			f->upgrade = 1;
-			break;
-		case HK_KEEP_ALIVE:
-		case HK_TE:
-		case HK_PROXY_CONNECTION:
-			hd->hop = 1;
-			break;
-		case HK_CONTENT_LENGTH:
-			f->ncl++;
-			f->cl = hd;
-			break;
-		case HK_TRANSFER_ENCODING:
-			f->nte++;
-			break;
-		case HK_HOST:
-			f->nhost++;
-			f->host = hd;
-			break;
-		case HK_EXPECT:
-			if (CI_LIT(hd->value, hd->value_len, "100-continue"))
-				f->expect_continue = 1;
-			break;
-		case HK_OTHER:
-			if (p->is_req &&
-			    framing_lookalike(hd->name, hd->name_len))
-				return fail(p, 400,
-				    "lookalike of a framing header");
-			break;
-		}
-	}
-	return 0;
-}
-
-/* 1*DIGIT, at most INT64_MAX so that it fits an off_t. */
-static int
-parse_content_length(const struct http_header *hd, uint64_t *out)
-{
-	uint64_t	v = 0;
-	size_t		i;
-	unsigned int	d;
-
-	if (hd->value_len == 0)
-		return -1;
-	for (i = 0; i < hd->value_len; i++) {
-		if (!is_digit((unsigned char)hd->value[i]))
-			return -1;
-		d = (unsigned int)(hd->value[i] - '0');
-		if (v > ((uint64_t)INT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
-struct codings {
-	int	n;		/* transfer codings listed */
-	int	nchunked;	/* of which "chunked" */
-	int	last_chunked;	/* "chunked" is the last one */
-};
-
-/*
- * Walk every Transfer-Encoding list, in order. A coding is a token with
- * optional parameters; "chunked" takes none. Returns 0, or -1 if invalid.
- */
-static int
-transfer_codings(const struct http_head *h, struct codings *c)
-{
-	const struct http_header	*hd;
-	const char			*pos, *e;
-	size_t				 elen, tlen;
-	int				 i, chunked;
-
-	memset(c, 0, sizeof(*c));
-	for (i = 0; i < h->nheaders; i++) {
-		hd = &h->headers[i];
-		if (!CI_LIT(hd->name, hd->name_len, "transfer-encoding"))
-			continue;
-		pos = hd->value;
-		while (list_next(&pos, hd->value + hd->value_len, &e, &elen)) {
-			for (tlen = 0; tlen < elen &&
-			    is_tchar((unsigned char)e[tlen]); tlen++)
-				;
-			chunked = CI_LIT(e, tlen, "chunked");
-			if (tlen == 0 || (tlen < elen && chunked))
-				return -1;
-			while (tlen < elen && (e[tlen] == ' ' ||
-			    e[tlen] == '\t'))
-				tlen++;
-			if (tlen < elen && e[tlen] != ';')
-				return -1;
-			c->n++;
-			c->nchunked += chunked;
-			c->last_chunked = chunked;
-		}
-	}
-	return c->n > 0 ? 0 : -1;
-}
-
-/* RFC 9112 6.3 for requests, strictly: anything ambiguous is refused. */
-static int
-request_framing(struct parse *p, const struct fields *f)
-{
-	struct http_head	*h = p->h;
-	struct codings		 c;
-
-	if (f->nte > 0 && h->version_minor == 0)
-		return fail(p, 400, "Transfer-Encoding in HTTP/1.0");
-	if (f->nte > 0 && f->ncl > 0)
-		return fail(p, 400, "Transfer-Encoding with Content-Length");
-	if (f->ncl > 1)
-		return fail(p, 400, "repeated Content-Length");
-	if (f->nte > 0) {
-		if (transfer_codings(h, &c) == -1)
-			return fail(p, 400, "invalid Transfer-Encoding");
-		if (c.nchunked == 0)
-			return fail(p, 501, "unsupported transfer coding");
-		if (c.nchunked > 1 || !c.last_chunked)
-			return fail(p, 400, "chunked is not the last coding");
-		if (c.n > 1)
-			return fail(p, 501, "unsupported transfer coding");
-		h->framing = HTTP_FRAMING_CHUNKED;
-	} else if (f->ncl == 1) {
-		if (parse_content_length(f->cl, &h->content_length) == -1)
-			return fail(p, 400, "invalid Content-Length");
-		h->framing = HTTP_FRAMING_LENGTH;
-	} else
-		h->framing = HTTP_FRAMING_NONE;
-	return 0;
-}
-
-/* RFC 9112 6.3 for responses; any error is a 502. */
-static int
-response_framing(struct parse *p, const struct fields *f)
-{
-	struct http_head	*h = p->h;
-	struct codings		 c;
-
-	h->framing = HTTP_FRAMING_NONE;
-	if (p->req_method == HTTP_M_HEAD || h->status < 200 ||
-	    h->status == 204 || h->status == 304)
-		return 0;
-	if (p->req_method == HTTP_M_CONNECT && h->status < 300)
-		return fail(p, 502, "CONNECT tunnel refused");
-	if (f->nte > 0 && h->version_minor == 0)
-		return fail(p, 502, "Transfer-Encoding in HTTP/1.0");
-	if (f->nte > 0 && f->ncl > 0)
-		return fail(p, 502, "Transfer-Encoding with Content-Length");
-	if (f->ncl > 1)
-		return fail(p, 502, "repeated Content-Length");
-	if (f->nte > 0) {
-		/*
-		 * We remove the client's TE, so chunked is the only coding a
-		 * backend may use (RFC 9110 10.1.4); with it alone, the
-		 * framing written to the client says all there is.
-		 */
-		if (transfer_codings(h, &c) == -1)
-			return fail(p, 502, "invalid Transfer-Encoding");
-		if (c.nchunked > 1)
-			return fail(p, 502, "chunked applied twice");
-		if (c.n > 1 || !c.last_chunked)
-			return fail(p, 502, "transfer coding other than chunked");
-		h->framing = HTTP_FRAMING_CHUNKED;
-	} else if (f->ncl == 1) {
-		if (parse_content_length(f->cl, &h->content_length) == -1)
-			return fail(p, 502, "invalid Content-Length");
-		h->framing = HTTP_FRAMING_LENGTH;
-	} else
-		h->framing = HTTP_FRAMING_CLOSE;
-	return 0;
-}
-
-/*
- * The authority of an absolute-form target, or CONNECT's authority-form
- * one, must be the Host (RFC 9112 3.2, 3.2.2): else the backend and a
- * classifier reading Host route the request differently. Userinfo is
- * refused (RFC 9110 4.2.4). Returns 0 or -1.
- */
-static int
-check_authority(struct parse *p, const struct http_header *host)
-{
-	const struct http_head	*h = p->h;
-	const char		*a, *e, *end = h->target + h->target_len;
-
-	if (h->target[0] == '/' || (h->target_len == 1 &&
-	    h->target[0] == '*'))
-		return 0;
-	if (h->method == HTTP_M_CONNECT) {	/* authority-form */
-		a = h->target;
-		e = end;
-	} else {
-		a = (const char *)memchr(h->target, ':', h->target_len) + 3;
-		for (e = a; e < end && *e != '/' && *e != '?'; e++)
-			if (*e == '@')
-				return fail(p, 400,
-				    "userinfo in request target");
-	}
-	if (host != NULL && ((size_t)(e - a) != host->value_len ||
-	    !ci_memeq(a, host->value, host->value_len)))
-		return fail(p, 400, "Host differs from the target");
-	return 0;
-}
-
-/* Host and Expect rules of a request (RFC 9112 3.2). */
-static int
-request_fields(struct parse *p, const struct fields *f)
-{
-	struct http_head	*h = p->h;
-
-	if (f->nhost > 1)
-		return fail(p, 400, "repeated Host");
-	if (f->nhost == 0 && h->version_minor == 1)
-		return fail(p, 400, "missing Host");
-	if (f->nhost == 1) {
-		if (!all_host_chars(f->host->value, f->host->value_len))
-			return fail(p, 400, "invalid Host");
-		h->flags |= HTTP_F_HAS_HOST;
-	}
-	if (check_authority(p, f->nhost == 1 ? f->host : NULL) == -1)
-		return -1;
-	/* RFC 9110 10.1.1: HTTP/1.0 expectations are ignored. */
-	if (h->version_minor == 1 && f->expect_continue)
-		h->flags |= HTTP_F_EXPECT_CONTINUE;
-	return 0;
-}
-
-/* The head is buf[0..head_len): apply the message rules. */
-static ssize_t
-finish_head(struct parse *p, size_t head_len)
-{
-	struct http_head	*h = p->h;
-	struct fields		 f;
-
-	if (h->line_end <= p->start && reparse_head(p, head_len) == -1)
-		return -1;
-	if (gather_fields(p, &f) == -1)
-		return -1;
-	if (f.upgrade)
-		h->flags |= HTTP_F_UPGRADE;
-	if (p->is_req) {
-		if (request_fields(p, &f) == -1 ||
-		    request_framing(p, &f) == -1)
-			return -1;
-	} else if (response_framing(p, &f) == -1)
-		return -1;
-	return (ssize_t)head_len;
 }
 
 /*
@@ -935,7 +379,7 @@ end_of_line(struct parse *p, size_t i, size_t ls)
 		return parse_first_line(p);
 	}
 	if (ls == i - 1)
-		return finish_head(p, i + 1);
+		return http_finish_head(p, i + 1);
 	return add_field(p, buf + ls, i - 1 - ls);
 }
 
@@ -993,11 +437,11 @@ skip_plain(const unsigned char *buf, size_t i, size_t limit)
 			continue;
 		}
 		i += first_ctl(buf + i, m);
-		if (cclass[buf[i]] & C_STOP)
+		if (http_cclass[buf[i]] & C_STOP)
 			return i;
 		i++;
 	}
-	while (i < limit && (cclass[buf[i]] & C_STOP) == 0)
+	while (i < limit && (http_cclass[buf[i]] & C_STOP) == 0)
 		i++;
 	return i;
 }
@@ -1026,7 +470,7 @@ scan_head(struct parse *p, size_t len, size_t max_size)
 		goto more;
 	if (i > 0 && buf[i - 1] == '\r' && buf[i] != '\n') {
 		h->scanned = i;
-		return fail(p, 400, "stray CR in head");
+		return http_fail(p, 400, "stray CR in head");
 	}
 	/* The line being scanned began after the last LF, if a field line. */
 	if (h->line_end != 0)
@@ -1040,15 +484,15 @@ scan_head(struct parse *p, size_t len, size_t max_size)
 			}
 			if (buf[++i] != '\n') {
 				h->scanned = i;
-				return fail(p, 400, "stray CR in head");
+				return http_fail(p, 400, "stray CR in head");
 			}
 		} else if (buf[i] != '\n') {
 			h->scanned = i;
-			return fail(p, 400, buf[i] == '\0' ? "NUL in head" :
+			return http_fail(p, 400, buf[i] == '\0' ? "NUL in head" :
 			    "control character in head");
 		} else if (i == 0 || buf[i - 1] != '\r') {
 			h->scanned = i + 1;
-			return fail(p, 400, "bare LF in head");
+			return http_fail(p, 400, "bare LF in head");
 		}
 		/* buf[i] is a LF after a CR */
 		if ((r = end_of_line(p, i, ls)) != 0) {
@@ -1062,8 +506,8 @@ more:
 	if (len < max_size)
 		return HTTP_PARSE_AGAIN;
 	if (h->line_end == 0)
-		return fail(p, 414, "request line too long");
-	return fail(p, 431, "head too large");
+		return http_fail(p, 414, "request line too long");
+	return http_fail(p, 431, "head too large");
 }
 
 /*
@@ -1131,7 +575,7 @@ http_head_find(const struct http_head *h, const char *name)
 
 	for (i = 0; i < h->nheaders; i++)
 		if (h->headers[i].name_len == n &&
-		    ci_memeq(h->headers[i].name, name, n))
+		    http_ci_memeq(h->headers[i].name, name, n))
 			return &h->headers[i];
 	return NULL;
 }
@@ -1208,351 +652,4 @@ http_framing_name(enum http_framing f)
 		return "close";
 	}
 	return "unknown";
-}
-
-void
-http_body_init(struct http_body *b, const struct http_head *h)
-{
-	memset(b, 0, sizeof(*b));
-	b->framing = h->framing;
-	switch (h->framing) {
-	case HTTP_FRAMING_LENGTH:
-		b->remaining = h->content_length;
-		b->state = b->remaining > 0 ? HTTP_BODY_DATA : HTTP_BODY_DONE;
-		break;
-	case HTTP_FRAMING_CHUNKED:
-		b->state = HTTP_BODY_SIZE;
-		break;
-	case HTTP_FRAMING_CLOSE:
-		b->state = HTTP_BODY_DATA;
-		break;
-	default:
-		b->state = HTTP_BODY_DONE;
-		break;
-	}
-}
-
-static int
-body_fail(struct http_body *b, const char *what)
-{
-	b->state = HTTP_BODY_ERROR;
-	b->error_what = what;
-	return -1;
-}
-
-/*
- * Where a chunk line is, in b->in_ext (RFC 9112 7.1.1):
- *
- *   chunk-size [ chunk-ext ] CRLF
- *   chunk-ext      = *( BWS ";" BWS chunk-ext-name
- *                       [ BWS "=" BWS chunk-ext-val ] )
- *   chunk-ext-name = token
- *   chunk-ext-val  = token / quoted-string
- *
- * BWS belongs before a ";" or "=", never before the CRLF: "5 \r\n" and
- * "5;a \r\n" are refused, as are "5;\r\n" and "5;a=\r\n".
- */
-enum chunk_ext {
-	CE_SIZE = 0,	/* in the hex digits */
-	CE_SIZE_BWS,	/* whitespace after them: ";" must follow */
-	CE_NAME0,	/* after ";": BWS, then a name */
-	CE_NAME,	/* in a name: CRLF, BWS, ";" or "=" may follow */
-	CE_NAME_BWS,	/* whitespace after a name: ";" or "=" must follow */
-	CE_VAL0,	/* after "=": BWS, then a token or a quoted-string */
-	CE_TOKEN,	/* in a token value */
-	CE_QUOTED,	/* in a quoted-string */
-	CE_QPAIR,	/* after a backslash in it */
-	CE_END,		/* after a closing quote: CRLF, BWS or ";" */
-	CE_BWS,		/* whitespace after a value: ";" must follow */
-};
-
-/* qdtext (RFC 9110 5.6.4): HTAB, SP, VCHAR but '"' and '\', obs-text. */
-static int
-is_qdtext(unsigned char c)
-{
-	return is_vchar_ws(c) && c != '"' && c != '\\';
-}
-
-/* One byte of a chunk extension, anything but CR and LF. */
-static int
-chunk_ext_byte(struct http_body *b, unsigned char c)
-{
-	int	ws = c == ' ' || c == '\t';
-
-	switch (b->in_ext) {
-	case CE_NAME0:
-	case CE_VAL0:
-		if (ws)
-			return 0;
-		if (b->in_ext == CE_VAL0 && c == '"') {
-			b->in_ext = CE_QUOTED;
-			return 0;
-		}
-		if (!is_tchar(c))
-			break;
-		b->in_ext = b->in_ext == CE_NAME0 ? CE_NAME : CE_TOKEN;
-		return 0;
-	case CE_NAME:
-	case CE_TOKEN:
-		if (is_tchar(c))
-			return 0;
-		/* FALLTHROUGH */
-	case CE_NAME_BWS:
-	case CE_END:
-	case CE_BWS:
-		if (ws) {
-			b->in_ext = b->in_ext == CE_NAME ||
-			    b->in_ext == CE_NAME_BWS ? CE_NAME_BWS : CE_BWS;
-			return 0;
-		}
-		if (c == ';') {
-			b->in_ext = CE_NAME0;
-			return 0;
-		}
-		if (c == '=' && (b->in_ext == CE_NAME ||
-		    b->in_ext == CE_NAME_BWS)) {
-			b->in_ext = CE_VAL0;
-			return 0;
-		}
-		break;
-	case CE_QUOTED:
-		if (c == '"')
-			b->in_ext = CE_END;
-		else if (c == '\\')
-			b->in_ext = CE_QPAIR;
-		else if (!is_qdtext(c))
-			break;
-		return 0;
-	case CE_QPAIR:
-		if (!is_vchar_ws(c))
-			break;
-		b->in_ext = CE_QUOTED;
-		return 0;
-	}
-	return body_fail(b, "invalid chunk extension");
-}
-
-/* Write "HEX\r\n", the chunk line that goes on, into b->chunk_out. */
-static void
-chunk_line_out(struct http_body *b)
-{
-	static const char	 hex[] = "0123456789abcdef";
-	char			 tmp[16];
-	uint64_t		 v = b->remaining;
-	size_t			 n = 0, i;
-
-	do {
-		tmp[n++] = hex[v & 0xf];
-		v >>= 4;
-	} while (v > 0);
-	for (i = 0; i < n; i++)
-		b->chunk_out[i] = tmp[n - 1 - i];
-	memcpy(b->chunk_out + n, "\r\n", 2);
-	b->chunk_out_len = n + 2;
-}
-
-/* One byte of a chunk-size line, before its CR. */
-static int
-chunk_size_byte(struct http_body *b, unsigned char c)
-{
-	int	d;
-
-	if (++b->line_len > HTTP_CHUNK_LINE_MAX)
-		return body_fail(b, "chunk line too long");
-	if (c == '\n')
-		return body_fail(b, "bare LF in chunk line");
-	if (c == '\r') {
-		if (b->size_digits == 0 || b->in_ext == CE_SIZE_BWS)
-			return body_fail(b, "invalid chunk size");
-		if (b->in_ext != CE_SIZE && b->in_ext != CE_NAME &&
-		    b->in_ext != CE_TOKEN && b->in_ext != CE_END)
-			return body_fail(b, "invalid chunk extension");
-		b->state = HTTP_BODY_SIZE_LF;
-		return 0;
-	}
-	if (b->in_ext == CE_SIZE && (d = hex_value(c)) >= 0) {
-		/* Bounded to fit an off_t; leading zeros are free. */
-		if (b->remaining > ((uint64_t)INT64_MAX - (uint64_t)d) / 16)
-			return body_fail(b, "chunk size overflow");
-		b->remaining = b->remaining * 16 + (uint64_t)d;
-		b->size_digits++;
-		return 0;
-	}
-	if (b->size_digits == 0)
-		return body_fail(b, "invalid chunk size");
-	if (b->in_ext != CE_SIZE && b->in_ext != CE_SIZE_BWS)
-		return chunk_ext_byte(b, c);
-	if (c == ' ' || c == '\t')	/* BWS before ';' */
-		b->in_ext = CE_SIZE_BWS;
-	else if (c == ';')
-		b->in_ext = CE_NAME0;
-	else
-		return body_fail(b, "invalid chunk size");
-	return 0;
-}
-
-/*
- * The trailer field whose name ends here may not frame or route: RFC 9110
- * 6.5.1 forbids it, and a backend that merges trailers into the header
- * section would read them.
- */
-static int
-trailer_name_ok(const struct http_body *b)
-{
-	size_t			 n = b->line_len - 1;
-	enum header_kind	 k;
-
-	if (n > sizeof(b->trailer_name))
-		return 1;
-	k = header_kind(b->trailer_name, n);
-	return k != HK_CONTENT_LENGTH && k != HK_TRANSFER_ENCODING &&
-	    k != HK_HOST;
-}
-
-/* One byte of the trailer section (RFC 9112 7.1.2). */
-static int
-trailer_byte(struct http_body *b, unsigned char c)
-{
-	if (++b->trailer_len > HTTP_TRAILER_MAX)
-		return body_fail(b, "trailer section too large");
-	if (b->trailer_cr) {
-		if (c != '\n')
-			return body_fail(b, "stray CR in trailer");
-		if (b->trailer_bol) {
-			b->state = HTTP_BODY_DONE;
-			return 0;
-		}
-		b->trailer_cr = 0;
-		b->trailer_bol = 1;
-		b->in_ext = 0;
-		b->line_len = 0;
-		return 0;
-	}
-	if (c == '\n')
-		return body_fail(b, "bare LF in trailer");
-	if (c == '\r') {
-		if (!b->trailer_bol && !b->in_ext)
-			return body_fail(b, "trailer field without colon");
-		b->trailer_cr = 1;
-		return 0;
-	}
-	if (b->trailer_bol && (c == ' ' || c == '\t'))
-		return body_fail(b, "obs-fold in trailer");
-	b->trailer_bol = 0;
-	b->line_len++;
-	if (b->in_ext)		/* in the field value */
-		return is_vchar_ws(c) ? 0 :
-		    body_fail(b, "invalid trailer field value");
-	if (c == ':' && b->line_len > 1) {
-		b->in_ext = 1;
-		return trailer_name_ok(b) ? 0 :
-		    body_fail(b, "framing or routing field in trailer");
-	}
-	if (!is_tchar(c))
-		return body_fail(b, "invalid trailer field name");
-	if (b->line_len <= sizeof(b->trailer_name))
-		b->trailer_name[b->line_len - 1] = (char)c;
-	return 0;
-}
-
-/* One byte of chunked framing: anything but chunk data. */
-static int
-chunk_frame_byte(struct http_body *b, unsigned char c)
-{
-	switch (b->state) {
-	case HTTP_BODY_SIZE:
-		return chunk_size_byte(b, c);
-	case HTTP_BODY_SIZE_LF:
-		if (c != '\n')
-			return body_fail(b, "stray CR in chunk line");
-		if (b->rechunk)
-			chunk_line_out(b);
-		b->line_len = 0;
-		b->size_digits = 0;
-		b->in_ext = 0;
-		if (b->remaining > 0)
-			b->state = HTTP_BODY_DATA;
-		else {
-			b->state = HTTP_BODY_TRAILER;
-			b->trailer_bol = 1;
-		}
-		return 0;
-	case HTTP_BODY_DATA_CR:
-		if (c != '\r')
-			return body_fail(b, "chunk data overrun");
-		b->state = HTTP_BODY_DATA_LF;
-		return 0;
-	case HTTP_BODY_DATA_LF:
-		if (c != '\n')
-			return body_fail(b, "chunk data overrun");
-		b->state = HTTP_BODY_SIZE;
-		return 0;
-	case HTTP_BODY_TRAILER:
-		return trailer_byte(b, c);
-	default:
-		return body_fail(b, "invalid body state");
-	}
-}
-
-/* Payload in HTTP_BODY_DATA: up to the bytes left, without looking. */
-static ssize_t
-body_data(struct http_body *b, size_t len)
-{
-	size_t	n = len;
-
-	if (b->framing != HTTP_FRAMING_CLOSE) {
-		if ((uint64_t)n > b->remaining)
-			n = (size_t)b->remaining;
-		b->remaining -= n;
-		if (b->remaining == 0)
-			b->state = b->framing == HTTP_FRAMING_CHUNKED ?
-			    HTTP_BODY_DATA_CR : HTTP_BODY_DONE;
-	}
-	b->total += n;
-	return (ssize_t)n;
-}
-
-/* In a chunk line: its size, extensions, CR and LF. */
-static int
-in_chunk_line(const struct http_body *b)
-{
-	return b->state == HTTP_BODY_SIZE || b->state == HTTP_BODY_SIZE_LF;
-}
-
-ssize_t
-http_body_feed(struct http_body *b, const char *buf, size_t len,
-    int *is_data)
-{
-	size_t	i;
-	int	line;
-
-	*is_data = 0;
-	b->chunk_line = 0;
-	b->chunk_out_len = 0;
-	if (b->state == HTTP_BODY_ERROR)
-		return -1;
-	if (b->state == HTTP_BODY_DONE || len == 0)
-		return 0;
-	if (b->state == HTTP_BODY_DATA) {
-		*is_data = 1;
-		return body_data(b, len);
-	}
-	line = in_chunk_line(b);
-	for (i = 0; i < len; i++) {
-		if (chunk_frame_byte(b, (unsigned char)buf[i]) == -1)
-			return -1;
-		if (b->state == HTTP_BODY_DATA || b->state == HTTP_BODY_DONE)
-			break;
-		/* rechunk: a chunk line is a piece of its own */
-		if (b->rechunk && in_chunk_line(b) != line)
-			break;
-	}
-	b->chunk_line = b->rechunk && line;
-	return (ssize_t)(i < len ? i + 1 : len);
-}
-
-int
-http_body_done(const struct http_body *b)
-{
-	return b->state == HTTP_BODY_DONE;
 }

@@ -62,13 +62,6 @@ listener_bind(const struct config *conf, const struct config_addr *a,
 	return -1;
 }
 
-/* The same address? (a reload keeps the socket of such a listener) */
-int
-listener_same_addr(const struct config_addr *a, const struct config_addr *b)
-{
-	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
-}
-
 /* A listener on the bound socket fd, not yet accepting; closes fd if not. */
 static struct listener *
 listener_new(struct proxy *px, const struct config_addr *a, int tls, int fd)
@@ -129,7 +122,7 @@ listener_prepare(struct proxy *px, const struct config *conf, char *err,
 		for (i = 0; i < naddrs[tls]; i++) {
 			a = &addrs[tls][i];
 			TAILQ_FOREACH(ls, &px->px_listeners, ls_entry)
-				if (listener_same_addr(ls->ls_addr, a))
+				if (addr_same(ls->ls_addr, a))
 					break;
 			if (ls != NULL) {	/* kept, maybe changing role */
 				ls->ls_next = a;

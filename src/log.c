@@ -74,25 +74,66 @@ open_path(const char *path)
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 }
 
-int
-accesslog_open(const char *path, char *err, size_t errlen)
-{
-	int	 fd = -1;
-	char	*copy = NULL;
+/*
+ * The access log a new configuration wants, opened beside the one in use
+ * (start-up and reload, see proxy.c): accesslog_commit() switches to it,
+ * accesslog_abort() forgets it. The same path keeps the open file.
+ */
+static struct {
+	int	 staged;	/* a new log is prepared */
+	char	*path;
+	int	 fd;
+} next = { 0, NULL, -1 };
 
+static int
+same_path(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int
+accesslog_prepare(const char *path, char *err, size_t errlen)
+{
+	accesslog_abort();
+	if (same_path(path, alog.path))
+		return 0;
 	if (path != NULL) {
-		if ((copy = strdup(path)) == NULL ||
-		    (fd = open_path(path)) == -1) {
+		if ((next.path = strdup(path)) == NULL ||
+		    (next.fd = open_path(path)) == -1) {
 			snprintf(err, errlen, "access_log %s: %s", path,
 			    strerror(errno));
-			free(copy);
+			free(next.path);
+			next.path = NULL;
 			return -1;
 		}
 	}
-	accesslog_close();
-	alog.path = copy;
-	alog.fd = fd;
+	next.staged = 1;
 	return 0;
+}
+
+void
+accesslog_commit(void)
+{
+	if (!next.staged)
+		return;
+	accesslog_close();
+	alog.path = next.path;
+	alog.fd = next.fd;
+	next.staged = 0;
+	next.path = NULL;
+	next.fd = -1;
+}
+
+void
+accesslog_abort(void)
+{
+	if (next.fd != -1 && next.fd != STDERR_FILENO)
+		close(next.fd);
+	free(next.path);
+	next.staged = 0;
+	next.path = NULL;
+	next.fd = -1;
 }
 
 /* SIGUSR1: after log rotation, write to a new file at the same path. */

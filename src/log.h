@@ -42,8 +42,13 @@ struct access_entry {
 	const char	*reason;	/* Spillway-Reason, or NULL */
 };
 
-/* Open (or with path NULL, turn off) the access log: "-" is stderr. */
-int		accesslog_open(const char *path, char *err, size_t errlen);
+/*
+ * Open the access log a configuration names (path NULL: off; "-": stderr)
+ * beside the one in use; commit switches to it, abort drops it.
+ */
+int		accesslog_prepare(const char *path, char *err, size_t errlen);
+void		accesslog_commit(void);
+void		accesslog_abort(void);
 int		accesslog_reopen(void);
 void		accesslog_write(const struct access_entry *);
 void		accesslog_flush(void);

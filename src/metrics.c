@@ -23,26 +23,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "metrics.h"
 
 #define CLASSES_INITIAL	8
-#define MBUF_INITIAL	1024
 
 const double metrics_bucket_le[METRICS_NBUCKETS] = {
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 	10, INFINITY
 };
 
-static const char *const reason_names[MR_COUNT] = {
+static const char *const reason_names[MR_NONE + 1] = {
 	[MR_RATE_LIMITED] = "rate_limited",
 	[MR_QUEUE_FULL] = "queue_full",
 	[MR_QUEUE_TIMEOUT] = "queue_timeout",
 	[MR_OVERLOADED] = "overloaded",
 	[MR_UPSTREAM_ERROR] = "upstream_error",
 	[MR_UPSTREAM_TIMEOUT] = "upstream_timeout",
+	[MR_COUNT] = "unknown",
+	[MR_CLIENT_CLOSED] = "client_closed",
+	[MR_CONNECT_UNSUPPORTED] = "connect_unsupported",
+	[MR_NONE] = NULL,
 };
 
-static const char *const prio_names[3] = { "critical", "normal", "sheddable" };
 /* by enum queue_shed; a dry run never times out */
 static const char *const shed_dry_names[METRICS_NSHED] = { "queued",
     "queue_full", NULL, "overloaded" };
@@ -50,7 +53,7 @@ static const char *const shed_dry_names[METRICS_NSHED] = { "queued",
 const char *
 metrics_reason_name(enum metrics_reason r)
 {
-	if ((unsigned int)r >= MR_COUNT)
+	if ((unsigned int)r > MR_NONE)
 		return "unknown";
 	return reason_names[r];
 }
@@ -142,150 +145,6 @@ histogram_observe(struct histogram *h, double seconds)
 		h->h_sum += seconds;
 }
 
-/* Make room for need more bytes plus the NUL; -1 if out of memory. */
-static int
-mbuf_reserve(struct mbuf *mb, size_t need)
-{
-	size_t	 ncap;
-	char	*p;
-
-	if (need > SIZE_MAX / 2 - mb->mb_len)
-		return -1;
-	if (mb->mb_len + need < mb->mb_cap)
-		return 0;
-	ncap = mb->mb_cap == 0 ? MBUF_INITIAL : mb->mb_cap;
-	while (ncap <= mb->mb_len + need)
-		ncap *= 2;
-	if ((p = realloc(mb->mb_data, ncap)) == NULL)
-		return -1;
-	mb->mb_data = p;
-	mb->mb_cap = ncap;
-	return 0;
-}
-
-/*
- * Append formatted text. After a failure (out of memory or a bad format)
- * mb_failed is set and later calls append nothing, so a cut output never
- * has a hole in its middle; the data stays NUL-terminated throughout.
- */
-void
-mbuf_printf(struct mbuf *mb, const char *fmt, ...)
-{
-	va_list	 ap;
-	int	 n;
-	size_t	 room;
-
-	if (mb->mb_failed)
-		return;
-	if (mbuf_reserve(mb, 0) == -1)
-		goto fail;
-	room = mb->mb_cap - mb->mb_len;
-	va_start(ap, fmt);
-	n = vsnprintf(mb->mb_data + mb->mb_len, room, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		goto fail;
-	if ((size_t)n >= room) {
-		if (mbuf_reserve(mb, (size_t)n) == -1)
-			goto fail;
-		va_start(ap, fmt);
-		n = vsnprintf(mb->mb_data + mb->mb_len,
-		    mb->mb_cap - mb->mb_len, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			goto fail;
-	}
-	mb->mb_len += (size_t)n;
-	return;
-fail:
-	mb->mb_failed = 1;
-	if (mb->mb_data != NULL)
-		mb->mb_data[mb->mb_len] = '\0';
-}
-
-void
-mbuf_free(struct mbuf *mb)
-{
-	free(mb->mb_data);
-	memset(mb, 0, sizeof(*mb));
-}
-
-/*
- * The length of the valid UTF-8 sequence at s (1 to 4), or 0 if the bytes
- * there are not one (overlong forms, surrogates and > U+10FFFF included).
- */
-static size_t
-utf8_len(const unsigned char *s)
-{
-	size_t		 n, i;
-	uint32_t	 cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)	/* the NUL stops here too */
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
-/*
- * Append s escaped as a Prometheus label value (json == 0) or as the
- * inside of a JSON string (json == 1). Bytes that are not UTF-8 become
- * U+FFFD: both formats require UTF-8, and a name cut by a caller may end
- * inside a sequence. Runs of plain bytes go out in one call.
- */
-static void
-put_escaped(struct mbuf *mb, const char *str, int json)
-{
-	const unsigned char	*s = (const unsigned char *)str;
-	size_t			 run, n;
-
-	if (s == NULL)
-		return;
-	while (*s != '\0') {
-		for (run = 0; s[run] >= 0x20 && s[run] < 0x80 &&
-		    s[run] != '"' && s[run] != '\\'; run++)
-			;
-		if (run > 0) {
-			mbuf_printf(mb, "%.*s", (int)run, (const char *)s);
-			s += run;
-			continue;
-		}
-		if (*s == '"' || *s == '\\')
-			mbuf_printf(mb, "\\%c", *s);
-		else if (*s == '\n' && !json)
-			mbuf_printf(mb, "\\n");
-		else if (*s < 0x20 && json)
-			mbuf_printf(mb, "\\u%04x", *s);
-		else if (*s < 0x80) {
-			/* other control bytes are legal in a label value */
-			mbuf_printf(mb, "%c", *s);
-		} else if ((n = utf8_len(s)) > 0) {
-			mbuf_printf(mb, "%.*s", (int)n, (const char *)s);
-			s += n;
-			continue;
-		} else
-			mbuf_printf(mb, json ? "\\ufffd" : "\xef\xbf\xbd");
-		s++;
-	}
-}
-
 /*
  * Format v in buf (at least 32 bytes) with the fewest digits that read
  * back as the same double: 0.1 stays "0.1", 0.0025 stays "0.0025".
@@ -375,7 +234,7 @@ static void
 prom_class(struct mbuf *mb, const char *name, const struct class_metrics *cm)
 {
 	mbuf_printf(mb, "%s{class=\"", name);
-	put_escaped(mb, cm->cm_name, 0);
+	mbuf_escaped(mb, cm->cm_name, 0);
 }
 
 static void
@@ -427,7 +286,7 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_head(mb, "spillway_build_info", "gauge",
 	    "Always 1; the version is a label.");
 	mbuf_printf(mb, "spillway_build_info{version=\"");
-	put_escaped(mb, g->version != NULL ? g->version : "unknown", 0);
+	mbuf_escaped(mb, g->version != NULL ? g->version : "unknown", 0);
 	mbuf_printf(mb, "\"} 1\n");
 	prom_double(mb, "spillway_uptime_seconds",
 	    "Seconds since the process started.", g->uptime_seconds);
@@ -447,7 +306,7 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_head(mb, "spillway_limiter_info", "gauge",
 	    "Always 1; the limiter algorithm is a label.");
 	mbuf_printf(mb, "spillway_limiter_info{algorithm=\"");
-	put_escaped(mb, g->algorithm != NULL ? g->algorithm : "unknown", 0);
+	mbuf_escaped(mb, g->algorithm != NULL ? g->algorithm : "unknown", 0);
 	mbuf_printf(mb, "\"} 1\n");
 	prom_double(mb, "spillway_limiter_min_latency_seconds",
 	    "Lowest latency the limiter has seen recently.",
@@ -465,9 +324,10 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    "Requests waiting for a concurrency slot.", g->queue_length);
 	prom_head(mb, "spillway_queue_length_by_priority", "gauge",
 	    "Requests waiting for a concurrency slot, by priority.");
-	for (p = 0; p < 3; p++)
+	for (p = 0; p < QUEUE_NPRIO; p++)
 		mbuf_printf(mb, "spillway_queue_length_by_priority"
-		    "{priority=\"%s\"} %zu\n", prio_names[p],
+		    "{priority=\"%s\"} %zu\n",
+		    config_priority_name((enum priority)p),
 		    g->queue_length_prio[p]);
 
 	prom_u64(mb, "spillway_queue_growing", "gauge",
@@ -526,13 +386,6 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    "Response bytes written to clients.", m->m_bytes_out);
 }
 
-static void
-json_str(struct mbuf *mb, const char *s)
-{
-	mbuf_printf(mb, "\"");
-	put_escaped(mb, s, 1);
-	mbuf_printf(mb, "\"");
-}
 
 /* JSON has no NaN or Infinity; a gauge that has none yet reads 0. */
 static void
@@ -589,7 +442,7 @@ json_class(struct mbuf *mb, const struct class_metrics *cm)
 	for (s = 0; s < 500; s++)
 		req += cm->cm_status[s];
 	mbuf_printf(mb, "{\"name\": ");
-	json_str(mb, cm->cm_name);
+	mbuf_json_str(mb, cm->cm_name);
 	mbuf_printf(mb, ", \"requests\": %" PRIu64 ", \"responses\": {", req);
 	for (s = 0; s < 500; s++) {
 		if (cm->cm_status[s] == 0)
@@ -642,7 +495,7 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	size_t	 i;
 
 	mbuf_printf(mb, "{\"version\": ");
-	json_str(mb, g->version != NULL ? g->version : "unknown");
+	mbuf_json_str(mb, g->version != NULL ? g->version : "unknown");
 	mbuf_printf(mb, ",\n\"uptime_seconds\": ");
 	json_num(mb, g->uptime_seconds);
 	mbuf_printf(mb, ",\n\"generation\": %lu", g->generation);
@@ -652,7 +505,7 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	    PRIu64 "}", g->client_connections, m->m_client_connections);
 
 	mbuf_printf(mb, ",\n\"limiter\": {\"algorithm\": ");
-	json_str(mb, g->algorithm != NULL ? g->algorithm : "unknown");
+	mbuf_json_str(mb, g->algorithm != NULL ? g->algorithm : "unknown");
 	mbuf_printf(mb, ", \"limit\": %u, \"inflight\": %u, "
 	    "\"min_rtt_seconds\": ", g->limit, g->inflight);
 	json_num(mb, g->limiter_min_rtt_seconds);
@@ -667,9 +520,9 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	mbuf_printf(mb, ",\n\"queue\": {\"length\": %zu, \"by_priority\": "
 	    "{\"%s\": %zu, \"%s\": %zu, \"%s\": %zu}, \"growing\": %s, "
 	    "\"drain_rate\": ", g->queue_length,
-	    prio_names[0], g->queue_length_prio[0],
-	    prio_names[1], g->queue_length_prio[1],
-	    prio_names[2], g->queue_length_prio[2],
+	    config_priority_name(PRIO_CRITICAL), g->queue_length_prio[0],
+	    config_priority_name(PRIO_NORMAL), g->queue_length_prio[1],
+	    config_priority_name(PRIO_SHEDDABLE), g->queue_length_prio[2],
 	    g->queue_growing ? "true" : "false");
 	json_num(mb, g->queue_drain_rate);
 	mbuf_printf(mb, ", \"allowed_wait_seconds\": ");

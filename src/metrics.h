@@ -14,14 +14,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbuf.h"
+#include "queue.h"
+
 #define METRICS_CLASS_NAME	33	/* class names are at most 32 bytes */
 #define METRICS_CLASSES_MAX	1024	/* distinct class names remembered */
 #define METRICS_NBUCKETS	14	/* histogram buckets, +Inf included */
 
-/* Why a request got an answer spillway made itself. */
 /* Limiter dry-run decisions: would wait, would be refused (queue.h). */
 #define METRICS_NSHED	4
 
+/*
+ * Why a request ended the way it did, when spillway has a reason: the
+ * Spillway-Reason header and the access log's reason. The ones before
+ * MR_COUNT are answers spillway made itself and are counted by reason;
+ * the others are for the log only. metrics_reason_name() is the one name
+ * table.
+ */
 enum metrics_reason {
 	MR_RATE_LIMITED = 0,	/* 429: an admission bucket was empty */
 	MR_QUEUE_FULL,		/* 503: no room in the queue */
@@ -29,7 +38,10 @@ enum metrics_reason {
 	MR_OVERLOADED,		/* 503: CoDel, or would outwait its allowance */
 	MR_UPSTREAM_ERROR,	/* 502 */
 	MR_UPSTREAM_TIMEOUT,	/* 504 */
-	MR_COUNT
+	MR_COUNT,		/* "unknown" */
+	MR_CLIENT_CLOSED,	/* 499: the client went away first */
+	MR_CONNECT_UNSUPPORTED,	/* 501: CONNECT, no tunnels */
+	MR_NONE,		/* no reason: NULL name */
 };
 
 /* Upper bounds of the histogram buckets, in seconds (last: +Inf). */
@@ -83,7 +95,7 @@ struct metrics_gauges {
 	double		 limiter_long_rtt_seconds;
 	double		 limiter_gradient;
 	size_t		 queue_length;
-	size_t		 queue_length_prio[3];
+	size_t		 queue_length_prio[QUEUE_NPRIO];
 	int		 queue_growing;		/* arrivals outpace departures */
 	double		 queue_drain_rate;	/* departures per second */
 	double		 queue_wait_seconds;	/* a waiter's allowed wait */
@@ -102,16 +114,6 @@ struct class_metrics *metrics_class(struct metrics *, const char *name);
 
 void		 histogram_observe(struct histogram *, double seconds);
 
-/* A growable text buffer for the renderers. */
-struct mbuf {
-	char		*mb_data;
-	size_t		 mb_len;
-	size_t		 mb_cap;
-	int		 mb_failed;	/* an allocation failed: output cut */
-};
-void		 mbuf_printf(struct mbuf *, const char *fmt, ...)
-		    __attribute__((format(printf, 2, 3)));
-void		 mbuf_free(struct mbuf *);
 
 /*
  * Prometheus text exposition format 0.0.4: names spillway_*, _total
@@ -124,6 +126,7 @@ void		 metrics_prometheus(const struct metrics *,
 void		 metrics_json(const struct metrics *,
 		    const struct metrics_gauges *, struct mbuf *);
 
+/* The reason's name, NULL for MR_NONE. */
 const char	*metrics_reason_name(enum metrics_reason);
 
 #endif /* SPILLWAY_METRICS_H */

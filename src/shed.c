@@ -4,8 +4,13 @@
  * loop. The policy is in limiter.c and queue.c; this file gives them the
  * clock, the timers and the connections.
  *
+ * A request's place in the queue and its slot are its struct shed_ticket,
+ * which only this file writes; the rest of a connection is asked through
+ * conn_proxy(), conn_gen(), conn_priority(), conn_outcome(), conn_note()
+ * and conn_set_retry_after().
+ *
  * Invariants:
- * - A connection holds at most one limiter slot (cn_has_slot), from
+ * - A connection holds at most one limiter slot (st_has_slot), from
  *   dispatch until its request ends, and gives it back exactly once, in
  *   shed_leave(), with the request's outcome.
  * - Nobody jumps the queue: a new request takes a free slot directly only
@@ -35,10 +40,11 @@
  */
 #define SHED_ECHO	20000	/* usec */
 
-static struct conn *
-conn_of(struct queue_item *qi)
+static struct shed_ticket *
+ticket_of(struct queue_item *qi)
 {
-	return (struct conn *)((char *)qi - offsetof(struct conn, cn_qitem));
+	return (struct shed_ticket *)((char *)qi -
+	    offsetof(struct shed_ticket, st_qitem));
 }
 
 static void
@@ -66,7 +72,7 @@ queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t		 now = now_usec();
 
 	while ((qi = queue_expire(px->px_queue, now, &why)) != NULL)
-		conn_shed(conn_of(qi), why);
+		conn_shed(ticket_of(qi)->st_conn, why);
 	arm_queue_timer(px, now);
 }
 
@@ -76,7 +82,7 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy		*px = arg;
 	struct queue_item	*qi;
-	struct conn		*c;
+	struct shed_ticket	*t;
 	uint64_t		 now = now_usec();
 
 	while (queue_length(px->px_queue) > 0 &&
@@ -85,22 +91,23 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 			limiter_release(px->px_lim, now, 0, LIMITER_IGNORED);
 			break;
 		}
-		c = conn_of(qi);
-		c->cn_has_slot = 1;
-		conn_dispatch(c);
+		t = ticket_of(qi);
+		t->st_has_slot = 1;
+		conn_dispatch(t->st_conn);
 	}
 	arm_queue_timer(px, now);
 }
 
+/* Start-up: the limiter and the queue for conf; -1 if out of memory. */
 int
-shed_init(struct proxy *px)
+shed_init(struct proxy *px, const struct config *conf)
 {
 	struct limiter_conf	 lc;
 	struct queue_conf	 qc;
 	uint64_t		 now = now_usec();
 
-	config_limiter_conf(px->px_conf, &lc);
-	config_queue_conf(px->px_conf, &qc);
+	config_limiter_conf(conf, &lc);
+	config_queue_conf(conf, &qc);
 	if ((px->px_lim = limiter_new(&lc, now)) == NULL ||
 	    (px->px_queue = queue_new(&qc, now)) == NULL ||
 	    (px->px_queue_timer = evtimer_new(px->px_base, queue_timer_cb,
@@ -135,6 +142,10 @@ shed_free(struct proxy *px)
 		event_free(px->px_kick);
 	limiter_free(px->px_lim);
 	queue_free(px->px_queue);
+	px->px_queue_timer = NULL;
+	px->px_kick = NULL;
+	px->px_lim = NULL;
+	px->px_queue = NULL;
 }
 
 /*
@@ -144,10 +155,12 @@ shed_free(struct proxy *px)
 void
 shed_refused(struct conn *c)
 {
-	struct proxy	*px = c->cn_proxy;
+	struct proxy	*px = conn_proxy(c);
+	uint64_t	 now = now_usec();
 
-	c->cn_retry_after = queue_retry_after(px->px_queue,
-	    limiter_limit(px->px_lim), now_usec());
+	conn_shed_ticket(c)->st_t_shed = now;
+	conn_set_retry_after(c, queue_retry_after(px->px_queue,
+	    limiter_limit(px->px_lim), now));
 }
 
 /*
@@ -157,17 +170,17 @@ shed_refused(struct conn *c)
 static void
 dry_run(struct conn *c, enum queue_shed why, uint64_t now)
 {
-	struct proxy	*px = c->cn_proxy;
+	struct proxy	*px = conn_proxy(c);
 
 	if (why != QUEUE_SHED_NONE) {
-		c->cn_note = why == QUEUE_SHED_FULL ? "queue_full(dry_run)" :
-		    "overloaded(dry_run)";
+		conn_note(c, why == QUEUE_SHED_FULL ? "queue_full(dry_run)" :
+		    "overloaded(dry_run)");
 		px->px_metrics.m_shed_dry_run[why]++;
 	} else if (limiter_inflight(px->px_lim) >= limiter_limit(px->px_lim))
 		px->px_metrics.m_shed_dry_run[QUEUE_SHED_NONE]++;
 	limiter_take(px->px_lim);
 	(void)now;
-	c->cn_has_slot = 1;
+	conn_shed_ticket(c)->st_has_slot = 1;
 }
 
 /*
@@ -178,63 +191,46 @@ dry_run(struct conn *c, enum queue_shed why, uint64_t now)
 int
 shed_enter(struct conn *c, enum queue_shed *why)
 {
-	struct proxy		*px = c->cn_proxy;
+	struct proxy		*px = conn_proxy(c);
+	struct shed_ticket	*t = conn_shed_ticket(c);
+	const struct shed_conf	*sc = &conn_gen(c)->g_conf->limiter;
 	struct queue		*q = px->px_queue;
 	struct queue_item	*evicted;
 	uint64_t		 now = now_usec();
 	unsigned int		 prio, slots = limiter_limit(px->px_lim);
 	int			 retry;
 
-	retry = c->cn_t_shed != 0 && now - c->cn_t_shed < SHED_ECHO;
+	t->st_conn = c;
+	retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
 	queue_arrive(q, now, retry);
-	prio = c->cn_conf->classes[c->cn_class].priority;
-	if (c->cn_conf->limiter.dry_run) {
+	prio = conn_priority(c);
+	if (sc->dry_run) {
 		*why = QUEUE_SHED_NONE;
 		if (limiter_inflight(px->px_lim) >= slots) {
 			*why = queue_verdict(q, prio, slots, now, retry);
 			if (*why == QUEUE_SHED_NONE &&
-			    queue_length(q) >= c->cn_conf->limiter.queue_size)
+			    queue_length(q) >= sc->queue_size)
 				*why = QUEUE_SHED_FULL;
 		}
 		dry_run(c, *why, now);
 		return 0;
 	}
 	if (queue_length(q) == 0 && limiter_acquire(px->px_lim, now) == 0) {
-		c->cn_has_slot = 1;
+		t->st_has_slot = 1;
 		return 0;
 	}
 	if ((*why = queue_verdict(q, prio, slots, now, retry)) !=
 	    QUEUE_SHED_NONE)
 		return -1;
-	if (queue_push(q, &c->cn_qitem, prio, now, &evicted) == -1) {
+	if (queue_push(q, &t->st_qitem, prio, now, &evicted) == -1) {
 		*why = QUEUE_SHED_FULL;
 		return -1;
 	}
-	c->cn_t_queued = now;
+	t->st_t_queued = now;
 	if (evicted != NULL)
-		conn_shed(conn_of(evicted), QUEUE_SHED_FULL);
+		conn_shed(ticket_of(evicted)->st_conn, QUEUE_SHED_FULL);
 	arm_queue_timer(px, now);
 	return 0;
-}
-
-/* What a finished request tells the limiter about the backend. */
-static enum limiter_outcome
-outcome(const struct conn *c, uint64_t now, uint64_t *latency)
-{
-	if (c->cn_t_resp_head != 0) {
-		*latency = c->cn_t_resp_head - c->cn_t_upstream;
-		/* the backend itself says it is overloaded */
-		if (c->cn_status == 503 || c->cn_status == 504)
-			return LIMITER_DROPPED;
-		if (c->cn_status >= 500)
-			return LIMITER_FAILED;
-		return LIMITER_SUCCESS;
-	}
-	*latency = now - c->cn_t_upstream;
-	if (c->cn_reason != NULL && (c->cn_status == 502 ||
-	    c->cn_status == 504))
-		return LIMITER_DROPPED;	/* connect failure, timeout */
-	return LIMITER_IGNORED;
 }
 
 /*
@@ -244,18 +240,20 @@ outcome(const struct conn *c, uint64_t now, uint64_t *latency)
 void
 shed_leave(struct conn *c)
 {
-	struct proxy		*px = c->cn_proxy;
+	struct proxy		*px = conn_proxy(c);
+	struct shed_ticket	*t = conn_shed_ticket(c);
 	uint64_t		 now = now_usec(), latency = 0;
 	enum limiter_outcome	 o;
 
-	if (c->cn_qitem.qi_queued) {
-		queue_remove(px->px_queue, &c->cn_qitem);
+	t->st_t_queued = 0;
+	if (t->st_qitem.qi_queued) {
+		queue_remove(px->px_queue, &t->st_qitem);
 		arm_queue_timer(px, now);
 	}
-	if (!c->cn_has_slot)
+	if (!t->st_has_slot)
 		return;
-	c->cn_has_slot = 0;
-	o = outcome(c, now, &latency);
+	t->st_has_slot = 0;
+	o = conn_outcome(c, now, &latency);
 	limiter_release(px->px_lim, now, latency, o);
 	queue_depart(px->px_queue, now,
 	    o == LIMITER_SUCCESS ? (latency > 0 ? latency : 1) : 0);

@@ -1,13 +1,19 @@
 /*
- * spillway.h: the runtime objects of the I/O side (listener, conn,
- * upstream) and the functions they call on each other. The pure policy
- * modules have headers of their own and know nothing of these.
+ * spillway.h: the runtime objects of the I/O side (proxy, generation,
+ * listener, conn, upstream) and the functions they call on each other. The
+ * pure policy modules have headers of their own and know nothing of these.
  *
- * Ownership: a struct proxy owns its listeners, client connections and
- * backend servers; a server owns its idle backend connections; a busy
- * backend connection (struct upconn) is owned by the client connection it
- * serves and goes back to its server's pool, or is closed, when that
- * request ends.
+ * Ownership: a struct proxy owns its generations, listeners, client
+ * connections and backend servers; a server owns its idle backend
+ * connections; a busy backend connection (struct upconn) is owned by the
+ * client connection it serves and goes back to its server's pool, or is
+ * closed, when that request ends.
+ *
+ * Dependencies go one way: main.c calls proxy.c, proxy.c calls the rest,
+ * nothing calls back up. Within a connection, upstream.c and shed.c keep
+ * their own part (struct upstream_req, struct shed_ticket) and ask the
+ * connection for the rest through conn_*() functions; conn.c and relay.c
+ * own the rest of struct conn.
  */
 #ifndef SPILLWAY_SPILLWAY_H
 #define SPILLWAY_SPILLWAY_H
@@ -17,8 +23,10 @@
 #include <sys/time.h>
 
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/event.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
@@ -86,6 +94,32 @@ struct server {
 	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
 };
 
+/*
+ * What upstream.c keeps of a client connection's request: the backend
+ * connection serving it and the servers tried. Only upstream.c writes it;
+ * conn.c and relay.c read ur_up and ur_server.
+ */
+struct upstream_req {
+	struct upconn		*ur_up;
+	struct server		*ur_server;	/* counted in sv_active */
+	size_t			 ur_idx;	/* last server tried */
+	unsigned int		 ur_tries;	/* servers tried */
+	int			 ur_retried;	/* resent after a stale conn */
+	const char		*ur_name;	/* backend address, for the log */
+};
+
+/*
+ * What shed.c keeps of a client connection's request: its place in the
+ * queue and its limiter slot. Only shed.c writes it; conn.c reads it.
+ */
+struct shed_ticket {
+	struct conn		*st_conn;	/* whose ticket */
+	struct queue_item	 st_qitem;	/* while waiting */
+	int			 st_has_slot;	/* holds a limiter slot */
+	uint64_t		 st_t_queued;	/* entered the queue, usec */
+	uint64_t		 st_t_shed;	/* last refused, usec */
+};
+
 struct listener {
 	struct proxy		*ls_proxy;
 	const struct config_addr *ls_addr;
@@ -124,7 +158,8 @@ struct conn {
 	uint64_t		 cn_id;
 	enum conn_state		 cn_state;
 	struct proxy		*cn_proxy;
-	struct config		*cn_conf;	/* generation it started with */
+	struct generation	*cn_gen;	/* generation it started with */
+	const struct config	*cn_conf;	/* cn_gen->g_conf, for short */
 	struct bufferevent	*cn_bev;
 	struct event		*cn_timer;	/* header, idle or linger */
 	char			 cn_peer[64];	/* "ip:port" */
@@ -150,78 +185,120 @@ struct conn {
 	const struct config	*cn_tconf;	/* ...from this generation */
 	int			 cn_head_bytes;	/* a request has begun */
 	unsigned int		 cn_requests;	/* requests on this conn */
-	unsigned int		 cn_tries;	/* servers tried */
-	int			 cn_retried;	/* resent after a stale conn */
 	int			 cn_req_paused;	/* client read off: backend full,
 					   or our answers unread (CS_HEAD) */
 	int			 cn_resp_paused; /* backend read off: client full */
-	const char		*cn_upname;	/* backend address, for the log */
 	uint64_t		 cn_t_start;	/* head complete, usec */
 	uint64_t		 cn_t_upstream;	/* dispatched, usec */
 
 	/* the response */
-	struct upconn		*cn_up;
-	struct server		*cn_server;	/* counted in sv_active */
-	size_t			 cn_server_idx;	/* last server tried */
+	struct upstream_req	 cn_ur;		/* upstream.c's */
+	struct shed_ticket	 cn_st;		/* shed.c's */
 	enum resp_state		 cn_resp_state;
 	struct http_head	 cn_resp;
 	struct http_body	 cn_resp_body;
 	int			 cn_dechunk;	/* strip chunking (1.0 client) */
 	int			 cn_up_reuse;	/* backend conn may be pooled */
 	int			 cn_status;	/* status sent to the client */
-	const char		*cn_reason;	/* Spillway-Reason, or NULL */
+	enum metrics_reason	 cn_reason;	/* Spillway-Reason, or MR_NONE */
 	const char		*cn_note;	/* for the log only, or NULL */
 	uint64_t		 cn_retry_after; /* seconds, 0: no header */
 	size_t			 cn_class;	/* index in cn_conf->classes */
-	struct queue_item	 cn_qitem;	/* while CS_QUEUED */
-	int			 cn_has_slot;	/* holds a limiter slot */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
-	uint64_t		 cn_t_queued;	/* entered the queue, usec */
-	uint64_t		 cn_t_shed;	/* last refused by shed.c, usec */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 };
 TAILQ_HEAD(conn_list, conn);
 
+/*
+ * A configuration generation: the plain data of one configuration file and
+ * what is built from it (its TLS contexts), counted. The proxy holds one
+ * reference on the generation in force; every client connection holds one
+ * on the generation its request started with. The last reference frees it.
+ */
+struct generation {
+	struct config		*g_conf;
+	struct tls		*g_tls;		/* OpenSSL contexts (tls.c) */
+	unsigned long		 g_id;		/* 1 at start, +1 per reload */
+	unsigned int		 g_refs;
+};
+
+/*
+ * The proxy runtime (proxy.c). Its members fall on two sides of the line
+ * that worker threads will draw (see the comment at the top of proxy.c):
+ * what every worker shares, and what one worker owns and only its own
+ * event loop touches. There is one worker today, so both sides live here.
+ */
 struct proxy {
-	struct event_base	*px_base;
-	struct config		*px_conf;	/* the generation in force */
+	/* shared by all workers */
+	struct generation	*px_gen;	/* the generation in force */
+	const struct config	*px_conf;	/* px_gen->g_conf, for short */
 	struct admission	*px_adm;
-	struct metrics		 px_metrics;
-	uint64_t		 px_started;	/* usec */
-	struct evhttp		*px_admin;
-	struct evhttp_bound_socket *px_admin_sock;
-	struct evhttp		*px_admin_old;	/* moved away, freed soon */
-	struct event		*px_admin_timer;
-	struct config_addr	 px_admin_addr;
-	struct listener_list	 px_staged;	/* reload: bound, not live */
 	struct limiter		*px_lim;
 	struct queue		*px_queue;
-	struct event		*px_queue_timer; /* next queue deadline */
-	struct event		*px_kick;	/* hand free slots to waiters */
-	struct server		**px_servers;
-	size_t			 px_nservers;
-	size_t			 px_rr_next;
+	struct metrics		 px_metrics;
+	uint64_t		 px_started;	/* usec */
+	uint8_t			 px_seed[16];	/* keys admission's hash */
+	int			 px_stopping;
+	/* POST /reload: proxy_reload(), handed down to admin.c */
+	int			(*px_reload)(struct proxy *, char **errors);
+
+	/* the admin listener: on the first worker's loop */
+	struct evhttp		*px_admin;
+	struct evhttp_bound_socket *px_admin_sock;
+	struct config_addr	 px_admin_addr;
+	struct evhttp		*px_admin_next;	/* prepared: bound, not live */
+	struct evhttp_bound_socket *px_admin_next_sock;
+	const struct config_addr *px_admin_next_addr;
+	unsigned int		 px_admin_next_max; /* its max_connections */
+	int			 px_admin_keep;	/* prepared: same address */
+	struct evhttp		*px_admin_old;	/* moved away, freed soon */
+	struct event		*px_admin_timer;
+
+	/* owned by one worker: its loop, connections, pools and timers */
+	struct event_base	*px_base;
 	struct listener_list	 px_listeners;
+	struct listener_list	 px_staged;	/* prepared: bound, not live */
 	struct conn_list	 px_conns;
 	unsigned int		 px_nconns;
 	unsigned int		 px_max_conns;	/* after the fd limit */
+	uint64_t		 px_next_id;
+	struct server		**px_servers;
+	size_t			 px_nservers;
+	size_t			 px_rr_next;
+	struct server		**px_servers_next; /* prepared */
+	size_t			*px_servers_from; /* prepared: kept server + 1 */
+	size_t			 px_nservers_next;
+	struct event		*px_queue_timer; /* next queue deadline */
+	struct event		*px_kick;	/* hand free slots to waiters */
 	int			 px_accept_paused; /* on EMFILE */
 	uint64_t		 px_emfile_said;   /* last warning, usec */
 	unsigned int		 px_emfile_quiet;  /* pauses not said since */
 	int			 px_accepting;	  /* listeners enabled */
 	struct event		*px_accept_timer;
-	int			 px_stopping;
+	struct event		*px_flush_timer;  /* access log, every second */
 	struct event		*px_stop_timer;
-	uint64_t		 px_next_id;
 };
+
+/* proxy.c: the runtime, on top; nothing below calls into it */
+int		 proxy_init(struct proxy *);
+int		 proxy_configure(struct proxy *, struct config *, char **errors);
+int		 proxy_start(struct proxy *, const char *path);
+int		 proxy_reload(struct proxy *, char **errors);
+int		 proxy_check(const char *path);
+void		 proxy_stop(struct proxy *);
+void		 proxy_free(struct proxy *);
+
+/* gen.c */
+struct generation *gen_new(struct config *, char *err, size_t errlen);
+void		 gen_free(struct generation *);
+struct generation *gen_get(struct generation *);
+void		 gen_put(struct generation *);
 
 /* listener.c */
 void		 listener_close_all(struct proxy *);
 void		 listener_update(struct proxy *);
 int		 listener_bind(const struct config *, const struct config_addr *,
 		    int backlog, char *err, size_t errlen);
-int		 listener_same_addr(const struct config_addr *,
-		    const struct config_addr *);
 int		 listener_warn_pause(struct proxy *, unsigned int *quiet);
 int		 listener_prepare(struct proxy *, const struct config *,
 		    char *err, size_t errlen);
@@ -229,31 +306,69 @@ void		 listener_commit(struct proxy *);
 void		 listener_abort(struct proxy *);
 
 /* admin.c */
-int		 admin_apply(struct proxy *, const struct config *, char *err,
+int		 admin_prepare(struct proxy *, const struct config *, char *err,
 		    size_t errlen);
+void		 admin_commit(struct proxy *);
+void		 admin_abort(struct proxy *);
 void		 admin_close(struct proxy *);
 
 /* conn.c */
 void		 conn_accept(struct proxy *, evutil_socket_t,
 		    struct sockaddr *, int socklen, int tls);
 void		 conn_tls_info(const SSL *, int where, int ret);
-void		 conn_upstream_ready(struct conn *, struct upconn *);
 void		 conn_upstream_failed(struct conn *, int status,
-		    const char *reason);
-void		 conn_upstream_readcb(struct conn *);
-void		 conn_upstream_writecb(struct conn *);
-void		 conn_upstream_eventcb(struct conn *, short what);
+		    enum metrics_reason);
+void		 conn_set_state(struct conn *, enum conn_state);
+
+/* conn_log.c */
+void		 conn_save_reqline(struct conn *, const struct http_head *);
+void		 conn_log_request(struct conn *);
+
+struct proxy	*conn_proxy(const struct conn *);
+struct generation *conn_gen(const struct conn *);
+uint64_t	 conn_id(const struct conn *);
+struct upstream_req *conn_upstream_req(struct conn *);
+struct shed_ticket *conn_shed_ticket(struct conn *);
+unsigned int	 conn_priority(const struct conn *);
+enum limiter_outcome conn_outcome(const struct conn *, uint64_t now,
+		    uint64_t *latency);
+void		 conn_note(struct conn *, const char *);
+void		 conn_set_retry_after(struct conn *, uint64_t seconds);
+void		 conn_arm_timer(struct conn *, uint64_t msec);
+void		 conn_end_request(struct conn *);
+void		 conn_close(struct conn *, const char *why);
+void		 conn_set_timeouts(struct conn *);
 void		 conn_stop(struct conn *);
 void		 conn_shutdown(struct conn *);
 void		 conn_dispatch(struct conn *);
 void		 conn_shed(struct conn *, enum queue_shed);
 const char	*conn_state_name(enum conn_state);
 
+/* relay.c */
+ssize_t		 relay_put_head(struct evbuffer *, size_t bound,
+		    struct evbuffer_iovec *);
+int		 relay_commit_head(struct evbuffer *, struct evbuffer_iovec *,
+		    ssize_t n);
+int		 relay_precheck(const struct conn *, size_t headlen,
+		    const char **what);
+void		 relay_send(struct bufferevent *, struct evbuffer *pend);
+size_t		 relay_queued(struct bufferevent *, struct evbuffer *pend);
+void		 relay_request(struct conn *);
+void		 relay_response(struct conn *);
+void		 relay_discard(struct conn *);
+void		 relay_upstream_ready(struct conn *, struct upconn *);
+void		 relay_upstream_read(struct conn *);
+void		 relay_upstream_event(struct conn *, short what);
+void		 relay_upstream_drained(struct conn *);
+
 /* upstream.c */
-int		 upstream_init(struct proxy *);
-int		 upstream_reconfigure(struct proxy *, const struct config *);
+int		 upstream_prepare(struct proxy *, const struct config *);
+void		 upstream_commit(struct proxy *, const struct config *);
+void		 upstream_abort(struct proxy *);
 void		 upstream_free(struct proxy *);
+void		 upstream_reset(struct conn *);
 void		 upstream_request(struct conn *);
+void		 upstream_retry(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
 void		 upstream_drop_idle(struct proxy *);
 int		 upstream_tls_session(SSL *, SSL_SESSION *);
@@ -268,17 +383,22 @@ const char	*tls_why(SSL *, unsigned long err, char *buf, size_t len);
 void		 tls_release(SSL *, int keep_session);
 
 /* shed.c */
-int		 shed_init(struct proxy *);
+int		 shed_init(struct proxy *, const struct config *);
 void		 shed_free(struct proxy *);
 int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
 void		 shed_refused(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);
 
-/* main.c */
-uint64_t	 now_usec(void);
-int		 proxy_reload(struct proxy *, char **errors);
-void		 proxy_conf_put(struct proxy *, struct config *);
+/* The monotonic clock in microseconds: the only clock of the I/O side. */
+static inline uint64_t
+now_usec(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 /* A duration in milliseconds as a struct timeval for libevent. */
 static inline struct timeval
@@ -290,6 +410,5 @@ msec_tv(uint64_t msec)
 	tv.tv_usec = (suseconds_t)((msec % 1000) * 1000);
 	return tv;
 }
-void		 proxy_conn_gone(struct proxy *);
 
 #endif /* SPILLWAY_SPILLWAY_H */

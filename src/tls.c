@@ -8,7 +8,7 @@
  * `spillway -t` and a reload report a bad certificate, key or cipher list
  * as FILE:LINE and change nothing.
  *
- * The contexts belong to the generation (config->tls_rt) and go with it. A
+ * The contexts belong to the generation (gen->g_tls, gen.c) and go with it. A
  * connection's SSL object holds a reference on the context it was made
  * from, so a handshake already under way, and every established
  * connection, keeps the certificate it started with across a reload; new

@@ -103,12 +103,6 @@ upstream_tls_session(SSL *ssl, SSL_SESSION *sess)
 	return 1;
 }
 
-int
-upstream_init(struct proxy *px)
-{
-	return upstream_reconfigure(px, px->px_conf);
-}
-
 static int
 same_str(const char *a, const char *b)
 {
@@ -126,43 +120,61 @@ same_tls(const struct backend_conf *a, const struct backend_conf *b)
 }
 
 /*
- * Make the servers match conf: a server whose address stays keeps its
- * pool and counters (not its pool if the backend's TLS settings changed); a new one starts empty; one that went away is retired
- * (see struct server). Returns -1 if out of memory, nothing changed.
+ * First half of making the servers match conf (start-up and reload): a
+ * server whose address stays will keep its pool and counters, a new one
+ * is made now. Nothing live changes; -1 if out of memory, undone by
+ * upstream_abort().
  */
 int
-upstream_reconfigure(struct proxy *px, const struct config *conf)
+upstream_prepare(struct proxy *px, const struct config *conf)
 {
 	const struct backend_conf	*bc = &conf->backend;
-	struct server			**nsv, *sv;
-	size_t				 i, j, *from;
+	size_t				 i, j;
 
-	nsv = calloc(bc->nservers, sizeof(*nsv));
-	from = calloc(bc->nservers, sizeof(*from));
-	if (nsv == NULL || from == NULL)
+	upstream_abort(px);
+	px->px_servers_next = calloc(bc->nservers, sizeof(struct server *));
+	px->px_servers_from = calloc(bc->nservers, sizeof(size_t));
+	if (px->px_servers_next == NULL || px->px_servers_from == NULL)
 		goto fail;
+	px->px_nservers_next = bc->nservers;
 	/* what each new server is: a kept one (from[i] = j + 1) or new */
 	for (i = 0; i < bc->nservers; i++) {
 		for (j = 0; j < px->px_nservers; j++) {
-			sv = px->px_servers[j];
-			if (sv->sv_addr->sslen == bc->servers[i].sslen &&
-			    memcmp(&sv->sv_addr->ss, &bc->servers[i].ss,
-			    sv->sv_addr->sslen) == 0) {
-				from[i] = j + 1;
+			if (addr_same(px->px_servers[j]->sv_addr,
+			    &bc->servers[i])) {
+				px->px_servers_from[i] = j + 1;
 				break;
 			}
 		}
-		if (from[i] == 0 &&
-		    (nsv[i] = server_new(px, &bc->servers[i])) == NULL)
+		if (px->px_servers_from[i] == 0 &&
+		    (px->px_servers_next[i] = server_new(px,
+		    &bc->servers[i])) == NULL)
 			goto fail;
 	}
-	/* nothing can fail from here on */
+	return 0;
+ fail:
+	upstream_abort(px);
+	return -1;
+}
+
+/*
+ * Second half: kept servers take their new address (and lose their pool
+ * if the backend's TLS settings changed), new ones start empty, and one
+ * that went away is retired (see struct server).
+ */
+void
+upstream_commit(struct proxy *px, const struct config *conf)
+{
+	const struct backend_conf	*bc = &conf->backend;
+	struct server			**nsv = px->px_servers_next, *sv;
+	size_t				*from = px->px_servers_from, i, j;
+
 	for (i = 0; i < bc->nservers; i++) {
 		if (from[i] == 0)
 			continue;
 		nsv[i] = px->px_servers[from[i] - 1];
-		if (px->px_conf != conf &&
-		    !same_tls(&px->px_conf->backend, bc)) {
+		if (px->px_conf != NULL && !same_tls(&px->px_conf->backend,
+		    bc)) {
 			drop_idle(nsv[i]);
 			SSL_SESSION_free(nsv[i]->sv_tls_sess);
 			nsv[i]->sv_tls_sess = NULL;
@@ -182,14 +194,26 @@ upstream_reconfigure(struct proxy *px, const struct config *conf)
 	free(from);
 	px->px_servers = nsv;
 	px->px_nservers = bc->nservers;
-	return 0;
- fail:
-	for (i = 0; nsv != NULL && i < bc->nservers; i++)
-		if (from == NULL || from[i] == 0)
-			free(nsv[i]);
-	free(nsv);
-	free(from);
-	return -1;
+	px->px_servers_next = NULL;
+	px->px_servers_from = NULL;
+	px->px_nservers_next = 0;
+}
+
+/* Undo upstream_prepare(): free the servers it made. */
+void
+upstream_abort(struct proxy *px)
+{
+	size_t	 i;
+
+	for (i = 0; px->px_servers_next != NULL &&
+	    px->px_servers_from != NULL && i < px->px_nservers_next; i++)
+		if (px->px_servers_from[i] == 0)
+			server_free(px->px_servers_next[i]);
+	free(px->px_servers_next);
+	free(px->px_servers_from);
+	px->px_servers_next = NULL;
+	px->px_servers_from = NULL;
+	px->px_nservers_next = 0;
 }
 
 /* Close every idle backend connection (at stop, or before a swap). */
@@ -207,6 +231,7 @@ upstream_free(struct proxy *px)
 {
 	size_t	 i;
 
+	upstream_abort(px);
 	for (i = 0; i < px->px_nservers; i++) {
 		drop_idle(px->px_servers[i]);
 		server_free(px->px_servers[i]);
@@ -246,6 +271,8 @@ upconn_set_busy(struct upconn *uc, struct conn *c)
 		    TCP_NODELAY, &on, sizeof(on));
 	uc->uc_state = UC_BUSY;
 	uc->uc_conn = c;
+	uc->uc_requests++;
+	conn_upstream_req(c)->ur_up = uc;
 	bufferevent_set_timeouts(uc->uc_bev, NULL, NULL);
 	/*
 	 * Only what is off: enabling EV_WRITE again would add the write event
@@ -259,8 +286,9 @@ upconn_set_busy(struct upconn *uc, struct conn *c)
 static void
 upconn_connect(struct conn *c, struct server *sv)
 {
-	struct proxy		*px = c->cn_proxy;
-	const struct backend_conf *bc = &c->cn_conf->backend;
+	struct upstream_req	*ur = conn_upstream_req(c);
+	struct proxy		*px = conn_proxy(c);
+	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct upconn		*uc;
 	struct timeval		 ctv = msec_tv(bc->connect_timeout_ms);
 	SSL			*ssl = NULL;
@@ -269,7 +297,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		goto nomem;
 	if (bc->tls) {
 		/* the handshake is part of connecting: connect_timeout */
-		if ((ssl = tls_connect(c->cn_conf->tls_rt, c->cn_conf,
+		if ((ssl = tls_connect(conn_gen(c)->g_tls, conn_gen(c)->g_conf,
 		    sv->sv_addr)) == NULL)
 			goto nomem;
 		SSL_set_app_data(ssl, uc);
@@ -289,15 +317,15 @@ upconn_connect(struct conn *c, struct server *sv)
  nomem:
 		free(uc);
 		log_warnx("%s: conn %llu: out of memory", __func__,
-		    (unsigned long long)c->cn_id);
-		conn_upstream_failed(c, 502, "upstream_error");
+		    (unsigned long long)conn_id(c));
+		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
 	px->px_metrics.m_upstream_connections++;
 	uc->uc_server = sv;
 	uc->uc_conn = c;
 	uc->uc_state = UC_CONNECTING;
-	c->cn_up = uc;
+	ur->ur_up = uc;
 	bufferevent_setcb(uc->uc_bev, up_readcb, up_writecb, up_eventcb, uc);
 	/*
 	 * A pending connect is a pending write: the write timeout bounds it.
@@ -310,35 +338,63 @@ upconn_connect(struct conn *c, struct server *sv)
 		up_eventcb(uc->uc_bev, BEV_EVENT_ERROR, uc);
 }
 
+/* A request is over: the next one starts with no server tried. */
+void
+upstream_reset(struct conn *c)
+{
+	struct upstream_req	*ur = conn_upstream_req(c);
+
+	ur->ur_tries = 0;
+	ur->ur_retried = 0;
+	ur->ur_server = NULL;
+	ur->ur_name = NULL;
+}
+
+/*
+ * A kept-alive connection was found closed before any answer: send the
+ * request again, once, on a new connection (relay.c says when it may).
+ */
+void
+upstream_retry(struct conn *c)
+{
+	struct upstream_req	*ur = conn_upstream_req(c);
+
+	ur->ur_retried = 1;
+	ur->ur_tries = 0;
+	upstream_release(c, 0);
+	upstream_request(c);
+}
+
 /* Give the conn's request a backend connection: pooled, else a new one. */
 void
 upstream_request(struct conn *c)
 {
-	struct proxy	*px = c->cn_proxy;
+	struct upstream_req	*ur = conn_upstream_req(c);
+	struct proxy	*px = conn_proxy(c);
 	struct server	*sv;
 	struct upconn	*uc;
 	size_t		 idx;
 
-	if (c->cn_tries >= px->px_nservers) {
-		conn_upstream_failed(c, 502, "upstream_error");
+	if (ur->ur_tries >= px->px_nservers) {
+		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
-	if (c->cn_tries == 0)
+	if (ur->ur_tries == 0)
 		idx = pick_first(px);
 	else
-		idx = (size_t)(c->cn_server_idx + 1) % px->px_nservers;
-	c->cn_tries++;
-	c->cn_server_idx = idx;
+		idx = (size_t)(ur->ur_idx + 1) % px->px_nservers;
+	ur->ur_tries++;
+	ur->ur_idx = idx;
 	sv = px->px_servers[idx];
-	c->cn_server = sv;
-	c->cn_upname = sv->sv_addr->text;
+	ur->ur_server = sv;
+	ur->ur_name = sv->sv_addr->text;
 	sv->sv_active++;
 
-	if (!c->cn_retried && (uc = TAILQ_FIRST(&sv->sv_idle)) != NULL) {
+	if (!ur->ur_retried && (uc = TAILQ_FIRST(&sv->sv_idle)) != NULL) {
 		TAILQ_REMOVE(&sv->sv_idle, uc, uc_entry);
 		sv->sv_nidle--;
 		upconn_set_busy(uc, c);
-		conn_upstream_ready(c, uc);
+		relay_upstream_ready(c, uc);
 		return;
 	}
 	upconn_connect(c, sv);
@@ -367,14 +423,15 @@ upconn_pool(struct upconn *uc, const struct backend_conf *bc,
 void
 upstream_release(struct conn *c, int reuse)
 {
-	struct upconn	*uc = c->cn_up;
-	struct server	*sv = c->cn_server;
-	struct proxy	*px = c->cn_proxy;
-	const struct backend_conf *bc = &c->cn_conf->backend;
+	struct upstream_req	*ur = conn_upstream_req(c);
+	struct upconn	*uc = ur->ur_up;
+	struct server	*sv = ur->ur_server;
+	struct proxy	*px = conn_proxy(c);
+	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct timeval	 tv = msec_tv(bc->keepalive_timeout_ms);
 
-	c->cn_server = NULL;
-	c->cn_up = NULL;
+	ur->ur_server = NULL;
+	ur->ur_up = NULL;
 	if (uc != NULL) {
 		uc->uc_conn = NULL;
 		if (!reuse || bc->keepalive == 0 || px->px_stopping ||
@@ -401,7 +458,7 @@ up_readcb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (uc->uc_conn != NULL)
-		conn_upstream_readcb(uc->uc_conn);
+		relay_upstream_read(uc->uc_conn);
 }
 
 static void
@@ -410,7 +467,7 @@ up_writecb(struct bufferevent *bev, void *arg)
 	struct upconn	*uc = arg;
 
 	if (uc->uc_state == UC_BUSY && uc->uc_conn != NULL)
-		conn_upstream_writecb(uc->uc_conn);
+		relay_upstream_drained(uc->uc_conn);
 }
 
 /* Why connecting failed: the socket's error, or TLS's. */
@@ -445,23 +502,23 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 	case UC_CONNECTING:
 		if (what & BEV_EVENT_CONNECTED) {
 			upconn_set_busy(uc, c);
-			conn_upstream_ready(c, uc);
+			relay_upstream_ready(c, uc);
 			break;
 		}
 		sv->sv_proxy->px_metrics.m_upstream_connect_failures++;
 		log_warnx("%s: conn %llu: connect to %s: %s", __func__,
-		    (unsigned long long)c->cn_id, sv->sv_addr->text,
+		    (unsigned long long)conn_id(c), sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
 		    upconn_why(uc, error, why, sizeof(why)));
-		c->cn_server = NULL;
-		c->cn_up = NULL;
+		conn_upstream_req(c)->ur_server = NULL;
+		conn_upstream_req(c)->ur_up = NULL;
 		upconn_free(uc);
 		server_put(sv);
 		upstream_request(c);
 		break;
 	case UC_BUSY:
 		if (c != NULL)
-			conn_upstream_eventcb(c, what);
+			relay_upstream_event(c, what);
 		else
 			upconn_free(uc);
 		break;

@@ -14,7 +14,9 @@
  * waited for: the timeouts are not part of it.
  *
  * State that outlives an input (pooled backend connections, limiter) is
- * reset or fixed, so that an input replays the same way.
+ * reset or fixed, so that an input replays the same way. The runtime is
+ * the real one (proxy.c), set up as at start-up; the harness plays the
+ * listener and the end of the loop.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -25,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "spillway.h"
@@ -44,27 +45,23 @@ static const char	 default_answer[] =
 static struct proxy	 proxy;
 static int		 backend_fd = -1;
 
-/* What main.c provides to the I/O modules. */
-uint64_t
-now_usec(void)
+/* A port free a moment ago, for the proxy's own listener (never used). */
+static unsigned int
+free_port(void)
 {
-	struct timespec	 ts;
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+	int			 fd;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-void
-proxy_conf_put(struct proxy *px, struct config *conf)
-{
-	if (--conf->refs == 0 && conf != px->px_conf)
-		config_free(conf);
-}
-
-void
-proxy_conn_gone(struct proxy *px)
-{
-	listener_update(px);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+		abort();
+	close(fd);
+	return ntohs(sin.sin_port);
 }
 
 static void
@@ -73,8 +70,8 @@ setup(void)
 	struct proxy		*px = &proxy;
 	struct sockaddr_in	 sin;
 	socklen_t		 len = sizeof(sin);
+	struct config		*conf;
 	char			 text[1024], *errors = NULL;
-	uint8_t			 seed[16] = { 0 };
 
 	log_init(LOG_LVL_ERR);
 	signal(SIGPIPE, SIG_IGN);
@@ -88,29 +85,17 @@ setup(void)
 	    getsockname(backend_fd, (struct sockaddr *)&sin, &len) == -1)
 		abort();
 	snprintf(text, sizeof(text),
-	    "[proxy]\nmax_header_size = 4k\nmax_body_size = 64k\n"
-	    "access_log = off\n"
+	    "[proxy]\nlisten = 127.0.0.1:%u\nmax_connections = 64\n"
+	    "max_header_size = 4k\nmax_body_size = 64k\naccess_log = off\n"
 	    "[backend]\nserver = 127.0.0.1:%u\nkeepalive = 2\n"
 	    "[limiter]\nalgorithm = fixed\nlimit = 4\nqueue_size = 4\n",
-	    ntohs(sin.sin_port));
-	if ((px->px_conf = config_parse_flags("fuzz", text,
-	    CONFIG_NUMERIC_HOSTS, &errors)) == NULL) {
-		fprintf(stderr, "%s", errors);
+	    free_port(), ntohs(sin.sin_port));
+	if ((conf = config_parse_flags("fuzz", text, CONFIG_NUMERIC_HOSTS,
+	    &errors)) == NULL || proxy_init(px) == -1 ||
+	    proxy_configure(px, conf, &errors) == -1) {
+		fprintf(stderr, "%s", errors != NULL ? errors : "setup failed\n");
 		abort();
 	}
-	TAILQ_INIT(&px->px_listeners);
-	TAILQ_INIT(&px->px_staged);
-	TAILQ_INIT(&px->px_conns);
-	px->px_conf->generation = 1;
-	px->px_conf->refs = 1;
-	px->px_started = now_usec();
-	px->px_max_conns = 64;
-	metrics_init(&px->px_metrics);
-	if ((px->px_base = event_base_new()) == NULL ||
-	    (px->px_adm = admission_new(px->px_conf, seed,
-	    now_usec())) == NULL || shed_init(px) == -1 ||
-	    upstream_init(px) == -1)
-		abort();
 }
 
 /*

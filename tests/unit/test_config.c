@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "mbuf.h"
 #include "tap.h"
 
 #define BACKEND	"[backend]\nserver = 127.0.0.1:8081\n"
@@ -194,8 +195,9 @@ test_defaults(void)
 	CHECK_EQ_INT(conf->proxy.listen[0].line, 0);
 	CHECK_EQ_INT(conf->backend.servers[0].line, 2);
 	CHECK_EQ_STR(conf->path, "t");
-	CHECK_EQ_INT(conf->refs, 0);
-	CHECK_EQ_INT(conf->generation, 0);
+	/* plain data: the runtime's count and generation are not in it */
+	CHECK_EQ_INT(conf->nclasses, 1);
+	CHECK_EQ_STR(conf->classes[0].name, "default");
 	config_free(conf);
 }
 
@@ -1860,6 +1862,55 @@ test_limiter_keys(void)
 }
 
 /*
+ * GET /status shows the configuration from the key table: every key of
+ * the table appears in its section (class keys in every class), named as
+ * in the file, with its unit where it has one.
+ */
+static void
+test_json_every_key(void)
+{
+	struct config	*conf;
+	struct mbuf	 mb = { NULL, 0, 0, 0 };
+	const char	*section, *name, *at, *p;
+	char		 want[128];
+	size_t		 i, n = 0;
+
+	conf = parse_ok("[backend]\nserver = 127.0.0.1:1\n"
+	    "[admin]\nlisten = 8082\n"
+	    "[class api]\npath = /api/\nheader = X-Api: \"1\"\n");
+	if (conf == NULL)
+		return;
+	config_json(conf, &mb);
+	CHECK(!mb.mb_failed);
+	for (i = 0; config_key(i, &section, &name) == 0; i++, n++) {
+		if (strcmp(section, "class") == 0)
+			snprintf(want, sizeof(want), "\"classes\": [");
+		else
+			snprintf(want, sizeof(want), "\"%s\": {", section);
+		CHECK((at = strstr(mb.mb_data, want)) != NULL);
+		if (at == NULL)
+			continue;
+		snprintf(want, sizeof(want), "\"%s", name);
+		for (p = strstr(at, want); p != NULL; p = strstr(p + 1, want))
+			if (p[strlen(want)] == '"' ||
+			    strncmp(p + strlen(want), "_ms\"", 4) == 0 ||
+			    strncmp(p + strlen(want), "_per_minute\"", 12) == 0)
+				break;
+		if (p == NULL)
+			printf("# key %s.%s not in %s\n", section, name,
+			    mb.mb_data);
+		CHECK(p != NULL);
+	}
+	CHECK(n > 50);
+	CHECK(strstr(mb.mb_data, "\"listen\": [\"127.0.0.1:8082\"]") != NULL);
+	CHECK(strstr(mb.mb_data, "\"header\": \"X-Api: \\\"1\\\"\"") != NULL);
+	CHECK(strstr(mb.mb_data, "\"protocols\": [\"TLSv1.2\", \"TLSv1.3\"]") !=
+	    NULL);
+	mbuf_free(&mb);
+	config_free(conf);
+}
+
+/*
  * Each clause of the limiter's bounds alone: min_limit <= limit <=
  * max_limit. With min_limit > max_limit one of the other two is always
  * broken too, so only these files tell whether each clause is there.
@@ -2003,5 +2054,6 @@ main(int argc, char **argv)
 	RUN(test_error_sanitized);
 	RUN(test_free_null);
 	RUN(test_tls);
+	RUN(test_json_every_key);
 	return tap_done();
 }

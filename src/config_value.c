@@ -1,0 +1,819 @@
+/*
+ * config_value.c: the values of the configuration's keys, one type at a
+ * time: parse and store (the setters), write as JSON for /status, free.
+ * Durations, sizes and rates are parsed here for the tests too.
+ *
+ * Pure: no libevent, no global state, no clock. getaddrinfo() may look up
+ * host names unless CONFIG_NUMERIC_HOSTS is given.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L	/* strdup under -std=c11 */
+#endif
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config_keys.h"
+#include "mbuf.h"
+
+static const char *const balance_names[] = {
+	[BALANCE_ROUNDROBIN] = "roundrobin",
+	[BALANCE_LEASTCONN] = "leastconn",
+};
+#define NBALANCE (sizeof(balance_names) / sizeof(balance_names[0]))
+
+/* The algorithms in value order (set_enum() stores the index). */
+static const enum limiter_algo algos[] = {
+	LIMITER_FIXED, LIMITER_AIMD, LIMITER_VEGAS, LIMITER_GRADIENT,
+};
+#define NALGO (sizeof(algos) / sizeof(algos[0]))
+
+static const char *const priority_names[] = {
+	[PRIO_CRITICAL] = "critical",
+	[PRIO_NORMAL] = "normal",
+	[PRIO_SHEDDABLE] = "sheddable",
+};
+#define NPRIORITY (sizeof(priority_names) / sizeof(priority_names[0]))
+
+/*
+ * A setter parses value, given on line (0: a default), into the fields of
+ * obj that k names. It returns 0, or -1 having reported the problem.
+ */
+static int	set_number(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_logfile(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_balance(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_addrs(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_algo(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_ratio(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_bool(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_client_key(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_paths(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_methods(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_header(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_priority(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_string(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_strings(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_protocols(struct parse *, const struct key *, void *,
+		    const char *, int);
+
+/* What each type is called in messages, how to write it, who parses it. */
+const struct key_type_info config_types[] = {
+	[KT_DURATION] = { "duration", "use e.g. 250ms, 10s, 1m", "10s",
+	    set_number },
+	[KT_SIZE] = { "size", "use e.g. 512, 16k, 1m", "16k", set_number },
+	[KT_RATE] = { "rate", "use requests per second or minute, e.g. 100, "
+	    "100/s, 5/m", "100/s", set_number },
+	[KT_UINT] = { "number", "use a whole number, e.g. 100", "100",
+	    set_number },
+	[KT_LOGFILE] = { "log file", "use a path, '-' or 'off'", "-",
+	    set_logfile },
+	[KT_BALANCE] = { "balance", "use roundrobin or leastconn",
+	    "roundrobin", set_balance },
+	[KT_ADDRS] = { "address", "use host:port or [v6]:port", "host:port",
+	    set_addrs },
+	[KT_BOOL] = { "boolean", "use yes or no", "no", set_bool },
+	[KT_CLIENT_KEY] = { "client key", "use ip or header:NAME", "ip",
+	    set_client_key },
+	[KT_PATHS] = { "path", "use a path prefix, e.g. /api/", "/api/",
+	    set_paths },
+	[KT_METHODS] = { "method", "use methods, e.g. GET, HEAD", "GET",
+	    set_methods },
+	[KT_HEADER] = { "header", "use Name or Name: value", "X-Name: value",
+	    set_header },
+	[KT_PRIORITY] = { "priority", "use critical, normal or sheddable",
+	    "normal", set_priority },
+	[KT_ALGO] = { "algorithm", "use fixed, aimd, vegas or gradient",
+	    "gradient", set_algo },
+	[KT_RATIO] = { "ratio", "use a decimal number, e.g. 0.9", "0.9",
+	    set_ratio },
+	[KT_STRING] = { "text", "use text", "text", set_string },
+	[KT_STRINGS] = { "file", "use a path", "/etc/spillway/site.pem",
+	    set_strings },
+	[KT_PROTOCOLS] = { "protocols", "use a range of TLSv1, TLSv1.1, "
+	    "TLSv1.2, TLSv1.3", "TLSv1.2 TLSv1.3", set_protocols },
+};
+
+
+
+/* Store v into an unsigned field of 4 or 8 bytes; the bounds make it fit. */
+static void
+store_uint(void *dst, size_t size, uint64_t v)
+{
+	uint32_t	 v32 = (uint32_t)v;
+
+	if (size == sizeof(uint64_t))
+		memcpy(dst, &v, sizeof(v));
+	else
+		memcpy(dst, &v32, sizeof(v32));
+}
+
+/* Decimal digits only, at least one, no sign: 0 and *end past them. */
+static int
+parse_digits(const char *s, uint64_t *v, const char **end)
+{
+	uint64_t	 n = 0;
+	const char	*c;
+
+	for (c = s; *c >= '0' && *c <= '9'; c++) {
+		if (n > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(*c - '0');
+	}
+	if (c == s)
+		return -1;
+	*v = n;
+	*end = c;
+	return 0;
+}
+
+static int
+scale(uint64_t n, uint64_t unit, uint64_t *v)
+{
+	if (n > UINT64_MAX / unit)
+		return -1;
+	*v = n * unit;
+	return 0;
+}
+
+static int
+parse_uint(const char *s, uint64_t *v)
+{
+	const char	*end;
+
+	if (parse_digits(s, v, &end) == -1 || *end != '\0')
+		return -1;
+	return 0;
+}
+
+int
+config_parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char	*u_name;
+		uint64_t	 u_ms;
+	} units[] = {
+		{ "", MS_1S }, { "ms", 1 }, { "s", MS_1S }, { "m", 60 * MS_1S },
+		{ "h", MS_1H }, { "d", MS_1D },
+	};
+	const char	*end;
+	uint64_t	 n;
+	size_t		 i;
+
+	if (parse_digits(s, &n, &end) == -1)
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].u_name) == 0)
+			return scale(n, units[i].u_ms, ms);
+	}
+	return -1;
+}
+
+/* A rate: "N" or "N/s" per second, "N/m" per minute; stored per minute. */
+int
+config_parse_rate(const char *s, uint64_t *per_min)
+{
+	const char	*end;
+	uint64_t	 n;
+
+	if (parse_digits(s, &n, &end) == -1)
+		return -1;
+	if (*end == '\0' || strcmp(end, "/s") == 0)
+		return scale(n, 60, per_min);
+	if (strcmp(end, "/m") == 0) {
+		*per_min = n;
+		return 0;
+	}
+	return -1;
+}
+
+int
+config_parse_size(const char *s, uint64_t *bytes)
+{
+	const char	*end;
+	uint64_t	 n, unit;
+
+	if (parse_digits(s, &n, &end) == -1)
+		return -1;
+	switch (*end) {
+	case '\0':
+		unit = 1;
+		break;
+	case 'k': case 'K':
+		unit = KIB;
+		break;
+	case 'm': case 'M':
+		unit = MIB;
+		break;
+	case 'g': case 'G':
+		unit = GIB;
+		break;
+	default:
+		return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	return scale(n, unit, bytes);
+}
+
+/* Write v the way a user would: the largest unit that divides it. */
+static void
+format_value(enum key_type type, uint64_t v, char *buf, size_t len)
+{
+	static const struct {
+		enum key_type	 f_type;
+		uint64_t	 f_unit;
+		const char	*f_name;
+	} units[] = {
+		{ KT_DURATION, MS_1D, "d" }, { KT_DURATION, MS_1H, "h" },
+		{ KT_DURATION, 60 * MS_1S, "m" }, { KT_DURATION, MS_1S, "s" },
+		{ KT_DURATION, 1, "ms" },
+		{ KT_SIZE, GIB, "g" }, { KT_SIZE, MIB, "m" },
+		{ KT_SIZE, KIB, "k" },
+		{ KT_RATE, 60, "/s" }, { KT_RATE, 1, "/m" },
+	};
+	size_t	 i;
+
+	for (i = 0; v != 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+		if (units[i].f_type == type && v % units[i].f_unit == 0) {
+			snprintf(buf, len, "%llu%s",
+			    (unsigned long long)(v / units[i].f_unit),
+			    units[i].f_name);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+static int
+set_number(struct parse *p, const struct key *k, void *obj, const char *value,
+    int line)
+{
+	char		 lo[32], hi[32];
+	uint64_t	 v;
+	int		 rc;
+
+	if ((k->k_flags & KEY_AUTO) && strcmp(value, "auto") == 0) {
+		store_uint(key_field(obj, k->k_offset), k->k_size, CONFIG_AUTO);
+		return 0;
+	}
+	if (k->k_type == KT_DURATION)
+		rc = config_parse_duration(value, &v);
+	else if (k->k_type == KT_SIZE)
+		rc = config_parse_size(value, &v);
+	else if (k->k_type == KT_RATE)
+		rc = config_parse_rate(value, &v);
+	else
+		rc = parse_uint(value, &v);
+	if (rc == -1) {
+		config_error(p, line, "%s: invalid %s '%s' (%s%s)", k->k_name,
+		    config_types[k->k_type].t_name, value,
+		    (k->k_flags & KEY_AUTO) ? "auto, or " : "",
+		    config_types[k->k_type].t_form);
+		return -1;
+	}
+	if (v < k->k_min || v > k->k_max) {
+		format_value(k->k_type, k->k_min, lo, sizeof(lo));
+		format_value(k->k_type, k->k_max, hi, sizeof(hi));
+		config_error(p, line, "%s: %s is out of range (%s to %s)",
+		    k->k_name, value, lo, hi);
+		return -1;
+	}
+	store_uint(key_field(obj, k->k_offset), k->k_size, v);
+	return 0;
+}
+
+/* "off" is no log, "-" or "stderr" is standard error, else a path. */
+static int
+set_logfile(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	char	**dst = key_field(obj, k->k_offset);
+	char	 *s = NULL;
+
+	if (strcmp(value, "off") != 0) {
+		if (strcmp(value, "stderr") == 0)
+			value = "-";
+		if ((s = strdup(value)) == NULL) {
+			config_error(p, line, "%s: out of memory", k->k_name);
+			return -1;
+		}
+	}
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+/* Store the index of value in names[] into an enum field. */
+static int
+set_enum(struct parse *p, const struct key *k, void *obj, const char *value,
+    int line, const char *const *names, size_t nnames)
+{
+	size_t	 i;
+
+	for (i = 0; i < nnames; i++) {
+		if (strcmp(value, names[i]) == 0) {
+			store_uint(key_field(obj, k->k_offset), k->k_size, i);
+			return 0;
+		}
+	}
+	config_error(p, line, "%s: invalid value '%s' (%s)", k->k_name, value,
+	    config_types[k->k_type].t_form);
+	return -1;
+}
+
+static int
+set_balance(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, balance_names, NBALANCE);
+}
+
+static int
+set_priority(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, priority_names, NPRIORITY);
+}
+
+static int
+set_algo(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	const char	*names[NALGO];
+	size_t		 i;
+
+	for (i = 0; i < NALGO; i++)
+		names[i] = limiter_algo_name(algos[i]);
+	return set_enum(p, k, obj, value, line, names, NALGO);
+}
+
+/*
+ * A decimal ratio with at most three decimals ("0.9", "1.25", "2"), its
+ * bounds in thousandths in the table.
+ */
+static int
+set_ratio(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	const char	*c = value;
+	uint64_t	 milli = 0, scale = 1000;
+	double		 v;
+
+	if (*c < '0' || *c > '9')
+		goto bad;
+	for (; *c >= '0' && *c <= '9'; c++)
+		if ((milli = milli * 10 + (uint64_t)(*c - '0')) > 1000000)
+			goto bad;
+	milli *= 1000;
+	if (*c == '.') {
+		for (c++; *c >= '0' && *c <= '9' && scale > 1; c++) {
+			scale /= 10;
+			milli += (uint64_t)(*c - '0') * scale;
+		}
+	}
+	if (*c != '\0')
+		goto bad;
+	if (milli < k->k_min || milli > k->k_max) {
+		config_error(p, line, "%s: %s is out of range (%g to %g)",
+		    k->k_name, value, k->k_min / 1000.0, k->k_max / 1000.0);
+		return -1;
+	}
+	v = milli / 1000.0;
+	memcpy(key_field(obj, k->k_offset), &v, sizeof(v));
+	return 0;
+ bad:
+	config_error(p, line, "%s: invalid %s '%s' (%s)", k->k_name,
+	    config_types[k->k_type].t_name, value, config_types[k->k_type].t_form);
+	return -1;
+}
+
+/* yes/no, on/off, true/false, 1/0, in any case. */
+static int
+set_bool(struct parse *p, const struct key *k, void *obj, const char *value,
+    int line)
+{
+	static const char *const yes[] = { "yes", "on", "true", "1" };
+	static const char *const no[] = { "no", "off", "false", "0" };
+	int	*dst = key_field(obj, k->k_offset);
+	size_t	 i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(value, yes[i]) == 0) {
+			*dst = 1;
+			return 0;
+		}
+		if (strcasecmp(value, no[i]) == 0) {
+			*dst = 0;
+			return 0;
+		}
+	}
+	config_error(p, line, "%s: invalid value '%s' (%s)", k->k_name, value,
+	    config_types[k->k_type].t_form);
+	return -1;
+}
+
+/* Text kept as written, with its line, in one struct config_str. */
+static int
+store_string(struct parse *p, const struct key *k, struct config_str *dst,
+    const char *value, int line)
+{
+	char	*s;
+
+	if (strlen(value) > CONFIG_STR_MAX) {
+		config_error(p, line, "%s: too long (at most %d bytes)",
+		    k->k_name, CONFIG_STR_MAX);
+		return -1;
+	}
+	if ((s = strdup(value)) == NULL) {
+		config_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	free(dst->text);
+	dst->text = s;
+	dst->line = line;
+	return 0;
+}
+
+static int
+set_string(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return store_string(p, k, key_field(obj, k->k_offset), value, line);
+}
+
+/* Append one string to a list key. */
+static int
+set_strings(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	struct config_str	**list = key_field(obj, k->k_offset), *nlist, one;
+	size_t			 *n = key_field(obj, k->k_aux);
+
+	if (*n >= k->k_max) {
+		config_error(p, line, "%s: too many (at most %llu)", k->k_name,
+		    (unsigned long long)k->k_max);
+		return -1;
+	}
+	memset(&one, 0, sizeof(one));
+	if (store_string(p, k, &one, value, line) == -1)
+		return -1;
+	if ((nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
+		free(one.text);
+		config_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	nlist[(*n)++] = one;
+	*list = nlist;
+	return 0;
+}
+
+static const char *const tls_proto_names[] = {
+	"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3",
+};
+#define NTLS_PROTO (sizeof(tls_proto_names) / sizeof(tls_proto_names[0]))
+
+/* "TLSv1.2 TLSv1.3": versions split by blanks or commas, no gap. */
+static int
+set_protocols(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	const char	*c = value;
+	unsigned int	 bits = 0, low;
+	size_t		 len, i;
+
+	for (;;) {
+		c += strspn(c, " \t,");
+		if ((len = strcspn(c, " \t,")) == 0)
+			break;
+		for (i = 0; i < NTLS_PROTO; i++) {
+			if (strlen(tls_proto_names[i]) == len &&
+			    strncasecmp(c, tls_proto_names[i], len) == 0)
+				break;
+		}
+		if (i == NTLS_PROTO && len == 7 &&
+		    strncasecmp(c, "TLSv1.0", 7) == 0)
+			i = 0;
+		if (i == NTLS_PROTO) {
+			config_error(p, line, "%s: unknown protocol '%.*s' (%s)",
+			    k->k_name, (int)len, c, config_types[k->k_type].t_form);
+			return -1;
+		}
+		bits |= 1U << i;
+		c += len;
+	}
+	low = bits & -bits;
+	if (bits == 0 || ((bits + low) & bits) != 0) {
+		config_error(p, line, "%s: '%s' is not a range of versions "
+		    "without a gap (%s)", k->k_name, value,
+		    config_types[k->k_type].t_form);
+		return -1;
+	}
+	store_uint(key_field(obj, k->k_offset), k->k_size, bits);
+	return 0;
+}
+
+/* An HTTP token (RFC 9110 tchar), len bytes of s, at least one. */
+static int
+is_token(const char *s, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++) {
+		if (!isalnum((unsigned char)s[i]) &&
+		    strchr("!#$%&'*+-.^_`|~", s[i]) == NULL)
+			return 0;
+	}
+	return len > 0;
+}
+
+/* "ip", or "header:NAME" with NAME a header's name. */
+static int
+set_client_key(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	char			**header = key_field(obj, k->k_aux);
+	const char		 *name;
+	char			 *s = NULL;
+	enum client_key_kind	  kind = CLIENT_KEY_IP;
+
+	if (strncmp(value, "header:", 7) == 0) {
+		for (name = value + 7; *name == ' ' || *name == '\t'; name++)
+			;
+		if (!is_token(name, strlen(name))) {
+			config_error(p, line, "%s: invalid header name in '%s' "
+			    "(%s)", k->k_name, value, config_types[k->k_type].t_form);
+			return -1;
+		}
+		if ((s = strdup(name)) == NULL) {
+			config_error(p, line, "%s: out of memory", k->k_name);
+			return -1;
+		}
+		kind = CLIENT_KEY_HEADER;
+	} else if (strcmp(value, "ip") != 0) {
+		config_error(p, line, "%s: invalid value '%s' (%s)", k->k_name,
+		    value, config_types[k->k_type].t_form);
+		return -1;
+	}
+	store_uint(key_field(obj, k->k_offset), k->k_size, kind);
+	free(*header);
+	*header = s;
+	return 0;
+}
+
+/* Append a copy of len bytes of s to a list of strings. */
+static int
+strlist_append(char ***list, size_t *n, const char *s, size_t len)
+{
+	char	**nlist, *copy;
+
+	if ((copy = strndup(s, len)) == NULL)
+		return -1;
+	if ((nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
+		free(copy);
+		return -1;
+	}
+	nlist[(*n)++] = copy;
+	*list = nlist;
+	return 0;
+}
+
+/*
+ * A path prefix: starts with '/', has no blank or control character (it
+ * could never match a request-target) and no '?' or '#': the query string
+ * is not matched, and a fragment is never sent.
+ */
+static int
+set_paths(struct parse *p, const struct key *k, void *obj, const char *value,
+    int line)
+{
+	char		***list = key_field(obj, k->k_offset);
+	size_t		  *n = key_field(obj, k->k_aux);
+	const char	  *c;
+
+	if (*n >= k->k_max) {
+		config_error(p, line, "%s: too many (at most %llu)", k->k_name,
+		    (unsigned long long)k->k_max);
+		return -1;
+	}
+	if (value[0] != '/') {
+		config_error(p, line, "%s: '%s' does not start with '/' (%s)",
+		    k->k_name, value, config_types[k->k_type].t_form);
+		return -1;
+	}
+	for (c = value; *c != '\0'; c++) {
+		if ((unsigned char)*c <= ' ' || *c == 0x7f) {
+			config_error(p, line, "%s: blank or control character "
+			    "in '%s'", k->k_name, value);
+			return -1;
+		}
+		if (*c == '?' || *c == '#') {
+			config_error(p, line, "%s: '%c' in '%s' (a path prefix "
+			    "never matches the query string)", k->k_name, *c,
+			    value);
+			return -1;
+		}
+	}
+	if (strlist_append(list, n, value, strlen(value)) == -1) {
+		config_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Methods, separated by commas and/or blanks ("GET, HEAD"), each a token
+ * of its own in the list. All are checked before any is added.
+ */
+static int
+set_methods(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	static const char	  sep[] = ", \t";
+	char			***list = key_field(obj, k->k_offset);
+	size_t			  *n = key_field(obj, k->k_aux), len, count = 0;
+	const char		  *c;
+
+	for (c = value + strspn(value, sep); *c != '\0';
+	    c += len, c += strspn(c, sep)) {
+		len = strcspn(c, sep);
+		if (!is_token(c, len)) {
+			config_error(p, line, "%s: invalid method '%.*s' (%s)",
+			    k->k_name, (int)len, c, config_types[k->k_type].t_form);
+			return -1;
+		}
+		count++;
+	}
+	if (count == 0) {
+		config_error(p, line, "%s: no method in '%s' (%s)", k->k_name,
+		    value, config_types[k->k_type].t_form);
+		return -1;
+	}
+	if (*n + count > k->k_max) {
+		config_error(p, line, "%s: too many (at most %llu)", k->k_name,
+		    (unsigned long long)k->k_max);
+		return -1;
+	}
+	for (c = value + strspn(value, sep); *c != '\0';
+	    c += len, c += strspn(c, sep)) {
+		len = strcspn(c, sep);
+		if (strlist_append(list, n, c, len) == -1) {
+			config_error(p, line, "%s: out of memory", k->k_name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * "Name: value", an exact value (blanks around it dropped, inner ones
+ * kept), or "Name" alone: the header is present, whatever its value.
+ */
+static int
+set_header(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	char		**name = key_field(obj, k->k_offset);
+	char		**hvalue = key_field(obj, k->k_aux);
+	const char	 *colon, *v = NULL, *c;
+	char		 *ns = NULL, *vs = NULL;
+	size_t		  namelen;
+
+	colon = strchr(value, ':');
+	namelen = colon != NULL ? (size_t)(colon - value) : strlen(value);
+	if (!is_token(value, namelen)) {
+		config_error(p, line, "%s: invalid header name in '%s' (%s)",
+		    k->k_name, value, config_types[k->k_type].t_form);
+		return -1;
+	}
+	if (colon != NULL) {
+		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		if (*v == '\0') {
+			config_error(p, line, "%s: missing value after ':' in "
+			    "'%s' (%s)", k->k_name, value,
+			    config_types[k->k_type].t_form);
+			return -1;
+		}
+		for (c = v; *c != '\0'; c++) {
+			if (((unsigned char)*c < ' ' && *c != '\t') ||
+			    *c == 0x7f) {
+				config_error(p, line, "%s: control character "
+				    "in '%s'", k->k_name, value);
+				return -1;
+			}
+		}
+	}
+	if ((ns = strndup(value, namelen)) == NULL ||
+	    (v != NULL && (vs = strdup(v)) == NULL)) {
+		free(ns);
+		config_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	free(*name);
+	free(*hvalue);
+	*name = ns;
+	*hvalue = vs;
+	return 0;
+}
+
+int
+config_parse_addr(const char *text, int passive, struct config_addr *a,
+    char *err, size_t errlen)
+{
+	return addr_parse(text, passive, 0, a, err, errlen);
+}
+
+/* Append one address to a list key; KEY_UNIQUE refuses one seen before. */
+static int
+set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
+    int line)
+{
+	struct config_addr	**list = key_field(obj, k->k_offset), *nlist, a;
+	size_t			 *n = key_field(obj, k->k_aux), i;
+	char			  err[256], local[32];
+
+	if (*n >= k->k_max) {
+		config_error(p, line, "%s: too many (at most %llu)", k->k_name,
+		    (unsigned long long)k->k_max);
+		return -1;
+	}
+	memset(&a, 0, sizeof(a));
+	/* "8082" or ":8082": loopback, not every address, where it matters */
+	if ((k->k_flags & KEY_LOOPBACK) && value[strspn(value, ":")] != '\0' &&
+	    strspn(value, ":") <= 1 &&
+	    value[strspn(value, ":") + strspn(value + strspn(value, ":"),
+	    "0123456789")] == '\0') {
+		snprintf(local, sizeof(local), "127.0.0.1:%s",
+		    value + strspn(value, ":"));
+		value = local;
+	}
+	if (addr_parse(value, k->k_flags & KEY_PASSIVE,
+	    (config_numeric_hosts(p)) != 0, &a,
+	    err, sizeof(err)) == -1) {
+		config_error(p, line, "%s: %s", k->k_name, err);
+		return -1;
+	}
+	for (i = 0; (k->k_flags & KEY_UNIQUE) && i < *n; i++) {
+		if (addr_same(&(*list)[i], &a)) {
+			config_error(p, line, "%s: %s is the same address as "
+			    "'%s' on line %d", k->k_name, value,
+			    (*list)[i].text, (*list)[i].line);
+			return -1;
+		}
+	}
+	a.line = line;
+	if ((a.text = strdup(value)) == NULL ||
+	    (nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
+		free(a.text);
+		config_error(p, line, "%s: out of memory", k->k_name);
+		return -1;
+	}
+	nlist[(*n)++] = a;
+	*list = nlist;
+	return 0;
+}
+
+/* "TLSv1".."TLSv1.3" for bit i of tls_conf.protocols. */
+const char *
+config_tls_proto_name(unsigned int i)
+{
+	return i < NTLS_PROTO ? tls_proto_names[i] : "unknown";
+}
+
+const char *
+config_balance_name(enum balance b)
+{
+	if ((size_t)b < NBALANCE)
+		return balance_names[b];
+	return "unknown";
+}
+
+const char *
+config_priority_name(enum priority prio)
+{
+	if ((size_t)prio < NPRIORITY)
+		return priority_names[prio];
+	return "unknown";
+}
+
