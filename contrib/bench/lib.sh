@@ -157,3 +157,10 @@ write_backend_conf() {
     }
 EOF
 }
+
+# forget PID: drop it from the caller's PIDS array (stopped by other means)
+forget() { # forget PID: drop from PIDS
+    local p keep=()
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}

@@ -144,11 +144,6 @@ stop_pid() { # stop_pid PID [CHILD...]: TERM, up to 5 s, then KILL; reap;
     for k in "$@"; do alive "$k" && kill -KILL "$k" 2>/dev/null; done
     return 0
 }
-forget() { # forget PID: drop from PIDS
-    local p keep=()
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
 cleanup() {
     local rc=$? i
     trap - EXIT INT TERM

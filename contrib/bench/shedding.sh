@@ -144,11 +144,6 @@ stop_pid() { # stop_pid PID: TERM (and its children), up to 5 s, then KILL; reap
     wait "$pid" 2>/dev/null || true
     return 0
 }
-forget() { # forget PID: drop from PIDS
-    local p keep=()
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
 cleanup() {
     local rc=$? i
     trap - EXIT INT TERM
