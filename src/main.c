@@ -20,6 +20,7 @@
 
 #include "spillway.h"
 #include "log.h"
+#include "notify.h"
 
 #ifndef SPILLWAY_CONF
 #define SPILLWAY_CONF	"/etc/spillway/spillway.ini"
@@ -147,6 +148,7 @@ main(int argc, char *argv[])
 			return 1;
 		}
 	}
+	notify_ready();		/* listening, and signals watched */
 
 	if (event_base_dispatch(px->px_base) == -1) {
 		log_err("event loop failed");

@@ -216,9 +216,15 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	char			 err[1400], msg[1500];
 	int			 first = old == NULL;
 	uint64_t		 now = now_usec();
+	unsigned int		 max_conns;
 
 	if (errorsp != NULL)
 		*errorsp = NULL;
+	/*
+	 * The descriptor limit first: raising it is harmless if what follows
+	 * fails, and a start-up that fails to bind still says it was short.
+	 */
+	max_conns = fit_fd_limit(conf);
 	if ((gen = gen_new(conf, err, sizeof(err))) == NULL) {
 		snprintf(msg, sizeof(msg), "%s\n", err);
 		configure_failed(px, msg, errorsp);
@@ -254,7 +260,7 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	px->px_conf = conf;
 	if (old != NULL)
 		gen_put(old);
-	px->px_max_conns = fit_fd_limit(conf);
+	px->px_max_conns = max_conns;
 	listener_update(px);
 	if (!first) {
 		px->px_metrics.m_reloads_ok++;
@@ -306,7 +312,6 @@ proxy_start(struct proxy *px, const char *path)
 		return -1;
 	log_info("spillway %s started: %zu backend servers, up to %u "
 	    "connections", PACKAGE_VERSION, px->px_nservers, px->px_max_conns);
-	notify_ready();
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Documentation against the code: every key of the configuration table in
-src/config.c (keys[] and class_keys[], read at test time) is documented in
+src/config_keys.c (config_keys[] and config_class_keys[], read at test time) is documented in
 doc/spillway.ini.5 under its section and shown in conf/spillway.ini (a
 commented-out ";key = ..." counts); the defaults shown in conf/spillway.ini
 are the table's; both man pages are clean under mandoc -Tlint when mandoc is
@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import TOP_SRCDIR, check, run_main, skip, test
 
-CONFIG_C = os.path.join(TOP_SRCDIR, "src", "config.c")
+CONFIG_C = os.path.join(TOP_SRCDIR, "src", "config_keys.c")
 MAN5 = os.path.join(TOP_SRCDIR, "doc", "spillway.ini.5")
 MAN8 = os.path.join(TOP_SRCDIR, "doc", "spillway.8")
 CONF = os.path.join(TOP_SRCDIR, "conf", "spillway.ini")
@@ -29,7 +29,7 @@ def read(path):
 def table(name):
     """[(section, key, default or None)] of one struct key array."""
     text = read(CONFIG_C)
-    m = re.search(r"static const struct key\s+%s\[\]\s*=\s*\{(.*?)\n\};"
+    m = re.search(r"const struct key\s+%s\[[A-Z_]*\]\s*=\s*\{(.*?)\n\};"
                   % name, text, re.S)
     check(m, "no table %s[] in %s" % (name, CONFIG_C))
     body = re.sub(r"/\*.*?\*/", "", m.group(1), flags=re.S)
@@ -43,7 +43,7 @@ def table(name):
 
 
 def all_keys():
-    return table("keys") + table("class_keys")
+    return table("config_keys") + table("config_class_keys")
 
 
 def man_keys():
@@ -98,7 +98,7 @@ def no_stale_man_keys():
     known = {(s, k) for s, k, _ in all_keys()}
     stale = ["[%s] %s" % (s, k) for s, ks in sorted(man_keys().items())
              for k in sorted(ks) if (s, k) not in known]
-    check(not stale, "in doc/spillway.ini.5 but not in src/config.c: " +
+    check(not stale, "in doc/spillway.ini.5 but not in src/config_keys.c: " +
           ", ".join(stale))
 
 
@@ -116,14 +116,14 @@ def keys_in_conf():
 def conf_defaults():
     conf = conf_keys()
     wrong = []
-    for s, k, default in table("keys"):
+    for s, k, default in table("config_keys"):
         shown = conf.get(s, {}).get(k)
         if default is not None and shown is not None and shown != default:
             wrong.append("[%s] %s = %s, default %s" % (s, k, shown, default))
         if default is not None and shown is None and k in conf.get(s, {}):
             wrong.append("[%s] %s has a default (%s) but is commented out"
                          % (s, k, default))
-    check(not wrong, "conf/spillway.ini and src/config.c disagree: " +
+    check(not wrong, "conf/spillway.ini and src/config_keys.c disagree: " +
           "; ".join(wrong))
 
 
