@@ -164,22 +164,29 @@ shed_refused(struct conn *c)
 }
 
 /*
- * Dry run: the decision is counted and noted for the log, and the request
+ * Dry run: what would happen to a request past the limit (wait, or be
+ * refused, and why) is counted and noted for the log, and the request
  * goes on at once, past the limit if need be.
  */
 static void
-dry_run(struct conn *c, enum queue_shed why, uint64_t now)
+dry_run(struct conn *c, unsigned int prio, int retry, uint64_t now)
 {
-	struct proxy	*px = conn_proxy(c);
+	struct proxy		*px = conn_proxy(c);
+	const struct shed_conf	*sc = &conn_gen(c)->g_conf->limiter;
+	unsigned int		 slots = limiter_limit(px->px_lim);
+	enum queue_shed		 why;
 
-	if (why != QUEUE_SHED_NONE) {
-		conn_note(c, why == QUEUE_SHED_FULL ? "queue_full(dry_run)" :
-		    "overloaded(dry_run)");
+	if (limiter_inflight(px->px_lim) >= slots) {
+		why = queue_verdict(px->px_queue, prio, slots, now, retry);
+		if (why == QUEUE_SHED_NONE &&
+		    queue_length(px->px_queue) >= sc->queue_size)
+			why = QUEUE_SHED_FULL;
 		px->px_metrics.m_shed_dry_run[why]++;
-	} else if (limiter_inflight(px->px_lim) >= limiter_limit(px->px_lim))
-		px->px_metrics.m_shed_dry_run[QUEUE_SHED_NONE]++;
+		if (why != QUEUE_SHED_NONE)
+			conn_note(c, why == QUEUE_SHED_FULL ?
+			    "queue_full(dry_run)" : "overloaded(dry_run)");
+	}
 	limiter_take(px->px_lim);
-	(void)now;
 	conn_shed_ticket(c)->st_has_slot = 1;
 }
 
@@ -193,7 +200,6 @@ shed_enter(struct conn *c, enum queue_shed *why)
 {
 	struct proxy		*px = conn_proxy(c);
 	struct shed_ticket	*t = conn_shed_ticket(c);
-	const struct shed_conf	*sc = &conn_gen(c)->g_conf->limiter;
 	struct queue		*q = px->px_queue;
 	struct queue_item	*evicted;
 	uint64_t		 now = now_usec();
@@ -204,15 +210,8 @@ shed_enter(struct conn *c, enum queue_shed *why)
 	retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
 	queue_arrive(q, now, retry);
 	prio = conn_priority(c);
-	if (sc->dry_run) {
-		*why = QUEUE_SHED_NONE;
-		if (limiter_inflight(px->px_lim) >= slots) {
-			*why = queue_verdict(q, prio, slots, now, retry);
-			if (*why == QUEUE_SHED_NONE &&
-			    queue_length(q) >= sc->queue_size)
-				*why = QUEUE_SHED_FULL;
-		}
-		dry_run(c, *why, now);
+	if (conn_gen(c)->g_conf->limiter.dry_run) {
+		dry_run(c, prio, retry, now);
 		return 0;
 	}
 	if (queue_length(q) == 0 && limiter_acquire(px->px_lim, now) == 0) {

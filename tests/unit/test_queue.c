@@ -1558,11 +1558,10 @@ test_growth_ends_after_quiet(void)
 
 /*
  * The quiet spell counts from the last call: "Nobody called for longer
- * than two windows" (tick()). BUG: tick() measures it from the start of
- * the current window instead. A window whose calls ran for 990 ms (10
- * arrivals, 5 departures, a waiter: in excess), then 1.01 s without a
- * call, is taken for a quiet spell: its excess is thrown away and growth
- * ends after ten intervals of quiet, not twenty.
+ * than two windows" (tick()), not from the start of the current window.
+ * A window whose calls ran for 990 ms (10 arrivals, 5 departures, a
+ * waiter: in excess), then 1.01 s without a call, is no quiet spell: its
+ * excess counts, and growth ends only after twenty intervals of quiet.
  */
 static void
 test_growth_quiet_from_last_call(void)
