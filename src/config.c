@@ -288,6 +288,16 @@ class_end(struct parse *p)
 		    (config_class_keys[i].k_flags & KEY_CRITERION))
 			criteria = 1;
 	}
+	for (i = 0; i < CONFIG_NCLASS_KEYS; i++) {
+		if (p->p_class_seen[i] &&
+		    (config_class_keys[i].k_flags & KEY_FAULT) &&
+		    (cl->fault_line == 0 || p->p_class_seen[i] < cl->fault_line))
+			cl->fault_line = p->p_class_seen[i];
+	}
+	if (cl->fault.delay_percent > 0 && cl->fault.delay_ms == 0)
+		config_error(p, cl->fault_line, "class %s: fault_delay_percent "
+		    "needs a fault_delay (the time to add, e.g. 200ms)",
+		    cl->name);
 	if (is_default_class(cl) && criteria)
 		config_error(p, cl->line, "class default matches every "
 		    "request; it takes no path, method or header");
@@ -634,6 +644,34 @@ check_listeners(struct parse *p)
 		    "key)", tc->nkeys, tc->ncerts);
 }
 
+/*
+ * Fault injection is for game days: a class that injects faults needs a
+ * listener marked for them ("listen = ADDRESS fault_injection"), and only
+ * requests that arrive there get them. A configuration with faults and no
+ * such listener is refused, so that a fault left in a file cannot reach
+ * production traffic by accident (a reload with it keeps the old one).
+ */
+static void
+check_faults(struct parse *p)
+{
+	const struct config	*conf = p->p_conf;
+	size_t			 i;
+	int			 marked = 0;
+
+	for (i = 0; i < conf->proxy.nlisten; i++)
+		marked |= conf->proxy.listen[i].flags & ADDR_F_FAULT_INJECTION;
+	for (i = 0; i < conf->tls.nlisten; i++)
+		marked |= conf->tls.listen[i].flags & ADDR_F_FAULT_INJECTION;
+	for (i = 0; i < conf->nclasses && !marked; i++) {
+		if (fault_active(&conf->classes[i].fault))
+			config_error(p, conf->classes[i].fault_line, "class %s: "
+			    "fault injection needs a listener marked for it "
+			    "(listen = 127.0.0.1:8080 fault_injection); refused "
+			    "so that it cannot be left on in production",
+			    conf->classes[i].name);
+	}
+}
+
 /* Feed the text to inih through reader(), then fill in the defaults. */
 static void
 parse_lines(struct parse *p)
@@ -650,6 +688,7 @@ parse_lines(struct parse *p)
 	classes_end(p);
 	check_limits(p);
 	check_listeners(p);
+	check_faults(p);
 }
 
 static struct config *

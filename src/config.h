@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "fault.h"
 #include "limiter.h"
 #include "queue.h"
 
@@ -129,6 +130,8 @@ struct class_conf {
 	enum priority		 priority;
 	uint64_t		 rate;		/* own bucket, per minute; 0: none */
 	uint64_t		 burst;		/* 0: one second's worth */
+	struct fault_rule	 fault;		/* fault_* keys; off by default */
+	int			 fault_line;	/* first fault_* key, or 0 */
 };
 
 /* A duration given as "auto": derived from another key (config.c). */

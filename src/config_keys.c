@@ -44,7 +44,7 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	/* no default here: 127.0.0.1:8080 unless [tls] listen is given */
 	{ "proxy", "listen", KT_ADDRS, 1, 64, NULL,
 	    LIST(proxy.listen, proxy.nlisten),
-	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE },
+	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE | KEY_LISTEN_OPTS },
 	{ "proxy", "max_connections", KT_UINT, 1, 1000000, "4096",
 	    FIELD(proxy.max_connections), 0 },
 	{ "proxy", "header_timeout", KT_DURATION, 1, MS_1H, "10s",
@@ -109,7 +109,7 @@ const struct key config_keys[CONFIG_NKEYS] = {
 
 	{ "tls", "listen", KT_ADDRS, 0, 64, NULL,
 	    LIST(tls.listen, tls.nlisten),
-	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE },
+	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE | KEY_LISTEN_OPTS },
 	{ "tls", "certificate", KT_STRINGS, 0, 100, NULL,
 	    LIST(tls.certs, tls.ncerts), KEY_REPEAT | 0 },
 	{ "tls", "private_key", KT_STRINGS, 0, 100, NULL,
@@ -180,6 +180,15 @@ const struct key config_class_keys[CONFIG_NCLASS_KEYS] = {
 	    CFIELD(rate), 0 },
 	{ "class", "burst", KT_UINT, 0, RATE_MAX, "0",
 	    CFIELD(burst), 0 },
+	/* fault injection: refused unless a listener says fault_injection */
+	{ "class", "fault_delay", KT_DURATION, 0, MS_1H, "0",
+	    CFIELD(fault.delay_ms), KEY_FAULT },
+	{ "class", "fault_delay_percent", KT_RATIO, 0, 100000, "0",
+	    CFIELD(fault.delay_percent), KEY_FAULT },
+	{ "class", "fault_abort", KT_UINT, 400, 599, "503",
+	    CFIELD(fault.abort_status), KEY_FAULT },
+	{ "class", "fault_abort_percent", KT_RATIO, 0, 100000, "0",
+	    CFIELD(fault.abort_percent), KEY_FAULT },
 };
 
 _Static_assert(sizeof(config_keys) / sizeof(config_keys[0]) == CONFIG_NKEYS,

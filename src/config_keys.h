@@ -51,6 +51,8 @@ enum key_type {
 #define KEY_LOOPBACK	0x40	/* an address without host is 127.0.0.1 */
 #define KEY_CRITERION	0x20	/* a class matches on it */
 #define KEY_AUTO	0x80	/* "auto" stores CONFIG_AUTO */
+#define KEY_LISTEN_OPTS	0x100	/* a proxy listener: may take flag words */
+#define KEY_FAULT	0x200	/* a fault injection key (class_end) */
 
 /*
  * One key. Offsets are into struct config, or into struct class_conf for
@@ -72,7 +74,7 @@ struct key {
 
 /* The tables (config_keys.c); their sizes are checked there. */
 #define CONFIG_NKEYS		55
-#define CONFIG_NCLASS_KEYS	6
+#define CONFIG_NCLASS_KEYS	10
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];
 

@@ -744,6 +744,42 @@ config_parse_addr(const char *text, int passive, struct config_addr *a,
 	return addr_parse(text, passive, 0, a, err, errlen);
 }
 
+/*
+ * "ADDRESS [WORD ...]" of a proxy listener: copy the address into buf and
+ * return it, with the flags its words set in *flags; NULL on an unknown
+ * word, having said so. Words are HAProxy's bind options in spirit.
+ */
+static const char *
+listen_opts(struct parse *p, const struct key *k, const char *value, int line,
+    char *buf, size_t len, int *flags)
+{
+	const char	*w = value + strcspn(value, " \t");
+	size_t		 n = (size_t)(w - value), wl;
+
+	if (n >= len) {
+		config_error(p, line, "%s: address too long", k->k_name);
+		return NULL;
+	}
+	memcpy(buf, value, n);
+	buf[n] = '\0';
+	for (;;) {
+		w += strspn(w, " \t");
+		if (*w == '\0')
+			return buf;
+		wl = strcspn(w, " \t");
+		if (wl == strlen("fault_injection") &&
+		    memcmp(w, "fault_injection", wl) == 0)
+			*flags |= ADDR_F_FAULT_INJECTION;
+		else {
+			config_error(p, line, "%s: unknown option '%.*s' after "
+			    "the address (known: fault_injection)", k->k_name,
+			    (int)wl, w);
+			return NULL;
+		}
+		w += wl;
+	}
+}
+
 /* Append one address to a list key; KEY_UNIQUE refuses one seen before. */
 static int
 set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
@@ -751,7 +787,8 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 {
 	struct config_addr	**list = key_field(obj, k->k_offset), *nlist, a;
 	size_t			 *n = key_field(obj, k->k_aux), i;
-	char			  err[256], local[32];
+	char			  err[256], local[32], addr[256];
+	const char		 *written = value;
 
 	if (*n >= k->k_max) {
 		config_error(p, line, "%s: too many (at most %llu)", k->k_name,
@@ -759,6 +796,9 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		return -1;
 	}
 	memset(&a, 0, sizeof(a));
+	if ((k->k_flags & KEY_LISTEN_OPTS) && (value = listen_opts(p, k, value,
+	    line, addr, sizeof(addr), &a.flags)) == NULL)
+		return -1;
 	/* "8082" or ":8082": loopback, not every address, where it matters */
 	if ((k->k_flags & KEY_LOOPBACK) && value[strspn(value, ":")] != '\0' &&
 	    strspn(value, ":") <= 1 &&
@@ -783,7 +823,9 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		}
 	}
 	a.line = line;
-	if ((a.text = strdup(value)) == NULL ||
+	/* a listener's text keeps its words: /status and logs show them */
+	if ((a.text = strdup((k->k_flags & KEY_LISTEN_OPTS) ? written :
+	    value)) == NULL ||
 	    (nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
 		free(a.text);
 		config_error(p, line, "%s: out of memory", k->k_name);

@@ -39,6 +39,7 @@
 #include <openssl/err.h>
 
 #include "classify.h"
+#include "fault.h"
 #include "head.h"
 #include "spillway.h"
 #include "log.h"
@@ -59,6 +60,8 @@ conn_state_name(enum conn_state state)
 	switch (state) {
 	case CS_HEAD:
 		return "head";
+	case CS_DELAYED:
+		return "delayed";
 	case CS_QUEUED:
 		return "queued";
 	case CS_CONNECT:
@@ -216,6 +219,7 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	c->cn_proxy = px;
 	c->cn_class = SIZE_MAX;	/* not classified yet */
 	c->cn_reason = MR_NONE;
+	c->cn_fault_ok = -1;
 	if (tls) {
 		if ((ssl = tls_accept(px->px_gen->g_tls)) == NULL)
 			goto fail;
@@ -320,6 +324,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
 		break;
+	case CS_DELAYED:
 	case CS_QUEUED:
 	case CS_CONNECT:
 	case CS_DEAD:
@@ -404,11 +409,122 @@ conn_use_current_conf(struct conn *c)
 	conn_set_read_limit(c);
 }
 
+/* Past admission: take a limiter slot, or wait in the queue, or be shed. */
+static void
+conn_enter_shed(struct conn *c)
+{
+	enum queue_shed		 why;
+
+	if (shed_enter(c, &why) == -1) {
+		conn_shed(c, why);
+		return;
+	}
+	if (c->cn_st.st_has_slot)
+		conn_dispatch(c);
+	else
+		conn_set_state(c, CS_QUEUED);
+}
+
+/*
+ * Did the connection come in on a listener marked fault_injection in its
+ * configuration? Its local address is asked once per connection.
+ */
+static int
+conn_fault_allowed(struct conn *c)
+{
+	const struct config	*conf = c->cn_conf;
+	const struct config_addr *lists[2] = { conf->proxy.listen,
+				    conf->tls.listen };
+	size_t			 counts[2] = { conf->proxy.nlisten,
+				    conf->tls.nlisten };
+	struct config_addr	 local;
+	size_t			 i, j;
+
+	if (c->cn_fault_ok != -1 && c->cn_fault_gen == c->cn_gen->g_id)
+		return c->cn_fault_ok;
+	memset(&local, 0, sizeof(local));
+	local.sslen = sizeof(local.ss);
+	c->cn_fault_ok = 0;
+	c->cn_fault_gen = c->cn_gen->g_id;
+	if (getsockname(bufferevent_getfd(c->cn_bev),
+	    (struct sockaddr *)&local.ss, &local.sslen) == -1)
+		return 0;
+	for (i = 0; i < 2; i++) {
+		for (j = 0; j < counts[i]; j++) {
+			if ((lists[i][j].flags & ADDR_F_FAULT_INJECTION) &&
+			    (c->cn_tls != 0) == (i == 1) &&
+			    addr_overlap(&lists[i][j], &local))
+				c->cn_fault_ok = 1;
+		}
+	}
+	return c->cn_fault_ok;
+}
+
+/* Count an injected fault under the request's class. */
+static void
+conn_count_fault(struct conn *c, enum fault_kind kind)
+{
+	struct class_metrics	*cm;
+
+	cm = metrics_class(&c->cn_proxy->px_metrics,
+	    c->cn_conf->classes[c->cn_class].name);
+	if (cm != NULL)
+		cm->cm_faults[kind]++;
+}
+
+/* An injected abort: the class's status, as if from the backend. */
+static void
+conn_fault_abort(struct conn *c)
+{
+	conn_count_fault(c, FAULT_KIND_ABORT);
+	conn_respond(c, (int)c->cn_conf->classes[c->cn_class].fault.abort_status,
+	    MR_FAULT_ABORT, 0);
+}
+
+/*
+ * Fault injection, after admission and before the limiter: draw the
+ * request's faults. A delay waits on the connection's timer in CS_DELAYED,
+ * holding no limiter slot and no place in the queue, then goes on (to the
+ * abort, if drawn too). Returns 1 if the request was taken (delayed or
+ * answered), 0 to go on to the limiter now.
+ */
+static int
+conn_fault(struct conn *c)
+{
+	const struct fault_rule	*fr = &c->cn_conf->classes[c->cn_class].fault;
+
+	c->cn_fault = 0;
+	if (!fault_active(fr) || !conn_fault_allowed(c))
+		return 0;
+	c->cn_fault = fault_decide(fr,
+	    fault_rng_next(&c->cn_proxy->px_fault_rng));
+	if (c->cn_fault & FAULT_DELAY) {
+		conn_count_fault(c, FAULT_KIND_DELAY);
+		conn_set_state(c, CS_DELAYED);
+		conn_arm_timer(c, fr->delay_ms);
+		return 1;
+	}
+	if (c->cn_fault & FAULT_ABORT) {
+		conn_fault_abort(c);
+		return 1;
+	}
+	return 0;
+}
+
+/* The injected delay is over. */
+static void
+conn_fault_delayed(struct conn *c)
+{
+	if (c->cn_fault & FAULT_ABORT)
+		conn_fault_abort(c);
+	else
+		conn_enter_shed(c);
+}
+
 static void
 conn_start_request(struct conn *c, size_t headlen)
 {
 	const struct proxy_conf	*pc = &c->cn_conf->proxy;
-	enum queue_shed		 why;
 	struct http_head	*h = &c->cn_req;
 	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
 	const char		*what = NULL;
@@ -465,14 +581,8 @@ conn_start_request(struct conn *c, size_t headlen)
 
 	c->cn_resp_state = RS_NONE;
 	c->cn_t_resp_head = 0;
-	if (shed_enter(c, &why) == -1) {
-		conn_shed(c, why);
-		return;
-	}
-	if (c->cn_st.st_has_slot)
-		conn_dispatch(c);
-	else
-		conn_set_state(c, CS_QUEUED);
+	if (conn_fault(c) == 0)
+		conn_enter_shed(c);
 }
 
 static void
@@ -688,6 +798,7 @@ conn_end_request(struct conn *c)
 	c->cn_resp_bytes = 0;
 	c->cn_t_upstream = 0;
 	c->cn_class = SIZE_MAX;
+	c->cn_fault = 0;
 	c->cn_req_paused = 0;
 	c->cn_resp_paused = 0;
 	c->cn_method = HTTP_M_OTHER;
@@ -859,6 +970,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		else
 			conn_upstream_failed(c, 408, MR_NONE);
 		break;
+	case CS_DELAYED:
+		conn_fault_delayed(c);
+		break;
 	case CS_DISCARD:
 		c->cn_keepalive = 0;
 		conn_end_request(c);
@@ -910,7 +1024,8 @@ conn_close(struct conn *c, const char *why)
 	if (why != NULL)
 		log_debug("%s: conn %llu from %s: %s", __func__,
 		    (unsigned long long)c->cn_id, c->cn_peer, why);
-	if (c->cn_state == CS_QUEUED || c->cn_state == CS_CONNECT ||
+	if (c->cn_state == CS_DELAYED || c->cn_state == CS_QUEUED ||
+	    c->cn_state == CS_CONNECT ||
 	    c->cn_state == CS_PROXY || c->cn_state == CS_DISCARD) {
 		if (c->cn_status == 0) {
 			c->cn_status = 499;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fault.h"
 #include "spillway.h"
 #include "log.h"
 
@@ -84,7 +85,8 @@ conn_log_request(struct conn *c)
 	    (int64_t)(now - c->cn_t_upstream) : -1;
 	e.server = c->cn_ur.ur_name;
 	e.reason = c->cn_reason != MR_NONE ?
-	    metrics_reason_name(c->cn_reason) : c->cn_note;
+	    metrics_reason_name(c->cn_reason) : c->cn_note != NULL ?
+	    c->cn_note : (c->cn_fault & FAULT_DELAY) ? "fault_delay" : NULL;
 	e.class = conn_class_name(c);
 	accesslog_write(&e);
 }

@@ -43,6 +43,7 @@ static const char *const reason_names[MR_NONE + 1] = {
 	[MR_COUNT] = "unknown",
 	[MR_CLIENT_CLOSED] = "client_closed",
 	[MR_CONNECT_UNSUPPORTED] = "connect_unsupported",
+	[MR_FAULT_ABORT] = "fault_abort",
 	[MR_NONE] = NULL,
 };
 
@@ -275,6 +276,18 @@ prom_classes(struct mbuf *mb, const struct metrics *m)
 		prom_class(mb, "spillway_dry_run_refusals_total", cm);
 		mbuf_printf(mb, "\"} %" PRIu64 "\n", cm->cm_dry_run);
 	}
+
+	prom_head(mb, "spillway_faults_injected_total", "counter",
+	    "Faults injected on purpose ([class] fault_*), by class and kind.");
+	for (i = 0; i < m->m_nclasses; i++) {
+		cm = &m->m_classes[i];
+		for (r = 0; r < FAULT_NKINDS; r++) {
+			prom_class(mb, "spillway_faults_injected_total", cm);
+			mbuf_printf(mb, "\",kind=\"%s\"} %" PRIu64 "\n",
+			    fault_kind_name((enum fault_kind)r),
+			    cm->cm_faults[r]);
+		}
+	}
 }
 
 void
@@ -453,7 +466,9 @@ json_class(struct mbuf *mb, const struct class_metrics *cm)
 	}
 	mbuf_printf(mb, "}, \"refused\": ");
 	json_refused(mb, cm->cm_refused);
-	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 "}", cm->cm_dry_run);
+	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 ", \"faults\": {\"delay\": %"
+	    PRIu64 ", \"abort\": %" PRIu64 "}}", cm->cm_dry_run,
+	    cm->cm_faults[FAULT_KIND_DELAY], cm->cm_faults[FAULT_KIND_ABORT]);
 }
 
 /*

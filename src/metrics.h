@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fault.h"
 #include "mbuf.h"
 #include "queue.h"
 
@@ -41,6 +42,7 @@ enum metrics_reason {
 	MR_COUNT,		/* "unknown" */
 	MR_CLIENT_CLOSED,	/* 499: the client went away first */
 	MR_CONNECT_UNSUPPORTED,	/* 501: CONNECT, no tunnels */
+	MR_FAULT_ABORT,		/* a fault injected: counted as a fault */
 	MR_NONE,		/* no reason: NULL name */
 };
 
@@ -58,6 +60,7 @@ struct class_metrics {
 	uint64_t		 cm_status[500];	/* by status, 100..599 */
 	uint64_t		 cm_refused[MR_COUNT];
 	uint64_t		 cm_dry_run;	/* would have been refused */
+	uint64_t		 cm_faults[FAULT_NKINDS]; /* injected, by kind */
 };
 
 struct metrics {

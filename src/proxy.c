@@ -42,6 +42,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "fault.h"
 #include "spillway.h"
 #include "log.h"
 #include "notify.h"
@@ -85,6 +86,7 @@ int
 proxy_init(struct proxy *px)
 {
 	struct timeval	 second = { 1, 0 };
+	uint8_t		 seed[16];
 
 	memset(px, 0, sizeof(*px));
 	TAILQ_INIT(&px->px_listeners);
@@ -103,6 +105,12 @@ proxy_init(struct proxy *px)
 		log_err("getrandom: %s", strerror(errno));
 		return -1;
 	}
+	/* its own seed: fault draws say nothing of admission's hash key */
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+		log_err("getrandom: %s", strerror(errno));
+		return -1;
+	}
+	fault_rng_seed(&px->px_fault_rng, seed, sizeof(seed));
 	px->px_flush_timer = event_new(px->px_base, -1, EV_PERSIST, flush_cb,
 	    NULL);
 	if (px->px_flush_timer == NULL ||

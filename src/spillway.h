@@ -138,6 +138,7 @@ TAILQ_HEAD(listener_list, listener);
 /* Client connection states; see conn_state_name(). */
 enum conn_state {
 	CS_HEAD = 0,	/* waiting for, or reading, a request head */
+	CS_DELAYED,	/* admitted; an injected fault delay, no slot held */
 	CS_QUEUED,	/* admitted; waiting in the queue for a slot */
 	CS_CONNECT,	/* head read; waiting for a backend connection */
 	CS_PROXY,	/* request and response flowing through */
@@ -204,6 +205,9 @@ struct conn {
 	const char		*cn_note;	/* for the log only, or NULL */
 	uint64_t		 cn_retry_after; /* seconds, 0: no header */
 	size_t			 cn_class;	/* index in cn_conf->classes */
+	int			 cn_fault;	/* FAULT_* injected in this one */
+	int			 cn_fault_ok;	/* listener allows: -1 not known */
+	unsigned long		 cn_fault_gen;	/* ...under this generation id */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 };
@@ -262,6 +266,7 @@ struct proxy {
 	unsigned int		 px_nconns;
 	unsigned int		 px_max_conns;	/* after the fd limit */
 	uint64_t		 px_next_id;
+	uint64_t		 px_fault_rng;	/* fault injection draws */
 	struct server		**px_servers;
 	size_t			 px_nservers;
 	size_t			 px_rr_next;
