@@ -607,6 +607,28 @@ key_line(struct parse *p, const char *section, const char *name)
 }
 
 /*
+ * The admin listener may not take a proxy listener's connections: the
+ * same address, or the same port with either one the "any" address. A
+ * proxy listener given by default has no line: the error then points at
+ * the admin's.
+ */
+static void
+admin_clash(struct parse *p, const struct config_addr *adm,
+    const struct config_addr *pl, const char *section)
+{
+	char	 where[32] = "";
+
+	if (!addr_overlap(adm, pl))
+		return;
+	if (pl->line > 0)
+		snprintf(where, sizeof(where), " on line %d", pl->line);
+	config_error(p, adm->line, "listen: admin address %s %s [%s] listen "
+	    "%s%s%s", adm->text, addr_same(adm, pl) ? "is the same as" :
+	    "overlaps", section, pl->text, pl->line > 0 ? "" : " (the default)",
+	    where);
+}
+
+/*
  * Listeners: plain ones default to 127.0.0.1:8080 unless TLS ones are
  * given; no address may be both; a TLS listener needs a certificate, and
  * private keys, if given, pair up with the certificates.
@@ -632,6 +654,14 @@ check_listeners(struct parse *p)
 				    tc->listen[i].text,
 				    conf->proxy.listen[j].line);
 		}
+	}
+	for (i = 0; i < conf->admin.nlisten; i++) {
+		for (j = 0; j < conf->proxy.nlisten; j++)
+			admin_clash(p, &conf->admin.listen[i],
+			    &conf->proxy.listen[j], "proxy");
+		for (j = 0; j < tc->nlisten; j++)
+			admin_clash(p, &conf->admin.listen[i], &tc->listen[j],
+			    "tls");
 	}
 	if (tc->nlisten > 0 && tc->ncerts == 0)
 		config_error(p, key_line(p, "tls", "listen"), "[tls] listen "

@@ -22,12 +22,17 @@
  * connection costs no 34 KiB of OpenSSL buffers), session resumption by
  * tickets and/or a server-side cache.
  */
+#include <sys/stat.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -73,6 +78,34 @@ fail(const struct config *conf, int line, char *err, size_t errlen,
 	config_where(conf, line, where, sizeof(where));
 	ssl_error(why, sizeof(why));
 	snprintf(err, errlen, "%s %s %s: %s", where, fmt, arg, why);
+}
+
+/*
+ * OpenSSL failed to load path: if the file itself is the trouble (missing,
+ * unreadable, a directory), say so with strerror, as OpenSSL 3 reports
+ * only "system lib"; else OpenSSL's own reason (not PEM, wrong key...).
+ */
+static void
+fail_file(const struct config *conf, int line, char *err, size_t errlen,
+    const char *what, const char *path)
+{
+	char		 where[1100];
+	struct stat	 st;
+	int		 fd, e = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		e = errno;
+	else if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+		e = EISDIR;
+	if (fd != -1)
+		close(fd);
+	if (e == 0) {
+		fail(conf, line, err, errlen, what, path);
+		return;
+	}
+	ERR_clear_error();
+	config_where(conf, line, where, sizeof(where));
+	snprintf(err, errlen, "%s %s %s: %s", where, what, path, strerror(e));
 }
 
 static int
@@ -159,12 +192,13 @@ server_ctx(const struct config *conf, struct tls *tls, size_t i, char *err,
 	if (tc->protocols & (TLS_PROTO_1_0 | TLS_PROTO_1_1))
 		SSL_CTX_set_security_level(ctx, 0);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert->text) != 1) {
-		fail(conf, cert->line, err, errlen, "certificate", cert->text);
+		fail_file(conf, cert->line, err, errlen, "certificate",
+		    cert->text);
 		goto bad;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key->text,
 	    SSL_FILETYPE_PEM) != 1) {
-		fail(conf, key->line, err, errlen, key == cert ?
+		fail_file(conf, key->line, err, errlen, key == cert ?
 		    "certificate (its private key)" : "private_key",
 		    key->text);
 		goto bad;
@@ -234,10 +268,13 @@ client_ctx(const struct config *conf, char *err, size_t errlen)
 			    bc->ca_file.text, NULL);
 		else
 			ok = SSL_CTX_set_default_verify_paths(ctx);
-		if (ok != 1) {
-			fail(conf, bc->ca_file.line, err, errlen, "ca_file",
-			    bc->ca_file.text != NULL ? bc->ca_file.text :
+		if (ok != 1 && bc->ca_file.text != NULL)
+			fail_file(conf, bc->ca_file.line, err, errlen,
+			    "ca_file", bc->ca_file.text);
+		else if (ok != 1)
+			fail(conf, 0, err, errlen, "ca_file",
 			    "(system store)");
+		if (ok != 1) {
 			SSL_CTX_free(ctx);
 			return NULL;
 		}

@@ -8,11 +8,10 @@ them on and off."""
 
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (access_lines, admin, admin_spillway, Backend,
+from harness import (access_lines, admin_spillway, Backend,
                      build_request, check, Client, diag, eq, free_port,
                      LOCALHOST, log_fields, metrics, respond, run_binary,
                      run_main, Spillway, test, wait_for)
@@ -25,10 +24,6 @@ def marked(port):
 def faults(sp, cls, kind):
     return metrics(sp).value("spillway_faults_injected_total", 0.0,
                              **{"class": cls, "kind": kind})
-
-
-def generation(sp):
-    return metrics(sp).value("spillway_config_generation")
 
 
 def reload_and_wait(sp, failed=False):

@@ -1957,6 +1957,39 @@ test_limiter_bounds(void)
 }
 
 
+/* [admin] listen may not take a proxy listener's connections. */
+static void
+test_admin_clash(void)
+{
+	check_error(BACKEND "[admin]\nlisten = 8080\n",
+	    "t:4: listen: admin address 127.0.0.1:8080 is the same as [proxy] "
+	    "listen 127.0.0.1:8080 (the default)\n");
+	check_error("[proxy]\nlisten = *:9000\n" BACKEND
+	    "[admin]\nlisten = 127.0.0.1:9000\n",
+	    "t:6: listen: admin address 127.0.0.1:9000 overlaps [proxy] listen "
+	    "*:9000 on line 2\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:9000\n"
+	    "listen = 127.0.0.2:9001\n" BACKEND
+	    "[admin]\nlisten = 0.0.0.0:9001\n",
+	    "t:7: listen: admin address 0.0.0.0:9001 overlaps [proxy] listen "
+	    "127.0.0.2:9001 on line 3\n");
+	check_error("[tls]\nlisten = 127.0.0.1:9443\ncertificate = /x.pem\n"
+	    BACKEND "[admin]\nlisten = 9443\n",
+	    "t:7: listen: admin address 127.0.0.1:9443 is the same as [tls] "
+	    "listen 127.0.0.1:9443 on line 2\n");
+	check_error("[proxy]\nlisten = [::]:9000\n" BACKEND
+	    "[admin]\nlisten = [::1]:9000\n",
+	    "t:6: listen: admin address [::1]:9000 overlaps [proxy] listen "
+	    "[::]:9000 on line 2\n");
+	/* another port, another address, another family: no clash */
+	config_free(parse_ok("[proxy]\nlisten = *:9000\n" BACKEND
+	    "[admin]\nlisten = 127.0.0.1:9001\n"));
+	config_free(parse_ok("[proxy]\nlisten = 127.0.0.1:9000\n" BACKEND
+	    "[admin]\nlisten = 127.0.0.2:9000\n"));
+	config_free(parse_ok("[proxy]\nlisten = [::]:9000\n" BACKEND
+	    "[admin]\nlisten = 127.0.0.1:9000\n"));
+}
+
 /* [class] fault_* keys, and the listener that must allow them. */
 static void
 test_fault_keys(void)
@@ -2051,6 +2084,7 @@ main(int argc, char **argv)
 
 	RUN(test_defaults);
 	RUN(test_fault_keys);
+	RUN(test_admin_clash);
 	RUN(test_fault_refused);
 	RUN(test_example_file);
 	RUN(test_duration_units);
