@@ -17,6 +17,7 @@ struct config_addr {
 	socklen_t		 sslen;
 	int			 line;	/* where it was written */
 	int			 flags;	/* ADDR_F_*: words after a listen address */
+	unsigned int		 maxconn; /* a server's fixed limit; 0: learned */
 };
 
 /* "listen = ADDRESS fault_injection": faults may be injected there. */

@@ -57,6 +57,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 {
 	struct limiter_state	 st;
 	struct queue_state	 qs;
+	struct metrics_server_limit *sl;
 	size_t			 i;
 
 	memset(g, 0, sizeof(*g));
@@ -64,9 +65,9 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	g->uptime_seconds = (now_usec() - px->px_started) / 1e6;
 	g->generation = px->px_gen->g_id;
 	g->client_connections = px->px_nconns;
-	limiter_state(px->px_lim, &st);
-	g->inflight = limiter_inflight(px->px_lim);
-	g->limit = limiter_limit(px->px_lim);
+	upstream_limiter_state(px, &st);
+	g->inflight = st.inflight;
+	g->limit = upstream_limit(px);
 	g->algorithm = limiter_algo_name(px->px_conf->limiter.algorithm);
 	g->limiter_min_rtt_seconds = st.min_rtt_usec / 1e6;
 	g->limiter_rtt_seconds = st.short_rtt_usec / 1e6;
@@ -86,6 +87,17 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	}
 	g->admission_clients = admission_clients(px->px_adm);
 	g->admission_evictions = admission_evictions(px->px_adm);
+	/* per-server limits; left out if out of memory */
+	if ((sl = calloc(px->px_nservers, sizeof(*sl))) != NULL) {
+		for (i = 0; i < px->px_nservers; i++) {
+			sl[i].name = px->px_servers[i]->sv_addr->text;
+			sl[i].limit = limiter_limit(px->px_servers[i]->sv_lim);
+			sl[i].inflight =
+			    limiter_inflight(px->px_servers[i]->sv_lim);
+		}
+		g->server_limits = sl;
+		g->nserver_limits = px->px_nservers;
+	}
 }
 
 static void
@@ -125,6 +137,7 @@ serve_metrics(struct proxy *px, struct evhttp_request *req)
 
 	sample_gauges(px, &g);
 	metrics_prometheus(&px->px_metrics, &g, &mb);
+	free((void *)g.server_limits);
 	reply_mbuf(req, "text/plain; version=0.0.4; charset=utf-8", &mb);
 }
 
@@ -139,6 +152,7 @@ serve_status(struct proxy *px, struct evhttp_request *req)
 	config_json(px->px_conf, &conf);
 	g.config_json = conf.mb_failed ? NULL : conf.mb_data;
 	metrics_json(&px->px_metrics, &g, &mb);
+	free((void *)g.server_limits);
 	mbuf_printf(&mb, "\n");
 	mbuf_free(&conf);
 	reply_mbuf(req, "application/json", &mb);

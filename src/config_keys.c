@@ -15,6 +15,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,7 +65,7 @@ const struct key config_keys[CONFIG_NKEYS] = {
 
 	{ "backend", "server", KT_ADDRS, 1, 1000, NULL,
 	    LIST(backend.servers, backend.nservers),
-	    KEY_REPEAT | KEY_REQUIRED },
+	    KEY_REPEAT | KEY_REQUIRED | KEY_SERVER_OPTS },
 	{ "backend", "connect_timeout", KT_DURATION, 1, MS_1H, "5s",
 	    FIELD(backend.connect_timeout_ms), 0 },
 	{ "backend", "response_timeout", KT_DURATION, 1, MS_1D, "60s",
@@ -292,6 +293,7 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 	const struct config_str		*strs;
 	char *const			*list;
 	const char			*hname, *hvalue;
+	char				 word[32];
 	size_t				 j, count;
 	unsigned int			 bits;
 	uint64_t			 v;
@@ -370,6 +372,14 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 		mbuf_printf(mb, "[");
 		for (j = 0; j < count; j++) {
 			mbuf_printf(mb, j ? ", " : "");
+			if (k->k_type == KT_ADDRS && addrs[j].maxconn > 0) {
+				snprintf(word, sizeof(word), " maxconn=%u",
+				    addrs[j].maxconn);
+				mbuf_printf(mb, "\"");
+				mbuf_escaped(mb, addrs[j].text, 1);
+				mbuf_printf(mb, "%s\"", word);
+				continue;
+			}
 			mbuf_json_str(mb, k->k_type == KT_ADDRS ? addrs[j].text :
 			    k->k_type == KT_STRINGS ? strs[j].text : list[j]);
 		}

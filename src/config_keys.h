@@ -53,6 +53,8 @@ enum key_type {
 #define KEY_AUTO	0x80	/* "auto" stores CONFIG_AUTO */
 #define KEY_LISTEN_OPTS	0x100	/* a proxy listener: may take flag words */
 #define KEY_FAULT	0x200	/* a fault injection key (class_end) */
+#define KEY_SERVER_OPTS	0x400	/* a backend server: may take maxconn=N */
+#define SERVER_MAXCONN_MAX	100000	/* a limiter's largest limit */
 
 /*
  * One key. Offsets are into struct config, or into struct class_conf for

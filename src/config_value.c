@@ -744,17 +744,41 @@ config_parse_addr(const char *text, int passive, struct config_addr *a,
 	return addr_parse(text, passive, 0, a, err, errlen);
 }
 
+/* "maxconn=N" of a server: N into *v, 1 to LIMIT; 0 if the word is not. */
+static int
+server_maxconn(const char *w, size_t wl, unsigned int *v)
+{
+	static const char	 name[] = "maxconn=";
+	const size_t		 nl = sizeof(name) - 1;
+	uint64_t		 n = 0;
+	size_t			 i;
+
+	if (wl <= nl || memcmp(w, name, nl) != 0)
+		return 0;
+	for (i = nl; i < wl; i++) {
+		if (w[i] < '0' || w[i] > '9' || (n = n * 10 +
+		    (uint64_t)(w[i] - '0')) > SERVER_MAXCONN_MAX)
+			return -1;
+	}
+	if (n == 0)
+		return -1;
+	*v = (unsigned int)n;
+	return 1;
+}
+
 /*
- * "ADDRESS [WORD ...]" of a proxy listener: copy the address into buf and
- * return it, with the flags its words set in *flags; NULL on an unknown
- * word, having said so. Words are HAProxy's bind options in spirit.
+ * "ADDRESS [WORD ...]": copy the address into buf and return it, with
+ * what its words say in a: a proxy listener's flags (KEY_LISTEN_OPTS), a
+ * server's maxconn (KEY_SERVER_OPTS), as HAProxy's bind and server
+ * options. NULL on a word the key does not take, having said so.
  */
 static const char *
-listen_opts(struct parse *p, const struct key *k, const char *value, int line,
-    char *buf, size_t len, int *flags)
+addr_opts(struct parse *p, const struct key *k, const char *value, int line,
+    char *buf, size_t len, struct config_addr *a)
 {
 	const char	*w = value + strcspn(value, " \t");
 	size_t		 n = (size_t)(w - value), wl;
+	int		 r;
 
 	if (n >= len) {
 		config_error(p, line, "%s: address too long", k->k_name);
@@ -767,13 +791,23 @@ listen_opts(struct parse *p, const struct key *k, const char *value, int line,
 		if (*w == '\0')
 			return buf;
 		wl = strcspn(w, " \t");
-		if (wl == strlen("fault_injection") &&
+		if ((k->k_flags & KEY_LISTEN_OPTS) &&
+		    wl == strlen("fault_injection") &&
 		    memcmp(w, "fault_injection", wl) == 0)
-			*flags |= ADDR_F_FAULT_INJECTION;
-		else {
+			a->flags |= ADDR_F_FAULT_INJECTION;
+		else if ((k->k_flags & KEY_SERVER_OPTS) &&
+		    (r = server_maxconn(w, wl, &a->maxconn)) != 0) {
+			if (r == -1) {
+				config_error(p, line, "%s: invalid '%.*s' (use "
+				    "maxconn=N, 1 to %u)", k->k_name, (int)wl, w,
+				    SERVER_MAXCONN_MAX);
+				return NULL;
+			}
+		} else {
 			config_error(p, line, "%s: unknown option '%.*s' after "
-			    "the address (known: fault_injection)", k->k_name,
-			    (int)wl, w);
+			    "the address (known: %s)", k->k_name, (int)wl, w,
+			    (k->k_flags & KEY_LISTEN_OPTS) ? "fault_injection" :
+			    "maxconn=N");
 			return NULL;
 		}
 		w += wl;
@@ -796,8 +830,9 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		return -1;
 	}
 	memset(&a, 0, sizeof(a));
-	if ((k->k_flags & KEY_LISTEN_OPTS) && (value = listen_opts(p, k, value,
-	    line, addr, sizeof(addr), &a.flags)) == NULL)
+	if ((k->k_flags & (KEY_LISTEN_OPTS | KEY_SERVER_OPTS)) &&
+	    (value = addr_opts(p, k, value, line, addr, sizeof(addr), &a)) ==
+	    NULL)
 		return -1;
 	/* "8082" or ":8082": loopback, not every address, where it matters */
 	if ((k->k_flags & KEY_LOOPBACK) && value[strspn(value, ":")] != '\0' &&
@@ -823,7 +858,10 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		}
 	}
 	a.line = line;
-	/* a listener's text keeps its words: /status and logs show them */
+	/*
+	 * A listener's text keeps its words (/status and logs show them); a
+	 * server's is its address alone: the access log's server field.
+	 */
 	if ((a.text = strdup((k->k_flags & KEY_LISTEN_OPTS) ? written :
 	    value)) == NULL ||
 	    (nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {

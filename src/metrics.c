@@ -290,6 +290,30 @@ prom_classes(struct mbuf *mb, const struct metrics *m)
 	}
 }
 
+/* Each backend server's own limit and the slots in use on it. */
+static void
+prom_server_limits(struct mbuf *mb, const struct metrics_gauges *g)
+{
+	size_t	 i;
+	int	 f;
+
+	for (f = 0; f < 2; f++) {
+		prom_head(mb, f ? "spillway_server_requests_in_flight" :
+		    "spillway_server_concurrency_limit", "gauge", f ?
+		    "Requests holding a slot of the server's own limit." :
+		    "The server's own concurrency limit.");
+		for (i = 0; i < g->nserver_limits; i++) {
+			mbuf_printf(mb, "%s{server=\"", f ?
+			    "spillway_server_requests_in_flight" :
+			    "spillway_server_concurrency_limit");
+			mbuf_escaped(mb, g->server_limits[i].name, 0);
+			mbuf_printf(mb, "\"} %u\n", f ?
+			    g->server_limits[i].inflight :
+			    g->server_limits[i].limit);
+		}
+	}
+}
+
 void
 metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
     struct mbuf *mb)
@@ -316,6 +340,7 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    "Requests holding a concurrency slot.", g->inflight);
 	prom_u64(mb, "spillway_concurrency_limit", "gauge",
 	    "Current concurrency limit.", g->limit);
+	prom_server_limits(mb, g);
 	prom_head(mb, "spillway_limiter_info", "gauge",
 	    "Always 1; the limiter algorithm is a label.");
 	mbuf_printf(mb, "spillway_limiter_info{algorithm=\"");
@@ -530,7 +555,14 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	json_num(mb, g->limiter_long_rtt_seconds);
 	mbuf_printf(mb, ", \"gradient\": ");
 	json_num(mb, g->limiter_gradient);
-	mbuf_printf(mb, "}");
+	mbuf_printf(mb, ", \"servers\": [");
+	for (i = 0; i < g->nserver_limits; i++) {
+		mbuf_printf(mb, "%s{\"server\": ", i ? ", " : "");
+		mbuf_json_str(mb, g->server_limits[i].name);
+		mbuf_printf(mb, ", \"limit\": %u, \"inflight\": %u}",
+		    g->server_limits[i].limit, g->server_limits[i].inflight);
+	}
+	mbuf_printf(mb, "]}");
 
 	mbuf_printf(mb, ",\n\"queue\": {\"length\": %zu, \"by_priority\": "
 	    "{\"%s\": %zu, \"%s\": %zu, \"%s\": %zu}, \"growing\": %s, "

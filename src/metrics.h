@@ -84,6 +84,13 @@ struct metrics {
 	uint64_t		 m_shed_dry_run[METRICS_NSHED];
 };
 
+/* One backend server's own concurrency limit (per-server limits). */
+struct metrics_server_limit {
+	const char	*name;		/* host:port as configured */
+	unsigned int	 limit;
+	unsigned int	 inflight;	/* requests holding its slots */
+};
+
 /* Sampled by the caller when rendering. */
 struct metrics_gauges {
 	const char	*version;
@@ -107,6 +114,8 @@ struct metrics_gauges {
 	size_t		 admission_clients;	/* client buckets kept */
 	uint64_t	 admission_evictions;
 	const char	*config_json;	/* JSON object of the config, or NULL */
+	const struct metrics_server_limit *server_limits;
+	size_t		 nserver_limits;
 };
 
 void		 metrics_init(struct metrics *);

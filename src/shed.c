@@ -83,33 +83,35 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	struct proxy		*px = arg;
 	struct queue_item	*qi;
 	struct shed_ticket	*t;
+	struct server		*sv;
 	uint64_t		 now = now_usec();
 
 	while (queue_length(px->px_queue) > 0 &&
-	    limiter_acquire(px->px_lim, now) == 0) {
+	    (sv = upstream_acquire(px, now)) != NULL) {
 		if ((qi = queue_pop(px->px_queue, now)) == NULL) {
-			limiter_release(px->px_lim, now, 0, LIMITER_IGNORED);
+			upstream_unacquire(sv, now);
 			break;
 		}
 		t = ticket_of(qi);
 		t->st_has_slot = 1;
+		upstream_hold(t->st_conn, sv);
 		conn_dispatch(t->st_conn);
 	}
 	arm_queue_timer(px, now);
 }
 
-/* Start-up: the limiter and the queue for conf; -1 if out of memory. */
+/*
+ * Start-up: the queue for conf; -1 if out of memory. The limiters are
+ * the servers' (upstream.c), one each.
+ */
 int
 shed_init(struct proxy *px, const struct config *conf)
 {
-	struct limiter_conf	 lc;
 	struct queue_conf	 qc;
 	uint64_t		 now = now_usec();
 
-	config_limiter_conf(conf, &lc);
 	config_queue_conf(conf, &qc);
-	if ((px->px_lim = limiter_new(&lc, now)) == NULL ||
-	    (px->px_queue = queue_new(&qc, now)) == NULL ||
+	if ((px->px_queue = queue_new(&qc, now)) == NULL ||
 	    (px->px_queue_timer = evtimer_new(px->px_base, queue_timer_cb,
 	    px)) == NULL ||
 	    (px->px_kick = event_new(px->px_base, -1, 0, kick_cb,
@@ -118,17 +120,14 @@ shed_init(struct proxy *px, const struct config *conf)
 	return 0;
 }
 
-/* A reload: new parameters; the learned limit and the waiters stay. */
+/* A reload: new parameters; the waiters stay (limits: upstream_commit). */
 void
 shed_reconfigure(struct proxy *px, const struct config *conf)
 {
-	struct limiter_conf	 lc;
 	struct queue_conf	 qc;
 	uint64_t		 now = now_usec();
 
-	config_limiter_conf(conf, &lc);
 	config_queue_conf(conf, &qc);
-	limiter_reconfigure(px->px_lim, &lc, now);
 	queue_reconfigure(px->px_queue, &qc);
 	arm_queue_timer(px, now);
 }
@@ -140,11 +139,9 @@ shed_free(struct proxy *px)
 		event_free(px->px_queue_timer);
 	if (px->px_kick != NULL)
 		event_free(px->px_kick);
-	limiter_free(px->px_lim);
 	queue_free(px->px_queue);
 	px->px_queue_timer = NULL;
 	px->px_kick = NULL;
-	px->px_lim = NULL;
 	px->px_queue = NULL;
 }
 
@@ -160,7 +157,7 @@ shed_refused(struct conn *c)
 
 	conn_shed_ticket(c)->st_t_shed = now;
 	conn_set_retry_after(c, queue_retry_after(px->px_queue,
-	    limiter_limit(px->px_lim), now));
+	    upstream_limit(px), now));
 }
 
 /*
@@ -173,10 +170,10 @@ dry_run(struct conn *c, unsigned int prio, int retry, uint64_t now)
 {
 	struct proxy		*px = conn_proxy(c);
 	const struct shed_conf	*sc = &conn_gen(c)->g_conf->limiter;
-	unsigned int		 slots = limiter_limit(px->px_lim);
+	unsigned int		 slots = upstream_limit(px);
 	enum queue_shed		 why;
 
-	if (limiter_inflight(px->px_lim) >= slots) {
+	if (upstream_full(px)) {
 		why = queue_verdict(px->px_queue, prio, slots, now, retry);
 		if (why == QUEUE_SHED_NONE &&
 		    queue_length(px->px_queue) >= sc->queue_size)
@@ -186,7 +183,7 @@ dry_run(struct conn *c, unsigned int prio, int retry, uint64_t now)
 			conn_note(c, why == QUEUE_SHED_FULL ?
 			    "queue_full(dry_run)" : "overloaded(dry_run)");
 	}
-	limiter_take(px->px_lim);
+	upstream_take(c);
 	conn_shed_ticket(c)->st_has_slot = 1;
 }
 
@@ -203,7 +200,8 @@ shed_enter(struct conn *c, enum queue_shed *why)
 	struct queue		*q = px->px_queue;
 	struct queue_item	*evicted;
 	uint64_t		 now = now_usec();
-	unsigned int		 prio, slots = limiter_limit(px->px_lim);
+	unsigned int		 prio, slots = upstream_limit(px);
+	struct server		*sv;
 	int			 retry;
 
 	t->st_conn = c;
@@ -214,8 +212,9 @@ shed_enter(struct conn *c, enum queue_shed *why)
 		dry_run(c, prio, retry, now);
 		return 0;
 	}
-	if (queue_length(q) == 0 && limiter_acquire(px->px_lim, now) == 0) {
+	if (queue_length(q) == 0 && (sv = upstream_acquire(px, now)) != NULL) {
 		t->st_has_slot = 1;
+		upstream_hold(c, sv);
 		return 0;
 	}
 	if ((*why = queue_verdict(q, prio, slots, now, retry)) !=
@@ -253,7 +252,7 @@ shed_leave(struct conn *c)
 		return;
 	t->st_has_slot = 0;
 	o = conn_outcome(c, now, &latency);
-	limiter_release(px->px_lim, now, latency, o);
+	upstream_slot_release(c, now, latency, o);
 	queue_depart(px->px_queue, now,
 	    o == LIMITER_SUCCESS ? (latency > 0 ? latency : 1) : 0);
 	if (queue_length(px->px_queue) > 0)

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "admission.h"
+#include "balance.h"
 #include "http.h"
 #include "limiter.h"
 #include "metrics.h"
@@ -89,6 +90,7 @@ struct server {
 	const struct config_addr *sv_addr;
 	int			 sv_retired;
 	unsigned int		 sv_active;	/* requests in flight */
+	struct limiter		*sv_lim;	/* its own concurrency limit */
 	unsigned int		 sv_nidle;
 	struct upconn_list	 sv_idle;	/* most recently used first */
 	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
@@ -102,6 +104,7 @@ struct server {
 struct upstream_req {
 	struct upconn		*ur_up;
 	struct server		*ur_server;	/* counted in sv_active */
+	struct server		*ur_slot;	/* holds a slot of its sv_lim */
 	size_t			 ur_idx;	/* last server tried */
 	unsigned int		 ur_tries;	/* servers tried */
 	int			 ur_retried;	/* resent after a stale conn */
@@ -237,7 +240,6 @@ struct proxy {
 	struct generation	*px_gen;	/* the generation in force */
 	const struct config	*px_conf;	/* px_gen->g_conf, for short */
 	struct admission	*px_adm;
-	struct limiter		*px_lim;
 	struct queue		*px_queue;
 	struct metrics		 px_metrics;
 	uint64_t		 px_started;	/* usec */
@@ -270,6 +272,8 @@ struct proxy {
 	struct server		**px_servers;
 	size_t			 px_nservers;
 	size_t			 px_rr_next;
+	struct balance_view	*px_views;	/* one per server, for picks */
+	struct balance_view	*px_views_next;	/* prepared */
 	struct server		**px_servers_next; /* prepared */
 	size_t			*px_servers_from; /* prepared: kept server + 1 */
 	size_t			 px_nservers_next;
@@ -376,6 +380,17 @@ void		 upstream_request(struct conn *);
 void		 upstream_retry(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
 void		 upstream_drop_idle(struct proxy *);
+struct server	*upstream_acquire(struct proxy *, uint64_t now);
+void		 upstream_unacquire(struct server *, uint64_t now);
+void		 upstream_hold(struct conn *, struct server *);
+void		 upstream_take(struct conn *);
+void		 upstream_slot_release(struct conn *, uint64_t now,
+		    uint64_t latency, enum limiter_outcome);
+unsigned int	 upstream_limit(const struct proxy *);
+unsigned int	 upstream_inflight(const struct proxy *);
+int		 upstream_full(const struct proxy *);
+void		 upstream_limiter_state(const struct proxy *,
+		    struct limiter_state *);
 int		 upstream_tls_session(SSL *, SSL_SESSION *);
 
 /* tls.c */

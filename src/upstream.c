@@ -9,6 +9,18 @@
  * An idle connection that becomes readable (data or EOF) or stays idle for
  * keepalive_timeout is closed. A connect failure tries the next server:
  * nothing has been sent yet, so nothing can be sent twice.
+ *
+ * Per-server limits (issue 14): each server has a concurrency limiter of
+ * its own (limiter.c: learned, or fixed by "maxconn=N"), so one server
+ * slowing down shrinks its own limit and no other's. shed.c asks
+ * upstream_acquire() for a slot: the balancer (balance.c) picks the
+ * server with the most free share of its limit and the slot is taken
+ * there; the request goes to that server first (ur_slot). If it fails
+ * over to another server, its slot moves with it, the failure counted
+ * against the server that failed; the slot is given back with the
+ * request's outcome, to the server that served it, by
+ * upstream_slot_release(). A retired server is freed once it has no
+ * request, no idle connection and no slot.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -24,6 +36,7 @@
 #include <openssl/err.h>
 
 #include "spillway.h"
+#include "balance.h"
 #include "log.h"
 
 static void	up_readcb(struct bufferevent *, void *);
@@ -31,13 +44,32 @@ static void	up_writecb(struct bufferevent *, void *);
 static void	up_eventcb(struct bufferevent *, short, void *);
 
 
-static struct server *
-server_new(struct proxy *px, const struct config_addr *addr)
+/* A server's limiter: [limiter]'s, or fixed at its maxconn. */
+static void
+server_limiter_conf(const struct config *conf, const struct config_addr *a,
+    struct limiter_conf *lc)
 {
-	struct server	*sv;
+	config_limiter_conf(conf, lc);
+	if (a->maxconn > 0) {
+		lc->algo = LIMITER_FIXED;
+		lc->limit = lc->min_limit = lc->max_limit = a->maxconn;
+	}
+}
+
+static struct server *
+server_new(struct proxy *px, const struct config *conf,
+    const struct config_addr *addr)
+{
+	struct server		*sv;
+	struct limiter_conf	 lc;
 
 	if ((sv = calloc(1, sizeof(*sv))) == NULL)
 		return NULL;
+	server_limiter_conf(conf, addr, &lc);
+	if ((sv->sv_lim = limiter_new(&lc, now_usec())) == NULL) {
+		free(sv);
+		return NULL;
+	}
 	sv->sv_proxy = px;
 	sv->sv_addr = addr;
 	TAILQ_INIT(&sv->sv_idle);
@@ -73,16 +105,25 @@ server_free(struct server *sv)
 	if (sv == NULL)
 		return;
 	SSL_SESSION_free(sv->sv_tls_sess);
+	limiter_free(sv->sv_lim);
 	free(sv);
 }
 
-/* A request leaves a server: a retired one goes with its last request. */
+/* A retired server goes with its last request, connection and slot. */
+static void
+server_done(struct server *sv)
+{
+	if (sv->sv_retired && sv->sv_active == 0 && sv->sv_nidle == 0 &&
+	    limiter_inflight(sv->sv_lim) == 0)
+		server_free(sv);
+}
+
+/* A request leaves a server. */
 static void
 server_put(struct server *sv)
 {
 	sv->sv_active--;
-	if (sv->sv_retired && sv->sv_active == 0 && sv->sv_nidle == 0)
-		server_free(sv);
+	server_done(sv);
 }
 
 /*
@@ -134,7 +175,9 @@ upstream_prepare(struct proxy *px, const struct config *conf)
 	upstream_abort(px);
 	px->px_servers_next = calloc(bc->nservers, sizeof(struct server *));
 	px->px_servers_from = calloc(bc->nservers, sizeof(size_t));
-	if (px->px_servers_next == NULL || px->px_servers_from == NULL)
+	px->px_views_next = calloc(bc->nservers, sizeof(struct balance_view));
+	if (px->px_servers_next == NULL || px->px_servers_from == NULL ||
+	    px->px_views_next == NULL)
 		goto fail;
 	px->px_nservers_next = bc->nservers;
 	/* what each new server is: a kept one (from[i] = j + 1) or new */
@@ -147,7 +190,7 @@ upstream_prepare(struct proxy *px, const struct config *conf)
 			}
 		}
 		if (px->px_servers_from[i] == 0 &&
-		    (px->px_servers_next[i] = server_new(px,
+		    (px->px_servers_next[i] = server_new(px, conf,
 		    &bc->servers[i])) == NULL)
 			goto fail;
 	}
@@ -168,11 +211,15 @@ upstream_commit(struct proxy *px, const struct config *conf)
 	const struct backend_conf	*bc = &conf->backend;
 	struct server			**nsv = px->px_servers_next, *sv;
 	size_t				*from = px->px_servers_from, i, j;
+	struct limiter_conf		 lc;
 
 	for (i = 0; i < bc->nservers; i++) {
 		if (from[i] == 0)
 			continue;
 		nsv[i] = px->px_servers[from[i] - 1];
+		/* the learned limit carries over; maxconn may fix it now */
+		server_limiter_conf(conf, &bc->servers[i], &lc);
+		limiter_reconfigure(nsv[i]->sv_lim, &lc, now_usec());
 		if (px->px_conf != NULL && !same_tls(&px->px_conf->backend,
 		    bc)) {
 			drop_idle(nsv[i]);
@@ -187,15 +234,17 @@ upstream_commit(struct proxy *px, const struct config *conf)
 			continue;
 		drop_idle(sv);
 		sv->sv_retired = 1;
-		if (sv->sv_active == 0)
-			server_free(sv);
+		server_done(sv);
 	}
 	free(px->px_servers);
 	free(from);
+	free(px->px_views);
 	px->px_servers = nsv;
 	px->px_nservers = bc->nservers;
+	px->px_views = px->px_views_next;
 	px->px_servers_next = NULL;
 	px->px_servers_from = NULL;
+	px->px_views_next = NULL;
 	px->px_nservers_next = 0;
 }
 
@@ -211,8 +260,10 @@ upstream_abort(struct proxy *px)
 			server_free(px->px_servers_next[i]);
 	free(px->px_servers_next);
 	free(px->px_servers_from);
+	free(px->px_views_next);
 	px->px_servers_next = NULL;
 	px->px_servers_from = NULL;
+	px->px_views_next = NULL;
 	px->px_nservers_next = 0;
 }
 
@@ -237,8 +288,191 @@ upstream_free(struct proxy *px)
 		server_free(px->px_servers[i]);
 	}
 	free(px->px_servers);
+	free(px->px_views);
 	px->px_servers = NULL;
+	px->px_views = NULL;
 	px->px_nservers = 0;
+}
+
+/*
+ * Each server as the balancer sees it. Every server is usable with a
+ * weight of 1 until health (passive and active checks, slow start) says
+ * otherwise.
+ */
+static void
+sample_views(struct proxy *px)
+{
+	struct balance_view	*v;
+	size_t			 i;
+
+	for (i = 0; i < px->px_nservers; i++) {
+		v = &px->px_views[i];
+		v->usable = 1;
+		v->weight = 1;
+		v->inflight = limiter_inflight(px->px_servers[i]->sv_lim);
+		v->limit = limiter_limit(px->px_servers[i]->sv_lim);
+	}
+}
+
+/*
+ * A slot for the next request: on the server with the most free share of
+ * its limit (equals in turn), taken there. NULL if every server is full.
+ */
+struct server *
+upstream_acquire(struct proxy *px, uint64_t now)
+{
+	struct server	*sv;
+	long		 i;
+
+	if (px->px_nservers == 0)
+		return NULL;
+	sample_views(px);
+	if ((i = balance_pick(px->px_views, px->px_nservers,
+	    px->px_rr_next % px->px_nservers)) == -1)
+		return NULL;
+	px->px_rr_next++;
+	sv = px->px_servers[i];
+	if (limiter_acquire(sv->sv_lim, now) == -1)
+		return NULL;
+	return sv;
+}
+
+/* A slot taken by upstream_acquire() that no request came to use. */
+void
+upstream_unacquire(struct server *sv, uint64_t now)
+{
+	limiter_release(sv->sv_lim, now, 0, LIMITER_IGNORED);
+	server_done(sv);
+}
+
+/* The conn's request holds sv's slot: it goes to sv first. */
+void
+upstream_hold(struct conn *c, struct server *sv)
+{
+	conn_upstream_req(c)->ur_slot = sv;
+}
+
+/*
+ * Dry run: a slot on the server with the least used share, past its limit
+ * if need be, so that each limit is learned as it would be.
+ */
+void
+upstream_take(struct conn *c)
+{
+	struct proxy	*px = conn_proxy(c);
+	struct server	*sv;
+	long		 i;
+
+	if (px->px_nservers == 0)
+		return;
+	sample_views(px);
+	if ((i = balance_pick_any(px->px_views, px->px_nservers,
+	    px->px_rr_next++ % px->px_nservers)) == -1)
+		return;
+	sv = px->px_servers[i];
+	limiter_take(sv->sv_lim);
+	conn_upstream_req(c)->ur_slot = sv;
+}
+
+/* The request is over: its slot goes back with what it taught. */
+void
+upstream_slot_release(struct conn *c, uint64_t now, uint64_t latency,
+    enum limiter_outcome o)
+{
+	struct upstream_req	*ur = conn_upstream_req(c);
+	struct server		*sv = ur->ur_slot;
+
+	if (sv == NULL)
+		return;
+	ur->ur_slot = NULL;
+	limiter_release(sv->sv_lim, now, latency, o);
+	server_done(sv);
+}
+
+/*
+ * The request fails over from the server holding its slot to sv: the
+ * failure is the old server's to learn from, the slot sv's now.
+ */
+static void
+slot_move(struct upstream_req *ur, struct server *sv, uint64_t now)
+{
+	struct server	*old = ur->ur_slot;
+
+	if (old == NULL || old == sv)
+		return;
+	limiter_release(old->sv_lim, now, 0, old->sv_retired ?
+	    LIMITER_IGNORED : LIMITER_DROPPED);
+	limiter_take(sv->sv_lim);
+	ur->ur_slot = sv;
+	server_done(old);
+}
+
+/* The sum of the servers' limits: what the queue may count on. */
+unsigned int
+upstream_limit(const struct proxy *px)
+{
+	unsigned int	 n = 0;
+	size_t		 i;
+
+	for (i = 0; i < px->px_nservers; i++)
+		n += limiter_limit(px->px_servers[i]->sv_lim);
+	return n;
+}
+
+unsigned int
+upstream_inflight(const struct proxy *px)
+{
+	unsigned int	 n = 0;
+	size_t		 i;
+
+	for (i = 0; i < px->px_nservers; i++)
+		n += limiter_inflight(px->px_servers[i]->sv_lim);
+	return n;
+}
+
+/* No server has a free slot (what the queue is for). */
+int
+upstream_full(const struct proxy *px)
+{
+	size_t	 i;
+
+	for (i = 0; i < px->px_nservers; i++)
+		if (limiter_inflight(px->px_servers[i]->sv_lim) <
+		    limiter_limit(px->px_servers[i]->sv_lim))
+			return 0;
+	return 1;
+}
+
+/*
+ * The limiters as one, for the gauges: limit and in-flight summed, and the
+ * latencies of the server with the least room (the lowest limit, the one
+ * an operator looks at first); per server, see the server metrics.
+ */
+void
+upstream_limiter_state(const struct proxy *px, struct limiter_state *st)
+{
+	struct limiter_state	 one;
+	size_t			 i;
+	double			 limit = 0, low = -1;
+	unsigned int		 inflight = 0;
+	uint64_t		 samples = 0, drops = 0;
+
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < px->px_nservers; i++) {
+		limiter_state(px->px_servers[i]->sv_lim, &one);
+		limit += one.limit;
+		inflight += one.inflight;
+		samples += one.samples;
+		drops += one.drops;
+		if (low < 0 || one.limit < low) {
+			low = one.limit;
+			*st = one;
+		}
+	}
+	st->limit = limit;
+	st->inflight = inflight;
+	st->samples = samples;
+	st->drops = drops;
 }
 
 /* The first server to try, by the configured balance. */
@@ -379,13 +613,19 @@ upstream_request(struct conn *c)
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
-	if (ur->ur_tries == 0)
-		idx = pick_first(px);
-	else
+	if (ur->ur_tries == 0) {
+		/* the server whose slot the request holds */
+		for (idx = 0; idx < px->px_nservers; idx++)
+			if (px->px_servers[idx] == ur->ur_slot)
+				break;
+		if (idx == px->px_nservers)
+			idx = pick_first(px);
+	} else
 		idx = (size_t)(ur->ur_idx + 1) % px->px_nservers;
 	ur->ur_tries++;
 	ur->ur_idx = idx;
 	sv = px->px_servers[idx];
+	slot_move(ur, sv, now_usec());
 	ur->ur_server = sv;
 	ur->ur_name = sv->sv_addr->text;
 	sv->sv_active++;
