@@ -21,6 +21,7 @@ static const char *const families[][2] = {
 	{ "spillway_requests_total", "counter" },
 	{ "spillway_refused_total", "counter" },
 	{ "spillway_dry_run_refusals_total", "counter" },
+	{ "spillway_faults_injected_total", "counter" },
 	{ "spillway_requests_in_flight", "gauge" },
 	{ "spillway_concurrency_limit", "gauge" },
 	{ "spillway_limiter_info", "gauge" },
@@ -68,6 +69,8 @@ fixture(struct metrics *m, struct metrics_gauges *g)
 	cm->cm_status[204 - 100] = 5;
 	cm->cm_status[301 - 100] = 1;
 	cm->cm_dry_run = 3;
+	cm->cm_faults[FAULT_KIND_ABORT] = 4;
+	cm->cm_faults[FAULT_KIND_DELAY] = 2;
 	for (i = 0; i < 100; i++)
 		histogram_observe(&m->m_latency, i * 0.013);
 	histogram_observe(&m->m_upstream, 0.02);
@@ -844,6 +847,12 @@ test_prom_series(void)
 	    "\"default\",reason=\"overloaded\"}") == 20);
 	CHECK(prom_value(mb.mb_data, "spillway_dry_run_refusals_total{class="
 	    "\"api\"}") == 3);
+	CHECK(prom_value(mb.mb_data, "spillway_faults_injected_total{class="
+	    "\"api\",kind=\"abort\"}") == 4);
+	CHECK(prom_value(mb.mb_data, "spillway_faults_injected_total{class="
+	    "\"api\",kind=\"delay\"}") == 2);
+	CHECK(prom_value(mb.mb_data, "spillway_faults_injected_total{class="
+	    "\"default\",kind=\"abort\"}") == 0);
 	CHECK(prom_value(mb.mb_data, "spillway_concurrency_limit") == 12);
 	CHECK(prom_value(mb.mb_data, "spillway_requests_in_flight") == 7);
 	CHECK(prom_value(mb.mb_data, "spillway_uptime_seconds") == 12.5);
@@ -1013,6 +1022,8 @@ test_json_values(void)
 	    "\"responses\": {\"200\": 90, \"429\": 10, \"503\": 20}") != NULL);
 	CHECK(strstr(p, "{\"name\": \"api\", \"requests\": 6, "
 	    "\"responses\": {\"204\": 5, \"301\": 1}") != NULL);
+	CHECK(strstr(p, "\"dry_run\": 3, \"faults\": {\"delay\": 2, "
+	    "\"abort\": 4}}") != NULL);
 	CHECK(strstr(p, "\"latency_seconds\": {\"count\": 100, ") != NULL);
 	CHECK(strstr(p, "\"buckets\": [[0.001, 1], [0.0025, 1], ") != NULL);
 	CHECK(strstr(p, "[\"+Inf\", 100]]") != NULL);
