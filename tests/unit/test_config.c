@@ -1957,6 +1957,38 @@ test_limiter_bounds(void)
 }
 
 
+/* "server = host:port maxconn=N": a fixed limit for that server. */
+static void
+test_server_maxconn(void)
+{
+	struct config	*conf;
+
+	conf = parse_ok("[backend]\nserver = 127.0.0.1:8081 maxconn=10\n"
+	    "server = 127.0.0.1:8082\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->backend.servers[0].maxconn, 10);
+	CHECK_EQ_STR(conf->backend.servers[0].text, "127.0.0.1:8081");
+	CHECK_EQ_INT(conf->backend.servers[1].maxconn, 0);
+	config_free(conf);
+	check_error("[backend]\nserver = 127.0.0.1:8081 maxconn=0\n",
+	    "t:2: server: invalid 'maxconn=0' (use maxconn=N, 1 to 100000)\n");
+	check_error("[backend]\nserver = 127.0.0.1:8081 maxconn=100001\n",
+	    "t:2: server: invalid 'maxconn=100001' (use maxconn=N, 1 to "
+	    "100000)\n");
+	check_error("[backend]\nserver = 127.0.0.1:8081 maxconn=1x\n",
+	    "t:2: server: invalid 'maxconn=1x' (use maxconn=N, 1 to 100000)\n");
+	check_error("[backend]\nserver = 127.0.0.1:8081 weight=2\n",
+	    "t:2: server: unknown option 'weight=2' after the address (known: "
+	    "maxconn=N)\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:8080 maxconn=2\n" BACKEND,
+	    "t:2: listen: unknown option 'maxconn=2' after the address (known: "
+	    "fault_injection)\n");
+	check_error("[backend]\nserver = 127.0.0.1:8081 fault_injection\n",
+	    "t:2: server: unknown option 'fault_injection' after the address "
+	    "(known: maxconn=N)\n");
+}
+
 /* [admin] listen may not take a proxy listener's connections. */
 static void
 test_admin_clash(void)
@@ -2085,6 +2117,7 @@ main(int argc, char **argv)
 	RUN(test_defaults);
 	RUN(test_fault_keys);
 	RUN(test_admin_clash);
+	RUN(test_server_maxconn);
 	RUN(test_fault_refused);
 	RUN(test_example_file);
 	RUN(test_duration_units);

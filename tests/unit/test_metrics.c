@@ -24,6 +24,8 @@ static const char *const families[][2] = {
 	{ "spillway_faults_injected_total", "counter" },
 	{ "spillway_requests_in_flight", "gauge" },
 	{ "spillway_concurrency_limit", "gauge" },
+	{ "spillway_server_concurrency_limit", "gauge" },
+	{ "spillway_server_requests_in_flight", "gauge" },
 	{ "spillway_limiter_info", "gauge" },
 	{ "spillway_limiter_min_latency_seconds", "gauge" },
 	{ "spillway_limiter_latency_seconds", "gauge" },
@@ -52,6 +54,11 @@ static const char *const families[][2] = {
 #define NFAMILIES	(sizeof(families) / sizeof(families[0]))
 
 /* A proxy with some history: two classes, a few latencies. */
+static const struct metrics_server_limit server_limits[] = {
+	{ "127.0.0.1:8081", 8, 5 },
+	{ "127.0.0.1:8082", 4, 2 },
+};
+
 static void
 fixture(struct metrics *m, struct metrics_gauges *g)
 {
@@ -87,6 +94,8 @@ fixture(struct metrics *m, struct metrics_gauges *g)
 	g->client_connections = 3;
 	g->inflight = 7;
 	g->limit = 12;
+	g->server_limits = server_limits;
+	g->nserver_limits = 2;
 	g->algorithm = "gradient";
 	g->limiter_min_rtt_seconds = 0.020;
 	g->limiter_rtt_seconds = 0.022;
@@ -854,6 +863,12 @@ test_prom_series(void)
 	CHECK(prom_value(mb.mb_data, "spillway_faults_injected_total{class="
 	    "\"default\",kind=\"abort\"}") == 0);
 	CHECK(prom_value(mb.mb_data, "spillway_concurrency_limit") == 12);
+	CHECK(prom_value(mb.mb_data, "spillway_server_concurrency_limit{server="
+	    "\"127.0.0.1:8081\"}") == 8);
+	CHECK(prom_value(mb.mb_data, "spillway_server_concurrency_limit{server="
+	    "\"127.0.0.1:8082\"}") == 4);
+	CHECK(prom_value(mb.mb_data, "spillway_server_requests_in_flight{server="
+	    "\"127.0.0.1:8081\"}") == 5);
 	CHECK(prom_value(mb.mb_data, "spillway_requests_in_flight") == 7);
 	CHECK(prom_value(mb.mb_data, "spillway_uptime_seconds") == 12.5);
 	CHECK(prom_value(mb.mb_data,
@@ -1007,7 +1022,10 @@ test_json_values(void)
 	CHECK(strstr(p, "\"limit\": 12") != NULL);
 	CHECK(strstr(p, "\"inflight\": 7") != NULL);
 	CHECK(strstr(p, "\"min_rtt_seconds\": 0.02,") != NULL);
-	CHECK(strstr(p, "\"gradient\": 1}") != NULL);
+	CHECK(strstr(p, "\"gradient\": 1, \"servers\": [{\"server\": "
+	    "\"127.0.0.1:8081\", \"limit\": 8, \"inflight\": 5}, "
+	    "{\"server\": \"127.0.0.1:8082\", \"limit\": 4, \"inflight\": 2}]}")
+	    != NULL);
 	CHECK(strstr(p, "\"by_priority\": {\"critical\": 0, \"normal\": 3, "
 	    "\"sheddable\": 0}") != NULL);
 	CHECK(strstr(p, "\"opened_total\": 40") != NULL);
@@ -1071,7 +1089,7 @@ test_json_nonfinite(void)
 	CHECK(json_valid(mb.mb_data));
 	CHECK(strstr(mb.mb_data, "\"uptime_seconds\": 0,") != NULL);
 	CHECK(strstr(mb.mb_data, "\"min_rtt_seconds\": 0,") != NULL);
-	CHECK(strstr(mb.mb_data, "\"gradient\": 0}") != NULL);
+	CHECK(strstr(mb.mb_data, "\"gradient\": 0, \"servers\": [") != NULL);
 	mbuf_free(&mb);
 	metrics_free(&m);
 }

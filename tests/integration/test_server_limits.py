@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Per-server concurrency limits (issue 14): each backend server has a
+limit of its own, learned or fixed by "server = host:port maxconn=N", the
+waiting queue stays shared, and the balancer sends a request to the server
+with the most free share of its limit. One of two servers made 4x slower
+keeps its slowness to itself: the other keeps its full limit and
+throughput."""
+
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (admin_spillway, Backend, check, Client, diag, eq,
+                     metrics, respond, run_main, test)
+
+
+def capped(capacity, seconds):
+    """Handler: at most capacity requests served at once, each taking
+    seconds; more wait their turn (a backend with a capacity, whose
+    latency grows past it)."""
+    sem = threading.Semaphore(capacity)
+    inner = respond(200, b"ok")
+
+    def h(req, conn):
+        with sem:
+            time.sleep(seconds)
+        return inner(req, conn)
+    return h
+
+
+def closed_loop(port, clients, seconds, counts):
+    """clients threads each sending requests back to back on a kept-alive
+    connection for seconds; counts[status] summed."""
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def run():
+        c = Client(port, timeout=10)
+        while time.monotonic() < stop:
+            try:
+                r = c.exchange("GET", "/x", timeout=10)
+            except Exception as e:       # counted, the loop goes on
+                with lock:
+                    counts["error"] = counts.get("error", 0) + 1
+                diag("client: %r" % e)
+                c = Client(port, timeout=10)
+                continue
+            with lock:
+                counts[r.status] = counts.get(r.status, 0) + 1
+            if "close" in r.tokens("connection"):
+                c = Client(port, timeout=10)
+    ts = [threading.Thread(target=run) for _ in range(clients)]
+    for t in ts:
+        t.start()
+    return ts
+
+
+def server_gauge(m, name, be):
+    return m.value(name, None, server=be.addr)
+
+
+@test("maxconn per server: the slow server's slots never take the fast's",
+      timeout=90)
+def fixed_maxconn():
+    fast = Backend(capped(100, 0.02))
+    slow = Backend(capped(100, 0.08))
+    sp = admin_spillway([], backend={
+        "server": ["%s maxconn=4" % fast.addr, "%s maxconn=4" % slow.addr]},
+        sections=[("limiter", {"queue_size": 100, "latency_budget": "5s"})])
+    counts = {}
+    ts = closed_loop(sp.port, 12, 4.0, counts)
+    peak = {"fast": 0, "slow": 0}
+    while any(t.is_alive() for t in ts):
+        m = metrics(sp)
+        for k, be in (("fast", fast), ("slow", slow)):
+            eq(server_gauge(m, "spillway_server_concurrency_limit", be), 4,
+               "%s server's limit" % k)
+            v = server_gauge(m, "spillway_server_requests_in_flight", be)
+            check(v <= 4, "%s server holds %r slots, over its maxconn"
+                  % (k, v))
+            peak[k] = max(peak[k], v)
+        time.sleep(0.1)
+    for t in ts:
+        t.join()
+    nf, ns = fast.count(), slow.count()
+    diag("fast %d, slow %d requests (%.2fx); peaks %r; statuses %r"
+         % (nf, ns, nf / max(ns, 1), peak, counts))
+    eq(set(counts), {200}, "statuses")
+    eq(peak["fast"], 4, "the fast server's slots all in use at some time")
+    # with one shared limit, turn by turn, both would serve alike
+    check(nf >= 2.5 * ns, "the fast server served %d, the slow %d: "
+          "want about 4x" % (nf, ns))
+
+
+def learned_run(servers, seconds=6.0, clients=24):
+    sp = admin_spillway(servers, sections=[
+        ("limiter", {"algorithm": "gradient", "limit": 4, "min_limit": 1,
+                     "max_limit": 64, "queue_size": 200,
+                     "latency_budget": "5s"})])
+    counts = {}
+    for t in closed_loop(sp.port, clients, seconds, counts):
+        t.join()
+    m = metrics(sp)
+    limits = {be.addr: server_gauge(m, "spillway_server_concurrency_limit",
+                                    be) for be in servers}
+    sp.stop()
+    return counts, limits
+
+
+@test("adaptive: one server 4x slower, the other keeps its limit and "
+      "throughput", timeout=120)
+def learned_limits():
+    # control: the fast server alone
+    alone = Backend(capped(4, 0.04))
+    counts, limits = learned_run([alone])
+    n_alone, lim_alone = alone.count(), limits[alone.addr]
+    diag("alone: %d requests, limit %r, %r" % (n_alone, lim_alone, counts))
+    # the same server beside one 4x slower
+    fast = Backend(capped(4, 0.04))
+    slow = Backend(capped(4, 0.16))
+    counts, limits = learned_run([fast, slow])
+    nf, ns = fast.count(), slow.count()
+    diag("with a slow one: fast %d requests, limit %r; slow %d, limit %r; "
+         "%r" % (nf, limits[fast.addr], ns, limits[slow.addr], counts))
+    check(nf >= 0.7 * n_alone, "the fast server served %d beside a slow "
+          "one, %d alone" % (nf, n_alone))
+    check(limits[fast.addr] >= 0.7 * lim_alone, "the fast server's limit "
+          "is %r beside a slow one, %r alone" % (limits[fast.addr],
+                                                 lim_alone))
+    check(nf >= 2 * ns, "fast %d, slow %d: the slow one's share should "
+          "follow its speed" % (nf, ns))
+
+
+if __name__ == "__main__":
+    run_main()
