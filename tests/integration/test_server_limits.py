@@ -17,12 +17,12 @@ from harness import (admin_spillway, Backend, build_request, check, Client,
                      wait_for)
 
 
-def capped(capacity, seconds):
+def capped(capacity, seconds, body=b"ok"):
     """Handler: at most capacity requests served at once, each taking
     seconds; more wait their turn (a backend with a capacity, whose
     latency grows past it)."""
     sem = threading.Semaphore(capacity)
-    inner = respond(200, b"ok")
+    inner = respond(200, body)
 
     def h(req, conn):
         with sem:
@@ -146,22 +146,26 @@ def reload_ok(sp):
 @test("reload: maxconn changes in place; a server removed mid-request "
       "finishes its requests and goes", timeout=60)
 def reload_limits():
-    a = Backend(respond(200, b"a"))
+    a = Backend(capped(100, 0.5, b"a"))
     b = Backend(capped(100, 1.0))
     sp = admin_spillway([], backend={
         "server": ["%s maxconn=4" % a.addr, "%s maxconn=3" % b.addr]})
     m = metrics(sp)
     eq(server_gauge(m, "spillway_server_concurrency_limit", a), 4, "a")
     eq(server_gauge(m, "spillway_server_concurrency_limit", b), 3, "b")
-    # three requests hold b's slots (a second each)
+    # seven requests fill every slot: four on a, three on b
     clients = []
-    for i in range(6):
+    for i in range(7):
         c = Client(sp.port, timeout=10)
         c.send(build_request("GET", "/r%d" % i))
         clients.append(c)
-    check(wait_for(lambda: server_gauge(
-        metrics(sp), "spillway_server_requests_in_flight", b) == 3, 3),
-        "b's three slots in use")
+
+    def held():
+        m = metrics(sp)
+        return (server_gauge(m, "spillway_server_requests_in_flight", a),
+                server_gauge(m, "spillway_server_requests_in_flight", b))
+    check(wait_for(lambda: held() == (4, 3), 3), "slots in use: %r, want "
+          "(4, 3)" % (held(),))
     sp.reconfigure(backend={"server": ["%s maxconn=2" % a.addr]},
                    sections=[("admin", {"listen": "%s:%d" % (
                        LOCALHOST, sp.admin_port)})])
@@ -173,7 +177,7 @@ def reload_limits():
        "b after the reload")
     # the requests on b finish there, under the old configuration
     bodies = sorted(c.read_response(timeout=10).body for c in clients)
-    eq(bodies, [b"a"] * 3 + [b"ok"] * 3, "bodies")
+    eq(bodies, [b"a"] * 4 + [b"ok"] * 3, "bodies")
     eq(b.count(), 3, "b's requests")
     for i in range(5):
         eq(Client(sp.port).exchange("GET", "/n%d" % i).body, b"a",
