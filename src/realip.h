@@ -5,8 +5,8 @@
  * right, past every trusted one, to the first it does not trust. Pure: no
  * libevent, no globals, no clock.
  *
- * The walk (the same as nginx's real_ip_recursive and HAProxy's
- * trusted-proxies): start with the peer; while the current hop is trusted,
+ * The walk (nginx does the same with real_ip_recursive on):
+ * start with the peer; while the current hop is trusted,
  * step one hop left in the header. The first untrusted address is the
  * client. Every hop trusted: the leftmost. A hop that names no address
  * (Forwarded's "unknown" or an obfuscated "_name", an element without for=,
