@@ -359,6 +359,19 @@ realip_cidr_parse(const char *text, struct realip_cidr *rc, char *err,
 	return 0;
 }
 
+/* The peer's address as the answer: a plain copy, on every request. */
+static enum realip_source
+peer_answer(const char *peer_ip, char *out)
+{
+	size_t	 n = strlen(peer_ip);
+
+	if (n >= REALIP_TEXT_MAX)
+		n = REALIP_TEXT_MAX - 1;
+	memcpy(out, peer_ip, n);
+	out[n] = '\0';
+	return REALIP_PEER;
+}
+
 enum realip_source
 realip_walk(const char *const *values, const size_t *lens, size_t nvalues,
     enum realip_header which, const char *peer_ip,
@@ -368,7 +381,7 @@ realip_walk(const char *const *values, const size_t *lens, size_t nvalues,
 	const struct hop *h, *last = NULL;
 	size_t		 i;
 
-	snprintf(out, REALIP_TEXT_MAX, "%s", peer_ip);
+	peer_answer(peer_ip, out);
 	if (!realip_trusted(rc, n, peer_ip))
 		return REALIP_PEER;
 	memset(&hs, 0, sizeof(hs));
@@ -403,6 +416,8 @@ realip_client(const struct http_head *h, enum realip_header which,
 	const char	*name;
 	int		 i;
 
+	if (n == 0)
+		return peer_answer(peer_ip, out);	/* no header believed */
 	name = which == REALIP_FORWARDED ? "Forwarded" : "X-Forwarded-For";
 	namelen = strlen(name);
 	for (i = 0; i < h->nheaders; i++) {
