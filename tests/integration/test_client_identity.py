@@ -300,6 +300,7 @@ def proxy_malformed():
     sp = pp_spillway(be, admin=True)
     bad = [
         b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\n",      # bare LF
+        b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\rX",     # CR alone
         b"PROXY TCP4 203.0.113.9 127.0.0.1 99999 80\r\n",   # port
         b"PROXY TCP5 203.0.113.9 127.0.0.1 1 80\r\n",
         b"PROXY TCP4 2001:db8::1 127.0.0.1 1 80\r\n",
