@@ -247,6 +247,9 @@ def proxy_v1():
     r = pp_request(sp.pp_port, h4, "/v1",
                    headers=[("X-Forwarded-For", "6.6.6.6")])
     eq(r.status, 200, "status (%r)" % r)
+    # not one byte past the header was taken from the request
+    eq((be.requests[0].method, be.requests[0].target), ("GET", "/v1"),
+       "request line at the backend")
     eq(xff(be.requests[0]), ["203.0.113.9"], "X-Forwarded-For")
     # the same client again: its bucket is empty
     eq(pp_request(sp.pp_port, h4, "/again").status, 429, "same client")
@@ -272,7 +275,10 @@ def proxy_v2():
     sp = pp_spillway(be, admin=True)
     tlvs = b"\x01\x00\x02h2" + b"\x04\x00\x03\x00\x00\x00"
     eq(pp_request(sp.pp_port, v2_inet("198.51.100.4", "127.0.0.1", 1234, 80,
-                                      tlvs)).status, 200, "TCP4 + TLVs")
+                                      tlvs), "/tlvs").status, 200,
+       "TCP4 + TLVs")
+    eq((be.requests[-1].method, be.requests[-1].target), ("GET", "/tlvs"),
+       "request line at the backend")
     eq(xff(be.requests[-1]), ["198.51.100.4"], "X-Forwarded-For TCP4")
     eq(pp_request(sp.pp_port, v2_inet6("2001:db8::5", "::1", 1, 2)).status,
        200, "TCP6")
