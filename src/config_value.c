@@ -42,6 +42,12 @@ static const char *const priority_names[] = {
 };
 #define NPRIORITY (sizeof(priority_names) / sizeof(priority_names[0]))
 
+static const char *const fwd_header_names[] = {
+	[REALIP_XFF] = "x-forwarded-for",
+	[REALIP_FORWARDED] = "forwarded",
+};
+#define NFWD_HEADER (sizeof(fwd_header_names) / sizeof(fwd_header_names[0]))
+
 /*
  * A setter parses value, given on line (0: a default), into the fields of
  * obj that k names. It returns 0, or -1 having reported the problem.
@@ -75,6 +81,10 @@ static int	set_string(struct parse *, const struct key *, void *,
 static int	set_strings(struct parse *, const struct key *, void *,
 		    const char *, int);
 static int	set_protocols(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_cidrs(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_fwd_header(struct parse *, const struct key *, void *,
 		    const char *, int);
 
 /* What each type is called in messages, how to write it, who parses it. */
@@ -112,6 +122,10 @@ const struct key_type_info config_types[] = {
 	    set_strings },
 	[KT_PROTOCOLS] = { "protocols", "use a range of TLSv1, TLSv1.1, "
 	    "TLSv1.2, TLSv1.3", "TLSv1.2 TLSv1.3", set_protocols },
+	[KT_CIDRS] = { "networks", "use addresses or CIDR networks, e.g. "
+	    "10.0.0.0/8 2001:db8::/32", "10.0.0.0/8", set_cidrs },
+	[KT_FWD_HEADER] = { "header", "use x-forwarded-for or forwarded",
+	    "x-forwarded-for", set_fwd_header },
 };
 
 
@@ -347,6 +361,59 @@ set_balance(struct parse *p, const struct key *k, void *obj,
     const char *value, int line)
 {
 	return set_enum(p, k, obj, value, line, balance_names, NBALANCE);
+}
+
+static int
+set_fwd_header(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, fwd_header_names,
+	    NFWD_HEADER);
+}
+
+/* Networks split by blanks or commas; the key repeats and adds up. */
+static int
+set_cidrs(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	struct realip_cidr	**list = key_field(obj, k->k_offset), *nlist;
+	size_t			 *n = key_field(obj, k->k_aux), len;
+	const char		 *c = value;
+	char			  one[128], err[256];
+	int			  any = 0;
+
+	for (;;) {
+		c += strspn(c, " \t,");
+		if ((len = strcspn(c, " \t,")) == 0)
+			break;
+		any = 1;
+		if (*n >= k->k_max) {
+			config_error(p, line, "%s: too many networks (at most "
+			    "%llu)", k->k_name, (unsigned long long)k->k_max);
+			return -1;
+		}
+		snprintf(one, sizeof(one), "%.*s", (int)len, c);
+		if ((nlist = realloc(*list, (*n + 1) * sizeof(**list))) ==
+		    NULL) {
+			config_error(p, line, "%s: out of memory", k->k_name);
+			return -1;
+		}
+		*list = nlist;
+		if (len >= sizeof(one) || realip_cidr_parse(one, &nlist[*n],
+		    err, sizeof(err)) == -1) {
+			config_error(p, line, "%s: %s", k->k_name,
+			    len >= sizeof(one) ? "a network too long" : err);
+			return -1;
+		}
+		(*n)++;
+		c += len;
+	}
+	if (!any) {
+		config_error(p, line, "%s: no network given (%s)", k->k_name,
+		    config_types[k->k_type].t_form);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -768,9 +835,10 @@ server_maxconn(const char *w, size_t wl, unsigned int *v)
 
 /*
  * "ADDRESS [WORD ...]": copy the address into buf and return it, with
- * what its words say in a: a proxy listener's flags (KEY_LISTEN_OPTS), a
- * server's maxconn (KEY_SERVER_OPTS), as HAProxy's bind and server
- * options. NULL on a word the key does not take, having said so.
+ * what its words say in a: a listener's proxy_protocol and
+ * fault_injection (KEY_LISTENER), a server's maxconn=N (KEY_SERVER_OPTS),
+ * as HAProxy's bind and server options. NULL on a word the key does not
+ * take, having said so.
  */
 static const char *
 addr_opts(struct parse *p, const struct key *k, const char *value, int line,
@@ -780,19 +848,15 @@ addr_opts(struct parse *p, const struct key *k, const char *value, int line,
 	size_t		 n = (size_t)(w - value), wl;
 	int		 r;
 
-	if (n >= len) {
-		config_error(p, line, "%s: address too long", k->k_name);
-		return NULL;
-	}
-	memcpy(buf, value, n);
-	buf[n] = '\0';
 	for (;;) {
 		w += strspn(w, " \t");
 		if (*w == '\0')
-			return buf;
+			break;
 		wl = strcspn(w, " \t");
-		if ((k->k_flags & KEY_LISTEN_OPTS) &&
-		    wl == strlen("fault_injection") &&
+		if ((k->k_flags & KEY_LISTENER) && wl == 14 &&
+		    memcmp(w, "proxy_protocol", wl) == 0)
+			a->proxy_protocol = 1;
+		else if ((k->k_flags & KEY_LISTENER) && wl == 15 &&
 		    memcmp(w, "fault_injection", wl) == 0)
 			a->flags |= ADDR_F_FAULT_INJECTION;
 		else if ((k->k_flags & KEY_SERVER_OPTS) &&
@@ -804,14 +868,22 @@ addr_opts(struct parse *p, const struct key *k, const char *value, int line,
 				return NULL;
 			}
 		} else {
-			config_error(p, line, "%s: unknown option '%.*s' after "
-			    "the address (known: %s)", k->k_name, (int)wl, w,
-			    (k->k_flags & KEY_LISTEN_OPTS) ? "fault_injection" :
-			    "maxconn=N");
+			config_error(p, line, "%s: unknown option '%.*s'%s",
+			    k->k_name, (int)wl, w, (k->k_flags & KEY_LISTENER) ?
+			    " (use proxy_protocol or fault_injection)" :
+			    (k->k_flags & KEY_SERVER_OPTS) ? " (use maxconn=N)" :
+			    " (this address takes none)");
 			return NULL;
 		}
 		w += wl;
 	}
+	if (n >= len) {
+		config_error(p, line, "%s: address too long", k->k_name);
+		return NULL;
+	}
+	memcpy(buf, value, n);
+	buf[n] = '\0';
+	return buf;
 }
 
 /* Append one address to a list key; KEY_UNIQUE refuses one seen before. */
@@ -821,8 +893,7 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 {
 	struct config_addr	**list = key_field(obj, k->k_offset), *nlist, a;
 	size_t			 *n = key_field(obj, k->k_aux), i;
-	char			  err[256], local[32], addr[256];
-	const char		 *written = value;
+	char			  err[256], local[32], addr[300], text[340];
 
 	if (*n >= k->k_max) {
 		config_error(p, line, "%s: too many (at most %llu)", k->k_name,
@@ -830,8 +901,8 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		return -1;
 	}
 	memset(&a, 0, sizeof(a));
-	if ((k->k_flags & (KEY_LISTEN_OPTS | KEY_SERVER_OPTS)) &&
-	    (value = addr_opts(p, k, value, line, addr, sizeof(addr), &a)) ==
+	/* "ADDR [WORD ...]": options after the address, see addr_opts() */
+	if ((value = addr_opts(p, k, value, line, addr, sizeof(addr), &a)) ==
 	    NULL)
 		return -1;
 	/* "8082" or ":8082": loopback, not every address, where it matters */
@@ -859,11 +930,13 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 	}
 	a.line = line;
 	/*
-	 * A listener's text keeps its words (/status and logs show them); a
-	 * server's is its address alone: the access log's server field.
+	 * A listener's text shows its options (/status, the log); a server's
+	 * is its address alone: the access log's server field.
 	 */
-	if ((a.text = strdup((k->k_flags & KEY_LISTEN_OPTS) ? written :
-	    value)) == NULL ||
+	snprintf(text, sizeof(text), "%s%s%s", value, a.proxy_protocol ?
+	    " proxy_protocol" : "", (a.flags & ADDR_F_FAULT_INJECTION) ?
+	    " fault_injection" : "");
+	if ((a.text = strdup(text)) == NULL ||
 	    (nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
 		free(a.text);
 		config_error(p, line, "%s: out of memory", k->k_name);
@@ -886,6 +959,14 @@ config_balance_name(enum balance b)
 {
 	if ((size_t)b < NBALANCE)
 		return balance_names[b];
+	return "unknown";
+}
+
+const char *
+config_forwarded_header_name(enum realip_header h)
+{
+	if ((size_t)h < NFWD_HEADER)
+		return fwd_header_names[h];
 	return "unknown";
 }
 
