@@ -1,0 +1,104 @@
+/*
+ * health.h: what spillway knows of one backend server's health, from the
+ * answers of real requests (passive health, outlier detection) and the
+ * slow-start weight after it comes back. Pure: no libevent, no globals,
+ * no clock; times are microseconds passed in.
+ *
+ * States (health_state_name() names them):
+ *   HS_UP       serving; counts consecutive failures
+ *   HS_EJECTED  out until hs_until (exponential back-off); after that, one
+ *               trial request at a time may go to it (HS_TRIAL while it is
+ *               in flight); its success brings the server back
+ *
+ * What is a failure (enum health_event): a refused, failed or timed-out
+ * connect, a reset or EOF before any response byte on a fresh connection,
+ * a response_timeout before the response head, an invalid response head,
+ * and a 5xx response other than 503. A 503 is neutral: it is a server
+ * (or a spillway in front of one) saying it is overloaded, and ejecting it
+ * would only move its load onto the others; it neither counts as a failure
+ * nor clears the count. Any other response is a success.
+ */
+#ifndef SPILLWAY_HEALTH_H
+#define SPILLWAY_HEALTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum health_state {
+	HS_UP = 0,	/* serving */
+	HS_EJECTED,	/* out: back-off running, or over and no trial yet */
+	HS_TRIAL,	/* back-off over, one trial request in flight */
+	HS_NSTATES,
+};
+
+enum health_event {
+	HE_OK = 0,		/* a response head, not 5xx */
+	HE_NEUTRAL,		/* a 503, or no verdict (the client left) */
+	HE_CONNECT,		/* connect refused or failed */
+	HE_CONNECT_TIMEOUT,	/* connect_timeout */
+	HE_RESET,		/* reset or EOF before any response byte */
+	HE_TIMEOUT,		/* response_timeout before the head */
+	HE_INVALID,		/* an invalid response head */
+	HE_5XX,			/* a 5xx other than 503 */
+	HE_NEVENTS,
+};
+
+/* Plain data: [backend] keys. */
+struct health_conf {
+	unsigned int	 max_fails;	/* consecutive failures; 0: off */
+	uint64_t	 fail_timeout_ms;	/* first ejection's length */
+	uint64_t	 max_ejection_time_ms;	/* back-off's cap */
+	unsigned int	 max_ejection_percent;	/* of the servers, 0..100 */
+	uint64_t	 slowstart_ms;	/* ramp after coming back; 0: off */
+};
+
+struct health {
+	enum health_state hs_state;
+	unsigned int	 hs_fails;	/* consecutive, while up */
+	unsigned int	 hs_backoff;	/* ejections in a row, for back-off */
+	uint64_t	 hs_until;	/* ejected until, usec */
+	uint64_t	 hs_since;	/* last state change, usec */
+	uint64_t	 hs_ejections;	/* in all */
+	uint64_t	 hs_failures;	/* in all, by any cause */
+	enum health_event hs_last;	/* last failure's cause */
+};
+
+void		 health_init(struct health *, uint64_t now);
+
+/*
+ * Record the outcome of one request to the server: trial says whether it
+ * was the trial request of an ejected server. nejected is how many of the
+ * nservers servers are out now (this one included if it is). Returns 1 if
+ * the state changed (the caller logs it, with health_event_name() of the
+ * event), else 0. A failure that would eject the server is not counted
+ * as an ejection when max_ejection_percent is already reached: the server
+ * stays up (a global failure must not eject everything).
+ */
+int		 health_event(struct health *, const struct health_conf *,
+		    enum health_event, int trial, size_t nejected,
+		    size_t nservers, uint64_t now);
+
+/*
+ * May a request go to the server now? 2: yes, it is up; 1: yes, as the
+ * trial request (the caller then calls health_trial_start()); 0: no.
+ */
+int		 health_usable(const struct health *, uint64_t now);
+void		 health_trial_start(struct health *, uint64_t now);
+
+/* Out of rotation (ejected, trial or not). */
+int		 health_out(const struct health *);
+
+/*
+ * The share of its normal traffic the server should get, 0..1: 1 when
+ * up for slowstart or more, rising linearly from 0 after it came back.
+ */
+double		 health_weight(const struct health *, const struct health_conf *,
+		    uint64_t now);
+
+/* Microseconds until an ejected server may be tried; 0 if it may now. */
+uint64_t	 health_wait(const struct health *, uint64_t now);
+
+const char	*health_state_name(enum health_state);
+const char	*health_event_name(enum health_event);
+
+#endif /* SPILLWAY_HEALTH_H */
