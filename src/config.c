@@ -596,6 +596,22 @@ key_line(struct parse *p, const char *section, const char *name)
 	return p->p_line > 0 ? p->p_line : 1;
 }
 
+/* Passive health: the back-off starts at most at its cap. */
+static void
+check_health(struct parse *p)
+{
+	const struct health_conf	*hc = &p->p_conf->backend.health;
+
+	if (p->p_nerr > 0)
+		return;
+	if (hc->fail_timeout_ms > hc->max_ejection_time_ms)
+		config_error(p, key_line(p, "backend", "fail_timeout"),
+		    "[backend] needs fail_timeout <= max_ejection_time "
+		    "(now %llums, %llums)",
+		    (unsigned long long)hc->fail_timeout_ms,
+		    (unsigned long long)hc->max_ejection_time_ms);
+}
+
 /*
  * Listeners: plain ones default to 127.0.0.1:8080 unless TLS ones are
  * given; no address may be both; a TLS listener needs a certificate, and
@@ -649,6 +665,7 @@ parse_lines(struct parse *p)
 	apply_defaults(p);
 	classes_end(p);
 	check_limits(p);
+	check_health(p);
 	check_listeners(p);
 }
 

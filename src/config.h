@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "health.h"
 #include "limiter.h"
 #include "queue.h"
 
@@ -56,6 +57,9 @@ struct backend_conf {
 	int			 tls_verify;	/* check their certificates */
 	struct config_str	 ca_file;	/* NULL: the system's store */
 	struct config_str	 server_name;	/* NULL: each server's host */
+	struct health_conf	 health;	/* passive health, slow start */
+	double			 retry_budget;	/* share of recent requests */
+	unsigned int		 retry_min_per_second;	/* always allowed */
 };
 
 /* TLS protocol versions, as bits of tls_conf.protocols. */

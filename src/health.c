@@ -5,9 +5,11 @@
  * - Only a server that is up can be ejected, and only when fewer than
  *   max_ejection_percent of the servers would then be out; an ejected
  *   server comes back only by a successful trial request.
- * - Once its back-off is over, an ejected server takes one trial request
- *   at a time: the others still avoid it, so an outage costs one request
- *   per back-off, not a share of the traffic.
+ * - Once its back-off is over, an ejected server gets one trial at a time
+ *   (upstream.c makes it a connection of its own, not a client's request):
+ *   requests still avoid it, so an outage costs no client any wait. A
+ *   server back from a trial is on probation: until a request succeeds,
+ *   its first failure ejects it again, for a longer back-off.
  * - Outcomes of requests that were already in flight when the server was
  *   ejected change nothing: only the trial decides.
  * - The back-off doubles with each ejection in a row, from fail_timeout up
@@ -112,7 +114,8 @@ health_event(struct health *h, const struct health_conf *hc,
 		}
 		h->hs_state = HS_UP;
 		h->hs_since = now;
-		h->hs_fails = 0;
+		/* on probation: its next failure ejects it again */
+		h->hs_fails = hc->max_fails > 0 ? hc->max_fails - 1 : 0;
 		return 1;
 	}
 	if (ev == HE_OK) {

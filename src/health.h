@@ -6,9 +6,10 @@
  *
  * States (health_state_name() names them):
  *   HS_UP       serving; counts consecutive failures
- *   HS_EJECTED  out until hs_until (exponential back-off); after that, one
- *               trial request at a time may go to it (HS_TRIAL while it is
- *               in flight); its success brings the server back
+ *   HS_EJECTED  out until hs_until (exponential back-off); after that, a
+ *               trial may go to it
+ *   HS_TRIAL    a trial is in flight (one at a time); its success brings
+ *               the server back, on probation (see health.c)
  *
  * What is a failure (enum health_event): a refused, failed or timed-out
  * connect, a reset or EOF before any response byte on a fresh connection,
@@ -79,8 +80,9 @@ int		 health_event(struct health *, const struct health_conf *,
 		    size_t nservers, uint64_t now);
 
 /*
- * May a request go to the server now? 2: yes, it is up; 1: yes, as the
- * trial request (the caller then calls health_trial_start()); 0: no.
+ * May a request go to the server now? 2: yes, it is up; 1: no, but its
+ * back-off is over and a trial is due (the caller starts one and calls
+ * health_trial_start(), then reports its outcome with trial set); 0: no.
  */
 int		 health_usable(const struct health *, uint64_t now);
 void		 health_trial_start(struct health *, uint64_t now);

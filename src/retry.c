@@ -45,8 +45,11 @@ retry_allow(struct retry *r, double ratio, unsigned int floor, uint64_t now)
 		ret += r->rt_ret[i];
 	}
 	if ((double)(ret + 1) > ratio * (double)req +
-	    (double)floor * RETRY_WINDOW)
+	    (double)floor * RETRY_WINDOW) {
+		r->rt_denied++;
 		return 0;
+	}
 	r->rt_ret[cur]++;
+	r->rt_allowed++;
 	return 1;
 }

@@ -17,6 +17,8 @@ struct retry {
 	uint64_t	 rt_sec[RETRY_WINDOW];	/* which second a slot holds */
 	uint64_t	 rt_req[RETRY_WINDOW];	/* first attempts */
 	uint64_t	 rt_ret[RETRY_WINDOW];	/* retries allowed */
+	uint64_t	 rt_allowed;	/* in all */
+	uint64_t	 rt_denied;	/* in all: the budget was spent */
 };
 
 void		 retry_init(struct retry *);

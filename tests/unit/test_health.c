@@ -124,9 +124,18 @@ test_trial_and_backoff(void)
 	CHECK_EQ_INT(health_event(&h, &hc, HE_OK, 1, 1, 2, t), 1);
 	CHECK_EQ_INT(h.hs_state, HS_UP);
 	CHECK_EQ_INT(health_usable(&h, t), 2);
-	/* soon out again: the back-off goes on growing */
+	/* on probation: one failure ejects it again, for longer */
 	t += SEC;
-	fail(&h, &hc, 3, HE_TIMEOUT, 0, 2, t);
+	CHECK_EQ_INT(fail(&h, &hc, 1, HE_5XX, 0, 2, t), 1);
+	CHECK_EQ_INT(health_wait(&h, t), 60 * SEC);
+	CHECK_EQ_INT(h.hs_ejections, 2);
+	/* a success ends the probation */
+	t += 60 * SEC;
+	health_trial_start(&h, t);
+	health_event(&h, &hc, HE_OK, 1, 1, 2, t);
+	health_event(&h, &hc, HE_OK, 0, 0, 2, t);
+	CHECK_EQ_INT(fail(&h, &hc, 2, HE_5XX, 0, 2, t), 0);
+	CHECK_EQ_INT(fail(&h, &hc, 1, HE_5XX, 0, 2, t), 1);
 	CHECK_EQ_INT(health_wait(&h, t), 60 * SEC);
 	/* up for max_ejection_time: the back-off starts over */
 	t += 60 * SEC;
@@ -205,6 +214,8 @@ test_retry_budget(void)
 	for (n = 0, i = 0; i < 1000; i++)
 		n += retry_allow(&r, 0.2, 0, t);
 	CHECK_EQ_INT(n, 200);
+	CHECK_EQ_INT(r.rt_allowed, 200);
+	CHECK_EQ_INT(r.rt_denied, 800);
 	/* the window moves on: old requests and retries are forgotten */
 	t += RETRY_WINDOW * SEC;
 	CHECK_EQ_INT(retry_allow(&r, 0.2, 0, t), 0);
