@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Backend health: a server that is black-holed, refuses connections or
+answers 500 is ejected after max_fails failures in a row and no request
+waits on it after that; it is used again once it is back; with every
+server out, refusals are fast 503s that say why; retries stay within the
+retry budget, and a non-idempotent request that reached a server is never
+sent again."""
+
+import os
+import socket
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness
+from harness import (Backend, Client, access_lines, admin_spillway, check,
+                     eq, free_port, log_fields, metrics, raw, register,
+                     respond, test, wait_for)
+
+
+class BlackHole:
+    """A listener on 127.0.0.1 that never accepts, its backlog full: a
+    connect to it gets no answer at all (the SYN is dropped), like a host
+    that went away."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.bind((harness.LOCALHOST, 0))
+        self.lsock.listen(0)
+        self.port = self.lsock.getsockname()[1]
+        self.addr = "%s:%d" % (harness.LOCALHOST, self.port)
+        self.fill = []
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex((harness.LOCALHOST, self.port))
+            self.fill.append(s)
+        # the first filler holds the queue; the others hang, as will ours
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        try:
+            probe.connect((harness.LOCALHOST, self.port))
+            raise AssertionError("black hole accepted a connection")
+        except socket.timeout:
+            pass
+        finally:
+            probe.close()
+        register(self)
+
+    def close(self):
+        for s in self.fill + [self.lsock]:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def server_metric(sp, name, server):
+    return metrics(sp).value(name, server=server)
+
+
+def timed_get(port, target="/", method="GET", body=None, timeout=10):
+    c = Client(port, timeout=timeout)
+    t0 = time.monotonic()
+    try:
+        r = c.exchange(method, target, body=body, timeout=timeout)
+    finally:
+        c.close()
+    return r, time.monotonic() - t0
+
+
+@test("one of two servers black-holed: after max_fails no request waits "
+      "connect_timeout; the healthy server serves them all", timeout=60)
+def black_hole():
+    be = Backend(respond(200, b"ok"))
+    bh = BlackHole()
+    sp = admin_spillway([be, bh.addr], backend={
+        "connect_timeout": "1500ms", "max_fails": "2",
+        "fail_timeout": "30s"})
+    slow = 0
+    # before detection: the requests that land on it wait connect_timeout
+    # and go on to the healthy server (nothing was sent)
+    for _ in range(6):
+        r, took = timed_get(sp.port)
+        eq((r.status, r.body), (200, b"ok"), "response %r" % r)
+        slow += took >= 1.4
+    check(1 <= slow <= 2, "%d requests waited connect_timeout before "
+          "detection (max_fails 2)" % slow)
+    eq(server_metric(sp, "spillway_server_up", bh.addr), 0, "black hole up")
+    eq(server_metric(sp, "spillway_server_ejections_total", bh.addr), 1,
+       "ejections")
+    sent = server_metric(sp, "spillway_server_requests_total", bh.addr)
+    eq(sent, 2, "tries sent to the black hole (max_fails 2)")
+    n0 = be.count()
+    for _ in range(40):
+        r, took = timed_get(sp.port)
+        eq((r.status, r.body), (200, b"ok"), "response %r" % r)
+        check(took < 1.4, "a request waited %.2fs after detection" % took)
+    eq(be.count() - n0, 40, "requests served by the healthy server")
+    eq(server_metric(sp, "spillway_server_requests_total", bh.addr), sent,
+       "tries sent to the black hole after detection")
+    text = sp.stderr_text()
+    check("%s: up -> ejected (connect timed out" % bh.addr in text,
+          "no log line of the ejection with its reason")
+
+
+@test("a server refusing connections is ejected, probed after its "
+      "back-off, and used again once it is back", timeout=60)
+def refusing_comes_back():
+    be = Backend(respond(200, b"a"))
+    port = free_port()
+    dead = "%s:%d" % (harness.LOCALHOST, port)
+    sp = admin_spillway([be, dead], backend={
+        "max_fails": "3", "fail_timeout": "1s", "max_ejection_time": "2s"})
+    for _ in range(10):
+        r, _ = timed_get(sp.port)
+        eq((r.status, r.body), (200, b"a"), "response %r" % r)
+    eq(server_metric(sp, "spillway_server_requests_total", dead), 3,
+       "tries on the refusing server: max_fails, then none")
+    eq(server_metric(sp, "spillway_server_up", dead), 0, "ejected")
+    back = Backend(respond(200, b"b"), port=port)
+    t0 = time.monotonic()
+    # back-off at most 2s (max_ejection_time); a probe then a request
+    while back.count() == 0 and time.monotonic() - t0 < 8:
+        r, _ = timed_get(sp.port)
+        eq(r.status, 200, "response %r" % r)
+        time.sleep(0.05)
+    check(back.count() > 0, "the server back was not used within 8s")
+    harness.diag("used again after %.2fs" % (time.monotonic() - t0))
+    eq(server_metric(sp, "spillway_server_up", dead), 1, "up again")
+    # and it takes its share again
+    n = back.count()
+    for _ in range(10):
+        timed_get(sp.port)
+    check(back.count() - n >= 4, "the server back got %d of 10"
+          % (back.count() - n))
+    check("%s: trial -> up (trial connect succeeded)" % dead in
+          sp.stderr_text(), "no log line of the recovery")
+
+
+@test("a server answering 500 to everything is ejected; back on probation, "
+      "one more 500 ejects it again", timeout=60)
+def answers_500():
+    good = Backend(respond(200, b"good"))
+    bad = Backend(respond(500, b"bad"))
+    sp = admin_spillway([good, bad], backend={
+        "max_fails": "3", "fail_timeout": "1s", "max_ejection_time": "10s"})
+    statuses = [timed_get(sp.port)[0].status for _ in range(12)]
+    eq(statuses.count(500), 3, "500s relayed before the ejection: %r"
+       % statuses)
+    eq(bad.count(), 3, "requests at the 500 server")
+    eq(metrics(sp).value("spillway_server_state", server=bad.addr,
+                         state="ejected"), 1, "state ejected")
+    eq(server_metric(sp, "spillway_server_failures_total", bad.addr), 3,
+       "failures")
+    time.sleep(1.3)
+    statuses = [timed_get(sp.port)[0].status for _ in range(12)]
+    eq(statuses.count(500), 1, "500s after the back-off (probation): %r"
+       % statuses)
+    eq(bad.count(), 4, "requests at the 500 server")
+    eq(server_metric(sp, "spillway_server_ejections_total", bad.addr), 2,
+       "ejections")
+
+
+@test("every server refusing: once they are out, fast 503 no_server with "
+      "Retry-After, in the log and metrics; max_ejection_percent keeps one "
+      "in by default", timeout=60)
+def all_down():
+    tmp = tempfile.mkdtemp(prefix="spillway-health-")
+    alog = os.path.join(tmp, "access.log")
+    d1 = "%s:%d" % (harness.LOCALHOST, free_port())
+    d2 = "%s:%d" % (harness.LOCALHOST, free_port())
+    sp = admin_spillway([d1, d2], proxy={"access_log": alog}, backend={
+        "max_fails": "1", "fail_timeout": "30s",
+        "max_ejection_percent": "100"})
+    r, _ = timed_get(sp.port)
+    eq(r.status, 502, "first request, both refuse: %r" % r)
+    for _ in range(5):
+        r, took = timed_get(sp.port)
+        eq((r.status, r.header("spillway-reason")), (503, "no_server"),
+           "response %r" % r)
+        ra = int(r.header("retry-after") or 0)
+        check(1 <= ra <= 30, "Retry-After %r" % r.header("retry-after"))
+    m = metrics(sp)
+    eq(m.sum("spillway_refused_total", reason="no_server"), 5,
+       "refused no_server")
+    eq(m.sum("spillway_server_up"), 0, "servers up")
+    lines = access_lines(alog, lambda ls: len(ls) >= 6)
+    eq([log_fields(l)[2] for l in lines[1:6]], ["no_server"] * 5,
+       "access log reasons")
+    os.unlink(alog)
+    os.rmdir(tmp)
+    # the default share: of two servers one may be out, never both
+    sp2 = admin_spillway([d1, d2], backend={"max_fails": "1",
+                                            "fail_timeout": "30s"})
+    for _ in range(6):
+        r, _ = timed_get(sp2.port)
+        eq((r.status, r.header("spillway-reason")), (502, "upstream_error"),
+           "response %r" % r)
+    eq(metrics(sp2).sum("spillway_server_up"), 1, "servers up at 50%")
+
+
+@test("all servers black-holed: after detection the 503s come at once, "
+      "not after connect_timeout", timeout=60)
+def all_black_holes():
+    b1, b2 = BlackHole(), BlackHole()
+    sp = admin_spillway([b1.addr, b2.addr], backend={
+        "connect_timeout": "1s", "max_fails": "1", "fail_timeout": "30s",
+        "max_ejection_percent": "100"})
+    r, took = timed_get(sp.port)
+    eq(r.status, 502, "first request: %r" % r)
+    for _ in range(5):
+        r, took = timed_get(sp.port)
+        eq((r.status, r.header("spillway-reason")), (503, "no_server"),
+           "response %r" % r)
+        check(took < 0.9, "a 503 took %.2fs (connect_timeout 1s)" % took)
+
+
+@test("one of three servers down, passive health off: retries stay within "
+      "the budget, counted; the rest get 502", timeout=60)
+def retry_budget():
+    a = Backend(respond(200, b"a"))
+    b = Backend(respond(200, b"b"))
+    dead = "%s:%d" % (harness.LOCALHOST, free_port())
+    sp = admin_spillway([a, dead, b], backend={
+        "max_fails": "0", "retry_budget": "0.1",
+        "retry_min_per_second": "0"})
+    n = 90
+    statuses = [timed_get(sp.port)[0].status for _ in range(n)]
+    m = metrics(sp)
+    retries = m.value("spillway_retries_total")
+    spent = m.value("spillway_retry_budget_exhausted_total")
+    tried_dead = m.value("spillway_server_requests_total", server=dead)
+    eq(tried_dead, n / 3, "first tries on the dead server (round robin)")
+    eq(retries + spent, tried_dead, "retries and budget refusals")
+    check(retries <= 0.1 * n, "%d retries for %d requests (budget 10%%)"
+          % (retries, n))
+    check(spent > 0, "the budget was never spent")
+    eq(statuses.count(502), spent, "502s: %r" % statuses)
+    eq(statuses.count(200), n - spent, "200s")
+    eq(a.count() + b.count(), n - spent, "requests at the live servers")
+
+
+@test("a server that closes without answering: GET is retried on another "
+      "server, POST that reached it never is", timeout=60)
+def no_retry_non_idempotent():
+    good = Backend(respond(200, b"good"))
+    bad = Backend(raw(b"", close=True))
+    sp = admin_spillway([good, bad], backend={"max_fails": "0"})
+    posts = 10
+    for i in range(posts):
+        r, _ = timed_get(sp.port, "/p%d" % i, method="POST", body=b"x")
+        check(r.status in (200, 502), "POST answered %r" % r)
+    seen = [q.target for q in good.requests + bad.requests
+            if q.method == "POST"]
+    eq(sorted(seen), sorted("/p%d" % i for i in range(posts)),
+       "each POST reached exactly one server")
+    check(any(q.method == "POST" for q in bad.requests),
+          "no POST went to the closing server")
+    n_good = good.count()
+    for i in range(10):
+        r, _ = timed_get(sp.port, "/g%d" % i)
+        eq((r.status, r.body), (200, b"good"), "GET %r" % r)
+    eq(good.count() - n_good, 10, "every GET answered by the good server")
+    check(metrics(sp).value("spillway_retries_total") >= 1, "no retry")
+
+
+if __name__ == "__main__":
+    harness.run_main()
