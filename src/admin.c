@@ -112,7 +112,7 @@ sample_servers(struct proxy *px, size_t *n, struct metrics_retries *rt)
 		sv = px->px_servers[i];
 		v[i].name = sv->sv_addr->text;
 		v[i].state = health_state_name(sv->sv_health.hs_state);
-		v[i].usable = health_usable(&sv->sv_health, now) == 2;
+		v[i].usable = health_usable(&sv->sv_health, hc, now) == 2;
 		v[i].weight = health_weight(&sv->sv_health, hc, now);
 		v[i].inflight = sv->sv_active;
 		v[i].idle = sv->sv_nidle;
@@ -125,6 +125,11 @@ sample_servers(struct proxy *px, size_t *n, struct metrics_retries *rt)
 		    health_event_name(sv->sv_health.hs_last) : NULL;
 		v[i].ejected_for_seconds = health_wait(&sv->sv_health,
 		    now) / 1e6;
+		v[i].checked = sv->sv_check != NULL;
+		v[i].checks = sv->sv_health.hs_checks;
+		v[i].checks_failed = sv->sv_health.hs_checks_failed;
+		v[i].check_last = sv->sv_check_last[0] != '\0' ?
+		    sv->sv_check_last : NULL;
 	}
 	*n = px->px_nservers;
 	return v;

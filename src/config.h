@@ -58,6 +58,10 @@ struct backend_conf {
 	struct config_str	 ca_file;	/* NULL: the system's store */
 	struct config_str	 server_name;	/* NULL: each server's host */
 	struct health_conf	 health;	/* passive health, slow start */
+	struct config_str	 health_check;	/* METHOD PATH [HOST], or NULL */
+	uint64_t		 check_interval_ms;
+	uint64_t		 check_timeout_ms;
+	unsigned int		 check_status;	/* 0: any 2xx or 3xx */
 	double			 retry_budget;	/* share of recent requests */
 	unsigned int		 retry_min_per_second;	/* always allowed */
 };

@@ -18,6 +18,8 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "health.h"
 
@@ -25,6 +27,7 @@ static const char *const state_names[HS_NSTATES] = {
 	[HS_UP] = "up",
 	[HS_EJECTED] = "ejected",
 	[HS_TRIAL] = "trial",
+	[HS_DOWN] = "down",
 };
 
 static const char *const event_names[HE_NEVENTS] = {
@@ -62,6 +65,10 @@ health_init(struct health *h, uint64_t now)
 	h->hs_ejections = 0;
 	h->hs_failures = 0;
 	h->hs_last = HE_OK;
+	h->hs_check_ok = 0;
+	h->hs_check_fail = 0;
+	h->hs_checks = 0;
+	h->hs_checks_failed = 0;
 	(void)now;
 }
 
@@ -89,6 +96,15 @@ eject(struct health *h, const struct health_conf *hc, uint64_t now)
 	h->hs_fails = 0;
 }
 
+/* Back up: after a trial, on probation (see the invariants). */
+static void
+come_back(struct health *h, const struct health_conf *hc, uint64_t now)
+{
+	h->hs_state = HS_UP;
+	h->hs_since = now;
+	h->hs_fails = hc->max_fails > 0 ? hc->max_fails - 1 : 0;
+}
+
 int
 health_event(struct health *h, const struct health_conf *hc,
     enum health_event ev, int trial, size_t nejected, size_t nservers,
@@ -112,10 +128,7 @@ health_event(struct health *h, const struct health_conf *hc,
 			h->hs_ejections--;	/* the same ejection, longer */
 			return 1;
 		}
-		h->hs_state = HS_UP;
-		h->hs_since = now;
-		/* on probation: its next failure ejects it again */
-		h->hs_fails = hc->max_fails > 0 ? hc->max_fails - 1 : 0;
+		come_back(h, hc, now);
 		return 1;
 	}
 	if (ev == HE_OK) {
@@ -137,16 +150,69 @@ health_event(struct health *h, const struct health_conf *hc,
 }
 
 int
-health_usable(const struct health *h, uint64_t now)
+health_usable(const struct health *h, const struct health_conf *hc,
+    uint64_t now)
 {
 	switch (h->hs_state) {
 	case HS_UP:
 		return 2;
 	case HS_EJECTED:
-		return now >= h->hs_until ? 1 : 0;
+		/* with checks on, the next check is the trial */
+		return now >= h->hs_until && !hc->check_on ? 1 : 0;
 	default:
 		return 0;
 	}
+}
+
+int
+health_check_result(struct health *h, const struct health_conf *hc, int ok,
+    uint64_t now)
+{
+	h->hs_checks++;
+	if (!ok) {
+		h->hs_checks_failed++;
+		h->hs_check_ok = 0;
+		if (h->hs_check_fail < UINT32_MAX)
+			h->hs_check_fail++;
+		if (h->hs_state == HS_DOWN || h->hs_check_fail < hc->check_fall)
+			return 0;
+		h->hs_state = HS_DOWN;
+		h->hs_since = now;
+		h->hs_fails = 0;
+		return 1;
+	}
+	h->hs_check_fail = 0;
+	if (h->hs_check_ok < UINT32_MAX)
+		h->hs_check_ok++;
+	switch (h->hs_state) {
+	case HS_DOWN:
+		if (h->hs_check_ok < hc->check_rise)
+			return 0;
+		h->hs_state = HS_UP;
+		h->hs_since = now;
+		h->hs_fails = 0;
+		return 1;
+	case HS_EJECTED:
+		if (now < h->hs_until)
+			return 0;
+		come_back(h, hc, now);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int
+health_checks_off(struct health *h, uint64_t now)
+{
+	h->hs_check_ok = 0;
+	h->hs_check_fail = 0;
+	if (h->hs_state != HS_DOWN)
+		return 0;
+	h->hs_state = HS_UP;
+	h->hs_since = now;
+	h->hs_fails = 0;
+	return 1;
 }
 
 void
@@ -185,4 +251,99 @@ health_wait(const struct health *h, uint64_t now)
 	if (h->hs_state == HS_UP || now >= h->hs_until)
 		return 0;
 	return h->hs_until - now;
+}
+
+/* A token character (RFC 9110, 5.6.2). */
+static int
+tchar(int ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9') || (ch != '\0' &&
+	    strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* A character of a Host value: a name, an IPv4 or [IPv6], a port. */
+static int
+hostchar(int ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9') || (ch != '\0' &&
+	    strchr(".-_:[]", ch) != NULL);
+}
+
+/* The next blank-separated word of *p: its start and length; 0 at end. */
+static size_t
+word(const char **p, const char **start)
+{
+	const char	*q = *p;
+
+	while (*q == ' ' || *q == '\t')
+		q++;
+	*start = q;
+	while (*q != '\0' && *q != ' ' && *q != '\t')
+		q++;
+	*p = q;
+	return (size_t)(q - *start);
+}
+
+long
+health_check_request(const char *spec, const char *host, char *buf,
+    size_t len, const char **why)
+{
+	const char	*p = spec, *m, *path, *h, *extra;
+	size_t		 ml, pl, hl, i;
+	int		 n;
+
+	if ((ml = word(&p, &m)) == 0 || ml > 32) {
+		*why = "needs a method: METHOD PATH [HOST]";
+		return -1;
+	}
+	for (i = 0; i < ml; i++)
+		if (!tchar((unsigned char)m[i])) {
+			*why = "the method is not a token";
+			return -1;
+		}
+	if ((pl = word(&p, &path)) == 0 || path[0] != '/' || pl > 1024) {
+		*why = "needs a path starting with '/', at most 1024 bytes";
+		return -1;
+	}
+	for (i = 0; i < pl; i++)
+		if ((unsigned char)path[i] <= 0x20 ||
+		    (unsigned char)path[i] >= 0x7f) {
+			*why = "the path has a byte that is not visible ASCII";
+			return -1;
+		}
+	if ((hl = word(&p, &h)) == 0) {
+		h = host;
+		hl = strlen(host);
+	}
+	if (hl == 0 || hl > 255) {
+		*why = "the host is empty or longer than 255 bytes";
+		return -1;
+	}
+	for (i = 0; i < hl; i++)
+		if (!hostchar((unsigned char)h[i])) {
+			*why = "the host has a byte not allowed in a host name";
+			return -1;
+		}
+	if (word(&p, &extra) != 0) {
+		*why = "too many words: METHOD PATH [HOST]";
+		return -1;
+	}
+	n = snprintf(buf, len, "%.*s %.*s HTTP/1.1\r\nHost: %.*s\r\n"
+	    "User-Agent: spillway-check\r\nConnection: close\r\n\r\n",
+	    (int)ml, m, (int)pl, path, (int)hl, h);
+	if (n < 0 || (size_t)n >= len) {
+		*why = "the request does not fit";
+		return -1;
+	}
+	return n;
+}
+
+int
+health_check_status(int status, unsigned int want)
+{
+	if (want == 0)
+		return status >= 200 && status < 400;
+	return status == (int)want;
 }

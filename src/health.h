@@ -10,6 +10,11 @@
  *               trial may go to it
  *   HS_TRIAL    a trial is in flight (one at a time); its success brings
  *               the server back, on probation (see health.c)
+ *   HS_DOWN     active health checks failed check_fall times in a row; up
+ *               again after check_rise successes in a row
+ *
+ * With active checks on, a check is the trial of an ejected server: a
+ * passing check after the back-off brings it back, on probation.
  *
  * What is a failure (enum health_event): a refused, failed or timed-out
  * connect, a reset or EOF before any response byte on a fresh connection,
@@ -29,6 +34,7 @@ enum health_state {
 	HS_UP = 0,	/* serving */
 	HS_EJECTED,	/* out: back-off running, or over and no trial yet */
 	HS_TRIAL,	/* back-off over, one trial request in flight */
+	HS_DOWN,	/* failed its active checks */
 	HS_NSTATES,
 };
 
@@ -51,6 +57,9 @@ struct health_conf {
 	uint64_t	 max_ejection_time_ms;	/* back-off's cap */
 	unsigned int	 max_ejection_percent;	/* of the servers, 0..100 */
 	uint64_t	 slowstart_ms;	/* ramp after coming back; 0: off */
+	unsigned int	 check_rise;	/* passing checks in a row: up */
+	unsigned int	 check_fall;	/* failing checks in a row: down */
+	int		 check_on;	/* active checks configured */
 };
 
 struct health {
@@ -62,6 +71,10 @@ struct health {
 	uint64_t	 hs_ejections;	/* in all */
 	uint64_t	 hs_failures;	/* in all, by any cause */
 	enum health_event hs_last;	/* last failure's cause */
+	unsigned int	 hs_check_ok;	/* passing checks in a row */
+	unsigned int	 hs_check_fail;	/* failing checks in a row */
+	uint64_t	 hs_checks;	/* in all */
+	uint64_t	 hs_checks_failed;
 };
 
 void		 health_init(struct health *, uint64_t now);
@@ -84,8 +97,21 @@ int		 health_event(struct health *, const struct health_conf *,
  * back-off is over and a trial is due (the caller starts one and calls
  * health_trial_start(), then reports its outcome with trial set); 0: no.
  */
-int		 health_usable(const struct health *, uint64_t now);
+int		 health_usable(const struct health *, const struct health_conf *,
+		    uint64_t now);
 void		 health_trial_start(struct health *, uint64_t now);
+
+/*
+ * Record an active check's result. Returns 1 if the state changed. A
+ * server goes down after check_fall failures in a row whatever
+ * max_ejection_percent says (its checks say it cannot serve), and comes up
+ * after check_rise passes in a row.
+ */
+int		 health_check_result(struct health *, const struct health_conf *,
+		    int ok, uint64_t now);
+
+/* Checks were turned off: a server they held down is up. 1 if it was. */
+int		 health_checks_off(struct health *, uint64_t now);
 
 /* Out of rotation (ejected, trial or not). */
 int		 health_out(const struct health *);
@@ -99,6 +125,18 @@ double		 health_weight(const struct health *, const struct health_conf *,
 
 /* Microseconds until an ejected server may be tried; 0 if it may now. */
 uint64_t	 health_wait(const struct health *, uint64_t now);
+
+/*
+ * The active check's request from its spec, "METHOD PATH [HOST]" (the
+ * health_check key), into buf: HTTP/1.1 with Host (the spec's, else host)
+ * and Connection: close. Returns its length, or -1 with *why set (a bad
+ * spec, or buf too small).
+ */
+long		 health_check_request(const char *spec, const char *host,
+		    char *buf, size_t len, const char **why);
+
+/* Does status pass a check? want: a status, or 0 for any 2xx or 3xx. */
+int		 health_check_status(int status, unsigned int want);
 
 const char	*health_state_name(enum health_state);
 const char	*health_event_name(enum health_event);

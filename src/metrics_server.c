@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "metrics_server.h"
 
@@ -28,7 +29,8 @@ void
 metrics_server_prometheus(const struct metrics_server *sv, size_t n,
     const struct metrics_retries *rt, struct mbuf *mb)
 {
-	static const char *const states[] = { "up", "ejected", "trial" };
+	static const char *const states[] = { "up", "ejected", "trial",
+	    "down" };
 	size_t	 i, k;
 
 	family(mb, "spillway_server_up", "gauge",
@@ -44,8 +46,8 @@ metrics_server_prometheus(const struct metrics_server *sv, size_t n,
 			mbuf_printf(mb, "spillway_server_state{server=\"");
 			mbuf_escaped(mb, sv[i].name, 0);
 			mbuf_printf(mb, "\",state=\"%s\"} %d\n", states[k],
-			    sv[i].state != NULL && states[k][0] ==
-			    sv[i].state[0]);
+			    sv[i].state != NULL && strcmp(states[k],
+			    sv[i].state) == 0);
 		}
 	family(mb, "spillway_server_weight", "gauge",
 	    "Slow-start weight of the backend server, 0 to 1.");
@@ -86,6 +88,20 @@ metrics_server_prometheus(const struct metrics_server *sv, size_t n,
 		label(mb, "spillway_server_ejections_total", &sv[i]);
 		mbuf_printf(mb, " %" PRIu64 "\n", sv[i].ejections);
 	}
+	family(mb, "spillway_server_checks_total", "counter",
+	    "Active health checks of the backend server, by result.");
+	for (i = 0; i < n; i++) {
+		if (!sv[i].checked && sv[i].checks == 0)
+			continue;
+		mbuf_printf(mb, "spillway_server_checks_total{server=\"");
+		mbuf_escaped(mb, sv[i].name, 0);
+		mbuf_printf(mb, "\",result=\"passed\"} %" PRIu64 "\n",
+		    sv[i].checks - sv[i].checks_failed);
+		mbuf_printf(mb, "spillway_server_checks_total{server=\"");
+		mbuf_escaped(mb, sv[i].name, 0);
+		mbuf_printf(mb, "\",result=\"failed\"} %" PRIu64 "\n",
+		    sv[i].checks_failed);
+	}
 	family(mb, "spillway_retries_total", "counter",
 	    "Requests tried again on another backend server.");
 	mbuf_printf(mb, "spillway_retries_total %" PRIu64 "\n", rt->allowed);
@@ -116,9 +132,15 @@ metrics_server_json(const struct metrics_server *sv, size_t n,
 		    sv[i].inflight, sv[i].idle, sv[i].requests, sv[i].answered,
 		    sv[i].latency_seconds, sv[i].failures, sv[i].ejections,
 		    sv[i].ejected_for_seconds);
-		if (sv[i].last_failure != NULL)
-			mbuf_json_str(mb, sv[i].last_failure);
-		else
+		mbuf_json_str(mb, sv[i].last_failure);
+		mbuf_printf(mb, ",\"checks\":");
+		if (sv[i].checked) {
+			mbuf_printf(mb, "{\"total\":%" PRIu64 ",\"failed\":%"
+			    PRIu64 ",\"last\":", sv[i].checks,
+			    sv[i].checks_failed);
+			mbuf_json_str(mb, sv[i].check_last);
+			mbuf_printf(mb, "}");
+		} else
 			mbuf_printf(mb, "null");
 		mbuf_printf(mb, "}");
 	}

@@ -25,6 +25,10 @@ struct metrics_server {
 	uint64_t	 ejections;
 	const char	*last_failure;	/* health_event_name(), or NULL */
 	double		 ejected_for_seconds;	/* until a trial; 0: none */
+	int		 checked;	/* active checks on */
+	uint64_t	 checks;
+	uint64_t	 checks_failed;
+	const char	*check_last;	/* last result, or NULL */
 };
 
 struct metrics_retries {

@@ -95,6 +95,8 @@ struct server {
 	struct upconn_list	 sv_idle;	/* most recently used first */
 	struct upconn_list	 sv_connecting;	/* for requests */
 	struct upconn		*sv_probe;	/* in flight, or NULL */
+	struct check		*sv_check;	/* active checks, or NULL */
+	char			 sv_check_last[64]; /* last check's result */
 	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
 	struct health		 sv_health;	/* passive health */
 	double			 sv_credit;	/* slow start's share, rr */
@@ -383,6 +385,13 @@ void		 upstream_reset(struct conn *);
 void		 upstream_request(struct conn *);
 void		 upstream_retry(struct conn *);
 void		 upstream_judge(struct conn *, enum health_event);
+void		 upstream_check_result(struct server *, int ok,
+		    const char *why);
+
+/* check.c */
+struct check;
+int		 check_start(struct server *, const struct config *);
+void		 check_free(struct check *);
 void		 upstream_answered(struct conn *, int status);
 int		 upstream_failover(struct conn *);
 void		 upstream_release(struct conn *, int reuse);

@@ -41,6 +41,8 @@
 static void	up_readcb(struct bufferevent *, void *);
 static void	up_writecb(struct bufferevent *, void *);
 static void	up_eventcb(struct bufferevent *, short, void *);
+static void	probe_start(struct server *, uint64_t);
+static void	move_connecting(struct server *);
 
 
 static struct server *
@@ -91,6 +93,7 @@ server_free(struct server *sv)
 		return;
 	if (sv->sv_probe != NULL)
 		upconn_free(sv->sv_probe);
+	check_free(sv->sv_check);
 	SSL_SESSION_free(sv->sv_tls_sess);
 	free(sv);
 }
@@ -177,6 +180,26 @@ upstream_prepare(struct proxy *px, const struct config *conf)
 }
 
 /*
+ * Start or stop sv's active checks as conf says; a kept server's checks go
+ * on (their schedule too). Checks turned off free a server they held down.
+ */
+static void
+sync_checks(struct server *sv, const struct config *conf)
+{
+	if (conf->backend.health.check_on) {
+		if (sv->sv_check == NULL && check_start(sv, conf) == -1)
+			log_warnx("%s: server %s: out of memory; not checked",
+			    __func__, sv->sv_addr->text);
+		return;
+	}
+	check_free(sv->sv_check);
+	sv->sv_check = NULL;
+	if (health_checks_off(&sv->sv_health, now_usec()))
+		log_info("%s: server %s: down -> up (checks turned off)",
+		    __func__, sv->sv_addr->text);
+}
+
+/*
  * Second half: kept servers take their new address (and lose their pool
  * if the backend's TLS settings changed), new ones start empty, and one
  * that went away is retired (see struct server).
@@ -205,6 +228,8 @@ upstream_commit(struct proxy *px, const struct config *conf)
 		if ((sv = px->px_servers[j]) == NULL)
 			continue;
 		drop_idle(sv);
+		check_free(sv->sv_check);
+		sv->sv_check = NULL;
 		sv->sv_retired = 1;
 		if (sv->sv_active == 0)
 			server_free(sv);
@@ -216,6 +241,8 @@ upstream_commit(struct proxy *px, const struct config *conf)
 	px->px_servers_next = NULL;
 	px->px_servers_from = NULL;
 	px->px_nservers_next = 0;
+	for (i = 0; i < px->px_nservers; i++)
+		sync_checks(px->px_servers[i], conf);
 }
 
 /* Undo upstream_prepare(): free the servers it made. */
@@ -283,9 +310,6 @@ server_event(struct server *sv, enum health_event ev, int trial)
 	const struct health_conf *hc = &px->px_conf->backend.health;
 	struct health		*h = &sv->sv_health;
 	enum health_state	 was = h->hs_state;
-	struct upconn_list	 moved;
-	struct upconn		*uc;
-	struct conn		*c;
 	uint64_t		 now = now_usec();
 
 	if (sv->sv_retired || !health_event(h, hc, ev, trial, count_out(px),
@@ -303,7 +327,48 @@ server_event(struct server *sv, enum health_event ev, int trial)
 	    trial ? ", trial" : was == HS_UP && hc->max_fails > 1 ?
 	    ", max_fails in a row" : "",
 	    (unsigned long long)(health_wait(h, now) / 1000));
-	/* nothing was sent on a connect under way: go elsewhere now */
+	move_connecting(sv);
+}
+
+/*
+ * An active check's result on sv (check.c), logged when it changes the
+ * server's state; a server that goes down loses its connects under way.
+ */
+void
+upstream_check_result(struct server *sv, int ok, const char *why)
+{
+	const struct health_conf *hc = &sv->sv_proxy->px_conf->backend.health;
+	struct health		*h = &sv->sv_health;
+	enum health_state	 was = h->hs_state;
+
+	if (sv->sv_retired)
+		return;
+	if (!health_check_result(h, hc, ok, now_usec())) {
+		log_debug("%s: server %s: check %s: %s", __func__,
+		    sv->sv_addr->text, ok ? "passed" : "failed", why);
+		return;
+	}
+	if (h->hs_state == HS_UP) {
+		log_info("%s: server %s: %s -> up (check passed: %s, %u in a "
+		    "row)%s", __func__, sv->sv_addr->text,
+		    health_state_name(was), why, h->hs_check_ok,
+		    hc->slowstart_ms > 0 ? ", slow start" : "");
+		return;
+	}
+	log_warnx("%s: server %s: %s -> down (check failed: %s, %u in a row)",
+	    __func__, sv->sv_addr->text, health_state_name(was), why,
+	    h->hs_check_fail);
+	move_connecting(sv);
+}
+
+/* Nothing was sent on a connect under way to sv: go elsewhere now. */
+static void
+move_connecting(struct server *sv)
+{
+	struct upconn_list	 moved;
+	struct upconn		*uc;
+	struct conn		*c;
+
 	TAILQ_INIT(&moved);
 	TAILQ_CONCAT(&moved, &sv->sv_connecting, uc_entry);
 	while ((uc = TAILQ_FIRST(&moved)) != NULL) {
@@ -314,14 +379,13 @@ server_event(struct server *sv, enum health_event ev, int trial)
 		conn_upstream_req(c)->ur_up = NULL;
 		upconn_free(uc);
 		server_put(sv);
-		log_info("%s: conn %llu: %s ejected while connecting; "
-		    "trying another", __func__, (unsigned long long)conn_id(c),
+		log_info("%s: conn %llu: %s out of rotation while "
+		    "connecting; trying another", __func__, (unsigned long long)conn_id(c),
 		    sv->sv_addr->text);
 		upstream_request(c);
 	}
 }
 
-static void	probe_start(struct server *, uint64_t);
 
 /*
  * Which server a request tries next: the first try by the configured
@@ -349,7 +413,7 @@ pick(struct proxy *px, struct upstream_req *ur, uint64_t now)
 		if (ur->ur_tries > 0 && i == ur->ur_first)
 			break;
 		sv = px->px_servers[i];
-		if ((u = health_usable(&sv->sv_health, now)) == 1)
+		if ((u = health_usable(&sv->sv_health, hc, now)) == 1)
 			probe_start(sv, now);
 		if (u != 2)
 			continue;

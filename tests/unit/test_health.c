@@ -1,5 +1,6 @@
 /* Unit tests of passive health and the retry budget, on a fake clock. */
 #include <stdint.h>
+#include <string.h>
 
 #include "health.h"
 #include "retry.h"
@@ -33,12 +34,12 @@ test_eject_after_max_fails(void)
 	struct health	 h;
 
 	health_init(&h, SEC);
-	CHECK_EQ_INT(health_usable(&h, SEC), 2);
+	CHECK_EQ_INT(health_usable(&h, &hc, SEC), 2);
 	CHECK_EQ_INT(fail(&h, &hc, 2, HE_CONNECT, 0, 2, SEC), 0);
 	CHECK_EQ_INT(h.hs_state, HS_UP);
 	CHECK_EQ_INT(fail(&h, &hc, 1, HE_CONNECT_TIMEOUT, 0, 2, SEC), 1);
 	CHECK_EQ_INT(h.hs_state, HS_EJECTED);
-	CHECK_EQ_INT(health_usable(&h, SEC), 0);
+	CHECK_EQ_INT(health_usable(&h, &hc, SEC), 0);
 	CHECK_EQ_INT(health_wait(&h, SEC), 10 * SEC);
 	CHECK_EQ_INT(h.hs_ejections, 1);
 	CHECK_EQ_INT(h.hs_failures, 3);
@@ -99,10 +100,10 @@ test_trial_and_backoff(void)
 	CHECK_EQ_INT(health_event(&h, &hc, HE_OK, 0, 1, 2, t), 0);
 	CHECK_EQ_INT(h.hs_state, HS_EJECTED);
 	t += 10 * SEC;
-	CHECK_EQ_INT(health_usable(&h, t), 1);
+	CHECK_EQ_INT(health_usable(&h, &hc, t), 1);
 	health_trial_start(&h, t);
 	CHECK_EQ_INT(h.hs_state, HS_TRIAL);
-	CHECK_EQ_INT(health_usable(&h, t), 0);	/* one trial at a time */
+	CHECK_EQ_INT(health_usable(&h, &hc, t), 0);	/* one trial at a time */
 	/* the trial fails: out for twice as long */
 	CHECK_EQ_INT(health_event(&h, &hc, HE_CONNECT, 1, 1, 2, t), 1);
 	CHECK_EQ_INT(health_wait(&h, t), 20 * SEC);
@@ -119,11 +120,11 @@ test_trial_and_backoff(void)
 	/* a trial without verdict lets the next request try */
 	health_trial_start(&h, t);
 	CHECK_EQ_INT(health_event(&h, &hc, HE_NEUTRAL, 1, 1, 2, t), 0);
-	CHECK_EQ_INT(health_usable(&h, t), 1);
+	CHECK_EQ_INT(health_usable(&h, &hc, t), 1);
 	health_trial_start(&h, t);
 	CHECK_EQ_INT(health_event(&h, &hc, HE_OK, 1, 1, 2, t), 1);
 	CHECK_EQ_INT(h.hs_state, HS_UP);
-	CHECK_EQ_INT(health_usable(&h, t), 2);
+	CHECK_EQ_INT(health_usable(&h, &hc, t), 2);
 	/* on probation: one failure ejects it again, for longer */
 	t += SEC;
 	CHECK_EQ_INT(fail(&h, &hc, 1, HE_5XX, 0, 2, t), 1);
@@ -196,6 +197,99 @@ test_names(void)
 }
 
 static void
+test_checks(void)
+{
+	struct health		 h;
+	struct health_conf	 ck = hc;
+	uint64_t		 t = SEC;
+
+	ck.check_on = 1;
+	ck.check_rise = 2;
+	ck.check_fall = 3;
+	health_init(&h, t);
+	/* fall: three failures in a row, a pass in between starts over */
+	CHECK_EQ_INT(health_check_result(&h, &ck, 0, t), 0);
+	CHECK_EQ_INT(health_check_result(&h, &ck, 0, t), 0);
+	CHECK_EQ_INT(health_check_result(&h, &ck, 1, t), 0);
+	CHECK_EQ_INT(health_check_result(&h, &ck, 0, t), 0);
+	CHECK_EQ_INT(health_check_result(&h, &ck, 0, t), 0);
+	CHECK_EQ_INT(h.hs_state, HS_UP);
+	/* down whatever max_ejection_percent says */
+	CHECK_EQ_INT(health_check_result(&h, &ck, 0, t), 1);
+	CHECK_EQ_INT(h.hs_state, HS_DOWN);
+	CHECK_EQ_INT(health_usable(&h, &ck, t), 0);
+	CHECK(health_out(&h));
+	CHECK_EQ_INT(health_check_result(&h, &ck, 0, t), 0);
+	/* requests' outcomes do not bring it back */
+	CHECK_EQ_INT(health_event(&h, &ck, HE_OK, 0, 1, 2, t), 0);
+	/* rise: two passes in a row */
+	CHECK_EQ_INT(health_check_result(&h, &ck, 1, t), 0);
+	CHECK_EQ_INT(health_check_result(&h, &ck, 0, t), 0);
+	CHECK_EQ_INT(health_check_result(&h, &ck, 1, t), 0);
+	CHECK_EQ_INT(health_check_result(&h, &ck, 1, t + SEC), 1);
+	CHECK_EQ_INT(h.hs_state, HS_UP);
+	CHECK_EQ_INT(h.hs_checks, 11);
+	CHECK_EQ_INT(h.hs_checks_failed, 7);
+	/* ejected by requests: no trial connect, the check after the
+	 * back-off is the trial */
+	fail(&h, &ck, 3, HE_5XX, 0, 2, t);
+	CHECK_EQ_INT(h.hs_state, HS_EJECTED);
+	CHECK_EQ_INT(health_check_result(&h, &ck, 1, t + SEC), 0);
+	CHECK_EQ_INT(health_usable(&h, &ck, t + 10 * SEC), 0);
+	CHECK_EQ_INT(health_check_result(&h, &ck, 1, t + 10 * SEC), 1);
+	CHECK_EQ_INT(h.hs_state, HS_UP);
+	CHECK_EQ_INT(h.hs_fails, 2);	/* on probation */
+	/* checks turned off: a server they held down is up */
+	health_check_result(&h, &ck, 0, t);
+	health_check_result(&h, &ck, 0, t);
+	health_check_result(&h, &ck, 0, t);
+	CHECK_EQ_INT(h.hs_state, HS_DOWN);
+	CHECK_EQ_INT(health_checks_off(&h, t), 1);
+	CHECK_EQ_INT(h.hs_state, HS_UP);
+	CHECK_EQ_INT(health_checks_off(&h, t), 0);
+}
+
+static void
+test_check_request(void)
+{
+	char		 buf[2048];
+	const char	*why = NULL;
+	long		 n;
+
+	n = health_check_request("GET /healthz", "10.0.0.1:8081", buf,
+	    sizeof(buf), &why);
+	CHECK_EQ_STR(buf, "GET /healthz HTTP/1.1\r\nHost: 10.0.0.1:8081\r\n"
+	    "User-Agent: spillway-check\r\nConnection: close\r\n\r\n");
+	CHECK_EQ_INT(n, (long)strlen(buf));
+	n = health_check_request("  HEAD\t/ready?x=1   app.internal ", "h:1",
+	    buf, sizeof(buf), &why);
+	CHECK(n > 0);
+	CHECK(strncmp(buf, "HEAD /ready?x=1 HTTP/1.1\r\nHost: app.internal\r\n"
+	    "User", 50) == 0);
+	CHECK(health_check_request("GET /x [::1]:80", "h:1", buf, sizeof(buf),
+	    &why) > 0);
+	CHECK_EQ_INT(health_check_request("", "h:1", buf, sizeof(buf), &why),
+	    -1);
+	CHECK_EQ_INT(health_check_request("GET", "h:1", buf, sizeof(buf),
+	    &why), -1);
+	CHECK_EQ_INT(health_check_request("GET healthz", "h:1", buf,
+	    sizeof(buf), &why), -1);
+	CHECK_EQ_INT(health_check_request("G(T /", "h:1", buf, sizeof(buf),
+	    &why), -1);
+	CHECK_EQ_INT(health_check_request("GET /\x7f", "h:1", buf,
+	    sizeof(buf), &why), -1);
+	CHECK_EQ_INT(health_check_request("GET / a/b", "h:1", buf,
+	    sizeof(buf), &why), -1);
+	CHECK_EQ_INT(health_check_request("GET / h x", "h:1", buf,
+	    sizeof(buf), &why), -1);
+	CHECK_EQ_STR(why, "too many words: METHOD PATH [HOST]");
+	CHECK_EQ_INT(health_check_request("GET /", "h:1", buf, 10, &why), -1);
+	CHECK(health_check_status(200, 0) && health_check_status(302, 0));
+	CHECK(!health_check_status(404, 0) && !health_check_status(503, 0));
+	CHECK(health_check_status(204, 204) && !health_check_status(200, 204));
+}
+
+static void
 test_retry_budget(void)
 {
 	struct retry	 r;
@@ -241,6 +335,8 @@ main(void)
 	RUN(test_off);
 	RUN(test_slowstart);
 	RUN(test_names);
+	RUN(test_checks);
+	RUN(test_check_request);
 	RUN(test_retry_budget);
 	return tap_done();
 }
