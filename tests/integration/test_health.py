@@ -6,15 +6,18 @@ server out, refusals are fast 503s that say why; retries stay within the
 retry budget, and a non-idempotent request that reached a server is never
 sent again."""
 
+import json
 import os
 import socket
 import sys
+import threading
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
-from harness import (Backend, Client, access_lines, admin_spillway, check,
+from harness import (Backend, Client, access_lines, admin, admin_spillway,
+                     check,
                      eq, free_port, log_fields, metrics, raw, register,
                      respond, test, wait_for)
 
@@ -265,6 +268,174 @@ def no_retry_non_idempotent():
     eq(good.count() - n_good, 10, "every GET answered by the good server")
     check(metrics(sp).value("spillway_retries_total") >= 1, "no retry")
 
+
+class Health:
+    """A /healthz handler whose answer the test sets: a status, or None
+    for no answer at all (the connection is held until the check gives
+    up). Counts the checks it answered and the connections open at once."""
+
+    def __init__(self, status=200):
+        self.status = status
+        self.checks = 0
+        self.open = 0
+        self.most_open = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, req, conn):
+        with self.lock:
+            self.checks += 1
+            self.open += 1
+            self.most_open = max(self.most_open, self.open)
+            status = self.status
+        try:
+            if status is None:
+                conn.sock.settimeout(5)
+                try:
+                    conn.sock.recv(1)       # until spillway gives up
+                except OSError:
+                    pass
+                return False
+            return respond(status, b"health", close=True)(req, conn)
+        finally:
+            with self.lock:
+                self.open -= 1
+
+    def count(self):
+        with self.lock:
+            return self.checks
+
+
+def checked_pair(health, **backend):
+    """Two backends, b with the Health handler on /healthz, behind a
+    spillway checking both every 200ms."""
+    a = Backend(respond(200, b"a"), routes={"/healthz": respond(200)})
+    b = Backend(respond(200, b"b"), routes={"/healthz": health})
+    keys = {"health_check": "GET /healthz", "check_interval": "200ms",
+            "check_timeout": "150ms", "check_rise": "3", "check_fall": "2"}
+    keys.update(backend)
+    return a, b, admin_spillway([a, b], backend=keys)
+
+
+def up(sp, server):
+    return metrics(sp).value("spillway_server_up", server=server)
+
+
+@test("active checks: down after check_fall failures in a row, no request "
+      "meanwhile, up after check_rise passes", timeout=60)
+def checks_rise_fall():
+    h = Health(200)
+    a, b, sp = checked_pair(h)
+    check(wait_for(lambda: h.count() >= 2, 5), "no checks within 5s")
+    h.status = 503
+    check(wait_for(lambda: up(sp, b.addr) == 0, 5), "not down within 5s")
+    check("%s: up -> down (check failed: status 503, 2 in a row)" % b.addr
+          in sp.stderr_text(), "no log line of the fall")
+    nb = len([q for q in b.requests if q.path != "/healthz"])
+    for _ in range(10):
+        r, _ = timed_get(sp.port, "/x")
+        eq((r.status, r.body), (200, b"a"), "while b is down: %r" % r)
+    eq(len([q for q in b.requests if q.path != "/healthz"]), nb,
+       "requests at b while down")
+    h.status = 200
+    check(wait_for(lambda: up(sp, b.addr) == 1, 5), "not up within 5s")
+    check("%s: down -> up (check passed: status 200, 3 in a row)" % b.addr
+          in sp.stderr_text(), "no log line of the rise")
+    m = metrics(sp)
+    check(m.value("spillway_server_checks_total", server=b.addr,
+                  result="failed") >= 2, "failed checks counted")
+    check(m.value("spillway_server_checks_total", server=a.addr,
+                  result="failed") == 0, "a's checks all passed")
+    bodies = {timed_get(sp.port, "/y")[0].body for _ in range(6)}
+    eq(bodies, {b"a", b"b"}, "both serve again")
+
+
+@test("active checks: a check that gets no answer fails at check_timeout; "
+      "one check per server at most, never piling up", timeout=60)
+def checks_timeout():
+    h = Health(None)
+    a, b, sp = checked_pair(h, check_interval="300ms",
+                            check_timeout="250ms")
+    check(wait_for(lambda: up(sp, b.addr) == 0, 5), "not down within 5s")
+    time.sleep(1.5)
+    st = json.loads(admin(sp, "/status").body)
+    sb = [x for x in st["servers"] if x["server"] == b.addr][0]
+    eq(sb["checks"]["last"], "timed out", "last check of b")
+    eq(sb["state"], "down", "state of b")
+    check(h.most_open <= 1, "%d checks of b open at once" % h.most_open)
+    # 300ms +-10% apart: about 3 a second, and never more than 4
+    n0, t0 = h.count(), time.monotonic()
+    time.sleep(2)
+    rate = (h.count() - n0) / (time.monotonic() - t0)
+    check(rate <= 4.5, "%.1f checks a second at check_interval 300ms"
+          % rate)
+    check(rate >= 1, "%.1f checks a second: checks stopped?" % rate)
+
+
+@test("active checks: a reload keeping the servers keeps their checks and "
+      "state, with no burst of checks; a reload turning them off frees a "
+      "server they held down", timeout=60)
+def checks_reload():
+    h = Health(200)
+    a, b, sp = checked_pair(h, check_interval="500ms",
+                            check_timeout="400ms")
+    check(wait_for(lambda: h.count() >= 2, 5), "no checks within 5s")
+    h.status = 500
+    check(wait_for(lambda: up(sp, b.addr) == 0, 5), "not down within 5s")
+    n0, t0 = h.count(), time.monotonic()
+    for _ in range(8):
+        sp.reload()
+        time.sleep(0.1)
+    check(wait_for(lambda: "generation 9" in sp.stderr_text(), 5),
+          "reloads not all done")
+    time.sleep(2.2 - (time.monotonic() - t0))
+    n = h.count() - n0
+    # 500ms apart, +-10%: at most 5 in 2.2s; a storm would be one a reload
+    check(n <= 6, "%d checks of b in 2.2s across 8 reloads" % n)
+    check(n >= 2, "%d checks of b in 2.2s: checks stopped by reload?" % n)
+    eq(up(sp, b.addr), 0, "b still down after the reloads")
+    eq(metrics(sp).value("spillway_server_ejections_total", server=b.addr),
+       0, "no passive ejection")
+    # turned off: b is up at once
+    sp.reconfigure(backend={"health_check": None})
+    sp.reload()
+    check(wait_for(lambda: up(sp, b.addr) == 1, 5), "b not up after checks "
+          "were turned off")
+    n1 = h.count()
+    time.sleep(1.2)
+    eq(h.count(), n1, "checks after they were turned off")
+
+
+@test("configuration: health_check and check keys are validated with "
+      "file:line")
+def checks_config():
+    cases = [
+        ("health_check = /healthz", "health_check: the method is not a"),
+        ("health_check = GET healthz", "health_check: needs a path"),
+        ("health_check = GET / a b", "too many words"),
+        ("health_check = GET /\ncheck_interval = 1s\ncheck_timeout = 2s",
+         "check_timeout <= check_interval"),
+        ("check_status = 42", "check_status: 42 is no HTTP status"),
+        ("fail_timeout = 10m\nmax_ejection_time = 1m",
+         "fail_timeout <= max_ejection_time"),
+        ("max_ejection_percent = 101", "max_ejection_percent"),
+        ("retry_budget = 1.5", "retry_budget"),
+    ]
+    tmp = tempfile.mkdtemp(prefix="spillway-health-")
+    path = os.path.join(tmp, "s.ini")
+    try:
+        for text, want in cases:
+            with open(path, "w") as f:
+                f.write("[backend]\nserver = 127.0.0.1:9\n%s\n" % text)
+            p = harness.run_binary(["-t", "-c", path])
+            out = p.stderr.decode()
+            check(p.returncode != 0, "-t accepted %r" % text)
+            check(want in out and "s.ini:" in out,
+                  "-t on %r said %r (want %r with file:line)"
+                  % (text, out, want))
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+        os.rmdir(tmp)
 
 if __name__ == "__main__":
     harness.run_main()
