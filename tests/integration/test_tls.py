@@ -648,6 +648,28 @@ def t_backend_tls():
     eq(Client(sp2.port).exchange("GET", "/ip").status, 200, "by IP SAN")
 
 
+
+@test("backend TLS: active health checks go over TLS, verified; a wrong "
+      "name fails them")
+def t_backend_checks():
+    c = certs()
+    be = TLSBackend(*c.site, handler=echo(),
+                    routes={"/healthz": respond(200)})
+    keys = {"tls": "yes", "ca_file": c.ca, "server_name": "localhost",
+            "health_check": "GET /healthz", "check_interval": "200ms",
+            "check_timeout": "200ms", "check_fall": "1"}
+    sp = Spillway([be], backend=keys)
+    check(wait_for(lambda: sum(q.path == "/healthz" for q in be.requests)
+                   >= 2, 5), "no checks over TLS within 5s")
+    check(be.handshakes >= 2, "check handshakes: %d" % be.handshakes)
+    eq(be.handshake_errors, 0, "handshake errors")
+    check("-> down" not in sp.stderr_text(), "a check failed:\n%s"
+          % sp.stderr_tail())
+    keys["server_name"] = "wrong.test"
+    sp2 = Spillway([be], backend=keys)
+    check(wait_for(lambda: "-> down (check failed" in sp2.stderr_text(), 5),
+          "a check with a wrong name did not fail:\n%s" % sp2.stderr_tail())
+
 @test("backend TLS: a wrong CA or name is 502, verify = no accepts it")
 def t_backend_verify():
     c = certs()
