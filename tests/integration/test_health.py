@@ -405,6 +405,34 @@ def checks_reload():
     eq(h.count(), n1, "checks after they were turned off")
 
 
+@test("slow start: a server back from an ejection gets a small share, its "
+      "weight rising from 0", timeout=60)
+def slow_start():
+    be = Backend(respond(200, b"a"))
+    port = free_port()
+    dead = "%s:%d" % (harness.LOCALHOST, port)
+    sp = admin_spillway([be, dead], backend={
+        "max_fails": "1", "fail_timeout": "1s", "slowstart": "30s"})
+    for _ in range(4):
+        eq(timed_get(sp.port)[0].status, 200, "while the server is down")
+    eq(up(sp, dead), 0, "ejected")
+    eq(metrics(sp).value("spillway_server_weight", server=dead), 0,
+       "weight while out")
+    back = Backend(respond(200, b"b"), port=port)
+    time.sleep(1.1)
+    t0 = time.monotonic()
+    check(wait_for(lambda: (timed_get(sp.port), up(sp, dead))[1] == 1, 5),
+          "not back within 5s")
+    for _ in range(40):
+        eq(timed_get(sp.port)[0].status, 200, "while ramping")
+    took = time.monotonic() - t0
+    w = metrics(sp).value("spillway_server_weight", server=dead)
+    check(0 < w < 1, "weight %r %.1fs into a 30s slow start" % (w, took))
+    # round robin would give it 20 of 40; the ramp is at w or less so far
+    check(back.count() <= 40 * w / 2 + 2, "%d of 40 requests at weight "
+          "%.2f" % (back.count(), w))
+
+
 @test("configuration: health_check and check keys are validated with "
       "file:line")
 def checks_config():
