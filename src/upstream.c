@@ -404,8 +404,9 @@ pick(struct proxy *px, struct upstream_req *ur, uint64_t now)
 	double		 w, score, best_score = 0;
 	int		 u;
 
+	/* round robin goes on after the last server picked, up or not */
 	if (ur->ur_tries == 0)
-		start = px->px_rr_next++ % n;
+		start = px->px_rr_next % n;
 	else
 		start = (ur->ur_idx + 1) % n;
 	for (k = 0; k < n; k++) {
@@ -437,7 +438,13 @@ pick(struct proxy *px, struct upstream_req *ur, uint64_t now)
 			}
 		}
 	}
-	return best != SIZE_MAX ? best : fallback;
+	if (best == SIZE_MAX)
+		best = fallback;
+	if (ur->ur_tries == 0)
+		px->px_rr_next = px->px_conf->backend.balance ==
+		    BALANCE_LEASTCONN || best == SIZE_MAX ? start + 1 :
+		    best + 1;
+	return best;
 }
 
 /* A connection starts serving a request; conn sets its timeouts. */

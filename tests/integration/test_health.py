@@ -433,6 +433,23 @@ def slow_start():
           "%.2f" % (back.count(), w))
 
 
+@test("round robin over the servers that are up: an ejected server's "
+      "share is spread evenly, not given to its neighbour", timeout=60)
+def even_share():
+    a = Backend(respond(200, b"a"))
+    b = Backend(respond(200, b"b"))
+    dead = "%s:%d" % (harness.LOCALHOST, free_port())
+    sp = admin_spillway([a, dead, b], backend={
+        "max_fails": "1", "fail_timeout": "60s"})
+    for _ in range(3):
+        timed_get(sp.port)
+    eq(up(sp, dead), 0, "ejected")
+    na, nb = a.count(), b.count()
+    for _ in range(40):
+        eq(timed_get(sp.port)[0].status, 200, "response")
+    eq((a.count() - na, b.count() - nb), (20, 20), "shares of a and b")
+
+
 @test("configuration: health_check and check keys are validated with "
       "file:line")
 def checks_config():
