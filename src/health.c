@@ -303,14 +303,20 @@ health_check_request(const char *spec, const char *host, char *buf,
 			*why = "the method is not a token";
 			return -1;
 		}
+	if (ml == 7 && memcmp(m, "CONNECT", 7) == 0) {
+		*why = "CONNECT opens a tunnel: no check";
+		return -1;
+	}
 	if ((pl = word(&p, &path)) == 0 || path[0] != '/' || pl > 1024) {
 		*why = "needs a path starting with '/', at most 1024 bytes";
 		return -1;
 	}
+	/* as the request parser wants a target: no fragment (RFC 9112 3.2) */
 	for (i = 0; i < pl; i++)
 		if ((unsigned char)path[i] <= 0x20 ||
-		    (unsigned char)path[i] >= 0x7f) {
-			*why = "the path has a byte that is not visible ASCII";
+		    (unsigned char)path[i] >= 0x7f || path[i] == '#') {
+			*why = "the path has a byte that is not visible ASCII, "
+			    "or a '#'";
 			return -1;
 		}
 	if ((hl = word(&p, &h)) == 0) {

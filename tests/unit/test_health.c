@@ -278,6 +278,11 @@ test_check_request(void)
 	    &why), -1);
 	CHECK_EQ_INT(health_check_request("GET /\x7f", "h:1", buf,
 	    sizeof(buf), &why), -1);
+	/* found by fuzz_check: a fragment is no request target */
+	CHECK_EQ_INT(health_check_request("A /# T", "h:1", buf,
+	    sizeof(buf), &why), -1);
+	CHECK_EQ_INT(health_check_request("CONNECT /", "h:1", buf,
+	    sizeof(buf), &why), -1);
 	CHECK_EQ_INT(health_check_request("GET / a/b", "h:1", buf,
 	    sizeof(buf), &why), -1);
 	CHECK_EQ_INT(health_check_request("GET / h x", "h:1", buf,
