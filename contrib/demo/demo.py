@@ -29,7 +29,7 @@ import time
 RUNS = [("direct", "legacy-app alone"),
         ("spillway", "behind spillway"),
         ("growth", "behind spillway, data growing"),
-        ("failover", "behind spillway, one of two apps dies and comes back")]
+        ("failover", "two apps, one dies and returns")]
 
 
 # ------------------------------------------------------------------ probes

@@ -133,7 +133,7 @@ def test_demo_runs():
     eq(rc, 0, "demo.sh exit status")
     for title in ("legacy-app alone", "behind spillway",
                   "behind spillway, data growing",
-                  "one of two apps dies and comes back", "== summary",
+                  "two apps, one dies and returns", "== summary",
                   "p99 of 2xx", "goodput"):
         check(title in stdout, "%r printed:\n%s" % (title, stdout))
     check("report: %s/report.html" % d.out in stdout, stdout)
