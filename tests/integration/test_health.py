@@ -405,6 +405,28 @@ def checks_reload():
     eq(h.count(), n1, "checks after they were turned off")
 
 
+@test("active checks: a reload removing a server stops its checks, even "
+      "one in flight; the proxy serves on", timeout=60)
+def checks_server_removed():
+    h = Health(None)        # every check hangs until spillway gives up
+    a, b, sp = checked_pair(h, check_interval="300ms",
+                            check_timeout="300ms")
+    check(wait_for(lambda: h.open >= 1, 5), "no check in flight")
+    sp.reconfigure(servers=[a])
+    sp.reload()
+    check(wait_for(lambda: "generation 2" in sp.stderr_text(), 5),
+          "reload not done")
+    time.sleep(0.5)
+    n = h.count()
+    time.sleep(1)
+    eq(h.count(), n, "checks of the removed server after the reload")
+    check(wait_for(lambda: h.open == 0, 5), "a check still open")
+    for _ in range(5):
+        r, _ = timed_get(sp.port)
+        eq((r.status, r.body), (200, b"a"), "after the reload: %r" % r)
+    check(sp.alive(), "spillway died")
+
+
 @test("slow start: a server back from an ejection gets a small share, its "
       "weight rising from 0", timeout=60)
 def slow_start():
