@@ -15,8 +15,9 @@
  * given once through server_event(), which logs a change of state. A
  * request goes only to a server that is up, skipping ejected ones; when
  * none is up it is refused at once (503 no_server). An ejected server
- * whose back-off is over is tried by a probe of our own (UC_PROBE: a TCP
- * connect within connect_timeout), never by a client's request, so no
+ * whose back-off is over is tried by a probe of our own (UC_PROBE: a
+ * connect, TLS handshake included, within connect_timeout; with active
+ * checks on, the next check instead), never by a client's request, so no
  * client waits on a server known to be down. When a server is ejected,
  * the requests still connecting to it move to another server at once.
  * A try after the first (failover) spends the retry budget (retry.c).
@@ -680,15 +681,29 @@ static void
 probe_start(struct server *sv, uint64_t now)
 {
 	struct proxy	*px = sv->sv_proxy;
+	const struct config *conf = px->px_conf;
 	struct upconn	*uc;
-	struct timeval	 ctv = msec_tv(px->px_conf->backend.connect_timeout_ms);
+	struct timeval	 ctv = msec_tv(conf->backend.connect_timeout_ms);
+	SSL		*ssl = NULL;
 
 	if (sv->sv_probe != NULL || sv->sv_retired)
 		return;
 	if ((uc = calloc(1, sizeof(*uc))) == NULL)
 		return;
-	if ((uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	/* over TLS, the handshake (certificate checks included) too */
+	if (conf->backend.tls) {
+		if ((ssl = tls_connect(px->px_gen->g_tls, conf,
+		    sv->sv_addr)) != NULL && (uc->uc_bev =
+		    bufferevent_openssl_socket_new(px->px_base, -1, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+			SSL_free(ssl);
+		if (uc->uc_bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(uc->uc_bev,
+			    1);
+	} else
+		uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
+		    BEV_OPT_CLOSE_ON_FREE);
+	if (uc->uc_bev == NULL) {
 		free(uc);
 		return;
 	}
@@ -698,7 +713,7 @@ probe_start(struct server *sv, uint64_t now)
 	health_trial_start(&sv->sv_health, now);
 	log_debug("%s: server %s: trial connect", __func__, sv->sv_addr->text);
 	bufferevent_setcb(uc->uc_bev, NULL, NULL, up_eventcb, uc);
-	bufferevent_set_timeouts(uc->uc_bev, NULL, &ctv);
+	bufferevent_set_timeouts(uc->uc_bev, ssl != NULL ? &ctv : NULL, &ctv);
 	/* a refusal comes back through up_eventcb, in the loop */
 	if (bufferevent_socket_connect(uc->uc_bev,
 	    (const struct sockaddr *)&sv->sv_addr->ss,
@@ -814,7 +829,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		if (!(what & BEV_EVENT_CONNECTED))
 			log_info("%s: server %s: trial connect: %s", __func__,
 			    sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
-			    "timed out" : evutil_socket_error_to_string(error));
+			    "timed out" : upconn_why(uc, error, why, sizeof(why)));
 		upconn_free(uc);
 		server_event(sv, (what & BEV_EVENT_CONNECTED) ? HE_OK :
 		    (what & BEV_EVENT_TIMEOUT) ? HE_CONNECT_TIMEOUT :
