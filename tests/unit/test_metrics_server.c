@@ -65,7 +65,7 @@ test_json(void)
 	p = mb.mb_data;
 	CHECK(strncmp(p, ",\"servers\":[{\"server\":\"10.0.0.1:80\","
 	    "\"state\":\"up\",\"up\":true,\"weight\":0.500,\"inflight\":3,"
-	    "\"idle\":2,\"requests_total\":100,", 104) == 0);
+	    "\"idle\":2,\"requests_total\":100,", 117) == 0);
 	CHECK(strstr(p, "\"last_failure\":\"connect failed\",\"checks\":"
 	    "{\"total\":10,\"failed\":3,\"last\":\"status 200\"}}") != NULL);
 	CHECK(strstr(p, "{\"server\":\"a\\\"b:1\",\"state\":\"down\","
