@@ -362,7 +362,11 @@ upstream_check_result(struct server *sv, int ok, const char *why)
 	move_connecting(sv);
 }
 
-/* Nothing was sent on a connect under way to sv: go elsewhere now. */
+/*
+ * sv went out of rotation: its idle connections go (they would serve no
+ * request before it is back, and may be what failed), and nothing was sent
+ * on a connect under way to it: those requests go elsewhere now.
+ */
 static void
 move_connecting(struct server *sv)
 {
@@ -370,6 +374,7 @@ move_connecting(struct server *sv)
 	struct upconn		*uc;
 	struct conn		*c;
 
+	drop_idle(sv);
 	TAILQ_INIT(&moved);
 	TAILQ_CONCAT(&moved, &sv->sv_connecting, uc_entry);
 	while ((uc = TAILQ_FIRST(&moved)) != NULL) {
@@ -762,6 +767,7 @@ upstream_release(struct conn *c, int reuse)
 		uc->uc_conn = NULL;
 		if (!reuse || bc->keepalive == 0 || px->px_stopping ||
 		    uc->uc_server->sv_retired || uc->uc_state != UC_BUSY ||
+		    health_out(&uc->uc_server->sv_health) ||
 		    evbuffer_get_length(bufferevent_get_input(uc->uc_bev)) > 0 ||
 		    evbuffer_get_length(bufferevent_get_output(uc->uc_bev)) > 0)
 			upconn_free(uc);

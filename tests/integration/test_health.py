@@ -157,6 +157,9 @@ def answers_500():
                          state="ejected"), 1, "state ejected")
     eq(server_metric(sp, "spillway_server_failures_total", bad.addr), 3,
        "failures")
+    # its kept-alive connection goes with it
+    check(wait_for(lambda: bad.active == 0, 3),
+          "%d connections to the ejected server still open" % bad.active)
     time.sleep(1.3)
     statuses = [timed_get(sp.port)[0].status for _ in range(12)]
     eq(statuses.count(500), 1, "500s after the back-off (probation): %r"
