@@ -2,10 +2,12 @@
  * upstream.c: backend servers, their pools of kept-alive connections, and
  * connecting with failover.
  *
- * A backend connection (struct upconn) is in one of three states: being
- * connected for a request (UC_CONNECTING), serving one (UC_BUSY), or idle
- * in its server's pool (UC_IDLE). It goes back to the pool only after a
- * complete response to a completely sent request; anything else closes it.
+ * A backend connection (struct upconn) is in one of four states: being
+ * connected for a request (UC_CONNECTING), serving one (UC_BUSY), idle in
+ * its server's pool (UC_IDLE), or a trial of an ejected server (UC_PROBE).
+ * It goes back to the pool only after a complete response to a completely
+ * sent request, and only if its server is in rotation; anything else
+ * closes it.
  * An idle connection that becomes readable (data or EOF) or stays idle for
  * keepalive_timeout is closed. A connect failure tries the next server:
  * nothing has been sent yet, so nothing can be sent twice.
@@ -749,7 +751,8 @@ upconn_pool(struct upconn *uc, const struct backend_conf *bc,
 
 /*
  * The conn's request is over: its backend connection goes back to the pool
- * if reuse is set and there is room, else it is closed.
+ * if reuse is set, its server is in rotation and there is room, else it is
+ * closed.
  */
 void
 upstream_release(struct conn *c, int reuse)
