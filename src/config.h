@@ -17,8 +17,10 @@
 
 #include "addr.h"
 #include "fault.h"
+#include "health.h"
 #include "limiter.h"
 #include "queue.h"
+#include "realip.h"
 
 
 /* A string value and the line that gave it (for errors found later). */
@@ -38,6 +40,10 @@ struct proxy_conf {
 	size_t			 max_header_size;
 	uint64_t		 max_body_size;		/* 0: no limit */
 	char			*access_log;		/* path, "-" or NULL (off) */
+	/* peers whose forwarded_header names the client (realip.h) */
+	struct realip_cidr	*trusted_proxies;
+	size_t			 ntrusted_proxies;
+	enum realip_header	 forwarded_header;
 };
 
 enum balance {
@@ -57,6 +63,13 @@ struct backend_conf {
 	int			 tls_verify;	/* check their certificates */
 	struct config_str	 ca_file;	/* NULL: the system's store */
 	struct config_str	 server_name;	/* NULL: each server's host */
+	struct health_conf	 health;	/* passive health, slow start */
+	struct config_str	 health_check;	/* METHOD PATH [HOST], or NULL */
+	uint64_t		 check_interval_ms;
+	uint64_t		 check_timeout_ms;
+	unsigned int		 check_status;	/* 0: any 2xx or 3xx */
+	double			 retry_budget;	/* share of recent requests */
+	unsigned int		 retry_min_per_second;	/* always allowed */
 };
 
 /* TLS protocol versions, as bits of tls_conf.protocols. */
@@ -219,6 +232,7 @@ int		 config_parse_addr(const char *, int passive,
 		    struct config_addr *, char *err, size_t errlen);
 
 const char	*config_balance_name(enum balance);
+const char	*config_forwarded_header_name(enum realip_header);
 const char	*config_tls_proto_name(unsigned int bit_index);
 
 /* "FILE:LINE:" (or "FILE:" for line 0), for errors found after parsing. */

@@ -44,7 +44,7 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	/* no default here: 127.0.0.1:8080 unless [tls] listen is given */
 	{ "proxy", "listen", KT_ADDRS, 1, 64, NULL,
 	    LIST(proxy.listen, proxy.nlisten),
-	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE | KEY_LISTEN_OPTS },
+	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE | KEY_LISTENER },
 	{ "proxy", "max_connections", KT_UINT, 1, 1000000, "4096",
 	    FIELD(proxy.max_connections), 0 },
 	{ "proxy", "header_timeout", KT_DURATION, 1, MS_1H, "10s",
@@ -61,6 +61,10 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(proxy.shutdown_timeout_ms), 0 },
 	{ "proxy", "access_log", KT_LOGFILE, 0, 0, "-",
 	    FIELD(proxy.access_log), 0 },
+	{ "proxy", "trusted_proxies", KT_CIDRS, 0, 1000, NULL,
+	    LIST(proxy.trusted_proxies, proxy.ntrusted_proxies), KEY_REPEAT },
+	{ "proxy", "forwarded_header", KT_FWD_HEADER, 0, 0, "x-forwarded-for",
+	    FIELD(proxy.forwarded_header), 0 },
 
 	{ "backend", "server", KT_ADDRS, 1, 1000, NULL,
 	    LIST(backend.servers, backend.nservers),
@@ -84,6 +88,32 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(backend.ca_file), 0 },
 	{ "backend", "server_name", KT_STRING, 0, 0, NULL,
 	    FIELD(backend.server_name), 0 },
+	{ "backend", "max_fails", KT_UINT, 0, 1000, "3",
+	    FIELD(backend.health.max_fails), 0 },
+	{ "backend", "fail_timeout", KT_DURATION, 1, MS_1H, "10s",
+	    FIELD(backend.health.fail_timeout_ms), 0 },
+	{ "backend", "max_ejection_time", KT_DURATION, 1, MS_1D, "5m",
+	    FIELD(backend.health.max_ejection_time_ms), 0 },
+	{ "backend", "max_ejection_percent", KT_UINT, 0, 100, "50",
+	    FIELD(backend.health.max_ejection_percent), 0 },
+	{ "backend", "slowstart", KT_DURATION, 0, MS_1H, "0",
+	    FIELD(backend.health.slowstart_ms), 0 },
+	{ "backend", "health_check", KT_STRING, 0, 0, NULL,
+	    FIELD(backend.health_check), 0 },
+	{ "backend", "check_interval", KT_DURATION, 10, MS_1H, "2s",
+	    FIELD(backend.check_interval_ms), 0 },
+	{ "backend", "check_timeout", KT_DURATION, 1, MS_1H, "1s",
+	    FIELD(backend.check_timeout_ms), 0 },
+	{ "backend", "check_status", KT_UINT, 0, 599, "0",
+	    FIELD(backend.check_status), 0 },
+	{ "backend", "check_rise", KT_UINT, 1, 1000, "2",
+	    FIELD(backend.health.check_rise), 0 },
+	{ "backend", "check_fall", KT_UINT, 1, 1000, "3",
+	    FIELD(backend.health.check_fall), 0 },
+	{ "backend", "retry_budget", KT_RATIO, 0, 1000, "0.2",
+	    FIELD(backend.retry_budget), 0 },
+	{ "backend", "retry_min_per_second", KT_UINT, 0, 10000, "3",
+	    FIELD(backend.retry_min_per_second), 0 },
 
 	{ "admission", "rate", KT_RATE, 0, RATE_MAX_MIN, "0",
 	    FIELD(admission.rate), 0 },
@@ -109,7 +139,7 @@ const struct key config_keys[CONFIG_NKEYS] = {
 
 	{ "tls", "listen", KT_ADDRS, 0, 64, NULL,
 	    LIST(tls.listen, tls.nlisten),
-	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE | KEY_LISTEN_OPTS },
+	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE | KEY_LISTENER },
 	{ "tls", "certificate", KT_STRINGS, 0, 100, NULL,
 	    LIST(tls.certs, tls.ncerts), KEY_REPEAT | 0 },
 	{ "tls", "private_key", KT_STRINGS, 0, 100, NULL,
@@ -241,6 +271,10 @@ keys_free(void *obj, const struct key *table, size_t n)
 				free(addrs[j].text);
 			free(addrs);
 			break;
+		case KT_CIDRS:
+			free(*(struct realip_cidr **)key_field(obj,
+			    k->k_offset));
+			break;
 		case KT_STRINGS:
 			strs = *(struct config_str **)key_field(obj, k->k_offset);
 			count = *(size_t *)key_field(obj, k->k_aux);
@@ -290,6 +324,7 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 {
 	const struct config_addr	*addrs;
 	const struct config_str		*strs;
+	const struct realip_cidr	*cidrs;
 	char *const			*list;
 	const char			*hname, *hvalue;
 	size_t				 j, count;
@@ -316,6 +351,21 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 	case KT_RATIO:
 		memcpy(&d, cfield(obj, k->k_offset), sizeof(d));
 		mbuf_printf(mb, "%g", d);
+		break;
+	case KT_FWD_HEADER:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_json_str(mb,
+		    config_forwarded_header_name((enum realip_header)e));
+		break;
+	case KT_CIDRS:
+		count = *(const size_t *)cfield(obj, k->k_aux);
+		cidrs = *(struct realip_cidr *const *)cfield(obj, k->k_offset);
+		mbuf_printf(mb, "[");
+		for (j = 0; j < count; j++) {
+			mbuf_printf(mb, j ? ", " : "");
+			mbuf_json_str(mb, cidrs[j].rc_text);
+		}
+		mbuf_printf(mb, "]");
 		break;
 	case KT_BALANCE:
 	case KT_PRIORITY:

@@ -40,6 +40,7 @@ static const char *const reason_names[MR_NONE + 1] = {
 	[MR_OVERLOADED] = "overloaded",
 	[MR_UPSTREAM_ERROR] = "upstream_error",
 	[MR_UPSTREAM_TIMEOUT] = "upstream_timeout",
+	[MR_NO_SERVER] = "no_server",
 	[MR_COUNT] = "unknown",
 	[MR_CLIENT_CLOSED] = "client_closed",
 	[MR_CONNECT_UNSUPPORTED] = "connect_unsupported",
@@ -188,6 +189,8 @@ prom_u64(struct mbuf *mb, const char *name, const char *type,
 static const char *const reload_results[] = { "ok", "failed" };
 static const char *const conn_states[] = { "active", "idle" };
 static const char *const handshake_results[] = { "ok", "failed", "timeout" };
+/* m_proxyproto[] in this order */
+static const char *const proxyproto_results[] = { "ok", "bad", "timeout" };
 
 /* A family of n samples told apart by one label: name{label="keys[i]"}. */
 static void
@@ -393,6 +396,9 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_u64(mb, "spillway_tls_renegotiations_total", "counter",
 	    "TLS renegotiation attempts refused (the connection closed).",
 	    m->m_tls_renegotiations);
+	prom_u64_by(mb, "spillway_proxy_protocol_headers_total", "counter",
+	    "PROXY protocol headers on the listeners that take them, by "
+	    "result.", "result", proxyproto_results, m->m_proxyproto, 3);
 	prom_u64(mb, "spillway_admission_clients", "gauge",
 	    "Per-client rate buckets kept.", g->admission_clients);
 	prom_u64(mb, "spillway_admission_evictions_total", "counter",

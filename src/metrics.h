@@ -39,6 +39,7 @@ enum metrics_reason {
 	MR_OVERLOADED,		/* 503: CoDel, or would outwait its allowance */
 	MR_UPSTREAM_ERROR,	/* 502 */
 	MR_UPSTREAM_TIMEOUT,	/* 504 */
+	MR_NO_SERVER,		/* 503: every backend server is out */
 	MR_COUNT,		/* "unknown" */
 	MR_CLIENT_CLOSED,	/* 499: the client went away first */
 	MR_CONNECT_UNSUPPORTED,	/* 501: CONNECT, no tunnels */
@@ -63,6 +64,10 @@ struct class_metrics {
 	uint64_t		 cm_faults[FAULT_NKINDS]; /* injected, by kind */
 };
 
+#define METRICS_PP_OK		0
+#define METRICS_PP_BAD		1
+#define METRICS_PP_TIMEOUT	2
+
 struct metrics {
 	struct class_metrics	*m_classes;
 	size_t			 m_nclasses;
@@ -80,6 +85,8 @@ struct metrics {
 	uint64_t		 m_tls_failed;	/* handshake errors, plain HTTP */
 	uint64_t		 m_tls_timeouts;	/* handshake_timeout */
 	uint64_t		 m_tls_renegotiations;	/* refused, closed */
+	/* PROXY protocol headers: read, refused (closed), timed out */
+	uint64_t		 m_proxyproto[3];	/* METRICS_PP_* */
 	/* limiter dry run, by what would have happened: waited, refused */
 	uint64_t		 m_shed_dry_run[METRICS_NSHED];
 };
