@@ -441,7 +441,6 @@ tls_send(struct bufferevent *bev, struct evbuffer *pend)
 			n = len < TLS_RECORD_MAX ? len : TLS_RECORD_MAX;
 			if ((p = evbuffer_pullup(pend, (ssize_t)n)) == NULL)
 				break;
-			ERR_clear_error();
 			if (SSL_write_ex(ssl, p, n, &done) != 1) {
 				/* libevent retries, and sees any error */
 				ERR_clear_error();
