@@ -178,16 +178,6 @@ clock_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static void
-set_timer(struct event *ev, uint64_t usec)
-{
-	struct timeval	 tv;
-
-	tv.tv_sec = (time_t)(usec / 1000000);
-	tv.tv_usec = (suseconds_t)(usec % 1000000);
-	evtimer_add(ev, &tv);
-}
-
 /* The one place the state changes: logged once, admission told. */
 static void
 set_state(struct cluster *cl, enum cluster_state s, const char *why)
@@ -227,6 +217,17 @@ sha1_hex(const char *text, char hex[41])
 #ifdef HAVE_HIREDIS
 
 static void	cluster_connect(struct cluster *);
+
+static void
+set_timer(struct event *ev, uint64_t usec)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(usec / 1000000);
+	tv.tv_usec = (suseconds_t)(usec % 1000000);
+	evtimer_add(ev, &tv);
+}
+
 static int	send_call(struct cluster *, struct call *);
 
 static void
