@@ -7,6 +7,7 @@ Redis is back. Skipped, saying why, when spillway was built without
 hiredis or redis-server is not installed."""
 
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -18,9 +19,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (admin_spillway, Backend, check, diag, free_port,
-                     LOCALHOST, metrics, register, respond, run_binary,
-                     run_main, skip, test, wait_for)
+from harness import (admin, admin_spillway, Backend, check, diag, eq,
+                     free_port, get, LOCALHOST, metrics, register, respond,
+                     run_binary, run_main, skip, test, wait_for)
 
 SECONDS = 10.0          # the measured window of the rate tests
 TOLERANCE = 0.05        # of rate * SECONDS
@@ -74,6 +75,15 @@ class RedisServer:
         except OSError:
             return False
 
+    def command(self, *args):
+        """One command; the reply's first line (enough for EXISTS)."""
+        req = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a), a) for a in
+            (x.encode() for x in args))
+        with socket.create_connection((LOCALHOST, self.port), 2) as s:
+            s.sendall(req)
+            return s.recv(4096).split(b"\r\n")[0].decode()
+
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -97,9 +107,10 @@ class Load(threading.Thread):
     each header in `headers` in turn; records (send time, status), status
     None for a failed exchange."""
 
-    def __init__(self, port, per_second, until, headers=({},)):
+    def __init__(self, port, per_second, until, headers=({},), path="/"):
         super().__init__(daemon=True)
         self.port = port
+        self.path = path
         self.gap = 1.0 / per_second
         self.until = until
         self.headers = list(headers)
@@ -124,7 +135,7 @@ class Load(threading.Thread):
                 if conn is None:
                     conn = http.client.HTTPConnection(LOCALHOST, self.port,
                                                       timeout=5)
-                conn.request("GET", "/", headers=h)
+                conn.request("GET", self.path, headers=h)
                 r = conn.getresponse()
                 r.read()
                 self.results.append((t, r.status, h.get("X-Client")))
@@ -309,6 +320,84 @@ def redis_stopped():
       timeout=60)
 def redis_frozen():
     outage(freeze=True)
+
+
+@test("a class's rate is shared the same way", timeout=60)
+def class_rate():
+    require_cluster()
+    redis = RedisServer()
+    rate, burst, secs = 30, 3, 8.0
+    sps = instances(redis, {}, classes=[("class api", {
+        "path": "/api/", "rate": "%d/s" % rate, "burst": burst})])
+    wait_shared(sps, 3)
+    t0 = time.monotonic() + 0.2
+    loads = [Load(sp.port, 25, t0 + secs, path="/api/x") for sp in sps]
+    run_load(loads)
+    no_failures(loads)
+    got = admitted(loads, t0 - 1, t0 + secs)
+    within(got, burst + rate * secs, TOLERANCE * rate * secs,
+           "class rate %d/s on 3 instances" % rate)
+    check(redis.command("EXISTS", "it:c:api") == ":1",
+          "no bucket it:c:api in Redis")
+
+
+def cluster_state(sp):
+    r = admin(sp, "/status")
+    eq(r.status, 200, "GET /status")
+    return json.loads(r.body.decode("utf-8"))["cluster"]["state"]
+
+
+@test("reload: [cluster] turned on, re-prefixed, a bad one refused, off",
+      timeout=60)
+def cluster_reload():
+    require_cluster()
+    redis = RedisServer()
+    be = register(Backend(respond(200, b"ok")))
+    adm = ("admission", {"rate": "50/s", "burst": 5})
+    sp = admin_spillway([be], sections=[adm])
+    others = [x for x in sp.spec["sections"] if x[0] != "admission"]
+    eq(cluster_state(sp), "off", "cluster state before")
+
+    def with_cluster(c):
+        sp.reconfigure(sections=[adm] + ([("cluster", c)] if c else []) +
+                       others)
+        gen = metrics(sp).value("spillway_config_generation", 0)
+        sp.reload()
+        return gen
+
+    def reloaded(gen):
+        return metrics(sp).value("spillway_config_generation", 0) > gen
+
+    gen = with_cluster({"redis": redis.addr, "prefix": "one:",
+                        "heartbeat": "200ms"})
+    check(wait_for(lambda: reloaded(gen), 5), "reload not taken")
+    check(wait_for(lambda: cluster_state(sp) == "up", 5),
+          "not up on Redis after the reload")
+    eq(get(sp.port, "/").status, 200, "a request while shared")
+    check(wait_for(lambda: redis.command("EXISTS", "one:g") == ":1", 3),
+          "no one:g bucket in Redis")
+
+    gen = with_cluster({"redis": redis.addr, "prefix": "two:",
+                        "heartbeat": "200ms"})
+    check(wait_for(lambda: reloaded(gen), 5), "reload not taken")
+    check(wait_for(lambda: cluster_state(sp) == "up", 5),
+          "not up again after a new prefix")
+    eq(get(sp.port, "/").status, 200, "a request after the new prefix")
+    check(wait_for(lambda: redis.command("EXISTS", "two:g") == ":1", 3),
+          "no two:g bucket in Redis")
+
+    gen = with_cluster({"redis": redis.addr, "prefix": "bad prefix"})
+    sp.reload()
+    time.sleep(0.5)
+    check(not reloaded(gen), "a bad [cluster] was taken")
+    eq(cluster_state(sp), "up", "state after a refused reload")
+    eq(metrics(sp).value("spillway_config_reloads_total", 0,
+                         result="failed") >= 1, True, "failure counted")
+
+    gen = with_cluster(None)
+    check(wait_for(lambda: reloaded(gen), 5), "reload not taken")
+    eq(cluster_state(sp), "off", "state with [cluster] gone")
+    eq(get(sp.port, "/").status, 200, "a request with buckets local")
 
 
 @test("[cluster] keys are checked by spillway -t")
