@@ -368,7 +368,7 @@ beat_reply(struct cluster *cl, struct call *ca, const struct lease_reply *lr)
 			admission_set_shared(cl->cl_adm, 1, n, clock_usec());
 		else
 			set_state(cl, CL_UP, NULL);
-		return;
+		break;
 	case LEASE_REPLY_NOSCRIPT:
 		if (!ca->ca_evaled) {
 			ca->ca_evaled = 1;
@@ -380,6 +380,7 @@ beat_reply(struct cluster *cl, struct call *ca, const struct lease_reply *lr)
 		cl->cl_st.cs_errors++;
 		log_debug("%s: bad heartbeat reply from %s", __func__,
 		    cl->cl_addr);
+		break;
 	}
 	free(ca);
 }
