@@ -154,7 +154,7 @@ class Load(threading.Thread):
 
 def instances(redis, admission, n=3, cluster=None, classes=()):
     be = register(Backend(respond(200, b"ok")))
-    c = {"redis": redis.addr, "timeout": "100ms", "heartbeat": "200ms",
+    c = {"redis": redis.addr, "timeout": "250ms", "heartbeat": "200ms",
          "prefix": "it:"}
     c.update(cluster or {})
     sps = [admin_spillway([be], sections=[("admission", admission),
@@ -266,7 +266,7 @@ def outage(freeze):
         redis.proc.send_signal(signal.SIGSTOP)
     else:
         redis.stop()
-    # the local share within the timeout (100ms), with room for a busy
+    # the local share within the timeout (250ms), with room for a busy
     # machine: each instance says it is down
     check(wait_for(lambda: all(cluster_metric(sp, "up") == 0
                                for sp in sps), 2.0, 0.02),
