@@ -143,6 +143,7 @@ struct cluster {
 	char			 cl_take_sha[41];
 	char			 cl_beat_sha[41];
 	struct cluster_stats	 cl_st;
+	const char		*cl_broken;	/* why to drop it, from a callback */
 };
 
 const char *
@@ -249,6 +250,7 @@ cluster_fail(struct cluster *cl, const char *why, int free_ac)
 
 	cl->cl_ac = NULL;
 	cl->cl_conn++;
+	cl->cl_broken = NULL;
 	forget_sent(cl);
 	cl->cl_st.cs_errors++;
 	evtimer_del(cl->cl_beat_ev);
@@ -294,6 +296,11 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct cluster	*cl = arg;
 	uint64_t	 now = clock_usec(), age;
 
+	if (cl->cl_broken != NULL) {	/* see drop_later() */
+		cl->cl_broken = NULL;
+		cluster_fail(cl, "wrong answers", 1);
+		return;
+	}
 	if (cl->cl_nsent == 0)
 		return;
 	age = now - cl->cl_sent[cl->cl_sent_head];
@@ -355,6 +362,21 @@ flatten(const redisReply *r, struct lease_reply *lr)
 		flatten_value(r->element[i], &lr->lr_elem[i]);
 }
 
+/*
+ * A Redis that answers, but wrongly (a script error, NOAUTH, a key of
+ * another type), is as good as down: drop the connection, but from the
+ * loop (the timeout event made active), not inside hiredis's callback.
+ */
+static void
+drop_later(struct cluster *cl, const char *why)
+{
+	cl->cl_st.cs_errors++;
+	if (cl->cl_broken != NULL || cl->cl_ac == NULL)
+		return;
+	cl->cl_broken = why;
+	event_active(cl->cl_timeout_ev, EV_TIMEOUT, 0);
+}
+
 static void
 beat_reply(struct cluster *cl, struct call *ca, const struct lease_reply *lr)
 {
@@ -377,9 +399,10 @@ beat_reply(struct cluster *cl, struct call *ca, const struct lease_reply *lr)
 		}
 		/* FALLTHROUGH */
 	default:
-		cl->cl_st.cs_errors++;
-		log_debug("%s: bad heartbeat reply from %s", __func__,
-		    cl->cl_addr);
+		log_debug("%s: bad heartbeat reply from %s: %s", __func__,
+		    cl->cl_addr, lr->lr_top.lv_type == LR_ERROR ?
+		    lr->lr_top.lv_str : "?");
+		drop_later(cl, "wrong answers");
 		break;
 	}
 	free(ca);
@@ -404,10 +427,10 @@ take_reply(struct cluster *cl, struct call *ca, const struct lease_reply *lr)
 		}
 		/* FALLTHROUGH */
 	default:
-		cl->cl_st.cs_errors++;
 		log_debug("%s: bad reply from %s: %s", __func__, cl->cl_addr,
 		    lr->lr_top.lv_type == LR_ERROR ? lr->lr_top.lv_str : "?");
 		admission_ask_failed(cl->cl_adm, &ca->ca_ref, &ca->ca_ask);
+		drop_later(cl, "wrong answers");
 	}
 	free(ca);
 }
@@ -440,10 +463,11 @@ reply_cb(redisAsyncContext *ac, void *r, void *privdata)
 	switch (ca->ca_kind) {
 	case CALL_AUTH:
 		if (lr.lr_top.lv_type != LR_STATUS) {
-			cl->cl_st.cs_errors++;
-			log_msg(LOG_LVL_WARN, "%s: redis %s refused the "
-			    "password: %s", __func__, cl->cl_addr,
-			    lr.lr_top.lv_str);
+			/* once, not at every reconnect */
+			log_msg(cl->cl_state == CL_DOWN ? LOG_LVL_DEBUG :
+			    LOG_LVL_WARN, "%s: redis %s refused the password: "
+			    "%s", __func__, cl->cl_addr, lr.lr_top.lv_str);
+			drop_later(cl, "password refused");
 		}
 		free(ca);
 		break;
@@ -754,8 +778,11 @@ cluster_configure(struct cluster *cl, const struct config *conf)
 		cluster_connect(cl);
 		return;
 	}
-	if (!changed)
+	if (!changed) {		/* a new instances hint, maybe */
+		admission_set_shared(cl->cl_adm, cl->cl_state == CL_UP,
+		    cl->cl_n, clock_usec());
 		return;
+	}
 	log_msg(LOG_LVL_WARN, "%s: redis %s: reconnecting with new settings",
 	    __func__, cl->cl_addr);
 	if ((ac = cl->cl_ac) != NULL) {

@@ -47,7 +47,8 @@ class RedisServer:
             "/usr/bin/redis-server" if os.access("/usr/bin/redis-server",
                                                  os.X_OK) else None)
 
-    def __init__(self):
+    def __init__(self, extra=()):
+        self.extra = list(extra)
         self.dir = tempfile.mkdtemp(prefix="spillway-it-redis-")
         self.port = free_port()
         self.proc = None
@@ -63,7 +64,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [self.binary(), "--port", str(self.port), "--bind", LOCALHOST,
              "--save", "", "--appendonly", "no", "--dir", self.dir,
-             "--daemonize", "no"],
+             "--daemonize", "no"] + self.extra,
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         check(wait_for(self.ping, 5), "redis-server did not answer PING")
 
@@ -71,7 +72,8 @@ class RedisServer:
         try:
             with socket.create_connection((LOCALHOST, self.port), 0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
+                # with requirepass, NOAUTH: up all the same
+                return s.recv(64)[:1] in (b"+", b"-")
         except OSError:
             return False
 
@@ -398,6 +400,47 @@ def cluster_reload():
     check(wait_for(lambda: reloaded(gen), 5), "reload not taken")
     eq(cluster_state(sp), "off", "state with [cluster] gone")
     eq(get(sp.port, "/").status, 200, "a request with buckets local")
+
+
+@test("a password: the right one shares, a wrong one stays local", timeout=60)
+def password():
+    require_cluster()
+    redis = RedisServer(["--requirepass", "s3cret"])
+    adm = {"rate": "50/s", "burst": 5}
+    good = instances(redis, adm, n=1, cluster={"password": "s3cret"})[0]
+    bad = instances(redis, adm, n=1, cluster={"password": "wrong"})[0]
+    wait_shared([good], 1)
+    time.sleep(1.5)         # a few reconnects of the bad one
+    eq(cluster_metric(bad, "up"), 0, "shared with a wrong password")
+    check(cluster_metric(bad, "errors_total") >= 2, "refusals not counted")
+    eq(get(bad.port, "/").status, 200, "a request on the local share")
+    log = open(bad.stderr_path, "rb").read().decode("utf-8", "replace")
+    eq(log.count("refused the password"), 1, "password refusals logged")
+
+
+@test("Redis answering wrongly (a key of another type) fails no request",
+      timeout=60)
+def wrong_answers():
+    require_cluster()
+    redis = RedisServer()
+    eq(redis.command("SET", "it:g", "not a bucket"), "+OK", "SET")
+    sp = instances(redis, {"rate": "50/s", "burst": 5}, n=1)[0]
+    wait_shared([sp], 1)
+    codes = set()
+    for _ in range(20):
+        codes.add(get(sp.port, "/").status)
+        time.sleep(0.02)
+    eq(codes, {200}, "statuses under the rate")
+    check(wait_for(lambda: cluster_metric(sp, "errors_total") >= 1, 3),
+          "wrong answers not counted")
+    log = open(sp.stderr_path, "rb").read().decode("utf-8", "replace")
+    check("wrong answers" in log, "not logged:\n" + log[-1500:])
+    # the key mended: shared, and the bucket in Redis used
+    redis.command("DEL", "it:g")
+    check(wait_for(lambda: cluster_metric(sp, "up") == 1 and
+                   get(sp.port, "/").status == 200 and
+                   redis.command("EXISTS", "it:g") == ":1", 5, 0.1),
+          "not shared again once the key was mended")
 
 
 @test("[cluster] keys are checked by spillway -t")
