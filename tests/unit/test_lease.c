@@ -261,6 +261,52 @@ test_margin(void)
 	check_margin(30, 3, 200, 500);		/* hard overload */
 }
 
+/* RESP read, then interpreted as the take and heartbeat scripts' replies. */
+static void
+test_replies(void)
+{
+	struct lease_reply	 r;
+	uint64_t		 g = 0, w = 0;
+	unsigned int		 n = 0;
+	const char		*ok = "*2\r\n:3\r\n:1500\r\n";
+
+	CHECK_EQ_INT(lease_reply_parse(ok, strlen(ok), &r), (long)strlen(ok));
+	CHECK_EQ_INT(lease_reply_take(&r, 4, &g, &w), LEASE_REPLY_OK);
+	CHECK_EQ_INT(g, 3);
+	CHECK_EQ_INT(w, 1500);
+	/* more than asked, or negative: refused */
+	CHECK_EQ_INT(lease_reply_take(&r, 2, &g, &w), LEASE_REPLY_BAD);
+	lease_reply_parse("*2\r\n:-1\r\n:0\r\n", 14, &r);
+	CHECK_EQ_INT(lease_reply_take(&r, 4, &g, &w), LEASE_REPLY_BAD);
+	/* the wrong shape */
+	lease_reply_parse("*3\r\n:1\r\n:0\r\n:0\r\n", 18, &r);
+	CHECK_EQ_INT(lease_reply_take(&r, 4, &g, &w), LEASE_REPLY_BAD);
+	lease_reply_parse("$1\r\n1\r\n", 7, &r);
+	CHECK_EQ_INT(lease_reply_take(&r, 4, &g, &w), LEASE_REPLY_BAD);
+	/* the script gone: EVAL it */
+	lease_reply_parse("-NOSCRIPT No matching script\r\n", 30, &r);
+	CHECK_EQ_INT(lease_reply_take(&r, 4, &g, &w), LEASE_REPLY_NOSCRIPT);
+	CHECK_EQ_INT(lease_reply_instances(&r, &n), LEASE_REPLY_NOSCRIPT);
+	lease_reply_parse("-ERR WRONGTYPE\r\n", 16, &r);
+	CHECK_EQ_INT(lease_reply_take(&r, 4, &g, &w), LEASE_REPLY_BAD);
+	/* instances */
+	lease_reply_parse(":3\r\n", 4, &r);
+	CHECK_EQ_INT(lease_reply_instances(&r, &n), LEASE_REPLY_OK);
+	CHECK_EQ_INT(n, 3);
+	lease_reply_parse(":0\r\n", 4, &r);
+	CHECK_EQ_INT(lease_reply_instances(&r, &n), LEASE_REPLY_BAD);
+	/* incomplete, and not RESP */
+	CHECK_EQ_INT(lease_reply_parse("*2\r\n:3\r\n", 8, &r), 0);
+	CHECK_EQ_INT(lease_reply_parse(":3\r", 3, &r), 0);
+	CHECK_EQ_INT(lease_reply_parse("?3\r\n", 4, &r), -1);
+	CHECK_EQ_INT(lease_reply_parse(":3\rx", 4, &r), -1);
+	CHECK_EQ_INT(lease_reply_parse("$-2\r\n", 5, &r), -1);
+	CHECK_EQ_INT(lease_reply_parse(":99999999999999999999\r\n", 24, &r),
+	    -1);
+	CHECK_EQ_INT(lease_reply_parse("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+	    24, &r), -1);	/* deeper than 4 */
+}
+
 /* Admission in shared mode: leases instead of buckets, the share. */
 static void
 test_admission_shared(void)
@@ -331,6 +377,7 @@ main(void)
 	RUN(test_empty);
 	RUN(test_failed_and_stale);
 	RUN(test_margin);
+	RUN(test_replies);
 	RUN(test_admission_shared);
 	return tap_done();
 }
