@@ -298,6 +298,7 @@ capacity_of(enum backend_kind bk)
 
 static void	client_answer(struct sim *, unsigned int, int, uint64_t);
 static void	proxy_release(struct sim *, unsigned int, int);
+static void	on_loop_out(struct sim *, unsigned int, int);
 
 /* proxy-bound: when the loop gets round to something arriving now */
 static uint64_t
@@ -458,24 +459,15 @@ backend_done(struct sim *s, unsigned int r)
 		s->busy--;
 		backend_pump(s);
 	}
-	rq->in_backend = 0;
-	s->in_backend--;
 	if (!rq->answered && s->loop_cost > 0) {
-		rq->in_backend = 1;	/* kept until the loop reads it */
-		s->in_backend++;
+		/* proxy-bound: in the backend's socket until the loop reads */
 		ev_push(s, loop_slot(s), EV_LOOP_OUT, r, (unsigned int)status);
 		return;
 	}
-	if (!rq->answered) {
-		if (s->direct)
-			client_answer(s, r, status, 0);
-		else
-			proxy_release(s, r, status);
-	}
-	req_maybe_free(s, r);
+	on_loop_out(s, r, status);
 }
 
-/* proxy-bound: the loop reads the answer the backend sent a while ago */
+/* The loop reads the answer (proxy-bound: the backend sent it a while ago) */
 static void
 on_loop_out(struct sim *s, unsigned int r, int status)
 {
