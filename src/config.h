@@ -18,6 +18,7 @@
 #include "addr.h"
 #include "limiter.h"
 #include "queue.h"
+#include "realip.h"
 
 
 /* A string value and the line that gave it (for errors found later). */
@@ -37,6 +38,10 @@ struct proxy_conf {
 	size_t			 max_header_size;
 	uint64_t		 max_body_size;		/* 0: no limit */
 	char			*access_log;		/* path, "-" or NULL (off) */
+	/* peers whose forwarded_header names the client (realip.h) */
+	struct realip_cidr	*trusted_proxies;
+	size_t			 ntrusted_proxies;
+	enum realip_header	 forwarded_header;
 };
 
 enum balance {
@@ -231,6 +236,7 @@ int		 config_parse_addr(const char *, int passive,
 		    struct config_addr *, char *err, size_t errlen);
 
 const char	*config_balance_name(enum balance);
+const char	*config_forwarded_header_name(enum realip_header);
 const char	*config_tls_proto_name(unsigned int bit_index);
 
 /* "FILE:LINE:" (or "FILE:" for line 0), for errors found after parsing. */

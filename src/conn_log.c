@@ -74,7 +74,9 @@ conn_log_request(struct conn *c)
 
 	conn_count_request(c, now);
 
-	e.client = c->cn_peer;
+	/* a client named by a trusted proxy: its address, without port */
+	e.client = c->cn_client_hop ? c->cn_client_ip : c->cn_peer;
+	c->cn_client_hop = 0;
 	e.request = c->cn_reqline;
 	e.version_minor = c->cn_version_minor;
 	e.status = c->cn_status;
