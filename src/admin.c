@@ -58,6 +58,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 {
 	struct limiter_state	 st;
 	struct queue_state	 qs;
+	struct cluster_stats	 cs;
 	size_t			 i;
 
 	memset(g, 0, sizeof(*g));
@@ -88,6 +89,15 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	}
 	g->admission_clients = admission_clients(px->px_adm);
 	g->admission_evictions = admission_evictions(px->px_adm);
+	cluster_stats(px->px_cluster, &cs);
+	g->cluster_state = cluster_state_name(cs.cs_state);
+	g->cluster_up = cs.cs_state == CL_UP;
+	g->cluster_instances = cs.cs_instances;
+	g->cluster_calls = cs.cs_calls;
+	g->cluster_errors = cs.cs_errors;
+	g->cluster_lease_tokens = cs.cs_lease_tokens;
+	g->cluster_changes = cs.cs_changes;
+	g->cluster_rtt_seconds = cs.cs_rtt_usec / 1e6;
 }
 
 /*

@@ -740,6 +740,37 @@ check_faults(struct parse *p)
 	}
 }
 
+/*
+ * [cluster]: redis needs a build with hiredis; the prefix names keys in
+ * Redis, so it may not hold blanks or control characters (a key made of
+ * it is sent as one argument, but an operator reading KEYS output should
+ * see what was meant).
+ */
+static void
+check_cluster(struct parse *p)
+{
+	const struct cluster_conf	*cc = &p->p_conf->cluster;
+	const unsigned char		*s;
+
+#ifndef HAVE_HIREDIS
+	if (cc->nredis > 0)
+		config_error(p, cc->redis[0].line, "redis: this spillway was "
+		    "built without hiredis (spillway -V lists \"redis\" when "
+		    "it has it); install libhiredis-dev and rebuild");
+#endif
+	if (cc->prefix.text == NULL)
+		return;
+	if (strlen(cc->prefix.text) > 64)
+		config_error(p, key_line(p, "cluster", "prefix"), "prefix: "
+		    "longer than 64 bytes");
+	for (s = (const unsigned char *)cc->prefix.text; *s != '\0'; s++)
+		if (*s <= ' ' || *s == 0x7f) {
+			config_error(p, key_line(p, "cluster", "prefix"),
+			    "prefix: no blanks or control characters");
+			break;
+		}
+}
+
 /* Feed the text to inih through reader(), then fill in the defaults. */
 static void
 parse_lines(struct parse *p)
@@ -758,6 +789,7 @@ parse_lines(struct parse *p)
 	check_health(p);
 	check_listeners(p);
 	check_faults(p);
+	check_cluster(p);
 }
 
 static struct config *

@@ -178,6 +178,20 @@ struct admin_conf {
 	unsigned int		 max_connections; /* open at once; more wait */
 };
 
+/*
+ * [cluster]: the admission buckets shared by every instance on one Redis.
+ * No redis: off, every instance enforces the whole rate alone.
+ */
+struct cluster_conf {
+	struct config_addr	*redis;		/* at most one; none: off */
+	size_t			 nredis;
+	struct config_str	 password;	/* AUTH, if given */
+	struct config_str	 prefix;	/* of every key in Redis */
+	uint64_t		 timeout_ms;	/* a call, or a connect */
+	uint64_t		 heartbeat_ms;	/* instance count refreshed */
+	unsigned int		 instances;	/* share until Redis says */
+};
+
 struct config {
 	char			*path;
 	struct proxy_conf	 proxy;
@@ -186,6 +200,7 @@ struct config {
 	struct shed_conf	 limiter;
 	struct admin_conf	 admin;
 	struct tls_conf		 tls;
+	struct cluster_conf	 cluster;
 	struct class_conf	*classes;	/* default last; at least 1 */
 	size_t			 nclasses;
 };

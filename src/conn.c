@@ -391,6 +391,11 @@ conn_admit(struct conn *c, const struct http_head *h)
 	    &keylen);
 	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, kind,
 	    key, keylen, &v);
+	if (admission_shared(c->cn_proxy->px_adm))	/* leases run low */
+		cluster_ask(c->cn_proxy->px_cluster, &v,
+		    c->cn_class < c->cn_conf->nclasses ?
+		    c->cn_conf->classes[c->cn_class].name : "", kind, key,
+		    keylen);
 	if (v.dry_run)
 		c->cn_note = "rate_limited(dry_run)";
 	if (!v.refused)

@@ -404,6 +404,24 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_u64(mb, "spillway_admission_evictions_total", "counter",
 	    "Per-client rate buckets evicted to make room.",
 	    g->admission_evictions);
+	prom_u64(mb, "spillway_cluster_up", "gauge",
+	    "1 if the admission buckets are shared on Redis now, else 0 "
+	    "(off, or a local share while Redis is away).", g->cluster_up);
+	prom_u64(mb, "spillway_cluster_instances", "gauge",
+	    "Instances sharing the buckets, as Redis last said (or "
+	    "[cluster] instances).", g->cluster_instances);
+	prom_u64(mb, "spillway_cluster_calls_total", "counter",
+	    "Commands sent to Redis.", g->cluster_calls);
+	prom_u64(mb, "spillway_cluster_errors_total", "counter",
+	    "Calls to Redis failed, unanswered in time or answered wrongly, "
+	    "and failed connects.", g->cluster_errors);
+	prom_u64(mb, "spillway_cluster_lease_tokens_total", "counter",
+	    "Tokens leased from the shared buckets.", g->cluster_lease_tokens);
+	prom_u64(mb, "spillway_cluster_transitions_total", "counter",
+	    "Changes between shared (Redis up) and local share.",
+	    g->cluster_changes);
+	prom_double(mb, "spillway_cluster_rtt_seconds",
+	    "Smoothed round trip of a call to Redis.", g->cluster_rtt_seconds);
 	prom_u64(mb, "spillway_response_bytes_total", "counter",
 	    "Response bytes written to clients.", m->m_bytes_out);
 }
@@ -568,6 +586,13 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	mbuf_printf(mb, ",\n\"admission\": {\"clients\": %zu, "
 	    "\"evictions_total\": %" PRIu64 "}", g->admission_clients,
 	    g->admission_evictions);
+	mbuf_printf(mb, ",\n\"cluster\": {\"state\": \"%s\", \"up\": %d, "
+	    "\"instances\": %u, \"calls_total\": %" PRIu64 ", "
+	    "\"errors_total\": %" PRIu64 ", \"lease_tokens_total\": %" PRIu64
+	    ", \"transitions_total\": %" PRIu64 "}",
+	    g->cluster_state != NULL ? g->cluster_state : "off", g->cluster_up,
+	    g->cluster_instances, g->cluster_calls, g->cluster_errors,
+	    g->cluster_lease_tokens, g->cluster_changes);
 
 	json_totals(mb, m);
 	mbuf_printf(mb, ",\n\"classes\": [");

@@ -114,6 +114,15 @@ struct metrics_gauges {
 	unsigned int	 upstream_idle;		/* pooled */
 	size_t		 admission_clients;	/* client buckets kept */
 	uint64_t	 admission_evictions;
+	/* [cluster]: buckets shared on Redis */
+	const char	*cluster_state;		/* off, connecting, up, down */
+	int		 cluster_up;		/* 1: buckets shared */
+	unsigned int	 cluster_instances;	/* sharing, as last learned */
+	uint64_t	 cluster_calls;		/* commands sent to Redis */
+	uint64_t	 cluster_errors;	/* failed or unanswered */
+	uint64_t	 cluster_lease_tokens;	/* tokens leased */
+	uint64_t	 cluster_changes;	/* up/down transitions */
+	double		 cluster_rtt_seconds;
 	const char	*config_json;	/* JSON object of the config, or NULL */
 };
 

@@ -248,7 +248,9 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	if (upstream_prepare(px, conf) == -1 ||
 	    (first && shed_init(px, conf) == -1) ||
 	    (first && (px->px_adm = admission_new(conf, px->px_seed,
-	    now)) == NULL))
+	    now)) == NULL) ||
+	    (first && (px->px_cluster = cluster_new(px->px_base,
+	    px->px_adm)) == NULL))
 		goto nomem;
 	/*
 	 * Admission changes in place; if that fails, only its table of
@@ -264,6 +266,7 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	upstream_commit(px, conf);	/* compares with px_conf, the old */
 	if (!first)
 		shed_reconfigure(px, conf);
+	cluster_configure(px->px_cluster, conf);
 	gen->g_id = first ? 1 : old->g_id + 1;
 	px->px_gen = gen;	/* its one reference is the proxy's now */
 	px->px_conf = conf;
@@ -287,6 +290,8 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	upstream_abort(px);
 	if (first) {
 		shed_free(px);
+		cluster_free(px->px_cluster);
+		px->px_cluster = NULL;
 		admission_free(px->px_adm);
 		px->px_adm = NULL;
 	}
@@ -421,6 +426,7 @@ proxy_free(struct proxy *px)
 	admin_close(px);
 	upstream_free(px);
 	shed_free(px);
+	cluster_free(px->px_cluster);
 	admission_free(px->px_adm);
 	metrics_free(&px->px_metrics);
 	accesslog_close();

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "admission.h"
+#include "cluster.h"
 #include "http.h"
 #include "limiter.h"
 #include "metrics.h"
@@ -258,6 +259,7 @@ struct proxy {
 	struct generation	*px_gen;	/* the generation in force */
 	const struct config	*px_conf;	/* px_gen->g_conf, for short */
 	struct admission	*px_adm;
+	struct cluster		*px_cluster;	/* its buckets on Redis */
 	struct limiter		*px_lim;
 	struct queue		*px_queue;
 	struct metrics		 px_metrics;

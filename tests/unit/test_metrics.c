@@ -49,6 +49,13 @@ static const char *const families[][2] = {
 	{ "spillway_proxy_protocol_headers_total", "counter" },
 	{ "spillway_admission_clients", "gauge" },
 	{ "spillway_admission_evictions_total", "counter" },
+	{ "spillway_cluster_up", "gauge" },
+	{ "spillway_cluster_instances", "gauge" },
+	{ "spillway_cluster_calls_total", "counter" },
+	{ "spillway_cluster_errors_total", "counter" },
+	{ "spillway_cluster_lease_tokens_total", "counter" },
+	{ "spillway_cluster_transitions_total", "counter" },
+	{ "spillway_cluster_rtt_seconds", "gauge" },
 	{ "spillway_response_bytes_total", "counter" },
 };
 #define NFAMILIES	(sizeof(families) / sizeof(families[0]))
