@@ -41,6 +41,8 @@ enum key_type {
 	KT_STRING,	/* struct config_str */
 	KT_STRINGS,	/* array of struct config_str and its count */
 	KT_PROTOCOLS,	/* unsigned int of TLS_PROTO_* bits */
+	KT_LOGFORMAT,	/* enum log_format */
+	KT_FACILITY,	/* int: index of a syslog facility name */
 };
 
 /* Every key may change on a reload: the runtime re-applies them all. */
@@ -71,7 +73,7 @@ struct key {
 };
 
 /* The tables (config_keys.c); their sizes are checked there. */
-#define CONFIG_NKEYS		55
+#define CONFIG_NKEYS		57
 #define CONFIG_NCLASS_KEYS	6
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];

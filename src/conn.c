@@ -553,8 +553,10 @@ conn_read_head(struct conn *c)
 		    c->cn_req.error_what ? c->cn_req.error_what : "invalid");
 		if (c->cn_req.method_len > 0 && c->cn_req.target_len > 0)
 			conn_save_reqline(c, &c->cn_req);
-		else
+		else {
 			snprintf(c->cn_reqline, sizeof(c->cn_reqline), "%s", "- -");
+			c->cn_host[0] = c->cn_ua[0] = c->cn_referer[0] = '\0';
+		}
 		c->cn_t_start = now_usec();
 		c->cn_keepalive = 0;
 		conn_respond(c, c->cn_req.error, MR_NONE, 1);
@@ -610,6 +612,18 @@ conn_upstream_failed(struct conn *c, int status, enum metrics_reason reason)
 	conn_respond(c, status, reason, status < 500);
 }
 
+/* The head's share of a response we made: up to its blank line. */
+static size_t
+own_head_len(const char *buf, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i + 4 <= n; i++)
+		if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+			return i + 4;
+	return n;
+}
+
 /*
  * Our own response: short, honest, with the reason where there is one. If
  * the request's body is still coming and the stream can be trusted
@@ -638,6 +652,7 @@ conn_respond(struct conn *c, int status, enum metrics_reason reason,
 		return;
 	}
 	c->cn_resp_bytes += (uint64_t)n;
+	c->cn_resp_head_bytes += own_head_len(buf, (size_t)n);
 	c->cn_status = status;
 	c->cn_reason = reason;
 	c->cn_resp_state = RS_DONE;
@@ -686,6 +701,7 @@ conn_end_request(struct conn *c)
 	c->cn_note = NULL;
 	c->cn_retry_after = 0;
 	c->cn_resp_bytes = 0;
+	c->cn_resp_head_bytes = 0;
 	c->cn_t_upstream = 0;
 	c->cn_class = SIZE_MAX;
 	c->cn_req_paused = 0;

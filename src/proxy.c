@@ -233,7 +233,9 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 
 	/* prepare: beside what runs; each step is undone at fail */
 	if (listener_prepare(px, conf, err, sizeof(err)) == -1 ||
-	    accesslog_prepare(conf->proxy.access_log, err, sizeof(err)) == -1 ||
+	    accesslog_prepare(conf->proxy.access_log,
+	    conf->proxy.access_log_format, conf->proxy.access_log_facility,
+	    err, sizeof(err)) == -1 ||
 	    admin_prepare(px, conf, err, sizeof(err)) == -1)
 		goto fail;
 	if (upstream_prepare(px, conf) == -1 ||
