@@ -121,9 +121,12 @@ static void
 serve_metrics(struct proxy *px, struct evhttp_request *req)
 {
 	struct metrics_gauges	 g;
+	struct metrics_process	 proc;
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
 
 	sample_gauges(px, &g);
+	procstat_read(&proc);
+	g.process = &proc;
 	metrics_prometheus(&px->px_metrics, &g, &mb);
 	reply_mbuf(req, "text/plain; version=0.0.4; charset=utf-8", &mb);
 }

@@ -58,6 +58,9 @@ struct class_metrics {
 	uint64_t		 cm_status[500];	/* by status, 100..599 */
 	uint64_t		 cm_refused[MR_COUNT];
 	uint64_t		 cm_dry_run;	/* would have been refused */
+	struct histogram	 cm_latency;	/* end to end, every request */
+	struct histogram	 cm_served;	/* ...of those sent to a backend */
+	struct histogram	 cm_upstream;	/* dispatch to response head */
 };
 
 struct metrics {
@@ -65,6 +68,7 @@ struct metrics {
 	size_t			 m_nclasses;
 	size_t			 m_cap;
 	struct histogram	 m_latency;	/* end to end, every request */
+	struct histogram	 m_served;	/* ...of those sent to a backend */
 	struct histogram	 m_upstream;	/* dispatch to response head */
 	struct histogram	 m_queue_wait;	/* waiters, served or shed */
 	uint64_t		 m_upstream_connect_failures;
@@ -104,6 +108,21 @@ struct metrics_gauges {
 	size_t		 admission_clients;	/* client buckets kept */
 	uint64_t	 admission_evictions;
 	const char	*config_json;	/* JSON object of the config, or NULL */
+	const struct metrics_process *process;	/* NULL: not rendered */
+};
+
+/*
+ * The process_* family as the Prometheus client libraries export it, read
+ * by the caller (procstat.c reads /proc/self); a field < 0 is unknown and
+ * its sample left out.
+ */
+struct metrics_process {
+	double		 start_time_seconds;	/* since the Unix epoch */
+	double		 cpu_seconds;		/* user + system */
+	double		 resident_memory_bytes;
+	double		 virtual_memory_bytes;
+	double		 open_fds;
+	double		 max_fds;
 };
 
 void		 metrics_init(struct metrics *);
@@ -113,6 +132,15 @@ void		 metrics_free(struct metrics *);
 struct class_metrics *metrics_class(struct metrics *, const char *name);
 
 void		 histogram_observe(struct histogram *, double seconds);
+
+/*
+ * Count a finished request's durations (seconds; upstream < 0: it never
+ * reached a backend, and is not served) in the totals and in cm's, which
+ * may be NULL.
+ */
+void		 metrics_observe_request(struct metrics *,
+		    struct class_metrics *cm, double total, double upstream,
+		    int served);
 
 
 /*

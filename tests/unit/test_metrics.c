@@ -35,6 +35,7 @@ static const char *const families[][2] = {
 	{ "spillway_queue_allowed_wait_seconds", "gauge" },
 	{ "spillway_dry_run_shed_total", "counter" },
 	{ "spillway_request_duration_seconds", "histogram" },
+	{ "spillway_served_duration_seconds", "histogram" },
 	{ "spillway_upstream_duration_seconds", "histogram" },
 	{ "spillway_queue_wait_seconds", "histogram" },
 	{ "spillway_upstream_connections", "gauge" },
@@ -68,9 +69,10 @@ fixture(struct metrics *m, struct metrics_gauges *g)
 	cm->cm_status[204 - 100] = 5;
 	cm->cm_status[301 - 100] = 1;
 	cm->cm_dry_run = 3;
+	/* even: default, odd: api; the first 50 served, 0.01 s upstream */
 	for (i = 0; i < 100; i++)
-		histogram_observe(&m->m_latency, i * 0.013);
-	histogram_observe(&m->m_upstream, 0.02);
+		metrics_observe_request(m, metrics_class(m, i % 2 ? "api" :
+		    "default"), i * 0.013, i < 50 ? 0.01 : -1, i < 50);
 	histogram_observe(&m->m_queue_wait, 0.3);
 	m->m_upstream_connections = 40;
 	m->m_client_connections = 120;
@@ -736,6 +738,39 @@ test_prom_validates(void)
 }
 
 static void
+test_prom_process(void)
+{
+	struct metrics		 m;
+	struct metrics_gauges	 g;
+	struct metrics_process	 proc = { 1.7e9 + 0.25, 1.5, 4096 * 1000,
+				    1 << 30, 12, -1 };
+	struct mbuf		 mb = { 0 };
+	struct prom_check	 pc;
+
+	fixture(&m, &g);
+	g.process = &proc;
+	metrics_prometheus(&m, &g, &mb);
+	CHECK(prom_validate(mb.mb_data, &pc) == 0);
+	if (pc.err[0] != '\0')
+		printf("# %s\n", pc.err);
+	/* five of six known: process_max_fds is left out */
+	CHECK_EQ_INT(pc.nfam, NFAMILIES + 5);
+	CHECK(prom_value(mb.mb_data, "process_start_time_seconds") ==
+	    1.7e9 + 0.25);
+	CHECK(prom_value(mb.mb_data, "process_cpu_seconds_total") == 1.5);
+	CHECK(prom_value(mb.mb_data, "process_resident_memory_bytes") ==
+	    4096000);
+	CHECK(prom_value(mb.mb_data, "process_virtual_memory_bytes") ==
+	    1 << 30);
+	CHECK(prom_value(mb.mb_data, "process_open_fds") == 12);
+	CHECK(strstr(mb.mb_data, "process_max_fds") == NULL);
+	CHECK(strstr(mb.mb_data, "# TYPE process_cpu_seconds_total counter\n")
+	    != NULL);
+	mbuf_free(&mb);
+	metrics_free(&m);
+}
+
+static void
 test_prom_empty(void)
 {
 	struct metrics		 m;
@@ -760,11 +795,14 @@ test_prom_empty(void)
 static void
 test_prom_histogram_cumulative(void)
 {
-	static const char *const names[] = {
-		"spillway_request_duration_seconds",
-		"spillway_upstream_duration_seconds",
-		"spillway_queue_wait_seconds",
+	/* the series of class "default", and the unlabelled queue wait */
+	static const char *const names[][2] = {
+		{ "spillway_request_duration_seconds", "class=\"default\"," },
+		{ "spillway_served_duration_seconds", "class=\"default\"," },
+		{ "spillway_upstream_duration_seconds", "class=\"default\"," },
+		{ "spillway_queue_wait_seconds", "" },
 	};
+	static const double counts[] = { 51, 25, 25, 1 };
 	struct metrics		 m;
 	struct metrics_gauges	 g;
 	struct mbuf		 mb = { 0 };
@@ -774,10 +812,12 @@ test_prom_histogram_cumulative(void)
 	const char		*p;
 
 	fixture(&m, &g);
-	histogram_observe(&m.m_latency, 30);
+	/* refused: counted in every request's latency, not in served */
+	metrics_observe_request(&m, metrics_class(&m, "default"), 30, -1, 0);
 	metrics_prometheus(&m, &g, &mb);
-	for (i = 0; i < 3; i++) {
-		snprintf(pfx, sizeof(pfx), "\n%s_bucket{le=\"", names[i]);
+	for (i = 0; i < 4; i++) {
+		snprintf(pfx, sizeof(pfx), "\n%s_bucket{%sle=\"", names[i][0],
+		    names[i][1]);
 		prev = 0;
 		found = 0;
 		for (p = strstr(mb.mb_data, pfx); p != NULL;
@@ -789,14 +829,25 @@ test_prom_histogram_cumulative(void)
 			found++;
 		}
 		CHECK_EQ_INT(found, METRICS_NBUCKETS);
-		snprintf(pfx, sizeof(pfx), "%s_bucket{le=\"+Inf\"}", names[i]);
+		snprintf(pfx, sizeof(pfx), "%s_bucket{%sle=\"+Inf\"}",
+		    names[i][0], names[i][1]);
 		inf = prom_value(mb.mb_data, pfx);
-		snprintf(pfx, sizeof(pfx), "%s_count", names[i]);
+		if (names[i][1][0] != '\0')
+			snprintf(pfx, sizeof(pfx), "%s_count{class=\"default\"}",
+			    names[i][0]);
+		else
+			snprintf(pfx, sizeof(pfx), "%s_count", names[i][0]);
 		count = prom_value(mb.mb_data, pfx);
-		CHECK(inf == count && count > 0);
+		CHECK(inf == count && count == counts[i]);
 	}
+	/* the totals, in the JSON */
+	CHECK(m.m_latency.h_count == 101 && m.m_served.h_count == 50 &&
+	    m.m_upstream.h_count == 50);
 	CHECK(prom_value(mb.mb_data,
-	    "spillway_request_duration_seconds_count") == 101);
+	    "spillway_request_duration_seconds_count{class=\"api\"}") == 50);
+	CHECK(prom_value(mb.mb_data,
+	    "spillway_request_duration_seconds_bucket{class=\"default\","
+	    "le=\"10\"}") == 50);
 	/* bounds are printed exactly as written */
 	for (b = 0; b < METRICS_NBUCKETS; b++) {
 		static const char *const le[] = { "0.001", "0.0025", "0.005",
@@ -1102,6 +1153,7 @@ main(void)
 	RUN(test_prom_families);
 	RUN(test_prom_validates);
 	RUN(test_prom_empty);
+	RUN(test_prom_process);
 	RUN(test_prom_histogram_cumulative);
 	RUN(test_prom_series);
 	RUN(test_prom_label_escaping);
