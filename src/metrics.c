@@ -503,8 +503,8 @@ json_num(struct mbuf *mb, double v)
 	mbuf_printf(mb, "%s", fmt_double(buf, sizeof(buf), v));
 }
 
-static void
-json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
+void
+metrics_json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
 {
 	int	 r;
 
@@ -515,14 +515,13 @@ json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
 	mbuf_printf(mb, "}");
 }
 
-static void
-json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
+void
+metrics_json_histogram(struct mbuf *mb, const struct histogram *h)
 {
 	uint64_t	 cum = 0;
 	size_t		 i;
 
-	mbuf_printf(mb, ",\n\"%s\": {\"count\": %" PRIu64 ", \"sum\": ", name,
-	    h->h_count);
+	mbuf_printf(mb, "{\"count\": %" PRIu64 ", \"sum\": ", h->h_count);
 	json_num(mb, h->h_sum);
 	mbuf_printf(mb, ", \"buckets\": [");
 	for (i = 0; i < METRICS_NBUCKETS; i++) {
@@ -535,6 +534,13 @@ json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
 		mbuf_printf(mb, ", %" PRIu64 "]", cum);
 	}
 	mbuf_printf(mb, "]}");
+}
+
+static void
+json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
+{
+	mbuf_printf(mb, ",\n\"%s\": ", name);
+	metrics_json_histogram(mb, h);
 }
 
 static void
@@ -557,8 +563,35 @@ json_class(struct mbuf *mb, const struct class_metrics *cm)
 		sep = ", ";
 	}
 	mbuf_printf(mb, "}, \"refused\": ");
-	json_refused(mb, cm->cm_refused);
+	metrics_json_refused(mb, cm->cm_refused);
 	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 "}", cm->cm_dry_run);
+}
+
+/*
+ * Totals over every class. 1xx final statuses count in "requests" but
+ * have no "responses" key: the contract names 2xx to 5xx only.
+ */
+void
+metrics_totals(const struct metrics *m, uint64_t *requests,
+    uint64_t byclass[5], uint64_t refused[MR_COUNT], uint64_t *dry)
+{
+	const struct class_metrics	*cm;
+	size_t				 i, s;
+	int				 r;
+
+	*requests = *dry = 0;
+	memset(byclass, 0, 5 * sizeof(byclass[0]));
+	memset(refused, 0, MR_COUNT * sizeof(refused[0]));
+	for (i = 0; i < m->m_nclasses; i++) {
+		cm = &m->m_classes[i];
+		for (s = 0; s < 500; s++) {
+			*requests += cm->cm_status[s];
+			byclass[s / 100] += cm->cm_status[s];
+		}
+		for (r = 0; r < MR_COUNT; r++)
+			refused[r] += cm->cm_refused[r];
+		*dry += cm->cm_dry_run;
+	}
 }
 
 /*
@@ -568,27 +601,14 @@ json_class(struct mbuf *mb, const struct class_metrics *cm)
 static void
 json_totals(struct mbuf *mb, const struct metrics *m)
 {
-	const struct class_metrics	*cm;
-	uint64_t			 req = 0, byclass[5] = { 0 };
-	uint64_t			 refused[MR_COUNT] = { 0 }, dry = 0;
-	size_t				 i, s;
-	int				 r;
+	uint64_t	 req, byclass[5], refused[MR_COUNT], dry;
 
-	for (i = 0; i < m->m_nclasses; i++) {
-		cm = &m->m_classes[i];
-		for (s = 0; s < 500; s++) {
-			req += cm->cm_status[s];
-			byclass[s / 100] += cm->cm_status[s];
-		}
-		for (r = 0; r < MR_COUNT; r++)
-			refused[r] += cm->cm_refused[r];
-		dry += cm->cm_dry_run;
-	}
+	metrics_totals(m, &req, byclass, refused, &dry);
 	mbuf_printf(mb, ",\n\"totals\": {\"requests\": %" PRIu64 ", "
 	    "\"responses\": {\"2xx\": %" PRIu64 ", \"3xx\": %" PRIu64 ", "
 	    "\"4xx\": %" PRIu64 ", \"5xx\": %" PRIu64 "}, \"refused\": ",
 	    req, byclass[1], byclass[2], byclass[3], byclass[4]);
-	json_refused(mb, refused);
+	metrics_json_refused(mb, refused);
 	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 ", \"bytes_out\": %" PRIu64
 	    "}", dry, m->m_bytes_out);
 }

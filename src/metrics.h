@@ -154,6 +154,18 @@ void		 metrics_prometheus(const struct metrics *,
 void		 metrics_json(const struct metrics *,
 		    const struct metrics_gauges *, struct mbuf *);
 
+/* Sums over every class: requests, by status class (1xx..5xx), refused. */
+void		 metrics_totals(const struct metrics *, uint64_t *requests,
+		    uint64_t byclass[5], uint64_t refused[MR_COUNT],
+		    uint64_t *dry_run);
+
+/* A histogram as {"count", "sum", "buckets": [[le, cumulative], ...]}. */
+void		 metrics_json_histogram(struct mbuf *,
+		    const struct histogram *);
+/* {"rate_limited": n, ...}, every reason spillway answers with. */
+void		 metrics_json_refused(struct mbuf *,
+		    const uint64_t refused[MR_COUNT]);
+
 /* The reason's name, NULL for MR_NONE. */
 const char	*metrics_reason_name(enum metrics_reason);
 
