@@ -9,15 +9,18 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Backend, Client, Spillway, check, diag, eq, register,
-                     respond, run_binary, test, wait_for, run_main)
+from harness import (LOCALHOST, SPILLWAY_BIN, Backend, Client, Spillway,
+                     check, diag, eq, free_port, pid_listens_on, register,
+                     respond, run_binary, skip, test, wait_for, run_main)
 
 
 class TempDir:
@@ -29,9 +32,7 @@ class TempDir:
         return os.path.join(self.path, name)
 
     def close(self):
-        for n in os.listdir(self.path):
-            os.unlink(os.path.join(self.path, n))
-        os.rmdir(self.path)
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 class SyslogSocket:
@@ -276,6 +277,90 @@ def syslog_missing():
     err = sp.stderr_text()
     check("access_log syslog:%s" % path in err and
           "No such file or directory" in err, "message: %r" % err)
+
+
+@test("syslog:PATH: a reload to a socket nobody listens on is refused, "
+      "the file log goes on")
+def syslog_reload_missing():
+    be = backend()
+    tmp = TempDir()
+    log = tmp.join("access.log")
+    sp = Spillway([be], proxy={"access_log": log})
+    sp.reconfigure(proxy={"access_log": "syslog:" + tmp.join("none.sock")})
+    sp.reload()
+    check(wait_for(lambda: "none.sock" in sp.stderr_text(), 3),
+          "no error for the reload: %s" % sp.stderr_tail())
+    c = Client(sp.port)
+    eq(c.exchange("GET", "/still-in-the-file").status, 200, "status")
+    c.close()
+    lines = lines_settled(log, 1)
+    check(any(b"/still-in-the-file" in x for x in lines),
+          "the old log stopped: %r" % lines)
+
+
+class UnsharedSpillway:
+    """spillway in a mount namespace of its own whose /dev is a test
+    directory, so that syslog(3) writes to the test's /dev/log socket.
+    Needs root and unshare(1); unshare and sh exec, so the pid is
+    spillway's."""
+
+    def __init__(self, devdir, config):
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount --bind "$1" /dev && exec "$2" -c "$3"', "sh", devdir,
+             SPILLWAY_BIN, config],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        register(self)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc.stderr.close()
+
+
+@test("access_log = syslog: syslog(3) messages, facility, pid, one a line")
+def syslog_libc():
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        skip("pointing syslog(3) at a test socket needs root and unshare")
+    r = subprocess.run(["unshare", "--mount", "true"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if r.returncode != 0:
+        skip("unshare --mount is not allowed here")
+    be = backend()
+    tmp = TempDir()
+    dev = os.path.join(tmp.path, "dev")
+    os.mkdir(dev)
+    sock = SyslogSocket(os.path.join(dev, "log"))
+    port = free_port()
+    cfg = tmp.join("spillway.ini")
+    with open(cfg, "w") as f:
+        f.write("[proxy]\nlisten = %s:%d\naccess_log = syslog\n"
+                "access_log_format = combined\naccess_log_facility = daemon\n"
+                "[backend]\nserver = %s\n" % (LOCALHOST, port, be.addr))
+    sp = UnsharedSpillway(dev, cfg)
+    check(wait_for(lambda: sp.proc.poll() is not None or
+                   pid_listens_on(sp.proc.pid, port), 5) and
+          sp.proc.poll() is None, "spillway did not start")
+    c = Client(port)
+    eq(c.exchange("GET", "/via-libc", headers=[
+        ("User-Agent", 'a "b"')]).status, 200, "status")
+    c.close()
+    msgs = sock.messages(1)
+    eq(len(msgs), 1, "datagrams")
+    m = re.match(rb"^<(\d+)>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d "
+                 rb"spillway\[(\d+)\]: (.*)$", msgs[0], re.S)
+    check(m, "not a syslog(3) message: %r" % msgs[0])
+    eq(int(m.group(1)), 3 * 8 + 6, "PRI: daemon (3) and info (6)")
+    eq(int(m.group(2)), sp.proc.pid, "pid")
+    check(COMBINED.match(m.group(3).rstrip(b"\n")) and
+          b'"GET /via-libc HTTP/1.1" 200 13 "-" "a \\x22b\\x22"' in m.group(3),
+          "the combined line: %r" % m.group(3))
 
 
 @test("a reload changes the format of the same file; SIGUSR1 reopens it")
