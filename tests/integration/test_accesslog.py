@@ -164,6 +164,42 @@ def combined():
            ua.encode("latin-1") if ua else b"-", "user agent")
 
 
+@test("combined: goaccess reads every line as it is, hostile ones included")
+def combined_goaccess():
+    goaccess = shutil.which("goaccess")
+    if goaccess is None:
+        skip("goaccess not found (apt-get install goaccess; contrib/setup.sh "
+             "installs it)")
+    be = backend()
+    tmp = TempDir()
+    log = tmp.join("access.log")
+    sp = Spillway([be], proxy={"access_log": log,
+                               "access_log_format": "combined"},
+                  sections=[("admission", {"rate": "1/m", "burst": 4})])
+    sent = send_requests(sp)
+    c = Client(sp.port)
+    eq(c.exchange("GET", "/refused").status, 429, "past the burst")
+    c.close()
+    lines = lines_settled(log, len(sent) + 1)
+    eq(len(lines), len(sent) + 1, "lines")
+    out = tmp.join("report.json")
+    r = subprocess.run([goaccess, log, "--log-format=COMBINED",
+                        "--no-global-config", "-o", out],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    eq(r.returncode, 0, "goaccess: %r" % r.stderr)
+    with open(out) as f:
+        g = json.load(f)["general"]
+    diag("goaccess: %r" % {k: g.get(k) for k in (
+        "total_requests", "valid_requests", "failed_requests", "bandwidth")})
+    eq((g["total_requests"], g["valid_requests"], g["failed_requests"]),
+       (len(lines), len(lines), 0), "requests goaccess read and failed")
+    eq(g["bandwidth"], sum(len(x[6].body) for x in sent
+                           if x[0] != "HEAD") +
+       int(COMBINED.match(lines[-1]).group(7).replace(b"-", b"0")),
+       "bandwidth: the body bytes")
+
+
 @test("json: one object per line with reason, class, upstream, timings, id")
 def json_lines():
     be = backend()
