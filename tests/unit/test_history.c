@@ -149,8 +149,13 @@ test_json_full(void)
 	history_json(&h, 1.0, &mb);
 	CHECK(!mb.mb_failed);
 	CHECK_EQ_INT(count(mb.mb_data, "{\"uptime_seconds\""), HISTORY_SAMPLES);
-	CHECK(strstr(mb.mb_data, "nan") == NULL &&
-	    strstr(mb.mb_data, "inf") == NULL);	/* "+Inf" is a string */
+	/* printf's spellings of NaN and infinity, where a number goes */
+	CHECK(strstr(mb.mb_data, ": nan") == NULL &&
+	    strstr(mb.mb_data, ": inf") == NULL &&
+	    strstr(mb.mb_data, ": -nan") == NULL);
+	CHECK(strstr(mb.mb_data, "\"uptime_seconds\": 0.000000, ") != NULL);
+	CHECK(strstr(mb.mb_data, "\"allowed_wait_seconds\": 0.000000, ") !=
+	    NULL);
 	CHECK_EQ_INT(count(mb.mb_data, "["), count(mb.mb_data, "]"));
 	CHECK_EQ_INT(count(mb.mb_data, "{"), count(mb.mb_data, "}"));
 	mbuf_free(&mb);
