@@ -553,10 +553,8 @@ conn_read_head(struct conn *c)
 		    c->cn_req.error_what ? c->cn_req.error_what : "invalid");
 		if (c->cn_req.method_len > 0 && c->cn_req.target_len > 0)
 			conn_save_reqline(c, &c->cn_req);
-		else {
+		else
 			snprintf(c->cn_reqline, sizeof(c->cn_reqline), "%s", "- -");
-			c->cn_host[0] = c->cn_ua[0] = c->cn_referer[0] = '\0';
-		}
 		c->cn_t_start = now_usec();
 		c->cn_keepalive = 0;
 		conn_respond(c, c->cn_req.error, MR_NONE, 1);
@@ -702,6 +700,8 @@ conn_end_request(struct conn *c)
 	c->cn_retry_after = 0;
 	c->cn_resp_bytes = 0;
 	c->cn_resp_head_bytes = 0;
+	/* a head that never comes (408) must not log the last one's */
+	c->cn_host[0] = c->cn_ua[0] = c->cn_referer[0] = '\0';
 	c->cn_t_upstream = 0;
 	c->cn_class = SIZE_MAX;
 	c->cn_req_paused = 0;

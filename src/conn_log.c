@@ -3,12 +3,15 @@
  * the log, its access log line, and its counts in the metrics (by class,
  * status and reason; latency and upstream time).
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "spillway.h"
 #include "log.h"
+
+static atomic_ullong	 records;	/* access records made */
 
 /* Copy n bytes of s into dst (size bytes), cut with a '~' if longer. */
 static void
@@ -106,10 +109,13 @@ conn_log_request(struct conn *c)
 
 	conn_count_request(c, now);
 
-	/* unique in this process; the start time tells processes apart */
-	snprintf(id, sizeof(id), "%llx-%llu-%u",
+	/*
+	 * Unique in this process (a count of the records, atomic for the
+	 * workers to come); the start time tells processes apart.
+	 */
+	snprintf(id, sizeof(id), "%llx-%llu",
 	    (unsigned long long)c->cn_proxy->px_started,
-	    (unsigned long long)c->cn_id, c->cn_requests);
+	    (unsigned long long)atomic_fetch_add(&records, 1) + 1);
 	e.client = c->cn_peer;
 	e.client_ip = c->cn_peer_ip;
 	e.request = c->cn_reqline;

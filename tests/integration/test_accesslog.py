@@ -256,6 +256,30 @@ def json_lines():
     eq(len(ids), len(objs), "request ids unique: %r" % ids)
 
 
+@test("json: a 408 after a kept-alive request logs nothing of the last one")
+def json_timeout_after_keepalive():
+    be = backend()
+    tmp = TempDir()
+    log = tmp.join("access.log")
+    sp = Spillway([be], proxy={"access_log": log, "access_log_format": "json",
+                               "header_timeout": "1s"})
+    c = Client(sp.port)
+    eq(c.exchange("GET", "/first", headers=[
+        ("User-Agent", "first-agent"), ("Referer", "http://r/")]).status, 200,
+       "status")
+    c.send(b"GET /never-finished HTTP/1.1\r\nUser-Agent: second")
+    eq(c.read_response("GET", timeout=5).status, 408, "header_timeout")
+    c.close()
+    lines = lines_settled(log, 2)
+    eq(len(lines), 2, "lines %r" % lines)
+    o = json.loads(lines[1].decode())
+    check(o["request_id"] != json.loads(lines[0].decode())["request_id"],
+          "the 408 has the request id of the one before: %r" % lines)
+    eq((o["status"], o["method"], o["path"], o["host"], o["user_agent"],
+        o["referer"]), (408, None, None, None, None, None),
+       "the 408's fields: %r" % o)
+
+
 SYSLOG = re.compile(rb"^<(\d+)>([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) "
                     rb"spillway\[(\d+)\]: (.*)$", re.S)
 
