@@ -1,6 +1,7 @@
 /*
  * log.h: the error log (stderr) and the access log (a file or stderr,
- * buffered and flushed at least once a second and at exit).
+ * buffered and flushed at least once a second and at exit, or syslog, a
+ * message a line), its lines made by logfmt.c.
  */
 #ifndef SPILLWAY_LOG_H
 #define SPILLWAY_LOG_H
