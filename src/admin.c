@@ -85,6 +85,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	queue_state(px->px_queue, now_usec(), &qs);
 	g->queue_growing = qs.growing;
 	g->queue_drain_rate = qs.departure_rate;
+	g->loop_lag_seconds = shed_loop_lag(px) / 1e6;
 	g->queue_wait_seconds = qs.wait_usec / 1e6;
 	for (i = 0; i < PRIO_COUNT; i++)
 		g->queue_length_prio[i] = queue_length_prio(px->px_queue,

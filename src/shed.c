@@ -40,6 +40,25 @@
  */
 #define SHED_ECHO	20000	/* usec */
 
+/*
+ * Event-loop lag. A backend's answer waits in the socket until the loop
+ * comes round to it; when the proxy itself is busy (a fast backend, many
+ * clients), that wait is most of the latency measured, and the limiter,
+ * taking it for the backend's queue, held the limit down: throughput fell
+ * to half of HAProxy's in front of nginx with no queue at the backend.
+ * Every LAG_EVERY while requests are out, a timer arms a zero-timeout
+ * timer; libevent runs timers after the I/O of the next iteration, so its
+ * delay is about the wait of an answer that arrived meanwhile (the rest of
+ * one iteration, then its place in the next). The smoothed lag is taken
+ * off each latency sample (limiter_less_lag()) before the limiter and the
+ * queue see it: what is left is the backend's own time. It is forgotten
+ * after LAG_IDLE without requests, so a backend's no-load latency is
+ * measured as it was.
+ */
+#define LAG_EVERY	10000	/* usec */
+#define LAG_W		0.125	/* weight of a new probe */
+#define LAG_IDLE	100000	/* usec */
+
 static struct shed_ticket *
 ticket_of(struct queue_item *qi)
 {
@@ -98,6 +117,51 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	arm_queue_timer(px, now);
 }
 
+/* The probe fires: one more lag reading; go on while requests are out. */
+static void
+lag_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*px = arg;
+	uint64_t	 now = now_usec();
+	double		 lag = now > px->px_lag_t0 ? now - px->px_lag_t0 : 0;
+	struct timeval	 tv = { 0, LAG_EVERY };
+
+	px->px_lag = (uint64_t)(px->px_lag + LAG_W * (lag - (double)px->px_lag));
+	if (limiter_inflight(px->px_lim) > 0)
+		evtimer_add(px->px_lag_timer, &tv);
+}
+
+static void
+lag_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*px = arg;
+	struct timeval	 tv = { 0, 0 };
+
+	px->px_lag_t0 = now_usec();
+	evtimer_add(px->px_lag_probe, &tv);
+}
+
+/* A request goes out: make sure the lag is being measured. */
+static void
+lag_watch(struct proxy *px, uint64_t now)
+{
+	struct timeval	 tv = { 0, LAG_EVERY };
+
+	if (evtimer_pending(px->px_lag_timer, NULL) ||
+	    evtimer_pending(px->px_lag_probe, NULL))
+		return;
+	if (now - px->px_lag_t0 > LAG_IDLE)
+		px->px_lag = 0;		/* an idle loop has none */
+	evtimer_add(px->px_lag_timer, &tv);
+}
+
+/* The loop lag, usec: for /metrics and /status. */
+uint64_t
+shed_loop_lag(const struct proxy *px)
+{
+	return px->px_lag;
+}
+
 /* Start-up: the limiter and the queue for conf; -1 if out of memory. */
 int
 shed_init(struct proxy *px, const struct config *conf)
@@ -113,6 +177,10 @@ shed_init(struct proxy *px, const struct config *conf)
 	    (px->px_queue_timer = evtimer_new(px->px_base, queue_timer_cb,
 	    px)) == NULL ||
 	    (px->px_kick = event_new(px->px_base, -1, 0, kick_cb,
+	    px)) == NULL ||
+	    (px->px_lag_timer = evtimer_new(px->px_base, lag_timer_cb,
+	    px)) == NULL ||
+	    (px->px_lag_probe = evtimer_new(px->px_base, lag_probe_cb,
 	    px)) == NULL)
 		return -1;
 	return 0;
@@ -140,10 +208,16 @@ shed_free(struct proxy *px)
 		event_free(px->px_queue_timer);
 	if (px->px_kick != NULL)
 		event_free(px->px_kick);
+	if (px->px_lag_timer != NULL)
+		event_free(px->px_lag_timer);
+	if (px->px_lag_probe != NULL)
+		event_free(px->px_lag_probe);
 	limiter_free(px->px_lim);
 	queue_free(px->px_queue);
 	px->px_queue_timer = NULL;
 	px->px_kick = NULL;
+	px->px_lag_timer = NULL;
+	px->px_lag_probe = NULL;
 	px->px_lim = NULL;
 	px->px_queue = NULL;
 }
@@ -208,6 +282,7 @@ shed_enter(struct conn *c, enum queue_shed *why)
 
 	t->st_conn = c;
 	retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
+	lag_watch(px, now);
 	queue_arrive(q, now, retry);
 	prio = conn_priority(c);
 	if (conn_gen(c)->g_conf->limiter.dry_run) {
@@ -253,6 +328,7 @@ shed_leave(struct conn *c)
 		return;
 	t->st_has_slot = 0;
 	o = conn_outcome(c, now, &latency);
+	latency = limiter_less_lag(latency, px->px_lag);
 	limiter_release(px->px_lim, now, latency, o);
 	queue_depart(px->px_queue, now,
 	    o == LIMITER_SUCCESS ? (latency > 0 ? latency : 1) : 0);

@@ -274,6 +274,10 @@ struct proxy {
 	size_t			 px_nservers_next;
 	struct event		*px_queue_timer; /* next queue deadline */
 	struct event		*px_kick;	/* hand free slots to waiters */
+	struct event		*px_lag_timer;	/* shed.c: loop lag, every 10 ms */
+	struct event		*px_lag_probe;	/* ... fires an iteration later */
+	uint64_t		 px_lag_t0;	/* when the probe was armed */
+	uint64_t		 px_lag;	/* smoothed loop lag, usec */
 	int			 px_accept_paused; /* on EMFILE */
 	uint64_t		 px_emfile_said;   /* last warning, usec */
 	unsigned int		 px_emfile_quiet;  /* pauses not said since */
@@ -396,6 +400,7 @@ int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
 void		 shed_refused(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);
+uint64_t	 shed_loop_lag(const struct proxy *);
 
 /* The monotonic clock in microseconds: the only clock of the I/O side. */
 static inline uint64_t
