@@ -480,8 +480,7 @@ conn_left_queue(struct conn *c, uint64_t now)
 {
 	if (c->cn_st.st_t_queued == 0)
 		return;
-	histogram_observe(&c->cn_proxy->px_metrics.m_queue_wait,
-	    (now - c->cn_st.st_t_queued) / 1e6);
+	conn_count_wait(c, (now - c->cn_st.st_t_queued) / 1e6);
 }
 
 /* The request holds a limiter slot: off to a backend. */

@@ -69,6 +69,16 @@ conn_class_name(const struct conn *c)
 	    conf->nclasses - 1].name;
 }
 
+/* Count a wait in the queue, served or shed, in its class's too. */
+void
+conn_count_wait(struct conn *c, double seconds)
+{
+	struct metrics	*m = &c->cn_proxy->px_metrics;
+
+	metrics_observe_wait(m, metrics_class(m, conn_class_name(c)),
+	    seconds);
+}
+
 /* Count a finished request: by class and status, refusal reason, times. */
 static void
 conn_count_request(struct conn *c, uint64_t now)

@@ -147,6 +147,15 @@ histogram_observe(struct histogram *h, double seconds)
 }
 
 void
+metrics_observe_wait(struct metrics *m, struct class_metrics *cm,
+    double seconds)
+{
+	histogram_observe(&m->m_queue_wait, seconds);
+	if (cm != NULL)
+		histogram_observe(&cm->cm_queue_wait, seconds);
+}
+
+void
 metrics_observe_request(struct metrics *m, struct class_metrics *cm,
     double total, double upstream, int served)
 {
@@ -460,9 +469,9 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_histogram_by_class(mb, m, "spillway_upstream_duration_seconds",
 	    "Time from dispatch to the backend's response head, by class.",
 	    offsetof(struct class_metrics, cm_upstream), &m->m_upstream);
-	prom_histogram(mb, "spillway_queue_wait_seconds",
-	    "Time spent waiting in the queue, served or shed.",
-	    &m->m_queue_wait);
+	prom_histogram_by_class(mb, m, "spillway_queue_wait_seconds",
+	    "Time spent waiting in the queue, served or shed, by class.",
+	    offsetof(struct class_metrics, cm_queue_wait), &m->m_queue_wait);
 
 	prom_u64_by(mb, "spillway_upstream_connections", "gauge",
 	    "Backend connections open now, by state.", "state", conn_states,

@@ -61,6 +61,7 @@ struct class_metrics {
 	struct histogram	 cm_latency;	/* end to end, every request */
 	struct histogram	 cm_served;	/* ...of those sent to a backend */
 	struct histogram	 cm_upstream;	/* dispatch to response head */
+	struct histogram	 cm_queue_wait;	/* waiters, served or shed */
 };
 
 struct metrics {
@@ -133,6 +134,10 @@ void		 metrics_free(struct metrics *);
 struct class_metrics *metrics_class(struct metrics *, const char *name);
 
 void		 histogram_observe(struct histogram *, double seconds);
+
+/* Count a wait in the queue in the totals and in cm's (may be NULL). */
+void		 metrics_observe_wait(struct metrics *,
+		    struct class_metrics *cm, double seconds);
 
 /*
  * Count a finished request's durations (seconds; upstream < 0: it never

@@ -333,6 +333,7 @@ void		 conn_set_state(struct conn *, enum conn_state);
 
 /* conn_log.c */
 void		 conn_save_reqline(struct conn *, const struct http_head *);
+void		 conn_count_wait(struct conn *, double seconds);
 void		 conn_log_request(struct conn *);
 
 struct proxy	*conn_proxy(const struct conn *);

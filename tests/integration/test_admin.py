@@ -53,7 +53,7 @@ REQUIRED = {
     "spillway_limiter_min_latency_seconds": ("gauge", set(), {}),
     "spillway_limiter_gradient": ("gauge", set(), {}),
     "spillway_queue_length": ("gauge", set(), {}),
-    "spillway_queue_wait_seconds": ("histogram", set(), {}),
+    "spillway_queue_wait_seconds": ("histogram", {"class"}, {}),
     "spillway_request_duration_seconds": ("histogram", {"class"}, {}),
     "spillway_served_duration_seconds": ("histogram", {"class"}, {}),
     "spillway_upstream_duration_seconds": ("histogram", {"class"}, {}),

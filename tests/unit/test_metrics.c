@@ -74,7 +74,7 @@ fixture(struct metrics *m, struct metrics_gauges *g)
 	for (i = 0; i < 100; i++)
 		metrics_observe_request(m, metrics_class(m, i % 2 ? "api" :
 		    "default"), i * 0.013, i < 50 ? 0.01 : -1, i < 50);
-	histogram_observe(&m->m_queue_wait, 0.3);
+	metrics_observe_wait(m, metrics_class(m, "default"), 0.3);
 	m->m_upstream_connections = 40;
 	m->m_client_connections = 120;
 	m->m_reloads_ok = 1;
@@ -796,12 +796,12 @@ test_prom_empty(void)
 static void
 test_prom_histogram_cumulative(void)
 {
-	/* the series of class "default", and the unlabelled queue wait */
+	/* the series of class "default" */
 	static const char *const names[][2] = {
 		{ "spillway_request_duration_seconds", "class=\"default\"," },
 		{ "spillway_served_duration_seconds", "class=\"default\"," },
 		{ "spillway_upstream_duration_seconds", "class=\"default\"," },
-		{ "spillway_queue_wait_seconds", "" },
+		{ "spillway_queue_wait_seconds", "class=\"default\"," },
 	};
 	static const double counts[] = { 51, 25, 25, 1 };
 	struct metrics		 m;
@@ -855,13 +855,18 @@ test_prom_histogram_cumulative(void)
 		    "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
 		    "5", "10", "+Inf" };
 		snprintf(pfx, sizeof(pfx),
-		    "\nspillway_queue_wait_seconds_bucket{le=\"%s\"} ", le[b]);
+		    "\nspillway_queue_wait_seconds_bucket{class=\"default\","
+		    "le=\"%s\"} ", le[b]);
 		CHECK(strstr(mb.mb_data, pfx) != NULL);
 	}
 	CHECK(prom_value(mb.mb_data,
-	    "spillway_queue_wait_seconds_bucket{le=\"0.25\"}") == 0);
+	    "spillway_queue_wait_seconds_bucket{class=\"default\","
+	    "le=\"0.25\"}") == 0);
 	CHECK(prom_value(mb.mb_data,
-	    "spillway_queue_wait_seconds_bucket{le=\"0.5\"}") == 1);
+	    "spillway_queue_wait_seconds_bucket{class=\"default\","
+	    "le=\"0.5\"}") == 1);
+	CHECK(prom_value(mb.mb_data,
+	    "spillway_queue_wait_seconds_count{class=\"api\"}") == 0);
 	mbuf_free(&mb);
 	metrics_free(&m);
 }
