@@ -217,6 +217,7 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	int			 first = old == NULL;
 	uint64_t		 now = now_usec();
 	unsigned int		 max_conns;
+	size_t			 i;
 
 	if (errorsp != NULL)
 		*errorsp = NULL;
@@ -260,6 +261,9 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	gen->g_id = first ? 1 : old->g_id + 1;
 	px->px_gen = gen;	/* its one reference is the proxy's now */
 	px->px_conf = conf;
+	/* every class's series from the start, at zero (NULL: no room) */
+	for (i = 0; i < conf->nclasses; i++)
+		(void)metrics_class(&px->px_metrics, conf->classes[i].name);
 	if (old != NULL)
 		gen_put(old);
 	px->px_max_conns = max_conns;

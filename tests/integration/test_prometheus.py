@@ -101,6 +101,28 @@ def check_metrics():
           in text, "no class label on the served latency")
 
 
+@test("before any request: every configured class's series, at zero")
+def classes_from_start():
+    be = Backend(respond(200, b"ok\n"))
+    sp = admin_spillway([be], [("class api", {"path": "/api/"})])
+    text = metrics_text(sp)
+    for cls in ("api", "default"):
+        for fam in ("request_duration", "served_duration",
+                    "upstream_duration"):
+            want = ('spillway_%s_seconds_count{class="%s"} 0\n'
+                    % (fam, cls)).encode()
+            check(want in text, "no %r" % want)
+        want = ('spillway_refused_total{class="%s",reason="overloaded"} 0\n'
+                % cls).encode()
+        check(want in text, "no %r" % want)
+    check(b"spillway_request_duration_seconds_count 0" not in text,
+          "an unlabelled series beside the classes'")
+    if PROMTOOL is not None:
+        r = promtool("check", "metrics", stdin=text)
+        eq((r.returncode, (r.stdout + r.stderr).decode().strip()), (0, ""),
+           "promtool check metrics")
+
+
 def proc_stat(pid):
     with open("/proc/%d/stat" % pid) as f:
         return f.read().rsplit(")", 1)[1].split()
