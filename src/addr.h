@@ -16,6 +16,7 @@ struct config_addr {
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
 	int			 line;	/* where it was written */
+	int			 proxy_protocol; /* listener: PROXY header first */
 };
 
 /*

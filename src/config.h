@@ -18,6 +18,7 @@
 #include "addr.h"
 #include "limiter.h"
 #include "queue.h"
+#include "realip.h"
 
 
 /* A string value and the line that gave it (for errors found later). */
@@ -48,6 +49,10 @@ struct proxy_conf {
 							   NULL (off) */
 	enum log_format		 access_log_format;
 	int			 access_log_facility;	/* config_facility_name */
+	/* peers whose forwarded_header names the client (realip.h) */
+	struct realip_cidr	*trusted_proxies;
+	size_t			 ntrusted_proxies;
+	enum realip_header	 forwarded_header;
 };
 
 enum balance {
@@ -230,6 +235,7 @@ const char	*config_balance_name(enum balance);
 const char	*config_log_format_name(enum log_format);
 /* A syslog facility by index: "user", "daemon", "local0".."local7". */
 const char	*config_facility_name(int);
+const char	*config_forwarded_header_name(enum realip_header);
 const char	*config_tls_proto_name(unsigned int bit_index);
 
 /* "FILE:LINE:" (or "FILE:" for line 0), for errors found after parsing. */

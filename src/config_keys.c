@@ -44,7 +44,7 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	/* no default here: 127.0.0.1:8080 unless [tls] listen is given */
 	{ "proxy", "listen", KT_ADDRS, 1, 64, NULL,
 	    LIST(proxy.listen, proxy.nlisten),
-	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE },
+	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE | KEY_LISTENER },
 	{ "proxy", "max_connections", KT_UINT, 1, 1000000, "4096",
 	    FIELD(proxy.max_connections), 0 },
 	{ "proxy", "header_timeout", KT_DURATION, 1, MS_1H, "10s",
@@ -65,6 +65,10 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(proxy.access_log_format), 0 },
 	{ "proxy", "access_log_facility", KT_FACILITY, 0, 0, "local7",
 	    FIELD(proxy.access_log_facility), 0 },
+	{ "proxy", "trusted_proxies", KT_CIDRS, 0, 1000, NULL,
+	    LIST(proxy.trusted_proxies, proxy.ntrusted_proxies), KEY_REPEAT },
+	{ "proxy", "forwarded_header", KT_FWD_HEADER, 0, 0, "x-forwarded-for",
+	    FIELD(proxy.forwarded_header), 0 },
 
 	{ "backend", "server", KT_ADDRS, 1, 1000, NULL,
 	    LIST(backend.servers, backend.nservers),
@@ -113,7 +117,7 @@ const struct key config_keys[CONFIG_NKEYS] = {
 
 	{ "tls", "listen", KT_ADDRS, 0, 64, NULL,
 	    LIST(tls.listen, tls.nlisten),
-	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE },
+	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE | KEY_LISTENER },
 	{ "tls", "certificate", KT_STRINGS, 0, 100, NULL,
 	    LIST(tls.certs, tls.ncerts), KEY_REPEAT | 0 },
 	{ "tls", "private_key", KT_STRINGS, 0, 100, NULL,
@@ -236,6 +240,10 @@ keys_free(void *obj, const struct key *table, size_t n)
 				free(addrs[j].text);
 			free(addrs);
 			break;
+		case KT_CIDRS:
+			free(*(struct realip_cidr **)key_field(obj,
+			    k->k_offset));
+			break;
 		case KT_STRINGS:
 			strs = *(struct config_str **)key_field(obj, k->k_offset);
 			count = *(size_t *)key_field(obj, k->k_aux);
@@ -285,6 +293,7 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 {
 	const struct config_addr	*addrs;
 	const struct config_str		*strs;
+	const struct realip_cidr	*cidrs;
 	char *const			*list;
 	const char			*hname, *hvalue;
 	size_t				 j, count;
@@ -319,6 +328,21 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 	case KT_FACILITY:
 		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
 		mbuf_json_str(mb, config_facility_name(e));
+		break;
+	case KT_FWD_HEADER:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_json_str(mb,
+		    config_forwarded_header_name((enum realip_header)e));
+		break;
+	case KT_CIDRS:
+		count = *(const size_t *)cfield(obj, k->k_aux);
+		cidrs = *(struct realip_cidr *const *)cfield(obj, k->k_offset);
+		mbuf_printf(mb, "[");
+		for (j = 0; j < count; j++) {
+			mbuf_printf(mb, j ? ", " : "");
+			mbuf_json_str(mb, cidrs[j].rc_text);
+		}
+		mbuf_printf(mb, "]");
 		break;
 	case KT_BALANCE:
 	case KT_PRIORITY:

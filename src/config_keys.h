@@ -43,6 +43,8 @@ enum key_type {
 	KT_PROTOCOLS,	/* unsigned int of TLS_PROTO_* bits */
 	KT_LOGFORMAT,	/* enum log_format */
 	KT_FACILITY,	/* int: index of a syslog facility name */
+	KT_CIDRS,	/* array of struct realip_cidr and its count */
+	KT_FWD_HEADER,	/* enum realip_header */
 };
 
 /* Every key may change on a reload: the runtime re-applies them all. */
@@ -53,6 +55,7 @@ enum key_type {
 #define KEY_LOOPBACK	0x40	/* an address without host is 127.0.0.1 */
 #define KEY_CRITERION	0x20	/* a class matches on it */
 #define KEY_AUTO	0x80	/* "auto" stores CONFIG_AUTO */
+#define KEY_LISTENER	0x100	/* an address may add "proxy_protocol" */
 
 /*
  * One key. Offsets are into struct config, or into struct class_conf for
@@ -73,7 +76,7 @@ struct key {
 };
 
 /* The tables (config_keys.c); their sizes are checked there. */
-#define CONFIG_NKEYS		57
+#define CONFIG_NKEYS		59
 #define CONFIG_NCLASS_KEYS	6
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];

@@ -59,6 +59,12 @@ static const char *const priority_names[] = {
 };
 #define NPRIORITY (sizeof(priority_names) / sizeof(priority_names[0]))
 
+static const char *const fwd_header_names[] = {
+	[REALIP_XFF] = "x-forwarded-for",
+	[REALIP_FORWARDED] = "forwarded",
+};
+#define NFWD_HEADER (sizeof(fwd_header_names) / sizeof(fwd_header_names[0]))
+
 /*
  * A setter parses value, given on line (0: a default), into the fields of
  * obj that k names. It returns 0, or -1 having reported the problem.
@@ -96,6 +102,10 @@ static int	set_protocols(struct parse *, const struct key *, void *,
 static int	set_log_format(struct parse *, const struct key *, void *,
 		    const char *, int);
 static int	set_facility(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_cidrs(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_fwd_header(struct parse *, const struct key *, void *,
 		    const char *, int);
 
 /* What each type is called in messages, how to write it, who parses it. */
@@ -137,6 +147,10 @@ const struct key_type_info config_types[] = {
 	    "combined", set_log_format },
 	[KT_FACILITY] = { "syslog facility", "use user, daemon or local0 to "
 	    "local7", "local7", set_facility },
+	[KT_CIDRS] = { "networks", "use addresses or CIDR networks, e.g. "
+	    "10.0.0.0/8 2001:db8::/32", "10.0.0.0/8", set_cidrs },
+	[KT_FWD_HEADER] = { "header", "use x-forwarded-for or forwarded",
+	    "x-forwarded-for", set_fwd_header },
 };
 
 
@@ -393,6 +407,59 @@ set_facility(struct parse *p, const struct key *k, void *obj,
     const char *value, int line)
 {
 	return set_enum(p, k, obj, value, line, facility_names, NFACILITY);
+}
+
+static int
+set_fwd_header(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, fwd_header_names,
+	    NFWD_HEADER);
+}
+
+/* Networks split by blanks or commas; the key repeats and adds up. */
+static int
+set_cidrs(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	struct realip_cidr	**list = key_field(obj, k->k_offset), *nlist;
+	size_t			 *n = key_field(obj, k->k_aux), len;
+	const char		 *c = value;
+	char			  one[128], err[256];
+	int			  any = 0;
+
+	for (;;) {
+		c += strspn(c, " \t,");
+		if ((len = strcspn(c, " \t,")) == 0)
+			break;
+		any = 1;
+		if (*n >= k->k_max) {
+			config_error(p, line, "%s: too many networks (at most "
+			    "%llu)", k->k_name, (unsigned long long)k->k_max);
+			return -1;
+		}
+		snprintf(one, sizeof(one), "%.*s", (int)len, c);
+		if ((nlist = realloc(*list, (*n + 1) * sizeof(**list))) ==
+		    NULL) {
+			config_error(p, line, "%s: out of memory", k->k_name);
+			return -1;
+		}
+		*list = nlist;
+		if (len >= sizeof(one) || realip_cidr_parse(one, &nlist[*n],
+		    err, sizeof(err)) == -1) {
+			config_error(p, line, "%s: %s", k->k_name,
+			    len >= sizeof(one) ? "a network too long" : err);
+			return -1;
+		}
+		(*n)++;
+		c += len;
+	}
+	if (!any) {
+		config_error(p, line, "%s: no network given (%s)", k->k_name,
+		    config_types[k->k_type].t_form);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -796,8 +863,10 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
     int line)
 {
 	struct config_addr	**list = key_field(obj, k->k_offset), *nlist, a;
-	size_t			 *n = key_field(obj, k->k_aux), i;
-	char			  err[256], local[32];
+	size_t			 *n = key_field(obj, k->k_aux), i, alen;
+	char			  err[256], local[32], addr[300], text[320];
+	const char		 *opt;
+	int			  pp = 0;
 
 	if (*n >= k->k_max) {
 		config_error(p, line, "%s: too many (at most %llu)", k->k_name,
@@ -805,6 +874,29 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		return -1;
 	}
 	memset(&a, 0, sizeof(a));
+	/* "ADDR proxy_protocol": options after the address, listeners only */
+	alen = strcspn(value, " \t");
+	for (opt = value + alen; *(opt += strspn(opt, " \t")) != '\0';
+	    opt += strcspn(opt, " \t")) {
+		if (strncmp(opt, "proxy_protocol", 14) == 0 &&
+		    (opt[14] == '\0' || opt[14] == ' ' || opt[14] == '\t') &&
+		    (k->k_flags & KEY_LISTENER))
+			pp = 1;
+		else {
+			config_error(p, line, "%s: unknown option '%.*s'%s",
+			    k->k_name, (int)strcspn(opt, " \t"), opt,
+			    (k->k_flags & KEY_LISTENER) ? " (use "
+			    "proxy_protocol)" : " (this address takes none)");
+			return -1;
+		}
+	}
+	if (alen >= sizeof(addr)) {
+		config_error(p, line, "%s: address too long", k->k_name);
+		return -1;
+	}
+	memcpy(addr, value, alen);
+	addr[alen] = '\0';
+	value = addr;
 	/* "8082" or ":8082": loopback, not every address, where it matters */
 	if ((k->k_flags & KEY_LOOPBACK) && value[strspn(value, ":")] != '\0' &&
 	    strspn(value, ":") <= 1 &&
@@ -829,7 +921,10 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		}
 	}
 	a.line = line;
-	if ((a.text = strdup(value)) == NULL ||
+	a.proxy_protocol = pp;
+	snprintf(text, sizeof(text), "%s%s", value, pp ? " proxy_protocol" :
+	    "");
+	if ((a.text = strdup(text)) == NULL ||
 	    (nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
 		free(a.text);
 		config_error(p, line, "%s: out of memory", k->k_name);
@@ -868,6 +963,14 @@ config_facility_name(int i)
 {
 	if (i >= 0 && (size_t)i < NFACILITY)
 		return facility_names[i];
+	return "unknown";
+}
+
+const char *
+config_forwarded_header_name(enum realip_header h)
+{
+	if ((size_t)h < NFWD_HEADER)
+		return fwd_header_names[h];
 	return "unknown";
 }
 

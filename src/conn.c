@@ -242,6 +242,8 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	addr_format(sa, c->cn_peer_ip, sizeof(c->cn_peer_ip), c->cn_peer,
 	    sizeof(c->cn_peer));
+	snprintf(c->cn_client_ip, sizeof(c->cn_client_ip), "%s",
+	    c->cn_peer_ip);
 	c->cn_gen = gen_get(px->px_gen);
 	c->cn_conf = c->cn_gen->g_conf;
 	px->px_metrics.m_client_connections++;
@@ -345,6 +347,9 @@ build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
 	cl.tls = c->cn_tls != 0;
 	cl.local = NULL;
 	cl.local_v6 = 0;
+	cl.client = c->cn_client_ip;
+	cl.trusted = realip_trusted(c->cn_conf->proxy.trusted_proxies,
+	    c->cn_conf->proxy.ntrusted_proxies, c->cn_peer_ip);
 	if (!(h->flags & HTTP_F_HAS_HOST) &&
 	    getsockname(bufferevent_getfd(c->cn_bev), (struct sockaddr *)&ss,
 	    &sslen) == 0) {
@@ -375,7 +380,7 @@ conn_admit(struct conn *c, const struct http_head *h)
 	int				 kind;
 
 	c->cn_class = classify_request(c->cn_conf, h);
-	kind = classify_client_key(c->cn_conf, h, c->cn_peer_ip, &key,
+	kind = classify_client_key(c->cn_conf, h, c->cn_client_ip, &key,
 	    &keylen);
 	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, kind,
 	    key, keylen, &v);
@@ -421,6 +426,9 @@ conn_start_request(struct conn *c, size_t headlen)
 	c->cn_method = h->method;
 	c->cn_version_minor = h->version_minor;
 	conn_save_reqline(c, h);
+	c->cn_client_hop = realip_client(h, pc->forwarded_header,
+	    c->cn_peer_ip, pc->trusted_proxies, pc->ntrusted_proxies,
+	    c->cn_client_ip) == REALIP_HEADER;
 	if (h->version_minor >= 1)
 		c->cn_keepalive = !(h->flags & HTTP_F_CONN_CLOSE);
 	else

@@ -126,8 +126,10 @@ conn_log_request(struct conn *c)
 	snprintf(id, sizeof(id), "%llx-%llu",
 	    (unsigned long long)c->cn_proxy->px_started,
 	    (unsigned long long)atomic_fetch_add(&records, 1) + 1);
-	e.client = c->cn_peer;
-	e.client_ip = c->cn_peer_ip;
+	/* a client named by a trusted proxy: its address, without port */
+	e.client = c->cn_client_hop ? c->cn_client_ip : c->cn_peer;
+	e.client_ip = c->cn_client_hop ? c->cn_client_ip : c->cn_peer_ip;
+	c->cn_client_hop = 0;
 	e.request = c->cn_reqline;
 	e.version_minor = c->cn_version_minor;
 	e.status = c->cn_status;

@@ -88,6 +88,7 @@ head_request(char *buf, size_t len, const struct http_head *h,
 {
 	const struct http_header	*hd;
 	struct headw			 w;
+	const char			*client;
 	int				 i;
 
 	headw_begin(&w, buf, len);
@@ -99,6 +100,8 @@ head_request(char *buf, size_t len, const struct http_head *h,
 		hd = &h->headers[i];
 		if (hd->hop || name_is(hd, "X-Forwarded-Proto") ||
 		    name_is(hd, "X-Forwarded-For") ||
+		    name_is(hd, "X-Real-IP") ||
+		    (!cl->trusted && name_is(hd, "Forwarded")) ||
 		    name_is(hd, "Content-Length") ||
 		    name_is(hd, "Transfer-Encoding"))
 			continue;
@@ -119,7 +122,7 @@ head_request(char *buf, size_t len, const struct http_head *h,
 		HEADW_LITERAL(&w, "\r\n");
 	}
 	HEADW_LITERAL(&w, "X-Forwarded-For: ");
-	for (i = 0; i < h->nheaders; i++) {
+	for (i = 0; cl->trusted && i < h->nheaders; i++) {
 		hd = &h->headers[i];
 		if (!hd->hop && name_is(hd, "X-Forwarded-For") &&
 		    hd->value_len > 0) {
@@ -128,10 +131,23 @@ head_request(char *buf, size_t len, const struct http_head *h,
 		}
 	}
 	headw_add(&w, cl->ip, strlen(cl->ip));
+	HEADW_LITERAL(&w, "\r\nX-Real-IP: ");
+	client = cl->client != NULL ? cl->client : cl->ip;
+	headw_add(&w, client, strlen(client));
+	/* RFC 7239: an IPv6 node is quoted and bracketed */
+	HEADW_LITERAL(&w, "\r\nForwarded: for=");
+	if (strchr(cl->ip, ':') != NULL) {
+		HEADW_LITERAL(&w, "\"[");
+		headw_add(&w, cl->ip, strlen(cl->ip));
+		HEADW_LITERAL(&w, "]\"");
+	} else
+		headw_add(&w, cl->ip, strlen(cl->ip));
 	if (cl->tls)
-		HEADW_LITERAL(&w, "\r\nX-Forwarded-Proto: https\r\n\r\n");
+		HEADW_LITERAL(&w, ";proto=https\r\n"
+		    "X-Forwarded-Proto: https\r\n\r\n");
 	else
-		HEADW_LITERAL(&w, "\r\nX-Forwarded-Proto: http\r\n\r\n");
+		HEADW_LITERAL(&w, ";proto=http\r\n"
+		    "X-Forwarded-Proto: http\r\n\r\n");
 	return headw_end(&w);
 }
 

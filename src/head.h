@@ -26,17 +26,25 @@
 
 /* What the request head going upstream says about its client. */
 struct head_client {
-	const char	*ip;		/* client address, X-Forwarded-For */
+	const char	*ip;		/* the peer (or the address a PROXY
+					   header gave): X-Forwarded-For */
 	int		 tls;		/* X-Forwarded-Proto: https */
 	const char	*local;		/* address it reached, for an HTTP/1.0
 					   request without Host; or NULL */
 	int		 local_v6;	/* local is an IPv6 address */
+	const char	*client;	/* the real client (realip.h), for
+					   X-Real-IP; NULL: ip */
+	int		 trusted;	/* ip is a trusted proxy: keep the
+					   X-Forwarded-For and Forwarded
+					   it sent, and add to them */
 };
 
 /*
  * The request head to a backend: HTTP/1.1, hop-by-hop fields removed,
- * X-Forwarded-For appended to, X-Forwarded-Proto set by us, never by the
- * client, framing written afresh ("Content-Length: N" or
+ * X-Forwarded-For, X-Real-IP, Forwarded and X-Forwarded-Proto set by us.
+ * What a client sent in them is dropped, not added to: only a trusted
+ * proxy's X-Forwarded-For and Forwarded are kept, with the proxy added as
+ * the last hop. Framing is written afresh ("Content-Length: N" or
  * "Transfer-Encoding: chunked"), so that a backend reads exactly the
  * framing we checked, whatever its parser makes of case, OWS or leading
  * zeros.

@@ -236,7 +236,10 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 {
 	struct listener	*ls = arg;
 
-	conn_accept(ls->ls_proxy, fd, sa, salen, ls->ls_tls);
+	if (ls->ls_addr->proxy_protocol)
+		ppaccept_start(ls->ls_proxy, fd, sa, salen, ls->ls_tls);
+	else
+		conn_accept(ls->ls_proxy, fd, sa, salen, ls->ls_tls);
 }
 
 static void

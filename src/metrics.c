@@ -215,6 +215,8 @@ prom_u64(struct mbuf *mb, const char *name, const char *type,
 static const char *const reload_results[] = { "ok", "failed" };
 static const char *const conn_states[] = { "active", "idle" };
 static const char *const handshake_results[] = { "ok", "failed", "timeout" };
+/* m_proxyproto[] in this order */
+static const char *const proxyproto_results[] = { "ok", "bad", "timeout" };
 
 /* A family of n samples told apart by one label: name{label="keys[i]"}. */
 static void
@@ -492,6 +494,9 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_u64(mb, "spillway_tls_renegotiations_total", "counter",
 	    "TLS renegotiation attempts refused (the connection closed).",
 	    m->m_tls_renegotiations);
+	prom_u64_by(mb, "spillway_proxy_protocol_headers_total", "counter",
+	    "PROXY protocol headers on the listeners that take them, by "
+	    "result.", "result", proxyproto_results, m->m_proxyproto, 3);
 	prom_u64(mb, "spillway_admission_clients", "gauge",
 	    "Per-client rate buckets kept.", g->admission_clients);
 	prom_u64(mb, "spillway_admission_evictions_total", "counter",

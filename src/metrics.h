@@ -64,6 +64,10 @@ struct class_metrics {
 	struct histogram	 cm_queue_wait;	/* waiters, served or shed */
 };
 
+#define METRICS_PP_OK		0
+#define METRICS_PP_BAD		1
+#define METRICS_PP_TIMEOUT	2
+
 struct metrics {
 	struct class_metrics	*m_classes;
 	size_t			 m_nclasses;
@@ -82,6 +86,8 @@ struct metrics {
 	uint64_t		 m_tls_failed;	/* handshake errors, plain HTTP */
 	uint64_t		 m_tls_timeouts;	/* handshake_timeout */
 	uint64_t		 m_tls_renegotiations;	/* refused, closed */
+	/* PROXY protocol headers: read, refused (closed), timed out */
+	uint64_t		 m_proxyproto[3];	/* METRICS_PP_* */
 	/* limiter dry run, by what would have happened: waited, refused */
 	uint64_t		 m_shed_dry_run[METRICS_NSHED];
 };

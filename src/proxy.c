@@ -90,6 +90,7 @@ proxy_init(struct proxy *px)
 	TAILQ_INIT(&px->px_listeners);
 	TAILQ_INIT(&px->px_staged);
 	TAILQ_INIT(&px->px_conns);
+	TAILQ_INIT(&px->px_ppwait);
 	px->px_started = now_usec();
 	px->px_accepting = 1;
 	px->px_reload = proxy_reload;
@@ -379,6 +380,7 @@ proxy_stop(struct proxy *px)
 	notify_stopping();
 	log_info("stopping: %u connections to finish", px->px_nconns);
 	listener_close_all(px);
+	ppaccept_close_all(px);
 	admin_close(px);
 	upstream_drop_idle(px);
 	for (c = TAILQ_FIRST(&px->px_conns); c != NULL; c = next) {
@@ -405,6 +407,7 @@ proxy_free(struct proxy *px)
 	if (px->px_base != NULL) {
 		while ((c = TAILQ_FIRST(&px->px_conns)) != NULL)
 			conn_shutdown(c);
+		ppaccept_close_all(px);
 		upstream_drop_idle(px);
 		event_base_loop(px->px_base, EVLOOP_NONBLOCK);
 	}

@@ -130,6 +130,8 @@ struct listener {
 	TAILQ_ENTRY(listener)	 ls_entry;
 };
 TAILQ_HEAD(listener_list, listener);
+struct ppaccept;
+TAILQ_HEAD(ppaccept_list, ppaccept);
 
 /* TLS on a client connection. */
 #define CONN_TLS_HANDSHAKE	1	/* handshake under way */
@@ -164,6 +166,10 @@ struct conn {
 	struct event		*cn_timer;	/* header, idle or linger */
 	char			 cn_peer[64];	/* "ip:port" */
 	char			 cn_peer_ip[48];
+	/* the request's real client (realip.h): the peer, or a hop of
+	   forwarded_header when the peer is a trusted proxy */
+	char			 cn_client_ip[REALIP_TEXT_MAX];
+	int			 cn_client_hop;	/* from the header */
 	int			 cn_tls;	/* CONN_TLS_*: 0 plain */
 	int			 cn_tls_abort;	/* close it: renegotiation */
 	int			 cn_tls_lowprio; /* still at handshake priority */
@@ -263,6 +269,7 @@ struct proxy {
 	struct listener_list	 px_listeners;
 	struct listener_list	 px_staged;	/* prepared: bound, not live */
 	struct conn_list	 px_conns;
+	struct ppaccept_list	 px_ppwait;	/* PROXY headers awaited */
 	unsigned int		 px_nconns;
 	unsigned int		 px_max_conns;	/* after the fd limit */
 	uint64_t		 px_next_id;
@@ -330,6 +337,11 @@ void		 conn_tls_info(const SSL *, int where, int ret);
 void		 conn_upstream_failed(struct conn *, int status,
 		    enum metrics_reason);
 void		 conn_set_state(struct conn *, enum conn_state);
+
+/* ppaccept.c */
+void		 ppaccept_start(struct proxy *, evutil_socket_t,
+		    struct sockaddr *, int socklen, int tls);
+void		 ppaccept_close_all(struct proxy *);
 
 /* conn_log.c */
 void		 conn_save_reqline(struct conn *, const struct http_head *);

@@ -1862,6 +1862,74 @@ test_limiter_keys(void)
 }
 
 /*
+ * trusted_proxies (networks, repeatable, adding up), forwarded_header, and
+ * the proxy_protocol option of a listener, with their errors.
+ */
+static void
+test_client_identity_keys(void)
+{
+	struct config	*conf;
+	struct mbuf	 mb = { NULL, 0, 0, 0 };
+
+	conf = parse_ok("[proxy]\nlisten = 127.0.0.1:8080 proxy_protocol\n"
+	    "listen = 127.0.0.1:8081\n"
+	    "trusted_proxies = 10.0.0.0/8, 192.0.2.7\n"
+	    "trusted_proxies = 2001:db8::/32\nforwarded_header = forwarded\n"
+	    "[tls]\nlisten = 127.0.0.1:8443\tproxy_protocol\n"
+	    "certificate = /nonexistent.pem\n"
+	    "[backend]\nserver = 127.0.0.1:9000\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->proxy.nlisten, 2);
+	CHECK_EQ_INT(conf->proxy.listen[0].proxy_protocol, 1);
+	CHECK_EQ_INT(conf->proxy.listen[1].proxy_protocol, 0);
+	CHECK_EQ_STR(conf->proxy.listen[0].text, "127.0.0.1:8080 proxy_protocol");
+	CHECK_EQ_INT(conf->tls.listen[0].proxy_protocol, 1);
+	CHECK_EQ_INT(conf->proxy.ntrusted_proxies, 3);
+	CHECK_EQ_INT(conf->proxy.forwarded_header, REALIP_FORWARDED);
+	CHECK(realip_trusted(conf->proxy.trusted_proxies,
+	    conf->proxy.ntrusted_proxies, "2001:db8::9"));
+	CHECK(!realip_trusted(conf->proxy.trusted_proxies,
+	    conf->proxy.ntrusted_proxies, "192.0.2.8"));
+	config_json(conf, &mb);
+	CHECK(strstr(mb.mb_data, "\"trusted_proxies\": [\"10.0.0.0/8\", "
+	    "\"192.0.2.7/32\", \"2001:db8::/32\"]") != NULL);
+	CHECK(strstr(mb.mb_data, "\"forwarded_header\": \"forwarded\"") !=
+	    NULL);
+	mbuf_free(&mb);
+	config_free(conf);
+
+	conf = parse_ok(BACKEND);
+	if (conf != NULL) {
+		CHECK_EQ_INT(conf->proxy.ntrusted_proxies, 0);
+		CHECK_EQ_INT(conf->proxy.forwarded_header, REALIP_XFF);
+		config_free(conf);
+	}
+	check_error("[proxy]\ntrusted_proxies = 10.0.0.1/8\n" BACKEND,
+	    "t:2: trusted_proxies: 10.0.0.1/8: bits set past the /8 prefix\n");
+	check_error("[proxy]\ntrusted_proxies = 10.0.0.0/8 lb.example\n"
+	    BACKEND, "t:2: trusted_proxies: lb.example: not an IPv4 or IPv6 "
+	    "address (use e.g. 10.0.0.0/8 or 2001:db8::/32)\n");
+	check_error("[proxy]\ntrusted_proxies = ,\n" BACKEND,
+	    "t:2: trusted_proxies: no network given (use addresses or CIDR "
+	    "networks, e.g. 10.0.0.0/8 2001:db8::/32)\n");
+	check_error("[proxy]\nforwarded_header = X-Forwarded-For\n" BACKEND,
+	    "t:2: forwarded_header: invalid value 'X-Forwarded-For' (use "
+	    "x-forwarded-for or forwarded)\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:8080 proxy\n" BACKEND,
+	    "t:2: listen: unknown option 'proxy' (use proxy_protocol)\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:8080 proxy_protocolx\n"
+	    BACKEND, "t:2: listen: unknown option 'proxy_protocolx' (use "
+	    "proxy_protocol)\n");
+	check_error("[admin]\nlisten = 127.0.0.1:8082 proxy_protocol\n"
+	    BACKEND, "t:2: listen: unknown option 'proxy_protocol' (this "
+	    "address takes none)\n");
+	check_error(BACKEND "server = 127.0.0.1:8082 proxy_protocol\n",
+	    "t:3: server: unknown option 'proxy_protocol' (this address "
+	    "takes none)\n");
+}
+
+/*
  * GET /status shows the configuration from the key table: every key of
  * the table appears in its section (class keys in every class), named as
  * in the file, with its unit where it has one.
@@ -2055,5 +2123,6 @@ main(int argc, char **argv)
 	RUN(test_free_null);
 	RUN(test_tls);
 	RUN(test_json_every_key);
+	RUN(test_client_identity_keys);
 	return tap_done();
 }

@@ -16,7 +16,7 @@
 static struct http_head	head;
 static char		out[MAX_HEAD + HEAD_MARGIN];
 
-static const struct head_client plain = { "192.0.2.7", 0, NULL, 0 };
+static const struct head_client plain = { "192.0.2.7", 0, NULL, 0, NULL, 0 };
 
 /* The rewritten request head of s, NUL-terminated in out; NULL if none. */
 static const char *
@@ -70,7 +70,9 @@ test_request_plain(void)
 	CHECK_EQ_STR(request("GET /a?b HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n"
 	    "\r\n", &plain, sizeof(out)),
 	    "GET /a?b HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n"
-	    "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\r\n");
+	    "X-Forwarded-For: 192.0.2.7\r\nX-Real-IP: 192.0.2.7\r\n"
+	    "Forwarded: for=192.0.2.7;proto=http\r\n"
+	    "X-Forwarded-Proto: http\r\n\r\n");
 }
 
 static void
@@ -91,23 +93,56 @@ test_request_hop_by_hop(void)
 	CHECK(strstr(h, "X-Kept: 2\r\n") != NULL);
 }
 
-/* X-Forwarded-For is appended to; X-Forwarded-Proto is always ours. */
+/*
+ * From a peer we do not trust, what the client says about its own address
+ * (X-Forwarded-For, X-Real-IP, Forwarded) is replaced, not appended to;
+ * X-Forwarded-Proto is always ours.
+ */
 static void
 test_request_forwarded(void)
 {
-	const struct head_client tls = { "2001:db8::1", 1, NULL, 0 };
+	const struct head_client tls = { "2001:db8::1", 1, NULL, 0, NULL, 0 };
 	const char	*h;
 
 	h = request("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\n"
-	    "X-Forwarded-Proto: https\r\nX-Forwarded-For: 10.0.0.2\r\n\r\n",
+	    "X-Forwarded-Proto: https\r\nX-Forwarded-For: 10.0.0.2\r\n"
+	    "X-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n"
+	    "x-real-ip: 6.6.6.7\r\nforwarded: for=\"[::6]\"\r\n\r\n",
 	    &plain, sizeof(out));
 	CHECK_EQ_STR(h, "GET / HTTP/1.1\r\nHost: x\r\n"
-	    "X-Forwarded-For: 10.0.0.1, 10.0.0.2, 192.0.2.7\r\n"
+	    "X-Forwarded-For: 192.0.2.7\r\nX-Real-IP: 192.0.2.7\r\n"
+	    "Forwarded: for=192.0.2.7;proto=http\r\n"
 	    "X-Forwarded-Proto: http\r\n\r\n");
 	h = request("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: http\r\n"
 	    "\r\n", &tls, sizeof(out));
 	CHECK_EQ_STR(h, "GET / HTTP/1.1\r\nHost: x\r\n"
-	    "X-Forwarded-For: 2001:db8::1\r\nX-Forwarded-Proto: https\r\n\r\n");
+	    "X-Forwarded-For: 2001:db8::1\r\nX-Real-IP: 2001:db8::1\r\n"
+	    "Forwarded: for=\"[2001:db8::1]\";proto=https\r\n"
+	    "X-Forwarded-Proto: https\r\n\r\n");
+}
+
+/*
+ * From a trusted proxy, its X-Forwarded-For chain and Forwarded elements
+ * are kept and the proxy is added as the last hop; X-Real-IP is the client
+ * the walk found, never the one the request named.
+ */
+static void
+test_request_forwarded_trusted(void)
+{
+	const struct head_client lb = { "10.0.0.9", 0, NULL, 0, "192.0.2.1",
+	    1 };
+	const char	*h;
+
+	h = request("GET / HTTP/1.1\r\nHost: x\r\n"
+	    "X-Forwarded-For: 6.6.6.6, 192.0.2.1\r\nX-Real-IP: 6.6.6.6\r\n"
+	    "Forwarded: for=192.0.2.1\r\nX-Forwarded-For: 10.0.0.5\r\n\r\n",
+	    &lb, sizeof(out));
+	CHECK_EQ_STR(h, "GET / HTTP/1.1\r\nHost: x\r\n"
+	    "Forwarded: for=192.0.2.1\r\n"
+	    "X-Forwarded-For: 6.6.6.6, 192.0.2.1, 10.0.0.5, 10.0.0.9\r\n"
+	    "X-Real-IP: 192.0.2.1\r\n"
+	    "Forwarded: for=10.0.0.9;proto=http\r\n"
+	    "X-Forwarded-Proto: http\r\n\r\n");
 }
 
 /* Framing is written afresh: no leading zeros, no odd case, no OWS. */
@@ -140,7 +175,9 @@ test_request_http10_host(void)
 	cl.local = "198.51.100.1";
 	h = request("GET / HTTP/1.0\r\n\r\n", &cl, sizeof(out));
 	CHECK_EQ_STR(h, "GET / HTTP/1.1\r\nHost: 198.51.100.1\r\n"
-	    "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\r\n");
+	    "X-Forwarded-For: 192.0.2.7\r\nX-Real-IP: 192.0.2.7\r\n"
+	    "Forwarded: for=192.0.2.7;proto=http\r\n"
+	    "X-Forwarded-Proto: http\r\n\r\n");
 	cl.local = "::1";
 	cl.local_v6 = 1;
 	h = request("GET / HTTP/1.0\r\n\r\n", &cl, sizeof(out));
@@ -234,6 +271,7 @@ main(void)
 	RUN(test_request_plain);
 	RUN(test_request_hop_by_hop);
 	RUN(test_request_forwarded);
+	RUN(test_request_forwarded_trusted);
 	RUN(test_request_framing);
 	RUN(test_request_http10_host);
 	RUN(test_request_no_room);

@@ -46,6 +46,7 @@ static const char *const families[][2] = {
 	{ "spillway_client_connections_accepted_total", "counter" },
 	{ "spillway_tls_handshakes_total", "counter" },
 	{ "spillway_tls_renegotiations_total", "counter" },
+	{ "spillway_proxy_protocol_headers_total", "counter" },
 	{ "spillway_admission_clients", "gauge" },
 	{ "spillway_admission_evictions_total", "counter" },
 	{ "spillway_response_bytes_total", "counter" },
