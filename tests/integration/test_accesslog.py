@@ -280,6 +280,31 @@ def json_timeout_after_keepalive():
        "the 408's fields: %r" % o)
 
 
+@test("combined and json: the client a trusted proxy names, not the proxy")
+def real_client():
+    be = backend()
+    tmp = TempDir()
+    for fmt in ("combined", "json"):
+        log = tmp.join("access-%s.log" % fmt)
+        sp = Spillway([be], proxy={"access_log": log,
+                                   "access_log_format": fmt,
+                                   "trusted_proxies": "127.0.0.1"})
+        c = Client(sp.port)
+        eq(c.exchange("GET", "/behind-a-proxy", headers=[
+            ("X-Forwarded-For", "198.51.100.9, 203.0.113.7")]).status, 200,
+           "status")
+        c.close()
+        lines = lines_settled(log, 1)
+        eq(len(lines), 1, "lines %r" % lines)
+        if fmt == "combined":
+            eq(COMBINED.match(lines[0]).group(1), b"203.0.113.7",
+               "combined client")
+        else:
+            eq(json.loads(lines[0].decode())["client"], "203.0.113.7",
+               "json client")
+        sp.stop()
+
+
 SYSLOG = re.compile(rb"^<(\d+)>([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) "
                     rb"spillway\[(\d+)\]: (.*)$", re.S)
 
