@@ -26,6 +26,7 @@
 #include "log.h"
 #include "history.h"
 #include "metrics.h"
+#include "metrics_server.h"
 
 #define ADMIN_BACKLOG		64
 #define ADMIN_TIMEOUT_SEC	10
@@ -98,6 +99,52 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	g->admission_evictions = admission_evictions(px->px_adm);
 }
 
+/*
+ * Sample the backend servers into views for metrics_server.c; NULL (and
+ * *n 0) if out of memory or there are none. The caller frees.
+ */
+static struct metrics_server *
+sample_servers(struct proxy *px, size_t *n, struct metrics_retries *rt)
+{
+	const struct health_conf *hc = &px->px_conf->backend.health;
+	struct metrics_server	*v;
+	struct server		*sv;
+	uint64_t		 now = now_usec();
+	size_t			 i;
+
+	rt->allowed = px->px_retry.rt_allowed;
+	rt->denied = px->px_retry.rt_denied;
+	*n = 0;
+	if (px->px_nservers == 0 ||
+	    (v = calloc(px->px_nservers, sizeof(*v))) == NULL)
+		return NULL;
+	for (i = 0; i < px->px_nservers; i++) {
+		sv = px->px_servers[i];
+		v[i].name = sv->sv_addr->text;
+		v[i].state = health_state_name(sv->sv_health.hs_state);
+		v[i].usable = health_usable(&sv->sv_health, hc, now) == 2;
+		v[i].weight = health_weight(&sv->sv_health, hc, now);
+		v[i].inflight = sv->sv_active;
+		v[i].idle = sv->sv_nidle;
+		v[i].requests = sv->sv_requests;
+		v[i].answered = sv->sv_answered;
+		v[i].latency_seconds = sv->sv_latency_usec / 1e6;
+		v[i].failures = sv->sv_health.hs_failures;
+		v[i].ejections = sv->sv_health.hs_ejections;
+		v[i].last_failure = sv->sv_health.hs_failures > 0 ?
+		    health_event_name(sv->sv_health.hs_last) : NULL;
+		v[i].ejected_for_seconds = health_wait(&sv->sv_health,
+		    now) / 1e6;
+		v[i].checked = sv->sv_check != NULL;
+		v[i].checks = sv->sv_health.hs_checks;
+		v[i].checks_failed = sv->sv_health.hs_checks_failed;
+		v[i].check_last = sv->sv_check_last[0] != '\0' ?
+		    sv->sv_check_last : NULL;
+	}
+	*n = px->px_nservers;
+	return v;
+}
+
 static void
 reply(struct evhttp_request *req, int code, const char *reason,
     const char *type, const char *data, size_t len)
@@ -133,11 +180,17 @@ serve_metrics(struct proxy *px, struct evhttp_request *req)
 	struct metrics_gauges	 g;
 	struct metrics_process	 proc;
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
+	struct metrics_server	*sv;
+	struct metrics_retries	 rt;
+	size_t			 n;
 
 	sample_gauges(px, &g);
 	procstat_read(&proc);
 	g.process = &proc;
 	metrics_prometheus(&px->px_metrics, &g, &mb);
+	sv = sample_servers(px, &n, &rt);
+	metrics_server_prometheus(sv, n, &rt, &mb);
+	free(sv);
 	reply_mbuf(req, "text/plain; version=0.0.4; charset=utf-8", &mb);
 }
 
@@ -147,11 +200,23 @@ serve_status(struct proxy *px, struct evhttp_request *req)
 	struct metrics_gauges	 g;
 	struct mbuf		 conf = { NULL, 0, 0, 0 };
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
+	struct metrics_server	*sv;
+	struct metrics_retries	 rt;
+	size_t			 n;
 
 	sample_gauges(px, &g);
 	config_json(px->px_conf, &conf);
 	g.config_json = conf.mb_failed ? NULL : conf.mb_data;
 	metrics_json(&px->px_metrics, &g, &mb);
+	/* the servers go inside metrics_json's object: before its "}" */
+	if (!mb.mb_failed && mb.mb_len > 0 &&
+	    mb.mb_data[mb.mb_len - 1] == '}') {
+		mb.mb_len--;
+		sv = sample_servers(px, &n, &rt);
+		metrics_server_json(sv, n, &rt, &mb);
+		free(sv);
+		mbuf_printf(&mb, "}");
+	}
 	mbuf_printf(&mb, "\n");
 	mbuf_free(&conf);
 	reply_mbuf(req, "application/json", &mb);

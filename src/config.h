@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "health.h"
 #include "limiter.h"
 #include "queue.h"
 #include "realip.h"
@@ -72,6 +73,13 @@ struct backend_conf {
 	int			 tls_verify;	/* check their certificates */
 	struct config_str	 ca_file;	/* NULL: the system's store */
 	struct config_str	 server_name;	/* NULL: each server's host */
+	struct health_conf	 health;	/* passive health, slow start */
+	struct config_str	 health_check;	/* METHOD PATH [HOST], or NULL */
+	uint64_t		 check_interval_ms;
+	uint64_t		 check_timeout_ms;
+	unsigned int		 check_status;	/* 0: any 2xx or 3xx */
+	double			 retry_budget;	/* share of recent requests */
+	unsigned int		 retry_min_per_second;	/* always allowed */
 };
 
 /* TLS protocol versions, as bits of tls_conf.protocols. */

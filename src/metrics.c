@@ -41,6 +41,7 @@ static const char *const reason_names[MR_NONE + 1] = {
 	[MR_OVERLOADED] = "overloaded",
 	[MR_UPSTREAM_ERROR] = "upstream_error",
 	[MR_UPSTREAM_TIMEOUT] = "upstream_timeout",
+	[MR_NO_SERVER] = "no_server",
 	[MR_COUNT] = "unknown",
 	[MR_CLIENT_CLOSED] = "client_closed",
 	[MR_CONNECT_UNSUPPORTED] = "connect_unsupported",

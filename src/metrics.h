@@ -38,6 +38,7 @@ enum metrics_reason {
 	MR_OVERLOADED,		/* 503: CoDel, or would outwait its allowance */
 	MR_UPSTREAM_ERROR,	/* 502 */
 	MR_UPSTREAM_TIMEOUT,	/* 504 */
+	MR_NO_SERVER,		/* 503: every backend server is out */
 	MR_COUNT,		/* "unknown" */
 	MR_CLIENT_CLOSED,	/* 499: the client went away first */
 	MR_CONNECT_UNSUPPORTED,	/* 501: CONNECT, no tunnels */

@@ -304,6 +304,7 @@ read_response_head(struct conn *c)
 			    c->cn_ur.ur_server->sv_addr->text,
 			    c->cn_resp.error_what ? c->cn_resp.error_what :
 			    "101 Switching Protocols");
+			upstream_judge(c, HE_INVALID);
 			conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 			return;
 		}
@@ -323,6 +324,7 @@ read_response_head(struct conn *c)
 		c->cn_resp_state = RS_NONE;
 	}
 	c->cn_t_resp_head = now_usec();
+	upstream_answered(c, c->cn_resp.status);
 	if (response_head(c, &c->cn_resp, (size_t)r, 0) == -1) {
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
@@ -448,17 +450,17 @@ relay_upstream_ready(struct conn *c, struct upconn *uc)
 }
 
 /*
- * A request is retried on a fresh connection only if nothing was lost: no
- * body, or "Content-Length: 0", which many clients send with PUT and
- * DELETE; the head is all there is to send again.
+ * May a request that reached a backend be sent again? Only if it is
+ * idempotent (RFC 9110, 9.2.2) and nothing was lost: no response byte
+ * came, and it has no body, or "Content-Length: 0", which many clients
+ * send with PUT and DELETE; the head is all there is to send again.
  */
 static int
-retryable(const struct conn *c)
+resendable(const struct conn *c)
 {
 	const struct http_body	*b = &c->cn_req_body;
 
-	if (c->cn_ur.ur_retried || c->cn_ur.ur_up == NULL ||
-	    c->cn_ur.ur_up->uc_requests < 2 || c->cn_resp_state != RS_NONE ||
+	if (c->cn_resp_state != RS_NONE ||
 	    (b->framing != HTTP_FRAMING_NONE &&
 	    !(b->framing == HTTP_FRAMING_LENGTH && b->total == 0 &&
 	    http_body_done(b))))
@@ -476,6 +478,14 @@ retryable(const struct conn *c)
 	}
 }
 
+/* A kept-alive connection found closed: retried once, on a fresh one. */
+static int
+retryable(const struct conn *c)
+{
+	return !c->cn_ur.ur_retried && c->cn_ur.ur_up != NULL &&
+	    c->cn_ur.ur_up->uc_requests >= 2 && resendable(c);
+}
+
 void
 relay_upstream_event(struct conn *c, short what)
 {
@@ -484,6 +494,8 @@ relay_upstream_event(struct conn *c, short what)
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_warnx("%s: conn %llu: %s: no answer in time", __func__,
 		    (unsigned long long)c->cn_id, addr);
+		if (c->cn_resp_state != RS_BODY)
+			upstream_judge(c, HE_TIMEOUT);
 		if (c->cn_resp_state == RS_BODY)
 			conn_close(c, "upstream timeout mid-response");
 		else
@@ -515,6 +527,17 @@ relay_upstream_event(struct conn *c, short what)
 	    (unsigned long long)c->cn_id, addr,
 	    (what & BEV_EVENT_EOF) ? "closed early" :
 	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	/* a kept-alive connection closing is no sign of a failing server */
+	if (c->cn_resp_state != RS_BODY)
+		upstream_judge(c, c->cn_ur.ur_up->uc_requests < 2 ||
+		    c->cn_resp_state == RS_HEAD ? HE_RESET : HE_NEUTRAL);
+	if (resendable(c)) {
+		log_info("%s: conn %llu: trying another server", __func__,
+		    (unsigned long long)c->cn_id);
+		conn_set_state(c, CS_CONNECT);
+		if (upstream_failover(c) == 0)
+			return;
+	}
 	if (c->cn_resp_state == RS_BODY)
 		conn_close(c, "upstream closed mid-response");
 	else

@@ -38,6 +38,7 @@
 #include "limiter.h"
 #include "metrics.h"
 #include "queue.h"
+#include "retry.h"
 
 /* Back-pressure: stop reading a side when its peer holds this much. */
 #define SPILLWAY_WM_HIGH	(64 * 1024)
@@ -65,6 +66,7 @@ enum upconn_state {
 	UC_CONNECTING = 0,	/* connect() under way for a request */
 	UC_BUSY,		/* serving a client connection's request */
 	UC_IDLE,		/* kept alive in its server's pool */
+	UC_PROBE,		/* connect() to see if an ejected server is back */
 };
 
 struct upconn {
@@ -73,7 +75,7 @@ struct upconn {
 	struct server		*uc_server;
 	struct conn		*uc_conn;	/* owner while connecting/busy */
 	unsigned int		 uc_requests;	/* requests sent so far */
-	TAILQ_ENTRY(upconn)	 uc_entry;	/* in server's idle pool */
+	TAILQ_ENTRY(upconn)	 uc_entry;	/* idle pool, or connecting */
 };
 TAILQ_HEAD(upconn_list, upconn);
 
@@ -91,7 +93,16 @@ struct server {
 	unsigned int		 sv_active;	/* requests in flight */
 	unsigned int		 sv_nidle;
 	struct upconn_list	 sv_idle;	/* most recently used first */
+	struct upconn_list	 sv_connecting;	/* for requests */
+	struct upconn		*sv_probe;	/* in flight, or NULL */
+	struct check		*sv_check;	/* active checks, or NULL */
+	char			 sv_check_last[64]; /* last check's result */
 	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
+	struct health		 sv_health;	/* passive health */
+	double			 sv_credit;	/* slow start's share, rr */
+	uint64_t		 sv_requests;	/* sent to it, all tries */
+	uint64_t		 sv_answered;	/* response heads */
+	uint64_t		 sv_latency_usec; /* their sum: connect to head */
 };
 
 /*
@@ -105,6 +116,9 @@ struct upstream_req {
 	size_t			 ur_idx;	/* last server tried */
 	unsigned int		 ur_tries;	/* servers tried */
 	int			 ur_retried;	/* resent after a stale conn */
+	size_t			 ur_first;	/* first server tried */
+	int			 ur_judged;	/* this try's verdict given */
+	uint64_t		 ur_t_try;	/* this try began, usec */
 	const char		*ur_name;	/* backend address, for the log */
 };
 
@@ -276,6 +290,7 @@ struct proxy {
 	struct server		**px_servers;
 	size_t			 px_nservers;
 	size_t			 px_rr_next;
+	struct retry		 px_retry;	/* budget, across reloads */
 	struct server		**px_servers_next; /* prepared */
 	size_t			*px_servers_from; /* prepared: kept server + 1 */
 	size_t			 px_nservers_next;
@@ -393,6 +408,16 @@ void		 upstream_free(struct proxy *);
 void		 upstream_reset(struct conn *);
 void		 upstream_request(struct conn *);
 void		 upstream_retry(struct conn *);
+void		 upstream_judge(struct conn *, enum health_event);
+void		 upstream_check_result(struct server *, int ok,
+		    const char *why);
+
+/* check.c */
+struct check;
+int		 check_start(struct server *, const struct config *);
+void		 check_free(struct check *);
+void		 upstream_answered(struct conn *, int status);
+int		 upstream_failover(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
 void		 upstream_drop_idle(struct proxy *);
 int		 upstream_tls_session(SSL *, SSL_SESSION *);

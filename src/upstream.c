@@ -2,13 +2,27 @@
  * upstream.c: backend servers, their pools of kept-alive connections, and
  * connecting with failover.
  *
- * A backend connection (struct upconn) is in one of three states: being
- * connected for a request (UC_CONNECTING), serving one (UC_BUSY), or idle
- * in its server's pool (UC_IDLE). It goes back to the pool only after a
- * complete response to a completely sent request; anything else closes it.
+ * A backend connection (struct upconn) is in one of four states: being
+ * connected for a request (UC_CONNECTING), serving one (UC_BUSY), idle in
+ * its server's pool (UC_IDLE), or a trial of an ejected server (UC_PROBE).
+ * It goes back to the pool only after a complete response to a completely
+ * sent request, and only if its server is in rotation; anything else
+ * closes it.
  * An idle connection that becomes readable (data or EOF) or stays idle for
  * keepalive_timeout is closed. A connect failure tries the next server:
  * nothing has been sent yet, so nothing can be sent twice.
+ *
+ * Health (health.c): every try ends with a verdict on its server (a
+ * connect failure, a reset before any byte, a response timeout, a 5xx),
+ * given once through server_event(), which logs a change of state. A
+ * request goes only to a server that is up, skipping ejected ones; when
+ * none is up it is refused at once (503 no_server). An ejected server
+ * whose back-off is over is tried by a probe of our own (UC_PROBE: a
+ * connect, TLS handshake included, within connect_timeout; with active
+ * checks on, the next check instead), never by a client's request, so no
+ * client waits on a server known to be down. When a server is ejected,
+ * the requests still connecting to it move to another server at once.
+ * A try after the first (failover) spends the retry budget (retry.c).
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -24,11 +38,14 @@
 #include <openssl/err.h>
 
 #include "spillway.h"
+#include "health.h"
 #include "log.h"
 
 static void	up_readcb(struct bufferevent *, void *);
 static void	up_writecb(struct bufferevent *, void *);
 static void	up_eventcb(struct bufferevent *, short, void *);
+static void	probe_start(struct server *, uint64_t);
+static void	move_connecting(struct server *);
 
 
 static struct server *
@@ -41,6 +58,8 @@ server_new(struct proxy *px, const struct config_addr *addr)
 	sv->sv_proxy = px;
 	sv->sv_addr = addr;
 	TAILQ_INIT(&sv->sv_idle);
+	TAILQ_INIT(&sv->sv_connecting);
+	health_init(&sv->sv_health, now_usec());
 	return sv;
 }
 
@@ -52,7 +71,10 @@ upconn_free(struct upconn *uc)
 	if (uc->uc_state == UC_IDLE) {
 		TAILQ_REMOVE(&sv->sv_idle, uc, uc_entry);
 		sv->sv_nidle--;
-	}
+	} else if (uc->uc_state == UC_CONNECTING)
+		TAILQ_REMOVE(&sv->sv_connecting, uc, uc_entry);
+	else if (uc->uc_state == UC_PROBE)
+		sv->sv_probe = NULL;
 	tls_release(bufferevent_openssl_get_ssl(uc->uc_bev), 1);
 	bufferevent_free(uc->uc_bev);
 	free(uc);
@@ -72,6 +94,9 @@ server_free(struct server *sv)
 {
 	if (sv == NULL)
 		return;
+	if (sv->sv_probe != NULL)
+		upconn_free(sv->sv_probe);
+	check_free(sv->sv_check);
 	SSL_SESSION_free(sv->sv_tls_sess);
 	free(sv);
 }
@@ -158,6 +183,26 @@ upstream_prepare(struct proxy *px, const struct config *conf)
 }
 
 /*
+ * Start or stop sv's active checks as conf says; a kept server's checks go
+ * on (their schedule too). Checks turned off free a server they held down.
+ */
+static void
+sync_checks(struct server *sv, const struct config *conf)
+{
+	if (conf->backend.health.check_on) {
+		if (sv->sv_check == NULL && check_start(sv, conf) == -1)
+			log_warnx("%s: server %s: out of memory; not checked",
+			    __func__, sv->sv_addr->text);
+		return;
+	}
+	check_free(sv->sv_check);
+	sv->sv_check = NULL;
+	if (health_checks_off(&sv->sv_health, now_usec()))
+		log_info("%s: server %s: down -> up (checks turned off)",
+		    __func__, sv->sv_addr->text);
+}
+
+/*
  * Second half: kept servers take their new address (and lose their pool
  * if the backend's TLS settings changed), new ones start empty, and one
  * that went away is retired (see struct server).
@@ -186,6 +231,8 @@ upstream_commit(struct proxy *px, const struct config *conf)
 		if ((sv = px->px_servers[j]) == NULL)
 			continue;
 		drop_idle(sv);
+		check_free(sv->sv_check);
+		sv->sv_check = NULL;
 		sv->sv_retired = 1;
 		if (sv->sv_active == 0)
 			server_free(sv);
@@ -197,6 +244,8 @@ upstream_commit(struct proxy *px, const struct config *conf)
 	px->px_servers_next = NULL;
 	px->px_servers_from = NULL;
 	px->px_nservers_next = 0;
+	for (i = 0; i < px->px_nservers; i++)
+		sync_checks(px->px_servers[i], conf);
 }
 
 /* Undo upstream_prepare(): free the servers it made. */
@@ -241,22 +290,168 @@ upstream_free(struct proxy *px)
 	px->px_nservers = 0;
 }
 
-/* The first server to try, by the configured balance. */
+/* Servers out of rotation now (for max_ejection_percent). */
 static size_t
-pick_first(struct proxy *px)
+count_out(const struct proxy *px)
 {
-	size_t	 i, k, best;
+	size_t	 i, n = 0;
 
-	best = px->px_rr_next % px->px_nservers;
-	px->px_rr_next++;
-	if (px->px_conf->backend.balance != BALANCE_LEASTCONN)
-		return best;
-	for (k = 1; k < px->px_nservers; k++) {
-		i = (best + k) % px->px_nservers;
-		if (px->px_servers[i]->sv_active <
-		    px->px_servers[best]->sv_active)
-			best = i;
+	for (i = 0; i < px->px_nservers; i++)
+		n += health_out(&px->px_servers[i]->sv_health);
+	return n;
+}
+
+/*
+ * The outcome of a try on sv: recorded once per try, logged when it
+ * changes the server's state. An ejection moves the requests still
+ * connecting to sv to another server. A retired server is judged no more.
+ */
+static void
+server_event(struct server *sv, enum health_event ev, int trial)
+{
+	struct proxy		*px = sv->sv_proxy;
+	const struct health_conf *hc = &px->px_conf->backend.health;
+	struct health		*h = &sv->sv_health;
+	enum health_state	 was = h->hs_state;
+	uint64_t		 now = now_usec();
+
+	if (sv->sv_retired || !health_event(h, hc, ev, trial, count_out(px),
+	    px->px_nservers, now))
+		return;
+	if (h->hs_state == HS_UP) {
+		log_info("%s: server %s: %s -> up (%s)%s", __func__,
+		    sv->sv_addr->text, health_state_name(was),
+		    trial ? "trial connect succeeded" : health_event_name(ev),
+		    hc->slowstart_ms > 0 ? ", slow start" : "");
+		return;
 	}
+	log_warnx("%s: server %s: %s -> ejected (%s%s), for %llums", __func__,
+	    sv->sv_addr->text, health_state_name(was), health_event_name(ev),
+	    trial ? ", trial" : was == HS_UP && hc->max_fails > 1 ?
+	    ", max_fails in a row" : "",
+	    (unsigned long long)(health_wait(h, now) / 1000));
+	move_connecting(sv);
+}
+
+/*
+ * An active check's result on sv (check.c), logged when it changes the
+ * server's state; a server that goes down loses its connects under way.
+ */
+void
+upstream_check_result(struct server *sv, int ok, const char *why)
+{
+	const struct health_conf *hc = &sv->sv_proxy->px_conf->backend.health;
+	struct health		*h = &sv->sv_health;
+	enum health_state	 was = h->hs_state;
+
+	if (sv->sv_retired)
+		return;
+	if (!health_check_result(h, hc, ok, now_usec())) {
+		log_debug("%s: server %s: check %s: %s", __func__,
+		    sv->sv_addr->text, ok ? "passed" : "failed", why);
+		return;
+	}
+	if (h->hs_state == HS_UP) {
+		log_info("%s: server %s: %s -> up (check passed: %s, %u in a "
+		    "row)%s", __func__, sv->sv_addr->text,
+		    health_state_name(was), why, h->hs_check_ok,
+		    hc->slowstart_ms > 0 ? ", slow start" : "");
+		return;
+	}
+	log_warnx("%s: server %s: %s -> down (check failed: %s, %u in a row)",
+	    __func__, sv->sv_addr->text, health_state_name(was), why,
+	    h->hs_check_fail);
+	move_connecting(sv);
+}
+
+/*
+ * sv went out of rotation: its idle connections go (they would serve no
+ * request before it is back, and may be what failed), and nothing was sent
+ * on a connect under way to it: those requests go elsewhere now.
+ */
+static void
+move_connecting(struct server *sv)
+{
+	struct upconn_list	 moved;
+	struct upconn		*uc;
+	struct conn		*c;
+
+	drop_idle(sv);
+	TAILQ_INIT(&moved);
+	TAILQ_CONCAT(&moved, &sv->sv_connecting, uc_entry);
+	while ((uc = TAILQ_FIRST(&moved)) != NULL) {
+		TAILQ_REMOVE(&moved, uc, uc_entry);
+		TAILQ_INSERT_HEAD(&sv->sv_connecting, uc, uc_entry);
+		c = uc->uc_conn;
+		conn_upstream_req(c)->ur_server = NULL;
+		conn_upstream_req(c)->ur_up = NULL;
+		upconn_free(uc);
+		server_put(sv);
+		log_info("%s: conn %llu: %s out of rotation while "
+		    "connecting; trying another", __func__, (unsigned long long)conn_id(c),
+		    sv->sv_addr->text);
+		upstream_request(c);
+	}
+}
+
+
+/*
+ * Which server a request tries next: the first try by the configured
+ * balance among the servers that are up (slow start thinning a server's
+ * share by its weight), a later one the next server up after the last
+ * tried, never coming round to the first again. Starts the probes that are
+ * due on the way. Returns an index, or SIZE_MAX when no server is left.
+ */
+static size_t
+pick(struct proxy *px, struct upstream_req *ur, uint64_t now)
+{
+	const struct health_conf *hc = &px->px_conf->backend.health;
+	size_t		 n = px->px_nservers, i, k, start, best = SIZE_MAX;
+	size_t		 fallback = SIZE_MAX;
+	struct server	*sv;
+	double		 w, score, best_score = 0;
+	int		 u;
+
+	/* round robin goes on after the last server picked, up or not */
+	if (ur->ur_tries == 0)
+		start = px->px_rr_next % n;
+	else
+		start = (ur->ur_idx + 1) % n;
+	for (k = 0; k < n; k++) {
+		i = (start + k) % n;
+		if (ur->ur_tries > 0 && i == ur->ur_first)
+			break;
+		sv = px->px_servers[i];
+		if ((u = health_usable(&sv->sv_health, hc, now)) == 1)
+			probe_start(sv, now);
+		if (u != 2)
+			continue;
+		if (ur->ur_tries > 0)
+			return i;
+		if (fallback == SIZE_MAX)
+			fallback = i;
+		w = health_weight(&sv->sv_health, hc, now);
+		if (px->px_conf->backend.balance == BALANCE_LEASTCONN) {
+			score = (sv->sv_active + 1) / (w > 0.05 ? w : 0.05);
+			if (best == SIZE_MAX || score < best_score) {
+				best = i;
+				best_score = score;
+			}
+		} else if (best == SIZE_MAX) {
+			if (w >= 1)
+				best = i;
+			else if ((sv->sv_credit += w) >= 1) {
+				sv->sv_credit -= 1;
+				best = i;
+			}
+		}
+	}
+	if (best == SIZE_MAX)
+		best = fallback;
+	if (ur->ur_tries == 0)
+		px->px_rr_next = px->px_conf->backend.balance ==
+		    BALANCE_LEASTCONN || best == SIZE_MAX ? start + 1 :
+		    best + 1;
 	return best;
 }
 
@@ -266,9 +461,11 @@ upconn_set_busy(struct upconn *uc, struct conn *c)
 {
 	int		 on = 1;
 
-	if (uc->uc_state == UC_CONNECTING)
+	if (uc->uc_state == UC_CONNECTING) {
+		TAILQ_REMOVE(&uc->uc_server->sv_connecting, uc, uc_entry);
 		setsockopt(bufferevent_getfd(uc->uc_bev), IPPROTO_TCP,
 		    TCP_NODELAY, &on, sizeof(on));
+	}
 	uc->uc_state = UC_BUSY;
 	uc->uc_conn = c;
 	uc->uc_requests++;
@@ -325,6 +522,7 @@ upconn_connect(struct conn *c, struct server *sv)
 	uc->uc_server = sv;
 	uc->uc_conn = c;
 	uc->uc_state = UC_CONNECTING;
+	TAILQ_INSERT_TAIL(&sv->sv_connecting, uc, uc_entry);
 	ur->ur_up = uc;
 	bufferevent_setcb(uc->uc_bev, up_readcb, up_writecb, up_eventcb, uc);
 	/*
@@ -348,6 +546,7 @@ upstream_reset(struct conn *c)
 	ur->ur_retried = 0;
 	ur->ur_server = NULL;
 	ur->ur_name = NULL;
+	ur->ur_judged = 0;
 }
 
 /*
@@ -365,30 +564,67 @@ upstream_retry(struct conn *c)
 	upstream_request(c);
 }
 
-/* Give the conn's request a backend connection: pooled, else a new one. */
+/* Seconds until the first ejected server may be tried again; 1 at least. */
+static uint64_t
+no_server_retry_after(const struct proxy *px, uint64_t now)
+{
+	uint64_t	 w, min = UINT64_MAX;
+	size_t		 i;
+
+	for (i = 0; i < px->px_nservers; i++)
+		if ((w = health_wait(&px->px_servers[i]->sv_health, now)) < min)
+			min = w;
+	w = (min + 999999) / 1000000;
+	return w < 1 ? 1 : w;
+}
+
+/*
+ * Give the conn's request a backend connection: pooled, else a new one. A
+ * try after the first goes to the next server up, within the retry budget.
+ */
 void
 upstream_request(struct conn *c)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
 	struct proxy	*px = conn_proxy(c);
+	const struct backend_conf *bc = &px->px_conf->backend;
 	struct server	*sv;
 	struct upconn	*uc;
+	uint64_t	 now = now_usec();
 	size_t		 idx;
 
-	if (ur->ur_tries >= px->px_nservers) {
+	if (ur->ur_tries == 0 && !ur->ur_retried)
+		retry_request(&px->px_retry, now);
+	if ((idx = pick(px, ur, now)) == SIZE_MAX) {
+		if (ur->ur_tries > 0) {
+			conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
+			return;
+		}
+		log_info("%s: conn %llu: no backend server is up", __func__,
+		    (unsigned long long)conn_id(c));
+		conn_set_retry_after(c, no_server_retry_after(px, now));
+		conn_upstream_failed(c, 503, MR_NO_SERVER);
+		return;
+	}
+	if (ur->ur_tries > 0 && !retry_allow(&px->px_retry, bc->retry_budget,
+	    bc->retry_min_per_second, now)) {
+		log_info("%s: conn %llu: retry budget spent; not trying %s",
+		    __func__, (unsigned long long)conn_id(c),
+		    px->px_servers[idx]->sv_addr->text);
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
 	if (ur->ur_tries == 0)
-		idx = pick_first(px);
-	else
-		idx = (size_t)(ur->ur_idx + 1) % px->px_nservers;
+		ur->ur_first = idx;
 	ur->ur_tries++;
 	ur->ur_idx = idx;
+	ur->ur_judged = 0;
+	ur->ur_t_try = now;
 	sv = px->px_servers[idx];
 	ur->ur_server = sv;
 	ur->ur_name = sv->sv_addr->text;
 	sv->sv_active++;
+	sv->sv_requests++;
 
 	if (!ur->ur_retried && (uc = TAILQ_FIRST(&sv->sv_idle)) != NULL) {
 		TAILQ_REMOVE(&sv->sv_idle, uc, uc_entry);
@@ -398,6 +634,103 @@ upstream_request(struct conn *c)
 		return;
 	}
 	upconn_connect(c, sv);
+}
+
+/*
+ * The verdict of the request's try on its server (health.h says which
+ * outcomes fail); once per try, whatever reports it first.
+ */
+void
+upstream_judge(struct conn *c, enum health_event ev)
+{
+	struct upstream_req	*ur = conn_upstream_req(c);
+
+	if (ur->ur_server == NULL || ur->ur_judged)
+		return;
+	ur->ur_judged = 1;
+	server_event(ur->ur_server, ev, 0);
+}
+
+/* A response head came from the request's server, with status. */
+void
+upstream_answered(struct conn *c, int status)
+{
+	struct upstream_req	*ur = conn_upstream_req(c);
+
+	if (ur->ur_server != NULL && !ur->ur_judged) {
+		ur->ur_server->sv_answered++;
+		ur->ur_server->sv_latency_usec += now_usec() - ur->ur_t_try;
+	}
+	upstream_judge(c, status == 503 ? HE_NEUTRAL : status >= 500 ?
+	    HE_5XX : HE_OK);
+}
+
+/*
+ * The request's server failed before any response byte: try another one
+ * (the caller checked the request may be sent again). Returns 0 if the
+ * request went on (or was answered), -1 if no other server may be tried.
+ */
+int
+upstream_failover(struct conn *c)
+{
+	struct upstream_req	*ur = conn_upstream_req(c);
+	struct proxy		*px = conn_proxy(c);
+
+	if (px->px_nservers < 2 || ur->ur_tries >= px->px_nservers)
+		return -1;
+	upstream_release(c, 0);
+	upstream_request(c);
+	return 0;
+}
+
+/* The probe of an ejected server whose back-off is over: a TCP connect. */
+static void
+probe_start(struct server *sv, uint64_t now)
+{
+	struct proxy	*px = sv->sv_proxy;
+	const struct config *conf = px->px_conf;
+	struct upconn	*uc;
+	struct timeval	 ctv = msec_tv(conf->backend.connect_timeout_ms);
+	SSL		*ssl = NULL;
+
+	if (sv->sv_probe != NULL || sv->sv_retired)
+		return;
+	if ((uc = calloc(1, sizeof(*uc))) == NULL)
+		return;
+	/* over TLS, the handshake (certificate checks included) too */
+	if (conf->backend.tls) {
+		if ((ssl = tls_connect(px->px_gen->g_tls, conf,
+		    sv->sv_addr)) != NULL && (uc->uc_bev =
+		    bufferevent_openssl_socket_new(px->px_base, -1, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+			SSL_free(ssl);
+		if (uc->uc_bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(uc->uc_bev,
+			    1);
+	} else
+		uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
+		    BEV_OPT_CLOSE_ON_FREE);
+	if (uc->uc_bev == NULL) {
+		free(uc);
+		return;
+	}
+	uc->uc_server = sv;
+	uc->uc_state = UC_PROBE;
+	sv->sv_probe = uc;
+	health_trial_start(&sv->sv_health, now);
+	log_debug("%s: server %s: trial connect", __func__, sv->sv_addr->text);
+	bufferevent_setcb(uc->uc_bev, NULL, NULL, up_eventcb, uc);
+	bufferevent_set_timeouts(uc->uc_bev, ssl != NULL ? &ctv : NULL, &ctv);
+	/* a refusal comes back through up_eventcb, in the loop */
+	if (bufferevent_socket_connect(uc->uc_bev,
+	    (const struct sockaddr *)&sv->sv_addr->ss,
+	    (int)sv->sv_addr->sslen) == -1) {
+		log_info("%s: server %s: trial connect: %s", __func__,
+		    sv->sv_addr->text,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		upconn_free(uc);
+		server_event(sv, HE_CONNECT, 1);
+	}
 }
 
 static void
@@ -418,7 +751,8 @@ upconn_pool(struct upconn *uc, const struct backend_conf *bc,
 
 /*
  * The conn's request is over: its backend connection goes back to the pool
- * if reuse is set and there is room, else it is closed.
+ * if reuse is set, its server is in rotation and there is room, else it is
+ * closed.
  */
 void
 upstream_release(struct conn *c, int reuse)
@@ -436,6 +770,7 @@ upstream_release(struct conn *c, int reuse)
 		uc->uc_conn = NULL;
 		if (!reuse || bc->keepalive == 0 || px->px_stopping ||
 		    uc->uc_server->sv_retired || uc->uc_state != UC_BUSY ||
+		    health_out(&uc->uc_server->sv_health) ||
 		    evbuffer_get_length(bufferevent_get_input(uc->uc_bev)) > 0 ||
 		    evbuffer_get_length(bufferevent_get_output(uc->uc_bev)) > 0)
 			upconn_free(uc);
@@ -499,6 +834,16 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 	case UC_IDLE:
 		upconn_free(uc);
 		break;
+	case UC_PROBE:
+		if (!(what & BEV_EVENT_CONNECTED))
+			log_info("%s: server %s: trial connect: %s", __func__,
+			    sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
+			    "timed out" : upconn_why(uc, error, why, sizeof(why)));
+		upconn_free(uc);
+		server_event(sv, (what & BEV_EVENT_CONNECTED) ? HE_OK :
+		    (what & BEV_EVENT_TIMEOUT) ? HE_CONNECT_TIMEOUT :
+		    HE_CONNECT, 1);
+		break;
 	case UC_CONNECTING:
 		if (what & BEV_EVENT_CONNECTED) {
 			upconn_set_busy(uc, c);
@@ -510,9 +855,11 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		    (unsigned long long)conn_id(c), sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
 		    upconn_why(uc, error, why, sizeof(why)));
-		conn_upstream_req(c)->ur_server = NULL;
 		conn_upstream_req(c)->ur_up = NULL;
 		upconn_free(uc);
+		upstream_judge(c, (what & BEV_EVENT_TIMEOUT) ?
+		    HE_CONNECT_TIMEOUT : HE_CONNECT);
+		conn_upstream_req(c)->ur_server = NULL;
 		server_put(sv);
 		upstream_request(c);
 		break;

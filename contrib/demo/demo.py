@@ -28,7 +28,8 @@ import time
 
 RUNS = [("direct", "legacy-app alone"),
         ("spillway", "behind spillway"),
-        ("growth", "behind spillway, data growing")]
+        ("growth", "behind spillway, data growing"),
+        ("failover", "two apps, one dies and returns")]
 
 
 # ------------------------------------------------------------------ probes

@@ -701,6 +701,11 @@ def dashboard_live():
               last["canvases"]["chart-latency"])
     check(la["points"] >= 1 and la["colour"] > lb["colour"] + 50,
           "the latency chart did not draw: %r then %r" % (lb, la))
+    rows = br.eval("""Array.prototype.map.call(
+        document.querySelectorAll('#servers tr'), function (r) {
+          return [r.cells[0].textContent, r.cells[1].textContent,
+                  r.cells[2].textContent]; })""")
+    eq(rows, [[be.addr, "up", "1.00"]], "backend servers table")
     check(not br.errors, "errors in the page: %s" % br.errors)
     base = "http://127.0.0.1:%d/" % aport
     other = sorted(set(u for u in br.requests

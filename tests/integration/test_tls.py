@@ -648,6 +648,46 @@ def t_backend_tls():
     eq(Client(sp2.port).exchange("GET", "/ip").status, 200, "by IP SAN")
 
 
+
+@test("backend TLS: active health checks and trial connects go over TLS, "
+      "verified; a wrong name fails them")
+def t_backend_checks():
+    c = certs()
+    be = TLSBackend(*c.site, handler=echo(),
+                    routes={"/healthz": respond(200)})
+    keys = {"tls": "yes", "ca_file": c.ca, "server_name": "localhost",
+            "health_check": "GET /healthz", "check_interval": "200ms",
+            "check_timeout": "200ms", "check_fall": "1"}
+    sp = Spillway([be], backend=keys)
+    check(wait_for(lambda: sum(q.path == "/healthz" for q in be.requests)
+                   >= 2, 5), "no checks over TLS within 5s")
+    check(be.handshakes >= 2, "check handshakes: %d" % be.handshakes)
+    eq(be.handshake_errors, 0, "handshake errors")
+    check("-> down" not in sp.stderr_text(), "a check failed:\n%s"
+          % sp.stderr_tail())
+    keys["server_name"] = "wrong.test"
+    sp2 = Spillway([be], backend=keys)
+    check(wait_for(lambda: "-> down (check failed" in sp2.stderr_text(), 5),
+          "a check with a wrong name did not fail:\n%s" % sp2.stderr_tail())
+    # without checks, the trial of an ejected server is a handshake too:
+    # a certificate that does not match keeps it out
+    bad = TLSBackend(*c.other, handler=echo())
+    sp3 = Spillway([be, bad], backend={
+        "tls": "yes", "ca_file": c.ca, "server_name": "localhost",
+        "max_fails": "1", "fail_timeout": "500ms"})
+    for i in range(4):
+        eq(Client(sp3.port).exchange("GET", "/t%d" % i).status, 200,
+           "request %d (the bad server's failures go to the good one)" % i)
+    check("%s: up -> ejected" % bad.addr in sp3.stderr_text(),
+          "not ejected:\n%s" % sp3.stderr_tail())
+
+    def trial_failed():
+        Client(sp3.port).exchange("GET", "/again")
+        return "%s: trial -> ejected" % bad.addr in sp3.stderr_text()
+    check(wait_for(trial_failed, 5, interval=0.2),
+          "the trial handshake did not fail:\n%s" % sp3.stderr_tail())
+    eq(len(bad.requests), 0, "requests at the server with the wrong name")
+
 @test("backend TLS: a wrong CA or name is 502, verify = no accepts it")
 def t_backend_verify():
     c = certs()

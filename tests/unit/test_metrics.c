@@ -1065,7 +1065,8 @@ test_json_values(void)
 	    "{\"2xx\": 95, \"3xx\": 1, \"4xx\": 10, \"5xx\": 20}") != NULL);
 	CHECK(strstr(p, "\"refused\": {\"rate_limited\": 10, \"queue_full\": 0,"
 	    " \"queue_timeout\": 0, \"overloaded\": 20, \"upstream_error\": 0,"
-	    " \"upstream_timeout\": 0}, \"dry_run\": 3, \"bytes_out\": 12345}")
+	    " \"upstream_timeout\": 0, \"no_server\": 0}, \"dry_run\": 3,"
+	    " \"bytes_out\": 12345}")
 	    != NULL);
 	CHECK(strstr(p, "{\"name\": \"default\", \"requests\": 120, "
 	    "\"responses\": {\"200\": 90, \"429\": 10, \"503\": 20}") != NULL);
