@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential autoconf automake pkg-config libevent-dev
 libssl-dev libinih-dev libsqlite3-dev libsystemd-dev python3 mandoc clang
-wrk haproxy nginx-light chromium prometheus goaccess"
+wrk haproxy nginx-light chromium strace valgrind prometheus goaccess"
 
 missing=""
 for p in $PACKAGES; do

@@ -307,6 +307,8 @@ client_readcb(struct bufferevent *bev, void *arg)
 	if (c->cn_tls_lowprio)
 		c->cn_tls_lowprio = bufferevent_priority_set(bev,
 		    SPILLWAY_PRIO_DEFAULT) == -1;
+	if (c->cn_tls)
+		(void)tls_read_pending(bev);	/* records read ahead */
 	switch (c->cn_state) {
 	case CS_HEAD:
 		conn_read_head(c);
@@ -722,6 +724,8 @@ conn_end_request(struct conn *c)
 	conn_set_timeouts(c);
 	bufferevent_setwatermark(c->cn_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->cn_bev, EV_READ);
+	if (c->cn_tls)
+		(void)tls_read_pending(c->cn_bev);	/* a pipelined request */
 	if (evbuffer_get_length(in) > 0)
 		conn_read_head(c);
 	else
@@ -738,6 +742,7 @@ client_writecb(struct bufferevent *bev, void *arg)
 		c->cn_resp_paused = 0;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(c->cn_ur.ur_up->uc_bev, EV_READ);
+		(void)tls_read_pending(c->cn_ur.ur_up->uc_bev);
 		relay_response(c);
 		return;
 	}
@@ -745,6 +750,8 @@ client_writecb(struct bufferevent *bev, void *arg)
 		c->cn_req_paused = 0;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(bev, EV_READ);
+		if (c->cn_tls)
+			(void)tls_read_pending(bev);
 		conn_read_head(c);
 		return;
 	}
@@ -768,6 +775,9 @@ conn_tls_established(struct conn *c)
 	    SPILLWAY_PRIO_DEFAULT) == -1;
 	c->cn_proxy->px_metrics.m_tls_handshakes++;
 	conn_arm_timer(c, c->cn_conf->proxy.header_timeout_ms);
+	/* the request came with the client's Finished, and was read ahead */
+	if (tls_read_pending(c->cn_bev) > 0)
+		client_readcb(c->cn_bev, c);
 }
 
 /* Count and log a failed TLS handshake (plain HTTP, garbage, a reset). */

@@ -43,6 +43,7 @@
 /* Back-pressure: stop reading a side when its peer holds this much. */
 #define SPILLWAY_WM_HIGH	(64 * 1024)
 #define SPILLWAY_WM_LOW		(16 * 1024)
+#define TLS_RECORD_MAX		16384	/* plaintext of one TLS record */
 
 /* Body bytes read and thrown away after our own answer, before closing. */
 #define SPILLWAY_DISCARD_MAX	(256 * 1024)
@@ -430,6 +431,8 @@ SSL		*tls_connect(struct tls *, const struct config *,
 		    const struct config_addr *);
 const char	*tls_why(SSL *, unsigned long err, char *buf, size_t len);
 void		 tls_release(SSL *, int keep_session);
+void		 tls_send(struct bufferevent *, struct evbuffer *pend);
+size_t		 tls_read_pending(struct bufferevent *);
 
 /* shed.c */
 int		 shed_init(struct proxy *, const struct config *);
