@@ -1,7 +1,7 @@
 /*
  * admin.c: the admin listener, served by libevent's evhttp: GET /metrics
- * (Prometheus text), GET /status (JSON), GET / (the live dashboard page)
- * and POST /reload.
+ * (Prometheus text), GET /status (JSON), GET /history (the last minutes,
+ * JSON), GET / (the live dashboard page) and POST /reload.
  *
  * It listens only where [admin] listen says (loopback in the shipped
  * configuration) and is off otherwise: it can reload the configuration.
@@ -24,6 +24,7 @@
 
 #include "spillway.h"
 #include "log.h"
+#include "history.h"
 #include "metrics.h"
 #include "metrics_server.h"
 
@@ -48,6 +49,14 @@ static size_t			  admin_nbevs;
 static size_t			  admin_cap;	/* room in admin_bevs */
 static unsigned int		  admin_max = 64; /* [admin] max_connections */
 static int			  admin_paused;	/* by the cap or EMFILE */
+
+/*
+ * The dashboard's memory (history.h): a sample a second while an admin
+ * listener has been configured, so that GET /history has the last
+ * minutes for a page opened mid-incident.
+ */
+static struct history		 admin_history;
+static struct event		*admin_history_ev;
 
 extern const char		dashboard_html[];
 extern const unsigned long	dashboard_html_len;
@@ -179,12 +188,15 @@ static void
 serve_metrics(struct proxy *px, struct evhttp_request *req)
 {
 	struct metrics_gauges	 g;
+	struct metrics_process	 proc;
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
 	struct metrics_server	*sv;
 	struct metrics_retries	 rt;
 	size_t			 n;
 
 	sample_gauges(px, &g);
+	procstat_read(&proc);
+	g.process = &proc;
 	metrics_prometheus(&px->px_metrics, &g, &mb);
 	sv = sample_servers(px, &n, &rt);
 	metrics_server_prometheus(sv, n, &rt, &mb);
@@ -221,6 +233,50 @@ serve_status(struct proxy *px, struct evhttp_request *req)
 }
 
 static void
+serve_history(struct proxy *px, struct evhttp_request *req)
+{
+	struct mbuf	 mb = { NULL, 0, 0, 0 };
+
+	history_json(&admin_history, (now_usec() - px->px_started) / 1e6, &mb);
+	mbuf_printf(&mb, "\n");
+	reply_mbuf(req, "application/json", &mb);
+}
+
+static void
+history_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy		*px = arg;
+	struct metrics_gauges	 g;
+
+	sample_gauges(px, &g);
+	history_record(&admin_history, &px->px_metrics, &g, g.uptime_seconds);
+}
+
+/*
+ * Start sampling, once, from the first commit with an admin listener; a
+ * failure costs the history, not the listener.
+ */
+static void
+history_start(struct proxy *px)
+{
+	struct timeval	 tv = msec_tv(HISTORY_PERIOD_MS);
+
+	if (admin_history_ev != NULL)
+		return;
+	if (history_init(&admin_history, HISTORY_SAMPLES) == -1 ||
+	    (admin_history_ev = event_new(px->px_base, -1, EV_PERSIST,
+	    history_cb, px)) == NULL || event_add(admin_history_ev, &tv) == -1) {
+		log_warnx("%s: out of memory: the dashboard has no history",
+		    __func__);
+		if (admin_history_ev != NULL)
+			event_free(admin_history_ev);
+		admin_history_ev = NULL;
+		history_free(&admin_history);
+	}
+	/* the first sample a period on: start-up is not over yet */
+}
+
+static void
 serve_reload(struct proxy *px, struct evhttp_request *req)
 {
 	char	*errors = NULL, msg[128];
@@ -254,6 +310,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 		serve_metrics(px, req);
 	else if (strcmp(path, "/status") == 0 && get)
 		serve_status(px, req);
+	else if (strcmp(path, "/history") == 0 && get)
+		serve_history(px, req);
 	else if (strcmp(path, "/") == 0 && get) {
 		/* the page may load nothing from anywhere but here */
 		evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -267,6 +325,7 @@ admin_cb(struct evhttp_request *req, void *arg)
 		serve_reload(px, req);
 	else if (strcmp(path, "/metrics") == 0 ||
 	    strcmp(path, "/status") == 0 || strcmp(path, "/") == 0 ||
+	    strcmp(path, "/history") == 0 ||
 	    strcmp(path, "/reload") == 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Allow", strcmp(path, "/reload") == 0 ? "POST" :
@@ -483,6 +542,7 @@ admin_commit(struct proxy *px)
 		px->px_admin_addr.sslen = a->sslen;
 		log_info("admin listening on %s (at most %u connections)",
 		    a->text, admin_max);
+		history_start(px);
 	}
 }
 
@@ -555,4 +615,8 @@ admin_close(struct proxy *px)
 	free(admin_bevs);
 	admin_bevs = NULL;
 	admin_cap = 0;
+	if (admin_history_ev != NULL)
+		event_free(admin_history_ev);
+	admin_history_ev = NULL;
+	history_free(&admin_history);
 }

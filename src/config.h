@@ -29,6 +29,13 @@ struct config_str {
 	int			 line;
 };
 
+/* What an access log line looks like (log.c writes them). */
+enum log_format {
+	LOG_FORMAT_SPILLWAY = 0,	/* spillway's own, the default */
+	LOG_FORMAT_COMBINED,		/* Apache/nginx combined */
+	LOG_FORMAT_JSON,		/* one JSON object per line */
+};
+
 struct proxy_conf {
 	struct config_addr	*listen;
 	size_t			 nlisten;
@@ -39,7 +46,11 @@ struct proxy_conf {
 	uint64_t		 shutdown_timeout_ms;
 	size_t			 max_header_size;
 	uint64_t		 max_body_size;		/* 0: no limit */
-	char			*access_log;		/* path, "-" or NULL (off) */
+	char			*access_log;		/* path, "-", "syslog",
+							   "syslog:PATH" or
+							   NULL (off) */
+	enum log_format		 access_log_format;
+	int			 access_log_facility;	/* config_facility_name */
 	/* peers whose forwarded_header names the client (realip.h) */
 	struct realip_cidr	*trusted_proxies;
 	size_t			 ntrusted_proxies;
@@ -247,6 +258,9 @@ int		 config_parse_addr(const char *, int passive,
 		    struct config_addr *, char *err, size_t errlen);
 
 const char	*config_balance_name(enum balance);
+const char	*config_log_format_name(enum log_format);
+/* A syslog facility by index: "user", "daemon", "local0".."local7". */
+const char	*config_facility_name(int);
 const char	*config_forwarded_header_name(enum realip_header);
 const char	*config_tls_proto_name(unsigned int bit_index);
 

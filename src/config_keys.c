@@ -61,6 +61,10 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(proxy.shutdown_timeout_ms), 0 },
 	{ "proxy", "access_log", KT_LOGFILE, 0, 0, "-",
 	    FIELD(proxy.access_log), 0 },
+	{ "proxy", "access_log_format", KT_LOGFORMAT, 0, 0, "spillway",
+	    FIELD(proxy.access_log_format), 0 },
+	{ "proxy", "access_log_facility", KT_FACILITY, 0, 0, "local7",
+	    FIELD(proxy.access_log_facility), 0 },
 	{ "proxy", "trusted_proxies", KT_CIDRS, 0, 1000, NULL,
 	    LIST(proxy.trusted_proxies, proxy.ntrusted_proxies), KEY_REPEAT },
 	{ "proxy", "forwarded_header", KT_FWD_HEADER, 0, 0, "x-forwarded-for",
@@ -364,6 +368,14 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 	case KT_RATIO:
 		memcpy(&d, cfield(obj, k->k_offset), sizeof(d));
 		mbuf_printf(mb, "%g", d);
+		break;
+	case KT_LOGFORMAT:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_json_str(mb, config_log_format_name((enum log_format)e));
+		break;
+	case KT_FACILITY:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_json_str(mb, config_facility_name(e));
 		break;
 	case KT_FWD_HEADER:
 		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));

@@ -41,6 +41,8 @@ enum key_type {
 	KT_STRING,	/* struct config_str */
 	KT_STRINGS,	/* array of struct config_str and its count */
 	KT_PROTOCOLS,	/* unsigned int of TLS_PROTO_* bits */
+	KT_LOGFORMAT,	/* enum log_format */
+	KT_FACILITY,	/* int: index of a syslog facility name */
 	KT_CIDRS,	/* array of struct realip_cidr and its count */
 	KT_FWD_HEADER,	/* enum realip_header */
 };
@@ -76,7 +78,7 @@ struct key {
 };
 
 /* The tables (config_keys.c); their sizes are checked there. */
-#define CONFIG_NKEYS		76
+#define CONFIG_NKEYS		78
 #define CONFIG_NCLASS_KEYS	10
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];

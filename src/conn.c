@@ -605,8 +605,7 @@ conn_left_queue(struct conn *c, uint64_t now)
 {
 	if (c->cn_st.st_t_queued == 0)
 		return;
-	histogram_observe(&c->cn_proxy->px_metrics.m_queue_wait,
-	    (now - c->cn_st.st_t_queued) / 1e6);
+	conn_count_wait(c, (now - c->cn_st.st_t_queued) / 1e6);
 }
 
 /* The request holds a limiter slot: off to a backend. */
@@ -735,6 +734,18 @@ conn_upstream_failed(struct conn *c, int status, enum metrics_reason reason)
 	conn_respond(c, status, reason, status < 500);
 }
 
+/* The head's share of a response we made: up to its blank line. */
+static size_t
+own_head_len(const char *buf, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i + 4 <= n; i++)
+		if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+			return i + 4;
+	return n;
+}
+
 /*
  * Our own response: short, honest, with the reason where there is one. If
  * the request's body is still coming and the stream can be trusted
@@ -763,6 +774,7 @@ conn_respond(struct conn *c, int status, enum metrics_reason reason,
 		return;
 	}
 	c->cn_resp_bytes += (uint64_t)n;
+	c->cn_resp_head_bytes += own_head_len(buf, (size_t)n);
 	c->cn_status = status;
 	c->cn_reason = reason;
 	c->cn_resp_state = RS_DONE;
@@ -811,6 +823,9 @@ conn_end_request(struct conn *c)
 	c->cn_note = NULL;
 	c->cn_retry_after = 0;
 	c->cn_resp_bytes = 0;
+	c->cn_resp_head_bytes = 0;
+	/* a head that never comes (408) must not log the last one's */
+	c->cn_host[0] = c->cn_ua[0] = c->cn_referer[0] = '\0';
 	c->cn_t_upstream = 0;
 	c->cn_class = SIZE_MAX;
 	c->cn_fault = 0;

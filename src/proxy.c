@@ -226,6 +226,7 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	int			 first = old == NULL;
 	uint64_t		 now = now_usec();
 	unsigned int		 max_conns;
+	size_t			 i;
 
 	if (errorsp != NULL)
 		*errorsp = NULL;
@@ -242,7 +243,9 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 
 	/* prepare: beside what runs; each step is undone at fail */
 	if (listener_prepare(px, conf, err, sizeof(err)) == -1 ||
-	    accesslog_prepare(conf->proxy.access_log, err, sizeof(err)) == -1 ||
+	    accesslog_prepare(conf->proxy.access_log,
+	    conf->proxy.access_log_format, conf->proxy.access_log_facility,
+	    err, sizeof(err)) == -1 ||
 	    admin_prepare(px, conf, err, sizeof(err)) == -1)
 		goto fail;
 	if (upstream_prepare(px, conf) == -1 ||
@@ -270,6 +273,9 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	gen->g_id = first ? 1 : old->g_id + 1;
 	px->px_gen = gen;	/* its one reference is the proxy's now */
 	px->px_conf = conf;
+	/* every class's series from the start, at zero (NULL: no room) */
+	for (i = 0; i < conf->nclasses; i++)
+		(void)metrics_class(&px->px_metrics, conf->classes[i].name);
 	if (old != NULL)
 		gen_put(old);
 	px->px_max_conns = max_conns;

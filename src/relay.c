@@ -270,6 +270,7 @@ response_head(struct conn *c, const struct http_head *h, size_t len,
 	if (relay_commit_head(c->cn_cpend, &v, n) == -1)
 		return -1;
 	c->cn_resp_bytes += (uint64_t)n;
+	c->cn_resp_head_bytes += (uint64_t)n;
 	return 0;
 }
 

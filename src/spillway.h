@@ -199,6 +199,9 @@ struct conn {
 	struct evbuffer		*cn_upend;	/* to the backend, unsent */
 	struct evbuffer		*cn_cpend;	/* to the client, unsent */
 	char			 cn_reqline[256]; /* "METHOD target" for log */
+	char			 cn_host[128];	/* Host, for the log */
+	char			 cn_ua[256];	/* User-Agent, for the log */
+	char			 cn_referer[256]; /* Referer, for the log */
 	enum http_method	 cn_method;
 	int			 cn_version_minor;
 	int			 cn_keepalive;	/* client conn may be reused */
@@ -232,6 +235,7 @@ struct conn {
 	unsigned long		 cn_fault_gen;	/* ...under this generation id */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
+	uint64_t		 cn_resp_head_bytes; /* ...of them in heads */
 };
 TAILQ_HEAD(conn_list, conn);
 
@@ -339,6 +343,9 @@ int		 listener_prepare(struct proxy *, const struct config *,
 void		 listener_commit(struct proxy *);
 void		 listener_abort(struct proxy *);
 
+/* procstat.c: the process_* metrics, from /proc/self */
+void		 procstat_read(struct metrics_process *);
+
 /* admin.c */
 int		 admin_prepare(struct proxy *, const struct config *, char *err,
 		    size_t errlen);
@@ -361,6 +368,7 @@ void		 ppaccept_close_all(struct proxy *);
 
 /* conn_log.c */
 void		 conn_save_reqline(struct conn *, const struct http_head *);
+void		 conn_count_wait(struct conn *, double seconds);
 void		 conn_log_request(struct conn *);
 
 struct proxy	*conn_proxy(const struct conn *);
