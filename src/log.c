@@ -276,7 +276,7 @@ accesslog_reopen(void)
 		return 0;
 	accesslog_flush();
 	if ((fd = open_path(alog.path, err, sizeof(err))) == -1) {
-		log_warnx("%s: %s", __func__, err);
+		log_warnx("%s", err);
 		return -1;
 	}
 	close(alog.fd);
@@ -296,8 +296,8 @@ accesslog_flush(void)
 			continue;
 		if (n <= 0) {
 			if (!alog.failed)
-				log_warnx("%s: access_log %s: %s; lines lost",
-				    __func__, alog.path, strerror(errno));
+				log_warnx("access_log %s: %s; lines lost",
+				    alog.path, strerror(errno));
 			alog.failed = 1;
 			break;
 		}
@@ -335,8 +335,8 @@ socket_send(const char *line, size_t len, time_t when)
 	msg.msg_iovlen = 2;
 	if (sendmsg(alog.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == -1) {
 		if (!alog.failed)
-			log_warnx("%s: access_log %s: %s; lines lost",
-			    __func__, alog.path, strerror(errno));
+			log_warnx("access_log %s: %s; lines lost",
+			    alog.path, strerror(errno));
 		alog.failed = 1;
 		return;
 	}
