@@ -1,7 +1,7 @@
 /*
  * admin.c: the admin listener, served by libevent's evhttp: GET /metrics
- * (Prometheus text), GET /status (JSON), GET / (the live dashboard page)
- * and POST /reload.
+ * (Prometheus text), GET /status (JSON), GET /history (the last minutes,
+ * JSON), GET / (the live dashboard page) and POST /reload.
  *
  * It listens only where [admin] listen says (loopback in the shipped
  * configuration) and is off otherwise: it can reload the configuration.
@@ -24,7 +24,9 @@
 
 #include "spillway.h"
 #include "log.h"
+#include "history.h"
 #include "metrics.h"
+#include "metrics_server.h"
 
 #define ADMIN_BACKLOG		64
 #define ADMIN_TIMEOUT_SEC	10
@@ -48,6 +50,14 @@ static size_t			  admin_cap;	/* room in admin_bevs */
 static unsigned int		  admin_max = 64; /* [admin] max_connections */
 static int			  admin_paused;	/* by the cap or EMFILE */
 
+/*
+ * The dashboard's memory (history.h): a sample a second while an admin
+ * listener has been configured, so that GET /history has the last
+ * minutes for a page opened mid-incident.
+ */
+static struct history		 admin_history;
+static struct event		*admin_history_ev;
+
 extern const char		dashboard_html[];
 extern const unsigned long	dashboard_html_len;
 
@@ -57,7 +67,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 {
 	struct limiter_state	 st;
 	struct queue_state	 qs;
-	struct metrics_server_limit *sl;
+	struct cluster_stats	 cs;
 	size_t			 i;
 
 	memset(g, 0, sizeof(*g));
@@ -67,7 +77,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	g->client_connections = px->px_nconns;
 	upstream_limiter_state(px, &st);
 	g->inflight = st.inflight;
-	g->limit = upstream_limit(px);
+	g->limit = (unsigned int)st.limit;
 	g->algorithm = limiter_algo_name(px->px_conf->limiter.algorithm);
 	g->limiter_min_rtt_seconds = st.min_rtt_usec / 1e6;
 	g->limiter_rtt_seconds = st.short_rtt_usec / 1e6;
@@ -88,17 +98,62 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	}
 	g->admission_clients = admission_clients(px->px_adm);
 	g->admission_evictions = admission_evictions(px->px_adm);
-	/* per-server limits; left out if out of memory */
-	if ((sl = calloc(px->px_nservers, sizeof(*sl))) != NULL) {
-		for (i = 0; i < px->px_nservers; i++) {
-			sl[i].name = px->px_servers[i]->sv_addr->text;
-			sl[i].limit = limiter_limit(px->px_servers[i]->sv_lim);
-			sl[i].inflight =
-			    limiter_inflight(px->px_servers[i]->sv_lim);
-		}
-		g->server_limits = sl;
-		g->nserver_limits = px->px_nservers;
+	cluster_stats(px->px_cluster, &cs);
+	g->cluster_state = cluster_state_name(cs.cs_state);
+	g->cluster_up = cs.cs_state == CL_UP;
+	g->cluster_instances = cs.cs_instances;
+	g->cluster_calls = cs.cs_calls;
+	g->cluster_errors = cs.cs_errors;
+	g->cluster_lease_tokens = cs.cs_lease_tokens;
+	g->cluster_changes = cs.cs_changes;
+	g->cluster_rtt_seconds = cs.cs_rtt_usec / 1e6;
+}
+
+/*
+ * Sample the backend servers into views for metrics_server.c; NULL (and
+ * *n 0) if out of memory or there are none. The caller frees.
+ */
+static struct metrics_server *
+sample_servers(struct proxy *px, size_t *n, struct metrics_retries *rt)
+{
+	const struct health_conf *hc = &px->px_conf->backend.health;
+	struct metrics_server	*v;
+	struct server		*sv;
+	uint64_t		 now = now_usec();
+	size_t			 i;
+
+	rt->allowed = px->px_retry.rt_allowed;
+	rt->denied = px->px_retry.rt_denied;
+	*n = 0;
+	if (px->px_nservers == 0 ||
+	    (v = calloc(px->px_nservers, sizeof(*v))) == NULL)
+		return NULL;
+	for (i = 0; i < px->px_nservers; i++) {
+		sv = px->px_servers[i];
+		v[i].name = sv->sv_addr->text;
+		v[i].state = health_state_name(sv->sv_health.hs_state);
+		v[i].usable = health_usable(&sv->sv_health, hc, now) == 2;
+		v[i].weight = health_weight(&sv->sv_health, hc, now);
+		v[i].inflight = sv->sv_active;
+		v[i].limit = limiter_limit(sv->sv_lim);
+		v[i].idle = sv->sv_nidle;
+		v[i].requests = sv->sv_requests;
+		v[i].answered = sv->sv_answered;
+		v[i].latency_seconds = sv->sv_latency_usec / 1e6;
+		v[i].failures = sv->sv_health.hs_failures;
+		v[i].ejections = sv->sv_health.hs_ejections;
+		v[i].last_failure = sv->sv_health.hs_failures > 0 ?
+		    health_event_name(sv->sv_health.hs_last) : NULL;
+		v[i].ejected_for_seconds = health_wait(&sv->sv_health,
+		    now) / 1e6;
+		v[i].checked = sv->sv_check != NULL;
+		v[i].checks = sv->sv_health.hs_checks;
+		v[i].checks_failed = sv->sv_health.hs_checks_failed;
+		v[i].check_last = sv->sv_check_last[0] != '\0' ?
+		    sv->sv_check_last : NULL;
 	}
+	*n = px->px_nservers;
+	return v;
 }
 
 static void
@@ -134,11 +189,19 @@ static void
 serve_metrics(struct proxy *px, struct evhttp_request *req)
 {
 	struct metrics_gauges	 g;
+	struct metrics_process	 proc;
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
+	struct metrics_server	*sv;
+	struct metrics_retries	 rt;
+	size_t			 n;
 
 	sample_gauges(px, &g);
+	procstat_read(&proc);
+	g.process = &proc;
 	metrics_prometheus(&px->px_metrics, &g, &mb);
-	free((void *)g.server_limits);
+	sv = sample_servers(px, &n, &rt);
+	metrics_server_prometheus(sv, n, &rt, &mb);
+	free(sv);
 	reply_mbuf(req, "text/plain; version=0.0.4; charset=utf-8", &mb);
 }
 
@@ -148,15 +211,69 @@ serve_status(struct proxy *px, struct evhttp_request *req)
 	struct metrics_gauges	 g;
 	struct mbuf		 conf = { NULL, 0, 0, 0 };
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
+	struct metrics_server	*sv;
+	struct metrics_retries	 rt;
+	size_t			 n;
 
 	sample_gauges(px, &g);
 	config_json(px->px_conf, &conf);
 	g.config_json = conf.mb_failed ? NULL : conf.mb_data;
 	metrics_json(&px->px_metrics, &g, &mb);
-	free((void *)g.server_limits);
+	/* the servers go inside metrics_json's object: before its "}" */
+	if (!mb.mb_failed && mb.mb_len > 0 &&
+	    mb.mb_data[mb.mb_len - 1] == '}') {
+		mb.mb_len--;
+		sv = sample_servers(px, &n, &rt);
+		metrics_server_json(sv, n, &rt, &mb);
+		free(sv);
+		mbuf_printf(&mb, "}");
+	}
 	mbuf_printf(&mb, "\n");
 	mbuf_free(&conf);
 	reply_mbuf(req, "application/json", &mb);
+}
+
+static void
+serve_history(struct proxy *px, struct evhttp_request *req)
+{
+	struct mbuf	 mb = { NULL, 0, 0, 0 };
+
+	history_json(&admin_history, (now_usec() - px->px_started) / 1e6, &mb);
+	mbuf_printf(&mb, "\n");
+	reply_mbuf(req, "application/json", &mb);
+}
+
+static void
+history_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy		*px = arg;
+	struct metrics_gauges	 g;
+
+	sample_gauges(px, &g);
+	history_record(&admin_history, &px->px_metrics, &g, g.uptime_seconds);
+}
+
+/*
+ * Start sampling, once, from the first commit with an admin listener; a
+ * failure costs the history, not the listener.
+ */
+static void
+history_start(struct proxy *px)
+{
+	struct timeval	 tv = msec_tv(HISTORY_PERIOD_MS);
+
+	if (admin_history_ev != NULL)
+		return;
+	if (history_init(&admin_history, HISTORY_SAMPLES) == -1 ||
+	    (admin_history_ev = event_new(px->px_base, -1, EV_PERSIST,
+	    history_cb, px)) == NULL || event_add(admin_history_ev, &tv) == -1) {
+		log_warnx("out of memory: the dashboard has no history");
+		if (admin_history_ev != NULL)
+			event_free(admin_history_ev);
+		admin_history_ev = NULL;
+		history_free(&admin_history);
+	}
+	/* the first sample a period on: start-up is not over yet */
 }
 
 static void
@@ -193,6 +310,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 		serve_metrics(px, req);
 	else if (strcmp(path, "/status") == 0 && get)
 		serve_status(px, req);
+	else if (strcmp(path, "/history") == 0 && get)
+		serve_history(px, req);
 	else if (strcmp(path, "/") == 0 && get) {
 		/* the page may load nothing from anywhere but here */
 		evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -206,6 +325,7 @@ admin_cb(struct evhttp_request *req, void *arg)
 		serve_reload(px, req);
 	else if (strcmp(path, "/metrics") == 0 ||
 	    strcmp(path, "/status") == 0 || strcmp(path, "/") == 0 ||
+	    strcmp(path, "/history") == 0 ||
 	    strcmp(path, "/reload") == 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Allow", strcmp(path, "/reload") == 0 ? "POST" :
@@ -293,8 +413,7 @@ admin_pause(struct proxy *px)
 		return;
 	if (event_base_once(px->px_base, -1, EV_TIMEOUT, admin_resume_cb, px,
 	    &tv) == -1) {
-		log_warnx("%s: no timer: admin listener off until a reload",
-		    __func__);
+		log_warnx("no timer: admin listener off until a reload");
 		return;
 	}
 	admin_paused = 1;
@@ -330,8 +449,8 @@ admin_accept_error_cb(struct evconnlistener *evl, void *arg)
 	unsigned int	 quiet;
 
 	if (listener_warn_pause(admin_proxy, &quiet))
-		log_warnx("%s: accept: %s; pausing %d ms (%u pauses since the "
-		    "last warning)", __func__, strerror(error), ADMIN_PAUSE_MSEC,
+		log_warnx("accept: %s; pausing %d ms (%u pauses since the "
+		    "last warning)", strerror(error), ADMIN_PAUSE_MSEC,
 		    quiet);
 	evconnlistener_disable(evl);
 	admin_pause(admin_proxy);
@@ -422,6 +541,7 @@ admin_commit(struct proxy *px)
 		px->px_admin_addr.sslen = a->sslen;
 		log_info("admin listening on %s (at most %u connections)",
 		    a->text, admin_max);
+		history_start(px);
 	}
 }
 
@@ -494,4 +614,8 @@ admin_close(struct proxy *px)
 	free(admin_bevs);
 	admin_bevs = NULL;
 	admin_cap = 0;
+	if (admin_history_ev != NULL)
+		event_free(admin_history_ev);
+	admin_history_ev = NULL;
+	history_free(&admin_history);
 }

@@ -16,9 +16,9 @@ balance_slots(const struct balance_view *v)
 	double		 w;
 	unsigned int	 s;
 
-	if (!v->usable || v->limit == 0 || !(v->weight > 0))
+	if (!v->usable || v->limit == 0)
 		return 0;
-	w = v->weight < 1 ? v->weight : 1;
+	w = v->weight < 1 ? (v->weight > 0 ? v->weight : 0) : 1;
 	s = (unsigned int)(v->limit * w);
 	return s > 0 ? s : 1;
 }
@@ -64,4 +64,17 @@ long
 balance_pick_any(const struct balance_view *v, size_t n, size_t start)
 {
 	return pick(v, n, start, 1);
+}
+
+long
+balance_next(const struct balance_view *v, size_t n, size_t start)
+{
+	size_t	 k, i;
+
+	for (k = 0; k < n; k++) {
+		i = (start + k) % n;
+		if (v[i].inflight < balance_slots(&v[i]))
+			return (long)i;
+	}
+	return -1;
 }

@@ -18,7 +18,8 @@ struct balance_view {
 
 /*
  * A server's slots as weighted by slow start: limit * weight, rounded
- * down, at least 1 while the weight is above 0; 0 if it is not usable.
+ * down, at least 1 (a server just back, weight 0, has one); 0 if it is
+ * not usable.
  */
 unsigned int	 balance_slots(const struct balance_view *);
 
@@ -30,6 +31,14 @@ unsigned int	 balance_slots(const struct balance_view *);
  * slot.
  */
 long		 balance_pick(const struct balance_view *, size_t n,
+		    size_t start);
+
+/*
+ * Round robin over the servers with a free slot: the first of them from
+ * start on (balance = roundrobin). Returns its index, or -1 if none has
+ * a free slot.
+ */
+long		 balance_next(const struct balance_view *, size_t n,
 		    size_t start);
 
 /*

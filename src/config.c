@@ -629,6 +629,44 @@ admin_clash(struct parse *p, const struct config_addr *adm,
 }
 
 /*
+ * Health: the back-off starts at most at its cap; a check's request is
+ * valid (as built for a server without a host of its own) and a check
+ * ends before the next is due, so checks never pile up.
+ */
+static void
+check_health(struct parse *p)
+{
+	struct backend_conf	*bc = &p->p_conf->backend;
+	struct health_conf	*hc = &bc->health;
+	const char		*why;
+	char			 req[2048];
+
+	if (p->p_nerr > 0)
+		return;
+	hc->check_on = bc->health_check.text != NULL;
+	if (hc->check_on && health_check_request(bc->health_check.text,
+	    "localhost", req, sizeof(req), &why) == -1)
+		config_error(p, key_line(p, "backend", "health_check"),
+		    "health_check: %s (e.g. GET /healthz)", why);
+	if (hc->check_on && bc->check_timeout_ms > bc->check_interval_ms)
+		config_error(p, key_line(p, "backend", "check_timeout"),
+		    "[backend] needs check_timeout <= check_interval "
+		    "(now %llums, %llums)",
+		    (unsigned long long)bc->check_timeout_ms,
+		    (unsigned long long)bc->check_interval_ms);
+	if (bc->check_status != 0 && bc->check_status < 100)
+		config_error(p, key_line(p, "backend", "check_status"),
+		    "check_status: %u is no HTTP status (use 100 to 599, or "
+		    "0 for any 2xx or 3xx)", bc->check_status);
+	if (hc->fail_timeout_ms > hc->max_ejection_time_ms)
+		config_error(p, key_line(p, "backend", "fail_timeout"),
+		    "[backend] needs fail_timeout <= max_ejection_time "
+		    "(now %llums, %llums)",
+		    (unsigned long long)hc->fail_timeout_ms,
+		    (unsigned long long)hc->max_ejection_time_ms);
+}
+
+/*
  * Listeners: plain ones default to 127.0.0.1:8080 unless TLS ones are
  * given; no address may be both; a TLS listener needs a certificate, and
  * private keys, if given, pair up with the certificates.
@@ -702,6 +740,37 @@ check_faults(struct parse *p)
 	}
 }
 
+/*
+ * [cluster]: redis needs a build with hiredis; the prefix names keys in
+ * Redis, so it may not hold blanks or control characters (a key made of
+ * it is sent as one argument, but an operator reading KEYS output should
+ * see what was meant).
+ */
+static void
+check_cluster(struct parse *p)
+{
+	const struct cluster_conf	*cc = &p->p_conf->cluster;
+	const unsigned char		*s;
+
+#ifndef HAVE_HIREDIS
+	if (cc->nredis > 0)
+		config_error(p, cc->redis[0].line, "redis: this spillway was "
+		    "built without hiredis (spillway -V lists \"redis\" when "
+		    "it has it); install libhiredis-dev and rebuild");
+#endif
+	if (cc->prefix.text == NULL)
+		return;
+	if (strlen(cc->prefix.text) > 64)
+		config_error(p, key_line(p, "cluster", "prefix"), "prefix: "
+		    "longer than 64 bytes");
+	for (s = (const unsigned char *)cc->prefix.text; *s != '\0'; s++)
+		if (*s <= ' ' || *s == 0x7f) {
+			config_error(p, key_line(p, "cluster", "prefix"),
+			    "prefix: no blanks or control characters");
+			break;
+		}
+}
+
 /* Feed the text to inih through reader(), then fill in the defaults. */
 static void
 parse_lines(struct parse *p)
@@ -717,8 +786,10 @@ parse_lines(struct parse *p)
 	apply_defaults(p);
 	classes_end(p);
 	check_limits(p);
+	check_health(p);
 	check_listeners(p);
 	check_faults(p);
+	check_cluster(p);
 }
 
 static struct config *

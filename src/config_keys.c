@@ -62,6 +62,10 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(proxy.shutdown_timeout_ms), 0 },
 	{ "proxy", "access_log", KT_LOGFILE, 0, 0, "-",
 	    FIELD(proxy.access_log), 0 },
+	{ "proxy", "access_log_format", KT_LOGFORMAT, 0, 0, "spillway",
+	    FIELD(proxy.access_log_format), 0 },
+	{ "proxy", "access_log_facility", KT_FACILITY, 0, 0, "local7",
+	    FIELD(proxy.access_log_facility), 0 },
 	{ "proxy", "trusted_proxies", KT_CIDRS, 0, 1000, NULL,
 	    LIST(proxy.trusted_proxies, proxy.ntrusted_proxies), KEY_REPEAT },
 	{ "proxy", "forwarded_header", KT_FWD_HEADER, 0, 0, "x-forwarded-for",
@@ -69,7 +73,7 @@ const struct key config_keys[CONFIG_NKEYS] = {
 
 	{ "backend", "server", KT_ADDRS, 1, 1000, NULL,
 	    LIST(backend.servers, backend.nservers),
-	    KEY_REPEAT | KEY_REQUIRED | KEY_SERVER_OPTS },
+	    KEY_REPEAT | KEY_REQUIRED | KEY_SERVER },
 	{ "backend", "connect_timeout", KT_DURATION, 1, MS_1H, "5s",
 	    FIELD(backend.connect_timeout_ms), 0 },
 	{ "backend", "response_timeout", KT_DURATION, 1, MS_1D, "60s",
@@ -89,6 +93,32 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(backend.ca_file), 0 },
 	{ "backend", "server_name", KT_STRING, 0, 0, NULL,
 	    FIELD(backend.server_name), 0 },
+	{ "backend", "max_fails", KT_UINT, 0, 1000, "3",
+	    FIELD(backend.health.max_fails), 0 },
+	{ "backend", "fail_timeout", KT_DURATION, 1, MS_1H, "10s",
+	    FIELD(backend.health.fail_timeout_ms), 0 },
+	{ "backend", "max_ejection_time", KT_DURATION, 1, MS_1D, "5m",
+	    FIELD(backend.health.max_ejection_time_ms), 0 },
+	{ "backend", "max_ejection_percent", KT_UINT, 0, 100, "50",
+	    FIELD(backend.health.max_ejection_percent), 0 },
+	{ "backend", "slowstart", KT_DURATION, 0, MS_1H, "0",
+	    FIELD(backend.health.slowstart_ms), 0 },
+	{ "backend", "health_check", KT_STRING, 0, 0, NULL,
+	    FIELD(backend.health_check), 0 },
+	{ "backend", "check_interval", KT_DURATION, 10, MS_1H, "2s",
+	    FIELD(backend.check_interval_ms), 0 },
+	{ "backend", "check_timeout", KT_DURATION, 1, MS_1H, "1s",
+	    FIELD(backend.check_timeout_ms), 0 },
+	{ "backend", "check_status", KT_UINT, 0, 599, "0",
+	    FIELD(backend.check_status), 0 },
+	{ "backend", "check_rise", KT_UINT, 1, 1000, "2",
+	    FIELD(backend.health.check_rise), 0 },
+	{ "backend", "check_fall", KT_UINT, 1, 1000, "3",
+	    FIELD(backend.health.check_fall), 0 },
+	{ "backend", "retry_budget", KT_RATIO, 0, 1000, "0.2",
+	    FIELD(backend.retry_budget), 0 },
+	{ "backend", "retry_min_per_second", KT_UINT, 0, 10000, "3",
+	    FIELD(backend.retry_min_per_second), 0 },
 
 	{ "admission", "rate", KT_RATE, 0, RATE_MAX_MIN, "0",
 	    FIELD(admission.rate), 0 },
@@ -105,6 +135,19 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(admission.max_clients), 0 },
 	{ "admission", "dry_run", KT_BOOL, 0, 0, "no",
 	    FIELD(admission.dry_run), 0 },
+
+	{ "cluster", "redis", KT_ADDRS, 0, 1, NULL,
+	    LIST(cluster.redis, cluster.nredis), 0 },
+	{ "cluster", "password", KT_STRING, 0, 0, NULL,
+	    FIELD(cluster.password), 0 },
+	{ "cluster", "prefix", KT_STRING, 0, 0, "spillway:",
+	    FIELD(cluster.prefix), 0 },
+	{ "cluster", "timeout", KT_DURATION, 1, 10 * MS_1S, "50ms",
+	    FIELD(cluster.timeout_ms), 0 },
+	{ "cluster", "heartbeat", KT_DURATION, 100, MS_1H, "1s",
+	    FIELD(cluster.heartbeat_ms), 0 },
+	{ "cluster", "instances", KT_UINT, 1, 10000, "1",
+	    FIELD(cluster.instances), 0 },
 
 	{ "admin", "listen", KT_ADDRS, 0, 1, NULL,
 	    LIST(admin.listen, admin.nlisten),
@@ -327,6 +370,14 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 	case KT_RATIO:
 		memcpy(&d, cfield(obj, k->k_offset), sizeof(d));
 		mbuf_printf(mb, "%g", d);
+		break;
+	case KT_LOGFORMAT:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_json_str(mb, config_log_format_name((enum log_format)e));
+		break;
+	case KT_FACILITY:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_json_str(mb, config_facility_name(e));
 		break;
 	case KT_FWD_HEADER:
 		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));

@@ -41,6 +41,8 @@ enum key_type {
 	KT_STRING,	/* struct config_str */
 	KT_STRINGS,	/* array of struct config_str and its count */
 	KT_PROTOCOLS,	/* unsigned int of TLS_PROTO_* bits */
+	KT_LOGFORMAT,	/* enum log_format */
+	KT_FACILITY,	/* int: index of a syslog facility name */
 	KT_CIDRS,	/* array of struct realip_cidr and its count */
 	KT_FWD_HEADER,	/* enum realip_header */
 };
@@ -56,7 +58,7 @@ enum key_type {
 #define KEY_LISTENER	0x100	/* a listener: may add proxy_protocol,
 					   fault_injection */
 #define KEY_FAULT	0x200	/* a fault injection key (class_end) */
-#define KEY_SERVER_OPTS	0x400	/* a backend server: may take maxconn=N */
+#define KEY_SERVER	0x400	/* a backend server: may add maxconn=N */
 #define SERVER_MAXCONN_MAX	100000	/* a limiter's largest limit */
 
 /*
@@ -78,7 +80,7 @@ struct key {
 };
 
 /* The tables (config_keys.c); their sizes are checked there. */
-#define CONFIG_NKEYS		57
+#define CONFIG_NKEYS		78
 #define CONFIG_NCLASS_KEYS	10
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];

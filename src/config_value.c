@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,23 @@ static const char *const balance_names[] = {
 	[BALANCE_LEASTCONN] = "leastconn",
 };
 #define NBALANCE (sizeof(balance_names) / sizeof(balance_names[0]))
+
+static const char *const log_format_names[] = {
+	[LOG_FORMAT_SPILLWAY] = "spillway",
+	[LOG_FORMAT_COMBINED] = "combined",
+	[LOG_FORMAT_JSON] = "json",
+};
+#define NLOGFORMAT (sizeof(log_format_names) / sizeof(log_format_names[0]))
+
+/* log.c maps these, by index, to syslog.h's LOG_USER, LOG_DAEMON, ... */
+static const char *const facility_names[] = {
+	"user", "daemon", "local0", "local1", "local2", "local3", "local4",
+	"local5", "local6", "local7",
+};
+#define NFACILITY (sizeof(facility_names) / sizeof(facility_names[0]))
+
+/* sizeof(((struct sockaddr_un *)0)->sun_path) on Linux and the BSDs */
+#define SYSLOG_PATH_MAX	104
 
 /* The algorithms in value order (set_enum() stores the index). */
 static const enum limiter_algo algos[] = {
@@ -82,6 +100,10 @@ static int	set_strings(struct parse *, const struct key *, void *,
 		    const char *, int);
 static int	set_protocols(struct parse *, const struct key *, void *,
 		    const char *, int);
+static int	set_log_format(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_facility(struct parse *, const struct key *, void *,
+		    const char *, int);
 static int	set_cidrs(struct parse *, const struct key *, void *,
 		    const char *, int);
 static int	set_fwd_header(struct parse *, const struct key *, void *,
@@ -122,6 +144,10 @@ const struct key_type_info config_types[] = {
 	    set_strings },
 	[KT_PROTOCOLS] = { "protocols", "use a range of TLSv1, TLSv1.1, "
 	    "TLSv1.2, TLSv1.3", "TLSv1.2 TLSv1.3", set_protocols },
+	[KT_LOGFORMAT] = { "log format", "use spillway, combined or json",
+	    "combined", set_log_format },
+	[KT_FACILITY] = { "syslog facility", "use user, daemon or local0 to "
+	    "local7", "local7", set_facility },
 	[KT_CIDRS] = { "networks", "use addresses or CIDR networks, e.g. "
 	    "10.0.0.0/8 2001:db8::/32", "10.0.0.0/8", set_cidrs },
 	[KT_FWD_HEADER] = { "header", "use x-forwarded-for or forwarded",
@@ -325,6 +351,13 @@ set_logfile(struct parse *p, const struct key *k, void *obj,
 	char	**dst = key_field(obj, k->k_offset);
 	char	 *s = NULL;
 
+	if (strncmp(value, "syslog:", 7) == 0 && (value[7] != '/' ||
+	    strlen(value + 7) >= SYSLOG_PATH_MAX)) {
+		config_error(p, line, "%s: invalid value '%s' (use syslog:PATH "
+		    "with the absolute path of a Unix datagram socket, at most "
+		    "%d bytes)", k->k_name, value, SYSLOG_PATH_MAX - 1);
+		return -1;
+	}
 	if (strcmp(value, "off") != 0) {
 		if (strcmp(value, "stderr") == 0)
 			value = "-";
@@ -361,6 +394,20 @@ set_balance(struct parse *p, const struct key *k, void *obj,
     const char *value, int line)
 {
 	return set_enum(p, k, obj, value, line, balance_names, NBALANCE);
+}
+
+static int
+set_log_format(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, log_format_names, NLOGFORMAT);
+}
+
+static int
+set_facility(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, facility_names, NFACILITY);
 }
 
 static int
@@ -811,89 +858,41 @@ config_parse_addr(const char *text, int passive, struct config_addr *a,
 	return addr_parse(text, passive, 0, a, err, errlen);
 }
 
-/* "maxconn=N" of a server: N into *v, 1 to LIMIT; 0 if the word is not. */
+/* N of a server's "maxconn=N", wl digits at w: 1 to SERVER_MAXCONN_MAX. */
 static int
 server_maxconn(const char *w, size_t wl, unsigned int *v)
 {
-	static const char	 name[] = "maxconn=";
-	const size_t		 nl = sizeof(name) - 1;
-	uint64_t		 n = 0;
-	size_t			 i;
+	uint64_t	 n = 0;
+	size_t		 i;
 
-	if (wl <= nl || memcmp(w, name, nl) != 0)
-		return 0;
-	for (i = nl; i < wl; i++) {
+	if (wl == 0)
+		return -1;
+	for (i = 0; i < wl; i++)
 		if (w[i] < '0' || w[i] > '9' || (n = n * 10 +
 		    (uint64_t)(w[i] - '0')) > SERVER_MAXCONN_MAX)
 			return -1;
-	}
 	if (n == 0)
 		return -1;
 	*v = (unsigned int)n;
-	return 1;
+	return 0;
 }
 
 /*
- * "ADDRESS [WORD ...]": copy the address into buf and return it, with
- * what its words say in a: a listener's proxy_protocol and
- * fault_injection (KEY_LISTENER), a server's maxconn=N (KEY_SERVER_OPTS),
- * as HAProxy's bind and server options. NULL on a word the key does not
- * take, having said so.
+ * Append one address to a list key; KEY_UNIQUE refuses one seen before.
+ * Words after the address: a listener's proxy_protocol and
+ * fault_injection (kept in its text: /status and logs show them), a
+ * server's maxconn=N (its text is the address alone: the access log's
+ * server field and the metrics' server label).
  */
-static const char *
-addr_opts(struct parse *p, const struct key *k, const char *value, int line,
-    char *buf, size_t len, struct config_addr *a)
-{
-	const char	*w = value + strcspn(value, " \t");
-	size_t		 n = (size_t)(w - value), wl;
-	int		 r;
-
-	for (;;) {
-		w += strspn(w, " \t");
-		if (*w == '\0')
-			break;
-		wl = strcspn(w, " \t");
-		if ((k->k_flags & KEY_LISTENER) && wl == 14 &&
-		    memcmp(w, "proxy_protocol", wl) == 0)
-			a->proxy_protocol = 1;
-		else if ((k->k_flags & KEY_LISTENER) && wl == 15 &&
-		    memcmp(w, "fault_injection", wl) == 0)
-			a->flags |= ADDR_F_FAULT_INJECTION;
-		else if ((k->k_flags & KEY_SERVER_OPTS) &&
-		    (r = server_maxconn(w, wl, &a->maxconn)) != 0) {
-			if (r == -1) {
-				config_error(p, line, "%s: invalid '%.*s' (use "
-				    "maxconn=N, 1 to %u)", k->k_name, (int)wl, w,
-				    SERVER_MAXCONN_MAX);
-				return NULL;
-			}
-		} else {
-			config_error(p, line, "%s: unknown option '%.*s'%s",
-			    k->k_name, (int)wl, w, (k->k_flags & KEY_LISTENER) ?
-			    " (use proxy_protocol or fault_injection)" :
-			    (k->k_flags & KEY_SERVER_OPTS) ? " (use maxconn=N)" :
-			    " (this address takes none)");
-			return NULL;
-		}
-		w += wl;
-	}
-	if (n >= len) {
-		config_error(p, line, "%s: address too long", k->k_name);
-		return NULL;
-	}
-	memcpy(buf, value, n);
-	buf[n] = '\0';
-	return buf;
-}
-
-/* Append one address to a list key; KEY_UNIQUE refuses one seen before. */
 static int
 set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
     int line)
 {
 	struct config_addr	**list = key_field(obj, k->k_offset), *nlist, a;
-	size_t			 *n = key_field(obj, k->k_aux), i;
-	char			  err[256], local[32], addr[300], text[340];
+	size_t			 *n = key_field(obj, k->k_aux), i, alen;
+	char			  err[256], local[32], addr[300], text[320];
+	const char		 *opt;
+	int			  pp = 0;
 
 	if (*n >= k->k_max) {
 		config_error(p, line, "%s: too many (at most %llu)", k->k_name,
@@ -901,10 +900,45 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		return -1;
 	}
 	memset(&a, 0, sizeof(a));
-	/* "ADDR [WORD ...]": options after the address, see addr_opts() */
-	if ((value = addr_opts(p, k, value, line, addr, sizeof(addr), &a)) ==
-	    NULL)
+	/* "ADDR proxy_protocol": options after the address, listeners only */
+	alen = strcspn(value, " \t");
+	for (opt = value + alen; *(opt += strspn(opt, " \t")) != '\0';
+	    opt += strcspn(opt, " \t")) {
+		if (strncmp(opt, "proxy_protocol", 14) == 0 &&
+		    (opt[14] == '\0' || opt[14] == ' ' || opt[14] == '\t') &&
+		    (k->k_flags & KEY_LISTENER))
+			pp = 1;
+		else if (strncmp(opt, "fault_injection", 15) == 0 &&
+		    (opt[15] == '\0' || opt[15] == ' ' || opt[15] == '\t') &&
+		    (k->k_flags & KEY_LISTENER))
+			a.flags |= ADDR_F_FAULT_INJECTION;
+		else if (strncmp(opt, "maxconn=", 8) == 0 &&
+		    (k->k_flags & KEY_SERVER)) {
+			if (server_maxconn(opt + 8, strcspn(opt, " \t") - 8,
+			    &a.maxconn) == -1) {
+				config_error(p, line, "%s: invalid '%.*s' (use "
+				    "maxconn=N, 1 to %u)", k->k_name,
+				    (int)strcspn(opt, " \t"), opt,
+				    SERVER_MAXCONN_MAX);
+				return -1;
+			}
+		} else {
+			config_error(p, line, "%s: unknown option '%.*s'%s",
+			    k->k_name, (int)strcspn(opt, " \t"), opt,
+			    (k->k_flags & KEY_LISTENER) ? " (use "
+			    "proxy_protocol or fault_injection)" :
+			    (k->k_flags & KEY_SERVER) ? " (use maxconn=N)" :
+			    " (this address takes none)");
+			return -1;
+		}
+	}
+	if (alen >= sizeof(addr)) {
+		config_error(p, line, "%s: address too long", k->k_name);
 		return -1;
+	}
+	memcpy(addr, value, alen);
+	addr[alen] = '\0';
+	value = addr;
 	/* "8082" or ":8082": loopback, not every address, where it matters */
 	if ((k->k_flags & KEY_LOOPBACK) && value[strspn(value, ":")] != '\0' &&
 	    strspn(value, ":") <= 1 &&
@@ -929,13 +963,9 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		}
 	}
 	a.line = line;
-	/*
-	 * A listener's text shows its options (/status, the log); a server's
-	 * is its address alone: the access log's server field.
-	 */
-	snprintf(text, sizeof(text), "%s%s%s", value, a.proxy_protocol ?
-	    " proxy_protocol" : "", (a.flags & ADDR_F_FAULT_INJECTION) ?
-	    " fault_injection" : "");
+	a.proxy_protocol = pp;
+	snprintf(text, sizeof(text), "%s%s%s", value, pp ? " proxy_protocol" :
+	    "", (a.flags & ADDR_F_FAULT_INJECTION) ? " fault_injection" : "");
 	if ((a.text = strdup(text)) == NULL ||
 	    (nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
 		free(a.text);
@@ -959,6 +989,22 @@ config_balance_name(enum balance b)
 {
 	if ((size_t)b < NBALANCE)
 		return balance_names[b];
+	return "unknown";
+}
+
+const char *
+config_log_format_name(enum log_format f)
+{
+	if ((size_t)f < NLOGFORMAT)
+		return log_format_names[f];
+	return "unknown";
+}
+
+const char *
+config_facility_name(int i)
+{
+	if (i >= 0 && (size_t)i < NFACILITY)
+		return facility_names[i];
 	return "unknown";
 }
 

@@ -268,7 +268,7 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	    (unsigned long long)c->cn_id, c->cn_peer, tls ? " (TLS)" : "");
 	return;
  fail:
-	log_warnx("%s: out of memory, dropping a connection", __func__);
+	log_warnx("out of memory, dropping a connection");
 	SSL_free(ssl);
 	if (c == NULL || c->cn_bev == NULL)
 		close(fd);
@@ -311,6 +311,8 @@ client_readcb(struct bufferevent *bev, void *arg)
 	if (c->cn_tls_lowprio)
 		c->cn_tls_lowprio = bufferevent_priority_set(bev,
 		    SPILLWAY_PRIO_DEFAULT) == -1;
+	if (c->cn_tls)
+		(void)tls_read_pending(bev);	/* records read ahead */
 	switch (c->cn_state) {
 	case CS_HEAD:
 		conn_read_head(c);
@@ -389,6 +391,11 @@ conn_admit(struct conn *c, const struct http_head *h)
 	    &keylen);
 	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, kind,
 	    key, keylen, &v);
+	if (admission_shared(c->cn_proxy->px_adm))	/* leases run low */
+		cluster_ask(c->cn_proxy->px_cluster, &v,
+		    c->cn_class < c->cn_conf->nclasses ?
+		    c->cn_conf->classes[c->cn_class].name : "", kind, key,
+		    keylen);
 	if (v.dry_run)
 		c->cn_note = "rate_limited(dry_run)";
 	if (!v.refused)
@@ -569,8 +576,8 @@ conn_start_request(struct conn *c, size_t headlen)
 	c->cn_req_body.rechunk = 1;
 	c->cn_req_done = http_body_done(&c->cn_req_body);
 	if (relay_precheck(c, headlen, &what) == -1) {
-		log_info("%s: conn %llu from %s: 400: request body: %s",
-		    __func__, (unsigned long long)c->cn_id, c->cn_peer, what);
+		log_info("conn %llu from %s: 400: request body: %s",
+		    (unsigned long long)c->cn_id, c->cn_peer, what);
 		evbuffer_drain(in, headlen);
 		conn_respond(c, 400, MR_NONE, 1);
 		return;
@@ -598,8 +605,7 @@ conn_left_queue(struct conn *c, uint64_t now)
 {
 	if (c->cn_st.st_t_queued == 0)
 		return;
-	histogram_observe(&c->cn_proxy->px_metrics.m_queue_wait,
-	    (now - c->cn_st.st_t_queued) / 1e6);
+	conn_count_wait(c, (now - c->cn_st.st_t_queued) / 1e6);
 }
 
 /* The request holds a limiter slot: off to a backend. */
@@ -666,7 +672,7 @@ conn_read_head(struct conn *c)
 	if (r == HTTP_PARSE_AGAIN)
 		return;
 	if (r == HTTP_PARSE_ERROR) {
-		log_info("%s: conn %llu from %s: %d: %s", __func__,
+		log_info("conn %llu from %s: %d: %s",
 		    (unsigned long long)c->cn_id, c->cn_peer, c->cn_req.error,
 		    c->cn_req.error_what ? c->cn_req.error_what : "invalid");
 		if (c->cn_req.method_len > 0 && c->cn_req.target_len > 0)
@@ -728,6 +734,18 @@ conn_upstream_failed(struct conn *c, int status, enum metrics_reason reason)
 	conn_respond(c, status, reason, status < 500);
 }
 
+/* The head's share of a response we made: up to its blank line. */
+static size_t
+own_head_len(const char *buf, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i + 4 <= n; i++)
+		if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+			return i + 4;
+	return n;
+}
+
 /*
  * Our own response: short, honest, with the reason where there is one. If
  * the request's body is still coming and the stream can be trusted
@@ -756,6 +774,7 @@ conn_respond(struct conn *c, int status, enum metrics_reason reason,
 		return;
 	}
 	c->cn_resp_bytes += (uint64_t)n;
+	c->cn_resp_head_bytes += own_head_len(buf, (size_t)n);
 	c->cn_status = status;
 	c->cn_reason = reason;
 	c->cn_resp_state = RS_DONE;
@@ -804,6 +823,9 @@ conn_end_request(struct conn *c)
 	c->cn_note = NULL;
 	c->cn_retry_after = 0;
 	c->cn_resp_bytes = 0;
+	c->cn_resp_head_bytes = 0;
+	/* a head that never comes (408) must not log the last one's */
+	c->cn_host[0] = c->cn_ua[0] = c->cn_referer[0] = '\0';
 	c->cn_t_upstream = 0;
 	c->cn_class = SIZE_MAX;
 	c->cn_fault = 0;
@@ -818,6 +840,8 @@ conn_end_request(struct conn *c)
 	conn_set_timeouts(c);
 	bufferevent_setwatermark(c->cn_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->cn_bev, EV_READ);
+	if (c->cn_tls)
+		(void)tls_read_pending(c->cn_bev);	/* a pipelined request */
 	if (evbuffer_get_length(in) > 0)
 		conn_read_head(c);
 	else
@@ -834,6 +858,7 @@ client_writecb(struct bufferevent *bev, void *arg)
 		c->cn_resp_paused = 0;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(c->cn_ur.ur_up->uc_bev, EV_READ);
+		(void)tls_read_pending(c->cn_ur.ur_up->uc_bev);
 		relay_response(c);
 		return;
 	}
@@ -841,6 +866,8 @@ client_writecb(struct bufferevent *bev, void *arg)
 		c->cn_req_paused = 0;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(bev, EV_READ);
+		if (c->cn_tls)
+			(void)tls_read_pending(bev);
 		conn_read_head(c);
 		return;
 	}
@@ -864,6 +891,9 @@ conn_tls_established(struct conn *c)
 	    SPILLWAY_PRIO_DEFAULT) == -1;
 	c->cn_proxy->px_metrics.m_tls_handshakes++;
 	conn_arm_timer(c, c->cn_conf->proxy.header_timeout_ms);
+	/* the request came with the client's Finished, and was read ahead */
+	if (tls_read_pending(c->cn_bev) > 0)
+		client_readcb(c->cn_bev, c);
 }
 
 /* Count and log a failed TLS handshake (plain HTTP, garbage, a reset). */
@@ -898,8 +928,8 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && c->cn_state == CS_PROXY &&
 		    c->cn_resp_state < RS_BODY) {
-			log_info("%s: conn %llu from %s: request body stalled",
-			    __func__, (unsigned long long)c->cn_id, c->cn_peer);
+			log_info("conn %llu from %s: request body stalled",
+			    (unsigned long long)c->cn_id, c->cn_peer);
 			conn_upstream_failed(c, 408, MR_NONE);
 			return;
 		}
@@ -942,8 +972,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn	*c = arg;
 
 	if (c->cn_tls_abort) {
-		log_info("%s: conn %llu from %s: TLS renegotiation refused; "
-		    "closing", __func__, (unsigned long long)c->cn_id,
+		log_info("conn %llu from %s: TLS renegotiation refused; "
+		    "closing", (unsigned long long)c->cn_id,
 		    c->cn_peer);
 		conn_close(c, NULL);
 		return;
@@ -970,8 +1000,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* body_timeout; once a response flows, its end decides */
 		if (c->cn_req_done || c->cn_resp_state == RS_BODY)
 			break;
-		log_info("%s: conn %llu from %s: request body not sent within "
-		    "body_timeout", __func__, (unsigned long long)c->cn_id,
+		log_info("conn %llu from %s: request body not sent within "
+		    "body_timeout", (unsigned long long)c->cn_id,
 		    c->cn_peer);
 		if (c->cn_req_paused)	/* the backend was not reading it */
 			conn_upstream_failed(c, 504, MR_UPSTREAM_TIMEOUT);

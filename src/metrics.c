@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ static const char *const reason_names[MR_NONE + 1] = {
 	[MR_OVERLOADED] = "overloaded",
 	[MR_UPSTREAM_ERROR] = "upstream_error",
 	[MR_UPSTREAM_TIMEOUT] = "upstream_timeout",
+	[MR_NO_SERVER] = "no_server",
 	[MR_COUNT] = "unknown",
 	[MR_CLIENT_CLOSED] = "client_closed",
 	[MR_CONNECT_UNSUPPORTED] = "connect_unsupported",
@@ -146,6 +148,33 @@ histogram_observe(struct histogram *h, double seconds)
 		h->h_sum += seconds;
 }
 
+void
+metrics_observe_wait(struct metrics *m, struct class_metrics *cm,
+    double seconds)
+{
+	histogram_observe(&m->m_queue_wait, seconds);
+	if (cm != NULL)
+		histogram_observe(&cm->cm_queue_wait, seconds);
+}
+
+void
+metrics_observe_request(struct metrics *m, struct class_metrics *cm,
+    double total, double upstream, int served)
+{
+	histogram_observe(&m->m_latency, total);
+	if (served)
+		histogram_observe(&m->m_served, total);
+	if (upstream >= 0)
+		histogram_observe(&m->m_upstream, upstream);
+	if (cm == NULL)
+		return;
+	histogram_observe(&cm->cm_latency, total);
+	if (served)
+		histogram_observe(&cm->cm_served, total);
+	if (upstream >= 0)
+		histogram_observe(&cm->cm_upstream, upstream);
+}
+
 /*
  * Format v in buf (at least 32 bytes) with the fewest digits that read
  * back as the same double: 0.1 stays "0.1", 0.0025 stays "0.0025".
@@ -232,6 +261,52 @@ prom_histogram(struct mbuf *mb, const char *name, const char *help,
 	    fmt_double(buf, sizeof(buf), h->h_sum), name, h->h_count);
 }
 
+/* The buckets, sum and count of h, labelled class="cm's name". */
+static void
+prom_class_histogram(struct mbuf *mb, const char *name,
+    const struct class_metrics *cm, const struct histogram *h)
+{
+	char		 buf[32];
+	uint64_t	 cum = 0;
+	size_t		 i;
+
+	for (i = 0; i < METRICS_NBUCKETS; i++) {
+		cum += h->h_buckets[i];
+		mbuf_printf(mb, "%s_bucket{class=\"", name);
+		mbuf_escaped(mb, cm->cm_name, 0);
+		mbuf_printf(mb, "\",le=\"%s\"} %" PRIu64 "\n",
+		    fmt_double(buf, sizeof(buf), metrics_bucket_le[i]), cum);
+	}
+	mbuf_printf(mb, "%s_sum{class=\"", name);
+	mbuf_escaped(mb, cm->cm_name, 0);
+	mbuf_printf(mb, "\"} %s\n%s_count{class=\"", fmt_double(buf,
+	    sizeof(buf), h->h_sum), name);
+	mbuf_escaped(mb, cm->cm_name, 0);
+	mbuf_printf(mb, "\"} %" PRIu64 "\n", h->h_count);
+}
+
+/*
+ * A histogram family by class. With no class yet, one unlabelled series
+ * of the totals, so that the family is never empty.
+ */
+static void
+prom_histogram_by_class(struct mbuf *mb, const struct metrics *m,
+    const char *name, const char *help, size_t off,
+    const struct histogram *total)
+{
+	size_t	 i;
+
+	if (m->m_nclasses == 0) {
+		prom_histogram(mb, name, help, total);
+		return;
+	}
+	prom_head(mb, name, "histogram", help);
+	for (i = 0; i < m->m_nclasses; i++)
+		prom_class_histogram(mb, name, &m->m_classes[i],
+		    (const struct histogram *)(const void *)
+		    ((const char *)&m->m_classes[i] + off));
+}
+
 /* Start a sample line up to the open class label value. */
 static void
 prom_class(struct mbuf *mb, const char *name, const struct class_metrics *cm)
@@ -292,28 +367,37 @@ prom_classes(struct mbuf *mb, const struct metrics *m)
 	}
 }
 
-/* Each backend server's own limit and the slots in use on it. */
+/* One process_* sample, left out when unknown (< 0). */
 static void
-prom_server_limits(struct mbuf *mb, const struct metrics_gauges *g)
+prom_process(struct mbuf *mb, const char *name, const char *type,
+    const char *help, double v)
 {
-	size_t	 i;
-	int	 f;
+	char	 buf[32];
 
-	for (f = 0; f < 2; f++) {
-		prom_head(mb, f ? "spillway_server_requests_in_flight" :
-		    "spillway_server_concurrency_limit", "gauge", f ?
-		    "Requests holding a slot of the server's own limit." :
-		    "The server's own concurrency limit.");
-		for (i = 0; i < g->nserver_limits; i++) {
-			mbuf_printf(mb, "%s{server=\"", f ?
-			    "spillway_server_requests_in_flight" :
-			    "spillway_server_concurrency_limit");
-			mbuf_escaped(mb, g->server_limits[i].name, 0);
-			mbuf_printf(mb, "\"} %u\n", f ?
-			    g->server_limits[i].inflight :
-			    g->server_limits[i].limit);
-		}
-	}
+	if (!(v >= 0))
+		return;
+	prom_head(mb, name, type, help);
+	mbuf_printf(mb, "%s %s\n", name, fmt_double(buf, sizeof(buf), v));
+}
+
+/* The names and help texts of the Prometheus client libraries. */
+static void
+prom_process_family(struct mbuf *mb, const struct metrics_process *p)
+{
+	prom_process(mb, "process_cpu_seconds_total", "counter",
+	    "Total user and system CPU time spent in seconds.",
+	    p->cpu_seconds);
+	prom_process(mb, "process_open_fds", "gauge",
+	    "Number of open file descriptors.", p->open_fds);
+	prom_process(mb, "process_max_fds", "gauge",
+	    "Maximum number of open file descriptors.", p->max_fds);
+	prom_process(mb, "process_virtual_memory_bytes", "gauge",
+	    "Virtual memory size in bytes.", p->virtual_memory_bytes);
+	prom_process(mb, "process_resident_memory_bytes", "gauge",
+	    "Resident memory size in bytes.", p->resident_memory_bytes);
+	prom_process(mb, "process_start_time_seconds", "gauge",
+	    "Start time of the process since unix epoch in seconds.",
+	    p->start_time_seconds);
 }
 
 void
@@ -342,7 +426,6 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    "Requests holding a concurrency slot.", g->inflight);
 	prom_u64(mb, "spillway_concurrency_limit", "gauge",
 	    "Current concurrency limit.", g->limit);
-	prom_server_limits(mb, g);
 	prom_head(mb, "spillway_limiter_info", "gauge",
 	    "Always 1; the limiter algorithm is a label.");
 	mbuf_printf(mb, "spillway_limiter_info{algorithm=\"");
@@ -391,15 +474,20 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 		    PRIu64 "\n", shed_dry_names[p], m->m_shed_dry_run[p]);
 	}
 
-	prom_histogram(mb, "spillway_request_duration_seconds",
-	    "Time from request head to the end of the response.",
+	prom_histogram_by_class(mb, m, "spillway_request_duration_seconds",
+	    "Time from request head to the end of the response, every "
+	    "request, by class.", offsetof(struct class_metrics, cm_latency),
 	    &m->m_latency);
-	prom_histogram(mb, "spillway_upstream_duration_seconds",
-	    "Time from dispatch to the backend's response head.",
-	    &m->m_upstream);
-	prom_histogram(mb, "spillway_queue_wait_seconds",
-	    "Time spent waiting in the queue, served or shed.",
-	    &m->m_queue_wait);
+	prom_histogram_by_class(mb, m, "spillway_served_duration_seconds",
+	    "Time from request head to the end of the response, requests "
+	    "admitted and sent to a backend only, by class.",
+	    offsetof(struct class_metrics, cm_served), &m->m_served);
+	prom_histogram_by_class(mb, m, "spillway_upstream_duration_seconds",
+	    "Time from dispatch to the backend's response head, by class.",
+	    offsetof(struct class_metrics, cm_upstream), &m->m_upstream);
+	prom_histogram_by_class(mb, m, "spillway_queue_wait_seconds",
+	    "Time spent waiting in the queue, served or shed, by class.",
+	    offsetof(struct class_metrics, cm_queue_wait), &m->m_queue_wait);
 
 	prom_u64_by(mb, "spillway_upstream_connections", "gauge",
 	    "Backend connections open now, by state.", "state", conn_states,
@@ -428,8 +516,28 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_u64(mb, "spillway_admission_evictions_total", "counter",
 	    "Per-client rate buckets evicted to make room.",
 	    g->admission_evictions);
+	prom_u64(mb, "spillway_cluster_up", "gauge",
+	    "1 if the admission buckets are shared on Redis now, else 0 "
+	    "(off, or a local share while Redis is away).", g->cluster_up);
+	prom_u64(mb, "spillway_cluster_instances", "gauge",
+	    "Instances sharing the buckets, as Redis last said (or "
+	    "[cluster] instances).", g->cluster_instances);
+	prom_u64(mb, "spillway_cluster_calls_total", "counter",
+	    "Commands sent to Redis.", g->cluster_calls);
+	prom_u64(mb, "spillway_cluster_errors_total", "counter",
+	    "Calls to Redis failed, unanswered in time or answered wrongly, "
+	    "and failed connects.", g->cluster_errors);
+	prom_u64(mb, "spillway_cluster_lease_tokens_total", "counter",
+	    "Tokens leased from the shared buckets.", g->cluster_lease_tokens);
+	prom_u64(mb, "spillway_cluster_transitions_total", "counter",
+	    "Changes between shared (Redis up) and local share.",
+	    g->cluster_changes);
+	prom_double(mb, "spillway_cluster_rtt_seconds",
+	    "Smoothed round trip of a call to Redis.", g->cluster_rtt_seconds);
 	prom_u64(mb, "spillway_response_bytes_total", "counter",
 	    "Response bytes written to clients.", m->m_bytes_out);
+	if (g->process != NULL)
+		prom_process_family(mb, g->process);
 }
 
 
@@ -444,8 +552,8 @@ json_num(struct mbuf *mb, double v)
 	mbuf_printf(mb, "%s", fmt_double(buf, sizeof(buf), v));
 }
 
-static void
-json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
+void
+metrics_json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
 {
 	int	 r;
 
@@ -456,14 +564,13 @@ json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
 	mbuf_printf(mb, "}");
 }
 
-static void
-json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
+void
+metrics_json_histogram(struct mbuf *mb, const struct histogram *h)
 {
 	uint64_t	 cum = 0;
 	size_t		 i;
 
-	mbuf_printf(mb, ",\n\"%s\": {\"count\": %" PRIu64 ", \"sum\": ", name,
-	    h->h_count);
+	mbuf_printf(mb, "{\"count\": %" PRIu64 ", \"sum\": ", h->h_count);
 	json_num(mb, h->h_sum);
 	mbuf_printf(mb, ", \"buckets\": [");
 	for (i = 0; i < METRICS_NBUCKETS; i++) {
@@ -476,6 +583,13 @@ json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
 		mbuf_printf(mb, ", %" PRIu64 "]", cum);
 	}
 	mbuf_printf(mb, "]}");
+}
+
+static void
+json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
+{
+	mbuf_printf(mb, ",\n\"%s\": ", name);
+	metrics_json_histogram(mb, h);
 }
 
 static void
@@ -498,7 +612,7 @@ json_class(struct mbuf *mb, const struct class_metrics *cm)
 		sep = ", ";
 	}
 	mbuf_printf(mb, "}, \"refused\": ");
-	json_refused(mb, cm->cm_refused);
+	metrics_json_refused(mb, cm->cm_refused);
 	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 ", \"faults\": {\"delay\": %"
 	    PRIu64 ", \"abort\": %" PRIu64 "}}", cm->cm_dry_run,
 	    cm->cm_faults[FAULT_KIND_DELAY], cm->cm_faults[FAULT_KIND_ABORT]);
@@ -508,30 +622,44 @@ json_class(struct mbuf *mb, const struct class_metrics *cm)
  * Totals over every class. 1xx final statuses count in "requests" but
  * have no "responses" key: the contract names 2xx to 5xx only.
  */
-static void
-json_totals(struct mbuf *mb, const struct metrics *m)
+void
+metrics_totals(const struct metrics *m, uint64_t *requests,
+    uint64_t byclass[5], uint64_t refused[MR_COUNT], uint64_t *dry)
 {
 	const struct class_metrics	*cm;
-	uint64_t			 req = 0, byclass[5] = { 0 };
-	uint64_t			 refused[MR_COUNT] = { 0 }, dry = 0;
 	size_t				 i, s;
 	int				 r;
 
+	*requests = *dry = 0;
+	memset(byclass, 0, 5 * sizeof(byclass[0]));
+	memset(refused, 0, MR_COUNT * sizeof(refused[0]));
 	for (i = 0; i < m->m_nclasses; i++) {
 		cm = &m->m_classes[i];
 		for (s = 0; s < 500; s++) {
-			req += cm->cm_status[s];
+			*requests += cm->cm_status[s];
 			byclass[s / 100] += cm->cm_status[s];
 		}
 		for (r = 0; r < MR_COUNT; r++)
 			refused[r] += cm->cm_refused[r];
-		dry += cm->cm_dry_run;
+		*dry += cm->cm_dry_run;
 	}
+}
+
+/*
+ * Totals over every class. 1xx final statuses count in "requests" but
+ * have no "responses" key: the contract names 2xx to 5xx only.
+ */
+static void
+json_totals(struct mbuf *mb, const struct metrics *m)
+{
+	uint64_t	 req, byclass[5], refused[MR_COUNT], dry;
+
+	metrics_totals(m, &req, byclass, refused, &dry);
 	mbuf_printf(mb, ",\n\"totals\": {\"requests\": %" PRIu64 ", "
 	    "\"responses\": {\"2xx\": %" PRIu64 ", \"3xx\": %" PRIu64 ", "
 	    "\"4xx\": %" PRIu64 ", \"5xx\": %" PRIu64 "}, \"refused\": ",
 	    req, byclass[1], byclass[2], byclass[3], byclass[4]);
-	json_refused(mb, refused);
+	metrics_json_refused(mb, refused);
 	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 ", \"bytes_out\": %" PRIu64
 	    "}", dry, m->m_bytes_out);
 }
@@ -563,14 +691,7 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	json_num(mb, g->limiter_long_rtt_seconds);
 	mbuf_printf(mb, ", \"gradient\": ");
 	json_num(mb, g->limiter_gradient);
-	mbuf_printf(mb, ", \"servers\": [");
-	for (i = 0; i < g->nserver_limits; i++) {
-		mbuf_printf(mb, "%s{\"server\": ", i ? ", " : "");
-		mbuf_json_str(mb, g->server_limits[i].name);
-		mbuf_printf(mb, ", \"limit\": %u, \"inflight\": %u}",
-		    g->server_limits[i].limit, g->server_limits[i].inflight);
-	}
-	mbuf_printf(mb, "]}");
+	mbuf_printf(mb, "}");
 
 	mbuf_printf(mb, ",\n\"queue\": {\"length\": %zu, \"by_priority\": "
 	    "{\"%s\": %zu, \"%s\": %zu, \"%s\": %zu}, \"growing\": %s, "
@@ -599,6 +720,13 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	mbuf_printf(mb, ",\n\"admission\": {\"clients\": %zu, "
 	    "\"evictions_total\": %" PRIu64 "}", g->admission_clients,
 	    g->admission_evictions);
+	mbuf_printf(mb, ",\n\"cluster\": {\"state\": \"%s\", \"up\": %d, "
+	    "\"instances\": %u, \"calls_total\": %" PRIu64 ", "
+	    "\"errors_total\": %" PRIu64 ", \"lease_tokens_total\": %" PRIu64
+	    ", \"transitions_total\": %" PRIu64 "}",
+	    g->cluster_state != NULL ? g->cluster_state : "off", g->cluster_up,
+	    g->cluster_instances, g->cluster_calls, g->cluster_errors,
+	    g->cluster_lease_tokens, g->cluster_changes);
 
 	json_totals(mb, m);
 	mbuf_printf(mb, ",\n\"classes\": [");
@@ -609,6 +737,7 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	mbuf_printf(mb, "]");
 
 	json_histogram(mb, "latency_seconds", &m->m_latency);
+	json_histogram(mb, "served_latency_seconds", &m->m_served);
 	json_histogram(mb, "upstream_latency_seconds", &m->m_upstream);
 	json_histogram(mb, "queue_wait_seconds", &m->m_queue_wait);
 

@@ -39,6 +39,7 @@ enum metrics_reason {
 	MR_OVERLOADED,		/* 503: CoDel, or would outwait its allowance */
 	MR_UPSTREAM_ERROR,	/* 502 */
 	MR_UPSTREAM_TIMEOUT,	/* 504 */
+	MR_NO_SERVER,		/* 503: every backend server is out */
 	MR_COUNT,		/* "unknown" */
 	MR_CLIENT_CLOSED,	/* 499: the client went away first */
 	MR_CONNECT_UNSUPPORTED,	/* 501: CONNECT, no tunnels */
@@ -61,6 +62,10 @@ struct class_metrics {
 	uint64_t		 cm_refused[MR_COUNT];
 	uint64_t		 cm_dry_run;	/* would have been refused */
 	uint64_t		 cm_faults[FAULT_NKINDS]; /* injected, by kind */
+	struct histogram	 cm_latency;	/* end to end, every request */
+	struct histogram	 cm_served;	/* ...of those sent to a backend */
+	struct histogram	 cm_upstream;	/* dispatch to response head */
+	struct histogram	 cm_queue_wait;	/* waiters, served or shed */
 };
 
 #define METRICS_PP_OK		0
@@ -72,6 +77,7 @@ struct metrics {
 	size_t			 m_nclasses;
 	size_t			 m_cap;
 	struct histogram	 m_latency;	/* end to end, every request */
+	struct histogram	 m_served;	/* ...of those sent to a backend */
 	struct histogram	 m_upstream;	/* dispatch to response head */
 	struct histogram	 m_queue_wait;	/* waiters, served or shed */
 	uint64_t		 m_upstream_connect_failures;
@@ -88,13 +94,6 @@ struct metrics {
 	uint64_t		 m_proxyproto[3];	/* METRICS_PP_* */
 	/* limiter dry run, by what would have happened: waited, refused */
 	uint64_t		 m_shed_dry_run[METRICS_NSHED];
-};
-
-/* One backend server's own concurrency limit (per-server limits). */
-struct metrics_server_limit {
-	const char	*name;		/* host:port as configured */
-	unsigned int	 limit;
-	unsigned int	 inflight;	/* requests holding its slots */
 };
 
 /* Sampled by the caller when rendering. */
@@ -120,9 +119,31 @@ struct metrics_gauges {
 	unsigned int	 upstream_idle;		/* pooled */
 	size_t		 admission_clients;	/* client buckets kept */
 	uint64_t	 admission_evictions;
+	/* [cluster]: buckets shared on Redis */
+	const char	*cluster_state;		/* off, connecting, up, down */
+	int		 cluster_up;		/* 1: buckets shared */
+	unsigned int	 cluster_instances;	/* sharing, as last learned */
+	uint64_t	 cluster_calls;		/* commands sent to Redis */
+	uint64_t	 cluster_errors;	/* failed or unanswered */
+	uint64_t	 cluster_lease_tokens;	/* tokens leased */
+	uint64_t	 cluster_changes;	/* up/down transitions */
+	double		 cluster_rtt_seconds;
 	const char	*config_json;	/* JSON object of the config, or NULL */
-	const struct metrics_server_limit *server_limits;
-	size_t		 nserver_limits;
+	const struct metrics_process *process;	/* NULL: not rendered */
+};
+
+/*
+ * The process_* family as the Prometheus client libraries export it, read
+ * by the caller (procstat.c reads /proc/self); a field < 0 is unknown and
+ * its sample left out.
+ */
+struct metrics_process {
+	double		 start_time_seconds;	/* since the Unix epoch */
+	double		 cpu_seconds;		/* user + system */
+	double		 resident_memory_bytes;
+	double		 virtual_memory_bytes;
+	double		 open_fds;
+	double		 max_fds;
 };
 
 void		 metrics_init(struct metrics *);
@@ -132,6 +153,19 @@ void		 metrics_free(struct metrics *);
 struct class_metrics *metrics_class(struct metrics *, const char *name);
 
 void		 histogram_observe(struct histogram *, double seconds);
+
+/* Count a wait in the queue in the totals and in cm's (may be NULL). */
+void		 metrics_observe_wait(struct metrics *,
+		    struct class_metrics *cm, double seconds);
+
+/*
+ * Count a finished request's durations (seconds; upstream < 0: it never
+ * reached a backend, and is not served) in the totals and in cm's, which
+ * may be NULL.
+ */
+void		 metrics_observe_request(struct metrics *,
+		    struct class_metrics *cm, double total, double upstream,
+		    int served);
 
 
 /*
@@ -144,6 +178,18 @@ void		 metrics_prometheus(const struct metrics *,
 /* The same state as one JSON object (no trailing newline). */
 void		 metrics_json(const struct metrics *,
 		    const struct metrics_gauges *, struct mbuf *);
+
+/* Sums over every class: requests, by status class (1xx..5xx), refused. */
+void		 metrics_totals(const struct metrics *, uint64_t *requests,
+		    uint64_t byclass[5], uint64_t refused[MR_COUNT],
+		    uint64_t *dry_run);
+
+/* A histogram as {"count", "sum", "buckets": [[le, cumulative], ...]}. */
+void		 metrics_json_histogram(struct mbuf *,
+		    const struct histogram *);
+/* {"rate_limited": n, ...}, every reason spillway answers with. */
+void		 metrics_json_refused(struct mbuf *,
+		    const uint64_t refused[MR_COUNT]);
 
 /* The reason's name, NULL for MR_NONE. */
 const char	*metrics_reason_name(enum metrics_reason);

@@ -226,6 +226,7 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	int			 first = old == NULL;
 	uint64_t		 now = now_usec();
 	unsigned int		 max_conns;
+	size_t			 i;
 
 	if (errorsp != NULL)
 		*errorsp = NULL;
@@ -242,13 +243,17 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 
 	/* prepare: beside what runs; each step is undone at fail */
 	if (listener_prepare(px, conf, err, sizeof(err)) == -1 ||
-	    accesslog_prepare(conf->proxy.access_log, err, sizeof(err)) == -1 ||
+	    accesslog_prepare(conf->proxy.access_log,
+	    conf->proxy.access_log_format, conf->proxy.access_log_facility,
+	    err, sizeof(err)) == -1 ||
 	    admin_prepare(px, conf, err, sizeof(err)) == -1)
 		goto fail;
 	if (upstream_prepare(px, conf) == -1 ||
 	    (first && shed_init(px, conf) == -1) ||
 	    (first && (px->px_adm = admission_new(conf, px->px_seed,
-	    now)) == NULL))
+	    now)) == NULL) ||
+	    (first && (px->px_cluster = cluster_new(px->px_base,
+	    px->px_adm)) == NULL))
 		goto nomem;
 	/*
 	 * Admission changes in place; if that fails, only its table of
@@ -264,9 +269,13 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	upstream_commit(px, conf);	/* compares with px_conf, the old */
 	if (!first)
 		shed_reconfigure(px, conf);
+	cluster_configure(px->px_cluster, conf);
 	gen->g_id = first ? 1 : old->g_id + 1;
 	px->px_gen = gen;	/* its one reference is the proxy's now */
 	px->px_conf = conf;
+	/* every class's series from the start, at zero (NULL: no room) */
+	for (i = 0; i < conf->nclasses; i++)
+		(void)metrics_class(&px->px_metrics, conf->classes[i].name);
 	if (old != NULL)
 		gen_put(old);
 	px->px_max_conns = max_conns;
@@ -287,6 +296,8 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	upstream_abort(px);
 	if (first) {
 		shed_free(px);
+		cluster_free(px->px_cluster);
+		px->px_cluster = NULL;
 		admission_free(px->px_adm);
 		px->px_adm = NULL;
 	}
@@ -421,6 +432,7 @@ proxy_free(struct proxy *px)
 	admin_close(px);
 	upstream_free(px);
 	shed_free(px);
+	cluster_free(px->px_cluster);
 	admission_free(px->px_adm);
 	metrics_free(&px->px_metrics);
 	accesslog_close();

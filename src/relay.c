@@ -28,8 +28,6 @@
 #include "spillway.h"
 #include "log.h"
 
-#define TLS_RECORD_MAX		16384	/* plaintext of one TLS record */
-
 /*
  * A head is written into one reserved extent of its evbuffer, sized from
  * the head it is made from plus HEAD_MARGIN for what we add: plain
@@ -111,10 +109,7 @@ relay_precheck(const struct conn *c, size_t headlen, const char **what)
  * event through epoll_ctl and the next loop turn; the bufferevent still
  * handles whatever is left, with its timeouts and watermarks.
  *
- * Over TLS the bytes must go through OpenSSL, which libevent hands one
- * buffer chain per SSL_write: a small output is made one chain first, so
- * that a head and its body go out as one record and one write(2), not two
- * of each.
+ * Over TLS the same, through OpenSSL: tls_send().
  */
 void
 relay_send(struct bufferevent *bev, struct evbuffer *pend)
@@ -124,9 +119,7 @@ relay_send(struct bufferevent *bev, struct evbuffer *pend)
 	if (evbuffer_get_length(pend) == 0)
 		return;
 	if (bufferevent_openssl_get_ssl(bev) != NULL) {
-		evbuffer_add_buffer(out, pend);
-		if (evbuffer_get_length(out) <= TLS_RECORD_MAX)
-			(void)evbuffer_pullup(out, -1);
+		tls_send(bev, pend);
 		return;
 	}
 	if (evbuffer_get_length(out) == 0)
@@ -188,6 +181,7 @@ relay_request(struct conn *c)
 	if (c->cn_ur.ur_up == NULL)
 		return;
 	ubev = c->cn_ur.ur_up->uc_bev;
+ more:
 	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
 		if (relay_queued(ubev, out) >= SPILLWAY_WM_HIGH)
 			relay_send(ubev, out);
@@ -199,7 +193,7 @@ relay_request(struct conn *c)
 			return;
 		}
 		if ((k = body_step(&c->cn_req_body, in, out, 0)) == -1) {
-			log_info("%s: conn %llu: request body: %s", __func__,
+			log_info("conn %llu: request body: %s",
 			    (unsigned long long)c->cn_id,
 			    c->cn_req_body.error_what);
 			conn_upstream_failed(c, 400, MR_NONE);
@@ -215,6 +209,9 @@ relay_request(struct conn *c)
 		if (k == 0)
 			break;
 	}
+	/* what OpenSSL read ahead, the socket will not announce again */
+	if (!c->cn_req_done && c->cn_tls && tls_read_pending(c->cn_bev) > 0)
+		goto more;
 	relay_send(ubev, out);
 }
 
@@ -227,6 +224,8 @@ relay_upstream_drained(struct conn *c)
 	c->cn_req_paused = 0;
 	bufferevent_setwatermark(c->cn_ur.ur_up->uc_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->cn_bev, EV_READ);
+	if (c->cn_tls)
+		(void)tls_read_pending(c->cn_bev);
 	relay_request(c);
 }
 
@@ -271,6 +270,7 @@ response_head(struct conn *c, const struct http_head *h, size_t len,
 	if (relay_commit_head(c->cn_cpend, &v, n) == -1)
 		return -1;
 	c->cn_resp_bytes += (uint64_t)n;
+	c->cn_resp_head_bytes += (uint64_t)n;
 	return 0;
 }
 
@@ -298,11 +298,12 @@ read_response_head(struct conn *c)
 		if (r == HTTP_PARSE_AGAIN)
 			return;
 		if (r == HTTP_PARSE_ERROR || c->cn_resp.status == 101) {
-			log_warnx("%s: conn %llu: %s: invalid response: %s",
-			    __func__, (unsigned long long)c->cn_id,
+			log_warnx("conn %llu: %s: invalid response: %s",
+			    (unsigned long long)c->cn_id,
 			    c->cn_ur.ur_server->sv_addr->text,
 			    c->cn_resp.error_what ? c->cn_resp.error_what :
 			    "101 Switching Protocols");
+			upstream_judge(c, HE_INVALID);
 			conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 			return;
 		}
@@ -322,6 +323,7 @@ read_response_head(struct conn *c)
 		c->cn_resp_state = RS_NONE;
 	}
 	c->cn_t_resp_head = now_usec();
+	upstream_answered(c, c->cn_resp.status);
 	if (response_head(c, &c->cn_resp, (size_t)r, 0) == -1) {
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
@@ -357,8 +359,8 @@ relay_response(struct conn *c)
 		k = body_step(&c->cn_resp_body, in, out, c->cn_dechunk);
 		c->cn_resp_bytes += evbuffer_get_length(out) - before;
 		if (k == -1) {
-			log_warnx("%s: conn %llu: %s: response body: %s",
-			    __func__, (unsigned long long)c->cn_id,
+			log_warnx("conn %llu: %s: response body: %s",
+			    (unsigned long long)c->cn_id,
 			    c->cn_ur.ur_server->sv_addr->text,
 			    c->cn_resp_body.error_what);
 			conn_close(c, "invalid response body");
@@ -371,8 +373,8 @@ relay_response(struct conn *c)
 	if (!http_body_done(&c->cn_resp_body))
 		return;
 	if (evbuffer_get_length(in) > 0) {
-		log_warnx("%s: conn %llu: %s: bytes after the response",
-		    __func__, (unsigned long long)c->cn_id,
+		log_warnx("conn %llu: %s: bytes after the response",
+		    (unsigned long long)c->cn_id,
 		    c->cn_ur.ur_server->sv_addr->text);
 		c->cn_up_reuse = 0;
 	}
@@ -409,6 +411,7 @@ relay_discard(struct conn *c)
 	ssize_t		 k;
 
 	bufferevent_enable(c->cn_bev, EV_READ);
+ more:
 	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
 		if ((k = body_step(&c->cn_req_body, in, NULL, 1)) == -1 ||
 		    c->cn_req_body.total > SPILLWAY_DISCARD_MAX) {
@@ -419,6 +422,9 @@ relay_discard(struct conn *c)
 		if (k == 0)
 			break;
 	}
+	if (!c->cn_req_done && c->cn_keepalive && c->cn_tls &&
+	    tls_read_pending(c->cn_bev) > 0)
+		goto more;
 	if (c->cn_req_done || !c->cn_keepalive)
 		conn_end_request(c);
 }
@@ -447,17 +453,17 @@ relay_upstream_ready(struct conn *c, struct upconn *uc)
 }
 
 /*
- * A request is retried on a fresh connection only if nothing was lost: no
- * body, or "Content-Length: 0", which many clients send with PUT and
- * DELETE; the head is all there is to send again.
+ * May a request that reached a backend be sent again? Only if it is
+ * idempotent (RFC 9110, 9.2.2) and nothing was lost: no response byte
+ * came, and it has no body, or "Content-Length: 0", which many clients
+ * send with PUT and DELETE; the head is all there is to send again.
  */
 static int
-retryable(const struct conn *c)
+resendable(const struct conn *c)
 {
 	const struct http_body	*b = &c->cn_req_body;
 
-	if (c->cn_ur.ur_retried || c->cn_ur.ur_up == NULL ||
-	    c->cn_ur.ur_up->uc_requests < 2 || c->cn_resp_state != RS_NONE ||
+	if (c->cn_resp_state != RS_NONE ||
 	    (b->framing != HTTP_FRAMING_NONE &&
 	    !(b->framing == HTTP_FRAMING_LENGTH && b->total == 0 &&
 	    http_body_done(b))))
@@ -475,14 +481,24 @@ retryable(const struct conn *c)
 	}
 }
 
+/* A kept-alive connection found closed: retried once, on a fresh one. */
+static int
+retryable(const struct conn *c)
+{
+	return !c->cn_ur.ur_retried && c->cn_ur.ur_up != NULL &&
+	    c->cn_ur.ur_up->uc_requests >= 2 && resendable(c);
+}
+
 void
 relay_upstream_event(struct conn *c, short what)
 {
 	const char	*addr = c->cn_ur.ur_server->sv_addr->text;
 
 	if (what & BEV_EVENT_TIMEOUT) {
-		log_warnx("%s: conn %llu: %s: no answer in time", __func__,
+		log_warnx("conn %llu: %s: no answer in time",
 		    (unsigned long long)c->cn_id, addr);
+		if (c->cn_resp_state != RS_BODY)
+			upstream_judge(c, HE_TIMEOUT);
 		if (c->cn_resp_state == RS_BODY)
 			conn_close(c, "upstream timeout mid-response");
 		else
@@ -504,16 +520,27 @@ relay_upstream_event(struct conn *c, short what)
 		return;
 	}
 	if (retryable(c)) {
-		log_info("%s: conn %llu: %s: kept-alive connection closed; "
-		    "retrying", __func__, (unsigned long long)c->cn_id, addr);
+		log_info("conn %llu: %s: kept-alive connection closed; "
+		    "retrying", (unsigned long long)c->cn_id, addr);
 		conn_set_state(c, CS_CONNECT);
 		upstream_retry(c);
 		return;
 	}
-	log_warnx("%s: conn %llu: %s: connection %s", __func__,
-	    (unsigned long long)c->cn_id, addr,
+	log_warnx("conn %llu: %s: connection %s", (unsigned long long)c->cn_id,
+	    addr,
 	    (what & BEV_EVENT_EOF) ? "closed early" :
 	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	/* a kept-alive connection closing is no sign of a failing server */
+	if (c->cn_resp_state != RS_BODY)
+		upstream_judge(c, c->cn_ur.ur_up->uc_requests < 2 ||
+		    c->cn_resp_state == RS_HEAD ? HE_RESET : HE_NEUTRAL);
+	if (resendable(c)) {
+		log_info("conn %llu: trying another server",
+		    (unsigned long long)c->cn_id);
+		conn_set_state(c, CS_CONNECT);
+		if (upstream_failover(c) == 0)
+			return;
+	}
 	if (c->cn_resp_state == RS_BODY)
 		conn_close(c, "upstream closed mid-response");
 	else

@@ -41,19 +41,17 @@
 #define SHED_ECHO	20000	/* usec */
 
 /*
- * Event-loop lag. A backend's answer waits in the socket until the loop
- * comes round to it; when the proxy itself is busy (a fast backend, many
- * clients), that wait is most of the latency measured, and the limiter,
- * taking it for the backend's queue, held the limit down: throughput fell
- * to half of HAProxy's in front of nginx with no queue at the backend.
- * Every LAG_EVERY while requests are out, a timer arms a zero-timeout
- * timer; libevent runs timers after the I/O of the next iteration, so its
- * delay is about the wait of an answer that arrived meanwhile (the rest of
- * one iteration, then its place in the next). The smoothed lag is taken
- * off each latency sample (limiter_less_lag()) before the limiter and the
- * queue see it: what is left is the backend's own time. It is forgotten
- * after LAG_IDLE without requests, so a backend's no-load latency is
- * measured as it was.
+ * Event-loop lag, for operators: how long a ready event waits for the
+ * loop. Every LAG_EVERY while requests are out, a timer arms a
+ * zero-timeout timer; libevent runs timers after the I/O of the next
+ * iteration, so its delay is about the wait of an answer that arrived
+ * meanwhile. It is shown (spillway_event_loop_lag_seconds) and not taken
+ * off the backend's latency: in front of a fast backend much of the
+ * latency measured is this wait, but on a machine short of CPU (a
+ * CPU-bound app beside spillway) the wait is the machine's, and taking it
+ * off let the limit grow past a starving backend's knee (a closed loop
+ * within the budget then met queue timeouts). It is forgotten after
+ * LAG_IDLE without requests.
  */
 #define LAG_EVERY	10000	/* usec */
 #define LAG_W		0.125	/* weight of a new probe */
@@ -106,7 +104,7 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t		 now = now_usec();
 
 	while (queue_length(px->px_queue) > 0 &&
-	    (sv = upstream_acquire(px, now)) != NULL) {
+	    upstream_acquire(px, now, &sv) == 0) {
 		if ((qi = queue_pop(px->px_queue, now)) == NULL) {
 			upstream_unacquire(sv, now);
 			break;
@@ -165,8 +163,8 @@ shed_loop_lag(const struct proxy *px)
 }
 
 /*
- * Start-up: the queue for conf; -1 if out of memory. The limiters are
- * the servers' (upstream.c), one each.
+ * Start-up: the queue for conf and the events; -1 if out of memory. The
+ * limiters are the servers', one each (upstream.c).
  */
 int
 shed_init(struct proxy *px, const struct config *conf)
@@ -188,7 +186,11 @@ shed_init(struct proxy *px, const struct config *conf)
 	return 0;
 }
 
-/* A reload: new parameters; the waiters stay (limits: upstream_commit). */
+/*
+ * A reload: new parameters; the waiters stay (the servers' limiters are
+ * reconfigured by upstream_commit(), their learned limits kept), and they
+ * may have room now.
+ */
 void
 shed_reconfigure(struct proxy *px, const struct config *conf)
 {
@@ -198,6 +200,20 @@ shed_reconfigure(struct proxy *px, const struct config *conf)
 	config_queue_conf(conf, &qc);
 	queue_reconfigure(px->px_queue, &qc);
 	arm_queue_timer(px, now);
+	shed_kick(px);
+}
+
+/*
+ * Room may have appeared for waiters (a server came back or was added,
+ * a limit grew), or none may be left to serve them (every server out:
+ * they go on, to be refused at once): give the queue a turn.
+ */
+void
+shed_kick(struct proxy *px)
+{
+	if (px->px_kick != NULL && px->px_queue != NULL &&
+	    queue_length(px->px_queue) > 0)
+		event_active(px->px_kick, EV_TIMEOUT, 0);
 }
 
 void
@@ -274,7 +290,7 @@ shed_enter(struct conn *c, enum queue_shed *why)
 	struct queue		*q = px->px_queue;
 	struct queue_item	*evicted;
 	uint64_t		 now = now_usec();
-	unsigned int		 prio, slots = upstream_limit(px);
+	unsigned int		 prio, slots;
 	struct server		*sv;
 	int			 retry;
 
@@ -287,11 +303,12 @@ shed_enter(struct conn *c, enum queue_shed *why)
 		dry_run(c, prio, retry, now);
 		return 0;
 	}
-	if (queue_length(q) == 0 && (sv = upstream_acquire(px, now)) != NULL) {
+	if (queue_length(q) == 0 && upstream_acquire(px, now, &sv) == 0) {
 		t->st_has_slot = 1;
 		upstream_hold(c, sv);
 		return 0;
 	}
+	slots = upstream_limit(px);
 	if ((*why = queue_verdict(q, prio, slots, now, retry)) !=
 	    QUEUE_SHED_NONE)
 		return -1;
@@ -327,7 +344,6 @@ shed_leave(struct conn *c)
 		return;
 	t->st_has_slot = 0;
 	o = conn_outcome(c, now, &latency);
-	latency = limiter_less_lag(latency, px->px_lag);
 	upstream_slot_release(c, now, latency, o);
 	queue_depart(px->px_queue, now,
 	    o == LIMITER_SUCCESS ? (latency > 0 ? latency : 1) : 0);

@@ -35,14 +35,17 @@
 #include "config.h"
 #include "admission.h"
 #include "balance.h"
+#include "cluster.h"
 #include "http.h"
 #include "limiter.h"
 #include "metrics.h"
 #include "queue.h"
+#include "retry.h"
 
 /* Back-pressure: stop reading a side when its peer holds this much. */
 #define SPILLWAY_WM_HIGH	(64 * 1024)
 #define SPILLWAY_WM_LOW		(16 * 1024)
+#define TLS_RECORD_MAX		16384	/* plaintext of one TLS record */
 
 /* Body bytes read and thrown away after our own answer, before closing. */
 #define SPILLWAY_DISCARD_MAX	(256 * 1024)
@@ -66,6 +69,7 @@ enum upconn_state {
 	UC_CONNECTING = 0,	/* connect() under way for a request */
 	UC_BUSY,		/* serving a client connection's request */
 	UC_IDLE,		/* kept alive in its server's pool */
+	UC_PROBE,		/* connect() to see if an ejected server is back */
 };
 
 struct upconn {
@@ -74,7 +78,7 @@ struct upconn {
 	struct server		*uc_server;
 	struct conn		*uc_conn;	/* owner while connecting/busy */
 	unsigned int		 uc_requests;	/* requests sent so far */
-	TAILQ_ENTRY(upconn)	 uc_entry;	/* in server's idle pool */
+	TAILQ_ENTRY(upconn)	 uc_entry;	/* idle pool, or connecting */
 };
 TAILQ_HEAD(upconn_list, upconn);
 
@@ -93,7 +97,16 @@ struct server {
 	struct limiter		*sv_lim;	/* its own concurrency limit */
 	unsigned int		 sv_nidle;
 	struct upconn_list	 sv_idle;	/* most recently used first */
+	struct upconn_list	 sv_connecting;	/* for requests */
+	struct upconn		*sv_probe;	/* in flight, or NULL */
+	struct check		*sv_check;	/* active checks, or NULL */
+	char			 sv_check_last[64]; /* last check's result */
 	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
+	struct health		 sv_health;	/* passive health */
+	double			 sv_credit;	/* slow start's share, rr */
+	uint64_t		 sv_requests;	/* sent to it, all tries */
+	uint64_t		 sv_answered;	/* response heads */
+	uint64_t		 sv_latency_usec; /* their sum: connect to head */
 };
 
 /*
@@ -108,6 +121,9 @@ struct upstream_req {
 	size_t			 ur_idx;	/* last server tried */
 	unsigned int		 ur_tries;	/* servers tried */
 	int			 ur_retried;	/* resent after a stale conn */
+	size_t			 ur_first;	/* first server tried */
+	int			 ur_judged;	/* this try's verdict given */
+	uint64_t		 ur_t_try;	/* this try began, usec */
 	const char		*ur_name;	/* backend address, for the log */
 };
 
@@ -186,6 +202,9 @@ struct conn {
 	struct evbuffer		*cn_upend;	/* to the backend, unsent */
 	struct evbuffer		*cn_cpend;	/* to the client, unsent */
 	char			 cn_reqline[256]; /* "METHOD target" for log */
+	char			 cn_host[128];	/* Host, for the log */
+	char			 cn_ua[256];	/* User-Agent, for the log */
+	char			 cn_referer[256]; /* Referer, for the log */
 	enum http_method	 cn_method;
 	int			 cn_version_minor;
 	int			 cn_keepalive;	/* client conn may be reused */
@@ -219,6 +238,7 @@ struct conn {
 	unsigned long		 cn_fault_gen;	/* ...under this generation id */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
+	uint64_t		 cn_resp_head_bytes; /* ...of them in heads */
 };
 TAILQ_HEAD(conn_list, conn);
 
@@ -246,6 +266,7 @@ struct proxy {
 	struct generation	*px_gen;	/* the generation in force */
 	const struct config	*px_conf;	/* px_gen->g_conf, for short */
 	struct admission	*px_adm;
+	struct cluster		*px_cluster;	/* its buckets on Redis */
 	struct queue		*px_queue;
 	struct metrics		 px_metrics;
 	uint64_t		 px_started;	/* usec */
@@ -281,6 +302,7 @@ struct proxy {
 	size_t			 px_rr_next;
 	struct balance_view	*px_views;	/* one per server, for picks */
 	struct balance_view	*px_views_next;	/* prepared */
+	struct retry		 px_retry;	/* budget, across reloads */
 	struct server		**px_servers_next; /* prepared */
 	size_t			*px_servers_from; /* prepared: kept server + 1 */
 	size_t			 px_nservers_next;
@@ -325,6 +347,9 @@ int		 listener_prepare(struct proxy *, const struct config *,
 void		 listener_commit(struct proxy *);
 void		 listener_abort(struct proxy *);
 
+/* procstat.c: the process_* metrics, from /proc/self */
+void		 procstat_read(struct metrics_process *);
+
 /* admin.c */
 int		 admin_prepare(struct proxy *, const struct config *, char *err,
 		    size_t errlen);
@@ -347,6 +372,7 @@ void		 ppaccept_close_all(struct proxy *);
 
 /* conn_log.c */
 void		 conn_save_reqline(struct conn *, const struct http_head *);
+void		 conn_count_wait(struct conn *, double seconds);
 void		 conn_log_request(struct conn *);
 
 struct proxy	*conn_proxy(const struct conn *);
@@ -394,17 +420,28 @@ void		 upstream_free(struct proxy *);
 void		 upstream_reset(struct conn *);
 void		 upstream_request(struct conn *);
 void		 upstream_retry(struct conn *);
+void		 upstream_judge(struct conn *, enum health_event);
+void		 upstream_check_result(struct server *, int ok,
+		    const char *why);
+
+/* check.c */
+struct check;
+int		 check_start(struct server *, const struct config *);
+void		 check_free(struct check *);
+void		 upstream_answered(struct conn *, int status);
+int		 upstream_failover(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
 void		 upstream_drop_idle(struct proxy *);
-struct server	*upstream_acquire(struct proxy *, uint64_t now);
+int		 upstream_acquire(struct proxy *, uint64_t now,
+		    struct server **);
 void		 upstream_unacquire(struct server *, uint64_t now);
 void		 upstream_hold(struct conn *, struct server *);
 void		 upstream_take(struct conn *);
 void		 upstream_slot_release(struct conn *, uint64_t now,
 		    uint64_t latency, enum limiter_outcome);
-unsigned int	 upstream_limit(const struct proxy *);
+unsigned int	 upstream_limit(struct proxy *);
 unsigned int	 upstream_inflight(const struct proxy *);
-int		 upstream_full(const struct proxy *);
+int		 upstream_full(struct proxy *);
 void		 upstream_limiter_state(const struct proxy *,
 		    struct limiter_state *);
 int		 upstream_tls_session(SSL *, SSL_SESSION *);
@@ -417,6 +454,8 @@ SSL		*tls_connect(struct tls *, const struct config *,
 		    const struct config_addr *);
 const char	*tls_why(SSL *, unsigned long err, char *buf, size_t len);
 void		 tls_release(SSL *, int keep_session);
+void		 tls_send(struct bufferevent *, struct evbuffer *pend);
+size_t		 tls_read_pending(struct bufferevent *);
 
 /* shed.c */
 int		 shed_init(struct proxy *, const struct config *);
@@ -425,6 +464,7 @@ int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
 void		 shed_refused(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);
+void		 shed_kick(struct proxy *);
 uint64_t	 shed_loop_lag(const struct proxy *);
 
 /* The monotonic clock in microseconds: the only clock of the I/O side. */

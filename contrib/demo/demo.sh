@@ -8,7 +8,11 @@
 #   2. through spillway on its default configuration: the app keeps
 #      serving at its capacity, the rest is refused fast;
 #   3. through spillway while the app's data doubles twice mid-run (its
-#      capacity halves each time): spillway follows it down.
+#      capacity halves each time): spillway follows it down;
+#   4. through spillway in front of two copies of the app, one of which
+#      dies a third into the run and comes back at two thirds: spillway's
+#      health checks take it out and bring it back, the other keeps
+#      serving, and no client waits on the dead one.
 # Each run prints a table; at the end a report (report.html, demo.svg,
 # CSVs) is written to OUTDIR.
 #
@@ -21,6 +25,7 @@
 #   DEMO_WORKERS=4 DEMO_ROWS=20000   the app
 #   DEMO_PROBE_SECONDS=2 capacity measurement, per data size
 #   DEMO_PROXY_PORT=8080 DEMO_APP_PORT=8081 DEMO_ADMIN_PORT=8082
+#   DEMO_APP2_PORT=8083  the second app of run 4
 #
 # Every process it starts is stopped by PID when it exits, also on error
 # or Ctrl-C.
@@ -48,12 +53,13 @@ PROBE=${DEMO_PROBE_SECONDS:-2}
 PROXY_PORT=${DEMO_PROXY_PORT:-8080}
 APP_PORT=${DEMO_APP_PORT:-8081}
 ADMIN_PORT=${DEMO_ADMIN_PORT:-8082}
+APP2_PORT=${DEMO_APP2_PORT:-8083}
 
 log() { printf '[demo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 for v in "$SECONDS_" "$TIMEOUT" "$WORKERS" "$ROWS" "$PROXY_PORT" \
-    "$APP_PORT" "$ADMIN_PORT"; do
+    "$APP_PORT" "$ADMIN_PORT" "$APP2_PORT"; do
 	case $v in ''|*[!0-9]*) die "not a whole number: '$v'" ;; esac
 done
 for v in "$OVERLOAD" "$PROBE" ${RATE:+"$RATE"}; do
@@ -110,8 +116,8 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # ------------------------------------------------------------ setup
-taken=$(py free "$PROXY_PORT" "$APP_PORT" "$ADMIN_PORT") ||
-    die "port(s) $taken on 127.0.0.1 in use (is \`make run\` running?); set DEMO_PROXY_PORT, DEMO_APP_PORT, DEMO_ADMIN_PORT"
+taken=$(py free "$PROXY_PORT" "$APP_PORT" "$ADMIN_PORT" "$APP2_PORT") ||
+    die "port(s) $taken on 127.0.0.1 in use (is \`make run\` running?); set DEMO_PROXY_PORT, DEMO_APP_PORT, DEMO_ADMIN_PORT, DEMO_APP2_PORT"
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 rm -f "$OUT"/*.csv "$OUT"/*.json "$OUT"/*.log "$OUT"/*.ini \
@@ -128,22 +134,50 @@ sed -e "s|^listen = 127.0.0.1:8080|listen = 127.0.0.1:$PROXY_PORT|" \
 "$SPILLWAY" -t -c "$INI" >/dev/null 2>&1 ||
     { "$SPILLWAY" -t -c "$INI"; die "$INI: invalid"; }
 
+# run 4: the same with a second app and active health checks
+INI2=$OUT/spillway-failover.ini
+sed -e "s|^server = 127.0.0.1:$APP_PORT|server = 127.0.0.1:$APP_PORT\\
+server = 127.0.0.1:$APP2_PORT|" \
+    -e "s|^;health_check = .*|health_check = GET /healthz|" \
+    -e "s|^check_interval = .*|check_interval = 500ms|" \
+    -e "s|^check_timeout = .*|check_timeout = 400ms|" \
+    -e "s|^check_fall = .*|check_fall = 2|" \
+    -e "s|^slowstart = .*|slowstart = 2s|" \
+    "$INI" > "$INI2"
+"$SPILLWAY" -t -c "$INI2" >/dev/null 2>&1 ||
+    { "$SPILLWAY" -t -c "$INI2"; die "$INI2: invalid"; }
+
 APP_PID=""
 SPW_PID=""
-start_app() {	# start_app LOGNAME
-	"$APP" --port "$APP_PORT" --workers "$WORKERS" --rows "$ROWS" \
+start_app() {	# start_app LOGNAME [PORT]
+	"$APP" --port "${2:-$APP_PORT}" --workers "$WORKERS" --rows "$ROWS" \
 	    >"$OUT/app-$1.log" 2>&1 &
 	APP_PID=$!
 	PIDS="$PIDS $APP_PID"
-	py wait "http://127.0.0.1:$APP_PORT/healthz" 30 ||
+	py wait "http://127.0.0.1:${2:-$APP_PORT}/healthz" 30 ||
 	    { cat "$OUT/app-$1.log" >&2; die "legacy-app did not start"; }
 }
-start_spillway() {	# start_spillway LOGNAME
-	"$SPILLWAY" -c "$INI" >"$OUT/spillway-$1.log" 2>&1 &
-	SPW_PID=$!
-	PIDS="$PIDS $SPW_PID"
-	py wait "http://127.0.0.1:$ADMIN_PORT/status" 30 ||
-	    { cat "$OUT/spillway-$1.log" >&2; die "spillway did not start"; }
+start_spillway() {	# start_spillway LOGNAME [CONF]
+	local try
+	# A port of the ephemeral range that was free a moment ago can be
+	# the local end of someone's outgoing connection now (another
+	# program on the machine, the load generator of the run before):
+	# spillway says "Address already in use"; such a connection is
+	# short-lived, so try again a few times before giving up.
+	for try in 1 2 3 4 5; do
+		"$SPILLWAY" -c "${2:-$INI}" >"$OUT/spillway-$1.log" 2>&1 &
+		SPW_PID=$!
+		PIDS="$PIDS $SPW_PID"
+		py wait "http://127.0.0.1:$ADMIN_PORT/status" 30 "$SPW_PID" &&
+		    return 0
+		kill -0 "$SPW_PID" 2>/dev/null && break
+		forget "$SPW_PID"
+		grep -q "Address already in use" "$OUT/spillway-$1.log" || break
+		log "a port is taken for now; starting spillway again ($try)"
+		sleep 1
+	done
+	cat "$OUT/spillway-$1.log" >&2
+	die "spillway did not start"
 }
 load() {	# load NAME PORT: one run of open-loop load
 	log "$1: $RATE req/s for $SECONDS_ s to 127.0.0.1:$2"
@@ -211,6 +245,31 @@ wait "$GROW_PID" 2>/dev/null || true
 forget "$GROW_PID"
 stop "$SPW_PID"
 stop "$APP_PID"
+
+echo "== 4. through spillway to two apps; the second dies at ${G1} s and is back at ${G2} s"
+start_app failover
+APP1_PID=$APP_PID
+start_app failover2 "$APP2_PORT"
+APP2_PID=$APP_PID
+start_spillway failover "$INI2"
+# kill the second app at G1; at G2 this subshell becomes the app again
+(
+	sleep "$G1"
+	kill -TERM "$APP2_PID" 2>/dev/null
+	sleep $((G2 - G1))
+	exec "$APP" --port "$APP2_PORT" --workers "$WORKERS" --rows "$ROWS" \
+	    >"$OUT/app-failover2-back.log" 2>&1
+) &
+FAIL_PID=$!
+PIDS="$PIDS $FAIL_PID"
+load failover "$PROXY_PORT"
+grep -E -- '-> (ejected|down|up|trial)' "$OUT/spillway-failover.log" |
+    sed 's/^[^ ]* [^ ]* //' || true
+echo
+stop "$FAIL_PID"
+stop "$APP2_PID"
+stop "$SPW_PID"
+stop "$APP1_PID"
 
 # ------------------------------------------------------------ report
 echo "== summary"

@@ -14,6 +14,7 @@ status 1 if a test failed.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -53,7 +54,7 @@ class Demo:
         self.tmp = tempfile.mkdtemp(prefix="demo-test-")
         self.out = os.path.join(self.tmp, "out")
         ports = set()
-        while len(ports) < 3:
+        while len(ports) < 4:
             ports.add(harness.free_port())
         self.ports = sorted(ports)
         # two workers: half the load of the default demo, kinder to the
@@ -62,7 +63,8 @@ class Demo:
                    DEMO_PROBE_SECONDS="1", DEMO_WORKERS="2",
                    DEMO_PROXY_PORT=str(self.ports[0]),
                    DEMO_APP_PORT=str(self.ports[1]),
-                   DEMO_ADMIN_PORT=str(self.ports[2]))
+                   DEMO_ADMIN_PORT=str(self.ports[2]),
+                   DEMO_APP2_PORT=str(self.ports[3]))
         self.stdout_path = os.path.join(self.tmp, "stdout")
         self.stderr_path = os.path.join(self.tmp, "stderr")
         with open(self.stdout_path, "w") as o, \
@@ -116,7 +118,7 @@ def figures(out, name):
         return json.load(f)
 
 
-@test("make demo in short: three runs, tables, report, picture, no "
+@test("make demo in short: four runs, tables, report, picture, no "
       "process left", timeout=170)
 def test_demo_runs():
     d = Demo(seconds=5)
@@ -130,14 +132,16 @@ def test_demo_runs():
         diag(stderr[-3000:])
     eq(rc, 0, "demo.sh exit status")
     for title in ("legacy-app alone", "behind spillway",
-                  "behind spillway, data growing", "== summary",
+                  "behind spillway, data growing",
+                  "two apps, one dies and returns", "== summary",
                   "p99 of 2xx", "goodput"):
         check(title in stdout, "%r printed:\n%s" % (title, stdout))
     check("report: %s/report.html" % d.out in stdout, stdout)
     check("http://127.0.0.1:8082/" in stdout and "make run" in stdout,
           "says where the live dashboard is:\n" + stdout)
     for f in ("direct.csv", "spillway.csv", "growth.csv", "direct.json",
-              "spillway.json", "growth.json", "meta.json", "report.html",
+              "spillway.json", "growth.json", "failover.csv",
+              "failover.json", "meta.json", "report.html",
               "demo.svg", "summary.txt", "spillway.ini"):
         check(os.path.getsize(os.path.join(d.out, f)) > 0, "%s written" % f)
     svg = ET.parse(os.path.join(d.out, "demo.svg")).getroot()
@@ -170,6 +174,16 @@ def test_demo_runs():
     check(direct["timeouts"] > direct["ok_2xx"], "the app alone times out")
     check(spw["p99_ms"] < direct["p99_ms"], "and answers fast")
     check(growth["s503"] > spw["s503"], "more shed as capacity falls")
+    # run 4: the second app dies and comes back; its checks say so
+    fo = figures(d.out, "failover")
+    diag("failover: goodput %.1f/s, %r" % (fo["goodput"], fo))
+    check(fo["goodput"] > 0.6 * meta["capacity"], "failover goodput")
+    check(fo["timeouts"] == 0, "no client waited on the dead app: %r" % fo)
+    check(re.search(r"127\.0\.0\.1:%d: up -> (down|ejected)" % d.ports[3],
+                    stdout), "the dead app's fall printed:\n" + stdout)
+    check(re.search(r"127\.0\.0\.1:%d: (down|ejected|trial) -> up"
+                    % d.ports[3], stdout),
+          "the app's return printed:\n" + stdout)
     found, listening = d.leftovers()
     check(not found, "processes left behind: %r" % found)
     check(not listening, "ports still in use: %r" % listening)

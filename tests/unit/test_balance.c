@@ -79,8 +79,8 @@ test_health_and_slow_start(void)
 	CHECK_EQ_INT(balance_slots(&v[0]), 2);
 	v[0].weight = 0.01;
 	CHECK_EQ_INT(balance_slots(&v[0]), 1);
-	v[0].weight = 0;
-	CHECK_EQ_INT(balance_slots(&v[0]), 0);
+	v[0].weight = 0;	/* just back: one slot, not none */
+	CHECK_EQ_INT(balance_slots(&v[0]), 1);
 	v[0].weight = 1.5;	/* never above the limit */
 	CHECK_EQ_INT(balance_slots(&v[0]), 10);
 	/* 2 slots, 1 used: half free, against 10 slots, 4 used */
@@ -92,6 +92,28 @@ test_health_and_slow_start(void)
 	CHECK_EQ_INT(balance_pick(v, 2, 1), 0);
 }
 
+/* balance = roundrobin: the next server in turn that has a free slot. */
+static void
+test_round_robin(void)
+{
+	struct balance_view	 v[] = { V(0, 2), V(0, 10), V(0, 4) };
+
+	CHECK_EQ_INT(balance_next(v, 3, 0), 0);
+	CHECK_EQ_INT(balance_next(v, 3, 1), 1);
+	CHECK_EQ_INT(balance_next(v, 3, 5), 2);
+	v[0].inflight = 2;	/* full: skipped, however small its share */
+	CHECK_EQ_INT(balance_next(v, 3, 0), 1);
+	v[1].usable = 0;	/* out of rotation: skipped */
+	CHECK_EQ_INT(balance_next(v, 3, 0), 2);
+	v[2].inflight = 4;
+	CHECK_EQ_INT(balance_next(v, 3, 0), -1);
+	v[2].weight = 0.5;	/* slow start: 2 of its 4 slots */
+	v[2].inflight = 1;
+	CHECK_EQ_INT(balance_next(v, 3, 0), 2);
+	v[2].inflight = 2;
+	CHECK_EQ_INT(balance_next(v, 3, 0), -1);
+}
+
 int
 main(void)
 {
@@ -100,5 +122,6 @@ main(void)
 	RUN(test_full);
 	RUN(test_slow_server);
 	RUN(test_health_and_slow_start);
+	RUN(test_round_robin);
 	return tap_done();
 }

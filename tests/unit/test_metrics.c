@@ -24,8 +24,6 @@ static const char *const families[][2] = {
 	{ "spillway_faults_injected_total", "counter" },
 	{ "spillway_requests_in_flight", "gauge" },
 	{ "spillway_concurrency_limit", "gauge" },
-	{ "spillway_server_concurrency_limit", "gauge" },
-	{ "spillway_server_requests_in_flight", "gauge" },
 	{ "spillway_limiter_info", "gauge" },
 	{ "spillway_limiter_min_latency_seconds", "gauge" },
 	{ "spillway_limiter_latency_seconds", "gauge" },
@@ -39,6 +37,7 @@ static const char *const families[][2] = {
 	{ "spillway_event_loop_lag_seconds", "gauge" },
 	{ "spillway_dry_run_shed_total", "counter" },
 	{ "spillway_request_duration_seconds", "histogram" },
+	{ "spillway_served_duration_seconds", "histogram" },
 	{ "spillway_upstream_duration_seconds", "histogram" },
 	{ "spillway_queue_wait_seconds", "histogram" },
 	{ "spillway_upstream_connections", "gauge" },
@@ -51,16 +50,18 @@ static const char *const families[][2] = {
 	{ "spillway_proxy_protocol_headers_total", "counter" },
 	{ "spillway_admission_clients", "gauge" },
 	{ "spillway_admission_evictions_total", "counter" },
+	{ "spillway_cluster_up", "gauge" },
+	{ "spillway_cluster_instances", "gauge" },
+	{ "spillway_cluster_calls_total", "counter" },
+	{ "spillway_cluster_errors_total", "counter" },
+	{ "spillway_cluster_lease_tokens_total", "counter" },
+	{ "spillway_cluster_transitions_total", "counter" },
+	{ "spillway_cluster_rtt_seconds", "gauge" },
 	{ "spillway_response_bytes_total", "counter" },
 };
 #define NFAMILIES	(sizeof(families) / sizeof(families[0]))
 
 /* A proxy with some history: two classes, a few latencies. */
-static const struct metrics_server_limit server_limits[] = {
-	{ "127.0.0.1:8081", 8, 5 },
-	{ "127.0.0.1:8082", 4, 2 },
-};
-
 static void
 fixture(struct metrics *m, struct metrics_gauges *g)
 {
@@ -80,10 +81,11 @@ fixture(struct metrics *m, struct metrics_gauges *g)
 	cm->cm_dry_run = 3;
 	cm->cm_faults[FAULT_KIND_ABORT] = 4;
 	cm->cm_faults[FAULT_KIND_DELAY] = 2;
+	/* even: default, odd: api; the first 50 served, 0.01 s upstream */
 	for (i = 0; i < 100; i++)
-		histogram_observe(&m->m_latency, i * 0.013);
-	histogram_observe(&m->m_upstream, 0.02);
-	histogram_observe(&m->m_queue_wait, 0.3);
+		metrics_observe_request(m, metrics_class(m, i % 2 ? "api" :
+		    "default"), i * 0.013, i < 50 ? 0.01 : -1, i < 50);
+	metrics_observe_wait(m, metrics_class(m, "default"), 0.3);
 	m->m_upstream_connections = 40;
 	m->m_client_connections = 120;
 	m->m_reloads_ok = 1;
@@ -96,8 +98,6 @@ fixture(struct metrics *m, struct metrics_gauges *g)
 	g->client_connections = 3;
 	g->inflight = 7;
 	g->limit = 12;
-	g->server_limits = server_limits;
-	g->nserver_limits = 2;
 	g->algorithm = "gradient";
 	g->limiter_min_rtt_seconds = 0.020;
 	g->limiter_rtt_seconds = 0.022;
@@ -750,6 +750,39 @@ test_prom_validates(void)
 }
 
 static void
+test_prom_process(void)
+{
+	struct metrics		 m;
+	struct metrics_gauges	 g;
+	struct metrics_process	 proc = { 1.7e9 + 0.25, 1.5, 4096 * 1000,
+				    1 << 30, 12, -1 };
+	struct mbuf		 mb = { 0 };
+	struct prom_check	 pc;
+
+	fixture(&m, &g);
+	g.process = &proc;
+	metrics_prometheus(&m, &g, &mb);
+	CHECK(prom_validate(mb.mb_data, &pc) == 0);
+	if (pc.err[0] != '\0')
+		printf("# %s\n", pc.err);
+	/* five of six known: process_max_fds is left out */
+	CHECK_EQ_INT(pc.nfam, NFAMILIES + 5);
+	CHECK(prom_value(mb.mb_data, "process_start_time_seconds") ==
+	    1.7e9 + 0.25);
+	CHECK(prom_value(mb.mb_data, "process_cpu_seconds_total") == 1.5);
+	CHECK(prom_value(mb.mb_data, "process_resident_memory_bytes") ==
+	    4096000);
+	CHECK(prom_value(mb.mb_data, "process_virtual_memory_bytes") ==
+	    1 << 30);
+	CHECK(prom_value(mb.mb_data, "process_open_fds") == 12);
+	CHECK(strstr(mb.mb_data, "process_max_fds") == NULL);
+	CHECK(strstr(mb.mb_data, "# TYPE process_cpu_seconds_total counter\n")
+	    != NULL);
+	mbuf_free(&mb);
+	metrics_free(&m);
+}
+
+static void
 test_prom_empty(void)
 {
 	struct metrics		 m;
@@ -774,11 +807,14 @@ test_prom_empty(void)
 static void
 test_prom_histogram_cumulative(void)
 {
-	static const char *const names[] = {
-		"spillway_request_duration_seconds",
-		"spillway_upstream_duration_seconds",
-		"spillway_queue_wait_seconds",
+	/* the series of class "default" */
+	static const char *const names[][2] = {
+		{ "spillway_request_duration_seconds", "class=\"default\"," },
+		{ "spillway_served_duration_seconds", "class=\"default\"," },
+		{ "spillway_upstream_duration_seconds", "class=\"default\"," },
+		{ "spillway_queue_wait_seconds", "class=\"default\"," },
 	};
+	static const double counts[] = { 51, 25, 25, 1 };
 	struct metrics		 m;
 	struct metrics_gauges	 g;
 	struct mbuf		 mb = { 0 };
@@ -788,10 +824,12 @@ test_prom_histogram_cumulative(void)
 	const char		*p;
 
 	fixture(&m, &g);
-	histogram_observe(&m.m_latency, 30);
+	/* refused: counted in every request's latency, not in served */
+	metrics_observe_request(&m, metrics_class(&m, "default"), 30, -1, 0);
 	metrics_prometheus(&m, &g, &mb);
-	for (i = 0; i < 3; i++) {
-		snprintf(pfx, sizeof(pfx), "\n%s_bucket{le=\"", names[i]);
+	for (i = 0; i < 4; i++) {
+		snprintf(pfx, sizeof(pfx), "\n%s_bucket{%sle=\"", names[i][0],
+		    names[i][1]);
 		prev = 0;
 		found = 0;
 		for (p = strstr(mb.mb_data, pfx); p != NULL;
@@ -803,27 +841,43 @@ test_prom_histogram_cumulative(void)
 			found++;
 		}
 		CHECK_EQ_INT(found, METRICS_NBUCKETS);
-		snprintf(pfx, sizeof(pfx), "%s_bucket{le=\"+Inf\"}", names[i]);
+		snprintf(pfx, sizeof(pfx), "%s_bucket{%sle=\"+Inf\"}",
+		    names[i][0], names[i][1]);
 		inf = prom_value(mb.mb_data, pfx);
-		snprintf(pfx, sizeof(pfx), "%s_count", names[i]);
+		if (names[i][1][0] != '\0')
+			snprintf(pfx, sizeof(pfx), "%s_count{class=\"default\"}",
+			    names[i][0]);
+		else
+			snprintf(pfx, sizeof(pfx), "%s_count", names[i][0]);
 		count = prom_value(mb.mb_data, pfx);
-		CHECK(inf == count && count > 0);
+		CHECK(inf == count && count == counts[i]);
 	}
+	/* the totals, in the JSON */
+	CHECK(m.m_latency.h_count == 101 && m.m_served.h_count == 50 &&
+	    m.m_upstream.h_count == 50);
 	CHECK(prom_value(mb.mb_data,
-	    "spillway_request_duration_seconds_count") == 101);
+	    "spillway_request_duration_seconds_count{class=\"api\"}") == 50);
+	CHECK(prom_value(mb.mb_data,
+	    "spillway_request_duration_seconds_bucket{class=\"default\","
+	    "le=\"10\"}") == 50);
 	/* bounds are printed exactly as written */
 	for (b = 0; b < METRICS_NBUCKETS; b++) {
 		static const char *const le[] = { "0.001", "0.0025", "0.005",
 		    "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
 		    "5", "10", "+Inf" };
 		snprintf(pfx, sizeof(pfx),
-		    "\nspillway_queue_wait_seconds_bucket{le=\"%s\"} ", le[b]);
+		    "\nspillway_queue_wait_seconds_bucket{class=\"default\","
+		    "le=\"%s\"} ", le[b]);
 		CHECK(strstr(mb.mb_data, pfx) != NULL);
 	}
 	CHECK(prom_value(mb.mb_data,
-	    "spillway_queue_wait_seconds_bucket{le=\"0.25\"}") == 0);
+	    "spillway_queue_wait_seconds_bucket{class=\"default\","
+	    "le=\"0.25\"}") == 0);
 	CHECK(prom_value(mb.mb_data,
-	    "spillway_queue_wait_seconds_bucket{le=\"0.5\"}") == 1);
+	    "spillway_queue_wait_seconds_bucket{class=\"default\","
+	    "le=\"0.5\"}") == 1);
+	CHECK(prom_value(mb.mb_data,
+	    "spillway_queue_wait_seconds_count{class=\"api\"}") == 0);
 	mbuf_free(&mb);
 	metrics_free(&m);
 }
@@ -865,12 +919,6 @@ test_prom_series(void)
 	CHECK(prom_value(mb.mb_data, "spillway_faults_injected_total{class="
 	    "\"default\",kind=\"abort\"}") == 0);
 	CHECK(prom_value(mb.mb_data, "spillway_concurrency_limit") == 12);
-	CHECK(prom_value(mb.mb_data, "spillway_server_concurrency_limit{server="
-	    "\"127.0.0.1:8081\"}") == 8);
-	CHECK(prom_value(mb.mb_data, "spillway_server_concurrency_limit{server="
-	    "\"127.0.0.1:8082\"}") == 4);
-	CHECK(prom_value(mb.mb_data, "spillway_server_requests_in_flight{server="
-	    "\"127.0.0.1:8081\"}") == 5);
 	CHECK(prom_value(mb.mb_data, "spillway_requests_in_flight") == 7);
 	CHECK(prom_value(mb.mb_data, "spillway_uptime_seconds") == 12.5);
 	CHECK(prom_value(mb.mb_data,
@@ -1024,10 +1072,7 @@ test_json_values(void)
 	CHECK(strstr(p, "\"limit\": 12") != NULL);
 	CHECK(strstr(p, "\"inflight\": 7") != NULL);
 	CHECK(strstr(p, "\"min_rtt_seconds\": 0.02,") != NULL);
-	CHECK(strstr(p, "\"gradient\": 1, \"servers\": [{\"server\": "
-	    "\"127.0.0.1:8081\", \"limit\": 8, \"inflight\": 5}, "
-	    "{\"server\": \"127.0.0.1:8082\", \"limit\": 4, \"inflight\": 2}]}")
-	    != NULL);
+	CHECK(strstr(p, "\"gradient\": 1}") != NULL);
 	CHECK(strstr(p, "\"by_priority\": {\"critical\": 0, \"normal\": 3, "
 	    "\"sheddable\": 0}") != NULL);
 	CHECK(strstr(p, "\"opened_total\": 40") != NULL);
@@ -1036,7 +1081,8 @@ test_json_values(void)
 	    "{\"2xx\": 95, \"3xx\": 1, \"4xx\": 10, \"5xx\": 20}") != NULL);
 	CHECK(strstr(p, "\"refused\": {\"rate_limited\": 10, \"queue_full\": 0,"
 	    " \"queue_timeout\": 0, \"overloaded\": 20, \"upstream_error\": 0,"
-	    " \"upstream_timeout\": 0}, \"dry_run\": 3, \"bytes_out\": 12345}")
+	    " \"upstream_timeout\": 0, \"no_server\": 0}, \"dry_run\": 3,"
+	    " \"bytes_out\": 12345}")
 	    != NULL);
 	CHECK(strstr(p, "{\"name\": \"default\", \"requests\": 120, "
 	    "\"responses\": {\"200\": 90, \"429\": 10, \"503\": 20}") != NULL);
@@ -1091,7 +1137,7 @@ test_json_nonfinite(void)
 	CHECK(json_valid(mb.mb_data));
 	CHECK(strstr(mb.mb_data, "\"uptime_seconds\": 0,") != NULL);
 	CHECK(strstr(mb.mb_data, "\"min_rtt_seconds\": 0,") != NULL);
-	CHECK(strstr(mb.mb_data, "\"gradient\": 0, \"servers\": [") != NULL);
+	CHECK(strstr(mb.mb_data, "\"gradient\": 0}") != NULL);
 	mbuf_free(&mb);
 	metrics_free(&m);
 }
@@ -1133,6 +1179,7 @@ main(void)
 	RUN(test_prom_families);
 	RUN(test_prom_validates);
 	RUN(test_prom_empty);
+	RUN(test_prom_process);
 	RUN(test_prom_histogram_cumulative);
 	RUN(test_prom_series);
 	RUN(test_prom_label_escaping);
