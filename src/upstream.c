@@ -480,6 +480,40 @@ sample_views(struct proxy *px, uint64_t now)
 }
 
 /*
+ * Round robin over the servers with a free slot (views sampled), slow
+ * start thinning a server's turns by its weight as pick() does (its
+ * credit): a server at weight w takes about w of its turns; if every
+ * server with a free slot passed its turn, the first of them. -1 if none
+ * has a free slot.
+ */
+static long
+next_in_turn(struct proxy *px, size_t start)
+{
+	struct balance_view	*v = px->px_views;
+	struct server		*sv;
+	size_t			 n = px->px_nservers, tries;
+	long			 k, first = -1;
+
+	for (tries = 0; tries < n; tries++) {
+		if ((k = balance_next(v, n, start)) == -1)
+			break;
+		if (first == -1)
+			first = k;
+		sv = px->px_servers[k];
+		if (v[k].weight >= 1 || (sv->sv_credit += v[k].weight) >= 1) {
+			if (v[k].weight < 1)
+				sv->sv_credit -= 1;
+			first = k;
+			break;
+		}
+		/* its turn passed: look on from the next one */
+		v[k].usable = 0;
+		start = (size_t)k + 1;
+	}
+	return first;
+}
+
+/*
  * A slot for the next request, on the server the configured balance
  * picks among those in rotation with a free slot: roundrobin the next in
  * turn, leastconn the most free share of its limit. Returns 0 with *svp
@@ -506,7 +540,7 @@ upstream_acquire(struct proxy *px, uint64_t now, struct server **svp)
 	if (px->px_conf->backend.balance == BALANCE_LEASTCONN)
 		k = balance_pick(px->px_views, n, start);
 	else
-		k = balance_next(px->px_views, n, start);
+		k = next_in_turn(px, start);
 	if (k == -1 || limiter_acquire(px->px_servers[k]->sv_lim, now) == -1)
 		return -1;
 	/* equals take turns; round robin goes on after the one picked */
@@ -727,6 +761,32 @@ pick(struct proxy *px, struct upstream_req *ur, uint64_t now)
 	return best;
 }
 
+/*
+ * A first try goes to the server whose slot the request holds, if it is
+ * still in rotation (upstream_acquire() chose it by the balance); the
+ * trials due are started on the way, as pick() does. SIZE_MAX: no such
+ * server, pick() chooses.
+ */
+static size_t
+slot_server(struct proxy *px, struct upstream_req *ur, uint64_t now)
+{
+	const struct health_conf *hc = &px->px_conf->backend.health;
+	size_t		 i, idx = SIZE_MAX;
+	struct server	*sv;
+
+	if (ur->ur_tries > 0 || ur->ur_slot == NULL)
+		return SIZE_MAX;
+	for (i = 0; i < px->px_nservers; i++) {
+		sv = px->px_servers[i];
+		if (sv == ur->ur_slot && health_usable(&sv->sv_health, hc,
+		    now) == 2)
+			idx = i;
+		else if (health_usable(&sv->sv_health, hc, now) == 1)
+			probe_start(sv, now);
+	}
+	return idx;
+}
+
 /* A connection starts serving a request; conn sets its timeouts. */
 static void
 upconn_set_busy(struct upconn *uc, struct conn *c)
@@ -863,11 +923,13 @@ upstream_request(struct conn *c)
 	struct server	*sv;
 	struct upconn	*uc;
 	uint64_t	 now = now_usec();
-	size_t		 idx, i;
+	size_t		 idx;
 
 	if (ur->ur_tries == 0 && !ur->ur_retried)
 		retry_request(&px->px_retry, now);
-	if ((idx = pick(px, ur, now)) == SIZE_MAX) {
+	if ((idx = slot_server(px, ur, now)) == SIZE_MAX)
+		idx = pick(px, ur, now);
+	if (idx == SIZE_MAX) {
 		if (ur->ur_tries > 0) {
 			conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 			return;
@@ -885,13 +947,6 @@ upstream_request(struct conn *c)
 		    px->px_servers[idx]->sv_addr->text);
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
-	}
-	/* the first try goes where its slot is, if that server is up */
-	if (ur->ur_tries == 0 && ur->ur_slot != NULL && !ur->ur_slot->sv_retired &&
-	    health_usable(&ur->ur_slot->sv_health, &bc->health, now) == 2) {
-		for (i = 0; i < px->px_nservers; i++)
-			if (px->px_servers[i] == ur->ur_slot)
-				idx = i;
 	}
 	if (ur->ur_tries == 0)
 		ur->ur_first = idx;
