@@ -51,41 +51,46 @@ static int			  admin_paused;	/* by the cap or EMFILE */
 extern const char		dashboard_html[];
 extern const unsigned long	dashboard_html_len;
 
-/* Sample what metrics does not keep: gauges, now. */
+/*
+ * Sample what metrics does not keep: gauges, now; and sum the workers'
+ * counters into m (metrics_free() it after).
+ */
 static void
-sample_gauges(struct proxy *px, struct metrics_gauges *g)
+sample_gauges(struct proxy *px, struct metrics_gauges *g, struct metrics *m)
 {
 	struct limiter_state	 st;
 	struct queue_state	 qs;
 	size_t			 i;
 
 	memset(g, 0, sizeof(*g));
+	metrics_init(m);
+	metrics_add(m, &px->px_metrics);
+	worker_sum(px, m, g);
 	g->version = PACKAGE_VERSION;
 	g->uptime_seconds = (now_usec() - px->px_started) / 1e6;
 	g->generation = px->px_gen->g_id;
-	g->client_connections = px->px_nconns;
+	g->algorithm = limiter_algo_name(px->px_conf->limiter.algorithm);
+	pthread_mutex_lock(&px->px_shed_mtx);
 	limiter_state(px->px_lim, &st);
 	g->inflight = limiter_inflight(px->px_lim);
 	g->limit = limiter_limit(px->px_lim);
-	g->algorithm = limiter_algo_name(px->px_conf->limiter.algorithm);
+	g->queue_length = queue_length(px->px_queue);
+	queue_state(px->px_queue, now_usec(), &qs);
+	for (i = 0; i < PRIO_COUNT; i++)
+		g->queue_length_prio[i] = queue_length_prio(px->px_queue,
+		    (unsigned int)i);
+	pthread_mutex_unlock(&px->px_shed_mtx);
 	g->limiter_min_rtt_seconds = st.min_rtt_usec / 1e6;
 	g->limiter_rtt_seconds = st.short_rtt_usec / 1e6;
 	g->limiter_long_rtt_seconds = st.long_rtt_usec / 1e6;
 	g->limiter_gradient = st.gradient;
-	g->queue_length = queue_length(px->px_queue);
-	queue_state(px->px_queue, now_usec(), &qs);
 	g->queue_growing = qs.growing;
 	g->queue_drain_rate = qs.departure_rate;
 	g->queue_wait_seconds = qs.wait_usec / 1e6;
-	for (i = 0; i < PRIO_COUNT; i++)
-		g->queue_length_prio[i] = queue_length_prio(px->px_queue,
-		    (unsigned int)i);
-	for (i = 0; i < px->px_nservers; i++) {
-		g->upstream_active += px->px_servers[i]->sv_active;
-		g->upstream_idle += px->px_servers[i]->sv_nidle;
-	}
+	pthread_mutex_lock(&px->px_adm_mtx);
 	g->admission_clients = admission_clients(px->px_adm);
 	g->admission_evictions = admission_evictions(px->px_adm);
+	pthread_mutex_unlock(&px->px_adm_mtx);
 }
 
 static void
@@ -121,10 +126,12 @@ static void
 serve_metrics(struct proxy *px, struct evhttp_request *req)
 {
 	struct metrics_gauges	 g;
+	struct metrics		 m;
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
 
-	sample_gauges(px, &g);
-	metrics_prometheus(&px->px_metrics, &g, &mb);
+	sample_gauges(px, &g, &m);
+	metrics_prometheus(&m, &g, &mb);
+	metrics_free(&m);
 	reply_mbuf(req, "text/plain; version=0.0.4; charset=utf-8", &mb);
 }
 
@@ -132,13 +139,15 @@ static void
 serve_status(struct proxy *px, struct evhttp_request *req)
 {
 	struct metrics_gauges	 g;
+	struct metrics		 m;
 	struct mbuf		 conf = { NULL, 0, 0, 0 };
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
 
-	sample_gauges(px, &g);
+	sample_gauges(px, &g, &m);
 	config_json(px->px_conf, &conf);
 	g.config_json = conf.mb_failed ? NULL : conf.mb_data;
-	metrics_json(&px->px_metrics, &g, &mb);
+	metrics_json(&m, &g, &mb);
+	metrics_free(&m);
 	mbuf_printf(&mb, "\n");
 	mbuf_free(&conf);
 	reply_mbuf(req, "application/json", &mb);
@@ -314,7 +323,7 @@ admin_accept_error_cb(struct evconnlistener *evl, void *arg)
 	int		 error = EVUTIL_SOCKET_ERROR();
 	unsigned int	 quiet;
 
-	if (listener_warn_pause(admin_proxy, &quiet))
+	if (listener_warn_pause(admin_proxy->px_workers[0], &quiet))
 		log_warnx("%s: accept: %s; pausing %d ms (%u pauses since the "
 		    "last warning)", __func__, strerror(error), ADMIN_PAUSE_MSEC,
 		    quiet);
@@ -352,7 +361,7 @@ admin_prepare(struct proxy *px, const struct config *conf, char *err,
 	}
 	if (a == NULL)
 		return 0;
-	if ((fd = listener_bind(conf, a, ADMIN_BACKLOG, err, errlen)) == -1)
+	if ((fd = listener_bind(conf, a, ADMIN_BACKLOG, 0, err, errlen)) == -1)
 		return -1;
 	if ((http = evhttp_new(px->px_base)) == NULL ||
 	    (sock = evhttp_accept_socket_with_handle(http, fd)) == NULL) {

@@ -71,7 +71,7 @@ struct key {
 };
 
 /* The tables (config_keys.c); their sizes are checked there. */
-#define CONFIG_NKEYS		55
+#define CONFIG_NKEYS		56
 #define CONFIG_NCLASS_KEYS	6
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];

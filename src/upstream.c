@@ -32,13 +32,13 @@ static void	up_eventcb(struct bufferevent *, short, void *);
 
 
 static struct server *
-server_new(struct proxy *px, const struct config_addr *addr)
+server_new(struct worker *w, const struct config_addr *addr)
 {
 	struct server	*sv;
 
 	if ((sv = calloc(1, sizeof(*sv))) == NULL)
 		return NULL;
-	sv->sv_proxy = px;
+	sv->sv_worker = w;
 	sv->sv_addr = addr;
 	TAILQ_INIT(&sv->sv_idle);
 	return sv;
@@ -126,34 +126,34 @@ same_tls(const struct backend_conf *a, const struct backend_conf *b)
  * upstream_abort().
  */
 int
-upstream_prepare(struct proxy *px, const struct config *conf)
+upstream_prepare(struct worker *w, const struct config *conf)
 {
 	const struct backend_conf	*bc = &conf->backend;
 	size_t				 i, j;
 
-	upstream_abort(px);
-	px->px_servers_next = calloc(bc->nservers, sizeof(struct server *));
-	px->px_servers_from = calloc(bc->nservers, sizeof(size_t));
-	if (px->px_servers_next == NULL || px->px_servers_from == NULL)
+	upstream_abort(w);
+	w->w_servers_next = calloc(bc->nservers, sizeof(struct server *));
+	w->w_servers_from = calloc(bc->nservers, sizeof(size_t));
+	if (w->w_servers_next == NULL || w->w_servers_from == NULL)
 		goto fail;
-	px->px_nservers_next = bc->nservers;
+	w->w_nservers_next = bc->nservers;
 	/* what each new server is: a kept one (from[i] = j + 1) or new */
 	for (i = 0; i < bc->nservers; i++) {
-		for (j = 0; j < px->px_nservers; j++) {
-			if (addr_same(px->px_servers[j]->sv_addr,
+		for (j = 0; j < w->w_nservers; j++) {
+			if (addr_same(w->w_servers[j]->sv_addr,
 			    &bc->servers[i])) {
-				px->px_servers_from[i] = j + 1;
+				w->w_servers_from[i] = j + 1;
 				break;
 			}
 		}
-		if (px->px_servers_from[i] == 0 &&
-		    (px->px_servers_next[i] = server_new(px,
+		if (w->w_servers_from[i] == 0 &&
+		    (w->w_servers_next[i] = server_new(w,
 		    &bc->servers[i])) == NULL)
 			goto fail;
 	}
 	return 0;
  fail:
-	upstream_abort(px);
+	upstream_abort(w);
 	return -1;
 }
 
@@ -163,98 +163,98 @@ upstream_prepare(struct proxy *px, const struct config *conf)
  * that went away is retired (see struct server).
  */
 void
-upstream_commit(struct proxy *px, const struct config *conf)
+upstream_commit(struct worker *w, const struct config *conf)
 {
 	const struct backend_conf	*bc = &conf->backend;
-	struct server			**nsv = px->px_servers_next, *sv;
-	size_t				*from = px->px_servers_from, i, j;
+	struct server			**nsv = w->w_servers_next, *sv;
+	size_t				*from = w->w_servers_from, i, j;
 
 	for (i = 0; i < bc->nservers; i++) {
 		if (from[i] == 0)
 			continue;
-		nsv[i] = px->px_servers[from[i] - 1];
-		if (px->px_conf != NULL && !same_tls(&px->px_conf->backend,
+		nsv[i] = w->w_servers[from[i] - 1];
+		if (w->w_conf != NULL && !same_tls(&w->w_conf->backend,
 		    bc)) {
 			drop_idle(nsv[i]);
 			SSL_SESSION_free(nsv[i]->sv_tls_sess);
 			nsv[i]->sv_tls_sess = NULL;
 		}
 		nsv[i]->sv_addr = &bc->servers[i];
-		px->px_servers[from[i] - 1] = NULL;
+		w->w_servers[from[i] - 1] = NULL;
 	}
-	for (j = 0; j < px->px_nservers; j++) {
-		if ((sv = px->px_servers[j]) == NULL)
+	for (j = 0; j < w->w_nservers; j++) {
+		if ((sv = w->w_servers[j]) == NULL)
 			continue;
 		drop_idle(sv);
 		sv->sv_retired = 1;
 		if (sv->sv_active == 0)
 			server_free(sv);
 	}
-	free(px->px_servers);
+	free(w->w_servers);
 	free(from);
-	px->px_servers = nsv;
-	px->px_nservers = bc->nservers;
-	px->px_servers_next = NULL;
-	px->px_servers_from = NULL;
-	px->px_nservers_next = 0;
+	w->w_servers = nsv;
+	w->w_nservers = bc->nservers;
+	w->w_servers_next = NULL;
+	w->w_servers_from = NULL;
+	w->w_nservers_next = 0;
 }
 
 /* Undo upstream_prepare(): free the servers it made. */
 void
-upstream_abort(struct proxy *px)
+upstream_abort(struct worker *w)
 {
 	size_t	 i;
 
-	for (i = 0; px->px_servers_next != NULL &&
-	    px->px_servers_from != NULL && i < px->px_nservers_next; i++)
-		if (px->px_servers_from[i] == 0)
-			server_free(px->px_servers_next[i]);
-	free(px->px_servers_next);
-	free(px->px_servers_from);
-	px->px_servers_next = NULL;
-	px->px_servers_from = NULL;
-	px->px_nservers_next = 0;
+	for (i = 0; w->w_servers_next != NULL &&
+	    w->w_servers_from != NULL && i < w->w_nservers_next; i++)
+		if (w->w_servers_from[i] == 0)
+			server_free(w->w_servers_next[i]);
+	free(w->w_servers_next);
+	free(w->w_servers_from);
+	w->w_servers_next = NULL;
+	w->w_servers_from = NULL;
+	w->w_nservers_next = 0;
 }
 
 /* Close every idle backend connection (at stop, or before a swap). */
 void
-upstream_drop_idle(struct proxy *px)
+upstream_drop_idle(struct worker *w)
 {
 	size_t	 i;
 
-	for (i = 0; i < px->px_nservers; i++)
-		drop_idle(px->px_servers[i]);
+	for (i = 0; i < w->w_nservers; i++)
+		drop_idle(w->w_servers[i]);
 }
 
 void
-upstream_free(struct proxy *px)
+upstream_free(struct worker *w)
 {
 	size_t	 i;
 
-	upstream_abort(px);
-	for (i = 0; i < px->px_nservers; i++) {
-		drop_idle(px->px_servers[i]);
-		server_free(px->px_servers[i]);
+	upstream_abort(w);
+	for (i = 0; i < w->w_nservers; i++) {
+		drop_idle(w->w_servers[i]);
+		server_free(w->w_servers[i]);
 	}
-	free(px->px_servers);
-	px->px_servers = NULL;
-	px->px_nservers = 0;
+	free(w->w_servers);
+	w->w_servers = NULL;
+	w->w_nservers = 0;
 }
 
 /* The first server to try, by the configured balance. */
 static size_t
-pick_first(struct proxy *px)
+pick_first(struct worker *w)
 {
 	size_t	 i, k, best;
 
-	best = px->px_rr_next % px->px_nservers;
-	px->px_rr_next++;
-	if (px->px_conf->backend.balance != BALANCE_LEASTCONN)
+	best = w->w_rr_next % w->w_nservers;
+	w->w_rr_next++;
+	if (w->w_conf->backend.balance != BALANCE_LEASTCONN)
 		return best;
-	for (k = 1; k < px->px_nservers; k++) {
-		i = (best + k) % px->px_nservers;
-		if (px->px_servers[i]->sv_active <
-		    px->px_servers[best]->sv_active)
+	for (k = 1; k < w->w_nservers; k++) {
+		i = (best + k) % w->w_nservers;
+		if (w->w_servers[i]->sv_active <
+		    w->w_servers[best]->sv_active)
 			best = i;
 	}
 	return best;
@@ -287,7 +287,7 @@ static void
 upconn_connect(struct conn *c, struct server *sv)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
-	struct proxy		*px = conn_proxy(c);
+	struct worker		*w = conn_worker(c);
 	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct upconn		*uc;
 	struct timeval		 ctv = msec_tv(bc->connect_timeout_ms);
@@ -303,7 +303,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		SSL_set_app_data(ssl, uc);
 		if (sv->sv_tls_sess != NULL)
 			SSL_set_session(ssl, sv->sv_tls_sess);
-		uc->uc_bev = bufferevent_openssl_socket_new(px->px_base, -1,
+		uc->uc_bev = bufferevent_openssl_socket_new(w->w_base, -1,
 		    ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		if (uc->uc_bev != NULL)
 			bufferevent_openssl_set_allow_dirty_shutdown(
@@ -311,7 +311,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		else
 			SSL_free(ssl);
 	} else
-		uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
+		uc->uc_bev = bufferevent_socket_new(w->w_base, -1,
 		    BEV_OPT_CLOSE_ON_FREE);
 	if (uc->uc_bev == NULL) {
  nomem:
@@ -321,7 +321,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
-	px->px_metrics.m_upstream_connections++;
+	w->w_metrics.m_upstream_connections++;
 	uc->uc_server = sv;
 	uc->uc_conn = c;
 	uc->uc_state = UC_CONNECTING;
@@ -370,22 +370,22 @@ void
 upstream_request(struct conn *c)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
-	struct proxy	*px = conn_proxy(c);
+	struct worker	*w = conn_worker(c);
 	struct server	*sv;
 	struct upconn	*uc;
 	size_t		 idx;
 
-	if (ur->ur_tries >= px->px_nservers) {
+	if (ur->ur_tries >= w->w_nservers) {
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
 	if (ur->ur_tries == 0)
-		idx = pick_first(px);
+		idx = pick_first(w);
 	else
-		idx = (size_t)(ur->ur_idx + 1) % px->px_nservers;
+		idx = (size_t)(ur->ur_idx + 1) % w->w_nservers;
 	ur->ur_tries++;
 	ur->ur_idx = idx;
-	sv = px->px_servers[idx];
+	sv = w->w_servers[idx];
 	ur->ur_server = sv;
 	ur->ur_name = sv->sv_addr->text;
 	sv->sv_active++;
@@ -426,7 +426,7 @@ upstream_release(struct conn *c, int reuse)
 	struct upstream_req	*ur = conn_upstream_req(c);
 	struct upconn	*uc = ur->ur_up;
 	struct server	*sv = ur->ur_server;
-	struct proxy	*px = conn_proxy(c);
+	struct worker	*w = conn_worker(c);
 	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct timeval	 tv = msec_tv(bc->keepalive_timeout_ms);
 
@@ -434,7 +434,7 @@ upstream_release(struct conn *c, int reuse)
 	ur->ur_up = NULL;
 	if (uc != NULL) {
 		uc->uc_conn = NULL;
-		if (!reuse || bc->keepalive == 0 || px->px_stopping ||
+		if (!reuse || bc->keepalive == 0 || w->w_stopping ||
 		    uc->uc_server->sv_retired || uc->uc_state != UC_BUSY ||
 		    evbuffer_get_length(bufferevent_get_input(uc->uc_bev)) > 0 ||
 		    evbuffer_get_length(bufferevent_get_output(uc->uc_bev)) > 0)
@@ -505,7 +505,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			relay_upstream_ready(c, uc);
 			break;
 		}
-		sv->sv_proxy->px_metrics.m_upstream_connect_failures++;
+		sv->sv_worker->w_metrics.m_upstream_connect_failures++;
 		log_warnx("%s: conn %llu: connect to %s: %s", __func__,
 		    (unsigned long long)conn_id(c), sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
