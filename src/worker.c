@@ -17,6 +17,7 @@
  * - its w_kick event (shed.c), to hand it a waiter's slot or verdict.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,16 +158,24 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* Run w's loop on a thread of its own: 0, or -1 (logged). */
+/*
+ * Run w's loop on a thread of its own: 0, or -1 (logged). The thread
+ * blocks every signal, so that SIGHUP, SIGTERM and the others always reach
+ * the main thread, which watches them.
+ */
 int
 worker_start(struct worker *w)
 {
-	int	 error;
+	sigset_t	 all, old;
+	int		 error;
 
+	sigfillset(&all);
 	pthread_mutex_lock(&w->w_call_mtx);
 	w->w_running = 1;
-	if ((error = pthread_create(&w->w_thread, NULL, worker_main,
-	    w)) != 0) {
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	error = pthread_create(&w->w_thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error != 0) {
 		w->w_running = 0;
 		pthread_mutex_unlock(&w->w_call_mtx);
 		log_err("worker %u: pthread_create: %s", w->w_id,
