@@ -86,6 +86,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g, struct metrics *m)
 	g->limiter_gradient = st.gradient;
 	g->queue_growing = qs.growing;
 	g->queue_drain_rate = qs.departure_rate;
+	g->loop_lag_seconds = shed_loop_lag(px) / 1e6;
 	g->queue_wait_seconds = qs.wait_usec / 1e6;
 	pthread_mutex_lock(&px->px_adm_mtx);
 	g->admission_clients = admission_clients(px->px_adm);

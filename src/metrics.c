@@ -393,6 +393,9 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    g->queue_drain_rate);
 	prom_double(mb, "spillway_queue_allowed_wait_seconds",
 	    "Longest a new waiter may wait now.", g->queue_wait_seconds);
+	prom_double(mb, "spillway_event_loop_lag_seconds",
+	    "How long a ready event waits for the event loop (smoothed; "
+	    "taken off the backend's latency).", g->loop_lag_seconds);
 	prom_head(mb, "spillway_dry_run_shed_total", "counter",
 	    "Limiter dry run: requests past the limit, by what would have "
 	    "happened to them.");
@@ -582,6 +585,8 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	json_num(mb, g->queue_drain_rate);
 	mbuf_printf(mb, ", \"allowed_wait_seconds\": ");
 	json_num(mb, g->queue_wait_seconds);
+	mbuf_printf(mb, ", \"loop_lag_seconds\": ");
+	json_num(mb, g->loop_lag_seconds);
 	mbuf_printf(mb, ", \"dry_run\": {\"%s\": %" PRIu64 ", \"%s\": %" PRIu64
 	    ", \"%s\": %" PRIu64 "}}", shed_dry_names[0], m->m_shed_dry_run[0],
 	    shed_dry_names[1], m->m_shed_dry_run[1], shed_dry_names[3],

@@ -98,6 +98,7 @@ struct metrics_gauges {
 	size_t		 queue_length_prio[QUEUE_NPRIO];
 	int		 queue_growing;		/* arrivals outpace departures */
 	double		 queue_drain_rate;	/* departures per second */
+	double		 loop_lag_seconds;	/* shed.c's smoothed lag */
 	double		 queue_wait_seconds;	/* a waiter's allowed wait */
 	unsigned int	 upstream_active;	/* busy backend connections */
 	unsigned int	 upstream_idle;		/* pooled */

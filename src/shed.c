@@ -46,6 +46,25 @@
  */
 #define SHED_ECHO	20000	/* usec */
 
+/*
+ * Event-loop lag. A backend's answer waits in the socket until the loop
+ * comes round to it; when the proxy itself is busy (a fast backend, many
+ * clients), that wait is most of the latency measured, and the limiter,
+ * taking it for the backend's queue, held the limit down: throughput fell
+ * to half of HAProxy's in front of nginx with no queue at the backend.
+ * Every LAG_EVERY while requests are out, a timer arms a zero-timeout
+ * timer; libevent runs timers after the I/O of the next iteration, so its
+ * delay is about the wait of an answer that arrived meanwhile (the rest of
+ * one iteration, then its place in the next). The smoothed lag is taken
+ * off each latency sample (limiter_less_lag()) before the limiter and the
+ * queue see it: what is left is the backend's own time. It is forgotten
+ * after LAG_IDLE without requests, so a backend's no-load latency is
+ * measured as it was.
+ */
+#define LAG_EVERY	10000	/* usec */
+#define LAG_W		0.125	/* weight of a new probe */
+#define LAG_IDLE	100000	/* usec */
+
 static struct shed_ticket *
 ticket_of(struct queue_item *qi)
 {
@@ -163,6 +182,71 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	run_handoffs(w);
 }
 
+/*
+ * The probe fires: one more lag reading of this worker's loop; go on while
+ * requests are out. Each worker measures its own loop and takes its own
+ * lag off its own requests' samples.
+ */
+static void
+lag_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct proxy	*px = w->w_proxy;
+	uint64_t	 now = now_usec(), old;
+	double		 lag = now > w->w_lag_t0 ? now - w->w_lag_t0 : 0;
+	struct timeval	 tv = { 0, LAG_EVERY };
+	unsigned int	 inflight;
+
+	old = atomic_load_explicit(&w->w_lag, memory_order_relaxed);
+	atomic_store_explicit(&w->w_lag, (uint64_t)(old + LAG_W * (lag -
+	    (double)old)), memory_order_relaxed);
+	pthread_mutex_lock(&px->px_shed_mtx);
+	inflight = limiter_inflight(px->px_lim);
+	pthread_mutex_unlock(&px->px_shed_mtx);
+	if (inflight > 0)
+		evtimer_add(w->w_lag_timer, &tv);
+}
+
+static void
+lag_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct timeval	 tv = { 0, 0 };
+
+	w->w_lag_t0 = now_usec();
+	evtimer_add(w->w_lag_probe, &tv);
+}
+
+/* A request goes out: make sure its loop's lag is being measured. */
+static void
+lag_watch(struct worker *w, uint64_t now)
+{
+	struct timeval	 tv = { 0, LAG_EVERY };
+
+	if (evtimer_pending(w->w_lag_timer, NULL) ||
+	    evtimer_pending(w->w_lag_probe, NULL))
+		return;
+	if (now - w->w_lag_t0 > LAG_IDLE)	/* an idle loop has none */
+		atomic_store_explicit(&w->w_lag, 0, memory_order_relaxed);
+	evtimer_add(w->w_lag_timer, &tv);
+}
+
+/* The loop lag, usec: for /metrics and /status; the largest of any loop. */
+uint64_t
+shed_loop_lag(const struct proxy *px)
+{
+	uint64_t	 lag, max = 0;
+	unsigned int	 i;
+
+	for (i = 0; i < px->px_nworkers; i++) {
+		lag = atomic_load_explicit(&px->px_workers[i]->w_lag,
+		    memory_order_relaxed);
+		if (lag > max)
+			max = lag;
+	}
+	return max;
+}
+
 /* Start-up: the limiter and the queue for conf; -1 if out of memory. */
 int
 shed_init(struct proxy *px, const struct config *conf)
@@ -186,7 +270,11 @@ shed_worker_init(struct worker *w)
 	TAILQ_INIT(&w->w_handoff);
 	if ((w->w_queue_timer = evtimer_new(w->w_base, queue_timer_cb,
 	    w)) == NULL ||
-	    (w->w_kick = event_new(w->w_base, -1, 0, kick_cb, w)) == NULL)
+	    (w->w_kick = event_new(w->w_base, -1, 0, kick_cb, w)) == NULL ||
+	    (w->w_lag_timer = evtimer_new(w->w_base, lag_timer_cb,
+	    w)) == NULL ||
+	    (w->w_lag_probe = evtimer_new(w->w_base, lag_probe_cb,
+	    w)) == NULL)
 		return -1;
 	return 0;
 }
@@ -198,8 +286,14 @@ shed_worker_free(struct worker *w)
 		event_free(w->w_queue_timer);
 	if (w->w_kick != NULL)
 		event_free(w->w_kick);
+	if (w->w_lag_timer != NULL)
+		event_free(w->w_lag_timer);
+	if (w->w_lag_probe != NULL)
+		event_free(w->w_lag_probe);
 	w->w_queue_timer = NULL;
 	w->w_kick = NULL;
+	w->w_lag_timer = NULL;
+	w->w_lag_probe = NULL;
 }
 
 /* A reload: new parameters; the learned limit and the waiters stay. */
@@ -294,6 +388,7 @@ shed_enter(struct conn *c, enum queue_shed *why)
 	t->st_conn = c;
 	t->st_worker = w;
 	retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
+	lag_watch(w, now);
 	prio = conn_priority(c);
 	pthread_mutex_lock(&px->px_shed_mtx);
 	slots = limiter_limit(px->px_lim);
@@ -365,6 +460,8 @@ shed_leave(struct conn *c)
 		goto out;
 	t->st_has_slot = 0;
 	o = conn_outcome(c, now, &latency);
+	latency = limiter_less_lag(latency,
+	    atomic_load_explicit(&w->w_lag, memory_order_relaxed));
 	limiter_release(px->px_lim, now, latency, o);
 	queue_depart(px->px_queue, now,
 	    o == LIMITER_SUCCESS ? (latency > 0 ? latency : 1) : 0);

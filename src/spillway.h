@@ -269,6 +269,10 @@ struct worker {
 	size_t			 w_nservers_next;
 	struct event		*w_queue_timer;	/* next queue deadline */
 	struct event		*w_kick;	/* slots and verdicts handed over */
+	struct event		*w_lag_timer;	/* shed.c: loop lag, every 10 ms */
+	struct event		*w_lag_probe;	/* ... fires an iteration later */
+	uint64_t		 w_lag_t0;	/* when the probe was armed */
+	_Atomic uint64_t	 w_lag;		/* smoothed loop lag, usec */
 	struct ticket_list	 w_handoff;	/* under px_shed_mtx */
 	int			 w_accept_paused; /* on EMFILE */
 	uint64_t		 w_emfile_said;   /* last warning, usec */
@@ -454,6 +458,7 @@ int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);
 void		 shed_refused(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);
+uint64_t	 shed_loop_lag(const struct proxy *);
 
 /* The monotonic clock in microseconds: the only clock of the I/O side. */
 static inline uint64_t

@@ -206,7 +206,7 @@ SUBKEYS = {
     "limiter": {"algorithm", "limit", "inflight", "min_rtt_seconds",
                 "rtt_seconds", "long_rtt_seconds", "gradient"},
     "queue": {"length", "by_priority", "growing", "drain_rate",
-              "allowed_wait_seconds", "dry_run"},
+              "allowed_wait_seconds", "loop_lag_seconds", "dry_run"},
     "upstream": {"active", "idle", "opened_total", "connect_failures_total"},
     "admission": {"clients", "evictions_total"},
     "totals": {"requests", "responses", "refused", "dry_run", "bytes_out"},

@@ -33,6 +33,7 @@ static const char *const families[][2] = {
 	{ "spillway_queue_growing", "gauge" },
 	{ "spillway_queue_drain_rate", "gauge" },
 	{ "spillway_queue_allowed_wait_seconds", "gauge" },
+	{ "spillway_event_loop_lag_seconds", "gauge" },
 	{ "spillway_dry_run_shed_total", "counter" },
 	{ "spillway_request_duration_seconds", "histogram" },
 	{ "spillway_upstream_duration_seconds", "histogram" },
