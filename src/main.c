@@ -148,6 +148,8 @@ main(int argc, char *argv[])
 			return 1;
 		}
 	}
+	if (proxy_run(px) == -1)	/* the other workers, now */
+		return 1;
 	notify_ready();		/* listening, and signals watched */
 
 	if (event_base_dispatch(px->px_base) == -1) {

@@ -349,15 +349,15 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 }
 
 /*
- * Start-up: the runtime and the file's configuration in force, the
- * workers beyond the first running on threads of their own.
+ * Start-up: the runtime and the file's configuration in force, listening;
+ * the workers beyond the first start with proxy_run(), once main watches
+ * the signals.
  */
 int
 proxy_start(struct proxy *px, const char *path)
 {
 	struct config	*conf;
 	char		*errors = NULL;
-	unsigned int	 i, max_conns;
 
 	if ((conf = config_load(path, &errors)) == NULL) {
 		fputs(errors != NULL ? errors : "configuration invalid\n",
@@ -371,18 +371,31 @@ proxy_start(struct proxy *px, const char *path)
 	}
 	if (proxy_configure(px, conf, NULL) == -1)
 		return -1;
+	return 0;
+}
+
+/*
+ * The workers beyond the first, each on a thread of its own (they block
+ * the signals: main, which watches them, must have started to before).
+ */
+int
+proxy_run(struct proxy *px)
+{
+	unsigned int	 i, max_conns;
+
 	for (i = 1; i < px->px_nworkers; i++)
 		if (worker_start(px->px_workers[i]) == -1)
 			return -1;
 	max_conns = px->px_workers[0]->w_max_conns * px->px_nworkers;
 	if (px->px_nworkers == 1)
 		log_info("spillway %s started: %zu backend servers, up to %u "
-		    "connections", PACKAGE_VERSION, conf->backend.nservers,
-		    max_conns);
+		    "connections", PACKAGE_VERSION,
+		    px->px_conf->backend.nservers, max_conns);
 	else
 		log_info("spillway %s started: %zu backend servers, up to %u "
 		    "connections, %u workers", PACKAGE_VERSION,
-		    conf->backend.nservers, max_conns, px->px_nworkers);
+		    px->px_conf->backend.nservers, max_conns,
+		    px->px_nworkers);
 	return 0;
 }
 

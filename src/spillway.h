@@ -335,6 +335,7 @@ struct proxy {
 int		 proxy_init(struct proxy *, unsigned int nworkers);
 int		 proxy_configure(struct proxy *, struct config *, char **errors);
 int		 proxy_start(struct proxy *, const char *path);
+int		 proxy_run(struct proxy *);
 int		 proxy_reload(struct proxy *, char **errors);
 int		 proxy_check(const char *path);
 void		 proxy_stop(struct proxy *);
