@@ -20,16 +20,20 @@
  * they need (the admin listener its reload function, a connection its
  * generation), so the runtime sits on top of the dependency graph.
  *
- * Workers. Where worker threads will draw the line (one worker today):
- * - shared by every worker: the configuration generation (px_gen, its
- *   count to become atomic), admission (the token buckets), the limiter
- *   and the queue with their congestion memory, metrics, the stop flag,
- *   and the admin listener (served on the first worker's loop);
+ * Workers (worker.c). The line between what is shared and what a worker
+ * owns:
+ * - shared by every worker: the configuration generation (px_gen; each
+ *   worker holds its own reference, w_gen, swapped at a safe point of its
+ *   loop; the count is atomic), admission (the token buckets, under
+ *   px_adm_mtx), the limiter and the queue with their congestion memory
+ *   (under px_shed_mtx), the stop flag, and the admin listener (served on
+ *   worker 0's loop, the main thread's);
  * - owned by one worker and touched only from its event loop: its
  *   event_base, its listeners (SO_REUSEPORT: one socket per worker), its
- *   client connections, its backend servers' pools of idle connections and
- *   its timers (accept pause, queue deadline, kick, log flush, stop).
- * struct proxy (spillway.h) lists its members in these two groups.
+ *   client connections, its backend servers' pools of idle connections,
+ *   its timers (accept pause, queue deadline, kick, loop lag, stop) and its
+ *   counters, summed at scrape time.
+ * The sequence below reaches each worker's part through worker_call().
  */
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -114,9 +118,12 @@ fit_fd_limit(const struct config *conf)
 	struct rlimit	 rl;
 	uint64_t	 want, pool, fit, fixed;
 
-	pool = (uint64_t)conf->backend.keepalive * conf->backend.nservers;
+	/* every worker has its own pools and its own listening sockets */
+	pool = (uint64_t)conf->backend.keepalive * conf->backend.nservers *
+	    worker_count(conf);
 	/* listeners, the reserve, and the admin listener's own connections */
-	fixed = SPILLWAY_FD_RESERVE + conf->proxy.nlisten + conf->tls.nlisten +
+	fixed = SPILLWAY_FD_RESERVE + (uint64_t)(conf->proxy.nlisten +
+	    conf->tls.nlisten) * worker_count(conf) +
 	    (conf->admin.nlisten > 0 ? 1 + conf->admin.max_connections : 0);
 	want = 2 * (uint64_t)conf->proxy.max_connections + pool + fixed;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)

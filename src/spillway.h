@@ -3,8 +3,9 @@
  * listener, conn, upstream) and the functions they call on each other. The
  * pure policy modules have headers of their own and know nothing of these.
  *
- * Ownership: a struct proxy owns its generations, listeners, client
- * connections and backend servers; a server owns its idle backend
+ * Ownership: a struct proxy owns its generations and its workers; a
+ * struct worker owns its listeners, client connections and backend
+ * servers (with their pools); a server owns its idle backend
  * connections; a busy backend connection (struct upconn) is owned by the
  * client connection it serves and goes back to its server's pool, or is
  * closed, when that request ends.
