@@ -298,6 +298,7 @@ capacity_of(enum backend_kind bk)
 
 static void	client_answer(struct sim *, unsigned int, int, uint64_t);
 static void	proxy_release(struct sim *, unsigned int, int);
+static void	on_loop_out(struct sim *, unsigned int, int);
 
 /* proxy-bound: when the loop gets round to something arriving now */
 static uint64_t
@@ -458,24 +459,15 @@ backend_done(struct sim *s, unsigned int r)
 		s->busy--;
 		backend_pump(s);
 	}
-	rq->in_backend = 0;
-	s->in_backend--;
 	if (!rq->answered && s->loop_cost > 0) {
-		rq->in_backend = 1;	/* kept until the loop reads it */
-		s->in_backend++;
+		/* proxy-bound: in the backend's socket until the loop reads */
 		ev_push(s, loop_slot(s), EV_LOOP_OUT, r, (unsigned int)status);
 		return;
 	}
-	if (!rq->answered) {
-		if (s->direct)
-			client_answer(s, r, status, 0);
-		else
-			proxy_release(s, r, status);
-	}
-	req_maybe_free(s, r);
+	on_loop_out(s, r, status);
 }
 
-/* proxy-bound: the loop reads the answer the backend sent a while ago */
+/* The loop reads the answer (proxy-bound: the backend sent it a while ago) */
 static void
 on_loop_out(struct sim *s, unsigned int r, int status)
 {
@@ -1079,7 +1071,7 @@ matrix(void)
 /*
  * Capacity shifts under open-loop 3x: x2 at 1/3, back at 2/3, goodput
  * from the third second after each change on; and service time x2 at 1/3
- * and x2 again at 2/3 (data growth), from the sixth second on.
+ * and x2 again at 2/3 (data growth), from the third second on too.
  */
 static void
 shifts(void)
@@ -1109,16 +1101,17 @@ shifts(void)
 		    backend_names[bks[i]]);
 
 		/*
-		 * A slower backend is told from a queueing one by probes
-		 * (limiter.c, REBASE_FRAC): within 5 s, not 2.
+		 * A slower backend is told from a queueing one when a
+		 * shrink does not bring latency down (limiter.c,
+		 * SHRINK_PROBE): within 2 s too.
 		 */
 		sim_run(&s, bks[i], CL_OPEN, 3, SHIFT_SECS, 0, CH_SLOWER);
-		for (half = 0, j = t1 + 5; j < t2; j++)
+		for (half = 0, j = t1 + 2; j < t2; j++)
 			half += s.sec_ok[j];
-		half /= t2 - t1 - 5;
-		for (quarter = 0, j = t2 + 5; j < SHIFT_SECS; j++)
+		half /= t2 - t1 - 2;
+		for (quarter = 0, j = t2 + 2; j < SHIFT_SECS; j++)
 			quarter += s.sec_ok[j];
-		quarter /= SHIFT_SECS - t2 - 5;
+		quarter /= SHIFT_SECS - t2 - 2;
 		printf("# %s slower at 3x of the base: service x2: %.0f of "
 		    "%.0f (limit %.1f), x4: %.0f of %.0f (limit %.1f)\n",
 		    backend_names[bks[i]], half, cap / 2,
@@ -1126,7 +1119,7 @@ shifts(void)
 		    sec_limit(&s, SHIFT_SECS - 1));
 		sim_done(&s);
 		tap(half >= 0.9 * cap / 2 && quarter >= 0.9 * cap / 4,
-		    "%s: service time x2, x4 followed within 5 s (90%%)",
+		    "%s: service time x2, x4 followed within 2 s (90%%)",
 		    backend_names[bks[i]]);
 	}
 }
