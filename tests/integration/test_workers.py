@@ -183,5 +183,44 @@ def t_limit():
         c.close()
 
 
+@test("SIGUSR1 reopens the access log for every worker: after a rename, "
+      "lines from both workers go to the new file")
+def t_reopen():
+    be = Backend(respond(200, b"ok"))
+    sp = Spillway([be], proxy=dict(PROXY, access_log=None))
+    log = sp.path("access.log")
+    sp.reconfigure(proxy=dict(PROXY, access_log=log))
+    sp.reload()
+    check(wait_for(lambda: "configuration generation 2" in
+                   sp.stderr_text(), 5), "no reload: %s" % sp.stderr_tail())
+    cs = spread(sp)
+    check(wait_for(lambda: os.path.exists(log) and
+                   len(open(log).read().splitlines()) >= len(cs), 5),
+          "access log lines before the rename")
+    os.rename(log, log + ".1")
+    sp.signal(10)       # SIGUSR1
+    check(wait_for(lambda: os.path.exists(log), 5),
+          "no new access log after SIGUSR1: %s" % sp.stderr_tail())
+    for c in cs:
+        eq(c.exchange("GET", "/after").status, 200, "a request after")
+    ports = worker_of(sp, cs)
+
+    def after():
+        lines = [l for l in open(log).read().splitlines() if "/after" in l]
+        return len(lines) == len(cs) and lines
+    lines = wait_for(after, 5)
+    check(lines, "lines in the new file: %r" % open(log).read()[-500:])
+    workers = set()
+    for l in open(log).read().splitlines():
+        m = re.search(r":(\d+) \"GET /after", l)
+        if m and int(m.group(1)) in ports:
+            workers.add(ports[int(m.group(1))])
+    eq(workers, {0, 1}, "workers whose lines reached the new file")
+    old = [l for l in open(log + ".1").read().splitlines() if "/after" in l]
+    eq(old, [], "lines after SIGUSR1 in the renamed file")
+    for c in cs:
+        c.close()
+
+
 if __name__ == "__main__":
     run_main()
