@@ -74,7 +74,7 @@ struct key {
 };
 
 /* The tables (config_keys.c); their sizes are checked there. */
-#define CONFIG_NKEYS		70
+#define CONFIG_NKEYS		71
 #define CONFIG_NCLASS_KEYS	6
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];

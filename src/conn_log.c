@@ -48,7 +48,7 @@ conn_class_name(const struct conn *c)
 static void
 conn_count_request(struct conn *c, uint64_t now)
 {
-	struct metrics		*m = &c->cn_proxy->px_metrics;
+	struct metrics		*m = &c->cn_worker->w_metrics;
 	struct class_metrics	*cm;
 
 	histogram_observe(&m->m_latency, (now - c->cn_t_start) / 1e6);

@@ -7,6 +7,8 @@
  * buffered lines rather than blocking the event loop, and says so once.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,16 @@ static struct {
 	size_t	 len;
 	int	 failed;	/* the last write failed; said once */
 } alog = { NULL, -1, { 0 }, 0, 0 };
+
+/*
+ * Workers write access log lines from their own threads: the buffer, its
+ * flush and the descriptor are under alog_mtx (a line is formatted before
+ * taking it, so it is held for a memcpy, or a write() when full).
+ */
+static pthread_mutex_t	alog_mtx = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int	alog_open;	/* alog.fd != -1, read unlocked */
+
+static void	flush_locked(void);
 
 static const char *level_names[] = { "error", "warning", "info", "debug" };
 
@@ -118,8 +130,11 @@ accesslog_commit(void)
 	if (!next.staged)
 		return;
 	accesslog_close();
+	pthread_mutex_lock(&alog_mtx);
 	alog.path = next.path;
 	alog.fd = next.fd;
+	atomic_store(&alog_open, alog.fd != -1);
+	pthread_mutex_unlock(&alog_mtx);
 	next.staged = 0;
 	next.path = NULL;
 	next.fd = -1;
@@ -142,21 +157,34 @@ accesslog_reopen(void)
 {
 	int	 fd;
 
-	if (alog.path == NULL || alog.fd == STDERR_FILENO)
+	pthread_mutex_lock(&alog_mtx);
+	if (alog.path == NULL || alog.fd == STDERR_FILENO) {
+		pthread_mutex_unlock(&alog_mtx);
 		return 0;
-	accesslog_flush();
+	}
+	flush_locked();
 	if ((fd = open_path(alog.path)) == -1) {
 		log_warnx("%s: access_log %s: %s", __func__, alog.path,
 		    strerror(errno));
+		pthread_mutex_unlock(&alog_mtx);
 		return -1;
 	}
 	close(alog.fd);
 	alog.fd = fd;
+	pthread_mutex_unlock(&alog_mtx);
 	return 0;
 }
 
 void
 accesslog_flush(void)
+{
+	pthread_mutex_lock(&alog_mtx);
+	flush_locked();
+	pthread_mutex_unlock(&alog_mtx);
+}
+
+static void
+flush_locked(void)
 {
 	size_t	 off = 0;
 	ssize_t	 n;
@@ -184,7 +212,7 @@ accesslog_write(const struct access_entry *e)
 	char	 when[40], line[ACCESSLOG_LINE_MAX], up[32];
 	int	 n;
 
-	if (alog.fd == -1)
+	if (!atomic_load_explicit(&alog_open, memory_order_relaxed))
 		return;
 	format_now(when, sizeof(when));
 	if (e->upstream_usec >= 0)
@@ -203,21 +231,30 @@ accesslog_write(const struct access_entry *e)
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
+	pthread_mutex_lock(&alog_mtx);
+	if (alog.fd == -1) {
+		pthread_mutex_unlock(&alog_mtx);
+		return;
+	}
 	if (alog.len + (size_t)n > sizeof(alog.buf))
-		accesslog_flush();
+		flush_locked();
 	memcpy(alog.buf + alog.len, line, (size_t)n);
 	alog.len += (size_t)n;
+	pthread_mutex_unlock(&alog_mtx);
 }
 
 void
 accesslog_close(void)
 {
+	pthread_mutex_lock(&alog_mtx);
 	if (alog.fd != -1) {
-		accesslog_flush();
+		flush_locked();
 		if (alog.fd != STDERR_FILENO)
 			close(alog.fd);
 	}
 	alog.fd = -1;
+	atomic_store(&alog_open, 0);
 	free(alog.path);
 	alog.path = NULL;
+	pthread_mutex_unlock(&alog_mtx);
 }

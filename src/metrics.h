@@ -122,6 +122,9 @@ struct class_metrics *metrics_class(struct metrics *, const char *name);
 
 void		 histogram_observe(struct histogram *, double seconds);
 
+/* Add one set of counters into another (workers, summed at scrape). */
+int		 metrics_add(struct metrics *, const struct metrics *);
+
 
 /*
  * Prometheus text exposition format 0.0.4: names spillway_*, _total
