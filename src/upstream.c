@@ -50,7 +50,6 @@ static void	tell_workers(const struct worker *);
 
 #define PICK_PROBES	8	/* trials one pick may start */
 
-
 /* The lock on every server's health (shared by the workers' servers). */
 static void
 health_lock(const struct worker *w)
