@@ -7,8 +7,9 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential autoconf automake pkg-config libevent-dev
-libssl-dev libinih-dev libsqlite3-dev libsystemd-dev python3 mandoc clang
-wrk haproxy nginx-light chromium"
+libssl-dev libinih-dev libsqlite3-dev libsystemd-dev libhiredis-dev python3
+mandoc clang redis-server
+wrk haproxy nginx-light chromium strace valgrind prometheus goaccess"
 
 missing=""
 for p in $PACKAGES; do

@@ -210,6 +210,50 @@ addr_same(const struct config_addr *ca, const struct config_addr *cb)
 	    memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
 }
 
+/* The "any" address of its family (0.0.0.0, ::) on some port. */
+static int
+addr_is_any(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	if (a->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(
+		    &((const struct sockaddr_in6 *)a)->sin6_addr);
+	return 0;
+}
+
+static in_port_t
+addr_port(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_port;
+	if (a->ss_family == AF_INET6)
+		return ((const struct sockaddr_in6 *)a)->sin6_port;
+	return 0;
+}
+
+/*
+ * Two listen addresses that would take the same connections: the same
+ * address, or the same port with either one the "any" address of the
+ * family (IPv6 listeners are IPV6_V6ONLY, so [::] leaves IPv4 alone).
+ * Also tells whether a listen address accepts a connection made to the
+ * local address cb.
+ */
+int
+addr_overlap(const struct config_addr *ca, const struct config_addr *cb)
+{
+	const struct sockaddr_storage	*a = &ca->ss, *b = &cb->ss;
+
+	if (addr_same(ca, cb))
+		return 1;
+	if (a->ss_family != b->ss_family || (a->ss_family != AF_INET &&
+	    a->ss_family != AF_INET6))
+		return 0;
+	return addr_port(a) == addr_port(b) && (addr_is_any(a) ||
+	    addr_is_any(b));
+}
+
 /*
  * A socket address as text: the address alone into ip ("?" if it cannot
  * be written), and with its port into full ("1.2.3.4:80", "[::1]:80");

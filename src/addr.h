@@ -17,7 +17,11 @@ struct config_addr {
 	socklen_t		 sslen;
 	int			 line;	/* where it was written */
 	int			 proxy_protocol; /* listener: PROXY header first */
+	int			 flags;	/* ADDR_F_*: words after a listen address */
 };
+
+/* "listen = ADDRESS fault_injection": faults may be injected there. */
+#define ADDR_F_FAULT_INJECTION	0x01
 
 /*
  * Parse "host:port", "[v6]:port", and when passive "*:port", ":port" or
@@ -28,6 +32,9 @@ struct config_addr {
 int		 addr_parse(const char *text, int passive, int numeric,
 		    struct config_addr *a, char *err, size_t errlen);
 int		 addr_same(const struct config_addr *,
+		    const struct config_addr *);
+/* Same address, or same port with either one 0.0.0.0 or [::]. */
+int		 addr_overlap(const struct config_addr *,
 		    const struct config_addr *);
 void		 addr_format(const struct sockaddr *, char *ip, size_t iplen,
 		    char *full, size_t fulllen);

@@ -1,7 +1,7 @@
 /*
  * admin.c: the admin listener, served by libevent's evhttp: GET /metrics
- * (Prometheus text), GET /status (JSON), GET / (the live dashboard page)
- * and POST /reload.
+ * (Prometheus text), GET /status (JSON), GET /history (the last minutes,
+ * JSON), GET / (the live dashboard page) and POST /reload.
  *
  * It listens only where [admin] listen says (loopback in the shipped
  * configuration) and is off otherwise: it can reload the configuration.
@@ -24,6 +24,7 @@
 
 #include "spillway.h"
 #include "log.h"
+#include "history.h"
 #include "metrics.h"
 #include "metrics_server.h"
 
@@ -49,6 +50,14 @@ static size_t			  admin_cap;	/* room in admin_bevs */
 static unsigned int		  admin_max = 64; /* [admin] max_connections */
 static int			  admin_paused;	/* by the cap or EMFILE */
 
+/*
+ * The dashboard's memory (history.h): a sample a second while an admin
+ * listener has been configured, so that GET /history has the last
+ * minutes for a page opened mid-incident.
+ */
+static struct history		 admin_history;
+static struct event		*admin_history_ev;
+
 extern const char		dashboard_html[];
 extern const unsigned long	dashboard_html_len;
 
@@ -61,6 +70,7 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g, struct metrics *m)
 {
 	struct limiter_state	 st;
 	struct queue_state	 qs;
+	struct cluster_stats	 cs;
 	size_t			 i;
 
 	memset(g, 0, sizeof(*g));
@@ -93,6 +103,15 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g, struct metrics *m)
 	g->admission_clients = admission_clients(px->px_adm);
 	g->admission_evictions = admission_evictions(px->px_adm);
 	pthread_mutex_unlock(&px->px_adm_mtx);
+	cluster_stats(px->px_cluster, &cs);
+	g->cluster_state = cluster_state_name(cs.cs_state);
+	g->cluster_up = cs.cs_state == CL_UP;
+	g->cluster_instances = cs.cs_instances;
+	g->cluster_calls = cs.cs_calls;
+	g->cluster_errors = cs.cs_errors;
+	g->cluster_lease_tokens = cs.cs_lease_tokens;
+	g->cluster_changes = cs.cs_changes;
+	g->cluster_rtt_seconds = cs.cs_rtt_usec / 1e6;
 }
 
 struct server_sum {
@@ -216,12 +235,15 @@ serve_metrics(struct proxy *px, struct evhttp_request *req)
 {
 	struct metrics_gauges	 g;
 	struct metrics		 m;
+	struct metrics_process	 proc;
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
 	struct metrics_server	*sv;
 	struct metrics_retries	 rt;
 	size_t			 n;
 
 	sample_gauges(px, &g, &m);
+	procstat_read(&proc);
+	g.process = &proc;
 	metrics_prometheus(&m, &g, &mb);
 	metrics_free(&m);
 	sv = sample_servers(px, &n, &rt);
@@ -261,6 +283,52 @@ serve_status(struct proxy *px, struct evhttp_request *req)
 }
 
 static void
+serve_history(struct proxy *px, struct evhttp_request *req)
+{
+	struct mbuf	 mb = { NULL, 0, 0, 0 };
+
+	history_json(&admin_history, (now_usec() - px->px_started) / 1e6, &mb);
+	mbuf_printf(&mb, "\n");
+	reply_mbuf(req, "application/json", &mb);
+}
+
+static void
+history_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy		*px = arg;
+	struct metrics_gauges	 g;
+	struct metrics		 m;
+
+	sample_gauges(px, &g, &m);
+	history_record(&admin_history, &m, &g, g.uptime_seconds);
+	metrics_free(&m);
+}
+
+/*
+ * Start sampling, once, from the first commit with an admin listener; a
+ * failure costs the history, not the listener.
+ */
+static void
+history_start(struct proxy *px)
+{
+	struct timeval	 tv = msec_tv(HISTORY_PERIOD_MS);
+
+	if (admin_history_ev != NULL)
+		return;
+	if (history_init(&admin_history, HISTORY_SAMPLES) == -1 ||
+	    (admin_history_ev = event_new(px->px_base, -1, EV_PERSIST,
+	    history_cb, px)) == NULL || event_add(admin_history_ev, &tv) == -1) {
+		log_warnx("%s: out of memory: the dashboard has no history",
+		    __func__);
+		if (admin_history_ev != NULL)
+			event_free(admin_history_ev);
+		admin_history_ev = NULL;
+		history_free(&admin_history);
+	}
+	/* the first sample a period on: start-up is not over yet */
+}
+
+static void
 serve_reload(struct proxy *px, struct evhttp_request *req)
 {
 	char	*errors = NULL, msg[128];
@@ -294,6 +362,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 		serve_metrics(px, req);
 	else if (strcmp(path, "/status") == 0 && get)
 		serve_status(px, req);
+	else if (strcmp(path, "/history") == 0 && get)
+		serve_history(px, req);
 	else if (strcmp(path, "/") == 0 && get) {
 		/* the page may load nothing from anywhere but here */
 		evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -307,6 +377,7 @@ admin_cb(struct evhttp_request *req, void *arg)
 		serve_reload(px, req);
 	else if (strcmp(path, "/metrics") == 0 ||
 	    strcmp(path, "/status") == 0 || strcmp(path, "/") == 0 ||
+	    strcmp(path, "/history") == 0 ||
 	    strcmp(path, "/reload") == 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Allow", strcmp(path, "/reload") == 0 ? "POST" :
@@ -523,6 +594,7 @@ admin_commit(struct proxy *px)
 		px->px_admin_addr.sslen = a->sslen;
 		log_info("admin listening on %s (at most %u connections)",
 		    a->text, admin_max);
+		history_start(px);
 	}
 }
 
@@ -595,4 +667,8 @@ admin_close(struct proxy *px)
 	free(admin_bevs);
 	admin_bevs = NULL;
 	admin_cap = 0;
+	if (admin_history_ev != NULL)
+		event_free(admin_history_ev);
+	admin_history_ev = NULL;
+	history_free(&admin_history);
 }

@@ -22,6 +22,7 @@ struct client {
 	size_t			 cl_keylen;	/* full length of the key */
 	char			 cl_key[ADMISSION_KEY_MAX];
 	struct tbucket		 cl_tb;
+	struct lease		 cl_ls;		/* when shared on Redis */
 	uint64_t		 cl_gen;	/* parameters of ad_gen */
 	struct client		*cl_next;	/* hash chain */
 	TAILQ_ENTRY(client)	 cl_lru;	/* most recent first */
@@ -32,8 +33,17 @@ struct admission {
 	int			 ad_dry_run;
 	int			 ad_global_on;
 	struct tbucket		 ad_global;
-	uint64_t		 ad_client_rate;
+	struct lease		 ad_global_ls;
+	uint64_t		 ad_rate;	/* whole, per minute */
+	uint64_t		 ad_burst;	/* whole */
+	uint64_t		 ad_client_full_rate;	/* whole */
+	uint64_t		 ad_client_full_burst;
+	uint64_t		 ad_client_rate;	/* local: a share of it */
 	uint64_t		 ad_client_burst;
+	int			 ad_shared;	/* buckets on Redis: leases */
+	unsigned int		 ad_share_n;	/* instances sharing, >= 1 */
+	uint64_t		 ad_rtt;	/* of a call to Redis, usec */
+	uint64_t		 ad_stale;	/* a call unanswered, usec */
 	size_t			 ad_max_clients;
 	struct client		**ad_table;
 	size_t			 ad_mask;	/* table size - 1 */
@@ -46,6 +56,9 @@ struct admission {
 	char			**ad_class_names; /* to carry state by name */
 	size_t			 ad_nclasses;
 	struct tbucket		*ad_class_tb;	/* per class, if rate set */
+	struct lease		*ad_class_ls;
+	uint64_t		*ad_class_rate;	/* whole, per minute */
+	uint64_t		*ad_class_burst;
 	int			*ad_class_on;
 	struct admission_counters *ad_counters;	/* per class */
 };
@@ -126,26 +139,33 @@ free_names(char **names, size_t n)
 
 /*
  * Per-class state for conf: a class of the same name in the running state
- * keeps its bucket level and its counters. Builds new arrays and swaps
+ * keeps its bucket level, lease and counters. Builds new arrays and swaps
  * them in only when all are allocated: -1 leaves everything as it was.
+ * The local buckets take their share later, in apply_share().
  */
 static int
 set_classes(struct admission *ad, const struct config *conf, uint64_t now)
 {
 	size_t			 n = conf->nclasses, i, j;
 	struct tbucket		*tb = calloc(n + 1, sizeof(*tb));
+	struct lease		*ls = calloc(n + 1, sizeof(*ls));
+	uint64_t		*rate = calloc(n + 1, sizeof(*rate));
+	uint64_t		*burst = calloc(n + 1, sizeof(*burst));
 	int			*on = calloc(n + 1, sizeof(*on));
 	struct admission_counters *cnt = calloc(n + 1, sizeof(*cnt));
 	char			**names = calloc(n, sizeof(*names));
 	const struct class_conf	*cc;
 
-	if (tb == NULL || on == NULL || cnt == NULL || names == NULL)
+	if (tb == NULL || ls == NULL || rate == NULL || burst == NULL ||
+	    on == NULL || cnt == NULL || names == NULL)
 		goto fail;
 	for (i = 0; i < n; i++)
 		if ((names[i] = strdup(conf->classes[i].name)) == NULL)
 			goto fail;
 	for (i = 0; i < n; i++) {
 		cc = &conf->classes[i];
+		rate[i] = cc->rate;
+		burst[i] = burst_or_rate(cc->burst, cc->rate);
 		for (j = 0; j < ad->ad_nclasses; j++)
 			if (strcmp(ad->ad_class_names[j], cc->name) == 0)
 				break;
@@ -153,15 +173,13 @@ set_classes(struct admission *ad, const struct config *conf, uint64_t now)
 			cnt[i] = ad->ad_counters[j];
 			if (cc->rate > 0 && ad->ad_class_on[j]) {
 				tb[i] = ad->ad_class_tb[j];
-				tbucket_set(&tb[i], cc->rate,
-				    burst_or_rate(cc->burst, cc->rate), now);
+				ls[i] = ad->ad_class_ls[j];
 				on[i] = 1;
 				continue;
 			}
 		}
 		if (cc->rate > 0) {
-			tbucket_init(&tb[i], cc->rate, burst_or_rate(cc->burst,
-			    cc->rate), now);
+			tbucket_init(&tb[i], cc->rate, burst[i], now);
 			on[i] = 1;
 		}
 	}
@@ -169,10 +187,16 @@ set_classes(struct admission *ad, const struct config *conf, uint64_t now)
 		cnt[n] = ad->ad_counters[ad->ad_nclasses];
 	free_names(ad->ad_class_names, ad->ad_nclasses);
 	free(ad->ad_class_tb);
+	free(ad->ad_class_ls);
+	free(ad->ad_class_rate);
+	free(ad->ad_class_burst);
 	free(ad->ad_class_on);
 	free(ad->ad_counters);
 	ad->ad_class_names = names;
 	ad->ad_class_tb = tb;
+	ad->ad_class_ls = ls;
+	ad->ad_class_rate = rate;
+	ad->ad_class_burst = burst;
 	ad->ad_class_on = on;
 	ad->ad_counters = cnt;
 	ad->ad_nclasses = n;
@@ -180,9 +204,40 @@ set_classes(struct admission *ad, const struct config *conf, uint64_t now)
  fail:
 	free_names(names, n);
 	free(tb);
+	free(ls);
+	free(rate);
+	free(burst);
 	free(on);
 	free(cnt);
 	return -1;
+}
+
+/*
+ * The local buckets at their share of the whole (1/ad_share_n of rate and
+ * burst), keeping their levels: the share is what this instance enforces
+ * while the shared buckets are out of reach. Client buckets take it
+ * lazily, on their next use.
+ */
+static void
+apply_share(struct admission *ad, uint64_t now)
+{
+	unsigned int	 n = ad->ad_share_n;
+	size_t		 i;
+
+	if (ad->ad_global_on)
+		tbucket_set(&ad->ad_global, lease_share(ad->ad_rate, n),
+		    lease_share(ad->ad_burst, n), now);
+	for (i = 0; i < ad->ad_nclasses; i++)
+		if (ad->ad_class_on[i])
+			tbucket_set(&ad->ad_class_tb[i],
+			    lease_share(ad->ad_class_rate[i], n),
+			    lease_share(ad->ad_class_burst[i], n), now);
+	ad->ad_client_rate = lease_share(ad->ad_client_full_rate, n);
+	if (ad->ad_client_full_rate == 0)
+		ad->ad_client_rate = 0;
+	ad->ad_client_burst = lease_share(ad->ad_client_full_burst, n);
+	ad->ad_gen++;
+	ad->ad_gen_at = now;
 }
 
 /* Size the client table for max_clients (a power of two, at least 16). */
@@ -219,6 +274,9 @@ admission_new(const struct config *conf, const uint8_t seed[16],
 	TAILQ_INIT(&ad->ad_lru);
 	ad->ad_k0 = load64(seed);
 	ad->ad_k1 = load64(seed + 8);
+	ad->ad_share_n = 1;
+	ad->ad_rtt = LEASE_RTT_MIN;
+	ad->ad_stale = 1000000;
 	if (admission_reconfigure(ad, conf, now) == -1) {
 		admission_free(ad);
 		return NULL;
@@ -229,8 +287,8 @@ admission_new(const struct config *conf, const uint8_t seed[16],
 /*
  * A reload: new parameters, learned state kept. The global bucket keeps
  * its level; client buckets take the new rate and burst lazily, each on
- * its next use, keeping their levels; class buckets and counters carry
- * over by class name. A smaller max_clients evicts the least recent.
+ * its next use, keeping their levels; class buckets, leases and counters
+ * carry over by class name. A smaller max_clients evicts the least recent.
  */
 int
 admission_reconfigure(struct admission *ad, const struct config *conf,
@@ -244,17 +302,17 @@ admission_reconfigure(struct admission *ad, const struct config *conf,
 	if (set_table(ad, max) == -1 || set_classes(ad, conf, now) == -1)
 		return -1;
 	ad->ad_dry_run = ac->dry_run;
-	if (ac->rate > 0 && ad->ad_global_on)
-		tbucket_set(&ad->ad_global, ac->rate,
-		    burst_or_rate(ac->burst, ac->rate), now);
-	else if (ac->rate > 0)
-		tbucket_init(&ad->ad_global, ac->rate,
-		    burst_or_rate(ac->burst, ac->rate), now);
+	ad->ad_rate = ac->rate;
+	ad->ad_burst = burst_or_rate(ac->burst, ac->rate);
+	if (ac->rate > 0 && !ad->ad_global_on) {
+		tbucket_init(&ad->ad_global, ac->rate, ad->ad_burst, now);
+		lease_reset(&ad->ad_global_ls);
+	}
 	ad->ad_global_on = ac->rate > 0;
-	ad->ad_client_rate = ac->client_rate;
-	ad->ad_client_burst = burst_or_rate(ac->client_burst, ac->client_rate);
-	ad->ad_gen++;
-	ad->ad_gen_at = now;
+	ad->ad_client_full_rate = ac->client_rate;
+	ad->ad_client_full_burst = burst_or_rate(ac->client_burst,
+	    ac->client_rate);
+	apply_share(ad, now);
 	ad->ad_max_clients = max;
 	while (ad->ad_nclients > ad->ad_max_clients) {
 		cl = TAILQ_LAST(&ad->ad_lru, client_lru);
@@ -280,6 +338,9 @@ admission_free(struct admission *ad)
 	free(ad->ad_table);
 	free_names(ad->ad_class_names, ad->ad_nclasses);
 	free(ad->ad_class_tb);
+	free(ad->ad_class_ls);
+	free(ad->ad_class_rate);
+	free(ad->ad_class_burst);
 	free(ad->ad_class_on);
 	free(ad->ad_counters);
 	free(ad);
@@ -296,15 +357,13 @@ unlink_client(struct admission *ad, struct client *cl)
 	TAILQ_REMOVE(&ad->ad_lru, cl, cl_lru);
 }
 
-/* The bucket of a client key: found, new, or the LRU entry reused. */
+/* The bucket of a client key if there is one, made most recent. */
 static struct client *
-lookup_client(struct admission *ad, int kind, const char *key, size_t keylen,
-    uint64_t now)
+find_client(struct admission *ad, int kind, const char *key, size_t keylen,
+    uint64_t h)
 {
 	size_t		 cmp = keylen < ADMISSION_KEY_MAX ? keylen :
 			    ADMISSION_KEY_MAX;
-	uint64_t	 h = siphash(ad->ad_k0, ad->ad_k1 ^ (uint64_t)kind,
-			    (const uint8_t *)key, keylen);
 	struct client	*cl;
 
 	for (cl = ad->ad_table[h & ad->ad_mask]; cl != NULL;
@@ -323,6 +382,29 @@ lookup_client(struct admission *ad, int kind, const char *key, size_t keylen,
 			return cl;
 		}
 	}
+	return NULL;
+}
+
+static uint64_t
+client_hash(const struct admission *ad, int kind, const char *key,
+    size_t keylen)
+{
+	return siphash(ad->ad_k0, ad->ad_k1 ^ (uint64_t)kind,
+	    (const uint8_t *)key, keylen);
+}
+
+/* The bucket of a client key: found, new, or the LRU entry reused. */
+static struct client *
+lookup_client(struct admission *ad, int kind, const char *key, size_t keylen,
+    uint64_t now)
+{
+	size_t		 cmp = keylen < ADMISSION_KEY_MAX ? keylen :
+			    ADMISSION_KEY_MAX;
+	uint64_t	 h = client_hash(ad, kind, key, keylen);
+	struct client	*cl;
+
+	if ((cl = find_client(ad, kind, key, keylen, h)) != NULL)
+		return cl;
 	if (ad->ad_nclients >= ad->ad_max_clients) {
 		cl = TAILQ_LAST(&ad->ad_lru, client_lru);
 		unlink_client(ad, cl);
@@ -337,11 +419,46 @@ lookup_client(struct admission *ad, int kind, const char *key, size_t keylen,
 	cl->cl_keylen = keylen;
 	memcpy(cl->cl_key, key, cmp);
 	tbucket_init(&cl->cl_tb, ad->ad_client_rate, ad->ad_client_burst, now);
+	lease_reset(&cl->cl_ls);
 	cl->cl_gen = ad->ad_gen;
 	cl->cl_next = ad->ad_table[h & ad->ad_mask];
 	ad->ad_table[h & ad->ad_mask] = cl;
 	TAILQ_INSERT_HEAD(&ad->ad_lru, cl, cl_lru);
 	return cl;
+}
+
+/* The lease of a bucket named as in a call, or NULL if it is gone. */
+static struct lease *
+find_lease(struct admission *ad, const struct admission_ref *ref)
+{
+	struct client	*cl;
+	size_t		 i;
+
+	switch (ref->ar_bucket) {
+	case ADM_BUCKET_GLOBAL:
+		if (!ad->ad_global_on)
+			return NULL;
+		return &ad->ad_global_ls;
+	case ADM_BUCKET_CLIENT:
+		if (ad->ad_client_full_rate == 0 || (cl = find_client(ad,
+		    ref->ar_kind, ref->ar_key, ref->ar_keylen,
+		    client_hash(ad, ref->ar_kind, ref->ar_key,
+		    ref->ar_keylen))) == NULL)
+			return NULL;
+		return &cl->cl_ls;
+	case ADM_BUCKET_CLASS:
+		for (i = 0; i < ad->ad_nclasses; i++)
+			if (ad->ad_class_on[i] &&
+			    strlen(ad->ad_class_names[i]) == ref->ar_keylen &&
+			    memcmp(ad->ad_class_names[i], ref->ar_key,
+			    ref->ar_keylen) == 0) {
+				return &ad->ad_class_ls[i];
+			}
+		return NULL;
+	case ADM_NBUCKETS:
+		break;
+	}
+	return NULL;
 }
 
 void
@@ -350,6 +467,8 @@ admission_check(struct admission *ad, uint64_t now, size_t class_idx,
     struct admission_verdict *v)
 {
 	struct tbucket			*tb[ADM_NBUCKETS] = { NULL };
+	struct lease			*ls[ADM_NBUCKETS] = { NULL };
+	uint64_t			 size[ADM_NBUCKETS] = { 0 };
 	struct admission_counters	*cnt;
 	struct client			*cl;
 	uint64_t			 w;
@@ -359,16 +478,36 @@ admission_check(struct admission *ad, uint64_t now, size_t class_idx,
 		class_idx = ad->ad_nclasses;	/* a counter of its own */
 	cnt = &ad->ad_counters[class_idx];
 	memset(v, 0, sizeof(*v));
-	if (ad->ad_global_on)
+	if (ad->ad_global_on) {
 		tb[ADM_BUCKET_GLOBAL] = &ad->ad_global;
+		ls[ADM_BUCKET_GLOBAL] = &ad->ad_global_ls;
+		v->rate[ADM_BUCKET_GLOBAL] = ad->ad_rate;
+		v->burst[ADM_BUCKET_GLOBAL] = ad->ad_burst;
+	}
 	if (ad->ad_client_rate > 0 && key != NULL &&
-	    (cl = lookup_client(ad, key_kind, key, keylen, now)) != NULL)
+	    (cl = lookup_client(ad, key_kind, key, keylen, now)) != NULL) {
 		tb[ADM_BUCKET_CLIENT] = &cl->cl_tb;
-	if (class_idx < ad->ad_nclasses && ad->ad_class_on[class_idx])
+		ls[ADM_BUCKET_CLIENT] = &cl->cl_ls;
+		v->rate[ADM_BUCKET_CLIENT] = ad->ad_client_full_rate;
+		v->burst[ADM_BUCKET_CLIENT] = ad->ad_client_full_burst;
+	}
+	if (class_idx < ad->ad_nclasses && ad->ad_class_on[class_idx]) {
 		tb[ADM_BUCKET_CLASS] = &ad->ad_class_tb[class_idx];
+		ls[ADM_BUCKET_CLASS] = &ad->ad_class_ls[class_idx];
+		v->rate[ADM_BUCKET_CLASS] = ad->ad_class_rate[class_idx];
+		v->burst[ADM_BUCKET_CLASS] = ad->ad_class_burst[class_idx];
+	}
+	for (i = 0; i < ADM_NBUCKETS; i++)
+		if (ad->ad_shared && ls[i] != NULL)
+			size[i] = lease_size(v->rate[i], v->burst[i],
+			    ad->ad_rtt, ad->ad_share_n);
 
 	for (i = 0; i < ADM_NBUCKETS; i++) {
-		if (tb[i] == NULL || (w = tbucket_wait(tb[i], now)) == 0)
+		if (tb[i] == NULL)
+			continue;
+		w = ad->ad_shared ? lease_wait(ls[i], size[i], now) :
+		    tbucket_wait(tb[i], now);
+		if (w == 0)
 			continue;
 		if (!v->refused || w > v->wait_usec) {
 			v->bucket = (enum admission_bucket)i;
@@ -386,12 +525,85 @@ admission_check(struct admission *ad, uint64_t now, size_t class_idx,
 			v->dry_run = 1;
 		} else
 			cnt->refused[v->bucket]++;
-		return;
+	} else {
+		for (i = 0; i < ADM_NBUCKETS; i++) {
+			if (tb[i] == NULL)
+				continue;
+			if (ad->ad_shared)
+				lease_take(ls[i], size[i], now);
+			else
+				tbucket_take(tb[i], now);
+		}
+		cnt->admitted++;
 	}
-	for (i = 0; i < ADM_NBUCKETS; i++)
-		if (tb[i] != NULL)
-			tbucket_take(tb[i], now);
-	cnt->admitted++;
+	/* what to ask Redis for, refused or not: the caller makes the calls */
+	for (i = 0; ad->ad_shared && i < ADM_NBUCKETS; i++)
+		if (ls[i] != NULL)
+			v->asking[i] = lease_want(ls[i], size[i], ad->ad_stale,
+			    now, &v->ask[i]);
+}
+
+void
+admission_granted(struct admission *ad, const struct admission_ref *ref,
+    uint64_t granted, uint64_t wait, uint64_t now)
+{
+	struct lease	*ls;
+
+	if (!ad->ad_shared || (ls = find_lease(ad, ref)) == NULL)
+		return;		/* gone meanwhile: the tokens are lost */
+	lease_grant(ls, granted, wait, now);
+}
+
+void
+admission_ask_failed(struct admission *ad, const struct admission_ref *ref,
+    const struct lease_ask *ask)
+{
+	struct lease	*ls;
+
+	if (!ad->ad_shared || (ls = find_lease(ad, ref)) == NULL)
+		return;
+	lease_failed(ls, ask);
+}
+
+/*
+ * Shared (leases from Redis) or local (the local share), with n instances
+ * sharing; either change forgets every lease: stock leased under the old
+ * state is not spent under the new one, and a debt is not carried.
+ */
+void
+admission_set_shared(struct admission *ad, int shared, unsigned int n,
+    uint64_t now)
+{
+	struct client	*cl;
+	size_t		 i;
+
+	if (n < 1)
+		n = 1;
+	if (n != ad->ad_share_n) {
+		ad->ad_share_n = n;
+		apply_share(ad, now);
+	}
+	if ((shared != 0) == ad->ad_shared)
+		return;
+	ad->ad_shared = shared != 0;
+	lease_reset(&ad->ad_global_ls);
+	for (i = 0; i < ad->ad_nclasses; i++)
+		lease_reset(&ad->ad_class_ls[i]);
+	TAILQ_FOREACH(cl, &ad->ad_lru, cl_lru)
+		lease_reset(&cl->cl_ls);
+}
+
+void
+admission_set_rtt(struct admission *ad, uint64_t rtt, uint64_t stale)
+{
+	ad->ad_rtt = rtt;
+	ad->ad_stale = stale;
+}
+
+int
+admission_shared(const struct admission *ad)
+{
+	return ad->ad_shared;
 }
 
 const struct admission_counters *

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "lease.h"
 #include "tbucket.h"
 
 #define ADMISSION_KEY_MAX	64	/* bytes of a client key compared */
@@ -31,6 +32,22 @@ struct admission_verdict {
 	enum admission_bucket	 bucket;	/* the one that refused */
 	uint64_t		 wait_usec;	/* until all have a token */
 	uint64_t		 retry_after;	/* whole seconds, >= 1 */
+	/* shared on Redis: the calls to make, and each bucket's whole size */
+	int			 asking[ADM_NBUCKETS];
+	struct lease_ask	 ask[ADM_NBUCKETS];
+	uint64_t		 rate[ADM_NBUCKETS];	/* per minute */
+	uint64_t		 burst[ADM_NBUCKETS];
+};
+
+/*
+ * A bucket as a call to Redis names it, to find its lease again when the
+ * answer comes: the class by name, the client by key kind and key.
+ */
+struct admission_ref {
+	enum admission_bucket	 ar_bucket;
+	int			 ar_kind;	/* client: enum client_key_kind */
+	const char		*ar_key;	/* client key or class name */
+	size_t			 ar_keylen;
 };
 
 /* Counters of one class, by verdict. */
@@ -63,6 +80,24 @@ int		 admission_reconfigure(struct admission *, const struct config *,
 void		 admission_check(struct admission *, uint64_t now,
 		    size_t class_idx, int key_kind, const char *key,
 		    size_t keylen, struct admission_verdict *);
+
+/*
+ * Shared buckets ([cluster]). While shared, a bucket admits from its
+ * lease (lease.h) and admission_check() fills the verdict's asks: the
+ * caller makes those calls and reports each answer with
+ * admission_granted(), or admission_ask_failed() if there is none. While
+ * not shared, each bucket is local at 1/n of its rate and burst.
+ */
+void		 admission_set_shared(struct admission *, int shared,
+		    unsigned int n, uint64_t now);
+int		 admission_shared(const struct admission *);
+void		 admission_set_rtt(struct admission *, uint64_t rtt,
+		    uint64_t stale);
+void		 admission_granted(struct admission *,
+		    const struct admission_ref *, uint64_t granted,
+		    uint64_t wait, uint64_t now);
+void		 admission_ask_failed(struct admission *,
+		    const struct admission_ref *, const struct lease_ask *);
 
 const struct admission_counters *admission_counters(const struct admission *,
 		    size_t class_idx);

@@ -86,6 +86,7 @@ check_readcb(struct bufferevent *bev, void *arg)
 	size_t		 len;
 	ssize_t		 r;
 
+	(void)tls_read_pending(bev);	/* records read ahead (tls.c) */
 	for (;;) {
 		if ((len = evbuffer_get_length(in)) == 0)
 			return;

@@ -288,6 +288,16 @@ class_end(struct parse *p)
 		    (config_class_keys[i].k_flags & KEY_CRITERION))
 			criteria = 1;
 	}
+	for (i = 0; i < CONFIG_NCLASS_KEYS; i++) {
+		if (p->p_class_seen[i] &&
+		    (config_class_keys[i].k_flags & KEY_FAULT) &&
+		    (cl->fault_line == 0 || p->p_class_seen[i] < cl->fault_line))
+			cl->fault_line = p->p_class_seen[i];
+	}
+	if (cl->fault.delay_percent > 0 && cl->fault.delay_ms == 0)
+		config_error(p, cl->fault_line, "class %s: fault_delay_percent "
+		    "needs a fault_delay (the time to add, e.g. 200ms)",
+		    cl->name);
 	if (is_default_class(cl) && criteria)
 		config_error(p, cl->line, "class default matches every "
 		    "request; it takes no path, method or header");
@@ -597,6 +607,28 @@ key_line(struct parse *p, const char *section, const char *name)
 }
 
 /*
+ * The admin listener may not take a proxy listener's connections: the
+ * same address, or the same port with either one the "any" address. A
+ * proxy listener given by default has no line: the error then points at
+ * the admin's.
+ */
+static void
+admin_clash(struct parse *p, const struct config_addr *adm,
+    const struct config_addr *pl, const char *section)
+{
+	char	 where[32] = "";
+
+	if (!addr_overlap(adm, pl))
+		return;
+	if (pl->line > 0)
+		snprintf(where, sizeof(where), " on line %d", pl->line);
+	config_error(p, adm->line, "listen: admin address %s %s [%s] listen "
+	    "%s%s%s", adm->text, addr_same(adm, pl) ? "is the same as" :
+	    "overlaps", section, pl->text, pl->line > 0 ? "" : " (the default)",
+	    where);
+}
+
+/*
  * Health: the back-off starts at most at its cap; a check's request is
  * valid (as built for a server without a host of its own) and a check
  * ends before the next is due, so checks never pile up.
@@ -661,6 +693,14 @@ check_listeners(struct parse *p)
 				    conf->proxy.listen[j].line);
 		}
 	}
+	for (i = 0; i < conf->admin.nlisten; i++) {
+		for (j = 0; j < conf->proxy.nlisten; j++)
+			admin_clash(p, &conf->admin.listen[i],
+			    &conf->proxy.listen[j], "proxy");
+		for (j = 0; j < tc->nlisten; j++)
+			admin_clash(p, &conf->admin.listen[i], &tc->listen[j],
+			    "tls");
+	}
 	if (tc->nlisten > 0 && tc->ncerts == 0)
 		config_error(p, key_line(p, "tls", "listen"), "[tls] listen "
 		    "needs a certificate (certificate = %s)",
@@ -670,6 +710,65 @@ check_listeners(struct parse *p)
 		    "%zu given for %zu certificates (give one per certificate, "
 		    "in order, or none when each certificate file holds its "
 		    "key)", tc->nkeys, tc->ncerts);
+}
+
+/*
+ * Fault injection is for game days: a class that injects faults needs a
+ * listener marked for them ("listen = ADDRESS fault_injection"), and only
+ * requests that arrive there get them. A configuration with faults and no
+ * such listener is refused, so that a fault left in a file cannot reach
+ * production traffic by accident (a reload with it keeps the old one).
+ */
+static void
+check_faults(struct parse *p)
+{
+	const struct config	*conf = p->p_conf;
+	size_t			 i;
+	int			 marked = 0;
+
+	for (i = 0; i < conf->proxy.nlisten; i++)
+		marked |= conf->proxy.listen[i].flags & ADDR_F_FAULT_INJECTION;
+	for (i = 0; i < conf->tls.nlisten; i++)
+		marked |= conf->tls.listen[i].flags & ADDR_F_FAULT_INJECTION;
+	for (i = 0; i < conf->nclasses && !marked; i++) {
+		if (fault_active(&conf->classes[i].fault))
+			config_error(p, conf->classes[i].fault_line, "class %s: "
+			    "fault injection needs a listener marked for it "
+			    "(listen = 127.0.0.1:8080 fault_injection); refused "
+			    "so that it cannot be left on in production",
+			    conf->classes[i].name);
+	}
+}
+
+/*
+ * [cluster]: redis needs a build with hiredis; the prefix names keys in
+ * Redis, so it may not hold blanks or control characters (a key made of
+ * it is sent as one argument, but an operator reading KEYS output should
+ * see what was meant).
+ */
+static void
+check_cluster(struct parse *p)
+{
+	const struct cluster_conf	*cc = &p->p_conf->cluster;
+	const unsigned char		*s;
+
+#ifndef HAVE_HIREDIS
+	if (cc->nredis > 0)
+		config_error(p, cc->redis[0].line, "redis: this spillway was "
+		    "built without hiredis (spillway -V lists \"redis\" when "
+		    "it has it); install libhiredis-dev and rebuild");
+#endif
+	if (cc->prefix.text == NULL)
+		return;
+	if (strlen(cc->prefix.text) > 64)
+		config_error(p, key_line(p, "cluster", "prefix"), "prefix: "
+		    "longer than 64 bytes");
+	for (s = (const unsigned char *)cc->prefix.text; *s != '\0'; s++)
+		if (*s <= ' ' || *s == 0x7f) {
+			config_error(p, key_line(p, "cluster", "prefix"),
+			    "prefix: no blanks or control characters");
+			break;
+		}
 }
 
 /* Feed the text to inih through reader(), then fill in the defaults. */
@@ -689,6 +788,8 @@ parse_lines(struct parse *p)
 	check_limits(p);
 	check_health(p);
 	check_listeners(p);
+	check_faults(p);
+	check_cluster(p);
 }
 
 static struct config *

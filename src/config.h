@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "fault.h"
 #include "health.h"
 #include "limiter.h"
 #include "queue.h"
@@ -26,6 +27,13 @@
 struct config_str {
 	char			*text;	/* NULL: not given */
 	int			 line;
+};
+
+/* What an access log line looks like (log.c writes them). */
+enum log_format {
+	LOG_FORMAT_SPILLWAY = 0,	/* spillway's own, the default */
+	LOG_FORMAT_COMBINED,		/* Apache/nginx combined */
+	LOG_FORMAT_JSON,		/* one JSON object per line */
 };
 
 struct proxy_conf {
@@ -39,7 +47,11 @@ struct proxy_conf {
 	uint64_t		 shutdown_timeout_ms;
 	size_t			 max_header_size;
 	uint64_t		 max_body_size;		/* 0: no limit */
-	char			*access_log;		/* path, "-" or NULL (off) */
+	char			*access_log;		/* path, "-", "syslog",
+							   "syslog:PATH" or
+							   NULL (off) */
+	enum log_format		 access_log_format;
+	int			 access_log_facility;	/* config_facility_name */
 	/* peers whose forwarded_header names the client (realip.h) */
 	struct realip_cidr	*trusted_proxies;
 	size_t			 ntrusted_proxies;
@@ -143,6 +155,8 @@ struct class_conf {
 	enum priority		 priority;
 	uint64_t		 rate;		/* own bucket, per minute; 0: none */
 	uint64_t		 burst;		/* 0: one second's worth */
+	struct fault_rule	 fault;		/* fault_* keys; off by default */
+	int			 fault_line;	/* first fault_* key, or 0 */
 };
 
 /* A duration given as "auto": derived from another key (config.c). */
@@ -176,6 +190,20 @@ struct admin_conf {
 	unsigned int		 max_connections; /* open at once; more wait */
 };
 
+/*
+ * [cluster]: the admission buckets shared by every instance on one Redis.
+ * No redis: off, every instance enforces the whole rate alone.
+ */
+struct cluster_conf {
+	struct config_addr	*redis;		/* at most one; none: off */
+	size_t			 nredis;
+	struct config_str	 password;	/* AUTH, if given */
+	struct config_str	 prefix;	/* of every key in Redis */
+	uint64_t		 timeout_ms;	/* a call, or a connect */
+	uint64_t		 heartbeat_ms;	/* instance count refreshed */
+	unsigned int		 instances;	/* share until Redis says */
+};
+
 struct config {
 	char			*path;
 	struct proxy_conf	 proxy;
@@ -184,6 +212,7 @@ struct config {
 	struct shed_conf	 limiter;
 	struct admin_conf	 admin;
 	struct tls_conf		 tls;
+	struct cluster_conf	 cluster;
 	struct class_conf	*classes;	/* default last; at least 1 */
 	size_t			 nclasses;
 };
@@ -230,6 +259,9 @@ int		 config_parse_addr(const char *, int passive,
 		    struct config_addr *, char *err, size_t errlen);
 
 const char	*config_balance_name(enum balance);
+const char	*config_log_format_name(enum log_format);
+/* A syslog facility by index: "user", "daemon", "local0".."local7". */
+const char	*config_facility_name(int);
 const char	*config_forwarded_header_name(enum realip_header);
 const char	*config_tls_proto_name(unsigned int bit_index);
 

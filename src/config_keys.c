@@ -64,6 +64,10 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(proxy.shutdown_timeout_ms), 0 },
 	{ "proxy", "access_log", KT_LOGFILE, 0, 0, "-",
 	    FIELD(proxy.access_log), 0 },
+	{ "proxy", "access_log_format", KT_LOGFORMAT, 0, 0, "spillway",
+	    FIELD(proxy.access_log_format), 0 },
+	{ "proxy", "access_log_facility", KT_FACILITY, 0, 0, "local7",
+	    FIELD(proxy.access_log_facility), 0 },
 	{ "proxy", "trusted_proxies", KT_CIDRS, 0, 1000, NULL,
 	    LIST(proxy.trusted_proxies, proxy.ntrusted_proxies), KEY_REPEAT },
 	{ "proxy", "forwarded_header", KT_FWD_HEADER, 0, 0, "x-forwarded-for",
@@ -133,6 +137,19 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    FIELD(admission.max_clients), 0 },
 	{ "admission", "dry_run", KT_BOOL, 0, 0, "no",
 	    FIELD(admission.dry_run), 0 },
+
+	{ "cluster", "redis", KT_ADDRS, 0, 1, NULL,
+	    LIST(cluster.redis, cluster.nredis), 0 },
+	{ "cluster", "password", KT_STRING, 0, 0, NULL,
+	    FIELD(cluster.password), 0 },
+	{ "cluster", "prefix", KT_STRING, 0, 0, "spillway:",
+	    FIELD(cluster.prefix), 0 },
+	{ "cluster", "timeout", KT_DURATION, 1, 10 * MS_1S, "50ms",
+	    FIELD(cluster.timeout_ms), 0 },
+	{ "cluster", "heartbeat", KT_DURATION, 100, MS_1H, "1s",
+	    FIELD(cluster.heartbeat_ms), 0 },
+	{ "cluster", "instances", KT_UINT, 1, 10000, "1",
+	    FIELD(cluster.instances), 0 },
 
 	{ "admin", "listen", KT_ADDRS, 0, 1, NULL,
 	    LIST(admin.listen, admin.nlisten),
@@ -213,6 +230,15 @@ const struct key config_class_keys[CONFIG_NCLASS_KEYS] = {
 	    CFIELD(rate), 0 },
 	{ "class", "burst", KT_UINT, 0, RATE_MAX, "0",
 	    CFIELD(burst), 0 },
+	/* fault injection: refused unless a listener says fault_injection */
+	{ "class", "fault_delay", KT_DURATION, 0, MS_1H, "0",
+	    CFIELD(fault.delay_ms), KEY_FAULT },
+	{ "class", "fault_delay_percent", KT_RATIO, 0, 100000, "0",
+	    CFIELD(fault.delay_percent), KEY_FAULT },
+	{ "class", "fault_abort", KT_UINT, 400, 599, "503",
+	    CFIELD(fault.abort_status), KEY_FAULT },
+	{ "class", "fault_abort_percent", KT_RATIO, 0, 100000, "0",
+	    CFIELD(fault.abort_percent), KEY_FAULT },
 };
 
 _Static_assert(sizeof(config_keys) / sizeof(config_keys[0]) == CONFIG_NKEYS,
@@ -345,6 +371,14 @@ json_value(struct mbuf *mb, const struct key *k, const void *obj)
 	case KT_RATIO:
 		memcpy(&d, cfield(obj, k->k_offset), sizeof(d));
 		mbuf_printf(mb, "%g", d);
+		break;
+	case KT_LOGFORMAT:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_json_str(mb, config_log_format_name((enum log_format)e));
+		break;
+	case KT_FACILITY:
+		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));
+		mbuf_json_str(mb, config_facility_name(e));
 		break;
 	case KT_FWD_HEADER:
 		memcpy(&e, cfield(obj, k->k_offset), sizeof(e));

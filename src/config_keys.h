@@ -41,6 +41,8 @@ enum key_type {
 	KT_STRING,	/* struct config_str */
 	KT_STRINGS,	/* array of struct config_str and its count */
 	KT_PROTOCOLS,	/* unsigned int of TLS_PROTO_* bits */
+	KT_LOGFORMAT,	/* enum log_format */
+	KT_FACILITY,	/* int: index of a syslog facility name */
 	KT_CIDRS,	/* array of struct realip_cidr and its count */
 	KT_FWD_HEADER,	/* enum realip_header */
 };
@@ -53,7 +55,9 @@ enum key_type {
 #define KEY_LOOPBACK	0x40	/* an address without host is 127.0.0.1 */
 #define KEY_CRITERION	0x20	/* a class matches on it */
 #define KEY_AUTO	0x80	/* "auto" stores CONFIG_AUTO */
-#define KEY_LISTENER	0x100	/* an address may add "proxy_protocol" */
+#define KEY_LISTENER	0x100	/* a listener: may add proxy_protocol,
+					   fault_injection */
+#define KEY_FAULT	0x200	/* a fault injection key (class_end) */
 
 /*
  * One key. Offsets are into struct config, or into struct class_conf for
@@ -74,8 +78,8 @@ struct key {
 };
 
 /* The tables (config_keys.c); their sizes are checked there. */
-#define CONFIG_NKEYS		71
-#define CONFIG_NCLASS_KEYS	6
+#define CONFIG_NKEYS		79
+#define CONFIG_NCLASS_KEYS	10
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];
 

@@ -29,6 +29,23 @@ static const char *const balance_names[] = {
 };
 #define NBALANCE (sizeof(balance_names) / sizeof(balance_names[0]))
 
+static const char *const log_format_names[] = {
+	[LOG_FORMAT_SPILLWAY] = "spillway",
+	[LOG_FORMAT_COMBINED] = "combined",
+	[LOG_FORMAT_JSON] = "json",
+};
+#define NLOGFORMAT (sizeof(log_format_names) / sizeof(log_format_names[0]))
+
+/* log.c maps these, by index, to syslog.h's LOG_USER, LOG_DAEMON, ... */
+static const char *const facility_names[] = {
+	"user", "daemon", "local0", "local1", "local2", "local3", "local4",
+	"local5", "local6", "local7",
+};
+#define NFACILITY (sizeof(facility_names) / sizeof(facility_names[0]))
+
+/* sizeof(((struct sockaddr_un *)0)->sun_path) on Linux and the BSDs */
+#define SYSLOG_PATH_MAX	104
+
 /* The algorithms in value order (set_enum() stores the index). */
 static const enum limiter_algo algos[] = {
 	LIMITER_FIXED, LIMITER_AIMD, LIMITER_VEGAS, LIMITER_GRADIENT,
@@ -82,6 +99,10 @@ static int	set_strings(struct parse *, const struct key *, void *,
 		    const char *, int);
 static int	set_protocols(struct parse *, const struct key *, void *,
 		    const char *, int);
+static int	set_log_format(struct parse *, const struct key *, void *,
+		    const char *, int);
+static int	set_facility(struct parse *, const struct key *, void *,
+		    const char *, int);
 static int	set_cidrs(struct parse *, const struct key *, void *,
 		    const char *, int);
 static int	set_fwd_header(struct parse *, const struct key *, void *,
@@ -122,6 +143,10 @@ const struct key_type_info config_types[] = {
 	    set_strings },
 	[KT_PROTOCOLS] = { "protocols", "use a range of TLSv1, TLSv1.1, "
 	    "TLSv1.2, TLSv1.3", "TLSv1.2 TLSv1.3", set_protocols },
+	[KT_LOGFORMAT] = { "log format", "use spillway, combined or json",
+	    "combined", set_log_format },
+	[KT_FACILITY] = { "syslog facility", "use user, daemon or local0 to "
+	    "local7", "local7", set_facility },
 	[KT_CIDRS] = { "networks", "use addresses or CIDR networks, e.g. "
 	    "10.0.0.0/8 2001:db8::/32", "10.0.0.0/8", set_cidrs },
 	[KT_FWD_HEADER] = { "header", "use x-forwarded-for or forwarded",
@@ -325,6 +350,13 @@ set_logfile(struct parse *p, const struct key *k, void *obj,
 	char	**dst = key_field(obj, k->k_offset);
 	char	 *s = NULL;
 
+	if (strncmp(value, "syslog:", 7) == 0 && (value[7] != '/' ||
+	    strlen(value + 7) >= SYSLOG_PATH_MAX)) {
+		config_error(p, line, "%s: invalid value '%s' (use syslog:PATH "
+		    "with the absolute path of a Unix datagram socket, at most "
+		    "%d bytes)", k->k_name, value, SYSLOG_PATH_MAX - 1);
+		return -1;
+	}
 	if (strcmp(value, "off") != 0) {
 		if (strcmp(value, "stderr") == 0)
 			value = "-";
@@ -361,6 +393,20 @@ set_balance(struct parse *p, const struct key *k, void *obj,
     const char *value, int line)
 {
 	return set_enum(p, k, obj, value, line, balance_names, NBALANCE);
+}
+
+static int
+set_log_format(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, log_format_names, NLOGFORMAT);
+}
+
+static int
+set_facility(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
+{
+	return set_enum(p, k, obj, value, line, facility_names, NFACILITY);
 }
 
 static int
@@ -836,11 +882,16 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 		    (opt[14] == '\0' || opt[14] == ' ' || opt[14] == '\t') &&
 		    (k->k_flags & KEY_LISTENER))
 			pp = 1;
+		else if (strncmp(opt, "fault_injection", 15) == 0 &&
+		    (opt[15] == '\0' || opt[15] == ' ' || opt[15] == '\t') &&
+		    (k->k_flags & KEY_LISTENER))
+			a.flags |= ADDR_F_FAULT_INJECTION;
 		else {
 			config_error(p, line, "%s: unknown option '%.*s'%s",
 			    k->k_name, (int)strcspn(opt, " \t"), opt,
 			    (k->k_flags & KEY_LISTENER) ? " (use "
-			    "proxy_protocol)" : " (this address takes none)");
+			    "proxy_protocol or fault_injection)" :
+			    " (this address takes none)");
 			return -1;
 		}
 	}
@@ -876,8 +927,8 @@ set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
 	}
 	a.line = line;
 	a.proxy_protocol = pp;
-	snprintf(text, sizeof(text), "%s%s", value, pp ? " proxy_protocol" :
-	    "");
+	snprintf(text, sizeof(text), "%s%s%s", value, pp ? " proxy_protocol" :
+	    "", (a.flags & ADDR_F_FAULT_INJECTION) ? " fault_injection" : "");
 	if ((a.text = strdup(text)) == NULL ||
 	    (nlist = realloc(*list, (*n + 1) * sizeof(**list))) == NULL) {
 		free(a.text);
@@ -901,6 +952,22 @@ config_balance_name(enum balance b)
 {
 	if ((size_t)b < NBALANCE)
 		return balance_names[b];
+	return "unknown";
+}
+
+const char *
+config_log_format_name(enum log_format f)
+{
+	if ((size_t)f < NLOGFORMAT)
+		return log_format_names[f];
+	return "unknown";
+}
+
+const char *
+config_facility_name(int i)
+{
+	if (i >= 0 && (size_t)i < NFACILITY)
+		return facility_names[i];
 	return "unknown";
 }
 

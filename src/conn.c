@@ -39,6 +39,7 @@
 #include <openssl/err.h>
 
 #include "classify.h"
+#include "fault.h"
 #include "head.h"
 #include "spillway.h"
 #include "log.h"
@@ -59,6 +60,8 @@ conn_state_name(enum conn_state state)
 	switch (state) {
 	case CS_HEAD:
 		return "head";
+	case CS_DELAYED:
+		return "delayed";
 	case CS_QUEUED:
 		return "queued";
 	case CS_CONNECT:
@@ -224,6 +227,7 @@ conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	c->cn_worker = w;
 	c->cn_class = SIZE_MAX;	/* not classified yet */
 	c->cn_reason = MR_NONE;
+	c->cn_fault_ok = -1;
 	if (tls) {
 		if ((ssl = tls_accept(w->w_gen->g_tls)) == NULL)
 			goto fail;
@@ -315,6 +319,8 @@ client_readcb(struct bufferevent *bev, void *arg)
 	if (c->cn_tls_lowprio)
 		c->cn_tls_lowprio = bufferevent_priority_set(bev,
 		    SPILLWAY_PRIO_DEFAULT) == -1;
+	if (c->cn_tls)
+		(void)tls_read_pending(bev);	/* records read ahead */
 	switch (c->cn_state) {
 	case CS_HEAD:
 		conn_read_head(c);
@@ -330,6 +336,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
 		break;
+	case CS_DELAYED:
 	case CS_QUEUED:
 	case CS_CONNECT:
 	case CS_DEAD:
@@ -385,7 +392,7 @@ conn_admit(struct conn *c, const struct http_head *h)
 	struct admission_verdict	 v;
 	const char			*key;
 	size_t				 keylen;
-	int				 kind;
+	int				 kind, shared;
 
 	c->cn_class = classify_request(c->cn_conf, h);
 	kind = classify_client_key(c->cn_conf, h, c->cn_client_ip, &key,
@@ -393,7 +400,13 @@ conn_admit(struct conn *c, const struct http_head *h)
 	pthread_mutex_lock(&c->cn_proxy->px_adm_mtx);
 	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, kind,
 	    key, keylen, &v);
+	shared = admission_shared(c->cn_proxy->px_adm);
 	pthread_mutex_unlock(&c->cn_proxy->px_adm_mtx);
+	if (shared)	/* leases run low */
+		cluster_ask(c->cn_proxy->px_cluster, &v,
+		    c->cn_class < c->cn_conf->nclasses ?
+		    c->cn_conf->classes[c->cn_class].name : "", kind, key,
+		    keylen);
 	if (v.dry_run)
 		c->cn_note = "rate_limited(dry_run)";
 	if (!v.refused)
@@ -419,11 +432,122 @@ conn_use_current_conf(struct conn *c)
 	conn_set_read_limit(c);
 }
 
+/* Past admission: take a limiter slot, or wait in the queue, or be shed. */
+static void
+conn_enter_shed(struct conn *c)
+{
+	enum queue_shed		 why;
+
+	if (shed_enter(c, &why) == -1) {
+		conn_shed(c, why);
+		return;
+	}
+	if (c->cn_st.st_has_slot)
+		conn_dispatch(c);
+	else
+		conn_set_state(c, CS_QUEUED);
+}
+
+/*
+ * Did the connection come in on a listener marked fault_injection in its
+ * configuration? Its local address is asked once per connection.
+ */
+static int
+conn_fault_allowed(struct conn *c)
+{
+	const struct config	*conf = c->cn_conf;
+	const struct config_addr *lists[2] = { conf->proxy.listen,
+				    conf->tls.listen };
+	size_t			 counts[2] = { conf->proxy.nlisten,
+				    conf->tls.nlisten };
+	struct config_addr	 local;
+	size_t			 i, j;
+
+	if (c->cn_fault_ok != -1 && c->cn_fault_gen == c->cn_gen->g_id)
+		return c->cn_fault_ok;
+	memset(&local, 0, sizeof(local));
+	local.sslen = sizeof(local.ss);
+	c->cn_fault_ok = 0;
+	c->cn_fault_gen = c->cn_gen->g_id;
+	if (getsockname(bufferevent_getfd(c->cn_bev),
+	    (struct sockaddr *)&local.ss, &local.sslen) == -1)
+		return 0;
+	for (i = 0; i < 2; i++) {
+		for (j = 0; j < counts[i]; j++) {
+			if ((lists[i][j].flags & ADDR_F_FAULT_INJECTION) &&
+			    (c->cn_tls != 0) == (i == 1) &&
+			    addr_overlap(&lists[i][j], &local))
+				c->cn_fault_ok = 1;
+		}
+	}
+	return c->cn_fault_ok;
+}
+
+/* Count an injected fault under the request's class. */
+static void
+conn_count_fault(struct conn *c, enum fault_kind kind)
+{
+	struct class_metrics	*cm;
+
+	cm = metrics_class(&c->cn_worker->w_metrics,
+	    c->cn_conf->classes[c->cn_class].name);
+	if (cm != NULL)
+		cm->cm_faults[kind]++;
+}
+
+/* An injected abort: the class's status, as if from the backend. */
+static void
+conn_fault_abort(struct conn *c)
+{
+	conn_count_fault(c, FAULT_KIND_ABORT);
+	conn_respond(c, (int)c->cn_conf->classes[c->cn_class].fault.abort_status,
+	    MR_FAULT_ABORT, 0);
+}
+
+/*
+ * Fault injection, after admission and before the limiter: draw the
+ * request's faults. A delay waits on the connection's timer in CS_DELAYED,
+ * holding no limiter slot and no place in the queue, then goes on (to the
+ * abort, if drawn too). Returns 1 if the request was taken (delayed or
+ * answered), 0 to go on to the limiter now.
+ */
+static int
+conn_fault(struct conn *c)
+{
+	const struct fault_rule	*fr = &c->cn_conf->classes[c->cn_class].fault;
+
+	c->cn_fault = 0;
+	if (!fault_active(fr) || !conn_fault_allowed(c))
+		return 0;
+	c->cn_fault = fault_decide(fr,
+	    fault_rng_next(&c->cn_worker->w_fault_rng));
+	if (c->cn_fault & FAULT_DELAY) {
+		conn_count_fault(c, FAULT_KIND_DELAY);
+		conn_set_state(c, CS_DELAYED);
+		conn_arm_timer(c, fr->delay_ms);
+		return 1;
+	}
+	if (c->cn_fault & FAULT_ABORT) {
+		conn_fault_abort(c);
+		return 1;
+	}
+	return 0;
+}
+
+/* The injected delay is over. */
+static void
+conn_fault_delayed(struct conn *c)
+{
+	if (c->cn_fault & FAULT_ABORT)
+		conn_fault_abort(c);
+	else
+		conn_enter_shed(c);
+}
+
 static void
 conn_start_request(struct conn *c, size_t headlen)
 {
 	const struct proxy_conf	*pc = &c->cn_conf->proxy;
-	enum queue_shed		 why;
 	struct http_head	*h = &c->cn_req;
 	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
 	const char		*what = NULL;
@@ -483,14 +607,8 @@ conn_start_request(struct conn *c, size_t headlen)
 
 	c->cn_resp_state = RS_NONE;
 	c->cn_t_resp_head = 0;
-	if (shed_enter(c, &why) == -1) {
-		conn_shed(c, why);
-		return;
-	}
-	if (c->cn_st.st_has_slot)
-		conn_dispatch(c);
-	else
-		conn_set_state(c, CS_QUEUED);
+	if (conn_fault(c) == 0)
+		conn_enter_shed(c);
 }
 
 static void
@@ -498,8 +616,7 @@ conn_left_queue(struct conn *c, uint64_t now)
 {
 	if (c->cn_st.st_t_queued == 0)
 		return;
-	histogram_observe(&c->cn_worker->w_metrics.m_queue_wait,
-	    (now - c->cn_st.st_t_queued) / 1e6);
+	conn_count_wait(c, (now - c->cn_st.st_t_queued) / 1e6);
 }
 
 /* The request holds a limiter slot: off to a backend. */
@@ -628,6 +745,18 @@ conn_upstream_failed(struct conn *c, int status, enum metrics_reason reason)
 	conn_respond(c, status, reason, status < 500);
 }
 
+/* The head's share of a response we made: up to its blank line. */
+static size_t
+own_head_len(const char *buf, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i + 4 <= n; i++)
+		if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+			return i + 4;
+	return n;
+}
+
 /*
  * Our own response: short, honest, with the reason where there is one. If
  * the request's body is still coming and the stream can be trusted
@@ -656,6 +785,7 @@ conn_respond(struct conn *c, int status, enum metrics_reason reason,
 		return;
 	}
 	c->cn_resp_bytes += (uint64_t)n;
+	c->cn_resp_head_bytes += own_head_len(buf, (size_t)n);
 	c->cn_status = status;
 	c->cn_reason = reason;
 	c->cn_resp_state = RS_DONE;
@@ -704,8 +834,12 @@ conn_end_request(struct conn *c)
 	c->cn_note = NULL;
 	c->cn_retry_after = 0;
 	c->cn_resp_bytes = 0;
+	c->cn_resp_head_bytes = 0;
+	/* a head that never comes (408) must not log the last one's */
+	c->cn_host[0] = c->cn_ua[0] = c->cn_referer[0] = '\0';
 	c->cn_t_upstream = 0;
 	c->cn_class = SIZE_MAX;
+	c->cn_fault = 0;
 	c->cn_req_paused = 0;
 	c->cn_resp_paused = 0;
 	c->cn_method = HTTP_M_OTHER;
@@ -717,6 +851,8 @@ conn_end_request(struct conn *c)
 	conn_set_timeouts(c);
 	bufferevent_setwatermark(c->cn_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->cn_bev, EV_READ);
+	if (c->cn_tls)
+		(void)tls_read_pending(c->cn_bev);	/* a pipelined request */
 	if (evbuffer_get_length(in) > 0)
 		conn_read_head(c);
 	else
@@ -733,6 +869,7 @@ client_writecb(struct bufferevent *bev, void *arg)
 		c->cn_resp_paused = 0;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(c->cn_ur.ur_up->uc_bev, EV_READ);
+		(void)tls_read_pending(c->cn_ur.ur_up->uc_bev);
 		relay_response(c);
 		return;
 	}
@@ -740,6 +877,8 @@ client_writecb(struct bufferevent *bev, void *arg)
 		c->cn_req_paused = 0;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(bev, EV_READ);
+		if (c->cn_tls)
+			(void)tls_read_pending(bev);
 		conn_read_head(c);
 		return;
 	}
@@ -763,6 +902,9 @@ conn_tls_established(struct conn *c)
 	    SPILLWAY_PRIO_DEFAULT) == -1;
 	c->cn_worker->w_metrics.m_tls_handshakes++;
 	conn_arm_timer(c, c->cn_conf->proxy.header_timeout_ms);
+	/* the request came with the client's Finished, and was read ahead */
+	if (tls_read_pending(c->cn_bev) > 0)
+		client_readcb(c->cn_bev, c);
 }
 
 /* Count and log a failed TLS handshake (plain HTTP, garbage, a reset). */
@@ -877,6 +1019,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		else
 			conn_upstream_failed(c, 408, MR_NONE);
 		break;
+	case CS_DELAYED:
+		conn_fault_delayed(c);
+		break;
 	case CS_DISCARD:
 		c->cn_keepalive = 0;
 		conn_end_request(c);
@@ -928,7 +1073,8 @@ conn_close(struct conn *c, const char *why)
 	if (why != NULL)
 		log_debug("%s: conn %llu from %s: %s", __func__,
 		    (unsigned long long)c->cn_id, c->cn_peer, why);
-	if (c->cn_state == CS_QUEUED || c->cn_state == CS_CONNECT ||
+	if (c->cn_state == CS_DELAYED || c->cn_state == CS_QUEUED ||
+	    c->cn_state == CS_CONNECT ||
 	    c->cn_state == CS_PROXY || c->cn_state == CS_DISCARD) {
 		if (c->cn_status == 0) {
 			c->cn_status = 499;

@@ -114,20 +114,6 @@
  * of milliseconds is judged as before.
  */
 #define NOISE			1000	/* usec */
-
-/*
- * A shrink is a probe too: when the limit fell by SHRINK_PROBE or more
- * and the next window, all of it at the lower concurrency, is neither
- * faster by REBASE_FRAC nor slower by REBASE_RISE, the latency that made
- * it shrink was not queueing: the backend got slower (its data grew). The
- * baseline takes the new latency and the limit goes back to where the
- * shrinking began (or to where it last brought latency down), in a few
- * windows instead of falling to min_limit and climbing back for seconds.
- * Latency still rising (the window that shrank held answers from before a
- * change) proves nothing: the shrink goes on.
- */
-#define SHRINK_PROBE		0.8
-#define REBASE_RISE		1.1
 #define PROBE_FLOOR_EVERY	250000		/* usec */
 #define PROBE_FLOOR_SAMPLES	(WIN_SAMPLES / 2)
 
@@ -141,9 +127,6 @@ struct limiter {
 	double			 lm_gradient;
 	double			 lm_shrunk_at;	/* grow by one from here */
 	unsigned int		 lm_careful;	/* growths by one since */
-	double			 lm_shrink_from; /* limit before; 0: none */
-	double			 lm_shrink_lat;	/* the mean that shrank it */
-	double			 lm_shrink_top;	/* before shrinking began */
 
 	/* the current window */
 	uint64_t		 lm_win_start;
@@ -326,36 +309,6 @@ shrink_to(struct limiter *lm, double limit)
 }
 
 /*
- * The window after a shrink by SHRINK_PROBE or more: 1 if its latency
- * says the backend got slower (see SHRINK_PROBE), and the limit and the
- * baseline were set for that.
- */
-static int
-shrink_probed(struct limiter *lm, uint64_t now, double mean,
-    double inflated)
-{
-	double	 from = lm->lm_shrink_from;
-
-	if (from == 0)
-		return 0;
-	lm->lm_shrink_from = 0;
-	if (mean < REBASE_FRAC * lm->lm_shrink_lat) {
-		lm->lm_shrink_top = 0;	/* queueing: the shrinks were due */
-		return 0;
-	}
-	if (lm->lm_probing || lm->lm_win_drops > 0 ||
-	    mean > REBASE_RISE * lm->lm_shrink_lat || mean <= inflated)
-		return 0;
-	lm->lm_base_cur = lm->lm_base_prev = mean;
-	lm->lm_base_epoch = now;
-	lm->lm_short = mean;
-	set_limit(lm, fmax(from, lm->lm_shrink_top));
-	lm->lm_shrink_top = 0;
-	lm->lm_shrunk_at = 0;		/* no careful growth: not a knee */
-	return 1;
-}
-
-/*
  * Gradient: r = window mean latency / baseline.
  * - r <= grow_ratio (not inflated) and the limit is used: grow. Growth
  *   needs uninflated latency, so modest overload cannot creep the limit
@@ -369,21 +322,18 @@ shrink_probed(struct limiter *lm, uint64_t now, double mean,
  * its knee would sit at grow_ratio; it never goes below half the limit.
  */
 static void
-update_gradient(struct limiter *lm, uint64_t now, double mean)
+update_gradient(struct limiter *lm, double mean)
 {
 	const struct limiter_conf	*c = &lm->lm_conf;
 	double				 base = judged_base(lm);
-	double				 grow_ratio, r, target, w, from;
+	double				 grow_ratio, r, target, w;
 
 	if (base <= 0)
 		return;
 	grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
 	r = mean / base;
 	lm->lm_gradient = 1 / r;
-	if (shrink_probed(lm, now, mean, base * grow_ratio))
-		return;
 	if (r <= grow_ratio) {
-		lm->lm_shrink_top = 0;
 		if (window_used(lm) && lm->lm_win_drops == 0)
 			set_limit(lm, grown(lm));
 		return;
@@ -394,15 +344,7 @@ update_gradient(struct limiter *lm, uint64_t now, double mean)
 		w = fmax(0.5, 2 * w);
 	if (w > 1)
 		w = 1;
-	from = lm->lm_limit;
 	shrink_to(lm, lm->lm_limit + w * (target - lm->lm_limit));
-	if (lm->lm_limit <= SHRINK_PROBE * from) {
-		lm->lm_shrink_from = from;
-		lm->lm_shrink_lat = mean;
-		if (lm->lm_shrink_top == 0)
-			lm->lm_shrink_top = from;
-	} else
-		lm->lm_shrink_top = 0;
 }
 
 /*
@@ -542,7 +484,7 @@ window_close(struct limiter *lm, uint64_t now)
 			baseline_offer(lm, now, lm->lm_short);
 		switch (lm->lm_conf.algo) {
 		case LIMITER_GRADIENT:
-			update_gradient(lm, now, mean);
+			update_gradient(lm, mean);
 			break;
 		case LIMITER_VEGAS:
 			update_vegas(lm, mean);

@@ -1,12 +1,16 @@
 /*
  * log.h: the error log (stderr) and the access log (a file or stderr,
- * buffered and flushed at least once a second and at exit).
+ * buffered and flushed at least once a second and at exit, or syslog, a
+ * message a line), its lines made by logfmt.c.
  */
 #ifndef SPILLWAY_LOG_H
 #define SPILLWAY_LOG_H
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <time.h>
+
+#include "logfmt.h"
 
 enum log_level {
 	LOG_LVL_ERR = 0,
@@ -28,25 +32,15 @@ void		log_msg(enum log_level, const char *fmt, ...)
 #define log_debug(...)	do { if (log_level >= LOG_LVL_DEBUG)		\
 	log_msg(LOG_LVL_DEBUG, __VA_ARGS__); } while (0)
 
-/* One access log line: what happened to one request. */
-struct access_entry {
-	const char	*client;	/* "ip:port" */
-	const char	*request;	/* "METHOD target" */
-	int		 version_minor;
-	int		 status;
-	uint64_t	 bytes;		/* response bytes sent to the client */
-	uint64_t	 total_usec;
-	int64_t		 upstream_usec;	/* -1: never reached a backend */
-	const char	*server;	/* backend address, or NULL */
-	const char	*class;		/* request class, or NULL */
-	const char	*reason;	/* Spillway-Reason, or NULL */
-};
-
 /*
- * Open the access log a configuration names (path NULL: off; "-": stderr)
- * beside the one in use; commit switches to it, abort drops it.
+ * Open the access log a configuration names beside the one in use: path
+ * NULL (off), "-" (stderr), "syslog" (syslog(3)), "syslog:PATH" (a Unix
+ * datagram socket spoken to directly) or a file; lines in format (enum
+ * log_format of config.h), syslog messages with facility (an index of
+ * config_facility_name()). Commit switches to it, abort drops it.
  */
-int		accesslog_prepare(const char *path, char *err, size_t errlen);
+int		accesslog_prepare(const char *path, int format, int facility,
+		    char *err, size_t errlen);
 void		accesslog_commit(void);
 void		accesslog_abort(void);
 int		accesslog_reopen(void);

@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ static const char *const reason_names[MR_NONE + 1] = {
 	[MR_COUNT] = "unknown",
 	[MR_CLIENT_CLOSED] = "client_closed",
 	[MR_CONNECT_UNSUPPORTED] = "connect_unsupported",
+	[MR_FAULT_ABORT] = "fault_abort",
 	[MR_NONE] = NULL,
 };
 
@@ -108,8 +110,15 @@ metrics_add(struct metrics *dst, const struct metrics *src)
 		for (j = 0; j < MR_COUNT; j++)
 			dc->cm_refused[j] += sc->cm_refused[j];
 		dc->cm_dry_run += sc->cm_dry_run;
+		for (j = 0; j < FAULT_NKINDS; j++)
+			dc->cm_faults[j] += sc->cm_faults[j];
+		histogram_add(&dc->cm_latency, &sc->cm_latency);
+		histogram_add(&dc->cm_served, &sc->cm_served);
+		histogram_add(&dc->cm_upstream, &sc->cm_upstream);
+		histogram_add(&dc->cm_queue_wait, &sc->cm_queue_wait);
 	}
 	histogram_add(&dst->m_latency, &src->m_latency);
+	histogram_add(&dst->m_served, &src->m_served);
 	histogram_add(&dst->m_upstream, &src->m_upstream);
 	histogram_add(&dst->m_queue_wait, &src->m_queue_wait);
 	dst->m_upstream_connect_failures += src->m_upstream_connect_failures;
@@ -204,6 +213,33 @@ histogram_observe(struct histogram *h, double seconds)
 		h->h_sum += seconds;
 }
 
+void
+metrics_observe_wait(struct metrics *m, struct class_metrics *cm,
+    double seconds)
+{
+	histogram_observe(&m->m_queue_wait, seconds);
+	if (cm != NULL)
+		histogram_observe(&cm->cm_queue_wait, seconds);
+}
+
+void
+metrics_observe_request(struct metrics *m, struct class_metrics *cm,
+    double total, double upstream, int served)
+{
+	histogram_observe(&m->m_latency, total);
+	if (served)
+		histogram_observe(&m->m_served, total);
+	if (upstream >= 0)
+		histogram_observe(&m->m_upstream, upstream);
+	if (cm == NULL)
+		return;
+	histogram_observe(&cm->cm_latency, total);
+	if (served)
+		histogram_observe(&cm->cm_served, total);
+	if (upstream >= 0)
+		histogram_observe(&cm->cm_upstream, upstream);
+}
+
 /*
  * Format v in buf (at least 32 bytes) with the fewest digits that read
  * back as the same double: 0.1 stays "0.1", 0.0025 stays "0.0025".
@@ -290,6 +326,52 @@ prom_histogram(struct mbuf *mb, const char *name, const char *help,
 	    fmt_double(buf, sizeof(buf), h->h_sum), name, h->h_count);
 }
 
+/* The buckets, sum and count of h, labelled class="cm's name". */
+static void
+prom_class_histogram(struct mbuf *mb, const char *name,
+    const struct class_metrics *cm, const struct histogram *h)
+{
+	char		 buf[32];
+	uint64_t	 cum = 0;
+	size_t		 i;
+
+	for (i = 0; i < METRICS_NBUCKETS; i++) {
+		cum += h->h_buckets[i];
+		mbuf_printf(mb, "%s_bucket{class=\"", name);
+		mbuf_escaped(mb, cm->cm_name, 0);
+		mbuf_printf(mb, "\",le=\"%s\"} %" PRIu64 "\n",
+		    fmt_double(buf, sizeof(buf), metrics_bucket_le[i]), cum);
+	}
+	mbuf_printf(mb, "%s_sum{class=\"", name);
+	mbuf_escaped(mb, cm->cm_name, 0);
+	mbuf_printf(mb, "\"} %s\n%s_count{class=\"", fmt_double(buf,
+	    sizeof(buf), h->h_sum), name);
+	mbuf_escaped(mb, cm->cm_name, 0);
+	mbuf_printf(mb, "\"} %" PRIu64 "\n", h->h_count);
+}
+
+/*
+ * A histogram family by class. With no class yet, one unlabelled series
+ * of the totals, so that the family is never empty.
+ */
+static void
+prom_histogram_by_class(struct mbuf *mb, const struct metrics *m,
+    const char *name, const char *help, size_t off,
+    const struct histogram *total)
+{
+	size_t	 i;
+
+	if (m->m_nclasses == 0) {
+		prom_histogram(mb, name, help, total);
+		return;
+	}
+	prom_head(mb, name, "histogram", help);
+	for (i = 0; i < m->m_nclasses; i++)
+		prom_class_histogram(mb, name, &m->m_classes[i],
+		    (const struct histogram *)(const void *)
+		    ((const char *)&m->m_classes[i] + off));
+}
+
 /* Start a sample line up to the open class label value. */
 static void
 prom_class(struct mbuf *mb, const char *name, const struct class_metrics *cm)
@@ -336,6 +418,51 @@ prom_classes(struct mbuf *mb, const struct metrics *m)
 		prom_class(mb, "spillway_dry_run_refusals_total", cm);
 		mbuf_printf(mb, "\"} %" PRIu64 "\n", cm->cm_dry_run);
 	}
+
+	prom_head(mb, "spillway_faults_injected_total", "counter",
+	    "Faults injected on purpose ([class] fault_*), by class and kind.");
+	for (i = 0; i < m->m_nclasses; i++) {
+		cm = &m->m_classes[i];
+		for (r = 0; r < FAULT_NKINDS; r++) {
+			prom_class(mb, "spillway_faults_injected_total", cm);
+			mbuf_printf(mb, "\",kind=\"%s\"} %" PRIu64 "\n",
+			    fault_kind_name((enum fault_kind)r),
+			    cm->cm_faults[r]);
+		}
+	}
+}
+
+/* One process_* sample, left out when unknown (< 0). */
+static void
+prom_process(struct mbuf *mb, const char *name, const char *type,
+    const char *help, double v)
+{
+	char	 buf[32];
+
+	if (!(v >= 0))
+		return;
+	prom_head(mb, name, type, help);
+	mbuf_printf(mb, "%s %s\n", name, fmt_double(buf, sizeof(buf), v));
+}
+
+/* The names and help texts of the Prometheus client libraries. */
+static void
+prom_process_family(struct mbuf *mb, const struct metrics_process *p)
+{
+	prom_process(mb, "process_cpu_seconds_total", "counter",
+	    "Total user and system CPU time spent in seconds.",
+	    p->cpu_seconds);
+	prom_process(mb, "process_open_fds", "gauge",
+	    "Number of open file descriptors.", p->open_fds);
+	prom_process(mb, "process_max_fds", "gauge",
+	    "Maximum number of open file descriptors.", p->max_fds);
+	prom_process(mb, "process_virtual_memory_bytes", "gauge",
+	    "Virtual memory size in bytes.", p->virtual_memory_bytes);
+	prom_process(mb, "process_resident_memory_bytes", "gauge",
+	    "Resident memory size in bytes.", p->resident_memory_bytes);
+	prom_process(mb, "process_start_time_seconds", "gauge",
+	    "Start time of the process since unix epoch in seconds.",
+	    p->start_time_seconds);
 }
 
 void
@@ -412,15 +539,20 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 		    PRIu64 "\n", shed_dry_names[p], m->m_shed_dry_run[p]);
 	}
 
-	prom_histogram(mb, "spillway_request_duration_seconds",
-	    "Time from request head to the end of the response.",
+	prom_histogram_by_class(mb, m, "spillway_request_duration_seconds",
+	    "Time from request head to the end of the response, every "
+	    "request, by class.", offsetof(struct class_metrics, cm_latency),
 	    &m->m_latency);
-	prom_histogram(mb, "spillway_upstream_duration_seconds",
-	    "Time from dispatch to the backend's response head.",
-	    &m->m_upstream);
-	prom_histogram(mb, "spillway_queue_wait_seconds",
-	    "Time spent waiting in the queue, served or shed.",
-	    &m->m_queue_wait);
+	prom_histogram_by_class(mb, m, "spillway_served_duration_seconds",
+	    "Time from request head to the end of the response, requests "
+	    "admitted and sent to a backend only, by class.",
+	    offsetof(struct class_metrics, cm_served), &m->m_served);
+	prom_histogram_by_class(mb, m, "spillway_upstream_duration_seconds",
+	    "Time from dispatch to the backend's response head, by class.",
+	    offsetof(struct class_metrics, cm_upstream), &m->m_upstream);
+	prom_histogram_by_class(mb, m, "spillway_queue_wait_seconds",
+	    "Time spent waiting in the queue, served or shed, by class.",
+	    offsetof(struct class_metrics, cm_queue_wait), &m->m_queue_wait);
 
 	prom_u64_by(mb, "spillway_upstream_connections", "gauge",
 	    "Backend connections open now, by state.", "state", conn_states,
@@ -449,8 +581,28 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_u64(mb, "spillway_admission_evictions_total", "counter",
 	    "Per-client rate buckets evicted to make room.",
 	    g->admission_evictions);
+	prom_u64(mb, "spillway_cluster_up", "gauge",
+	    "1 if the admission buckets are shared on Redis now, else 0 "
+	    "(off, or a local share while Redis is away).", g->cluster_up);
+	prom_u64(mb, "spillway_cluster_instances", "gauge",
+	    "Instances sharing the buckets, as Redis last said (or "
+	    "[cluster] instances).", g->cluster_instances);
+	prom_u64(mb, "spillway_cluster_calls_total", "counter",
+	    "Commands sent to Redis.", g->cluster_calls);
+	prom_u64(mb, "spillway_cluster_errors_total", "counter",
+	    "Calls to Redis failed, unanswered in time or answered wrongly, "
+	    "and failed connects.", g->cluster_errors);
+	prom_u64(mb, "spillway_cluster_lease_tokens_total", "counter",
+	    "Tokens leased from the shared buckets.", g->cluster_lease_tokens);
+	prom_u64(mb, "spillway_cluster_transitions_total", "counter",
+	    "Changes between shared (Redis up) and local share.",
+	    g->cluster_changes);
+	prom_double(mb, "spillway_cluster_rtt_seconds",
+	    "Smoothed round trip of a call to Redis.", g->cluster_rtt_seconds);
 	prom_u64(mb, "spillway_response_bytes_total", "counter",
 	    "Response bytes written to clients.", m->m_bytes_out);
+	if (g->process != NULL)
+		prom_process_family(mb, g->process);
 }
 
 
@@ -465,8 +617,8 @@ json_num(struct mbuf *mb, double v)
 	mbuf_printf(mb, "%s", fmt_double(buf, sizeof(buf), v));
 }
 
-static void
-json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
+void
+metrics_json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
 {
 	int	 r;
 
@@ -477,14 +629,13 @@ json_refused(struct mbuf *mb, const uint64_t refused[MR_COUNT])
 	mbuf_printf(mb, "}");
 }
 
-static void
-json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
+void
+metrics_json_histogram(struct mbuf *mb, const struct histogram *h)
 {
 	uint64_t	 cum = 0;
 	size_t		 i;
 
-	mbuf_printf(mb, ",\n\"%s\": {\"count\": %" PRIu64 ", \"sum\": ", name,
-	    h->h_count);
+	mbuf_printf(mb, "{\"count\": %" PRIu64 ", \"sum\": ", h->h_count);
 	json_num(mb, h->h_sum);
 	mbuf_printf(mb, ", \"buckets\": [");
 	for (i = 0; i < METRICS_NBUCKETS; i++) {
@@ -497,6 +648,13 @@ json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
 		mbuf_printf(mb, ", %" PRIu64 "]", cum);
 	}
 	mbuf_printf(mb, "]}");
+}
+
+static void
+json_histogram(struct mbuf *mb, const char *name, const struct histogram *h)
+{
+	mbuf_printf(mb, ",\n\"%s\": ", name);
+	metrics_json_histogram(mb, h);
 }
 
 static void
@@ -519,8 +677,37 @@ json_class(struct mbuf *mb, const struct class_metrics *cm)
 		sep = ", ";
 	}
 	mbuf_printf(mb, "}, \"refused\": ");
-	json_refused(mb, cm->cm_refused);
-	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 "}", cm->cm_dry_run);
+	metrics_json_refused(mb, cm->cm_refused);
+	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 ", \"faults\": {\"delay\": %"
+	    PRIu64 ", \"abort\": %" PRIu64 "}}", cm->cm_dry_run,
+	    cm->cm_faults[FAULT_KIND_DELAY], cm->cm_faults[FAULT_KIND_ABORT]);
+}
+
+/*
+ * Totals over every class. 1xx final statuses count in "requests" but
+ * have no "responses" key: the contract names 2xx to 5xx only.
+ */
+void
+metrics_totals(const struct metrics *m, uint64_t *requests,
+    uint64_t byclass[5], uint64_t refused[MR_COUNT], uint64_t *dry)
+{
+	const struct class_metrics	*cm;
+	size_t				 i, s;
+	int				 r;
+
+	*requests = *dry = 0;
+	memset(byclass, 0, 5 * sizeof(byclass[0]));
+	memset(refused, 0, MR_COUNT * sizeof(refused[0]));
+	for (i = 0; i < m->m_nclasses; i++) {
+		cm = &m->m_classes[i];
+		for (s = 0; s < 500; s++) {
+			*requests += cm->cm_status[s];
+			byclass[s / 100] += cm->cm_status[s];
+		}
+		for (r = 0; r < MR_COUNT; r++)
+			refused[r] += cm->cm_refused[r];
+		*dry += cm->cm_dry_run;
+	}
 }
 
 /*
@@ -530,27 +717,14 @@ json_class(struct mbuf *mb, const struct class_metrics *cm)
 static void
 json_totals(struct mbuf *mb, const struct metrics *m)
 {
-	const struct class_metrics	*cm;
-	uint64_t			 req = 0, byclass[5] = { 0 };
-	uint64_t			 refused[MR_COUNT] = { 0 }, dry = 0;
-	size_t				 i, s;
-	int				 r;
+	uint64_t	 req, byclass[5], refused[MR_COUNT], dry;
 
-	for (i = 0; i < m->m_nclasses; i++) {
-		cm = &m->m_classes[i];
-		for (s = 0; s < 500; s++) {
-			req += cm->cm_status[s];
-			byclass[s / 100] += cm->cm_status[s];
-		}
-		for (r = 0; r < MR_COUNT; r++)
-			refused[r] += cm->cm_refused[r];
-		dry += cm->cm_dry_run;
-	}
+	metrics_totals(m, &req, byclass, refused, &dry);
 	mbuf_printf(mb, ",\n\"totals\": {\"requests\": %" PRIu64 ", "
 	    "\"responses\": {\"2xx\": %" PRIu64 ", \"3xx\": %" PRIu64 ", "
 	    "\"4xx\": %" PRIu64 ", \"5xx\": %" PRIu64 "}, \"refused\": ",
 	    req, byclass[1], byclass[2], byclass[3], byclass[4]);
-	json_refused(mb, refused);
+	metrics_json_refused(mb, refused);
 	mbuf_printf(mb, ", \"dry_run\": %" PRIu64 ", \"bytes_out\": %" PRIu64
 	    "}", dry, m->m_bytes_out);
 }
@@ -611,6 +785,13 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	mbuf_printf(mb, ",\n\"admission\": {\"clients\": %zu, "
 	    "\"evictions_total\": %" PRIu64 "}", g->admission_clients,
 	    g->admission_evictions);
+	mbuf_printf(mb, ",\n\"cluster\": {\"state\": \"%s\", \"up\": %d, "
+	    "\"instances\": %u, \"calls_total\": %" PRIu64 ", "
+	    "\"errors_total\": %" PRIu64 ", \"lease_tokens_total\": %" PRIu64
+	    ", \"transitions_total\": %" PRIu64 "}",
+	    g->cluster_state != NULL ? g->cluster_state : "off", g->cluster_up,
+	    g->cluster_instances, g->cluster_calls, g->cluster_errors,
+	    g->cluster_lease_tokens, g->cluster_changes);
 
 	json_totals(mb, m);
 	mbuf_printf(mb, ",\n\"classes\": [");
@@ -621,6 +802,7 @@ metrics_json(const struct metrics *m, const struct metrics_gauges *g,
 	mbuf_printf(mb, "]");
 
 	json_histogram(mb, "latency_seconds", &m->m_latency);
+	json_histogram(mb, "served_latency_seconds", &m->m_served);
 	json_histogram(mb, "upstream_latency_seconds", &m->m_upstream);
 	json_histogram(mb, "queue_wait_seconds", &m->m_queue_wait);
 

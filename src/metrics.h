@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fault.h"
 #include "mbuf.h"
 #include "queue.h"
 
@@ -42,6 +43,7 @@ enum metrics_reason {
 	MR_COUNT,		/* "unknown" */
 	MR_CLIENT_CLOSED,	/* 499: the client went away first */
 	MR_CONNECT_UNSUPPORTED,	/* 501: CONNECT, no tunnels */
+	MR_FAULT_ABORT,		/* a fault injected: counted as a fault */
 	MR_NONE,		/* no reason: NULL name */
 };
 
@@ -59,6 +61,11 @@ struct class_metrics {
 	uint64_t		 cm_status[500];	/* by status, 100..599 */
 	uint64_t		 cm_refused[MR_COUNT];
 	uint64_t		 cm_dry_run;	/* would have been refused */
+	uint64_t		 cm_faults[FAULT_NKINDS]; /* injected, by kind */
+	struct histogram	 cm_latency;	/* end to end, every request */
+	struct histogram	 cm_served;	/* ...of those sent to a backend */
+	struct histogram	 cm_upstream;	/* dispatch to response head */
+	struct histogram	 cm_queue_wait;	/* waiters, served or shed */
 };
 
 #define METRICS_PP_OK		0
@@ -70,6 +77,7 @@ struct metrics {
 	size_t			 m_nclasses;
 	size_t			 m_cap;
 	struct histogram	 m_latency;	/* end to end, every request */
+	struct histogram	 m_served;	/* ...of those sent to a backend */
 	struct histogram	 m_upstream;	/* dispatch to response head */
 	struct histogram	 m_queue_wait;	/* waiters, served or shed */
 	uint64_t		 m_upstream_connect_failures;
@@ -111,7 +119,31 @@ struct metrics_gauges {
 	unsigned int	 upstream_idle;		/* pooled */
 	size_t		 admission_clients;	/* client buckets kept */
 	uint64_t	 admission_evictions;
+	/* [cluster]: buckets shared on Redis */
+	const char	*cluster_state;		/* off, connecting, up, down */
+	int		 cluster_up;		/* 1: buckets shared */
+	unsigned int	 cluster_instances;	/* sharing, as last learned */
+	uint64_t	 cluster_calls;		/* commands sent to Redis */
+	uint64_t	 cluster_errors;	/* failed or unanswered */
+	uint64_t	 cluster_lease_tokens;	/* tokens leased */
+	uint64_t	 cluster_changes;	/* up/down transitions */
+	double		 cluster_rtt_seconds;
 	const char	*config_json;	/* JSON object of the config, or NULL */
+	const struct metrics_process *process;	/* NULL: not rendered */
+};
+
+/*
+ * The process_* family as the Prometheus client libraries export it, read
+ * by the caller (procstat.c reads /proc/self); a field < 0 is unknown and
+ * its sample left out.
+ */
+struct metrics_process {
+	double		 start_time_seconds;	/* since the Unix epoch */
+	double		 cpu_seconds;		/* user + system */
+	double		 resident_memory_bytes;
+	double		 virtual_memory_bytes;
+	double		 open_fds;
+	double		 max_fds;
 };
 
 void		 metrics_init(struct metrics *);
@@ -125,6 +157,19 @@ void		 histogram_observe(struct histogram *, double seconds);
 /* Add one set of counters into another (workers, summed at scrape). */
 int		 metrics_add(struct metrics *, const struct metrics *);
 
+/* Count a wait in the queue in the totals and in cm's (may be NULL). */
+void		 metrics_observe_wait(struct metrics *,
+		    struct class_metrics *cm, double seconds);
+
+/*
+ * Count a finished request's durations (seconds; upstream < 0: it never
+ * reached a backend, and is not served) in the totals and in cm's, which
+ * may be NULL.
+ */
+void		 metrics_observe_request(struct metrics *,
+		    struct class_metrics *cm, double total, double upstream,
+		    int served);
+
 
 /*
  * Prometheus text exposition format 0.0.4: names spillway_*, _total
@@ -136,6 +181,18 @@ void		 metrics_prometheus(const struct metrics *,
 /* The same state as one JSON object (no trailing newline). */
 void		 metrics_json(const struct metrics *,
 		    const struct metrics_gauges *, struct mbuf *);
+
+/* Sums over every class: requests, by status class (1xx..5xx), refused. */
+void		 metrics_totals(const struct metrics *, uint64_t *requests,
+		    uint64_t byclass[5], uint64_t refused[MR_COUNT],
+		    uint64_t *dry_run);
+
+/* A histogram as {"count", "sum", "buckets": [[le, cumulative], ...]}. */
+void		 metrics_json_histogram(struct mbuf *,
+		    const struct histogram *);
+/* {"rate_limited": n, ...}, every reason spillway answers with. */
+void		 metrics_json_refused(struct mbuf *,
+		    const uint64_t refused[MR_COUNT]);
 
 /* The reason's name, NULL for MR_NONE. */
 const char	*metrics_reason_name(enum metrics_reason);

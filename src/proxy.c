@@ -47,6 +47,7 @@
 #include <event2/thread.h>
 
 #include "config.h"
+#include "fault.h"
 #include "spillway.h"
 #include "log.h"
 #include "notify.h"
@@ -67,6 +68,7 @@ proxy_init(struct proxy *px, unsigned int nworkers)
 {
 	struct timeval	 second = { 1, 0 };
 	unsigned int	 i;
+	uint8_t		 seed[16];
 
 	memset(px, 0, sizeof(*px));
 	px->px_started = now_usec();
@@ -97,6 +99,18 @@ proxy_init(struct proxy *px, unsigned int nworkers)
 	    (ssize_t)sizeof(px->px_seed)) {
 		log_err("getrandom: %s", strerror(errno));
 		return -1;
+	}
+	/*
+	 * Each worker its own seed: fault draws say nothing of admission's
+	 * hash key, nor of each other's.
+	 */
+	for (i = 0; i < nworkers; i++) {
+		if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+			log_err("getrandom: %s", strerror(errno));
+			return -1;
+		}
+		fault_rng_seed(&px->px_workers[i]->w_fault_rng, seed,
+		    sizeof(seed));
 	}
 	px->px_flush_timer = event_new(px->px_base, -1, EV_PERSIST, flush_cb,
 	    NULL);
@@ -296,12 +310,16 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 			goto fail;
 		}
 	}
-	if (accesslog_prepare(conf->proxy.access_log, err, sizeof(err)) == -1 ||
+	if (accesslog_prepare(conf->proxy.access_log,
+	    conf->proxy.access_log_format, conf->proxy.access_log_facility,
+	    err, sizeof(err)) == -1 ||
 	    admin_prepare(px, conf, err, sizeof(err)) == -1)
 		goto fail;
 	if ((first && shed_init(px, conf) == -1) ||
 	    (first && (px->px_adm = admission_new(conf, px->px_seed,
-	    now)) == NULL))
+	    now)) == NULL) ||
+	    (first && (px->px_cluster = cluster_new(px->px_base,
+	    px->px_adm, &px->px_adm_mtx)) == NULL))
 		goto nomem;
 	/*
 	 * Admission changes in place; if that fails, only its table of
@@ -320,9 +338,13 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	admin_commit(px);
 	if (!first)
 		shed_reconfigure(px, conf);
+	cluster_configure(px->px_cluster, conf);
 	gen->g_id = first ? 1 : old->g_id + 1;
 	px->px_gen = gen;	/* its one reference is the proxy's now */
 	px->px_conf = conf;
+	/* every class's series from the start, at zero (NULL: no room) */
+	for (i = 0; i < conf->nclasses; i++)
+		(void)metrics_class(&px->px_metrics, conf->classes[i].name);
 	/*
 	 * Worker 0 last: the others' servers share its servers' health
 	 * (upstream_commit()), so its retired servers go after theirs.
@@ -347,6 +369,8 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	admin_abort(px);
 	if (first) {
 		shed_free(px);
+		cluster_free(px->px_cluster);
+		px->px_cluster = NULL;
 		admission_free(px->px_adm);
 		px->px_adm = NULL;
 	}
@@ -496,6 +520,7 @@ proxy_free(struct proxy *px)
 		worker_free(px->px_workers[i - 1]);
 	free(px->px_workers);
 	shed_free(px);
+	cluster_free(px->px_cluster);
 	admission_free(px->px_adm);
 	metrics_free(&px->px_metrics);
 	accesslog_close();

@@ -28,8 +28,6 @@
 #include "spillway.h"
 #include "log.h"
 
-#define TLS_RECORD_MAX		16384	/* plaintext of one TLS record */
-
 /*
  * A head is written into one reserved extent of its evbuffer, sized from
  * the head it is made from plus HEAD_MARGIN for what we add: plain
@@ -111,10 +109,7 @@ relay_precheck(const struct conn *c, size_t headlen, const char **what)
  * event through epoll_ctl and the next loop turn; the bufferevent still
  * handles whatever is left, with its timeouts and watermarks.
  *
- * Over TLS the bytes must go through OpenSSL, which libevent hands one
- * buffer chain per SSL_write: a small output is made one chain first, so
- * that a head and its body go out as one record and one write(2), not two
- * of each.
+ * Over TLS the same, through OpenSSL: tls_send().
  */
 void
 relay_send(struct bufferevent *bev, struct evbuffer *pend)
@@ -124,9 +119,7 @@ relay_send(struct bufferevent *bev, struct evbuffer *pend)
 	if (evbuffer_get_length(pend) == 0)
 		return;
 	if (bufferevent_openssl_get_ssl(bev) != NULL) {
-		evbuffer_add_buffer(out, pend);
-		if (evbuffer_get_length(out) <= TLS_RECORD_MAX)
-			(void)evbuffer_pullup(out, -1);
+		tls_send(bev, pend);
 		return;
 	}
 	if (evbuffer_get_length(out) == 0)
@@ -188,6 +181,7 @@ relay_request(struct conn *c)
 	if (c->cn_ur.ur_up == NULL)
 		return;
 	ubev = c->cn_ur.ur_up->uc_bev;
+ more:
 	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
 		if (relay_queued(ubev, out) >= SPILLWAY_WM_HIGH)
 			relay_send(ubev, out);
@@ -215,6 +209,9 @@ relay_request(struct conn *c)
 		if (k == 0)
 			break;
 	}
+	/* what OpenSSL read ahead, the socket will not announce again */
+	if (!c->cn_req_done && c->cn_tls && tls_read_pending(c->cn_bev) > 0)
+		goto more;
 	relay_send(ubev, out);
 }
 
@@ -227,6 +224,8 @@ relay_upstream_drained(struct conn *c)
 	c->cn_req_paused = 0;
 	bufferevent_setwatermark(c->cn_ur.ur_up->uc_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->cn_bev, EV_READ);
+	if (c->cn_tls)
+		(void)tls_read_pending(c->cn_bev);
 	relay_request(c);
 }
 
@@ -271,6 +270,7 @@ response_head(struct conn *c, const struct http_head *h, size_t len,
 	if (relay_commit_head(c->cn_cpend, &v, n) == -1)
 		return -1;
 	c->cn_resp_bytes += (uint64_t)n;
+	c->cn_resp_head_bytes += (uint64_t)n;
 	return 0;
 }
 
@@ -411,6 +411,7 @@ relay_discard(struct conn *c)
 	ssize_t		 k;
 
 	bufferevent_enable(c->cn_bev, EV_READ);
+ more:
 	while (!c->cn_req_done && evbuffer_get_length(in) > 0) {
 		if ((k = body_step(&c->cn_req_body, in, NULL, 1)) == -1 ||
 		    c->cn_req_body.total > SPILLWAY_DISCARD_MAX) {
@@ -421,6 +422,9 @@ relay_discard(struct conn *c)
 		if (k == 0)
 			break;
 	}
+	if (!c->cn_req_done && c->cn_keepalive && c->cn_tls &&
+	    tls_read_pending(c->cn_bev) > 0)
+		goto more;
 	if (c->cn_req_done || !c->cn_keepalive)
 		conn_end_request(c);
 }

@@ -37,6 +37,7 @@
 
 #include "config.h"
 #include "admission.h"
+#include "cluster.h"
 #include "http.h"
 #include "limiter.h"
 #include "metrics.h"
@@ -46,6 +47,7 @@
 /* Back-pressure: stop reading a side when its peer holds this much. */
 #define SPILLWAY_WM_HIGH	(64 * 1024)
 #define SPILLWAY_WM_LOW		(16 * 1024)
+#define TLS_RECORD_MAX		16384	/* plaintext of one TLS record */
 
 /* Body bytes read and thrown away after our own answer, before closing. */
 #define SPILLWAY_DISCARD_MAX	(256 * 1024)
@@ -177,6 +179,7 @@ TAILQ_HEAD(ppaccept_list, ppaccept);
 /* Client connection states; see conn_state_name(). */
 enum conn_state {
 	CS_HEAD = 0,	/* waiting for, or reading, a request head */
+	CS_DELAYED,	/* admitted; an injected fault delay, no slot held */
 	CS_QUEUED,	/* admitted; waiting in the queue for a slot */
 	CS_CONNECT,	/* head read; waiting for a backend connection */
 	CS_PROXY,	/* request and response flowing through */
@@ -220,6 +223,9 @@ struct conn {
 	struct evbuffer		*cn_upend;	/* to the backend, unsent */
 	struct evbuffer		*cn_cpend;	/* to the client, unsent */
 	char			 cn_reqline[256]; /* "METHOD target" for log */
+	char			 cn_host[128];	/* Host, for the log */
+	char			 cn_ua[256];	/* User-Agent, for the log */
+	char			 cn_referer[256]; /* Referer, for the log */
 	enum http_method	 cn_method;
 	int			 cn_version_minor;
 	int			 cn_keepalive;	/* client conn may be reused */
@@ -248,8 +254,12 @@ struct conn {
 	const char		*cn_note;	/* for the log only, or NULL */
 	uint64_t		 cn_retry_after; /* seconds, 0: no header */
 	size_t			 cn_class;	/* index in cn_conf->classes */
+	int			 cn_fault;	/* FAULT_* injected in this one */
+	int			 cn_fault_ok;	/* listener allows: -1 not known */
+	unsigned long		 cn_fault_gen;	/* ...under this generation id */
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
+	uint64_t		 cn_resp_head_bytes; /* ...of them in heads */
 };
 TAILQ_HEAD(conn_list, conn);
 
@@ -291,6 +301,7 @@ struct worker {
 	unsigned int		 w_nconns;	/* and those awaiting one */
 	unsigned int		 w_max_conns;	/* its share of the cap */
 	uint64_t		 w_next_id;
+	uint64_t		 w_fault_rng;	/* fault injection draws */
 	struct server		**w_servers;
 	size_t			 w_nservers;
 	size_t			 w_rr_next;
@@ -333,6 +344,7 @@ struct proxy {
 	struct generation	*px_gen;	/* the generation in force */
 	const struct config	*px_conf;	/* px_gen->g_conf, for short */
 	struct admission	*px_adm;
+	struct cluster		*px_cluster;	/* its buckets on Redis */
 	struct limiter		*px_lim;
 	struct queue		*px_queue;
 	pthread_mutex_t		 px_adm_mtx;
@@ -405,6 +417,9 @@ int		 listener_prepare(struct worker *, const struct config *,
 void		 listener_commit(struct worker *);
 void		 listener_abort(struct worker *);
 
+/* procstat.c: the process_* metrics, from /proc/self */
+void		 procstat_read(struct metrics_process *);
+
 /* admin.c */
 int		 admin_prepare(struct proxy *, const struct config *, char *err,
 		    size_t errlen);
@@ -427,6 +442,7 @@ void		 ppaccept_close_all(struct worker *);
 
 /* conn_log.c */
 void		 conn_save_reqline(struct conn *, const struct http_head *);
+void		 conn_count_wait(struct conn *, double seconds);
 void		 conn_log_request(struct conn *);
 
 struct proxy	*conn_proxy(const struct conn *);
@@ -498,6 +514,8 @@ SSL		*tls_connect(struct tls *, const struct config *,
 		    const struct config_addr *);
 const char	*tls_why(SSL *, unsigned long err, char *buf, size_t len);
 void		 tls_release(SSL *, int keep_session);
+void		 tls_send(struct bufferevent *, struct evbuffer *pend);
+size_t		 tls_read_pending(struct bufferevent *);
 
 /* shed.c */
 int		 shed_init(struct proxy *, const struct config *);

@@ -21,13 +21,35 @@
  * preference, ALPN http/1.1 only, buffers released while idle (an idle
  * connection costs no 34 KiB of OpenSSL buffers), session resumption by
  * tickets and/or a server-side cache.
+ *
+ * The I/O of an established connection (tls_send(), tls_read_pending())
+ * takes two short cuts past libevent's OpenSSL bufferevent, which would
+ * otherwise cost three system calls per request more than plain HTTP:
+ * - Read-ahead: OpenSSL reads whatever the socket holds in one read(2)
+ *   instead of a record header and then its body in two. What it read
+ *   past the record libevent asked for stays in OpenSSL's buffer, where
+ *   the bufferevent does not look (it waits for the socket to be readable
+ *   again), so every place that expects input drains it with
+ *   tls_read_pending().
+ * - A response is written with SSL_write at once when nothing is queued
+ *   ahead of it, without arming EPOLLOUT and waiting a loop turn for it
+ *   (as relay_send() does over plain TCP).
  */
+#include <sys/stat.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -73,6 +95,34 @@ fail(const struct config *conf, int line, char *err, size_t errlen,
 	config_where(conf, line, where, sizeof(where));
 	ssl_error(why, sizeof(why));
 	snprintf(err, errlen, "%s %s %s: %s", where, fmt, arg, why);
+}
+
+/*
+ * OpenSSL failed to load path: if the file itself is the trouble (missing,
+ * unreadable, a directory), say so with strerror, as OpenSSL 3 reports
+ * only "system lib"; else OpenSSL's own reason (not PEM, wrong key...).
+ */
+static void
+fail_file(const struct config *conf, int line, char *err, size_t errlen,
+    const char *what, const char *path)
+{
+	char		 where[1100];
+	struct stat	 st;
+	int		 fd, e = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		e = errno;
+	else if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+		e = EISDIR;
+	if (fd != -1)
+		close(fd);
+	if (e == 0) {
+		fail(conf, line, err, errlen, what, path);
+		return;
+	}
+	ERR_clear_error();
+	config_where(conf, line, where, sizeof(where));
+	snprintf(err, errlen, "%s %s %s: %s", where, what, path, strerror(e));
 }
 
 static int
@@ -154,17 +204,20 @@ server_ctx(const struct config *conf, struct tls *tls, size_t i, char *err,
 	    SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 	    SSL_OP_IGNORE_UNEXPECTED_EOF |
 	    (tc->session_tickets ? 0 : SSL_OP_NO_TICKET));
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);
 	/* OpenSSL 3 refuses TLS 1.0 and 1.1 above security level 0 */
 	if (tc->protocols & (TLS_PROTO_1_0 | TLS_PROTO_1_1))
 		SSL_CTX_set_security_level(ctx, 0);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert->text) != 1) {
-		fail(conf, cert->line, err, errlen, "certificate", cert->text);
+		fail_file(conf, cert->line, err, errlen, "certificate",
+		    cert->text);
 		goto bad;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key->text,
 	    SSL_FILETYPE_PEM) != 1) {
-		fail(conf, key->line, err, errlen, key == cert ?
+		fail_file(conf, key->line, err, errlen, key == cert ?
 		    "certificate (its private key)" : "private_key",
 		    key->text);
 		goto bad;
@@ -222,7 +275,9 @@ client_ctx(const struct config *conf, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);
 	/* each server's newest session is kept by upstream.c, to resume */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
 	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -234,10 +289,13 @@ client_ctx(const struct config *conf, char *err, size_t errlen)
 			    bc->ca_file.text, NULL);
 		else
 			ok = SSL_CTX_set_default_verify_paths(ctx);
-		if (ok != 1) {
-			fail(conf, bc->ca_file.line, err, errlen, "ca_file",
-			    bc->ca_file.text != NULL ? bc->ca_file.text :
+		if (ok != 1 && bc->ca_file.text != NULL)
+			fail_file(conf, bc->ca_file.line, err, errlen,
+			    "ca_file", bc->ca_file.text);
+		else if (ok != 1)
+			fail(conf, 0, err, errlen, "ca_file",
 			    "(system store)");
+		if (ok != 1) {
 			SSL_CTX_free(ctx);
 			return NULL;
 		}
@@ -393,4 +451,97 @@ tls_why(SSL *ssl, unsigned long err, char *buf, size_t len)
 	else
 		ERR_error_string_n(err, buf, len);
 	return buf;
+}
+
+/*
+ * Write what pend holds over bev's TLS connection: at once, one record per
+ * SSL_write (and so one write(2)), if the handshake is over and nothing is
+ * queued ahead of it; what cannot go now (the socket is full) goes to the
+ * bufferevent's output, which writes it when the socket is writable. An
+ * SSL_write that could not finish must be offered the same bytes again:
+ * they lead the output, in its first chain (SSL_MODE_ACCEPT_MOVING_WRITE_-
+ * BUFFER lets them move), and libevent's next SSL_write offers them.
+ * A small output is made one chain, so that a head and its body go out as
+ * one record.
+ */
+void
+tls_send(struct bufferevent *bev, struct evbuffer *pend)
+{
+	struct evbuffer	*out = bufferevent_get_output(bev);
+	SSL		*ssl = bufferevent_openssl_get_ssl(bev);
+	unsigned char	*p;
+	size_t		 len, n, done;
+
+	if (evbuffer_get_length(out) == 0 && ssl != NULL &&
+	    SSL_is_init_finished(ssl)) {
+		while ((len = evbuffer_get_length(pend)) > 0) {
+			n = len < TLS_RECORD_MAX ? len : TLS_RECORD_MAX;
+			if ((p = evbuffer_pullup(pend, (ssize_t)n)) == NULL)
+				break;
+			if (SSL_write_ex(ssl, p, n, &done) != 1) {
+				/* libevent retries, and sees any error */
+				ERR_clear_error();
+				evbuffer_add_buffer(out, pend);
+				(void)evbuffer_pullup(out, (ssize_t)n);
+				return;
+			}
+			evbuffer_drain(pend, done);
+		}
+		if (evbuffer_get_length(pend) == 0)
+			return;
+	}
+	evbuffer_add_buffer(out, pend);
+	if (evbuffer_get_length(out) <= TLS_RECORD_MAX)
+		(void)evbuffer_pullup(out, -1);
+}
+
+/*
+ * Move into bev's input what OpenSSL holds already decrypted or read
+ * ahead, as far as the read watermark and EV_READ allow; no system call
+ * unless a record is incomplete (then one read(2) that would block).
+ * Returns the bytes added. A TLS error or a close_notify is passed to the
+ * event callback (as an error, an end of file), as libevent would.
+ */
+size_t
+tls_read_pending(struct bufferevent *bev)
+{
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	SSL			*ssl = bufferevent_openssl_get_ssl(bev);
+	struct evbuffer_iovec	 v;
+	size_t			 lo, hi, len, room, got, total = 0;
+	int			 e;
+
+	if (ssl == NULL || !SSL_is_init_finished(ssl) ||
+	    !(bufferevent_get_enabled(bev) & EV_READ))
+		return 0;
+	bufferevent_getwatermark(bev, EV_READ, &lo, &hi);
+	while (SSL_has_pending(ssl)) {
+		len = evbuffer_get_length(in);
+		if (hi > 0 && len >= hi)
+			break;
+		room = hi > 0 ? hi - len : TLS_RECORD_MAX;
+		if (room > TLS_RECORD_MAX)
+			room = TLS_RECORD_MAX;
+		if (evbuffer_reserve_space(in, (ssize_t)room, &v, 1) != 1)
+			break;
+		if (v.iov_len > room)
+			v.iov_len = room;
+		ERR_clear_error();
+		if (SSL_read_ex(ssl, v.iov_base, v.iov_len, &got) != 1) {
+			e = SSL_get_error(ssl, 0);
+			ERR_clear_error();
+			v.iov_len = 0;
+			(void)evbuffer_commit_space(in, &v, 1);
+			if (e == SSL_ERROR_SSL || e == SSL_ERROR_ZERO_RETURN)
+				bufferevent_trigger_event(bev, BEV_EVENT_READING |
+				    (e == SSL_ERROR_SSL ? BEV_EVENT_ERROR :
+				    BEV_EVENT_EOF), BEV_OPT_DEFER_CALLBACKS);
+			break;
+		}
+		v.iov_len = got;
+		if (evbuffer_commit_space(in, &v, 1) == -1)
+			break;
+		total += got;
+	}
+	return total;
 }

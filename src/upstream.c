@@ -923,6 +923,7 @@ up_readcb(struct bufferevent *bev, void *arg)
 		upconn_free(uc);
 		return;
 	}
+	(void)tls_read_pending(bev);	/* records read ahead (backend TLS) */
 	if (uc->uc_conn != NULL)
 		relay_upstream_read(uc->uc_conn);
 }

@@ -22,6 +22,11 @@
 #   OUT=/tmp/spillway-bench/passthrough.md   markdown results file
 #   LOGDIR=$(dirname OUT)/passthrough-logs   raw wrk output, daemon stderr
 #   KEEP_WORKDIR=0     1 keeps the temporary directory with all configs
+#   ACCESS_LOG=off     off, or spillway | combined | json: spillway and nginx
+#                      both write an access log file in that format (nginx:
+#                      combined for spillway and combined, escape=json for
+#                      json; buffered 64k, flushed every second as spillway
+#                      does); HAProxy logs only to syslog, so not at all
 # See contrib/bench/README.md.
 set -eu
 BENCH_NAME=bench
@@ -32,6 +37,11 @@ SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 SPILLWAY=${SPILLWAY:-$REPO_DIR/src/spillway}
+ACCESS_LOG=${ACCESS_LOG:-off}
+case $ACCESS_LOG in
+    off|spillway|combined|json) ;;
+    *) die "ACCESS_LOG=$ACCESS_LOG: use off, spillway, combined or json" ;;
+esac
 PROXIES=${PROXIES:-spillway refusing haproxy nginx}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
@@ -192,6 +202,21 @@ NGINX_USER=""
 mkdir -p "$WORK/backend" "$WORK/nginx"
 write_backend_conf "$WORK" "$BACKEND_PORT"
 
+# the access logs, when ACCESS_LOG asks for them
+SPILLWAY_LOG="access_log = off"
+NGINX_LOG="access_log off;"
+if [ "$ACCESS_LOG" != off ]; then
+    SPILLWAY_LOG="access_log = $WORK/spillway-access.log
+access_log_format = $ACCESS_LOG"
+    NGINX_LOG="access_log $WORK/nginx-access.log combined buffer=64k flush=1s;"
+    [ "$ACCESS_LOG" = json ] && NGINX_LOG='log_format j escape=json
+        '"'"'{"time":"$time_iso8601","client":"$remote_addr","request":"$request",'"'"'
+        '"'"'"status":$status,"bytes":$body_bytes_sent,"request_time":$request_time,'"'"'
+        '"'"'"upstream":"$upstream_addr","upstream_time":"$upstream_response_time",'"'"'
+        '"'"'"host":"$host","user_agent":"$http_user_agent","referer":"$http_referer"}'"'"';
+    access_log '"$WORK"'/nginx-access.log j buffer=64k flush=1s;'
+fi
+
 # nginx as a proxy: WORKERS workers, upstream keep-alive pool of 32.
 cat > "$WORK/nginx-proxy.conf" <<EOF
 $NGINX_USER
@@ -200,7 +225,7 @@ pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx.stderr warn;
 events { worker_connections 16384; }
 http {
-    access_log off;
+    $NGINX_LOG
     client_body_temp_path $WORK/nginx/cbt;
     proxy_temp_path $WORK/nginx/pt;
     fastcgi_temp_path $WORK/nginx/ft;
@@ -250,7 +275,7 @@ EOF
 cat > "$WORK/spillway.ini" <<EOF
 [proxy]
 listen = 127.0.0.1:$SPILLWAY_PORT
-access_log = off
+$SPILLWAY_LOG
 max_connections = 10000
 workers = $WORKERS
 [backend]

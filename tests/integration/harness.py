@@ -1206,8 +1206,9 @@ class Spillway:
         if listen is None:
             listen = ["%s:%d" % (LOCALHOST, free_port())]
         self.listen = list(listen)
-        self.port = int(self.listen[0].rsplit(":", 1)[1])
-        self.host = self.listen[0].rsplit(":", 1)[0].strip("[]")
+        # a listen address may be followed by words ("fault_injection")
+        self.port = int(self.listen[0].split()[0].rsplit(":", 1)[1])
+        self.host = self.listen[0].split()[0].rsplit(":", 1)[0].strip("[]")
         # what the configuration was made of, for reconfigure()
         self.spec = {"servers": list(servers), "proxy": dict(proxy or {}),
                      "backend": dict(backend or {}),
@@ -1293,7 +1294,7 @@ class Spillway:
 
     def wait_listening(self, timeout=5.0):
         """Wait until every listen address has a listening socket."""
-        ports = [int(a.rsplit(":", 1)[1]) for a in self.listen]
+        ports = [int(a.split()[0].rsplit(":", 1)[1]) for a in self.listen]
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

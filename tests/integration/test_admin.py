@@ -53,9 +53,10 @@ REQUIRED = {
     "spillway_limiter_min_latency_seconds": ("gauge", set(), {}),
     "spillway_limiter_gradient": ("gauge", set(), {}),
     "spillway_queue_length": ("gauge", set(), {}),
-    "spillway_queue_wait_seconds": ("histogram", set(), {}),
-    "spillway_request_duration_seconds": ("histogram", set(), {}),
-    "spillway_upstream_duration_seconds": ("histogram", set(), {}),
+    "spillway_queue_wait_seconds": ("histogram", {"class"}, {}),
+    "spillway_request_duration_seconds": ("histogram", {"class"}, {}),
+    "spillway_served_duration_seconds": ("histogram", {"class"}, {}),
+    "spillway_upstream_duration_seconds": ("histogram", {"class"}, {}),
     "spillway_upstream_connections": ("gauge", {"state"}, {
         "state": {"active", "idle"}}),
     "spillway_upstream_connect_failures_total": ("counter", set(), {}),
@@ -64,6 +65,12 @@ REQUIRED = {
         "result": {"ok", "failed"}}),
     "spillway_config_generation": ("gauge", set(), {}),
     "spillway_build_info": ("gauge", {"version"}, {}),
+    "process_start_time_seconds": ("gauge", set(), {}),
+    "process_cpu_seconds_total": ("counter", set(), {}),
+    "process_resident_memory_bytes": ("gauge", set(), {}),
+    "process_virtual_memory_bytes": ("gauge", set(), {}),
+    "process_open_fds": ("gauge", set(), {}),
+    "process_max_fds": ("gauge", set(), {}),
 }
 
 
@@ -89,8 +96,8 @@ def metrics_format():
     diag("%d families, %d samples, %d bytes" % (len(m.families),
                                                  len(m.samples), len(text)))
     for name, fam in m.families.items():
-        check(name.startswith("spillway_"),
-              "family %s does not start with spillway_" % name)
+        check(name.startswith(("spillway_", "process_")),
+              "family %s starts with neither spillway_ nor process_" % name)
         check(fam.type is not None, "family %s has no TYPE" % name)
     problems = []
     for name, (typ, labels, values) in sorted(REQUIRED.items()):

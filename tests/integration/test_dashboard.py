@@ -349,7 +349,7 @@ def outside_references(page):
     """What in the page could load something from elsewhere: attribute URLs
     other than data: and #fragments, CSS url() other than data:, @import,
     any http(s):// but the SVG namespace, and any request made by script
-    other than fetch("status")."""
+    other than fetch("status") and fetch("history")."""
     text = page.decode("utf-8", "replace")
     bad = []
     for m in re.finditer(r"""(?i)\b(src|href|action|poster|srcset|"""
@@ -366,7 +366,8 @@ def outside_references(page):
             bad.append(m.group(0))
     for m in re.finditer(r"(?i)@import|\bimport\s*\(|XMLHttpRequest|"
                          r"EventSource|WebSocket|importScripts|"
-                         r"sendBeacon|\bfetch\s*\((?!\s*[\"']status[\"'])",
+                         r"sendBeacon|"
+                         r"\bfetch\s*\((?!\s*[\"'](status|history)[\"'])",
                          text):
         bad.append(m.group(0))
     return bad
@@ -444,8 +445,116 @@ def page_served():
     eq(s.status, 200, "GET /status status")
     j = json.loads(s.body)
     for k in ("version", "uptime_seconds", "generation", "limiter", "queue",
-              "totals", "latency_seconds"):
+              "totals", "latency_seconds", "served_latency_seconds"):
         check(k in j, "/status has no %r" % k)
+
+
+def load_for(port, seconds, threads=4, pause=0.02):
+    """GET / from a few threads for a while; returns {status: count}."""
+    stop = threading.Event()
+    counts = {}
+    lock = threading.Lock()
+
+    def one():
+        while not stop.is_set():
+            try:
+                st = get(port, "/", timeout=3).status
+            except Exception:           # noqa: counted, not fatal
+                st = "error"
+            with lock:
+                counts[st] = counts.get(st, 0) + 1
+            stop.wait(pause)
+    ts = [threading.Thread(target=one, daemon=True) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in ts:
+        t.join(5)
+    return counts
+
+
+def quantile(q, buckets):
+    """Like the page's (and Prometheus'): linear inside the bucket."""
+    b = [(float("inf") if le == "+Inf" else le, c) for le, c in buckets]
+    total = b[-1][1]
+    if total <= 0:
+        return None
+    rank = q * total
+    for i, (le, c) in enumerate(b):
+        if c >= rank:
+            if le == float("inf"):
+                return b[i - 1][0]
+            lo, below = (b[i - 1][0], b[i - 1][1]) if i else (0, 0)
+            return lo + (le - lo) * ((rank - below) / (c - below)) \
+                if c > below else le
+    return None
+
+
+@test("GET /history: a sample a second, bounded, the served latency apart",
+      timeout=40)
+def history_endpoint():
+    be = Backend(delayed(0.02, respond(200, b"hello\n")))
+    sp, aport = with_admin(be, [("admission", {"rate": rate_form(10),
+                                               "burst": 2})])
+    counts = load_for(sp.port, 3.0)
+    diag("load: %r" % counts)
+    check(counts.get(200, 0) > 0 and counts.get(429, 0) > counts[200],
+          "mostly refused, some served: %r" % counts)
+    time.sleep(1.2)     # a sample taken after the last request ended
+    r = get(aport, "/history")
+    eq(r.status, 200, "GET /history status")
+    eq((r.header("Content-Type") or "").split(";")[0], "application/json",
+       "Content-Type")
+    h = json.loads(r.body)
+    eq((h["period_seconds"], h["capacity"]), (1, 300), "period, capacity")
+    smp = h["samples"]
+    check(len(smp) >= 4, "%d samples after 4 s" % len(smp))
+    check(len(smp) <= h["capacity"], "more samples than the capacity")
+    ups = [x["uptime_seconds"] for x in smp]
+    check(all(0.5 < b - a < 2.5 for a, b in zip(ups, ups[1:])),
+          "about a second apart: %r" % ups)
+    check(ups[-1] <= h["uptime_seconds"], "a sample from the future")
+    reqs = [x["totals"]["requests"] for x in smp]
+    check(reqs == sorted(reqs), "requests went down: %r" % reqs)
+    last = smp[-1]
+    st = json.loads(get(aport, "/status").body)
+    eq(last["totals"]["requests"], st["totals"]["requests"],
+       "the last sample's requests against /status")
+    eq(last["totals"]["refused"], st["totals"]["refused"], "refused")
+    eq(last["served_latency_seconds"]["count"], counts[200],
+       "served latency counts the 200s only")
+    eq(st["latency_seconds"]["count"], counts[200] + counts[429],
+       "every request's latency counts refusals too")
+    eq(last["limiter"]["limit"], st["limiter"]["limit"], "limit")
+    # the point of it: refusals in microseconds hid the served latency
+    served = quantile(0.5, last["served_latency_seconds"]["buckets"])
+    every = quantile(0.5, st["latency_seconds"]["buckets"])
+    diag("p50 served %.2f ms, every request %.2f ms" % (1000 * served,
+                                                         1000 * every))
+    check(served >= 0.01, "served p50 %.4f s, the backend takes 20 ms"
+          % served)
+    check(every < served, "every request's p50 %.4f s not below the "
+          "served %.4f s" % (every, served))
+    # the same in /metrics, by class
+    m = metrics_of(aport)
+    eq(m.get('spillway_served_duration_seconds_count{class="default"}'),
+       float(counts[200]), "served_duration_seconds_count{class=default}")
+    eq(m.get('spillway_request_duration_seconds_count{class="default"}'),
+       float(counts[200] + counts[429]),
+       "request_duration_seconds_count{class=default}")
+    r = get(aport, "/history", method="POST", body=b"")
+    eq(r.status, 405, "POST /history")
+
+
+def metrics_of(aport):
+    """{sample name with labels as written: value} of GET /metrics."""
+    out = {}
+    for ln in get(aport, "/metrics").body.decode().splitlines():
+        if ln and not ln.startswith("#"):
+            k, _, v = ln.rpartition(" ")
+            out[k] = float(v)
+    return out
 
 
 @test("dashboard in headless Chromium: loads, draws, moves under load",
@@ -600,12 +709,66 @@ def dashboard_live():
     check(not br.errors, "errors in the page: %s" % br.errors)
     base = "http://127.0.0.1:%d/" % aport
     other = sorted(set(u for u in br.requests
-                       if u not in (base, base + "status") and
+                       if u not in (base, base + "status",
+                                    base + "history") and
                        not u.startswith("data:")))
     check(not other, "the page loaded outside resources: %s" % other)
     check(br.requests.count(base + "status") >= 3,
           "the page did not poll %sstatus" % base)
     diag("dashboard test took %.1fs" % (time.monotonic() - t0))
+
+
+@test("dashboard opened after an incident: the last minutes drawn at once",
+      timeout=55)
+def dashboard_history():
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        skip("no %s (Debian package chromium)" % CHROMIUM)
+    be = Backend(delayed(0.02, respond(200, b"hello\n")))
+    sp, aport = with_admin(be, [("admission", {"rate": rate_form(10),
+                                               "burst": 2})])
+    br = Chromium()
+    counts = load_for(sp.port, 4.0)
+    diag("load before the page opened: %r" % counts)
+    check(counts.get(200, 0) > 0 and counts.get(429, 0) > counts[200],
+          "mostly refused, some served: %r" % counts)
+    opened = time.monotonic()
+    br.navigate("http://127.0.0.1:%d/" % aport)
+
+    def state():
+        return br.eval("""(function () {
+          var d = window.spillwayDashboard, now = Date.now();
+          var pts = d ? d.ring : [];
+          var c = document.getElementById("chart-rates");
+          var l = document.getElementById("chart-latency");
+          return {history: +(document.body.dataset.history || 0),
+                  samples: +(document.body.dataset.samples || 0),
+                  rates: +(c.dataset.points || 0),
+                  latency: +(l.dataset.points || 0),
+                  refusing: pts.filter(function (p) {
+                    return p.byReason && p.byReason.rate_limited > 0 &&
+                      p.admitted > 0 && p.t < now - 1500; }).length,
+                  p50s: pts.map(function (p) { return p.p50; })
+                    .filter(function (v) { return v !== null; }),
+                  p50peak: document.getElementById("p50-peak")
+                    .dataset.value};
+        })()""")
+    ok = wait_for(lambda: state()["samples"] >= 1, 5.0, interval=0.1)
+    st = state()
+    took = time.monotonic() - opened
+    diag("%.1fs after opening: %r" % (took, {k: v for k, v in st.items()
+                                            if k != "p50s"}))
+    check(ok, "no poll: %r" % st)
+    check(st["history"] >= 4, "history replayed %d points" % st["history"])
+    check(st["refusing"] >= 2, "the incident (served and refused each "
+          "second) is not in the replayed points: %r" % st)
+    check(st["rates"] >= 4 and st["latency"] >= 2,
+          "the charts did not draw the history: %r" % st)
+    # the latency drawn is the served one: the backend's 20 ms, not the
+    # refusals' fraction of a millisecond
+    check(st["p50s"] and min(st["p50s"]) >= 0.01,
+          "p50 of served requests under 10 ms: %r" % st["p50s"])
+    check(float(st["p50peak"] or 0) >= 0.01, "p50 peak %r" % st["p50peak"])
+    check(not br.errors, "errors in the page: %s" % br.errors)
 
 
 if __name__ == "__main__":

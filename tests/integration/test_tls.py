@@ -276,6 +276,119 @@ def t_keepalive():
     eq(len(be.requests), 23, "requests at the backend")
 
 
+class RecordClient:
+    """TLS over memory BIOs, to choose what shares a TCP segment: every
+    write() is one TLS record, held until flush() sends all of them in one
+    send()."""
+
+    def __init__(self, port, version=None):
+        self.sock = socket.create_connection((LOCALHOST, port), timeout=5)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_ctx(version=version).wrap_bio(
+            self.inc, self.out, server_hostname="localhost")
+        self.buf = b""
+
+    def handshake(self):
+        """Handshake, but leave our last flight (the client's Finished
+        under TLS 1.3) unsent: the next flush() sends it."""
+        while True:
+            try:
+                self.obj.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                self.flush()
+                self._feed()
+
+    def _feed(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise AssertionError("connection closed")
+        self.inc.write(data)
+
+    def write(self, data):
+        self.obj.write(data)
+
+    def flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def responses(self, n, within=3.0):
+        """n responses with Content-Length: [(status, head, body)]; fails
+        if they are not all there within the time (a stall)."""
+        got, deadline = [], time.monotonic() + within
+        self.sock.settimeout(0.2)
+        while len(got) < n:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                head = self.buf[:end].decode("latin-1")
+                length = 0
+                for line in head.split("\r\n")[1:]:
+                    k, _, v = line.partition(":")
+                    if k.strip().lower() == "content-length":
+                        length = int(v)
+                if len(self.buf) >= end + 4 + length:
+                    got.append((int(head.split()[1]), head.lower(),
+                                self.buf[end + 4:end + 4 + length]))
+                    self.buf = self.buf[end + 4 + length:]
+                    continue
+            try:
+                self.buf += self.obj.read(65536)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            check(time.monotonic() < deadline,
+                  "%d of %d answers within %.0fs: a stall" % (len(got), n,
+                                                           within))
+            try:
+                self._feed()
+            except socket.timeout:
+                pass
+        return got
+
+    def close(self):
+        self.sock.close()
+
+
+@test("records read ahead: a request sent with the client's Finished, a "
+      "head in three records, pipelined records and a body in records, "
+      "each in one segment, are answered without waiting")
+def t_read_ahead():
+    be = Backend(echo())
+    sp = tls_spillway([be], admin=False)
+    for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+        c = RecordClient(sp.tls_port, version)
+        c.handshake()
+        c.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.flush()
+        r = c.responses(1)
+        eq(r[0][0], 200, "%s: request with the Finished" % version)
+        for part in (b"GET /split HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+            c.write(part)
+        c.flush()
+        r = c.responses(1)
+        check("x-echo-target: /split" in r[0][1],
+              "%s: head in three records: %r" % (version, r[0][1]))
+        for i in range(3):
+            c.write(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+        c.flush()
+        r = c.responses(3)
+        eq([("x-echo-target: /p%d" % i) in r[i][1] for i in range(3)],
+           [True] * 3, "%s: pipelined records answered in order" % version)
+        body = bytes(range(256)) * 40
+        c.write(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: %d"
+                b"\r\n\r\n" % len(body))
+        for i in range(0, len(body), 1000):
+            c.write(body[i:i + 1000])
+        c.flush()
+        r = c.responses(1)
+        eq(r[0][2], body, "%s: body in %d records" % (
+            version, (len(body) + 999) // 1000))
+        c.close()
+    eq(len(be.requests), 12, "requests at the backend")
+
+
 @test("large bodies both ways over TLS: 8 MiB up, 16 MiB down to a slow "
       "reader, memory bounded", timeout=90)
 def t_large():

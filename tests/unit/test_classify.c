@@ -9,16 +9,21 @@ static char *paths_api[] = { "/api/", "/v2/api/" };
 static char *methods_write[] = { "POST", "PUT" };
 static char *paths_health[] = { "/healthz" };
 
+/* no fault injection (config.h, fault.h) */
+#define NOFAULT	{ 0, 0, 503, 0 }
+
 /* health (critical), api writes (with header), reports, default */
 static struct class_conf classes[] = {
 	{ "health", 1, paths_health, 1, NULL, 0, NULL, NULL, PRIO_CRITICAL,
-	    0, 0 },
+	    0, 0, NOFAULT, 0 },
 	{ "api-write", 2, paths_api, 2, methods_write, 2, NULL, NULL,
-	    PRIO_NORMAL, 0, 0 },
+	    PRIO_NORMAL, 0, 0, NOFAULT, 0 },
 	{ "batch", 3, NULL, 0, NULL, 0, "X-Batch", "yes", PRIO_SHEDDABLE,
-	    0, 0 },
-	{ "tagged", 4, NULL, 0, NULL, 0, "X-Tag", NULL, PRIO_NORMAL, 0, 0 },
-	{ "default", 0, NULL, 0, NULL, 0, NULL, NULL, PRIO_NORMAL, 0, 0 },
+	    0, 0, NOFAULT, 0 },
+	{ "tagged", 4, NULL, 0, NULL, 0, "X-Tag", NULL, PRIO_NORMAL, 0, 0,
+	    NOFAULT, 0 },
+	{ "default", 0, NULL, 0, NULL, 0, NULL, NULL, PRIO_NORMAL, 0, 0,
+	    NOFAULT, 0 },
 };
 
 static struct config	conf = {

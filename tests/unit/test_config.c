@@ -1917,10 +1917,11 @@ test_client_identity_keys(void)
 	    "t:2: forwarded_header: invalid value 'X-Forwarded-For' (use "
 	    "x-forwarded-for or forwarded)\n");
 	check_error("[proxy]\nlisten = 127.0.0.1:8080 proxy\n" BACKEND,
-	    "t:2: listen: unknown option 'proxy' (use proxy_protocol)\n");
+	    "t:2: listen: unknown option 'proxy' (use proxy_protocol or "
+	    "fault_injection)\n");
 	check_error("[proxy]\nlisten = 127.0.0.1:8080 proxy_protocolx\n"
 	    BACKEND, "t:2: listen: unknown option 'proxy_protocolx' (use "
-	    "proxy_protocol)\n");
+	    "proxy_protocol or fault_injection)\n");
 	check_error("[admin]\nlisten = 127.0.0.1:8082 proxy_protocol\n"
 	    BACKEND, "t:2: listen: unknown option 'proxy_protocol' (this "
 	    "address takes none)\n");
@@ -2024,6 +2025,118 @@ test_limiter_bounds(void)
 	}
 }
 
+
+/* [admin] listen may not take a proxy listener's connections. */
+static void
+test_admin_clash(void)
+{
+	check_error(BACKEND "[admin]\nlisten = 8080\n",
+	    "t:4: listen: admin address 127.0.0.1:8080 is the same as [proxy] "
+	    "listen 127.0.0.1:8080 (the default)\n");
+	check_error("[proxy]\nlisten = *:9000\n" BACKEND
+	    "[admin]\nlisten = 127.0.0.1:9000\n",
+	    "t:6: listen: admin address 127.0.0.1:9000 overlaps [proxy] listen "
+	    "*:9000 on line 2\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:9000\n"
+	    "listen = 127.0.0.2:9001\n" BACKEND
+	    "[admin]\nlisten = 0.0.0.0:9001\n",
+	    "t:7: listen: admin address 0.0.0.0:9001 overlaps [proxy] listen "
+	    "127.0.0.2:9001 on line 3\n");
+	check_error("[tls]\nlisten = 127.0.0.1:9443\ncertificate = /x.pem\n"
+	    BACKEND "[admin]\nlisten = 9443\n",
+	    "t:7: listen: admin address 127.0.0.1:9443 is the same as [tls] "
+	    "listen 127.0.0.1:9443 on line 2\n");
+	check_error("[proxy]\nlisten = [::]:9000\n" BACKEND
+	    "[admin]\nlisten = [::1]:9000\n",
+	    "t:6: listen: admin address [::1]:9000 overlaps [proxy] listen "
+	    "[::]:9000 on line 2\n");
+	/* another port, another address, another family: no clash */
+	config_free(parse_ok("[proxy]\nlisten = *:9000\n" BACKEND
+	    "[admin]\nlisten = 127.0.0.1:9001\n"));
+	config_free(parse_ok("[proxy]\nlisten = 127.0.0.1:9000\n" BACKEND
+	    "[admin]\nlisten = 127.0.0.2:9000\n"));
+	config_free(parse_ok("[proxy]\nlisten = [::]:9000\n" BACKEND
+	    "[admin]\nlisten = 127.0.0.1:9000\n"));
+}
+
+/* [class] fault_* keys, and the listener that must allow them. */
+static void
+test_fault_keys(void)
+{
+	struct config		*conf;
+	const struct fault_rule	*fr;
+
+	conf = parse_ok("[proxy]\nlisten = 127.0.0.1:8080\n"
+	    "listen = 127.0.0.1:8090 fault_injection\n" BACKEND
+	    "[class api]\npath = /api/\nfault_delay = 200ms\n"
+	    "fault_delay_percent = 12.5\nfault_abort = 500\n"
+	    "fault_abort_percent = 0.5\n");
+	if (conf == NULL)
+		return;
+	CHECK_EQ_INT(conf->proxy.listen[0].flags, 0);
+	CHECK_EQ_INT(conf->proxy.listen[1].flags, ADDR_F_FAULT_INJECTION);
+	CHECK_EQ_STR(conf->proxy.listen[1].text,
+	    "127.0.0.1:8090 fault_injection");
+	fr = &conf->classes[0].fault;
+	CHECK_EQ_INT(fr->delay_ms, 200);
+	CHECK(fr->delay_percent == 12.5);
+	CHECK_EQ_INT(fr->abort_status, 500);
+	CHECK(fr->abort_percent == 0.5);
+	CHECK_EQ_INT(conf->classes[0].fault_line, 8);
+	CHECK(fault_active(fr));
+	/* the default class injects nothing, and says 503 if it did */
+	fr = &conf->classes[1].fault;
+	CHECK(!fault_active(fr));
+	CHECK_EQ_INT(fr->abort_status, 503);
+	CHECK_EQ_INT(fr->delay_ms, 0);
+	config_free(conf);
+
+	/* marked, on a TLS listener */
+	conf = parse_ok("[tls]\nlisten = 127.0.0.1:8443 fault_injection\n"
+	    "certificate = /x.pem\n" BACKEND
+	    "[class default]\nfault_abort_percent = 100\n");
+	if (conf != NULL)
+		CHECK_EQ_INT(conf->tls.listen[0].flags, ADDR_F_FAULT_INJECTION);
+	config_free(conf);
+
+	/* a share of 0 is off: allowed without a marked listener */
+	config_free(parse_ok(BACKEND "[class default]\nfault_delay = 1s\n"
+	    "fault_delay_percent = 0\nfault_abort = 500\n"));
+}
+
+static void
+test_fault_refused(void)
+{
+	check_error(BACKEND "[class api]\npath = /api/\n"
+	    "fault_abort_percent = 5\n",
+	    "t:5: class api: fault injection needs a listener marked for it "
+	    "(listen = 127.0.0.1:8080 fault_injection); refused so that it "
+	    "cannot be left on in production\n");
+	/* the default listener is not marked either */
+	check_error("[proxy]\nlisten = 127.0.0.1:8080\n" BACKEND
+	    "[class default]\nfault_delay = 1s\nfault_delay_percent = 1\n",
+	    "t:6: class default: fault injection needs a listener marked for "
+	    "it (listen = 127.0.0.1:8080 fault_injection); refused so that it "
+	    "cannot be left on in production\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:8080 fault_injection\n"
+	    BACKEND "[class default]\nfault_delay_percent = 10\n",
+	    "t:6: class default: fault_delay_percent needs a fault_delay (the "
+	    "time to add, e.g. 200ms)\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:8080 fault_injection\n"
+	    BACKEND "[class default]\nfault_abort = 302\n",
+	    "t:6: fault_abort: 302 is out of range (400 to 599)\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:8080 fault_injection\n"
+	    BACKEND "[class default]\nfault_abort_percent = 100.5\n",
+	    "t:6: fault_abort_percent: 100.5 is out of range (0 to 100)\n");
+	check_error("[proxy]\nlisten = 127.0.0.1:8080 fault_injections\n"
+	    BACKEND, "t:2: listen: unknown option 'fault_injections' (use "
+	    "proxy_protocol or fault_injection)\n");
+	/* not on the admin listener, nor on servers */
+	check_error(BACKEND "[admin]\nlisten = 127.0.0.1:8082 fault_injection\n",
+	    "t:4: listen: unknown option 'fault_injection' (this address takes "
+	    "none)\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2039,6 +2152,9 @@ main(int argc, char **argv)
 	}
 
 	RUN(test_defaults);
+	RUN(test_fault_keys);
+	RUN(test_admin_clash);
+	RUN(test_fault_refused);
 	RUN(test_example_file);
 	RUN(test_duration_units);
 	RUN(test_duration_bad);

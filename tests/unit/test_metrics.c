@@ -21,6 +21,7 @@ static const char *const families[][2] = {
 	{ "spillway_requests_total", "counter" },
 	{ "spillway_refused_total", "counter" },
 	{ "spillway_dry_run_refusals_total", "counter" },
+	{ "spillway_faults_injected_total", "counter" },
 	{ "spillway_requests_in_flight", "gauge" },
 	{ "spillway_concurrency_limit", "gauge" },
 	{ "spillway_limiter_info", "gauge" },
@@ -36,6 +37,7 @@ static const char *const families[][2] = {
 	{ "spillway_event_loop_lag_seconds", "gauge" },
 	{ "spillway_dry_run_shed_total", "counter" },
 	{ "spillway_request_duration_seconds", "histogram" },
+	{ "spillway_served_duration_seconds", "histogram" },
 	{ "spillway_upstream_duration_seconds", "histogram" },
 	{ "spillway_queue_wait_seconds", "histogram" },
 	{ "spillway_upstream_connections", "gauge" },
@@ -48,6 +50,13 @@ static const char *const families[][2] = {
 	{ "spillway_proxy_protocol_headers_total", "counter" },
 	{ "spillway_admission_clients", "gauge" },
 	{ "spillway_admission_evictions_total", "counter" },
+	{ "spillway_cluster_up", "gauge" },
+	{ "spillway_cluster_instances", "gauge" },
+	{ "spillway_cluster_calls_total", "counter" },
+	{ "spillway_cluster_errors_total", "counter" },
+	{ "spillway_cluster_lease_tokens_total", "counter" },
+	{ "spillway_cluster_transitions_total", "counter" },
+	{ "spillway_cluster_rtt_seconds", "gauge" },
 	{ "spillway_response_bytes_total", "counter" },
 };
 #define NFAMILIES	(sizeof(families) / sizeof(families[0]))
@@ -70,10 +79,13 @@ fixture(struct metrics *m, struct metrics_gauges *g)
 	cm->cm_status[204 - 100] = 5;
 	cm->cm_status[301 - 100] = 1;
 	cm->cm_dry_run = 3;
+	cm->cm_faults[FAULT_KIND_ABORT] = 4;
+	cm->cm_faults[FAULT_KIND_DELAY] = 2;
+	/* even: default, odd: api; the first 50 served, 0.01 s upstream */
 	for (i = 0; i < 100; i++)
-		histogram_observe(&m->m_latency, i * 0.013);
-	histogram_observe(&m->m_upstream, 0.02);
-	histogram_observe(&m->m_queue_wait, 0.3);
+		metrics_observe_request(m, metrics_class(m, i % 2 ? "api" :
+		    "default"), i * 0.013, i < 50 ? 0.01 : -1, i < 50);
+	metrics_observe_wait(m, metrics_class(m, "default"), 0.3);
 	m->m_upstream_connections = 40;
 	m->m_client_connections = 120;
 	m->m_reloads_ok = 1;
@@ -738,6 +750,39 @@ test_prom_validates(void)
 }
 
 static void
+test_prom_process(void)
+{
+	struct metrics		 m;
+	struct metrics_gauges	 g;
+	struct metrics_process	 proc = { 1.7e9 + 0.25, 1.5, 4096 * 1000,
+				    1 << 30, 12, -1 };
+	struct mbuf		 mb = { 0 };
+	struct prom_check	 pc;
+
+	fixture(&m, &g);
+	g.process = &proc;
+	metrics_prometheus(&m, &g, &mb);
+	CHECK(prom_validate(mb.mb_data, &pc) == 0);
+	if (pc.err[0] != '\0')
+		printf("# %s\n", pc.err);
+	/* five of six known: process_max_fds is left out */
+	CHECK_EQ_INT(pc.nfam, NFAMILIES + 5);
+	CHECK(prom_value(mb.mb_data, "process_start_time_seconds") ==
+	    1.7e9 + 0.25);
+	CHECK(prom_value(mb.mb_data, "process_cpu_seconds_total") == 1.5);
+	CHECK(prom_value(mb.mb_data, "process_resident_memory_bytes") ==
+	    4096000);
+	CHECK(prom_value(mb.mb_data, "process_virtual_memory_bytes") ==
+	    1 << 30);
+	CHECK(prom_value(mb.mb_data, "process_open_fds") == 12);
+	CHECK(strstr(mb.mb_data, "process_max_fds") == NULL);
+	CHECK(strstr(mb.mb_data, "# TYPE process_cpu_seconds_total counter\n")
+	    != NULL);
+	mbuf_free(&mb);
+	metrics_free(&m);
+}
+
+static void
 test_prom_empty(void)
 {
 	struct metrics		 m;
@@ -762,11 +807,14 @@ test_prom_empty(void)
 static void
 test_prom_histogram_cumulative(void)
 {
-	static const char *const names[] = {
-		"spillway_request_duration_seconds",
-		"spillway_upstream_duration_seconds",
-		"spillway_queue_wait_seconds",
+	/* the series of class "default" */
+	static const char *const names[][2] = {
+		{ "spillway_request_duration_seconds", "class=\"default\"," },
+		{ "spillway_served_duration_seconds", "class=\"default\"," },
+		{ "spillway_upstream_duration_seconds", "class=\"default\"," },
+		{ "spillway_queue_wait_seconds", "class=\"default\"," },
 	};
+	static const double counts[] = { 51, 25, 25, 1 };
 	struct metrics		 m;
 	struct metrics_gauges	 g;
 	struct mbuf		 mb = { 0 };
@@ -776,10 +824,12 @@ test_prom_histogram_cumulative(void)
 	const char		*p;
 
 	fixture(&m, &g);
-	histogram_observe(&m.m_latency, 30);
+	/* refused: counted in every request's latency, not in served */
+	metrics_observe_request(&m, metrics_class(&m, "default"), 30, -1, 0);
 	metrics_prometheus(&m, &g, &mb);
-	for (i = 0; i < 3; i++) {
-		snprintf(pfx, sizeof(pfx), "\n%s_bucket{le=\"", names[i]);
+	for (i = 0; i < 4; i++) {
+		snprintf(pfx, sizeof(pfx), "\n%s_bucket{%sle=\"", names[i][0],
+		    names[i][1]);
 		prev = 0;
 		found = 0;
 		for (p = strstr(mb.mb_data, pfx); p != NULL;
@@ -791,27 +841,43 @@ test_prom_histogram_cumulative(void)
 			found++;
 		}
 		CHECK_EQ_INT(found, METRICS_NBUCKETS);
-		snprintf(pfx, sizeof(pfx), "%s_bucket{le=\"+Inf\"}", names[i]);
+		snprintf(pfx, sizeof(pfx), "%s_bucket{%sle=\"+Inf\"}",
+		    names[i][0], names[i][1]);
 		inf = prom_value(mb.mb_data, pfx);
-		snprintf(pfx, sizeof(pfx), "%s_count", names[i]);
+		if (names[i][1][0] != '\0')
+			snprintf(pfx, sizeof(pfx), "%s_count{class=\"default\"}",
+			    names[i][0]);
+		else
+			snprintf(pfx, sizeof(pfx), "%s_count", names[i][0]);
 		count = prom_value(mb.mb_data, pfx);
-		CHECK(inf == count && count > 0);
+		CHECK(inf == count && count == counts[i]);
 	}
+	/* the totals, in the JSON */
+	CHECK(m.m_latency.h_count == 101 && m.m_served.h_count == 50 &&
+	    m.m_upstream.h_count == 50);
 	CHECK(prom_value(mb.mb_data,
-	    "spillway_request_duration_seconds_count") == 101);
+	    "spillway_request_duration_seconds_count{class=\"api\"}") == 50);
+	CHECK(prom_value(mb.mb_data,
+	    "spillway_request_duration_seconds_bucket{class=\"default\","
+	    "le=\"10\"}") == 50);
 	/* bounds are printed exactly as written */
 	for (b = 0; b < METRICS_NBUCKETS; b++) {
 		static const char *const le[] = { "0.001", "0.0025", "0.005",
 		    "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
 		    "5", "10", "+Inf" };
 		snprintf(pfx, sizeof(pfx),
-		    "\nspillway_queue_wait_seconds_bucket{le=\"%s\"} ", le[b]);
+		    "\nspillway_queue_wait_seconds_bucket{class=\"default\","
+		    "le=\"%s\"} ", le[b]);
 		CHECK(strstr(mb.mb_data, pfx) != NULL);
 	}
 	CHECK(prom_value(mb.mb_data,
-	    "spillway_queue_wait_seconds_bucket{le=\"0.25\"}") == 0);
+	    "spillway_queue_wait_seconds_bucket{class=\"default\","
+	    "le=\"0.25\"}") == 0);
 	CHECK(prom_value(mb.mb_data,
-	    "spillway_queue_wait_seconds_bucket{le=\"0.5\"}") == 1);
+	    "spillway_queue_wait_seconds_bucket{class=\"default\","
+	    "le=\"0.5\"}") == 1);
+	CHECK(prom_value(mb.mb_data,
+	    "spillway_queue_wait_seconds_count{class=\"api\"}") == 0);
 	mbuf_free(&mb);
 	metrics_free(&m);
 }
@@ -846,6 +912,12 @@ test_prom_series(void)
 	    "\"default\",reason=\"overloaded\"}") == 20);
 	CHECK(prom_value(mb.mb_data, "spillway_dry_run_refusals_total{class="
 	    "\"api\"}") == 3);
+	CHECK(prom_value(mb.mb_data, "spillway_faults_injected_total{class="
+	    "\"api\",kind=\"abort\"}") == 4);
+	CHECK(prom_value(mb.mb_data, "spillway_faults_injected_total{class="
+	    "\"api\",kind=\"delay\"}") == 2);
+	CHECK(prom_value(mb.mb_data, "spillway_faults_injected_total{class="
+	    "\"default\",kind=\"abort\"}") == 0);
 	CHECK(prom_value(mb.mb_data, "spillway_concurrency_limit") == 12);
 	CHECK(prom_value(mb.mb_data, "spillway_requests_in_flight") == 7);
 	CHECK(prom_value(mb.mb_data, "spillway_uptime_seconds") == 12.5);
@@ -1016,6 +1088,8 @@ test_json_values(void)
 	    "\"responses\": {\"200\": 90, \"429\": 10, \"503\": 20}") != NULL);
 	CHECK(strstr(p, "{\"name\": \"api\", \"requests\": 6, "
 	    "\"responses\": {\"204\": 5, \"301\": 1}") != NULL);
+	CHECK(strstr(p, "\"dry_run\": 3, \"faults\": {\"delay\": 2, "
+	    "\"abort\": 4}}") != NULL);
 	CHECK(strstr(p, "\"latency_seconds\": {\"count\": 100, ") != NULL);
 	CHECK(strstr(p, "\"buckets\": [[0.001, 1], [0.0025, 1], ") != NULL);
 	CHECK(strstr(p, "[\"+Inf\", 100]]") != NULL);
@@ -1103,6 +1177,10 @@ test_add_sums(void)
 	metrics_class(&b, "web")->cm_status[503 - 100] = 2;
 	metrics_class(&b, "api")->cm_status[200 - 100] = 4;
 	metrics_class(&b, "batch")->cm_dry_run = 5;
+	metrics_class(&b, "batch")->cm_faults[FAULT_KIND_ABORT] = 2;
+	histogram_observe(&metrics_class(&a, "api")->cm_latency, 0.5);
+	histogram_observe(&metrics_class(&b, "api")->cm_latency, 0.25);
+	histogram_observe(&b.m_served, 0.25);
 	histogram_observe(&a.m_latency, 0.001);
 	histogram_observe(&b.m_latency, 0.001);
 	histogram_observe(&b.m_latency, 100);
@@ -1123,6 +1201,10 @@ test_add_sums(void)
 	CHECK_EQ_INT(cm->cm_status[503 - 100], 2);
 	CHECK_EQ_INT(cm->cm_refused[MR_QUEUE_FULL], 1);
 	CHECK_EQ_INT(metrics_class(&sum, "batch")->cm_dry_run, 5);
+	CHECK_EQ_INT(metrics_class(&sum, "batch")->cm_faults[FAULT_KIND_ABORT],
+	    2);
+	CHECK_EQ_INT(metrics_class(&sum, "api")->cm_latency.h_count, 2);
+	CHECK_EQ_INT(sum.m_served.h_count, 1);
 	CHECK_EQ_INT(sum.m_latency.h_count, 3);
 	CHECK_EQ_INT(sum.m_latency.h_buckets[METRICS_NBUCKETS - 1], 1);
 	CHECK(sum.m_latency.h_sum > 100 && sum.m_latency.h_sum < 100.01);
@@ -1158,6 +1240,7 @@ main(void)
 	RUN(test_prom_families);
 	RUN(test_prom_validates);
 	RUN(test_prom_empty);
+	RUN(test_prom_process);
 	RUN(test_prom_histogram_cumulative);
 	RUN(test_prom_series);
 	RUN(test_prom_label_escaping);
