@@ -515,12 +515,14 @@ proxy_free(struct proxy *px)
 	if (px->px_flush_timer != NULL)
 		event_free(px->px_flush_timer);
 	admin_close(px);
+	/* its events are on worker 0's loop, freed below */
+	cluster_free(px->px_cluster);
+	px->px_cluster = NULL;
 	/* the others first: worker 0's loop is the admin's too */
 	for (i = px->px_nworkers; i > 0; i--)
 		worker_free(px->px_workers[i - 1]);
 	free(px->px_workers);
 	shed_free(px);
-	cluster_free(px->px_cluster);
 	admission_free(px->px_adm);
 	metrics_free(&px->px_metrics);
 	accesslog_close();
