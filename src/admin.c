@@ -318,8 +318,7 @@ history_start(struct proxy *px)
 	if (history_init(&admin_history, HISTORY_SAMPLES) == -1 ||
 	    (admin_history_ev = event_new(px->px_base, -1, EV_PERSIST,
 	    history_cb, px)) == NULL || event_add(admin_history_ev, &tv) == -1) {
-		log_warnx("%s: out of memory: the dashboard has no history",
-		    __func__);
+		log_warnx("out of memory: the dashboard has no history");
 		if (admin_history_ev != NULL)
 			event_free(admin_history_ev);
 		admin_history_ev = NULL;
@@ -465,8 +464,7 @@ admin_pause(struct proxy *px)
 		return;
 	if (event_base_once(px->px_base, -1, EV_TIMEOUT, admin_resume_cb, px,
 	    &tv) == -1) {
-		log_warnx("%s: no timer: admin listener off until a reload",
-		    __func__);
+		log_warnx("no timer: admin listener off until a reload");
 		return;
 	}
 	admin_paused = 1;
@@ -502,8 +500,8 @@ admin_accept_error_cb(struct evconnlistener *evl, void *arg)
 	unsigned int	 quiet;
 
 	if (listener_warn_pause(admin_proxy->px_workers[0], &quiet))
-		log_warnx("%s: accept: %s; pausing %d ms (%u pauses since the "
-		    "last warning)", __func__, strerror(error), ADMIN_PAUSE_MSEC,
+		log_warnx("accept: %s; pausing %d ms (%u pauses since the "
+		    "last warning)", strerror(error), ADMIN_PAUSE_MSEC,
 		    quiet);
 	evconnlistener_disable(evl);
 	admin_pause(admin_proxy);

@@ -222,15 +222,15 @@ set_state(struct cluster *cl, enum cluster_state s, const char *why)
 	if (s == cl->cl_state)
 		return;
 	if (s == CL_UP)
-		log_msg(LOG_LVL_WARN, "%s: redis %s up: buckets shared by %u "
-		    "instances", __func__, cl->cl_addr, cl->cl_n);
+		log_msg(LOG_LVL_WARN, "redis %s up: buckets shared by %u "
+		    "instances", cl->cl_addr, cl->cl_n);
 	else if (s == CL_DOWN && cl->cl_state == CL_UP)
-		log_msg(LOG_LVL_WARN, "%s: redis %s down (%s): local share, "
-		    "1/%u of each limit", __func__, cl->cl_addr, why,
+		log_msg(LOG_LVL_WARN, "redis %s down (%s): local share, "
+		    "1/%u of each limit", cl->cl_addr, why,
 		    cl->cl_n);
 	else if (s == CL_DOWN)
-		log_info("%s: redis %s unreachable (%s): local share, 1/%u "
-		    "of each limit", __func__, cl->cl_addr, why, cl->cl_n);
+		log_info("redis %s unreachable (%s): local share, 1/%u "
+		    "of each limit", cl->cl_addr, why, cl->cl_n);
 	if ((s == CL_UP) != (cl->cl_state == CL_UP))
 		cl->cl_st.cs_changes++;
 	cl->cl_state = s;
@@ -503,8 +503,8 @@ reply_cb(redisAsyncContext *ac, void *r, void *privdata)
 		if (lr.lr_top.lv_type != LR_STATUS) {
 			/* once, not at every reconnect */
 			log_msg(cl->cl_state == CL_DOWN ? LOG_LVL_DEBUG :
-			    LOG_LVL_WARN, "%s: redis %s refused the password: "
-			    "%s", __func__, cl->cl_addr, lr.lr_top.lv_str);
+			    LOG_LVL_WARN, "redis %s refused the password: %s",
+			    cl->cl_addr, lr.lr_top.lv_str);
 			drop_later(cl, "password refused");
 		}
 		free(ca);
@@ -830,8 +830,7 @@ cluster_configure(struct cluster *cl, const struct config *conf)
 		cl->cl_ip[0] = '\0';
 		cl->cl_n = 1;
 		if (cl->cl_state != CL_OFF)
-			log_msg(LOG_LVL_WARN, "%s: redis off: buckets local",
-			    __func__);
+			log_msg(LOG_LVL_WARN, "redis off: buckets local");
 		set_state(cl, CL_OFF, NULL);
 		return;
 	}
@@ -852,8 +851,8 @@ cluster_configure(struct cluster *cl, const struct config *conf)
 		    cl->cl_n, clock_usec());
 		return;
 	}
-	log_msg(LOG_LVL_WARN, "%s: redis %s: reconnecting with new settings",
-	    __func__, cl->cl_addr);
+	log_msg(LOG_LVL_WARN, "redis %s: reconnecting with new settings",
+	    cl->cl_addr);
 	if ((ac = cl->cl_ac) != NULL) {
 		cl->cl_ac = NULL;
 		cl->cl_conn++;

@@ -276,7 +276,7 @@ conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	    (unsigned long long)c->cn_id, c->cn_peer, tls ? " (TLS)" : "");
 	return;
  fail:
-	log_warnx("%s: out of memory, dropping a connection", __func__);
+	log_warnx("out of memory, dropping a connection");
 	SSL_free(ssl);
 	if (c == NULL || c->cn_bev == NULL)
 		close(fd);
@@ -587,8 +587,8 @@ conn_start_request(struct conn *c, size_t headlen)
 	c->cn_req_body.rechunk = 1;
 	c->cn_req_done = http_body_done(&c->cn_req_body);
 	if (relay_precheck(c, headlen, &what) == -1) {
-		log_info("%s: conn %llu from %s: 400: request body: %s",
-		    __func__, (unsigned long long)c->cn_id, c->cn_peer, what);
+		log_info("conn %llu from %s: 400: request body: %s",
+		    (unsigned long long)c->cn_id, c->cn_peer, what);
 		evbuffer_drain(in, headlen);
 		conn_respond(c, 400, MR_NONE, 1);
 		return;
@@ -683,7 +683,7 @@ conn_read_head(struct conn *c)
 	if (r == HTTP_PARSE_AGAIN)
 		return;
 	if (r == HTTP_PARSE_ERROR) {
-		log_info("%s: conn %llu from %s: %d: %s", __func__,
+		log_info("conn %llu from %s: %d: %s",
 		    (unsigned long long)c->cn_id, c->cn_peer, c->cn_req.error,
 		    c->cn_req.error_what ? c->cn_req.error_what : "invalid");
 		if (c->cn_req.method_len > 0 && c->cn_req.target_len > 0)
@@ -939,8 +939,8 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && c->cn_state == CS_PROXY &&
 		    c->cn_resp_state < RS_BODY) {
-			log_info("%s: conn %llu from %s: request body stalled",
-			    __func__, (unsigned long long)c->cn_id, c->cn_peer);
+			log_info("conn %llu from %s: request body stalled",
+			    (unsigned long long)c->cn_id, c->cn_peer);
 			conn_upstream_failed(c, 408, MR_NONE);
 			return;
 		}
@@ -983,8 +983,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn	*c = arg;
 
 	if (c->cn_tls_abort) {
-		log_info("%s: conn %llu from %s: TLS renegotiation refused; "
-		    "closing", __func__, (unsigned long long)c->cn_id,
+		log_info("conn %llu from %s: TLS renegotiation refused; "
+		    "closing", (unsigned long long)c->cn_id,
 		    c->cn_peer);
 		conn_close(c, NULL);
 		return;
@@ -1011,8 +1011,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* body_timeout; once a response flows, its end decides */
 		if (c->cn_req_done || c->cn_resp_state == RS_BODY)
 			break;
-		log_info("%s: conn %llu from %s: request body not sent within "
-		    "body_timeout", __func__, (unsigned long long)c->cn_id,
+		log_info("conn %llu from %s: request body not sent within "
+		    "body_timeout", (unsigned long long)c->cn_id,
 		    c->cn_peer);
 		if (c->cn_req_paused)	/* the backend was not reading it */
 			conn_upstream_failed(c, 504, MR_UPSTREAM_TIMEOUT);

@@ -263,9 +263,8 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 	case ENOBUFS:
 	case ENOMEM:
 		if (!w->w_accept_paused && listener_warn_pause(w, &quiet))
-			log_warnx("%s: accept on %s: %s; pausing %d ms (%u "
-			    "pauses since the last warning)", __func__,
-			    ls->ls_addr->text, strerror(error),
+			log_warnx("accept on %s: %s; pausing %d ms (%u "
+			    "pauses since the last warning)", ls->ls_addr->text, strerror(error),
 			    LISTENER_PAUSE_MSEC, quiet);
 		w->w_accept_paused = 1;
 		listener_update(w);

@@ -297,7 +297,7 @@ accesslog_reopen(void)
 	flush_locked();
 	if ((fd = open_path(alog.path, err, sizeof(err))) == -1) {
 		pthread_mutex_unlock(&alog_mtx);
-		log_warnx("%s: %s", __func__, err);
+		log_warnx("%s", err);
 		return -1;
 	}
 	close(alog.fd);
@@ -318,8 +318,8 @@ flush_locked(void)
 			continue;
 		if (n <= 0) {
 			if (!alog.failed)
-				log_warnx("%s: access_log %s: %s; lines lost",
-				    __func__, alog.path, strerror(errno));
+				log_warnx("access_log %s: %s; lines lost",
+				    alog.path, strerror(errno));
 			alog.failed = 1;
 			break;
 		}
@@ -365,8 +365,8 @@ socket_send(const char *line, size_t len, time_t when)
 	msg.msg_iovlen = 2;
 	if (sendmsg(alog.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == -1) {
 		if (!alog.failed)
-			log_warnx("%s: access_log %s: %s; lines lost",
-			    __func__, alog.path, strerror(errno));
+			log_warnx("access_log %s: %s; lines lost",
+			    alog.path, strerror(errno));
 		alog.failed = 1;
 		return;
 	}

@@ -67,8 +67,7 @@ ppaccept_fail(struct ppaccept *pa, const char *why, int result)
 {
 	struct worker	*w = pa->pa_worker;
 
-	log_info("%s: PROXY header from %s: %s; closing", __func__,
-	    pa->pa_peertext, why);
+	log_info("PROXY header from %s: %s; closing", pa->pa_peertext, why);
 	w->w_metrics.m_proxyproto[result]++;
 	ppaccept_free(pa, 0);
 	listener_update(w);
@@ -84,7 +83,7 @@ ppaccept_start(struct worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	struct timeval	 tv = msec_tv(w->w_conf->proxy.header_timeout_ms);
 
 	if ((pa = calloc(1, sizeof(*pa))) == NULL) {
-		log_warnx("%s: out of memory, dropping a connection", __func__);
+		log_warnx("out of memory, dropping a connection");
 		close(fd);
 		return;
 	}
@@ -104,7 +103,7 @@ ppaccept_start(struct worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	if (pa->pa_read == NULL || pa->pa_timer == NULL ||
 	    event_add(pa->pa_read, NULL) == -1 ||
 	    evtimer_add(pa->pa_timer, &tv) == -1) {
-		log_warnx("%s: out of memory, dropping a connection", __func__);
+		log_warnx("out of memory, dropping a connection");
 		ppaccept_free(pa, 0);
 		return;
 	}

@@ -193,7 +193,7 @@ relay_request(struct conn *c)
 			return;
 		}
 		if ((k = body_step(&c->cn_req_body, in, out, 0)) == -1) {
-			log_info("%s: conn %llu: request body: %s", __func__,
+			log_info("conn %llu: request body: %s",
 			    (unsigned long long)c->cn_id,
 			    c->cn_req_body.error_what);
 			conn_upstream_failed(c, 400, MR_NONE);
@@ -298,8 +298,8 @@ read_response_head(struct conn *c)
 		if (r == HTTP_PARSE_AGAIN)
 			return;
 		if (r == HTTP_PARSE_ERROR || c->cn_resp.status == 101) {
-			log_warnx("%s: conn %llu: %s: invalid response: %s",
-			    __func__, (unsigned long long)c->cn_id,
+			log_warnx("conn %llu: %s: invalid response: %s",
+			    (unsigned long long)c->cn_id,
 			    c->cn_ur.ur_server->sv_addr->text,
 			    c->cn_resp.error_what ? c->cn_resp.error_what :
 			    "101 Switching Protocols");
@@ -359,8 +359,8 @@ relay_response(struct conn *c)
 		k = body_step(&c->cn_resp_body, in, out, c->cn_dechunk);
 		c->cn_resp_bytes += evbuffer_get_length(out) - before;
 		if (k == -1) {
-			log_warnx("%s: conn %llu: %s: response body: %s",
-			    __func__, (unsigned long long)c->cn_id,
+			log_warnx("conn %llu: %s: response body: %s",
+			    (unsigned long long)c->cn_id,
 			    c->cn_ur.ur_server->sv_addr->text,
 			    c->cn_resp_body.error_what);
 			conn_close(c, "invalid response body");
@@ -373,8 +373,8 @@ relay_response(struct conn *c)
 	if (!http_body_done(&c->cn_resp_body))
 		return;
 	if (evbuffer_get_length(in) > 0) {
-		log_warnx("%s: conn %llu: %s: bytes after the response",
-		    __func__, (unsigned long long)c->cn_id,
+		log_warnx("conn %llu: %s: bytes after the response",
+		    (unsigned long long)c->cn_id,
 		    c->cn_ur.ur_server->sv_addr->text);
 		c->cn_up_reuse = 0;
 	}
@@ -495,7 +495,7 @@ relay_upstream_event(struct conn *c, short what)
 	const char	*addr = c->cn_ur.ur_server->sv_addr->text;
 
 	if (what & BEV_EVENT_TIMEOUT) {
-		log_warnx("%s: conn %llu: %s: no answer in time", __func__,
+		log_warnx("conn %llu: %s: no answer in time",
 		    (unsigned long long)c->cn_id, addr);
 		if (c->cn_resp_state != RS_BODY)
 			upstream_judge(c, HE_TIMEOUT);
@@ -520,14 +520,14 @@ relay_upstream_event(struct conn *c, short what)
 		return;
 	}
 	if (retryable(c)) {
-		log_info("%s: conn %llu: %s: kept-alive connection closed; "
-		    "retrying", __func__, (unsigned long long)c->cn_id, addr);
+		log_info("conn %llu: %s: kept-alive connection closed; "
+		    "retrying", (unsigned long long)c->cn_id, addr);
 		conn_set_state(c, CS_CONNECT);
 		upstream_retry(c);
 		return;
 	}
-	log_warnx("%s: conn %llu: %s: connection %s", __func__,
-	    (unsigned long long)c->cn_id, addr,
+	log_warnx("conn %llu: %s: connection %s", (unsigned long long)c->cn_id,
+	    addr,
 	    (what & BEV_EVENT_EOF) ? "closed early" :
 	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	/* a kept-alive connection closing is no sign of a failing server */
@@ -535,7 +535,7 @@ relay_upstream_event(struct conn *c, short what)
 		upstream_judge(c, c->cn_ur.ur_up->uc_requests < 2 ||
 		    c->cn_resp_state == RS_HEAD ? HE_RESET : HE_NEUTRAL);
 	if (resendable(c)) {
-		log_info("%s: conn %llu: trying another server", __func__,
+		log_info("conn %llu: trying another server",
 		    (unsigned long long)c->cn_id);
 		conn_set_state(c, CS_CONNECT);
 		if (upstream_failover(c) == 0)

@@ -213,8 +213,8 @@ sync_checks(struct server *sv, const struct config *conf)
 		return;
 	if (conf->backend.health.check_on) {
 		if (sv->sv_check == NULL && check_start(sv, conf) == -1)
-			log_warnx("%s: server %s: out of memory; not checked",
-			    __func__, sv->sv_addr->text);
+			log_warnx("server %s: out of memory; not checked",
+			    sv->sv_addr->text);
 		return;
 	}
 	check_free(sv->sv_check);
@@ -223,8 +223,8 @@ sync_checks(struct server *sv, const struct config *conf)
 	on = health_checks_off(sv->sv_health, now_usec());
 	health_unlock(w);
 	if (on)
-		log_info("%s: server %s: down -> up (checks turned off)",
-		    __func__, sv->sv_addr->text);
+		log_info("server %s: down -> up (checks turned off)",
+		    sv->sv_addr->text);
 }
 
 /*
@@ -373,14 +373,12 @@ server_event(struct server *sv, enum health_event ev, int trial)
 	if (!changed)
 		return;
 	if (is == HS_UP) {
-		log_info("%s: server %s: %s -> up (%s)%s", __func__,
-		    sv->sv_addr->text, health_state_name(was),
+		log_info("server %s: %s -> up (%s)%s", sv->sv_addr->text, health_state_name(was),
 		    trial ? "trial connect succeeded" : health_event_name(ev),
 		    hc->slowstart_ms > 0 ? ", slow start" : "");
 		return;
 	}
-	log_warnx("%s: server %s: %s -> ejected (%s%s), for %llums", __func__,
-	    sv->sv_addr->text, health_state_name(was), health_event_name(ev),
+	log_warnx("server %s: %s -> ejected (%s%s), for %llums", sv->sv_addr->text, health_state_name(was), health_event_name(ev),
 	    trial ? ", trial" : was == HS_UP && hc->max_fails > 1 ?
 	    ", max_fails in a row" : "",
 	    (unsigned long long)(wait / 1000));
@@ -459,14 +457,14 @@ upstream_check_result(struct server *sv, int ok, const char *why)
 		return;
 	}
 	if (is == HS_UP) {
-		log_info("%s: server %s: %s -> up (check passed: %s, %u in a "
-		    "row)%s", __func__, sv->sv_addr->text,
+		log_info("server %s: %s -> up (check passed: %s, %u in a "
+		    "row)%s", sv->sv_addr->text,
 		    health_state_name(was), why, in_row,
 		    hc->slowstart_ms > 0 ? ", slow start" : "");
 		return;
 	}
-	log_warnx("%s: server %s: %s -> down (check failed: %s, %u in a row)",
-	    __func__, sv->sv_addr->text, health_state_name(was), why,
+	log_warnx("server %s: %s -> down (check failed: %s, %u in a row)",
+	    sv->sv_addr->text, health_state_name(was), why,
 	    in_row);
 	move_connecting(sv);
 	tell_workers(w);
@@ -495,8 +493,8 @@ move_connecting(struct server *sv)
 		conn_upstream_req(c)->ur_up = NULL;
 		upconn_free(uc);
 		server_put(sv);
-		log_info("%s: conn %llu: %s out of rotation while "
-		    "connecting; trying another", __func__, (unsigned long long)conn_id(c),
+		log_info("conn %llu: %s out of rotation while "
+		    "connecting; trying another", (unsigned long long)conn_id(c),
 		    sv->sv_addr->text);
 		upstream_request(c);
 	}
@@ -632,8 +630,7 @@ upconn_connect(struct conn *c, struct server *sv)
 	if (uc->uc_bev == NULL) {
  nomem:
 		free(uc);
-		log_warnx("%s: conn %llu: out of memory", __func__,
-		    (unsigned long long)conn_id(c));
+		log_warnx("conn %llu: out of memory", (unsigned long long)conn_id(c));
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
@@ -721,16 +718,15 @@ upstream_request(struct conn *c)
 			conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 			return;
 		}
-		log_info("%s: conn %llu: no backend server is up", __func__,
-		    (unsigned long long)conn_id(c));
+		log_debug("conn %llu: no backend server is up", (unsigned long long)conn_id(c));
 		conn_set_retry_after(c, no_server_retry_after(w, now));
 		conn_upstream_failed(c, 503, MR_NO_SERVER);
 		return;
 	}
 	if (ur->ur_tries > 0 && !retry_allow(&w->w_retry, bc->retry_budget,
 	    bc->retry_min_per_second, now)) {
-		log_info("%s: conn %llu: retry budget spent; not trying %s",
-		    __func__, (unsigned long long)conn_id(c),
+		log_info("conn %llu: retry budget spent; not trying %s",
+		    (unsigned long long)conn_id(c),
 		    w->w_servers[idx]->sv_addr->text);
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
@@ -850,8 +846,7 @@ probe_start(struct server *sv, uint64_t now)
 	if (bufferevent_socket_connect(uc->uc_bev,
 	    (const struct sockaddr *)&sv->sv_addr->ss,
 	    (int)sv->sv_addr->sslen) == -1) {
-		log_info("%s: server %s: trial connect: %s", __func__,
-		    sv->sv_addr->text,
+		log_info("server %s: trial connect: %s", sv->sv_addr->text,
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		upconn_free(uc);
 		server_event(sv, HE_CONNECT, 1);
@@ -968,8 +963,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		break;
 	case UC_PROBE:
 		if (!(what & BEV_EVENT_CONNECTED))
-			log_info("%s: server %s: trial connect: %s", __func__,
-			    sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
+			log_info("server %s: trial connect: %s", sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
 			    "timed out" : upconn_why(uc, error, why, sizeof(why)));
 		upconn_free(uc);
 		server_event(sv, (what & BEV_EVENT_CONNECTED) ? HE_OK :
@@ -983,8 +977,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			break;
 		}
 		sv->sv_worker->w_metrics.m_upstream_connect_failures++;
-		log_warnx("%s: conn %llu: connect to %s: %s", __func__,
-		    (unsigned long long)conn_id(c), sv->sv_addr->text,
+		log_warnx("conn %llu: connect to %s: %s", (unsigned long long)conn_id(c), sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
 		    upconn_why(uc, error, why, sizeof(why)));
 		conn_upstream_req(c)->ur_up = NULL;

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# soak.sh: a bounded soak run. A backend of known capacity
-# (contrib/bench/collapse_backend.py: WORKERS workers of SERVICE_MS each)
-# behind spillway, driven open-loop by contrib/loadgen at OVERLOAD times
-# that capacity for SOAK_SECONDS, with a reload (SIGHUP, alternating
-# between two configurations) every RELOAD_EVERY seconds. spillway's RSS
-# (VmRSS), open descriptors and CPU time are sampled every second into a
-# CSV.
+# soak.sh: a bounded soak run with everything on. A backend of known
+# capacity (contrib/bench/collapse_backend.py: WORKERS workers of
+# SERVICE_MS each) behind spillway with SPILLWAY_WORKERS event loops,
+# driven open-loop by contrib/loadgen at OVERLOAD times that capacity for
+# SOAK_SECONDS, with a reload (SIGHUP, alternating between two
+# configurations) every RELOAD_EVERY seconds; a second, flapping server
+# (the same backend, stopped and started again every FLAP_EVERY seconds)
+# watched by active health checks; and, when redis-server is installed and
+# spillway was built with hiredis, the admission buckets shared on a Redis
+# that is restarted once, half-way. spillway's RSS (VmRSS), open
+# descriptors and CPU time are sampled every second into a CSV.
 #
 # Verdict (exit 0 if every check passes, 1 otherwise):
 #   - spillway is alive at the end, and stops cleanly on SIGTERM;
@@ -22,7 +26,13 @@
 #   LOADGEN=path       loadgen binary (default: <repo>/contrib/loadgen/loadgen)
 #   SOAK_SECONDS=600   seconds of load
 #   RELOAD_EVERY=10    seconds between reloads
-#   WORKERS=4 SERVICE_MS=20   the backend: capacity WORKERS*1000/SERVICE_MS
+#   WORKERS=4 SERVICE_MS=20   each backend server: capacity
+#                      WORKERS*1000/SERVICE_MS
+#   SPILLWAY_WORKERS=1 spillway's [proxy] workers (a build with them)
+#   FLAP_EVERY=30      seconds between stopping and starting the second
+#                      server; 0: one server, no health checks
+#   REDIS=auto         yes: share the buckets on a redis-server of the
+#                      run's own (restarted once); no; auto: yes if it can
 #   OVERLOAD=5         offered rate = OVERLOAD x capacity
 #   TIMEOUT=5          loadgen per-request timeout, seconds
 #   CONNECTIONS=512    loadgen connection cap
@@ -55,8 +65,12 @@ RSS_SLACK_KB=${RSS_SLACK_KB:-1024}
 FD_SLACK=${FD_SLACK:-16}
 OUTDIR=${OUTDIR:-/tmp/spillway-soak}
 
+SPILLWAY_WORKERS=${SPILLWAY_WORKERS:-1}
+FLAP_EVERY=${FLAP_EVERY:-30}
+REDIS=${REDIS:-auto}
+
 for v in SOAK_SECONDS RELOAD_EVERY WORKERS SERVICE_MS OVERLOAD TIMEOUT \
-    CONNECTIONS SLACK_PCT RSS_SLACK_KB FD_SLACK; do
+    CONNECTIONS SLACK_PCT RSS_SLACK_KB FD_SLACK SPILLWAY_WORKERS FLAP_EVERY; do
 	case ${!v} in ''|*[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
 done
 [ "$SOAK_SECONDS" -ge 8 ] || die "SOAK_SECONDS must be at least 8"
@@ -74,6 +88,20 @@ fi
 [ -x "$LOADGEN" ] || die "no loadgen binary at $LOADGEN (make first)"
 need python3 python3
 [ "${missing:-0}" -eq 0 ] || die "missing tools"
+case $REDIS in
+yes|no) ;;
+auto)	if command -v redis-server >/dev/null 2>&1 &&
+	    "$SPILLWAY" -V 2>&1 | grep -q redis; then
+		REDIS=yes
+	else
+		REDIS=no
+	fi ;;
+*)	die "REDIS must be yes, no or auto (got '$REDIS')" ;;
+esac
+if [ "$REDIS" = yes ]; then
+	need redis-server redis-server
+	[ "${missing:-0}" -eq 0 ] || die "missing tools"
+fi
 
 CAPACITY=$((WORKERS * 1000 / SERVICE_MS))
 RATE=$((OVERLOAD * CAPACITY))
@@ -93,8 +121,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-read -r BPORT PPORT <<EOF
-$(free_ports 2)
+read -r BPORT PPORT BPORT2 RPORT <<EOF
+$(free_ports 4)
 EOF
 
 write_conf() { # write_conf QUEUE_TIMEOUT: the configuration, to reload
@@ -105,16 +133,67 @@ max_connections = 4096
 header_timeout = 5s
 idle_timeout = 30s
 access_log = off
+EOF
+	if [ "$SPILLWAY_WORKERS" -gt 1 ]; then
+		echo "workers = $SPILLWAY_WORKERS" >> "$OUTDIR/spillway.ini.new"
+	fi
+	cat >> "$OUTDIR/spillway.ini.new" <<EOF
 
 [backend]
 server = 127.0.0.1:$BPORT
 response_timeout = 10s
+EOF
+	if [ "$FLAP_EVERY" -gt 0 ]; then
+		cat >> "$OUTDIR/spillway.ini.new" <<EOF
+server = 127.0.0.1:$BPORT2
+health_check = GET /
+check_interval = 1s
+check_timeout = 500ms
+check_rise = 2
+check_fall = 2
+EOF
+	fi
+	cat >> "$OUTDIR/spillway.ini.new" <<EOF
 
 [limiter]
 algorithm = gradient
 queue_timeout = $1
 EOF
+	if [ "$REDIS" = yes ]; then
+		# a global rate above what the servers take: the buckets are
+		# used on every request, and refuse only past it
+		cat >> "$OUTDIR/spillway.ini.new" <<EOF
+
+[admission]
+rate = $((4 * CAPACITY))
+burst = $CAPACITY
+
+[cluster]
+redis = 127.0.0.1:$RPORT
+EOF
+	fi
 	mv "$OUTDIR/spillway.ini.new" "$OUTDIR/spillway.ini"
+}
+
+start_backend2() {
+	python3 "$REPO_DIR/contrib/bench/collapse_backend.py" --port "$BPORT2" \
+	    --workers "$WORKERS" --service-ms "$SERVICE_MS" --quiet \
+	    2>> "$OUTDIR/backend2.log" &
+	B2PID=$!
+	pids="$pids $B2PID"
+}
+
+start_redis() {
+	redis-server --port "$RPORT" --bind 127.0.0.1 --save '' \
+	    --appendonly no --dir "$OUTDIR" > "$OUTDIR/redis.log" 2>&1 &
+	RPID=$!
+	pids="$pids $RPID"
+}
+
+stop_pid() { # stop_pid PID: TERM, then wait for it
+	kill "$1" 2>/dev/null || true
+	for _ in $(seq 50); do alive "$1" || break; sleep 0.1; done
+	wait "$1" 2>/dev/null || true
 }
 
 log "backend: $WORKERS workers x ${SERVICE_MS} ms = $CAPACITY req/s on :$BPORT"
@@ -123,13 +202,31 @@ python3 "$REPO_DIR/contrib/bench/collapse_backend.py" --port "$BPORT" \
     2> "$OUTDIR/backend.log" &
 BPID=$!
 pids="$pids $BPID"
+B2PID=""
+if [ "$FLAP_EVERY" -gt 0 ]; then
+	log "second server on :$BPORT2, stopped and started every ${FLAP_EVERY}s, health checked"
+	start_backend2
+fi
+RPID=""
+if [ "$REDIS" = yes ]; then
+	log "redis-server on :$RPORT, the buckets shared there, restarted half-way"
+	start_redis
+fi
+# the servers listen before spillway starts checking them
+for _ in $(seq 50); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$BPORT") 2>/dev/null &&
+	    { [ "$FLAP_EVERY" -eq 0 ] ||
+	    (exec 3<>"/dev/tcp/127.0.0.1/$BPORT2") 2>/dev/null; }; then
+		break
+	fi
+	sleep 0.1
+done
 write_conf 1s
 "$SPILLWAY" -c "$OUTDIR/spillway.ini" 2> "$OUTDIR/spillway.log" &
 SPID=$!
 pids="$pids $SPID"
 for _ in $(seq 50); do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$PPORT") 2>/dev/null &&
-	    (exec 3<>"/dev/tcp/127.0.0.1/$BPORT") 2>/dev/null; then
+	if (exec 3<>"/dev/tcp/127.0.0.1/$PPORT") 2>/dev/null; then
 		break
 	fi
 	sleep 0.1
@@ -149,6 +246,9 @@ t0=$SECONDS
 reloads=0
 next_reload=$RELOAD_EVERY
 next_log=60
+flaps=0
+next_flap=$FLAP_EVERY
+redis_restarted=0
 while alive "$LPID"; do
 	sleep 1
 	t=$((SECONDS - t0))
@@ -163,13 +263,31 @@ while alive "$LPID"; do
 		kill -HUP "$SPID"
 		reloads=$((reloads + 1))
 	fi
+	if [ "$FLAP_EVERY" -gt 0 ] && [ "$t" -ge "$next_flap" ] &&
+	    [ "$t" -lt "$SOAK_SECONDS" ]; then
+		next_flap=$((next_flap + FLAP_EVERY))
+		if alive "$B2PID"; then
+			stop_pid "$B2PID"
+		else
+			start_backend2
+		fi
+		flaps=$((flaps + 1))
+	fi
+	if [ "$REDIS" = yes ] && [ "$redis_restarted" -eq 0 ] &&
+	    [ "$t" -ge $((SOAK_SECONDS / 2)) ]; then
+		log "t=${t}s: redis-server stopped for 3 s"
+		stop_pid "$RPID"
+		sleep 3
+		start_redis
+		redis_restarted=1
+	fi
 	rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SPID/status" 2>/dev/null) || rss=
 	fds=$(find "/proc/$SPID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 	cpu=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$SPID/stat" 2>/dev/null) || cpu=
 	echo "$t,${rss:-},$fds,${cpu:-},$reloads" >> "$CSV"
 	if [ "$t" -ge "$next_log" ]; then
 		next_log=$((next_log + 60))
-		log "t=${t}s rss=${rss:-?} kB fds=$fds reloads=$reloads"
+		log "t=${t}s rss=${rss:-?} kB fds=$fds reloads=$reloads flaps=$flaps"
 	fi
 done
 wait "$LPID" || true

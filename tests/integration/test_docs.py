@@ -141,5 +141,29 @@ def mandoc_lint():
           "mandoc -Tlint exit %d:\n%s" % (cp.returncode, out))
 
 
+@test("no log line above debug names an internal function (__func__)")
+def no_function_names_in_logs():
+    # a call at info level or above that passes __func__: the operator
+    # reads "server_event: ..." where "server ..." says it (issue 16)
+    call = re.compile(r"\blog_(info|warnx?|notice|crit|errx?)\(|"
+                      r"\blog_msg\(LOG_LVL_(?!DEBUG)")
+    bad = []
+    src = os.path.join(TOP_SRCDIR, "src")
+    for name in sorted(os.listdir(src)):
+        if not name.endswith(".c"):
+            continue
+        text = read(os.path.join(src, name))
+        for m in call.finditer(text):
+            depth, i = 1, text.index("(", m.start()) + 1
+            while depth and i < len(text):
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            if "__func__" in text[m.start():i]:
+                bad.append("%s:%d" % (name, text.count("\n", 0,
+                                                          m.start()) + 1))
+    check(not bad, "log calls above debug naming __func__: %s"
+          % ", ".join(bad))
+
+
 if __name__ == "__main__":
     run_main()
