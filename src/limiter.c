@@ -584,22 +584,6 @@ limiter_take(struct limiter *lm)
 		lm->lm_win_peak = lm->lm_inflight;
 }
 
-/*
- * A latency sample less the proxy's own event-loop lag: the time the
- * answer waited for the loop to come round to it is not the backend's.
- * loop_lag is a smoothed mean and samples vary about it, so a sample
- * keeps at least LAG_KEEP of itself.
- */
-#define LAG_KEEP	4
-uint64_t
-limiter_less_lag(uint64_t latency, uint64_t loop_lag)
-{
-	uint64_t	 keep = latency / LAG_KEEP;
-
-	return latency > loop_lag && latency - loop_lag > keep ?
-	    latency - loop_lag : keep;
-}
-
 void
 limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
     enum limiter_outcome outcome)

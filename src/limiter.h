@@ -74,7 +74,6 @@ int		 limiter_acquire(struct limiter *, uint64_t now);
  * enforced); give it back with limiter_release() as any other.
  */
 void		 limiter_take(struct limiter *);
-uint64_t	 limiter_less_lag(uint64_t latency, uint64_t loop_lag);
 
 /* Give a slot back with the request's latency and outcome. */
 void		 limiter_release(struct limiter *, uint64_t now,

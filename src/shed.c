@@ -47,19 +47,17 @@
 #define SHED_ECHO	20000	/* usec */
 
 /*
- * Event-loop lag. A backend's answer waits in the socket until the loop
- * comes round to it; when the proxy itself is busy (a fast backend, many
- * clients), that wait is most of the latency measured, and the limiter,
- * taking it for the backend's queue, held the limit down: throughput fell
- * to half of HAProxy's in front of nginx with no queue at the backend.
- * Every LAG_EVERY while requests are out, a timer arms a zero-timeout
- * timer; libevent runs timers after the I/O of the next iteration, so its
- * delay is about the wait of an answer that arrived meanwhile (the rest of
- * one iteration, then its place in the next). The smoothed lag is taken
- * off each latency sample (limiter_less_lag()) before the limiter and the
- * queue see it: what is left is the backend's own time. It is forgotten
- * after LAG_IDLE without requests, so a backend's no-load latency is
- * measured as it was.
+ * Event-loop lag, for operators: how long a ready event waits for the
+ * loop. Every LAG_EVERY while requests are out, a timer arms a
+ * zero-timeout timer; libevent runs timers after the I/O of the next
+ * iteration, so its delay is about the wait of an answer that arrived
+ * meanwhile. It is shown (spillway_event_loop_lag_seconds) and not taken
+ * off the backend's latency: in front of a fast backend much of the
+ * latency measured is this wait, but on a machine short of CPU (a
+ * CPU-bound app beside spillway) the wait is the machine's, and taking it
+ * off let the limit grow past a starving backend's knee (a closed loop
+ * within the budget then met queue timeouts). It is forgotten after
+ * LAG_IDLE without requests.
  */
 #define LAG_EVERY	10000	/* usec */
 #define LAG_W		0.125	/* weight of a new probe */
@@ -460,8 +458,6 @@ shed_leave(struct conn *c)
 		goto out;
 	t->st_has_slot = 0;
 	o = conn_outcome(c, now, &latency);
-	latency = limiter_less_lag(latency,
-	    atomic_load_explicit(&w->w_lag, memory_order_relaxed));
 	limiter_release(px->px_lim, now, latency, o);
 	queue_depart(px->px_queue, now,
 	    o == LIMITER_SUCCESS ? (latency > 0 ? latency : 1) : 0);

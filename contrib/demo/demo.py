@@ -64,11 +64,23 @@ def get_status(host, port, path, timeout=3.0):
         c.close()
 
 
-def cmd_wait(url, seconds="15"):
+def gone(pid):
+    """True if process pid has exited (or is a zombie)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def cmd_wait(url, seconds="15", pid=None):
+    """Wait for url to answer 200; give up early if process pid exits."""
     hostport, _, path = url.partition("//")[2].partition("/")
     host, _, port = hostport.rpartition(":")
     deadline = time.monotonic() + float(seconds)
     while time.monotonic() < deadline:
+        if pid is not None and gone(int(pid)):
+            break
         try:
             if get_status(host, int(port), "/" + path) == 200:
                 return 0

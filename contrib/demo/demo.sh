@@ -158,11 +158,26 @@ start_app() {	# start_app LOGNAME [PORT]
 	    { cat "$OUT/app-$1.log" >&2; die "legacy-app did not start"; }
 }
 start_spillway() {	# start_spillway LOGNAME [CONF]
-	"$SPILLWAY" -c "${2:-$INI}" >"$OUT/spillway-$1.log" 2>&1 &
-	SPW_PID=$!
-	PIDS="$PIDS $SPW_PID"
-	py wait "http://127.0.0.1:$ADMIN_PORT/status" 30 ||
-	    { cat "$OUT/spillway-$1.log" >&2; die "spillway did not start"; }
+	local try
+	# A port of the ephemeral range that was free a moment ago can be
+	# the local end of someone's outgoing connection now (another
+	# program on the machine, the load generator of the run before):
+	# spillway says "Address already in use"; such a connection is
+	# short-lived, so try again a few times before giving up.
+	for try in 1 2 3 4 5; do
+		"$SPILLWAY" -c "${2:-$INI}" >"$OUT/spillway-$1.log" 2>&1 &
+		SPW_PID=$!
+		PIDS="$PIDS $SPW_PID"
+		py wait "http://127.0.0.1:$ADMIN_PORT/status" 30 "$SPW_PID" &&
+		    return 0
+		kill -0 "$SPW_PID" 2>/dev/null && break
+		forget "$SPW_PID"
+		grep -q "Address already in use" "$OUT/spillway-$1.log" || break
+		log "a port is taken for now; starting spillway again ($try)"
+		sleep 1
+	done
+	cat "$OUT/spillway-$1.log" >&2
+	die "spillway did not start"
 }
 load() {	# load NAME PORT: one run of open-loop load
 	log "$1: $RATE req/s for $SECONDS_ s to 127.0.0.1:$2"
