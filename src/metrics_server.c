@@ -25,6 +25,21 @@ label(struct mbuf *mb, const char *name, const struct metrics_server *s)
 	mbuf_printf(mb, "\"}");
 }
 
+/* A counter of struct metrics_server at offset off: one sample a server. */
+static void
+counter_family(struct mbuf *mb, const char *name, const char *help,
+    const struct metrics_server *sv, size_t n, size_t off)
+{
+	size_t	 i;
+
+	family(mb, name, "counter", help);
+	for (i = 0; i < n; i++) {
+		label(mb, name, &sv[i]);
+		mbuf_printf(mb, " %" PRIu64 "\n",
+		    *(const uint64_t *)(const void *)((const char *)&sv[i] + off));
+	}
+}
+
 void
 metrics_server_prometheus(const struct metrics_server *sv, size_t n,
     const struct metrics_retries *rt, struct mbuf *mb)
@@ -61,12 +76,9 @@ metrics_server_prometheus(const struct metrics_server *sv, size_t n,
 		label(mb, "spillway_server_requests_in_flight", &sv[i]);
 		mbuf_printf(mb, " %u\n", sv[i].inflight);
 	}
-	family(mb, "spillway_server_requests_total", "counter",
-	    "Tries sent to the backend server.");
-	for (i = 0; i < n; i++) {
-		label(mb, "spillway_server_requests_total", &sv[i]);
-		mbuf_printf(mb, " %" PRIu64 "\n", sv[i].requests);
-	}
+	counter_family(mb, "spillway_server_requests_total",
+	    "Tries sent to the backend server.", sv, n,
+	    offsetof(struct metrics_server, requests));
 	family(mb, "spillway_server_response_seconds", "summary",
 	    "From a try's start to the backend server's response head.");
 	for (i = 0; i < n; i++) {
@@ -75,19 +87,13 @@ metrics_server_prometheus(const struct metrics_server *sv, size_t n,
 		label(mb, "spillway_server_response_seconds_count", &sv[i]);
 		mbuf_printf(mb, " %" PRIu64 "\n", sv[i].answered);
 	}
-	family(mb, "spillway_server_failures_total", "counter",
+	counter_family(mb, "spillway_server_failures_total",
 	    "Failed tries on the backend server (connect, reset, timeout, "
-	    "invalid, 5xx but 503).");
-	for (i = 0; i < n; i++) {
-		label(mb, "spillway_server_failures_total", &sv[i]);
-		mbuf_printf(mb, " %" PRIu64 "\n", sv[i].failures);
-	}
-	family(mb, "spillway_server_ejections_total", "counter",
-	    "Times the backend server was taken out of rotation.");
-	for (i = 0; i < n; i++) {
-		label(mb, "spillway_server_ejections_total", &sv[i]);
-		mbuf_printf(mb, " %" PRIu64 "\n", sv[i].ejections);
-	}
+	    "invalid, 5xx but 503).", sv, n,
+	    offsetof(struct metrics_server, failures));
+	counter_family(mb, "spillway_server_ejections_total",
+	    "Times the backend server was taken out of rotation.", sv, n,
+	    offsetof(struct metrics_server, ejections));
 	family(mb, "spillway_server_checks_total", "counter",
 	    "Active health checks of the backend server, by result.");
 	for (i = 0; i < n; i++) {

@@ -164,3 +164,33 @@ forget() { # forget PID: drop from PIDS
     for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
     PIDS=("${keep[@]}")
 }
+
+# spillway_tls_ini TLSPORT PLAINPORT|- PROTOCOLS RESUME(0|1) CERTDIR BACKENDPORT:
+# a spillway configuration for the TLS benchmarks on stdout (no limit, no
+# queue, no log; CERTDIR holds server.pem and server.key)
+spillway_tls_ini() {
+    printf '[proxy]\n'
+    [ "$2" != - ] && printf 'listen = 127.0.0.1:%s\n' "$2"
+    cat <<EOF
+access_log = off
+max_connections = 10000
+[backend]
+server = 127.0.0.1:$6
+keepalive = 64
+[limiter]
+algorithm = fixed
+limit = 10000
+max_limit = 10000
+queue_size = 0
+[tls]
+listen = 127.0.0.1:$1
+certificate = $5/server.pem
+private_key = $5/server.key
+protocols = $3
+EOF
+    if [ "$4" = 1 ]; then
+        printf 'session_tickets = yes\nsession_cache = 20000\n'
+    else
+        printf 'session_tickets = no\nsession_cache = 0\n'
+    fi
+}

@@ -204,35 +204,9 @@ HAPROXY_MAXCONN=$(( (NOFILE - 200) / 2 ))
 
 write_backend_conf "$WORK" "$BACKEND_PORT"
 
-spillway_ini() { # spillway_ini TLSPORT PLAINPORT|- PROTOCOLS RESUME(0|1)
-    printf '[proxy]\n'
-    [ "$2" != - ] && printf 'listen = 127.0.0.1:%s\n' "$2"
-    cat <<EOF
-access_log = off
-max_connections = 10000
-[backend]
-server = 127.0.0.1:$BACKEND_PORT
-keepalive = 64
-[limiter]
-algorithm = fixed
-limit = 10000
-max_limit = 10000
-queue_size = 0
-[tls]
-listen = 127.0.0.1:$1
-certificate = $PKI/server.pem
-private_key = $PKI/server.key
-protocols = $3
-EOF
-    if [ "$4" = 1 ]; then
-        printf 'session_tickets = yes\nsession_cache = 20000\n'
-    else
-        printf 'session_tickets = no\nsession_cache = 0\n'
-    fi
-}
-spillway_ini "$SP_FULL" "$SP_PLAIN" "TLSv1.2 TLSv1.3" 0 > "$WORK/spillway-full.ini"
-spillway_ini "$SP_12" - "TLSv1.2" 0 > "$WORK/spillway-tls12.ini"
-spillway_ini "$SP_RES" - "TLSv1.2 TLSv1.3" 1 > "$WORK/spillway-resume.ini"
+spillway_tls_ini "$SP_FULL" "$SP_PLAIN" "TLSv1.2 TLSv1.3" 0 "$PKI" "$BACKEND_PORT" > "$WORK/spillway-full.ini"
+spillway_tls_ini "$SP_12" - "TLSv1.2" 0 "$PKI" "$BACKEND_PORT" > "$WORK/spillway-tls12.ini"
+spillway_tls_ini "$SP_RES" - "TLSv1.2 TLSv1.3" 1 "$PKI" "$BACKEND_PORT" > "$WORK/spillway-resume.ini"
 
 haproxy_conf() { # haproxy_conf TLSPORT PLAINPORT|- MAXVER RESUME(0|1) STATSOCK
     local bindopt="ssl crt $PKI/combined.pem alpn http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver $3"

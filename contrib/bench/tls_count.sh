@@ -92,25 +92,8 @@ read -r BACKEND_PORT SP_PORT HA_PORT <<EOF
 $(free_ports 3)
 EOF
 write_backend_conf "$WORK" "$BACKEND_PORT"
-cat > "$WORK/spillway.ini" <<EOF
-[proxy]
-access_log = off
-max_connections = 10000
-[backend]
-server = 127.0.0.1:$BACKEND_PORT
-keepalive = 64
-[limiter]
-algorithm = fixed
-limit = 10000
-max_limit = 10000
-queue_size = 0
-[tls]
-listen = 127.0.0.1:$SP_PORT
-certificate = $WORK/server.pem
-private_key = $WORK/server.key
-session_tickets = no
-session_cache = 0
-EOF
+spillway_tls_ini "$SP_PORT" - "TLSv1.2 TLSv1.3" 0 "$WORK" "$BACKEND_PORT" \
+    > "$WORK/spillway.ini"
 cat > "$WORK/haproxy.conf" <<EOF
 global
     nbthread 1

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "limiter.h"
+#include "sim_rng.h"
 #include "queue.h"
 #include "tap.h"
 
@@ -88,19 +89,10 @@ struct sim {
 	uint64_t	 ok_slo, late, refused;
 };
 
-static uint64_t
-rng_next(struct sim *s)
-{
-	s->rng ^= s->rng >> 12;
-	s->rng ^= s->rng << 25;
-	s->rng ^= s->rng >> 27;
-	return s->rng * 0x2545f4914f6cdd1dULL;
-}
-
 static double
 rng_unit(struct sim *s)
 {
-	return ((rng_next(s) >> 11) + 0.5) / 9007199254740992.0;
+	return sim_rng_unit(&s->rng);
 }
 
 static void

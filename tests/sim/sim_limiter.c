@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "limiter.h"
+#include "sim_rng.h"
 #include "queue.h"
 
 #define USEC		1000000ULL
@@ -155,20 +156,10 @@ struct result {
 	double	 refusal_p50_ms, limit;
 };
 
-static uint64_t
-rng_next(struct sim *s)
-{
-	s->rng ^= s->rng >> 12;
-	s->rng ^= s->rng << 25;
-	s->rng ^= s->rng >> 27;
-	return s->rng * 2685821657736338717ULL;
-}
-
-/* Uniform in (0, 1). */
 static double
 rng_unit(struct sim *s)
 {
-	return ((rng_next(s) >> 11) + 0.5) / 9007199254740992.0;
+	return sim_rng_unit(&s->rng);
 }
 
 static int
