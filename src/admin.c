@@ -61,6 +61,13 @@ static struct event		*admin_history_ev;
 extern const char		dashboard_html[];
 extern const unsigned long	dashboard_html_len;
 
+static const char *const lock_names[PXL_COUNT] = {
+	[PXL_ADMISSION] = "admission",
+	[PXL_SHED] = "shed",
+	[PXL_HEALTH] = "health",
+};
+_Static_assert(PXL_COUNT <= METRICS_NLOCKS, "METRICS_NLOCKS too small");
+
 /*
  * Sample what metrics does not keep: gauges, now; and sum the workers'
  * counters into m (metrics_free() it after).
@@ -98,6 +105,14 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g, struct metrics *m)
 	g->queue_growing = qs.growing;
 	g->queue_drain_rate = qs.departure_rate;
 	g->loop_lag_seconds = shed_loop_lag(px) / 1e6;
+	g->nlocks = PXL_COUNT;
+	for (i = 0; i < PXL_COUNT; i++) {
+		g->lock_name[i] = lock_names[i];
+		g->lock_taken[i] = atomic_load_explicit(
+		    &px->px_lockstat[i].ls_taken, memory_order_relaxed);
+		g->lock_waited[i] = atomic_load_explicit(
+		    &px->px_lockstat[i].ls_waited, memory_order_relaxed);
+	}
 	g->queue_wait_seconds = qs.wait_usec / 1e6;
 	pthread_mutex_lock(&px->px_adm_mtx);
 	g->admission_clients = admission_clients(px->px_adm);

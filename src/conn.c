@@ -397,7 +397,8 @@ conn_admit(struct conn *c, const struct http_head *h)
 	c->cn_class = classify_request(c->cn_conf, h);
 	kind = classify_client_key(c->cn_conf, h, c->cn_client_ip, &key,
 	    &keylen);
-	pthread_mutex_lock(&c->cn_proxy->px_adm_mtx);
+	lock_counted(&c->cn_proxy->px_adm_mtx,
+	    &c->cn_proxy->px_lockstat[PXL_ADMISSION]);
 	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, kind,
 	    key, keylen, &v);
 	shared = admission_shared(c->cn_proxy->px_adm);

@@ -528,7 +528,19 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    "Longest a new waiter may wait now.", g->queue_wait_seconds);
 	prom_double(mb, "spillway_event_loop_lag_seconds",
 	    "How long a ready event waits for the event loop (smoothed; "
-	    "taken off the backend's latency).", g->loop_lag_seconds);
+	    "the largest of the workers' loops).", g->loop_lag_seconds);
+	prom_head(mb, "spillway_lock_acquisitions_total", "counter",
+	    "Times a lock the workers share was taken.");
+	for (p = 0; p < (int)g->nlocks; p++)
+		mbuf_printf(mb, "spillway_lock_acquisitions_total"
+		    "{lock=\"%s\"} %" PRIu64 "\n", g->lock_name[p],
+		    g->lock_taken[p]);
+	prom_head(mb, "spillway_lock_waits_total", "counter",
+	    "Times a lock the workers share was found held and waited for.");
+	for (p = 0; p < (int)g->nlocks; p++)
+		mbuf_printf(mb, "spillway_lock_waits_total"
+		    "{lock=\"%s\"} %" PRIu64 "\n", g->lock_name[p],
+		    g->lock_waited[p]);
 	prom_head(mb, "spillway_dry_run_shed_total", "counter",
 	    "Limiter dry run: requests past the limit, by what would have "
 	    "happened to them.");

@@ -63,6 +63,19 @@
 #define LAG_W		0.125	/* weight of a new probe */
 #define LAG_IDLE	100000	/* usec */
 
+/* The limiter and the queue's lock, counted (spillway_lock_*_total). */
+static void
+shed_lock(struct proxy *px)
+{
+	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
+}
+
+static void
+shed_unlock(struct proxy *px)
+{
+	pthread_mutex_unlock(&px->px_shed_mtx);
+}
+
 static struct shed_ticket *
 ticket_of(struct queue_item *qi)
 {
@@ -118,7 +131,7 @@ run_handoffs(struct worker *w)
 	enum queue_shed		 why;
 
 	for (;;) {
-		pthread_mutex_lock(&px->px_shed_mtx);
+		shed_lock(px);
 		if ((t = TAILQ_FIRST(&w->w_handoff)) != NULL) {
 			TAILQ_REMOVE(&w->w_handoff, t, st_hentry);
 			h = t->st_handoff;
@@ -127,7 +140,7 @@ run_handoffs(struct worker *w)
 			if (h == SH_GRANT)
 				t->st_has_slot = 1;
 		}
-		pthread_mutex_unlock(&px->px_shed_mtx);
+		shed_unlock(px);
 		if (t == NULL)
 			break;
 		if (h == SH_GRANT)
@@ -146,11 +159,11 @@ queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 	enum queue_shed		 why;
 	uint64_t		 now = now_usec();
 
-	pthread_mutex_lock(&px->px_shed_mtx);
+	shed_lock(px);
 	while ((qi = queue_expire(px->px_queue, now, &why)) != NULL)
 		handoff(ticket_of(qi), SH_SHED, why);
 	arm_queue_timer(w, now);
-	pthread_mutex_unlock(&px->px_shed_mtx);
+	shed_unlock(px);
 	run_handoffs(w);
 }
 
@@ -166,7 +179,7 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	struct queue_item	*qi;
 	uint64_t		 now = now_usec();
 
-	pthread_mutex_lock(&px->px_shed_mtx);
+	shed_lock(px);
 	while (queue_length(px->px_queue) > 0 &&
 	    limiter_acquire(px->px_lim, now) == 0) {
 		if ((qi = queue_pop(px->px_queue, now)) == NULL) {
@@ -176,7 +189,7 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 		handoff(ticket_of(qi), SH_GRANT, QUEUE_SHED_NONE);
 	}
 	arm_queue_timer(w, now);
-	pthread_mutex_unlock(&px->px_shed_mtx);
+	shed_unlock(px);
 	run_handoffs(w);
 }
 
@@ -198,9 +211,9 @@ lag_probe_cb(evutil_socket_t fd, short what, void *arg)
 	old = atomic_load_explicit(&w->w_lag, memory_order_relaxed);
 	atomic_store_explicit(&w->w_lag, (uint64_t)(old + LAG_W * (lag -
 	    (double)old)), memory_order_relaxed);
-	pthread_mutex_lock(&px->px_shed_mtx);
+	shed_lock(px);
 	inflight = limiter_inflight(px->px_lim);
-	pthread_mutex_unlock(&px->px_shed_mtx);
+	shed_unlock(px);
 	if (inflight > 0)
 		evtimer_add(w->w_lag_timer, &tv);
 }
@@ -305,12 +318,12 @@ shed_reconfigure(struct proxy *px, const struct config *conf)
 
 	config_limiter_conf(conf, &lc);
 	config_queue_conf(conf, &qc);
-	pthread_mutex_lock(&px->px_shed_mtx);
+	shed_lock(px);
 	limiter_reconfigure(px->px_lim, &lc, now);
 	queue_reconfigure(px->px_queue, &qc);
 	for (i = 0; i < px->px_nworkers; i++)
 		arm_queue_timer(px->px_workers[i], now);
-	pthread_mutex_unlock(&px->px_shed_mtx);
+	shed_unlock(px);
 }
 
 void
@@ -333,9 +346,9 @@ shed_refused(struct conn *c)
 	uint64_t	 now = now_usec(), ra;
 
 	conn_shed_ticket(c)->st_t_shed = now;
-	pthread_mutex_lock(&px->px_shed_mtx);
+	shed_lock(px);
 	ra = queue_retry_after(px->px_queue, limiter_limit(px->px_lim), now);
-	pthread_mutex_unlock(&px->px_shed_mtx);
+	shed_unlock(px);
 	conn_set_retry_after(c, ra);
 }
 
@@ -388,7 +401,7 @@ shed_enter(struct conn *c, enum queue_shed *why)
 	retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
 	lag_watch(w, now);
 	prio = conn_priority(c);
-	pthread_mutex_lock(&px->px_shed_mtx);
+	shed_lock(px);
 	slots = limiter_limit(px->px_lim);
 	queue_arrive(q, now, retry);
 	if (conn_gen(c)->g_conf->limiter.dry_run) {
@@ -414,7 +427,7 @@ shed_enter(struct conn *c, enum queue_shed *why)
 		handoff(ticket_of(evicted), SH_SHED, QUEUE_SHED_FULL);
 	arm_queue_timer(w, now);
  out:
-	pthread_mutex_unlock(&px->px_shed_mtx);
+	shed_unlock(px);
 	return rc;
 }
 
@@ -439,7 +452,7 @@ shed_leave(struct conn *c)
 	if (!t->st_has_slot && t->st_t_queued == 0)
 		return;
 	t->st_t_queued = 0;
-	pthread_mutex_lock(&px->px_shed_mtx);
+	shed_lock(px);
 	if (t->st_handoff != SH_NONE) {
 		/* gone before its worker acted on the hand-over */
 		TAILQ_REMOVE(&w->w_handoff, t, st_hentry);
@@ -464,5 +477,5 @@ shed_leave(struct conn *c)
 	if (queue_length(px->px_queue) > 0)
 		event_active(w->w_kick, EV_TIMEOUT, 0);
  out:
-	pthread_mutex_unlock(&px->px_shed_mtx);
+	shed_unlock(px);
 }

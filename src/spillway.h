@@ -336,6 +336,37 @@ struct worker {
 };
 
 /*
+ * The locks the workers share, counted: how often each was taken and how
+ * often a taker found it held and had to wait (spillway_lock_*_total), so
+ * that "no contended lock on the hot path" is a reading, not a hope. Both
+ * counts change only under the lock (a load and a store, no atomic
+ * read-modify-write); a scrape reads them without it.
+ */
+enum px_lock { PXL_ADMISSION, PXL_SHED, PXL_HEALTH, PXL_COUNT };
+
+struct lock_stat {
+	_Atomic uint64_t	 ls_taken;
+	_Atomic uint64_t	 ls_waited;
+};
+
+static inline void
+lock_counted(pthread_mutex_t *m, struct lock_stat *ls)
+{
+	int	 waited = 0;
+
+	if (pthread_mutex_trylock(m) != 0) {
+		waited = 1;
+		pthread_mutex_lock(m);
+	}
+	atomic_store_explicit(&ls->ls_taken, atomic_load_explicit(
+	    &ls->ls_taken, memory_order_relaxed) + 1, memory_order_relaxed);
+	if (waited)
+		atomic_store_explicit(&ls->ls_waited, atomic_load_explicit(
+		    &ls->ls_waited, memory_order_relaxed) + 1,
+		    memory_order_relaxed);
+}
+
+/*
  * The proxy runtime (proxy.c): what every worker shares. The generation in
  * force, admission, the limiter and the queue are one for all workers;
  * admission is under px_adm_mtx, the limiter and queue under px_shed_mtx.
@@ -350,6 +381,7 @@ struct proxy {
 	pthread_mutex_t		 px_adm_mtx;
 	pthread_mutex_t		 px_shed_mtx;
 	pthread_mutex_t		 px_health_mtx;	/* every server's sv_health */
+	struct lock_stat	 px_lockstat[PXL_COUNT];
 	struct metrics		 px_metrics;	/* the main thread's: reloads */
 	uint64_t		 px_started;	/* usec */
 	uint8_t			 px_seed[16];	/* keys admission's hash */

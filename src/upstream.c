@@ -54,7 +54,8 @@ static void	tell_workers(const struct worker *);
 static void
 health_lock(const struct worker *w)
 {
-	pthread_mutex_lock(&w->w_proxy->px_health_mtx);
+	lock_counted(&w->w_proxy->px_health_mtx,
+	    &w->w_proxy->px_lockstat[PXL_HEALTH]);
 }
 
 static void

@@ -114,8 +114,9 @@ def t_stop():
     be = Backend(delayed(1.0, respond(200, b"slow")))
     sp = Spillway([be], proxy=dict(PROXY, shutdown_timeout="8s"),
                   sections=[("limiter", {"algorithm": "fixed",
-                                         "limit": 20})])
-    cs = [Client(sp.port, timeout=10) for _ in range(12)]
+                                         "limit": 30})])
+    # 24: all on one worker has a chance of 2**-23 (12 once did)
+    cs = [Client(sp.port, timeout=10) for _ in range(24)]
     for c in cs:
         c.request("GET", "/slow")
     check(wait_for(lambda: be.count() >= len(cs), 5),
@@ -147,6 +148,15 @@ def t_bucket():
     m = metrics(sp)
     eq(m.sum("spillway_requests_total"), 40,
        "requests summed over the workers")
+    # every request asked the admission bucket under its lock, counted
+    taken = m.value("spillway_lock_acquisitions_total", lock="admission")
+    waited = m.value("spillway_lock_waits_total", lock="admission")
+    check(taken is not None and taken >= 40,
+          "admission lock taken %r times for 40 requests" % taken)
+    check(waited is not None and 0 <= waited <= taken,
+          "admission lock waits %r of %r" % (waited, taken))
+    check(m.value("spillway_lock_acquisitions_total", lock="shed")
+          is not None, "no shed lock count")
     for c in cs:
         c.close()
 

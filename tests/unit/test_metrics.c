@@ -35,6 +35,8 @@ static const char *const families[][2] = {
 	{ "spillway_queue_drain_rate", "gauge" },
 	{ "spillway_queue_allowed_wait_seconds", "gauge" },
 	{ "spillway_event_loop_lag_seconds", "gauge" },
+	{ "spillway_lock_acquisitions_total", "counter" },
+	{ "spillway_lock_waits_total", "counter" },
 	{ "spillway_dry_run_shed_total", "counter" },
 	{ "spillway_request_duration_seconds", "histogram" },
 	{ "spillway_served_duration_seconds", "histogram" },
