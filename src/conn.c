@@ -85,6 +85,12 @@ conn_proxy(const struct conn *c)
 	return c->cn_proxy;
 }
 
+struct worker *
+conn_worker(const struct conn *c)
+{
+	return c->cn_worker;
+}
+
 struct generation *
 conn_gen(const struct conn *c)
 {
@@ -205,26 +211,28 @@ conn_set_read_limit(struct conn *c)
  * header timeout starts when it is done.
  */
 void
-conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
+conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa,
     int salen, int tls)
 {
-	const struct config	*conf = px->px_conf;
+	const struct config	*conf = w->w_conf;
 	struct conn		*c;
 	SSL			*ssl = NULL;
 	int			 on = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
-	c->cn_id = ++px->px_next_id;
-	c->cn_proxy = px;
+	/* unique across workers; 1, 2, 3... with one */
+	c->cn_id = ++w->w_next_id * w->w_proxy->px_nworkers - w->w_id;
+	c->cn_proxy = w->w_proxy;
+	c->cn_worker = w;
 	c->cn_class = SIZE_MAX;	/* not classified yet */
 	c->cn_reason = MR_NONE;
 	c->cn_fault_ok = -1;
 	if (tls) {
-		if ((ssl = tls_accept(px->px_gen->g_tls)) == NULL)
+		if ((ssl = tls_accept(w->w_gen->g_tls)) == NULL)
 			goto fail;
 		SSL_set_app_data(ssl, c);
-		c->cn_bev = bufferevent_openssl_socket_new(px->px_base, fd,
+		c->cn_bev = bufferevent_openssl_socket_new(w->w_base, fd,
 		    ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		if (c->cn_bev == NULL)
 			goto fail;
@@ -234,9 +242,9 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 		    SPILLWAY_PRIO_HANDSHAKE);
 		c->cn_tls = CONN_TLS_HANDSHAKE;
 	} else
-		c->cn_bev = bufferevent_socket_new(px->px_base, fd,
+		c->cn_bev = bufferevent_socket_new(w->w_base, fd,
 		    BEV_OPT_CLOSE_ON_FREE);
-	c->cn_timer = evtimer_new(px->px_base, timer_cb, c);
+	c->cn_timer = evtimer_new(w->w_base, timer_cb, c);
 	c->cn_uphead = evbuffer_new();
 	c->cn_upend = evbuffer_new();
 	c->cn_cpend = evbuffer_new();
@@ -248,9 +256,9 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	    sizeof(c->cn_peer));
 	snprintf(c->cn_client_ip, sizeof(c->cn_client_ip), "%s",
 	    c->cn_peer_ip);
-	c->cn_gen = gen_get(px->px_gen);
+	c->cn_gen = gen_get(w->w_gen);
 	c->cn_conf = c->cn_gen->g_conf;
-	px->px_metrics.m_client_connections++;
+	w->w_metrics.m_client_connections++;
 
 	bufferevent_setcb(c->cn_bev, client_readcb, client_writecb,
 	    client_eventcb, c);
@@ -259,9 +267,9 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	conn_set_timeouts(c);
 	bufferevent_enable(c->cn_bev, EV_READ | EV_WRITE);
 
-	TAILQ_INSERT_TAIL(&px->px_conns, c, cn_entry);
-	px->px_nconns++;
-	listener_update(px);
+	TAILQ_INSERT_TAIL(&w->w_conns, c, cn_entry);
+	w->w_nconns++;
+	listener_update(w);
 	conn_arm_timer(c, tls ? conf->tls.handshake_timeout_ms :
 	    conf->proxy.header_timeout_ms);
 	log_debug("%s: conn %llu from %s%s", __func__,
@@ -298,7 +306,7 @@ conn_tls_info(const SSL *ssl, int where, int ret)
 	    ((where & SSL_CB_HANDSHAKE_START) && c->cn_tls == CONN_TLS_DONE &&
 	    SSL_version(ssl) < TLS1_3_VERSION)) {
 		c->cn_tls_abort = 1;
-		c->cn_proxy->px_metrics.m_tls_renegotiations++;
+		c->cn_worker->w_metrics.m_tls_renegotiations++;
 		evtimer_add(c->cn_timer, &zero);
 	}
 }
@@ -384,14 +392,18 @@ conn_admit(struct conn *c, const struct http_head *h)
 	struct admission_verdict	 v;
 	const char			*key;
 	size_t				 keylen;
-	int				 kind;
+	int				 kind, shared;
 
 	c->cn_class = classify_request(c->cn_conf, h);
 	kind = classify_client_key(c->cn_conf, h, c->cn_client_ip, &key,
 	    &keylen);
+	lock_counted(&c->cn_proxy->px_adm_mtx,
+	    &c->cn_proxy->px_lockstat[PXL_ADMISSION]);
 	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, kind,
 	    key, keylen, &v);
-	if (admission_shared(c->cn_proxy->px_adm))	/* leases run low */
+	shared = admission_shared(c->cn_proxy->px_adm);
+	pthread_mutex_unlock(&c->cn_proxy->px_adm_mtx);
+	if (shared)	/* leases run low */
 		cluster_ask(c->cn_proxy->px_cluster, &v,
 		    c->cn_class < c->cn_conf->nclasses ?
 		    c->cn_conf->classes[c->cn_class].name : "", kind, key,
@@ -411,12 +423,12 @@ conn_admit(struct conn *c, const struct http_head *h)
 static void
 conn_use_current_conf(struct conn *c)
 {
-	struct proxy	*px = c->cn_proxy;
+	struct worker	*w = c->cn_worker;
 
-	if (c->cn_gen == px->px_gen)
+	if (c->cn_gen == w->w_gen)
 		return;
 	gen_put(c->cn_gen);
-	c->cn_gen = gen_get(px->px_gen);
+	c->cn_gen = gen_get(w->w_gen);
 	c->cn_conf = c->cn_gen->g_conf;
 	conn_set_read_limit(c);
 }
@@ -478,7 +490,7 @@ conn_count_fault(struct conn *c, enum fault_kind kind)
 {
 	struct class_metrics	*cm;
 
-	cm = metrics_class(&c->cn_proxy->px_metrics,
+	cm = metrics_class(&c->cn_worker->w_metrics,
 	    c->cn_conf->classes[c->cn_class].name);
 	if (cm != NULL)
 		cm->cm_faults[kind]++;
@@ -509,7 +521,7 @@ conn_fault(struct conn *c)
 	if (!fault_active(fr) || !conn_fault_allowed(c))
 		return 0;
 	c->cn_fault = fault_decide(fr,
-	    fault_rng_next(&c->cn_proxy->px_fault_rng));
+	    fault_rng_next(&c->cn_worker->w_fault_rng));
 	if (c->cn_fault & FAULT_DELAY) {
 		conn_count_fault(c, FAULT_KIND_DELAY);
 		conn_set_state(c, CS_DELAYED);
@@ -557,7 +569,7 @@ conn_start_request(struct conn *c, size_t headlen)
 	else
 		c->cn_keepalive = (h->flags & HTTP_F_CONN_KEEPALIVE) &&
 		    !(h->flags & HTTP_F_CONN_CLOSE);
-	if (c->cn_proxy->px_stopping)
+	if (c->cn_worker->w_stopping)
 		c->cn_keepalive = 0;
 
 	if (h->method == HTTP_M_CONNECT) {
@@ -832,7 +844,7 @@ conn_end_request(struct conn *c)
 	c->cn_req_paused = 0;
 	c->cn_resp_paused = 0;
 	c->cn_method = HTTP_M_OTHER;
-	if (!c->cn_keepalive || c->cn_proxy->px_stopping) {
+	if (!c->cn_keepalive || c->cn_worker->w_stopping) {
 		conn_begin_close(c);
 		return;
 	}
@@ -889,7 +901,7 @@ conn_tls_established(struct conn *c)
 	/* fails while one of its events is active: tried again on a read */
 	c->cn_tls_lowprio = bufferevent_priority_set(c->cn_bev,
 	    SPILLWAY_PRIO_DEFAULT) == -1;
-	c->cn_proxy->px_metrics.m_tls_handshakes++;
+	c->cn_worker->w_metrics.m_tls_handshakes++;
 	conn_arm_timer(c, c->cn_conf->proxy.header_timeout_ms);
 	/* the request came with the client's Finished, and was read ahead */
 	if (tls_read_pending(c->cn_bev) > 0)
@@ -905,7 +917,7 @@ conn_tls_failed(struct conn *c)
 
 	while ((e = bufferevent_get_openssl_error(c->cn_bev)) != 0)
 		err = e;
-	c->cn_proxy->px_metrics.m_tls_failed++;
+	c->cn_worker->w_metrics.m_tls_failed++;
 	log_debug("%s: conn %llu from %s: TLS handshake failed: %s", __func__,
 	    (unsigned long long)c->cn_id, c->cn_peer,
 	    tls_why(NULL, err, why, sizeof(why)));
@@ -979,7 +991,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->cn_tls == CONN_TLS_HANDSHAKE) {
-		c->cn_proxy->px_metrics.m_tls_timeouts++;
+		c->cn_worker->w_metrics.m_tls_timeouts++;
 		log_debug("%s: conn %llu from %s: TLS handshake timed out",
 		    __func__, (unsigned long long)c->cn_id, c->cn_peer);
 		conn_close(c, NULL);
@@ -1054,7 +1066,7 @@ conn_free_cb(evutil_socket_t fd, short what, void *arg)
 void
 conn_close(struct conn *c, const char *why)
 {
-	struct proxy	*px = c->cn_proxy;
+	struct worker	*w = c->cn_worker;
 	struct timeval	 zero = { 0, 0 };
 
 	if (c->cn_state == CS_DEAD)
@@ -1076,13 +1088,13 @@ conn_close(struct conn *c, const char *why)
 	conn_set_state(c, CS_DEAD);
 	conn_free_io(c);
 	gen_put(c->cn_gen);
-	TAILQ_REMOVE(&px->px_conns, c, cn_entry);
-	px->px_nconns--;
-	if (event_base_once(px->px_base, -1, EV_TIMEOUT, conn_free_cb, c,
+	TAILQ_REMOVE(&w->w_conns, c, cn_entry);
+	w->w_nconns--;
+	if (event_base_once(w->w_base, -1, EV_TIMEOUT, conn_free_cb, c,
 	    &zero) == -1)
 		free(c);
 	/* accept again; a graceful stop ends with the last connection */
-	listener_update(px);
-	if (px->px_stopping && px->px_nconns == 0)
-		event_base_loopexit(px->px_base, NULL);
+	listener_update(w);
+	if (w->w_stopping && w->w_nconns == 0)
+		event_base_loopexit(w->w_base, NULL);
 }

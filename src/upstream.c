@@ -26,19 +26,20 @@
  *
  * Per-server limits (issue 14): each server has a concurrency limiter of
  * its own (limiter.c: learned from that server's answers alone, or fixed
- * by "maxconn=N"), so one server slowing down shrinks its own limit and
- * no other's. shed.c asks upstream_acquire() for a slot: the balancer
- * (balance.c) looks at each server's health (a server out of rotation is
- * never picked; one in slow start has its limit scaled by its weight, so
- * it starts low) and free share, and the slot is taken on the server it
- * picks; the request goes there first (ur_slot). When no server is in
- * rotation, the request goes on without a slot, to the fast 503
- * no_server. A request that fails over to another server takes its slot
- * there (past that server's limit if need be: the retry budget bounds how
- * often), the failure counted against the server that failed. The slot is
- * given back with the request's outcome, to the server that served it,
- * by upstream_slot_release(). A retired server is freed once it has no
- * request, no idle connection and no slot.
+ * by "maxconn=N"), one for the whole process (struct server_slots, under
+ * px_shed_mtx: every worker's server for the address points at worker
+ * 0's), so one server slowing down shrinks its own limit and no other's.
+ * shed.c asks upstream_acquire() for a slot: the balancer (balance.c)
+ * sees each server's health (one out of rotation is never picked; one in
+ * slow start has its limit times its weight as slots, so it starts low)
+ * and free share, and the slot is taken on the server it picks; the
+ * request goes there first (ur_slot). When no server is in rotation the
+ * request goes on without a slot, to the fast 503 no_server. A request
+ * that fails over takes a slot on the server it goes to (past its limit
+ * if need be: the retry budget bounds how often), the failure counted
+ * against the server that failed. The slot goes back with the request's
+ * outcome in upstream_slot_release(). Lock order: px_shed_mtx, then
+ * px_health_mtx, never the other way round.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -63,7 +64,36 @@ static void	up_writecb(struct bufferevent *, void *);
 static void	up_eventcb(struct bufferevent *, short, void *);
 static void	probe_start(struct server *, uint64_t);
 static void	move_connecting(struct server *);
+static void	tell_workers(const struct worker *);
 
+#define PICK_PROBES	8	/* trials one pick may start */
+
+/* The lock on every server's health (shared by the workers' servers). */
+static void
+health_lock(const struct worker *w)
+{
+	lock_counted(&w->w_proxy->px_health_mtx,
+	    &w->w_proxy->px_lockstat[PXL_HEALTH]);
+}
+
+static void
+health_unlock(const struct worker *w)
+{
+	pthread_mutex_unlock(&w->w_proxy->px_health_mtx);
+}
+
+/* The limiter and queue's lock (shed.c's too), counted. */
+static void
+slots_lock(struct proxy *px)
+{
+	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
+}
+
+static void
+slots_unlock(struct proxy *px)
+{
+	pthread_mutex_unlock(&px->px_shed_mtx);
+}
 
 /* A server's limiter: [limiter]'s, or fixed at its maxconn. */
 static void
@@ -77,8 +107,18 @@ server_limiter_conf(const struct config *conf, const struct config_addr *a,
 	}
 }
 
+/* Under px_shed_mtx: one reference fewer; the last frees it. */
+static void
+slots_unref(struct server_slots *ss)
+{
+	if (ss == NULL || --ss->ss_refs > 0)
+		return;
+	limiter_free(ss->ss_lim);
+	free(ss);
+}
+
 static struct server *
-server_new(struct proxy *px, const struct config *conf,
+server_new(struct worker *w, const struct config *conf,
     const struct config_addr *addr)
 {
 	struct server		*sv;
@@ -86,16 +126,21 @@ server_new(struct proxy *px, const struct config *conf,
 
 	if ((sv = calloc(1, sizeof(*sv))) == NULL)
 		return NULL;
+	/* its own until upstream_commit() shares worker 0's */
 	server_limiter_conf(conf, addr, &lc);
-	if ((sv->sv_lim = limiter_new(&lc, now_usec())) == NULL) {
+	if ((sv->sv_slots = calloc(1, sizeof(*sv->sv_slots))) == NULL ||
+	    (sv->sv_slots->ss_lim = limiter_new(&lc, now_usec())) == NULL) {
+		free(sv->sv_slots);
 		free(sv);
 		return NULL;
 	}
-	sv->sv_proxy = px;
+	sv->sv_slots->ss_refs = 1;
+	sv->sv_worker = w;
 	sv->sv_addr = addr;
 	TAILQ_INIT(&sv->sv_idle);
 	TAILQ_INIT(&sv->sv_connecting);
-	health_init(&sv->sv_health, now_usec());
+	health_init(&sv->sv_hs, now_usec());
+	sv->sv_health = &sv->sv_hs;	/* upstream_commit() may share it */
 	return sv;
 }
 
@@ -134,25 +179,19 @@ server_free(struct server *sv)
 		upconn_free(sv->sv_probe);
 	check_free(sv->sv_check);
 	SSL_SESSION_free(sv->sv_tls_sess);
-	limiter_free(sv->sv_lim);
+	slots_lock(sv->sv_worker->w_proxy);
+	slots_unref(sv->sv_slots);
+	slots_unlock(sv->sv_worker->w_proxy);
 	free(sv);
 }
 
-/* A retired server goes with its last request, connection and slot. */
-static void
-server_done(struct server *sv)
-{
-	if (sv->sv_retired && sv->sv_active == 0 && sv->sv_nidle == 0 &&
-	    limiter_inflight(sv->sv_lim) == 0)
-		server_free(sv);
-}
-
-/* A request leaves a server. */
+/* A request leaves a server: a retired one goes with its last request. */
 static void
 server_put(struct server *sv)
 {
 	sv->sv_active--;
-	server_done(sv);
+	if (sv->sv_retired && sv->sv_active == 0 && sv->sv_nidle == 0)
+		server_free(sv);
 }
 
 /*
@@ -196,46 +235,58 @@ same_tls(const struct backend_conf *a, const struct backend_conf *b)
  * upstream_abort().
  */
 int
-upstream_prepare(struct proxy *px, const struct config *conf)
+upstream_prepare(struct worker *w, const struct config *conf)
 {
 	const struct backend_conf	*bc = &conf->backend;
 	size_t				 i, j;
 
-	upstream_abort(px);
-	px->px_servers_next = calloc(bc->nservers, sizeof(struct server *));
-	px->px_servers_from = calloc(bc->nservers, sizeof(size_t));
-	px->px_views_next = calloc(bc->nservers, sizeof(struct balance_view));
-	if (px->px_servers_next == NULL || px->px_servers_from == NULL ||
-	    px->px_views_next == NULL)
+	struct proxy			*px = w->w_proxy;
+
+	upstream_abort(w);
+	w->w_servers_next = calloc(bc->nservers, sizeof(struct server *));
+	w->w_servers_from = calloc(bc->nservers, sizeof(size_t));
+	if (w->w_servers_next == NULL || w->w_servers_from == NULL)
 		goto fail;
-	px->px_nservers_next = bc->nservers;
+	/* worker 0's servers are the balancer's: its list, made now */
+	if (w->w_id == 0 && ((px->px_slots_next = calloc(bc->nservers,
+	    sizeof(*px->px_slots_next))) == NULL ||
+	    (px->px_views_next = calloc(bc->nservers,
+	    sizeof(*px->px_views_next))) == NULL))
+		goto fail;
+	w->w_nservers_next = bc->nservers;
 	/* what each new server is: a kept one (from[i] = j + 1) or new */
 	for (i = 0; i < bc->nservers; i++) {
-		for (j = 0; j < px->px_nservers; j++) {
-			if (addr_same(px->px_servers[j]->sv_addr,
+		for (j = 0; j < w->w_nservers; j++) {
+			if (addr_same(w->w_servers[j]->sv_addr,
 			    &bc->servers[i])) {
-				px->px_servers_from[i] = j + 1;
+				w->w_servers_from[i] = j + 1;
 				break;
 			}
 		}
-		if (px->px_servers_from[i] == 0 &&
-		    (px->px_servers_next[i] = server_new(px, conf,
+		if (w->w_servers_from[i] == 0 &&
+		    (w->w_servers_next[i] = server_new(w, conf,
 		    &bc->servers[i])) == NULL)
 			goto fail;
 	}
 	return 0;
  fail:
-	upstream_abort(px);
+	upstream_abort(w);
 	return -1;
 }
 
 /*
  * Start or stop sv's active checks as conf says; a kept server's checks go
  * on (their schedule too). Checks turned off free a server they held down.
+ * Only worker 0 runs checks: the health they change is every worker's.
  */
 static void
 sync_checks(struct server *sv, const struct config *conf)
 {
+	struct worker	*w = sv->sv_worker;
+	int		 on;
+
+	if (w->w_id != 0)
+		return;
 	if (conf->backend.health.check_on) {
 		if (sv->sv_check == NULL && check_start(sv, conf) == -1)
 			log_warnx("server %s: out of memory; not checked",
@@ -244,9 +295,86 @@ sync_checks(struct server *sv, const struct config *conf)
 	}
 	check_free(sv->sv_check);
 	sv->sv_check = NULL;
-	if (health_checks_off(&sv->sv_health, now_usec()))
+	health_lock(w);
+	on = health_checks_off(sv->sv_health, now_usec());
+	health_unlock(w);
+	if (on)
 		log_info("server %s: down -> up (checks turned off)",
 		    sv->sv_addr->text);
+}
+
+/*
+ * The health that worker w's server i shares: worker 0's server i's once
+ * the reload under way is committed. Worker 0 commits last (proxy.c), so
+ * its prepared arrays still say which server that is.
+ */
+static struct health *
+shared_health(const struct worker *w, size_t i)
+{
+	const struct worker	*w0 = w->w_proxy->px_workers[0];
+
+	if (w0->w_servers_next == NULL)
+		return w0->w_servers[i]->sv_health;
+	if (w0->w_servers_from[i] != 0)
+		return w0->w_servers[w0->w_servers_from[i] - 1]->sv_health;
+	return w0->w_servers_next[i]->sv_health;
+}
+
+/* The limit that worker w's server i shares: as shared_health(). */
+static struct server_slots *
+shared_slots(const struct worker *w, size_t i)
+{
+	const struct worker	*w0 = w->w_proxy->px_workers[0];
+
+	if (w0->w_servers_next == NULL)
+		return w0->w_servers[i]->sv_slots;
+	if (w0->w_servers_from[i] != 0)
+		return w0->w_servers[w0->w_servers_from[i] - 1]->sv_slots;
+	return w0->w_servers_next[i]->sv_slots;
+}
+
+/*
+ * Worker 0's commit, before it retires anything: its servers (kept or
+ * new) become the balancer's list, under px_shed_mtx; a kept server's
+ * limiter takes the new parameters (its learned limit kept, a maxconn
+ * fixing it now).
+ */
+static void
+slots_commit(struct worker *w, const struct config *conf)
+{
+	struct proxy			*px = w->w_proxy;
+	const struct backend_conf	*bc = &conf->backend;
+	struct server_slots		**old = px->px_slots;
+	struct server			*sv;
+	struct limiter_conf		 lc;
+	size_t				 i, nold = px->px_nslots;
+	uint64_t			 now = now_usec();
+
+	slots_lock(px);
+	for (i = 0; i < bc->nservers; i++) {
+		sv = w->w_servers_from[i] != 0 ?
+		    w->w_servers[w->w_servers_from[i] - 1] :
+		    w->w_servers_next[i];
+		if (w->w_servers_from[i] != 0) {
+			server_limiter_conf(conf, &bc->servers[i], &lc);
+			limiter_reconfigure(sv->sv_slots->ss_lim, &lc, now);
+		}
+		sv->sv_slots->ss_health = sv->sv_health;
+		sv->sv_slots->ss_refs++;
+		px->px_slots_next[i] = sv->sv_slots;
+	}
+	px->px_slots = px->px_slots_next;
+	px->px_nslots = bc->nservers;
+	free(px->px_views);
+	px->px_views = px->px_views_next;
+	px->px_slots_next = NULL;
+	px->px_views_next = NULL;
+	px->px_slot_hc = bc->health;
+	px->px_slot_balance = bc->balance;
+	for (i = 0; i < nold; i++)
+		slots_unref(old[i]);
+	slots_unlock(px);
+	free(old);
 }
 
 /*
@@ -255,106 +383,117 @@ sync_checks(struct server *sv, const struct config *conf)
  * that went away is retired (see struct server).
  */
 void
-upstream_commit(struct proxy *px, const struct config *conf)
+upstream_commit(struct worker *w, const struct config *conf)
 {
 	const struct backend_conf	*bc = &conf->backend;
-	struct server			**nsv = px->px_servers_next, *sv;
-	size_t				*from = px->px_servers_from, i, j;
-	struct limiter_conf		 lc;
+	struct server			**nsv = w->w_servers_next, *sv;
+	size_t				*from = w->w_servers_from, i, j;
+	struct server_slots		*ss;
 
+	if (w->w_id == 0)
+		slots_commit(w, conf);
 	for (i = 0; i < bc->nservers; i++) {
 		if (from[i] == 0)
 			continue;
-		nsv[i] = px->px_servers[from[i] - 1];
-		/* the learned limit carries over; maxconn may fix it now */
-		server_limiter_conf(conf, &bc->servers[i], &lc);
-		limiter_reconfigure(nsv[i]->sv_lim, &lc, now_usec());
-		if (px->px_conf != NULL && !same_tls(&px->px_conf->backend,
+		nsv[i] = w->w_servers[from[i] - 1];
+		if (w->w_conf != NULL && !same_tls(&w->w_conf->backend,
 		    bc)) {
 			drop_idle(nsv[i]);
 			SSL_SESSION_free(nsv[i]->sv_tls_sess);
 			nsv[i]->sv_tls_sess = NULL;
 		}
 		nsv[i]->sv_addr = &bc->servers[i];
-		px->px_servers[from[i] - 1] = NULL;
+		w->w_servers[from[i] - 1] = NULL;
 	}
-	for (j = 0; j < px->px_nservers; j++) {
-		if ((sv = px->px_servers[j]) == NULL)
+	for (j = 0; j < w->w_nservers; j++) {
+		if ((sv = w->w_servers[j]) == NULL)
 			continue;
 		drop_idle(sv);
 		check_free(sv->sv_check);
 		sv->sv_check = NULL;
 		sv->sv_retired = 1;
-		server_done(sv);
+		if (sv->sv_active == 0)
+			server_free(sv);
 	}
-	free(px->px_servers);
+	free(w->w_servers);
 	free(from);
-	free(px->px_views);
-	px->px_servers = nsv;
-	px->px_nservers = bc->nservers;
-	px->px_views = px->px_views_next;
-	px->px_views_next = NULL;
-	px->px_servers_next = NULL;
-	px->px_servers_from = NULL;
-	px->px_nservers_next = 0;
-	for (i = 0; i < px->px_nservers; i++)
-		sync_checks(px->px_servers[i], conf);
+	w->w_servers = nsv;
+	w->w_nservers = bc->nservers;
+	w->w_servers_next = NULL;
+	w->w_servers_from = NULL;
+	w->w_nservers_next = 0;
+	for (i = 0; i < w->w_nservers; i++) {
+		if (w->w_id != 0) {
+			nsv[i]->sv_health = shared_health(w, i);
+			if ((ss = shared_slots(w, i)) != nsv[i]->sv_slots) {
+				slots_lock(w->w_proxy);
+				ss->ss_refs++;
+				slots_unref(nsv[i]->sv_slots);
+				nsv[i]->sv_slots = ss;
+				slots_unlock(w->w_proxy);
+			}
+		}
+		sync_checks(w->w_servers[i], conf);
+	}
+	shed_kick(w);
 }
 
 /* Undo upstream_prepare(): free the servers it made. */
 void
-upstream_abort(struct proxy *px)
+upstream_abort(struct worker *w)
 {
 	size_t	 i;
 
-	for (i = 0; px->px_servers_next != NULL &&
-	    px->px_servers_from != NULL && i < px->px_nservers_next; i++)
-		if (px->px_servers_from[i] == 0)
-			server_free(px->px_servers_next[i]);
-	free(px->px_servers_next);
-	free(px->px_servers_from);
-	free(px->px_views_next);
-	px->px_servers_next = NULL;
-	px->px_servers_from = NULL;
-	px->px_views_next = NULL;
-	px->px_nservers_next = 0;
+	for (i = 0; w->w_servers_next != NULL &&
+	    w->w_servers_from != NULL && i < w->w_nservers_next; i++)
+		if (w->w_servers_from[i] == 0)
+			server_free(w->w_servers_next[i]);
+	free(w->w_servers_next);
+	free(w->w_servers_from);
+	w->w_servers_next = NULL;
+	w->w_servers_from = NULL;
+	w->w_nservers_next = 0;
+	if (w->w_id == 0) {
+		free(w->w_proxy->px_slots_next);
+		free(w->w_proxy->px_views_next);
+		w->w_proxy->px_slots_next = NULL;
+		w->w_proxy->px_views_next = NULL;
+	}
 }
 
 /* Close every idle backend connection (at stop, or before a swap). */
 void
-upstream_drop_idle(struct proxy *px)
+upstream_drop_idle(struct worker *w)
 {
 	size_t	 i;
 
-	for (i = 0; i < px->px_nservers; i++)
-		drop_idle(px->px_servers[i]);
+	for (i = 0; i < w->w_nservers; i++)
+		drop_idle(w->w_servers[i]);
 }
 
 void
-upstream_free(struct proxy *px)
+upstream_free(struct worker *w)
 {
 	size_t	 i;
 
-	upstream_abort(px);
-	for (i = 0; i < px->px_nservers; i++) {
-		drop_idle(px->px_servers[i]);
-		server_free(px->px_servers[i]);
+	upstream_abort(w);
+	for (i = 0; i < w->w_nservers; i++) {
+		drop_idle(w->w_servers[i]);
+		server_free(w->w_servers[i]);
 	}
-	free(px->px_servers);
-	free(px->px_views);
-	px->px_servers = NULL;
-	px->px_views = NULL;
-	px->px_nservers = 0;
+	free(w->w_servers);
+	w->w_servers = NULL;
+	w->w_nservers = 0;
 }
 
-/* Servers out of rotation now (for max_ejection_percent). */
+/* Servers out of rotation now (for max_ejection_percent); health locked. */
 static size_t
-count_out(const struct proxy *px)
+count_out(const struct worker *w)
 {
 	size_t	 i, n = 0;
 
-	for (i = 0; i < px->px_nservers; i++)
-		n += health_out(&px->px_servers[i]->sv_health);
+	for (i = 0; i < w->w_nservers; i++)
+		n += health_out(w->w_servers[i]->sv_health);
 	return n;
 }
 
@@ -366,63 +505,124 @@ count_out(const struct proxy *px)
 static void
 server_event(struct server *sv, enum health_event ev, int trial)
 {
-	struct proxy		*px = sv->sv_proxy;
-	const struct health_conf *hc = &px->px_conf->backend.health;
-	struct health		*h = &sv->sv_health;
-	enum health_state	 was = h->hs_state;
-	uint64_t		 now = now_usec();
+	struct worker		*w = sv->sv_worker;
+	const struct health_conf *hc = &w->w_conf->backend.health;
+	struct health		*h = sv->sv_health;
+	enum health_state	 was, is;
+	uint64_t		 now = now_usec(), wait;
+	int			 changed;
 
-	if (sv->sv_retired || !health_event(h, hc, ev, trial, count_out(px),
-	    px->px_nservers, now))
+	if (sv->sv_retired)
 		return;
-	if (h->hs_state == HS_UP) {
-		log_info("server %s: %s -> up (%s)%s", sv->sv_addr->text,
-		    health_state_name(was),
+	health_lock(w);
+	was = h->hs_state;
+	changed = health_event(h, hc, ev, trial, count_out(w), w->w_nservers,
+	    now);
+	is = h->hs_state;
+	wait = health_wait(h, now);
+	health_unlock(w);
+	if (!changed)
+		return;
+	if (is == HS_UP) {
+		log_info("server %s: %s -> up (%s)%s", sv->sv_addr->text, health_state_name(was),
 		    trial ? "trial connect succeeded" : health_event_name(ev),
 		    hc->slowstart_ms > 0 ? ", slow start" : "");
-		shed_kick(px);
+		shed_kick(w);
 		return;
 	}
-	log_warnx("server %s: %s -> ejected (%s%s), for %llums",
-	    sv->sv_addr->text, health_state_name(was), health_event_name(ev),
+	log_warnx("server %s: %s -> ejected (%s%s), for %llums", sv->sv_addr->text, health_state_name(was), health_event_name(ev),
 	    trial ? ", trial" : was == HS_UP && hc->max_fails > 1 ?
 	    ", max_fails in a row" : "",
-	    (unsigned long long)(health_wait(h, now) / 1000));
+	    (unsigned long long)(wait / 1000));
 	move_connecting(sv);
-	shed_kick(px);
+	tell_workers(w);
+	shed_kick(w);
 }
 
 /*
- * An active check's result on sv (check.c), logged when it changes the
- * server's state; a server that goes down loses its connects under way.
+ * sv, seen out of rotation by worker w, is out for every worker (its
+ * health is theirs): each other worker drops its own idle connections to
+ * it and moves its connects under way (upstream_health_cb()).
+ */
+static void
+tell_workers(const struct worker *w)
+{
+	const struct proxy	*px = w->w_proxy;
+	unsigned int		 k;
+
+	if (w->w_stopping)
+		return;
+	for (k = 0; k < px->px_nworkers; k++)
+		if (px->px_workers[k] != w)
+			event_active(px->px_workers[k]->w_health_ev,
+			    EV_TIMEOUT, 0);
+}
+
+/*
+ * On w's loop, told that a server went out of rotation on another worker:
+ * w's servers that are out keep no idle connection and no connect.
+ */
+void
+upstream_health_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct server	*sv;
+	size_t		 i;
+	int		 out;
+
+	for (i = 0; i < w->w_nservers; i++) {
+		sv = w->w_servers[i];
+		health_lock(w);
+		out = health_out(sv->sv_health);
+		health_unlock(w);
+		if (out && (sv->sv_nidle > 0 ||
+		    !TAILQ_EMPTY(&sv->sv_connecting)))
+			move_connecting(sv);
+	}
+}
+
+/*
+ * An active check's result on sv (check.c, on worker 0), logged when it
+ * changes the server's state; a server that goes down loses its connects
+ * under way (worker 0's; the other workers' stop picking it).
  */
 void
 upstream_check_result(struct server *sv, int ok, const char *why)
 {
-	const struct health_conf *hc = &sv->sv_proxy->px_conf->backend.health;
-	struct health		*h = &sv->sv_health;
-	enum health_state	 was = h->hs_state;
+	struct worker		*w = sv->sv_worker;
+	const struct health_conf *hc = &w->w_conf->backend.health;
+	struct health		*h = sv->sv_health;
+	enum health_state	 was, is;
+	unsigned int		 in_row;
+	int			 changed;
 
 	if (sv->sv_retired)
 		return;
-	if (!health_check_result(h, hc, ok, now_usec())) {
+	health_lock(w);
+	was = h->hs_state;
+	changed = health_check_result(h, hc, ok, now_usec());
+	is = h->hs_state;
+	in_row = ok ? h->hs_check_ok : h->hs_check_fail;
+	health_unlock(w);
+	if (!changed) {
 		log_debug("%s: server %s: check %s: %s", __func__,
 		    sv->sv_addr->text, ok ? "passed" : "failed", why);
 		return;
 	}
-	if (h->hs_state == HS_UP) {
+	if (is == HS_UP) {
 		log_info("server %s: %s -> up (check passed: %s, %u in a "
 		    "row)%s", sv->sv_addr->text,
-		    health_state_name(was), why, h->hs_check_ok,
+		    health_state_name(was), why, in_row,
 		    hc->slowstart_ms > 0 ? ", slow start" : "");
-		shed_kick(sv->sv_proxy);
+		shed_kick(w);
 		return;
 	}
 	log_warnx("server %s: %s -> down (check failed: %s, %u in a row)",
 	    sv->sv_addr->text, health_state_name(was), why,
-	    h->hs_check_fail);
+	    in_row);
 	move_connecting(sv);
-	shed_kick(sv->sv_proxy);
+	tell_workers(w);
+	shed_kick(w);
 }
 
 /*
@@ -457,41 +657,45 @@ move_connecting(struct server *sv)
 
 
 /*
- * Each server as the balancer sees it now: in rotation or not (an ejected
- * server whose trial is due is not: a probe tries it), its slow-start
- * weight, its limiter.
+ * Under px_shed_mtx: each server in force as the balancer sees it now: in
+ * rotation or not (an ejected server whose trial is due is not: a probe
+ * tries it), its slow-start weight, its limiter.
  */
 static void
 sample_views(struct proxy *px, uint64_t now)
 {
-	const struct health_conf *hc = &px->px_conf->backend.health;
 	struct balance_view	*v;
-	struct server		*sv;
+	struct server_slots	*ss;
 	size_t			 i;
 
-	for (i = 0; i < px->px_nservers; i++) {
-		sv = px->px_servers[i];
+	pthread_mutex_lock(&px->px_health_mtx);
+	for (i = 0; i < px->px_nslots; i++) {
+		ss = px->px_slots[i];
 		v = &px->px_views[i];
-		v->usable = health_usable(&sv->sv_health, hc, now) == 2;
-		v->weight = health_weight(&sv->sv_health, hc, now);
-		v->inflight = limiter_inflight(sv->sv_lim);
-		v->limit = limiter_limit(sv->sv_lim);
+		v->usable = health_usable(ss->ss_health, &px->px_slot_hc,
+		    now) == 2;
+		v->weight = health_weight(ss->ss_health, &px->px_slot_hc, now);
+	}
+	pthread_mutex_unlock(&px->px_health_mtx);
+	for (i = 0; i < px->px_nslots; i++) {
+		v = &px->px_views[i];
+		v->inflight = limiter_inflight(px->px_slots[i]->ss_lim);
+		v->limit = limiter_limit(px->px_slots[i]->ss_lim);
 	}
 }
 
 /*
- * Round robin over the servers with a free slot (views sampled), slow
- * start thinning a server's turns by its weight as pick() does (its
- * credit): a server at weight w takes about w of its turns; if every
- * server with a free slot passed its turn, the first of them. -1 if none
- * has a free slot.
+ * Under px_shed_mtx, views sampled: round robin over the servers with a
+ * free slot, slow start thinning a server's turns by its weight as pick()
+ * does (its credit); if every server with a free slot passed its turn,
+ * the first of them. -1 if none has a free slot.
  */
 static long
 next_in_turn(struct proxy *px, size_t start)
 {
 	struct balance_view	*v = px->px_views;
-	struct server		*sv;
-	size_t			 n = px->px_nservers, tries;
+	struct server_slots	*ss;
+	size_t			 n = px->px_nslots, tries;
 	long			 k, first = -1;
 
 	for (tries = 0; tries < n; tries++) {
@@ -499,10 +703,10 @@ next_in_turn(struct proxy *px, size_t start)
 			break;
 		if (first == -1)
 			first = k;
-		sv = px->px_servers[k];
-		if (v[k].weight >= 1 || (sv->sv_credit += v[k].weight) >= 1) {
+		ss = px->px_slots[k];
+		if (v[k].weight >= 1 || (ss->ss_credit += v[k].weight) >= 1) {
 			if (v[k].weight < 1)
-				sv->sv_credit -= 1;
+				ss->ss_credit -= 1;
 			first = k;
 			break;
 		}
@@ -514,165 +718,170 @@ next_in_turn(struct proxy *px, size_t start)
 }
 
 /*
- * A slot for the next request, on the server the configured balance
- * picks among those in rotation with a free slot: roundrobin the next in
- * turn, leastconn the most free share of its limit. Returns 0 with *svp
- * holding the slot's server, or with *svp NULL when no server is in
- * rotation (the request goes on, to be refused at once); -1 if every
- * server in rotation is full (the request waits).
+ * Under px_shed_mtx: a slot for the next request, on the server the
+ * configured balance picks among those in rotation with a free slot:
+ * roundrobin the next in turn, leastconn the most free share of its
+ * limit. Returns 0 with *ssp holding the slot's server (a reference), or
+ * with *ssp NULL when no server is in rotation (the request goes on, to
+ * be refused at once); -1 if every server in rotation is full.
  */
 int
-upstream_acquire(struct proxy *px, uint64_t now, struct server **svp)
+upstream_acquire(struct proxy *px, uint64_t now, struct server_slots **ssp)
 {
-	size_t	 n = px->px_nservers, i, start;
+	size_t	 n = px->px_nslots, i, start;
 	long	 k;
 	int	 any = 0;
 
-	*svp = NULL;
-	if (n == 0 || px->px_views == NULL)
+	*ssp = NULL;
+	if (n == 0)
 		return 0;
 	sample_views(px, now);
 	for (i = 0; i < n; i++)
 		any |= px->px_views[i].usable;
 	if (!any)
 		return 0;
-	start = px->px_rr_next % n;
-	if (px->px_conf->backend.balance == BALANCE_LEASTCONN)
+	start = px->px_slot_rr % n;
+	if (px->px_slot_balance == BALANCE_LEASTCONN)
 		k = balance_pick(px->px_views, n, start);
 	else
 		k = next_in_turn(px, start);
-	if (k == -1 || limiter_acquire(px->px_servers[k]->sv_lim, now) == -1)
+	if (k == -1 || limiter_acquire(px->px_slots[k]->ss_lim, now) == -1)
 		return -1;
 	/* equals take turns; round robin goes on after the one picked */
-	px->px_rr_next = px->px_conf->backend.balance == BALANCE_LEASTCONN ?
+	px->px_slot_rr = px->px_slot_balance == BALANCE_LEASTCONN ?
 	    start + 1 : (size_t)k + 1;
-	*svp = px->px_servers[k];
+	*ssp = px->px_slots[k];
+	(*ssp)->ss_refs++;
 	return 0;
 }
 
-/* A slot upstream_acquire() gave that no request came to use. */
+/* Under px_shed_mtx: a slot upstream_acquire() gave that nobody used. */
 void
-upstream_unacquire(struct server *sv, uint64_t now)
+upstream_unacquire(struct proxy *px, struct server_slots *ss, uint64_t now)
 {
-	if (sv == NULL)
+	(void)px;
+	if (ss == NULL)
 		return;
-	limiter_release(sv->sv_lim, now, 0, LIMITER_IGNORED);
-	server_done(sv);
-}
-
-/* The conn's request holds sv's slot (or none: NULL): it goes there. */
-void
-upstream_hold(struct conn *c, struct server *sv)
-{
-	conn_upstream_req(c)->ur_slot = sv;
+	limiter_release(ss->ss_lim, now, 0, LIMITER_IGNORED);
+	slots_unref(ss);
 }
 
 /*
- * Dry run: a slot on the server in rotation with the least used share,
- * past its limit if need be, so that each limit is learned as it would
- * be; none if no server is in rotation.
+ * Under px_shed_mtx, dry run: a slot on the server in rotation with the
+ * least used share, past its limit if need be, so that each limit is
+ * learned as it would be; none if no server is in rotation.
  */
 void
-upstream_take(struct conn *c)
+upstream_take(struct conn *c, uint64_t now)
 {
-	struct proxy	*px = conn_proxy(c);
-	struct server	*sv;
-	long		 k;
+	struct proxy		*px = conn_proxy(c);
+	struct server_slots	*ss;
+	long			 k;
 
 	conn_upstream_req(c)->ur_slot = NULL;
-	if (px->px_nservers == 0 || px->px_views == NULL)
+	if (px->px_nslots == 0)
 		return;
-	sample_views(px, now_usec());
-	if ((k = balance_pick_any(px->px_views, px->px_nservers,
-	    px->px_rr_next++ % px->px_nservers)) == -1)
+	sample_views(px, now);
+	if ((k = balance_pick_any(px->px_views, px->px_nslots,
+	    px->px_slot_rr++ % px->px_nslots)) == -1)
 		return;
-	sv = px->px_servers[k];
-	limiter_take(sv->sv_lim);
-	conn_upstream_req(c)->ur_slot = sv;
+	ss = px->px_slots[k];
+	limiter_take(ss->ss_lim);
+	ss->ss_refs++;
+	conn_upstream_req(c)->ur_slot = ss;
 }
 
-/* The request is over: its slot goes back with what it taught. */
+/* Under px_shed_mtx: the request is over; its slot goes back, learned. */
 void
 upstream_slot_release(struct conn *c, uint64_t now, uint64_t latency,
     enum limiter_outcome o)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
-	struct server		*sv = ur->ur_slot;
+	struct server_slots	*ss = ur->ur_slot;
 
-	if (sv == NULL)
+	if (ss == NULL)
 		return;
 	ur->ur_slot = NULL;
-	limiter_release(sv->sv_lim, now, latency, o);
-	server_done(sv);
+	limiter_release(ss->ss_lim, now, latency, o);
+	slots_unref(ss);
 }
 
 /*
  * The request goes to sv: its slot moves there from the server that
- * failed it (whose limiter learns the failure), or is taken there if it
- * had none. Past sv's limit if need be: a failover must not wait.
+ * failed it (whose limiter learns the failure, unless a reload removed
+ * it), or is taken there if it had none. Past sv's limit if need be: a
+ * failover does not wait. Takes px_shed_mtx.
  */
 static void
-slot_move(struct upstream_req *ur, struct server *sv, uint64_t now)
+slot_move(struct worker *w, struct upstream_req *ur, struct server *sv,
+    uint64_t now)
 {
-	struct server	*old = ur->ur_slot;
+	struct proxy		*px = w->w_proxy;
+	struct server_slots	*old = ur->ur_slot, *ss = sv->sv_slots;
+	size_t			 i;
+	int			 kept = 0;
 
-	if (old == sv)
+	if (old == ss)
 		return;
-	limiter_take(sv->sv_lim);
-	ur->ur_slot = sv;
-	if (old == NULL)
-		return;
-	limiter_release(old->sv_lim, now, 0, old->sv_retired ?
-	    LIMITER_IGNORED : LIMITER_DROPPED);
-	server_done(old);
+	slots_lock(px);
+	limiter_take(ss->ss_lim);
+	ss->ss_refs++;
+	ur->ur_slot = ss;
+	if (old != NULL) {
+		for (i = 0; i < px->px_nslots; i++)
+			kept |= px->px_slots[i] == old;
+		limiter_release(old->ss_lim, now, 0, kept ? LIMITER_DROPPED :
+		    LIMITER_IGNORED);
+		slots_unref(old);
+	}
+	slots_unlock(px);
 }
 
 /*
- * The slots the queue may count on: the servers in rotation, slow start
- * weighing; all of them when none is (1 at least).
+ * Under px_shed_mtx: the slots the queue may count on: the servers in
+ * rotation, slow start weighing; all of them when none is (1 at least).
  */
 unsigned int
-upstream_limit(struct proxy *px)
+upstream_limit(struct proxy *px, uint64_t now)
 {
 	unsigned int	 n = 0, all = 0;
 	size_t		 i;
 
-	if (px->px_views == NULL)
-		return 1;
-	sample_views(px, now_usec());
-	for (i = 0; i < px->px_nservers; i++) {
+	sample_views(px, now);
+	for (i = 0; i < px->px_nslots; i++) {
 		n += balance_slots(&px->px_views[i]);
 		all += px->px_views[i].limit;
 	}
 	return n > 0 ? n : all > 0 ? all : 1;
 }
 
-/* Slots held on every server. */
+/* Under px_shed_mtx: slots held on the servers in force. */
 unsigned int
 upstream_inflight(const struct proxy *px)
 {
 	unsigned int	 n = 0;
 	size_t		 i;
 
-	for (i = 0; i < px->px_nservers; i++)
-		n += limiter_inflight(px->px_servers[i]->sv_lim);
+	for (i = 0; i < px->px_nslots; i++)
+		n += limiter_inflight(px->px_slots[i]->ss_lim);
 	return n;
 }
 
-/* No server in rotation has a free slot (a request would wait). */
+/* Under px_shed_mtx: no server in rotation has a free slot. */
 int
-upstream_full(struct proxy *px)
+upstream_full(struct proxy *px, uint64_t now)
 {
-	if (px->px_views == NULL)
+	if (px->px_nslots == 0)
 		return 0;
-	sample_views(px, now_usec());
-	return balance_pick(px->px_views, px->px_nservers, 0) == -1;
+	sample_views(px, now);
+	return balance_pick(px->px_views, px->px_nslots, 0) == -1;
 }
 
 /*
- * The limiters as one, for the gauges: limits and in-flight summed, the
- * latencies those of the server with the lowest limit (the one an
- * operator looks at first; each server's own are in its metrics).
+ * Under px_shed_mtx: the limiters as one, for the gauges: limits and
+ * in-flight summed, the latencies those of the server with the lowest
+ * limit (the one an operator looks at first; each server's limit is in
+ * its own metrics).
  */
 void
 upstream_limiter_state(const struct proxy *px, struct limiter_state *st)
@@ -684,8 +893,8 @@ upstream_limiter_state(const struct proxy *px, struct limiter_state *st)
 	uint64_t		 samples = 0, drops = 0;
 
 	memset(st, 0, sizeof(*st));
-	for (i = 0; i < px->px_nservers; i++) {
-		limiter_state(px->px_servers[i]->sv_lim, &one);
+	for (i = 0; i < px->px_nslots; i++) {
+		limiter_state(px->px_slots[i]->ss_lim, &one);
 		limit += one.limit;
 		inflight += one.inflight;
 		samples += one.samples;
@@ -701,6 +910,59 @@ upstream_limiter_state(const struct proxy *px, struct limiter_state *st)
 	st->drops = drops;
 }
 
+/* At the end (shed_free()): the balancer's list lets go of its servers. */
+void
+upstream_slots_free(struct proxy *px)
+{
+	size_t	 i;
+
+	slots_lock(px);
+	for (i = 0; i < px->px_nslots; i++)
+		slots_unref(px->px_slots[i]);
+	slots_unlock(px);
+	free(px->px_slots);
+	free(px->px_views);
+	free(px->px_slots_next);
+	free(px->px_views_next);
+	px->px_slots = px->px_slots_next = NULL;
+	px->px_views = px->px_views_next = NULL;
+	px->px_nslots = 0;
+}
+
+/*
+ * A first try goes to the server whose slot the request holds, if it is
+ * still in rotation (upstream_acquire() chose it by the balance); the
+ * trials due are started on the way, as pick() does. SIZE_MAX: no such
+ * server here, pick() chooses.
+ */
+static size_t
+slot_server(struct worker *w, struct upstream_req *ur, uint64_t now)
+{
+	const struct health_conf *hc = &w->w_conf->backend.health;
+	struct server	*sv, *probe[PICK_PROBES];
+	size_t		 i, idx = SIZE_MAX, nprobe = 0;
+	int		 u;
+
+	if (ur->ur_tries > 0 || ur->ur_slot == NULL)
+		return SIZE_MAX;
+	health_lock(w);
+	for (i = 0; i < w->w_nservers; i++) {
+		sv = w->w_servers[i];
+		u = health_usable(sv->sv_health, hc, now);
+		if (sv->sv_slots == ur->ur_slot && u == 2)
+			idx = i;
+		else if (u == 1 && sv->sv_probe == NULL &&
+		    nprobe < PICK_PROBES) {
+			health_trial_start(sv->sv_health, now);
+			probe[nprobe++] = sv;
+		}
+	}
+	health_unlock(w);
+	for (i = 0; i < nprobe; i++)
+		probe_start(probe[i], now);
+	return idx;
+}
+
 /*
  * Which server a request tries next: the first try by the configured
  * balance among the servers that are up (slow start thinning a server's
@@ -709,82 +971,67 @@ upstream_limiter_state(const struct proxy *px, struct limiter_state *st)
  * due on the way. Returns an index, or SIZE_MAX when no server is left.
  */
 static size_t
-pick(struct proxy *px, struct upstream_req *ur, uint64_t now)
+pick(struct worker *w, struct upstream_req *ur, uint64_t now)
 {
-	const struct health_conf *hc = &px->px_conf->backend.health;
-	size_t		 n = px->px_nservers, i, k, start, best = SIZE_MAX;
+	const struct health_conf *hc = &w->w_conf->backend.health;
+	size_t		 n = w->w_nservers, i, k, start, best = SIZE_MAX;
 	size_t		 fallback = SIZE_MAX;
-	struct server	*sv;
-	double		 w, score, best_score = 0;
+	struct server	*sv, *probe[PICK_PROBES];
+	double		 wt, score, best_score = 0;
+	size_t		 nprobe = 0;
 	int		 u;
 
 	/* round robin goes on after the last server picked, up or not */
 	if (ur->ur_tries == 0)
-		start = px->px_rr_next % n;
+		start = w->w_rr_next % n;
 	else
 		start = (ur->ur_idx + 1) % n;
+	health_lock(w);
 	for (k = 0; k < n; k++) {
 		i = (start + k) % n;
 		if (ur->ur_tries > 0 && i == ur->ur_first)
 			break;
-		sv = px->px_servers[i];
-		if ((u = health_usable(&sv->sv_health, hc, now)) == 1)
-			probe_start(sv, now);
+		sv = w->w_servers[i];
+		/* a trial due is this worker's to start, after the lock */
+		if ((u = health_usable(sv->sv_health, hc, now)) == 1 &&
+		    sv->sv_probe == NULL && nprobe < PICK_PROBES) {
+			health_trial_start(sv->sv_health, now);
+			probe[nprobe++] = sv;
+		}
 		if (u != 2)
 			continue;
-		if (ur->ur_tries > 0)
-			return i;
+		if (ur->ur_tries > 0) {
+			best = i;
+			break;
+		}
 		if (fallback == SIZE_MAX)
 			fallback = i;
-		w = health_weight(&sv->sv_health, hc, now);
-		if (px->px_conf->backend.balance == BALANCE_LEASTCONN) {
-			score = (sv->sv_active + 1) / (w > 0.05 ? w : 0.05);
+		wt = health_weight(sv->sv_health, hc, now);
+		if (w->w_conf->backend.balance == BALANCE_LEASTCONN) {
+			score = (sv->sv_active + 1) / (wt > 0.05 ? wt : 0.05);
 			if (best == SIZE_MAX || score < best_score) {
 				best = i;
 				best_score = score;
 			}
 		} else if (best == SIZE_MAX) {
-			if (w >= 1)
+			if (wt >= 1)
 				best = i;
-			else if ((sv->sv_credit += w) >= 1) {
+			else if ((sv->sv_credit += wt) >= 1) {
 				sv->sv_credit -= 1;
 				best = i;
 			}
 		}
 	}
+	health_unlock(w);
+	for (k = 0; k < nprobe; k++)
+		probe_start(probe[k], now);
+	if (ur->ur_tries > 0)
+		return best;
 	if (best == SIZE_MAX)
 		best = fallback;
-	if (ur->ur_tries == 0)
-		px->px_rr_next = px->px_conf->backend.balance ==
-		    BALANCE_LEASTCONN || best == SIZE_MAX ? start + 1 :
-		    best + 1;
+	w->w_rr_next = w->w_conf->backend.balance == BALANCE_LEASTCONN ||
+	    best == SIZE_MAX ? start + 1 : best + 1;
 	return best;
-}
-
-/*
- * A first try goes to the server whose slot the request holds, if it is
- * still in rotation (upstream_acquire() chose it by the balance); the
- * trials due are started on the way, as pick() does. SIZE_MAX: no such
- * server, pick() chooses.
- */
-static size_t
-slot_server(struct proxy *px, struct upstream_req *ur, uint64_t now)
-{
-	const struct health_conf *hc = &px->px_conf->backend.health;
-	size_t		 i, idx = SIZE_MAX;
-	struct server	*sv;
-
-	if (ur->ur_tries > 0 || ur->ur_slot == NULL)
-		return SIZE_MAX;
-	for (i = 0; i < px->px_nservers; i++) {
-		sv = px->px_servers[i];
-		if (sv == ur->ur_slot && health_usable(&sv->sv_health, hc,
-		    now) == 2)
-			idx = i;
-		else if (health_usable(&sv->sv_health, hc, now) == 1)
-			probe_start(sv, now);
-	}
-	return idx;
 }
 
 /* A connection starts serving a request; conn sets its timeouts. */
@@ -816,7 +1063,7 @@ static void
 upconn_connect(struct conn *c, struct server *sv)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
-	struct proxy		*px = conn_proxy(c);
+	struct worker		*w = conn_worker(c);
 	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct upconn		*uc;
 	struct timeval		 ctv = msec_tv(bc->connect_timeout_ms);
@@ -832,7 +1079,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		SSL_set_app_data(ssl, uc);
 		if (sv->sv_tls_sess != NULL)
 			SSL_set_session(ssl, sv->sv_tls_sess);
-		uc->uc_bev = bufferevent_openssl_socket_new(px->px_base, -1,
+		uc->uc_bev = bufferevent_openssl_socket_new(w->w_base, -1,
 		    ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		if (uc->uc_bev != NULL)
 			bufferevent_openssl_set_allow_dirty_shutdown(
@@ -840,17 +1087,16 @@ upconn_connect(struct conn *c, struct server *sv)
 		else
 			SSL_free(ssl);
 	} else
-		uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
+		uc->uc_bev = bufferevent_socket_new(w->w_base, -1,
 		    BEV_OPT_CLOSE_ON_FREE);
 	if (uc->uc_bev == NULL) {
  nomem:
 		free(uc);
-		log_warnx("conn %llu: out of memory",
-		    (unsigned long long)conn_id(c));
+		log_warnx("conn %llu: out of memory", (unsigned long long)conn_id(c));
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
-	px->px_metrics.m_upstream_connections++;
+	w->w_metrics.m_upstream_connections++;
 	uc->uc_server = sv;
 	uc->uc_conn = c;
 	uc->uc_state = UC_CONNECTING;
@@ -898,16 +1144,18 @@ upstream_retry(struct conn *c)
 
 /* Seconds until the first ejected server may be tried again; 1 at least. */
 static uint64_t
-no_server_retry_after(const struct proxy *px, uint64_t now)
+no_server_retry_after(const struct worker *w, uint64_t now)
 {
-	uint64_t	 w, min = UINT64_MAX;
+	uint64_t	 wait, min = UINT64_MAX;
 	size_t		 i;
 
-	for (i = 0; i < px->px_nservers; i++)
-		if ((w = health_wait(&px->px_servers[i]->sv_health, now)) < min)
-			min = w;
-	w = (min + 999999) / 1000000;
-	return w < 1 ? 1 : w;
+	health_lock(w);
+	for (i = 0; i < w->w_nservers; i++)
+		if ((wait = health_wait(w->w_servers[i]->sv_health, now)) < min)
+			min = wait;
+	health_unlock(w);
+	wait = (min + 999999) / 1000000;
+	return wait < 1 ? 1 : wait;
 }
 
 /*
@@ -918,33 +1166,32 @@ void
 upstream_request(struct conn *c)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
-	struct proxy	*px = conn_proxy(c);
-	const struct backend_conf *bc = &px->px_conf->backend;
+	struct worker	*w = conn_worker(c);
+	const struct backend_conf *bc = &w->w_conf->backend;
 	struct server	*sv;
 	struct upconn	*uc;
 	uint64_t	 now = now_usec();
 	size_t		 idx;
 
 	if (ur->ur_tries == 0 && !ur->ur_retried)
-		retry_request(&px->px_retry, now);
-	if ((idx = slot_server(px, ur, now)) == SIZE_MAX)
-		idx = pick(px, ur, now);
+		retry_request(&w->w_retry, now);
+	if ((idx = slot_server(w, ur, now)) == SIZE_MAX)
+		idx = pick(w, ur, now);
 	if (idx == SIZE_MAX) {
 		if (ur->ur_tries > 0) {
 			conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 			return;
 		}
-		log_debug("conn %llu: no backend server is up",
-		    (unsigned long long)conn_id(c));
-		conn_set_retry_after(c, no_server_retry_after(px, now));
+		log_debug("conn %llu: no backend server is up", (unsigned long long)conn_id(c));
+		conn_set_retry_after(c, no_server_retry_after(w, now));
 		conn_upstream_failed(c, 503, MR_NO_SERVER);
 		return;
 	}
-	if (ur->ur_tries > 0 && !retry_allow(&px->px_retry, bc->retry_budget,
+	if (ur->ur_tries > 0 && !retry_allow(&w->w_retry, bc->retry_budget,
 	    bc->retry_min_per_second, now)) {
 		log_info("conn %llu: retry budget spent; not trying %s",
 		    (unsigned long long)conn_id(c),
-		    px->px_servers[idx]->sv_addr->text);
+		    w->w_servers[idx]->sv_addr->text);
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
@@ -954,8 +1201,8 @@ upstream_request(struct conn *c)
 	ur->ur_idx = idx;
 	ur->ur_judged = 0;
 	ur->ur_t_try = now;
-	sv = px->px_servers[idx];
-	slot_move(ur, sv, now);
+	sv = w->w_servers[idx];
+	slot_move(w, ur, sv, now);
 	ur->ur_server = sv;
 	ur->ur_name = sv->sv_addr->text;
 	sv->sv_active++;
@@ -1009,50 +1256,54 @@ int
 upstream_failover(struct conn *c)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
-	struct proxy		*px = conn_proxy(c);
+	struct worker		*w = conn_worker(c);
 
-	if (px->px_nservers < 2 || ur->ur_tries >= px->px_nservers)
+	if (w->w_nservers < 2 || ur->ur_tries >= w->w_nservers)
 		return -1;
 	upstream_release(c, 0);
 	upstream_request(c);
 	return 0;
 }
 
-/* The probe of an ejected server whose back-off is over: a TCP connect. */
+/*
+ * The probe of an ejected server whose back-off is over: a TCP connect.
+ * pick() has put its health in trial; a probe that cannot start fails it.
+ */
 static void
 probe_start(struct server *sv, uint64_t now)
 {
-	struct proxy	*px = sv->sv_proxy;
-	const struct config *conf = px->px_conf;
+	struct worker	*w = sv->sv_worker;
+	const struct config *conf = w->w_conf;
 	struct upconn	*uc;
 	struct timeval	 ctv = msec_tv(conf->backend.connect_timeout_ms);
 	SSL		*ssl = NULL;
 
-	if (sv->sv_probe != NULL || sv->sv_retired)
+	if (sv->sv_probe != NULL || sv->sv_retired ||
+	    (uc = calloc(1, sizeof(*uc))) == NULL) {
+		server_event(sv, HE_CONNECT, 1);
 		return;
-	if ((uc = calloc(1, sizeof(*uc))) == NULL)
-		return;
+	}
 	/* over TLS, the handshake (certificate checks included) too */
 	if (conf->backend.tls) {
-		if ((ssl = tls_connect(px->px_gen->g_tls, conf,
+		if ((ssl = tls_connect(w->w_gen->g_tls, conf,
 		    sv->sv_addr)) != NULL && (uc->uc_bev =
-		    bufferevent_openssl_socket_new(px->px_base, -1, ssl,
+		    bufferevent_openssl_socket_new(w->w_base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE)) == NULL)
 			SSL_free(ssl);
 		if (uc->uc_bev != NULL)
 			bufferevent_openssl_set_allow_dirty_shutdown(uc->uc_bev,
 			    1);
 	} else
-		uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
+		uc->uc_bev = bufferevent_socket_new(w->w_base, -1,
 		    BEV_OPT_CLOSE_ON_FREE);
 	if (uc->uc_bev == NULL) {
 		free(uc);
+		server_event(sv, HE_CONNECT, 1);
 		return;
 	}
 	uc->uc_server = sv;
 	uc->uc_state = UC_PROBE;
 	sv->sv_probe = uc;
-	health_trial_start(&sv->sv_health, now);
 	log_debug("%s: server %s: trial connect", __func__, sv->sv_addr->text);
 	bufferevent_setcb(uc->uc_bev, NULL, NULL, up_eventcb, uc);
 	bufferevent_set_timeouts(uc->uc_bev, ssl != NULL ? &ctv : NULL, &ctv);
@@ -1094,17 +1345,23 @@ upstream_release(struct conn *c, int reuse)
 	struct upstream_req	*ur = conn_upstream_req(c);
 	struct upconn	*uc = ur->ur_up;
 	struct server	*sv = ur->ur_server;
-	struct proxy	*px = conn_proxy(c);
+	struct worker	*w = conn_worker(c);
 	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct timeval	 tv = msec_tv(bc->keepalive_timeout_ms);
+	int		 out = 0;
 
 	ur->ur_server = NULL;
 	ur->ur_up = NULL;
 	if (uc != NULL) {
 		uc->uc_conn = NULL;
-		if (!reuse || bc->keepalive == 0 || px->px_stopping ||
+		if (!uc->uc_server->sv_retired) {
+			health_lock(w);
+			out = health_out(uc->uc_server->sv_health);
+			health_unlock(w);
+		}
+		if (!reuse || bc->keepalive == 0 || w->w_stopping ||
 		    uc->uc_server->sv_retired || uc->uc_state != UC_BUSY ||
-		    health_out(&uc->uc_server->sv_health) ||
+		    out ||
 		    evbuffer_get_length(bufferevent_get_input(uc->uc_bev)) > 0 ||
 		    evbuffer_get_length(bufferevent_get_output(uc->uc_bev)) > 0)
 			upconn_free(uc);
@@ -1171,8 +1428,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		break;
 	case UC_PROBE:
 		if (!(what & BEV_EVENT_CONNECTED))
-			log_info("server %s: trial connect: %s",
-			    sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
+			log_info("server %s: trial connect: %s", sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
 			    "timed out" : upconn_why(uc, error, why, sizeof(why)));
 		upconn_free(uc);
 		server_event(sv, (what & BEV_EVENT_CONNECTED) ? HE_OK :
@@ -1185,9 +1441,8 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			relay_upstream_ready(c, uc);
 			break;
 		}
-		sv->sv_proxy->px_metrics.m_upstream_connect_failures++;
-		log_warnx("conn %llu: connect to %s: %s",
-		    (unsigned long long)conn_id(c), sv->sv_addr->text,
+		sv->sv_worker->w_metrics.m_upstream_connect_failures++;
+		log_warnx("conn %llu: connect to %s: %s", (unsigned long long)conn_id(c), sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
 		    upconn_why(uc, error, why, sizeof(why)));
 		conn_upstream_req(c)->ur_up = NULL;

@@ -13,6 +13,8 @@
 #   DURATION=10        seconds per wrk run
 #   CONNECTIONS=50     wrk connections (-c)
 #   THREADS=1          wrk threads (-t)
+#   WORKERS=1          proxy threads: spillway workers, HAProxy nbthread,
+#                      nginx worker_processes (give PROXY_CPUS as many CPUs)
 #   WARMUP=2           seconds of unrecorded warm-up per proxy (0 = none)
 #   PROXY_CPUS=0       CPU list for the proxy under test (taskset -c)
 #   LOAD_CPUS=1        CPU list for the backend nginx and wrk
@@ -46,6 +48,7 @@ DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-1}
+WORKERS=${WORKERS:-1}
 WARMUP=${WARMUP:-2}
 WARMUP=${WARMUP%s}
 PROXY_CPUS=${PROXY_CPUS:-0}
@@ -56,7 +59,7 @@ LOGDIR=${LOGDIR:-$(dirname "$OUT")/passthrough-logs}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
 
 
-for v in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
+for v in ROUNDS DURATION CONNECTIONS THREADS WARMUP WORKERS; do
     val=${!v}
     case $val in
         ''|*[!0-9]*) die "$v must be a whole number (got '$val')" ;;
@@ -214,10 +217,10 @@ access_log_format = $ACCESS_LOG"
     access_log '"$WORK"'/nginx-access.log j buffer=64k flush=1s;'
 fi
 
-# nginx as a proxy: 1 worker, upstream keep-alive pool of 32.
+# nginx as a proxy: WORKERS workers, upstream keep-alive pool of 32.
 cat > "$WORK/nginx-proxy.conf" <<EOF
 $NGINX_USER
-worker_processes 1;
+worker_processes $WORKERS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx.stderr warn;
 events { worker_connections 16384; }
@@ -247,10 +250,11 @@ http {
 }
 EOF
 
-# HAProxy: 1 thread, mode http, reuse kept-alive server connections, no log.
+# HAProxy: WORKERS threads, mode http, reuse kept-alive server connections,
+# no log.
 cat > "$WORK/haproxy.conf" <<EOF
 global
-    nbthread 1
+    nbthread $WORKERS
     maxconn $HAPROXY_MAXCONN
 defaults
     mode http
@@ -273,6 +277,7 @@ cat > "$WORK/spillway.ini" <<EOF
 listen = 127.0.0.1:$SPILLWAY_PORT
 $SPILLWAY_LOG
 max_connections = 10000
+workers = $WORKERS
 [backend]
 server = 127.0.0.1:$BACKEND_PORT
 keepalive = 64

@@ -19,6 +19,8 @@
 #                        (contrib/legacy-app; no shift run, SERVICE_MS and
 #                        DEGRADE do not apply; LEGACY_APP=path to the binary)
 #   WORKERS=4 SERVICE_MS=20 DEGRADE=0.1   the backend
+#   PROXY_THREADS=1      spillway workers, HAProxy nbthread, nginx
+#                        worker_processes
 #   OVERLOAD=5           offered rate = OVERLOAD x measured capacity
 #   DURATION=20          seconds of load per overload run
 #   TIMEOUT=5            loadgen per-request timeout, seconds
@@ -225,6 +227,7 @@ write_configs() {
 [proxy]
 listen = 127.0.0.1:$PROXY_PORT
 access_log = off
+workers = ${PROXY_THREADS:-1}
 [backend]
 server = 127.0.0.1:$BACKEND_PORT
 [limiter]
@@ -232,7 +235,7 @@ algorithm = gradient
 EOF
     cat > "$WORK/haproxy.conf" <<EOF
 global
-    nbthread 1
+    nbthread ${PROXY_THREADS:-1}
     maxconn $HAPROXY_MAXCONN
 defaults
     mode http
@@ -257,7 +260,7 @@ EOF
         mkdir -p "$WORK/nginx"
         cat > "$f" <<EOF
 $NGINX_USER
-worker_processes 1;
+worker_processes ${PROXY_THREADS:-1};
 pid $WORK/nginx/nginx.pid;
 error_log stderr warn;
 events { worker_connections 16384; }
