@@ -17,16 +17,28 @@ from harness import (admin_spillway, Backend, build_request, check, Client,
                      wait_for)
 
 
-def capped(capacity, seconds, body=b"ok"):
+def capped(capacity, seconds, body=b"ok", seen=None):
     """Handler: at most capacity requests served at once, each taking
     seconds; more wait their turn (a backend with a capacity, whose
-    latency grows past it)."""
+    latency grows past it). seen, a dict, gets "peak": the most requests
+    the backend held at once, as the backend counts them (with several
+    workers, what all of them sent together)."""
     sem = threading.Semaphore(capacity)
     inner = respond(200, body)
+    lock = threading.Lock()
+    held = [0]
 
     def h(req, conn):
-        with sem:
-            time.sleep(seconds)
+        with lock:
+            held[0] += 1
+            if seen is not None:
+                seen["peak"] = max(seen.get("peak", 0), held[0])
+        try:
+            with sem:
+                time.sleep(seconds)
+        finally:
+            with lock:
+                held[0] -= 1
         return inner(req, conn)
     return h
 
@@ -65,8 +77,9 @@ def server_gauge(m, name, be):
 @test("maxconn per server: the slow server's slots never take the fast's",
       timeout=90)
 def fixed_maxconn():
-    fast = Backend(capped(100, 0.02))
-    slow = Backend(capped(100, 0.08))
+    seen_fast, seen_slow = {}, {}
+    fast = Backend(capped(100, 0.02, seen=seen_fast))
+    slow = Backend(capped(100, 0.08, seen=seen_slow))
     sp = admin_spillway([], backend={
         "server": ["%s maxconn=4" % fast.addr, "%s maxconn=4" % slow.addr]},
         sections=[("limiter", {"queue_size": 100, "latency_budget": "5s"})])
@@ -90,6 +103,9 @@ def fixed_maxconn():
          % (nf, ns, nf / max(ns, 1), peak, counts))
     eq(set(counts), {200}, "statuses")
     eq(peak["fast"], 4, "the fast server's slots all in use at some time")
+    # one limit per server for the whole process, whatever the workers
+    eq((seen_fast.get("peak"), seen_slow.get("peak")), (4, 4),
+       "most requests each backend held at once")
     # with one shared limit, turn by turn, both would serve alike
     check(nf >= 2.5 * ns, "the fast server served %d, the slow %d: "
           "want about 4x" % (nf, ns))
