@@ -809,19 +809,21 @@ upstream_slot_release(struct conn *c, uint64_t now, uint64_t latency,
 /*
  * The request goes to sv: its slot moves there from the server that
  * failed it (whose limiter learns the failure, unless a reload removed
- * it), or is taken there if it had none. Past sv's limit if need be: a
- * failover does not wait. Takes px_shed_mtx.
+ * it), or is taken there if it had none (none was in rotation when it
+ * got past the queue). Past sv's limit if need be: a failover does not
+ * wait. Takes px_shed_mtx.
  */
 static void
-slot_move(struct worker *w, struct upstream_req *ur, struct server *sv,
-    uint64_t now)
+slot_move(struct conn *c, struct server *sv, uint64_t now)
 {
-	struct proxy		*px = w->w_proxy;
+	struct proxy		*px = conn_proxy(c);
+	struct upstream_req	*ur = conn_upstream_req(c);
 	struct server_slots	*old = ur->ur_slot, *ss = sv->sv_slots;
 	size_t			 i;
 	int			 kept = 0;
 
-	if (old == ss)
+	/* no slot to hold without shed.c's (st_has_slot) */
+	if (old == ss || !conn_shed_ticket(c)->st_has_slot)
 		return;
 	slots_lock(px);
 	limiter_take(ss->ss_lim);
@@ -1202,7 +1204,7 @@ upstream_request(struct conn *c)
 	ur->ur_judged = 0;
 	ur->ur_t_try = now;
 	sv = w->w_servers[idx];
-	slot_move(w, ur, sv, now);
+	slot_move(c, sv, now);
 	ur->ur_server = sv;
 	ur->ur_name = sv->sv_addr->text;
 	sv->sv_active++;
