@@ -13,8 +13,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (admin_spillway, Backend, build_request, check, Client,
-                     diag, eq, LOCALHOST, metrics, respond, run_main, test,
-                     wait_for)
+                     diag, eq, free_port, LOCALHOST, metrics, respond,
+                     run_main, test, wait_for)
 
 
 def capped(capacity, seconds, body=b"ok", seen=None):
@@ -199,6 +199,46 @@ def reload_limits():
         eq(Client(sp.port).exchange("GET", "/n%d" % i).body, b"a",
            "after the reload, a alone")
     check(sp.alive(), "spillway alive")
+
+
+@test("slow start: a server back from an ejection starts with few of its "
+      "slots; the queue waits for the others'", timeout=60)
+def slow_start_slots():
+    seen = {}
+    steady = Backend(capped(100, 0.4, b"s"))
+    port = free_port()
+    dead = "%s:%d" % (LOCALHOST, port)
+    sp = admin_spillway([], backend={
+        "server": ["%s maxconn=10" % steady.addr, "%s maxconn=10" % dead],
+        "max_fails": "1", "fail_timeout": "1s", "slowstart": "60s"},
+        sections=[("limiter", {"queue_size": 100, "latency_budget": "10s",
+                               "queue_timeout": "9s"})])
+    for i in range(3):
+        Client(sp.port, timeout=10).exchange("GET", "/d%d" % i, timeout=10)
+
+    def up():
+        return metrics(sp).value("spillway_server_up", server=dead)
+    eq(up(), 0, "ejected")
+    back = Backend(capped(100, 0.4, b"b", seen=seen), port=port)
+    time.sleep(1.1)
+    check(wait_for(lambda: (Client(sp.port, timeout=10).exchange(
+        "GET", "/t", timeout=10), up())[1] == 1, 5), "not back within 5s")
+    # 20 requests at once: 10 slots on the steady server, and on the one
+    # in slow start its limit times a weight of about 0.02: 1 slot
+    clients = []
+    for i in range(20):
+        c = Client(sp.port, timeout=15)
+        c.send(build_request("GET", "/r%d" % i))
+        clients.append(c)
+    statuses = [c.read_response(timeout=15).status for c in clients]
+    w = metrics(sp).value("spillway_server_weight", server=dead)
+    diag("weight %r; the server back held at most %r at once; it served "
+         "%d, the steady one %d" % (w, seen.get("peak"), back.count(),
+                                    steady.count()))
+    eq(statuses, [200] * 20, "statuses")
+    check(seen.get("peak", 0) <= 2, "the server in slow start held %r "
+          "requests at once (10 slots x weight %r)" % (seen.get("peak"), w))
+    check(back.count() >= 1, "the server back took its share")
 
 
 if __name__ == "__main__":
