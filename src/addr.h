@@ -18,7 +18,7 @@ struct config_addr {
 	int			 line;	/* where it was written */
 	int			 proxy_protocol; /* listener: PROXY header first */
 	int			 flags;	/* ADDR_F_*: words after a listen address */
-	unsigned int		 maxconn; /* a server's fixed limit; 0: learned */
+	unsigned int		 maxconn; /* server: fixed limit, 0 learned */
 };
 
 /* "listen = ADDRESS fault_injection": faults may be injected there. */

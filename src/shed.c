@@ -6,8 +6,8 @@
  *
  * Workers: the servers' limiters (upstream.c: one per backend server for
  * the whole process, struct server_slots) and the queue are one for every
- * worker, under px_shed_mtx, held for a few pure calls at a time (never across I/O). A
- * waiter that leaves the queue from another worker's thread (a slot freed
+ * worker, under px_shed_mtx, held for a few pure calls at a time (never
+ * across I/O). A waiter that leaves the queue from another worker's thread (a slot freed
  * there, a deadline seen there) is handed to its own worker (w_handoff and
  * its kick), which alone touches the connection.
  *
@@ -191,7 +191,7 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	while (queue_length(px->px_queue) > 0 &&
 	    upstream_acquire(px, now, &ss) == 0) {
 		if ((qi = queue_pop(px->px_queue, now)) == NULL) {
-			upstream_unacquire(px, ss, now);
+			upstream_unacquire(ss, now);
 			break;
 		}
 		ticket_of(qi)->st_slot = ss;
@@ -488,7 +488,7 @@ shed_leave(struct conn *c)
 		/* gone before its worker acted on the hand-over */
 		TAILQ_REMOVE(&w->w_handoff, t, st_hentry);
 		if (t->st_handoff == SH_GRANT) {
-			upstream_unacquire(px, t->st_slot, now);
+			upstream_unacquire(t->st_slot, now);
 			t->st_slot = NULL;
 			if (queue_length(px->px_queue) > 0)
 				event_active(w->w_kick, EV_TIMEOUT, 0);

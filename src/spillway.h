@@ -114,7 +114,7 @@ struct server {
 	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
 	struct health		*sv_health;	/* sv_hs, or worker 0's: shared */
 	struct health		 sv_hs;		/* worker 0's: the servers' */
-	struct server_slots	*sv_slots;	/* its limit: every worker's */
+	struct server_slots	*sv_slots;	/* its limit, all workers' */
 	double			 sv_credit;	/* slow start's share, rr */
 	uint64_t		 sv_requests;	/* sent to it, all tries */
 	uint64_t		 sv_answered;	/* response heads */
@@ -135,7 +135,7 @@ struct server_slots {
 	struct limiter		*ss_lim;
 	const struct health	*ss_health;	/* worker 0's server's, while
 						   in px_slots */
-	double			 ss_credit;	/* slow start's turns, rr */
+	double			 ss_credit;	/* slow start's turns */
 	unsigned int		 ss_refs;
 };
 
@@ -174,7 +174,7 @@ struct shed_ticket {
 	struct worker		*st_worker;	/* the connection's worker */
 	enum shed_handoff	 st_handoff;	/* under px_shed_mtx */
 	enum queue_shed		 st_why;	/* SH_SHED: why */
-	struct server_slots	*st_slot;	/* SH_GRANT: where; shed lock */
+	struct server_slots	*st_slot;	/* SH_GRANT: its server */
 	TAILQ_ENTRY(shed_ticket) st_hentry;	/* in st_worker->w_handoff */
 	struct queue_item	 st_qitem;	/* while waiting */
 	int			 st_has_slot;	/* holds a limiter slot */
@@ -404,7 +404,7 @@ struct proxy {
 	/* per-server limits: the servers in force, under px_shed_mtx */
 	struct server_slots	**px_slots;	/* worker 0's servers' */
 	size_t			 px_nslots;
-	struct balance_view	*px_views;	/* one per slot, for picks */
+	struct balance_view	*px_views;	/* one per px_slots */
 	struct server_slots	**px_slots_next; /* prepared by worker 0 */
 	struct balance_view	*px_views_next;
 	size_t			 px_slot_rr;	/* round robin's next */
@@ -570,11 +570,11 @@ int		 upstream_failover(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
 void		 upstream_drop_idle(struct worker *);
 int		 upstream_tls_session(SSL *, SSL_SESSION *);
-/* per-server limits: under px_shed_mtx (shed.c holds it), but slot_take */
+/* per-server limits: the caller holds px_shed_mtx (shed.c), but for
+   upstream_slots_free(), which takes it */
 int		 upstream_acquire(struct proxy *, uint64_t now,
 		    struct server_slots **);
-void		 upstream_unacquire(struct proxy *, struct server_slots *,
-		    uint64_t now);
+void		 upstream_unacquire(struct server_slots *, uint64_t now);
 void		 upstream_take(struct conn *, uint64_t now);
 void		 upstream_slot_release(struct conn *, uint64_t now,
 		    uint64_t latency, enum limiter_outcome);

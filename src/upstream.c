@@ -757,9 +757,8 @@ upstream_acquire(struct proxy *px, uint64_t now, struct server_slots **ssp)
 
 /* Under px_shed_mtx: a slot upstream_acquire() gave that nobody used. */
 void
-upstream_unacquire(struct proxy *px, struct server_slots *ss, uint64_t now)
+upstream_unacquire(struct server_slots *ss, uint64_t now)
 {
-	(void)px;
 	if (ss == NULL)
 		return;
 	limiter_release(ss->ss_lim, now, 0, LIMITER_IGNORED);
