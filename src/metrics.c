@@ -529,18 +529,12 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	prom_double(mb, "spillway_event_loop_lag_seconds",
 	    "How long a ready event waits for the event loop (smoothed; "
 	    "the largest of the workers' loops).", g->loop_lag_seconds);
-	prom_head(mb, "spillway_lock_acquisitions_total", "counter",
-	    "Times a lock the workers share was taken.");
-	for (p = 0; p < (int)g->nlocks; p++)
-		mbuf_printf(mb, "spillway_lock_acquisitions_total"
-		    "{lock=\"%s\"} %" PRIu64 "\n", g->lock_name[p],
-		    g->lock_taken[p]);
-	prom_head(mb, "spillway_lock_waits_total", "counter",
-	    "Times a lock the workers share was found held and waited for.");
-	for (p = 0; p < (int)g->nlocks; p++)
-		mbuf_printf(mb, "spillway_lock_waits_total"
-		    "{lock=\"%s\"} %" PRIu64 "\n", g->lock_name[p],
-		    g->lock_waited[p]);
+	prom_u64_by(mb, "spillway_lock_acquisitions_total", "counter",
+	    "Times a lock the workers share was taken.", "lock",
+	    g->lock_name, g->lock_taken, g->nlocks);
+	prom_u64_by(mb, "spillway_lock_waits_total", "counter",
+	    "Times a lock the workers share was found held and waited for.",
+	    "lock", g->lock_name, g->lock_waited, g->nlocks);
 	prom_head(mb, "spillway_dry_run_shed_total", "counter",
 	    "Limiter dry run: requests past the limit, by what would have "
 	    "happened to them.");

@@ -499,6 +499,13 @@ void		 conn_tls_info(const SSL *, int where, int ret);
 void		 conn_upstream_failed(struct conn *, int status,
 		    enum metrics_reason);
 void		 conn_set_state(struct conn *, enum conn_state);
+void		 conn_respond(struct conn *, int status, enum metrics_reason,
+		    int close);
+void		 conn_set_read_limit(struct conn *);
+
+/* conn_start.c */
+void		 conn_start_request(struct conn *, size_t headlen);
+void		 conn_fault_delayed(struct conn *);
 
 /* ppaccept.c */
 void		 ppaccept_start(struct worker *, evutil_socket_t,

@@ -6,9 +6,14 @@
 # Usage:  contrib/bench/passthrough.sh
 # Environment (all optional):
 #   SPILLWAY=path      spillway binary (default: <repo>/src/spillway)
-#   PROXIES="..."      proxies to run, subset of "spillway refusing haproxy nginx"
-#                      (refusing: spillway refusing every request with 429,
-#                      to compare the cost of a refusal with a proxied request)
+#   PROXIES="..."      proxies to run, subset of "spillway refusing haproxy nginx
+#                      old" (refusing: spillway refusing every request with
+#                      429, to compare the cost of a refusal with a proxied
+#                      request; old: another spillway binary, SPILLWAY_OLD)
+#   SPILLWAY_OLD=path  an older spillway (say, built from the commit before a
+#                      change) run with the same configuration as "old", for a
+#                      before/after side by side in one run; PROXIES must name
+#                      it
 #   ROUNDS=3           measured rounds; each round runs every proxy once
 #   DURATION=10        seconds per wrk run
 #   CONNECTIONS=50     wrk connections (-c)
@@ -78,7 +83,9 @@ for p in $PROXIES; do
         haproxy) need haproxy haproxy ;;
         nginx) ;;
         spillway|refusing) ;;
-        *) die "unknown proxy '$p' in PROXIES (use spillway, refusing, haproxy, nginx)" ;;
+        old) [ -x "${SPILLWAY_OLD:-}" ] ||
+            die "PROXIES names old: set SPILLWAY_OLD to an executable spillway" ;;
+        *) die "unknown proxy '$p' in PROXIES (use spillway, refusing, haproxy, nginx, old)" ;;
     esac
 done
 need nginx nginx-light   # the backend is always nginx
@@ -183,8 +190,8 @@ wait_ready() { # wait_ready NAME PID PORT: up to 10 s
     wait_up "$1" "$2" "does not answer 200 on 127.0.0.1:$3" http_ok "$3"
 }
 
-read -r BACKEND_PORT SPILLWAY_PORT HAPROXY_PORT NGINX_PORT REFUSING_PORT <<EOF
-$(free_ports 5)
+read -r BACKEND_PORT SPILLWAY_PORT HAPROXY_PORT NGINX_PORT REFUSING_PORT OLD_PORT <<EOF
+$(free_ports 6)
 EOF
 
 # HAProxy needs 2 fds per connection and refuses to start if it cannot get them.
@@ -252,25 +259,8 @@ EOF
 
 # HAProxy: WORKERS threads, mode http, reuse kept-alive server connections,
 # no log.
-cat > "$WORK/haproxy.conf" <<EOF
-global
-    nbthread $WORKERS
-    maxconn $HAPROXY_MAXCONN
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-request 10s
-    timeout http-keep-alive 300s
-frontend fe
-    bind 127.0.0.1:$HAPROXY_PORT
-    default_backend be
-backend be
-    server s1 127.0.0.1:$BACKEND_PORT
-EOF
+haproxy_http_conf "$WORKERS" "$HAPROXY_MAXCONN" "127.0.0.1:$HAPROXY_PORT" \
+    "127.0.0.1:$BACKEND_PORT" > "$WORK/haproxy.conf"
 
 cat > "$WORK/spillway.ini" <<EOF
 [proxy]
@@ -294,11 +284,17 @@ sed -e "s/^listen = .*/listen = 127.0.0.1:$REFUSING_PORT/" "$WORK/spillway.ini" 
     > "$WORK/refusing.ini"
 printf '[admission]\nrate = 1/m\nburst = 1\n' >> "$WORK/refusing.ini"
 
+# the older binary, same configuration; one from before worker threads
+# knows no "workers" key, so a single worker is left to its default
+sed -e "s/^listen = .*/listen = 127.0.0.1:$OLD_PORT/" \
+    -e "/^workers = 1\$/d" "$WORK/spillway.ini" > "$WORK/old.ini"
+
 # ---------------------------------------------------------------- daemons
 declare -A PID_OF PORT_OF
 PORT_OF[backend]=$BACKEND_PORT
 PORT_OF[spillway]=$SPILLWAY_PORT
 PORT_OF[refusing]=$REFUSING_PORT
+PORT_OF[old]=$OLD_PORT
 PORT_OF[haproxy]=$HAPROXY_PORT
 PORT_OF[nginx]=$NGINX_PORT
 
@@ -320,6 +316,10 @@ start_daemon() { # start_daemon NAME: start (pinned), wait until it answers
         spillway|refusing)
             "${TASKSET_PROXY[@]}" "$SPILLWAY" -c "$WORK/$name.ini" \
                 >"$WORK/$name.stdout.log" 2>>"$WORK/$name.stderr" &
+            ;;
+        old)
+            "${TASKSET_PROXY[@]}" "$SPILLWAY_OLD" -c "$WORK/old.ini" \
+                >"$WORK/old.stdout.log" 2>>"$WORK/old.stderr" &
             ;;
     esac
     pid=$!
@@ -509,9 +509,10 @@ for line in open(res):
         notes.append(f"{name} round {rnd}: {status}")
     rows.setdefault(name, []).append(r)
 
-order = [n for n in ("backend", "spillway", "refusing", "haproxy", "nginx")
-         if n in rows]
+order = [n for n in ("backend", "spillway", "old", "refusing", "haproxy",
+                    "nginx") if n in rows]
 label = {"backend": "direct (no proxy)", "spillway": "spillway",
+         "old": "spillway before (SPILLWAY_OLD)",
          "refusing": "spillway, every request refused (429)",
          "haproxy": "haproxy", "nginx": "nginx"}
 
@@ -546,9 +547,9 @@ for n in order:
 
 ratios = []
 if "spillway" in summary:
-    for other in ("haproxy", "nginx"):
+    for other in ("old", "haproxy", "nginx"):
         if other in summary and summary[other]["rps"] and summary[other]["p99"]:
-            ratios.append([f"spillway / {other}",
+            ratios.append([f"spillway / {label[other]}",
                            f'{summary["spillway"]["rps"] / summary[other]["rps"]:.2f}',
                            f'{summary["spillway"]["p99"] / summary[other]["p99"]:.2f}',
                            f'{summary["spillway"]["cpu"] / summary[other]["cpu"]:.2f}'

@@ -13,7 +13,9 @@
 #   SPILLWAY=path        spillway binary (default: <repo>/src/spillway)
 #   LOADGEN=path         loadgen binary (default: <repo>/contrib/loadgen/loadgen;
 #                        built from loadgen.c into the work directory if missing)
-#   SETUPS="..."         subset of "direct spillway haproxy nginx nginx-maxconns"
+#   SETUPS="..."         subset of "direct spillway haproxy nginx nginx-maxconns
+#                        old" (old: SPILLWAY_OLD, another spillway binary with
+#                        the same configuration, for a before/after in one run)
 #   SHIFT=1              0 skips the capacity shift run behind spillway
 #   BACKEND=collapse     or legacy-app: the demo's SQLite app
 #                        (contrib/legacy-app; no shift run, SERVICE_MS and
@@ -90,6 +92,8 @@ case $BACKEND in
 esac
 for s in $SETUPS; do
     case $s in direct|spillway|haproxy|nginx|nginx-maxconns) ;;
+        old) [ -x "${SPILLWAY_OLD:-}" ] ||
+            die "SETUPS names old: set SPILLWAY_OLD to an executable spillway" ;;
         *) die "unknown setup '$s' in SETUPS" ;; esac
 done
 
@@ -233,26 +237,11 @@ server = 127.0.0.1:$BACKEND_PORT
 [limiter]
 algorithm = gradient
 EOF
-    cat > "$WORK/haproxy.conf" <<EOF
-global
-    nbthread ${PROXY_THREADS:-1}
-    maxconn $HAPROXY_MAXCONN
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout queue $HAPROXY_TIMEOUT_QUEUE
-    timeout http-request 10s
-    timeout http-keep-alive 300s
-frontend fe
-    bind 127.0.0.1:$PROXY_PORT
-    default_backend be
-backend be
-    server s1 127.0.0.1:$BACKEND_PORT maxconn $WORKERS
-EOF
+    # the older binary: one from before worker threads knows no "workers"
+    sed -e "/^workers = 1\$/d" "$WORK/spillway.ini" > "$WORK/old.ini"
+    haproxy_http_conf "${PROXY_THREADS:-1}" "$HAPROXY_MAXCONN" \
+        "127.0.0.1:$PROXY_PORT" "127.0.0.1:$BACKEND_PORT maxconn $WORKERS" \
+        "$HAPROXY_TIMEOUT_QUEUE" > "$WORK/haproxy.conf"
     local maxconns
     for maxconns in "" " max_conns=$WORKERS"; do
         local f=$WORK/nginx.conf zone=""
@@ -298,6 +287,7 @@ start_proxy() { # start_proxy SETUP MODE(tcp|http)
     case $name in
         direct) return 0 ;;
         spillway) "$SPILLWAY" -c "$WORK/spillway.ini" >>"$WORK/$name.log" 2>&1 & ;;
+        old) "$SPILLWAY_OLD" -c "$WORK/old.ini" >>"$WORK/$name.log" 2>&1 & ;;
         haproxy) haproxy -f "$WORK/haproxy.conf" -db >>"$WORK/$name.log" 2>&1 & ;;
         nginx|nginx-maxconns)
             nginx -p "$WORK/nginx" -c "$WORK/$name.conf" -g 'daemon off;' \
