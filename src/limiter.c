@@ -152,6 +152,11 @@ struct limiter {
 	double			 lm_probe_sum;
 	double			 lm_probe_ref;	/* lm_short at its start */
 	uint64_t		 lm_probe_ended;
+	int			 lm_probe_aligned; /* at a shared instant */
+	unsigned int		 lm_probe_from;	/* in use at its start */
+	double			 lm_floor_lat;	/* last floor probe's, 0: none */
+	int			 lm_shared;	/* others load the backend */
+	uint64_t		 lm_wall_off;	/* wall clock - now, mod 2^64 */
 };
 
 static double
@@ -208,6 +213,8 @@ effective_limit(const struct limiter *lm)
 
 	if (!lm->lm_probing)
 		return l;
+	if (lm->lm_probe_from < l)
+		l = lm->lm_probe_from;
 	p = (unsigned int)(l * PROBE_FRAC);
 	return p < lm->lm_conf.min_limit ? lm->lm_conf.min_limit : p;
 }
@@ -253,6 +260,19 @@ baseline_offer(struct limiter *lm, uint64_t now, double v)
 	}
 	if (lm->lm_base_cur == 0 || v < lm->lm_base_cur)
 		lm->lm_base_cur = v;
+}
+
+/*
+ * The next aligned probe instant after now: a multiple of PROBE_EVERY on
+ * the wall clock (now + lm_wall_off), the same instant on every instance
+ * whose clock is synchronized (see limiter_set_wallclock()).
+ */
+static uint64_t
+next_aligned(const struct limiter *lm, uint64_t now)
+{
+	uint64_t	 w = now + lm->lm_wall_off;
+
+	return now + (PROBE_EVERY - w % PROBE_EVERY);
 }
 
 static void
@@ -401,9 +421,12 @@ window_ready(const struct limiter *lm, uint64_t now)
 }
 
 static void
-probe_start(struct limiter *lm, uint64_t now)
+probe_start(struct limiter *lm, uint64_t now, int aligned)
 {
 	lm->lm_probing = 1;
+	lm->lm_probe_aligned = aligned;
+	lm->lm_probe_from = lm->lm_win_peak > lm->lm_inflight ?
+	    lm->lm_win_peak : lm->lm_inflight;
 	lm->lm_probe_start = now;
 	lm->lm_probe_drained = lm->lm_inflight < effective_limit(lm) ? now : 0;
 	lm->lm_probe_want = PROBE_SAMPLES;
@@ -429,14 +452,27 @@ probe_end(struct limiter *lm, uint64_t now)
 {
 	const struct limiter_conf	*c = &lm->lm_conf;
 	double				 lat, grow_ratio;
+	int				 slower;
 
 	if (lm->lm_probe_n > 0) {
 		lat = lm->lm_probe_sum / lm->lm_probe_n;
 		baseline_offer(lm, now, lat);
 		grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
-		if ((lat >= REBASE_FRAC * lm->lm_probe_ref ||
-		    lm->lm_probe_want == PROBE_FLOOR_SAMPLES) &&
-		    lat > judged_base(lm) * grow_ratio) {
+		if (lm->lm_probe_aligned) {
+			slower = lat >= REBASE_FRAC * lm->lm_probe_ref &&
+			    lat > judged_base(lm) * grow_ratio;
+			if (lm->lm_probe_want == PROBE_FLOOR_SAMPLES)
+				lm->lm_shared = !slower &&
+				    lat < REBASE_FRAC * lm->lm_probe_ref;
+			lm->lm_floor_lat = 0;
+		} else {
+			slower = !lm->lm_shared &&
+			    lat > judged_base(lm) * c->tolerance &&
+			    lm->lm_floor_lat > judged_base(lm) * c->tolerance &&
+			    lat >= REBASE_FRAC * lm->lm_floor_lat;
+			lm->lm_floor_lat = lat;
+		}
+		if (slower) {
 			/*
 			 * Not queueing: a slower backend (see REBASE_FRAC).
 			 * The smoothed latency restarts from it too, or its
@@ -446,10 +482,12 @@ probe_end(struct limiter *lm, uint64_t now)
 			lm->lm_base_cur = lm->lm_base_prev = lat;
 			lm->lm_base_epoch = now;
 			lm->lm_short = lat;
+			lm->lm_floor_lat = 0;
 		}
 	}
 	lm->lm_probing = 0;
-	lm->lm_probe_next = now + PROBE_EVERY;
+	if (lm->lm_probe_aligned)
+		lm->lm_probe_next = next_aligned(lm, now);
 	lm->lm_probe_ended = now;
 	window_open(lm, now);
 }
@@ -458,11 +496,22 @@ probe_end(struct limiter *lm, uint64_t now)
 static void
 probe_sample(struct limiter *lm, uint64_t now, uint64_t sent, double lat)
 {
-	if (lm->lm_probe_drained != 0 && sent >= lm->lm_probe_drained) {
+	/*
+	 * An aligned probe counts requests sent after the other instances
+	 * drained too (a latency after the instant: the same backend) and
+	 * lasts at least three latencies, so that every instance measures
+	 * while all are at probe concurrency.
+	 */
+	uint64_t	 lat_ref = (uint64_t)lm->lm_probe_ref;
+
+	if (lm->lm_probe_drained != 0 && sent >= lm->lm_probe_drained &&
+	    (!lm->lm_probe_aligned || sent >= lm->lm_probe_start + lat_ref)) {
 		lm->lm_probe_n++;
 		lm->lm_probe_sum += lat;
 	}
-	if (lm->lm_probe_n >= lm->lm_probe_want ||
+	if ((lm->lm_probe_n >= lm->lm_probe_want &&
+	    (!lm->lm_probe_aligned ||
+	    now - lm->lm_probe_start >= 3 * lat_ref)) ||
 	    now - lm->lm_probe_start >= PROBE_MAX)
 		probe_end(lm, now);
 }
@@ -497,12 +546,30 @@ window_close(struct limiter *lm, uint64_t now)
 		}
 	}
 	window_open(lm, now);
+	if (limiter_limit(lm) > lm->lm_conf.min_limit)
+		lm->lm_floor_lat = 0;
 	if ((lm->lm_conf.algo == LIMITER_GRADIENT ||
 	    lm->lm_conf.algo == LIMITER_VEGAS) && used &&
-	    (now >= lm->lm_probe_next ||
-	    (limiter_limit(lm) <= lm->lm_conf.min_limit &&
-	    now - lm->lm_probe_ended >= PROBE_FLOOR_EVERY)))
-		probe_start(lm, now);
+	    limiter_limit(lm) <= lm->lm_conf.min_limit &&
+	    now - lm->lm_probe_ended >= PROBE_FLOOR_EVERY)
+		probe_start(lm, now, 0);
+}
+
+/* An aligned probe is due: start it if the limit is in use, else skip. */
+static void
+probe_due(struct limiter *lm, uint64_t now)
+{
+	double	 slack = fmax(lm->lm_short, WIN_TIME);
+
+	if (lm->lm_probing || now < lm->lm_probe_next)
+		return;
+	/* one that would start late is no longer with the others: skip */
+	if ((lm->lm_conf.algo == LIMITER_GRADIENT ||
+	    lm->lm_conf.algo == LIMITER_VEGAS) &&
+	    now - lm->lm_probe_next <= slack)
+		probe_start(lm, now, 1);
+	else
+		lm->lm_probe_next = next_aligned(lm, now);
 }
 
 /* A drop: back off, once per era of dispatches (see the invariants). */
@@ -532,7 +599,7 @@ limiter_new(const struct limiter_conf *conf, uint64_t now)
 	set_limit(lm, lm->lm_conf.limit);
 	lm->lm_gradient = 1;
 	lm->lm_base_epoch = now;
-	lm->lm_probe_next = now + PROBE_EVERY;
+	lm->lm_probe_next = next_aligned(lm, now);
 	window_open(lm, now);
 	return lm;
 }
@@ -632,6 +699,15 @@ limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
 	}
 	if (!lm->lm_probing && window_ready(lm, now))
 		window_close(lm, now);
+	probe_due(lm, now);
+}
+
+void
+limiter_set_wallclock(struct limiter *lm, uint64_t now, uint64_t wall)
+{
+	lm->lm_wall_off = wall - now;
+	if (!lm->lm_probing)
+		lm->lm_probe_next = next_aligned(lm, now);
 }
 
 unsigned int

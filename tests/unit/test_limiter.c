@@ -5,6 +5,7 @@
  * caller takes every slot it can before each release, "app-limited" that
  * it never has more than one request in flight.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "limiter.h"
@@ -538,6 +539,116 @@ test_take(void)
 	limiter_free(lm);
 }
 
+/*
+ * Full use of lm from *now for usec, every request taking lat; the
+ * instant (on lm's clock) an acquire was first refused under the limit
+ * after from (a probe), 0 for none.
+ */
+static uint64_t
+drive_fifo(struct limiter *lm, uint64_t *now, uint64_t usec, uint64_t lat,
+    uint64_t from)
+{
+	static uint64_t	 sent[4096];
+	static size_t	 head, tail;
+	uint64_t	 end = *now + usec, probe = 0;
+
+	if (limiter_inflight(lm) == 0)
+		head = tail = 0;
+	while (*now < end) {
+		*now += MS;
+		while (head != tail && sent[head % 4096] + lat <= *now) {
+			limiter_release(lm, *now, *now - sent[head % 4096],
+			    LIMITER_SUCCESS);
+			head++;
+		}
+		while (limiter_acquire(lm, *now) == 0)
+			sent[tail++ % 4096] = *now;
+		if (probe == 0 && *now >= from &&
+		    limiter_inflight(lm) < limiter_limit(lm))
+			probe = *now;
+	}
+	return probe;
+}
+
+/*
+ * Instances in front of one backend probe at the same instants of the
+ * wall clock, whatever their monotonic clocks' origins, so that all are
+ * at probe concurrency together (each then reads the backend's no-load
+ * latency, not the others' queue).
+ */
+static void
+test_aligned_probes(void)
+{
+	static const uint64_t	 origin[2] = { 0, 5123457 * 1000ULL };
+	uint64_t		 wall0 = 1796212345678901ULL, now, p, w[2];
+	struct limiter		*lm;
+	unsigned int		 i;
+
+	for (i = 0; i < 2; i++) {
+		lm = make(LIMITER_GRADIENT, 10, 2, 30);
+		now = origin[i];
+		limiter_reconfigure(lm, &(struct limiter_conf){
+		    .algo = LIMITER_GRADIENT, .limit = 10, .min_limit = 2,
+		    .max_limit = 30 }, now);
+		limiter_set_wallclock(lm, now, wall0);
+		p = drive_fifo(lm, &now, 20 * SEC, 10 * MS, origin[i] + SEC);
+		CHECK(p != 0);
+		w[i] = wall0 + (p - origin[i]);
+		printf("# instance %u: first probe at wall %% 7.5 s = %llu usec\n",
+		    i, (unsigned long long)(w[i] % 7500000));
+		/* seen once the latency in flight drained under it */
+		CHECK(w[i] % 7500000 <= 10 * MS + 2 * MS);
+		limiter_free(lm);
+	}
+	CHECK(w[0] == w[1]);
+}
+
+/*
+ * At min_limit, latency 1.3x the baseline (within the tolerance: maybe
+ * the queue other instances cause) is not taken as a slower backend by
+ * the floor's own probes; the next aligned probe, where it does not fall
+ * either, re-learns it. 3x is re-learned by the floor probes in about a
+ * second.
+ */
+static void
+test_floor_relearn(void)
+{
+	struct limiter		*lm;
+	struct limiter_state	 st;
+	uint64_t		 now = 0, wall0 = 7500000ULL * 1000 + 100000;
+
+	lm = make(LIMITER_GRADIENT, 10, 2, 30);
+	limiter_set_wallclock(lm, now, wall0);
+	drive_fifo(lm, &now, 3 * SEC, 10 * MS, 0);
+	limiter_state(lm, &st);
+	CHECK(st.min_rtt_usec >= 9 * MS && st.min_rtt_usec <= 11 * MS);
+	/* the aligned probe is at 7.4 s on this clock */
+	drive_fifo(lm, &now, 4 * SEC, 13 * MS, 0);
+	limiter_state(lm, &st);
+	printf("# 1.3x: limit %u, min_rtt %llu usec before the aligned probe\n",
+	    limiter_limit(lm), (unsigned long long)st.min_rtt_usec);
+	CHECK_EQ_INT(limiter_limit(lm), 2);
+	CHECK(st.min_rtt_usec <= 11 * MS);
+	drive_fifo(lm, &now, 2 * SEC, 13 * MS, 0);
+	limiter_state(lm, &st);
+	printf("# 1.3x: limit %u, min_rtt %llu usec after it\n",
+	    limiter_limit(lm), (unsigned long long)st.min_rtt_usec);
+	CHECK(st.min_rtt_usec >= 12 * MS);
+	CHECK(limiter_limit(lm) > 2);
+	limiter_free(lm);
+
+	lm = make(LIMITER_GRADIENT, 10, 2, 30);
+	now = 0;
+	limiter_set_wallclock(lm, now, wall0);
+	drive_fifo(lm, &now, 3 * SEC, 10 * MS, 0);
+	drive_fifo(lm, &now, 2 * SEC, 30 * MS, 0);
+	limiter_state(lm, &st);
+	printf("# 3x: limit %u, min_rtt %llu usec after 2 s\n",
+	    limiter_limit(lm), (unsigned long long)st.min_rtt_usec);
+	CHECK(st.min_rtt_usec >= 25 * MS);
+	limiter_free(lm);
+}
+
 int
 main(void)
 {
@@ -558,5 +669,7 @@ main(void)
 	RUN(test_noise_floor);
 	RUN(test_failed);
 	RUN(test_take);
+	RUN(test_aligned_probes);
+	RUN(test_floor_relearn);
 	return tap_done();
 }
