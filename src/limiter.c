@@ -20,7 +20,8 @@
  * - The no-load latency (baseline) is a windowed minimum with a bounded
  *   lifetime, never an average of loaded latency, so sustained load cannot
  *   drag it up; periodic gentle probes keep real no-load samples in every
- *   lifetime (see probe_start()).
+ *   lifetime (see probe_start()), at the same wall-clock instants on
+ *   every instance in front of one backend (limiter_set_wallclock()).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@
 #define WIN_MIN			4
 #define WIN_TIME		50000	/* usec */
 #define USE_FRAC		0.9	/* peak in-flight / limit to grow */
+#define SE_MIN			8	/* samples for a standard error */
 
 /*
  * Growth when latency is not inflated: multiplicative, unsmoothed, so the
@@ -78,13 +80,25 @@
 #define LONG_W			0.02		/* long_rtt: status only */
 
 /*
- * Probe: every PROBE_EVERY, a limiter that is being used lowers its limit
- * to PROBE_FRAC of itself (never below min_limit) until PROBE_SAMPLES
- * requests dispatched after in-flight fell under it have come back, or
- * PROBE_MAX passed. That is 25% less concurrency for a latency or two: it
- * lands below the backend's knee, where latency is the no-load latency,
- * without starving traffic (Envoy pinned the limit to 1 for seconds; see
+ * Probe: at every multiple of PROBE_EVERY on the wall clock, a limiter
+ * with traffic lowers its limit to PROBE_FRAC of itself (or of what it had
+ * in flight, if less; never below min_limit) until PROBE_SAMPLES requests
+ * dispatched after in-flight fell under it have come back, or PROBE_MAX
+ * passed. That is 25% less concurrency for a latency or two: it lands
+ * below the backend's knee, where latency is the no-load latency, without
+ * starving traffic (Envoy pinned the limit to 1 for seconds; see
  * envoyproxy/envoy#8337, #9007).
+ *
+ * Aligned: several spillway instances in front of one backend (each with
+ * its own limit) probe at the same instants, with no word between them
+ * but NTP: all are at probe concurrency together, so each reads the
+ * backend's no-load latency, not the queue the others keep. Probing on
+ * its own, each read the others' load as "the backend got slower",
+ * re-learned its baseline upward, and together they ran a backend that
+ * thrashes past its knee at 50-90% of its capacity (sim_instances). An
+ * aligned probe counts only requests sent a latency after the instant
+ * (when the others drained too), lasts at least three latencies, and one
+ * that would start later than a latency after its instant is skipped.
  */
 #define PROBE_EVERY		7500000		/* usec, 4 per BASE_LIFE */
 #define PROBE_FRAC		0.75
@@ -97,9 +111,17 @@
  * queueing: the backend itself got slower (its data grew, a dependency
  * slowed down). The probe's latency is then the no-load latency: the
  * baseline takes it at once instead of holding the limit down until the
- * old minimum expires (15 to 30 s at min_limit). A limit held at min_limit
- * probes every PROBE_FLOOR_EVERY to find that out soon; there a probe
- * cannot lower concurrency, and min_limit is by definition no queue.
+ * old minimum expires (15 to 30 s at min_limit). The comparison is made
+ * at aligned probes, where every instance lowers its concurrency.
+ *
+ * A limit held at min_limit probes every PROBE_FLOOR_EVERY, on its own,
+ * to find a slower backend sooner; there a probe cannot lower concurrency
+ * and the latency it reads may be other instances' queue. It re-learns
+ * only from two such probes in a row beyond the tolerance (others past
+ * it shrink fast, so latency that stays there is the backend's), and not
+ * while the last aligned probe at min_limit saw latency fall (lm_shared:
+ * others were loading the backend). Milder slowdowns wait for the next
+ * aligned probe.
  */
 #define REBASE_FRAC		0.9
 
@@ -133,6 +155,7 @@ struct limiter {
 	unsigned int		 lm_win_n;	/* fresh successes */
 	unsigned int		 lm_win_drops;	/* fresh drops */
 	double			 lm_win_sum;	/* their latency, usec */
+	double			 lm_win_sq;	/* and its squares */
 	unsigned int		 lm_win_peak;	/* peak in-flight */
 
 	/* latency estimates, usec; 0: none yet */
@@ -156,6 +179,7 @@ struct limiter {
 	unsigned int		 lm_probe_from;	/* in use at its start */
 	double			 lm_floor_lat;	/* last floor probe's, 0: none */
 	int			 lm_shared;	/* others load the backend */
+	uint64_t		 lm_hold_until;	/* no growth before */
 	uint64_t		 lm_wall_off;	/* wall clock - now, mod 2^64 */
 };
 
@@ -282,6 +306,7 @@ window_open(struct limiter *lm, uint64_t now)
 	lm->lm_win_n = 0;
 	lm->lm_win_drops = 0;
 	lm->lm_win_sum = 0;
+	lm->lm_win_sq = 0;
 	lm->lm_win_peak = lm->lm_inflight;
 }
 
@@ -329,11 +354,32 @@ shrink_to(struct limiter *lm, double limit)
 }
 
 /*
+ * The standard error of the window's mean latency; 0 under SE_MIN samples
+ * (the spread of a handful says too little: a slow backend at a low
+ * limit, whose windows close on time with four or five).
+ */
+static double
+stderr_of(const struct limiter *lm, double mean)
+{
+	double	 n = lm->lm_win_n, var;
+
+	if (n < SE_MIN)
+		return 0;
+	var = (lm->lm_win_sq - n * mean * mean) / (n - 1);
+	return var > 0 ? sqrt(var / n) : 0;
+}
+
+/*
  * Gradient: r = window mean latency / baseline.
  * - r <= grow_ratio (not inflated) and the limit is used: grow. Growth
  *   needs uninflated latency, so modest overload cannot creep the limit
  *   up (the Gradient2 "limit * gradient + sqrt(limit)" bug,
- *   Netflix/concurrency-limits#134).
+ *   Netflix/concurrency-limits#134); the mean plus its standard error
+ *   must be under the line, so that a window that is under it by chance
+ *   does not grow the limit (N instances in front of one backend each see
+ *   a share of the samples, noisier windows, and grew N times as often
+ *   past its knee); and not in the two latencies after an aligned probe,
+ *   when the backend is still less loaded than the limits make it.
  * - grow_ratio < r <= tolerance: tolerated, but drift down towards the
  *   limit at which latency would be at grow_ratio, with weight smoothing.
  * - r > tolerance: the same target, with twice the weight (at least 0.5),
@@ -354,7 +400,9 @@ update_gradient(struct limiter *lm, double mean)
 	r = mean / base;
 	lm->lm_gradient = 1 / r;
 	if (r <= grow_ratio) {
-		if (window_used(lm) && lm->lm_win_drops == 0)
+		if (window_used(lm) && lm->lm_win_drops == 0 &&
+		    lm->lm_win_start >= lm->lm_hold_until &&
+		    mean + stderr_of(lm, mean) <= base * grow_ratio)
 			set_limit(lm, grown(lm));
 		return;
 	}
@@ -486,8 +534,10 @@ probe_end(struct limiter *lm, uint64_t now)
 		}
 	}
 	lm->lm_probing = 0;
-	if (lm->lm_probe_aligned)
+	if (lm->lm_probe_aligned) {
 		lm->lm_probe_next = next_aligned(lm, now);
+		lm->lm_hold_until = now + 2 * (uint64_t)lm->lm_short;
+	}
 	lm->lm_probe_ended = now;
 	window_open(lm, now);
 }
@@ -695,6 +745,7 @@ limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
 			return;		/* measures an older limit */
 		lm->lm_win_n++;
 		lm->lm_win_sum += (double)latency_usec;
+		lm->lm_win_sq += (double)latency_usec * latency_usec;
 		break;
 	}
 	if (!lm->lm_probing && window_ready(lm, now))

@@ -432,7 +432,7 @@ sim_run(const struct params *pm, struct result *res)
 			break;
 		if (trace && e.at >= next_trace) {
 			trace_line(&s, next_trace);
-			next_trace += USEC / 2;
+			next_trace += USEC / (getenv("SIM_TRACE_HZ") ? atoi(getenv("SIM_TRACE_HZ")) : 2);
 		}
 		s.now = e.at;
 		switch (e.type) {
@@ -485,10 +485,13 @@ print_result(const struct params *pm, const struct result *r)
 	fflush(stdout);
 }
 
-/* One case; with assert, goodput must be 95% of capacity, late < 1%. */
+/*
+ * One case; with assert, goodput must be that share of capacity (0.95
+ * unless told), late < 1%.
+ */
 static void
-run_case(int db, unsigned int ninst, double load, double split,
-    double thrash, unsigned int max_limit, int assert)
+run_case_share(int db, unsigned int ninst, double load, double split,
+    double thrash, unsigned int max_limit, int assert, double share)
 {
 	struct params	 pm = { db, ninst, load, split, thrash, max_limit,
 			    SECS, SKEW };
@@ -498,8 +501,16 @@ run_case(int db, unsigned int ninst, double load, double split,
 	print_result(&pm, &r);
 	if (!assert)
 		return;
-	CHECK(r.goodput >= 0.95 * r.capacity);
+	CHECK(r.goodput >= share * r.capacity);
 	CHECK(r.late < 0.01);
+}
+
+static void
+run_case(int db, unsigned int ninst, double load, double split,
+    double thrash, unsigned int max_limit, int assert)
+{
+	run_case_share(db, ninst, load, split, thrash, max_limit, assert,
+	    0.95);
 }
 
 /*
@@ -530,10 +541,12 @@ test_holding_backend(void)
  * wall-clock instants on every instance (limiter.c, next_aligned()) and a
  * floor re-learning that needs two probes beyond the tolerance (and none
  * while an aligned probe showed the others' load) keep the baselines
- * true: two instances hold 95% of either backend, three of the db one.
- * Three in front of the pool (20 workers) hold 93%: asserted only that
- * far (README: Cluster-wide limits). The max_limit caps near knee / N
- * are printed for comparison.
+ * true; growth near the knee needs the window's mean plus its standard
+ * error under the line, so that N instances' noisy windows do not add
+ * up to N times the growth. Two instances hold 95% of either backend,
+ * three of the db one; three in front of the pool (20 workers) hold
+ * 94.7%, asserted at 94% (README: Cluster-wide limits). The max_limit
+ * caps near knee / N are printed for comparison.
  */
 static void
 test_thrashing_backend(void)
@@ -546,10 +559,34 @@ test_thrashing_backend(void)
 		run_case(db, 1, 3.0, 0, 0.05, 1000, 1);
 		knee = db ? 9 : 21;
 		for (n = 2; n <= 3; n++) {
-			run_case(db, n, 1.5, 0, 0.05, 1000, n == 2 || db);
+			run_case_share(db, n, 1.5, 0, 0.05, 1000, 1,
+			    n == 3 && !db ? 0.94 : 0.95);
 			run_case(db, n, 1.5, 0, 0.05, (knee + n - 1) / n, 0);
 		}
 	}
+}
+
+/*
+ * Below capacity nothing the backend could serve is refused, with one,
+ * two or three instances in front of either backend, thrashing or not.
+ */
+static void
+test_low_load(void)
+{
+	static const double	 loads[] = { 0.5, 0.8 };
+	struct params		 pm = { 0, 1, 0, 0, 0.05, 1000, SECS, SKEW };
+	struct result		 r;
+	unsigned int		 i;
+
+	for (pm.db = 0; pm.db <= 1; pm.db++)
+		for (pm.ninst = 1; pm.ninst <= 3; pm.ninst++)
+			for (i = 0; i < 2; i++) {
+				pm.load = loads[i];
+				sim_run(&pm, &r);
+				print_result(&pm, &r);
+				CHECK(r.refused < 0.01);
+				CHECK(r.goodput >= 0.95 * pm.load * r.capacity);
+			}
 }
 
 int
@@ -582,5 +619,6 @@ main(int argc, char **argv)
 	}
 	RUN(test_holding_backend);
 	RUN(test_thrashing_backend);
+	RUN(test_low_load);
 	return tap_done();
 }
