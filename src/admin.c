@@ -61,9 +61,19 @@ static struct event		*admin_history_ev;
 extern const char		dashboard_html[];
 extern const unsigned long	dashboard_html_len;
 
-/* Sample what metrics does not keep: gauges, now. */
+static const char *const lock_names[PXL_COUNT] = {
+	[PXL_ADMISSION] = "admission",
+	[PXL_SHED] = "shed",
+	[PXL_HEALTH] = "health",
+};
+_Static_assert(PXL_COUNT <= METRICS_NLOCKS, "METRICS_NLOCKS too small");
+
+/*
+ * Sample what metrics does not keep: gauges, now; and sum the workers'
+ * counters into m (metrics_free() it after).
+ */
 static void
-sample_gauges(struct proxy *px, struct metrics_gauges *g)
+sample_gauges(struct proxy *px, struct metrics_gauges *g, struct metrics *m)
 {
 	struct limiter_state	 st;
 	struct queue_state	 qs;
@@ -71,33 +81,43 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	size_t			 i;
 
 	memset(g, 0, sizeof(*g));
+	metrics_init(m);
+	metrics_add(m, &px->px_metrics);
+	worker_sum(px, m, g);
 	g->version = PACKAGE_VERSION;
 	g->uptime_seconds = (now_usec() - px->px_started) / 1e6;
 	g->generation = px->px_gen->g_id;
-	g->client_connections = px->px_nconns;
+	g->algorithm = limiter_algo_name(px->px_conf->limiter.algorithm);
+	pthread_mutex_lock(&px->px_shed_mtx);
 	limiter_state(px->px_lim, &st);
 	g->inflight = limiter_inflight(px->px_lim);
 	g->limit = limiter_limit(px->px_lim);
-	g->algorithm = limiter_algo_name(px->px_conf->limiter.algorithm);
+	g->queue_length = queue_length(px->px_queue);
+	queue_state(px->px_queue, now_usec(), &qs);
+	for (i = 0; i < PRIO_COUNT; i++)
+		g->queue_length_prio[i] = queue_length_prio(px->px_queue,
+		    (unsigned int)i);
+	pthread_mutex_unlock(&px->px_shed_mtx);
 	g->limiter_min_rtt_seconds = st.min_rtt_usec / 1e6;
 	g->limiter_rtt_seconds = st.short_rtt_usec / 1e6;
 	g->limiter_long_rtt_seconds = st.long_rtt_usec / 1e6;
 	g->limiter_gradient = st.gradient;
-	g->queue_length = queue_length(px->px_queue);
-	queue_state(px->px_queue, now_usec(), &qs);
 	g->queue_growing = qs.growing;
 	g->queue_drain_rate = qs.departure_rate;
 	g->loop_lag_seconds = shed_loop_lag(px) / 1e6;
-	g->queue_wait_seconds = qs.wait_usec / 1e6;
-	for (i = 0; i < PRIO_COUNT; i++)
-		g->queue_length_prio[i] = queue_length_prio(px->px_queue,
-		    (unsigned int)i);
-	for (i = 0; i < px->px_nservers; i++) {
-		g->upstream_active += px->px_servers[i]->sv_active;
-		g->upstream_idle += px->px_servers[i]->sv_nidle;
+	g->nlocks = PXL_COUNT;
+	for (i = 0; i < PXL_COUNT; i++) {
+		g->lock_name[i] = lock_names[i];
+		g->lock_taken[i] = atomic_load_explicit(
+		    &px->px_lockstat[i].ls_taken, memory_order_relaxed);
+		g->lock_waited[i] = atomic_load_explicit(
+		    &px->px_lockstat[i].ls_waited, memory_order_relaxed);
 	}
+	g->queue_wait_seconds = qs.wait_usec / 1e6;
+	pthread_mutex_lock(&px->px_adm_mtx);
 	g->admission_clients = admission_clients(px->px_adm);
 	g->admission_evictions = admission_evictions(px->px_adm);
+	pthread_mutex_unlock(&px->px_adm_mtx);
 	cluster_stats(px->px_cluster, &cs);
 	g->cluster_state = cluster_state_name(cs.cs_state);
 	g->cluster_up = cs.cs_state == CL_UP;
@@ -109,49 +129,90 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g)
 	g->cluster_rtt_seconds = cs.cs_rtt_usec / 1e6;
 }
 
+struct server_sum {
+	struct metrics_server	*ss_v;
+	size_t			 ss_n;
+	struct metrics_retries	*ss_rt;
+};
+
+/*
+ * On worker w's loop: add its share of each server (by index: every worker
+ * has the same servers) and of the retry budget into the views.
+ */
+static void
+sum_servers_cb(struct worker *w, void *arg)
+{
+	struct server_sum	*ss = arg;
+	struct server		*sv;
+	size_t			 i;
+
+	ss->ss_rt->allowed += w->w_retry.rt_allowed;
+	ss->ss_rt->denied += w->w_retry.rt_denied;
+	if (w->w_id == 0)
+		return;
+	for (i = 0; i < ss->ss_n && i < w->w_nservers; i++) {
+		sv = w->w_servers[i];
+		ss->ss_v[i].inflight += sv->sv_active;
+		ss->ss_v[i].idle += sv->sv_nidle;
+		ss->ss_v[i].requests += sv->sv_requests;
+		ss->ss_v[i].answered += sv->sv_answered;
+		ss->ss_v[i].latency_seconds += sv->sv_latency_usec / 1e6;
+	}
+}
+
 /*
  * Sample the backend servers into views for metrics_server.c; NULL (and
- * *n 0) if out of memory or there are none. The caller frees.
+ * *n 0) if out of memory or there are none. The caller frees. Health is
+ * one for all workers (worker 0's servers hold it, under px_health_mtx);
+ * the counters of requests and connections are summed over the workers.
  */
 static struct metrics_server *
 sample_servers(struct proxy *px, size_t *n, struct metrics_retries *rt)
 {
 	const struct health_conf *hc = &px->px_conf->backend.health;
+	struct worker		*w0 = px->px_workers[0];
 	struct metrics_server	*v;
 	struct server		*sv;
+	struct server_sum	 ss;
 	uint64_t		 now = now_usec();
 	size_t			 i;
+	unsigned int		 k;
 
-	rt->allowed = px->px_retry.rt_allowed;
-	rt->denied = px->px_retry.rt_denied;
+	rt->allowed = 0;
+	rt->denied = 0;
 	*n = 0;
-	if (px->px_nservers == 0 ||
-	    (v = calloc(px->px_nservers, sizeof(*v))) == NULL)
-		return NULL;
-	for (i = 0; i < px->px_nservers; i++) {
-		sv = px->px_servers[i];
+	v = w0->w_nservers == 0 ? NULL : calloc(w0->w_nservers, sizeof(*v));
+	pthread_mutex_lock(&px->px_health_mtx);
+	for (i = 0; v != NULL && i < w0->w_nservers; i++) {
+		sv = w0->w_servers[i];
 		v[i].name = sv->sv_addr->text;
-		v[i].state = health_state_name(sv->sv_health.hs_state);
-		v[i].usable = health_usable(&sv->sv_health, hc, now) == 2;
-		v[i].weight = health_weight(&sv->sv_health, hc, now);
+		v[i].state = health_state_name(sv->sv_health->hs_state);
+		v[i].usable = health_usable(sv->sv_health, hc, now) == 2;
+		v[i].weight = health_weight(sv->sv_health, hc, now);
 		v[i].inflight = sv->sv_active;
 		v[i].idle = sv->sv_nidle;
 		v[i].requests = sv->sv_requests;
 		v[i].answered = sv->sv_answered;
 		v[i].latency_seconds = sv->sv_latency_usec / 1e6;
-		v[i].failures = sv->sv_health.hs_failures;
-		v[i].ejections = sv->sv_health.hs_ejections;
-		v[i].last_failure = sv->sv_health.hs_failures > 0 ?
-		    health_event_name(sv->sv_health.hs_last) : NULL;
-		v[i].ejected_for_seconds = health_wait(&sv->sv_health,
+		v[i].failures = sv->sv_health->hs_failures;
+		v[i].ejections = sv->sv_health->hs_ejections;
+		v[i].last_failure = sv->sv_health->hs_failures > 0 ?
+		    health_event_name(sv->sv_health->hs_last) : NULL;
+		v[i].ejected_for_seconds = health_wait(sv->sv_health,
 		    now) / 1e6;
 		v[i].checked = sv->sv_check != NULL;
-		v[i].checks = sv->sv_health.hs_checks;
-		v[i].checks_failed = sv->sv_health.hs_checks_failed;
+		v[i].checks = sv->sv_health->hs_checks;
+		v[i].checks_failed = sv->sv_health->hs_checks_failed;
 		v[i].check_last = sv->sv_check_last[0] != '\0' ?
 		    sv->sv_check_last : NULL;
 	}
-	*n = px->px_nservers;
+	pthread_mutex_unlock(&px->px_health_mtx);
+	*n = v != NULL ? w0->w_nservers : 0;
+	ss.ss_v = v;
+	ss.ss_n = *n;
+	ss.ss_rt = rt;
+	for (k = 0; k < px->px_nworkers; k++)
+		worker_call(px->px_workers[k], sum_servers_cb, &ss);
 	return v;
 }
 
@@ -188,16 +249,18 @@ static void
 serve_metrics(struct proxy *px, struct evhttp_request *req)
 {
 	struct metrics_gauges	 g;
+	struct metrics		 m;
 	struct metrics_process	 proc;
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
 	struct metrics_server	*sv;
 	struct metrics_retries	 rt;
 	size_t			 n;
 
-	sample_gauges(px, &g);
+	sample_gauges(px, &g, &m);
 	procstat_read(&proc);
 	g.process = &proc;
-	metrics_prometheus(&px->px_metrics, &g, &mb);
+	metrics_prometheus(&m, &g, &mb);
+	metrics_free(&m);
 	sv = sample_servers(px, &n, &rt);
 	metrics_server_prometheus(sv, n, &rt, &mb);
 	free(sv);
@@ -208,16 +271,18 @@ static void
 serve_status(struct proxy *px, struct evhttp_request *req)
 {
 	struct metrics_gauges	 g;
+	struct metrics		 m;
 	struct mbuf		 conf = { NULL, 0, 0, 0 };
 	struct mbuf		 mb = { NULL, 0, 0, 0 };
 	struct metrics_server	*sv;
 	struct metrics_retries	 rt;
 	size_t			 n;
 
-	sample_gauges(px, &g);
+	sample_gauges(px, &g, &m);
 	config_json(px->px_conf, &conf);
 	g.config_json = conf.mb_failed ? NULL : conf.mb_data;
-	metrics_json(&px->px_metrics, &g, &mb);
+	metrics_json(&m, &g, &mb);
+	metrics_free(&m);
 	/* the servers go inside metrics_json's object: before its "}" */
 	if (!mb.mb_failed && mb.mb_len > 0 &&
 	    mb.mb_data[mb.mb_len - 1] == '}') {
@@ -247,9 +312,11 @@ history_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy		*px = arg;
 	struct metrics_gauges	 g;
+	struct metrics		 m;
 
-	sample_gauges(px, &g);
-	history_record(&admin_history, &px->px_metrics, &g, g.uptime_seconds);
+	sample_gauges(px, &g, &m);
+	history_record(&admin_history, &m, &g, g.uptime_seconds);
+	metrics_free(&m);
 }
 
 /*
@@ -447,7 +514,7 @@ admin_accept_error_cb(struct evconnlistener *evl, void *arg)
 	int		 error = EVUTIL_SOCKET_ERROR();
 	unsigned int	 quiet;
 
-	if (listener_warn_pause(admin_proxy, &quiet))
+	if (listener_warn_pause(admin_proxy->px_workers[0], &quiet))
 		log_warnx("accept: %s; pausing %d ms (%u pauses since the "
 		    "last warning)", strerror(error), ADMIN_PAUSE_MSEC,
 		    quiet);
@@ -485,7 +552,7 @@ admin_prepare(struct proxy *px, const struct config *conf, char *err,
 	}
 	if (a == NULL)
 		return 0;
-	if ((fd = listener_bind(conf, a, ADMIN_BACKLOG, err, errlen)) == -1)
+	if ((fd = listener_bind(conf, a, ADMIN_BACKLOG, 0, err, errlen)) == -1)
 		return -1;
 	if ((http = evhttp_new(px->px_base)) == NULL ||
 	    (sock = evhttp_accept_socket_with_handle(http, fd)) == NULL) {

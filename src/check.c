@@ -79,7 +79,7 @@ static void
 check_readcb(struct bufferevent *bev, void *arg)
 {
 	struct check	*ck = arg;
-	const struct backend_conf *bc = &ck->ck_server->sv_proxy->px_conf->backend;
+	const struct backend_conf *bc = &ck->ck_server->sv_worker->w_conf->backend;
 	struct evbuffer	*in = bufferevent_get_input(bev);
 	char		 why[64];
 	const char	*data;
@@ -157,8 +157,8 @@ check_round(evutil_socket_t fd, short what, void *arg)
 {
 	struct check		*ck = arg;
 	struct server		*sv = ck->ck_server;
-	struct proxy		*px = sv->sv_proxy;
-	const struct config	*conf = px->px_conf;
+	struct worker		*w = sv->sv_worker;
+	const struct config	*conf = w->w_conf;
 	const struct backend_conf *bc = &conf->backend;
 	struct timeval		 tv = msec_tv(bc->check_timeout_ms);
 	char			 req[2048];
@@ -180,17 +180,17 @@ check_round(evutil_socket_t fd, short what, void *arg)
 		goto fail;
 	why = "out of memory";
 	if (bc->tls) {
-		if ((ssl = tls_connect(px->px_gen->g_tls, conf,
+		if ((ssl = tls_connect(w->w_gen->g_tls, conf,
 		    sv->sv_addr)) == NULL)
 			goto fail;
-		if ((ck->ck_bev = bufferevent_openssl_socket_new(px->px_base,
+		if ((ck->ck_bev = bufferevent_openssl_socket_new(w->w_base,
 		    -1, ssl, BUFFEREVENT_SSL_CONNECTING,
 		    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 			SSL_free(ssl);
 			goto fail;
 		}
 		bufferevent_openssl_set_allow_dirty_shutdown(ck->ck_bev, 1);
-	} else if ((ck->ck_bev = bufferevent_socket_new(px->px_base, -1,
+	} else if ((ck->ck_bev = bufferevent_socket_new(w->w_base, -1,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		goto fail;
 	bufferevent_setcb(ck->ck_bev, check_readcb, NULL, check_eventcb, ck);
@@ -219,13 +219,13 @@ int
 check_start(struct server *sv, const struct config *conf)
 {
 	struct check	*ck;
-	struct proxy	*px = sv->sv_proxy;
+	struct worker	*w = sv->sv_worker;
 
 	if ((ck = calloc(1, sizeof(*ck))) == NULL)
 		return -1;
 	ck->ck_server = sv;
-	if ((ck->ck_next = evtimer_new(px->px_base, check_round,
-	    ck)) == NULL || (ck->ck_deadline = evtimer_new(px->px_base,
+	if ((ck->ck_next = evtimer_new(w->w_base, check_round,
+	    ck)) == NULL || (ck->ck_deadline = evtimer_new(w->w_base,
 	    check_timeout, ck)) == NULL) {
 		check_free(ck);
 		return -1;

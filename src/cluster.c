@@ -16,11 +16,18 @@
  *     callback) it frees it itself, and we only forget it.
  *   - Admission is shared only in CL_UP; every change of state goes
  *     through set_state(), which logs it once and tells admission.
+ *   - Everything here runs on the owner's loop (the main thread's, worker
+ *     0's) but cluster_ask() from another worker's thread: that one only
+ *     builds its calls and hands them over (cl_pend, under cl_pend_mtx)
+ *     for pend_cb() to send. Admission is told under the caller's lock on
+ *     it (cl_adm_mtx), never held here across anything else.
  */
+#include <sys/queue.h>
 #include <sys/random.h>
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,11 +121,18 @@ struct call {
 	uint64_t		 ca_burst;
 	char			 ca_rkey[CALL_KEY_MAX];	/* the key in Redis */
 	size_t			 ca_rkeylen;
+	TAILQ_ENTRY(call)	 ca_entry;	/* in cl_pend */
 };
+TAILQ_HEAD(call_list, call);
 
 struct cluster {
 	struct event_base	*cl_base;
 	struct admission	*cl_adm;
+	pthread_mutex_t		*cl_adm_mtx;	/* admission's lock */
+	pthread_t		 cl_owner;	/* the thread of cl_base's loop */
+	pthread_mutex_t		 cl_pend_mtx;
+	struct call_list	 cl_pend;	/* asks from other threads */
+	struct event		*cl_pend_ev;
 	enum cluster_state	 cl_state;
 #ifdef HAVE_HIREDIS
 	redisAsyncContext	*cl_ac;
@@ -179,6 +193,26 @@ clock_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* Admission, told under its lock. */
+static void
+adm_set_shared(struct cluster *cl, int shared, unsigned int n, uint64_t now)
+{
+	pthread_mutex_lock(cl->cl_adm_mtx);
+	admission_set_shared(cl->cl_adm, shared, n, now);
+	pthread_mutex_unlock(cl->cl_adm_mtx);
+}
+
+#ifdef HAVE_HIREDIS
+static void
+adm_ask_failed(struct cluster *cl, const struct admission_ref *ref,
+    const struct lease_ask *ask)
+{
+	pthread_mutex_lock(cl->cl_adm_mtx);
+	admission_ask_failed(cl->cl_adm, ref, ask);
+	pthread_mutex_unlock(cl->cl_adm_mtx);
+}
+#endif
+
 /* The one place the state changes: logged once, admission told. */
 static void
 set_state(struct cluster *cl, enum cluster_state s, const char *why)
@@ -200,7 +234,7 @@ set_state(struct cluster *cl, enum cluster_state s, const char *why)
 	if ((s == CL_UP) != (cl->cl_state == CL_UP))
 		cl->cl_st.cs_changes++;
 	cl->cl_state = s;
-	admission_set_shared(cl->cl_adm, s == CL_UP, s == CL_OFF ? 1 : cl->cl_n,
+	adm_set_shared(cl, s == CL_UP, s == CL_OFF ? 1 : cl->cl_n,
 	    now);
 }
 
@@ -279,8 +313,10 @@ sent_pop(struct cluster *cl, const struct call *ca)
 	rtt = now > ca->ca_sent ? now - ca->ca_sent : 0;
 	cl->cl_st.cs_rtt_usec = cl->cl_st.cs_rtt_usec == 0 ? rtt :
 	    (7 * cl->cl_st.cs_rtt_usec + rtt) / 8;
+	pthread_mutex_lock(cl->cl_adm_mtx);
 	admission_set_rtt(cl->cl_adm, cl->cl_st.cs_rtt_usec,
 	    2 * cl->cl_timeout);
+	pthread_mutex_unlock(cl->cl_adm_mtx);
 	if (cl->cl_nsent == 0)
 		evtimer_del(cl->cl_timeout_ev);
 	else {
@@ -387,7 +423,7 @@ beat_reply(struct cluster *cl, struct call *ca, const struct lease_reply *lr)
 		cl->cl_n = n;
 		cl->cl_backoff = CLUSTER_BACKOFF_MIN;
 		if (cl->cl_state == CL_UP)	/* a new share to fall back to */
-			admission_set_shared(cl->cl_adm, 1, n, clock_usec());
+			adm_set_shared(cl, 1, n, clock_usec());
 		else
 			set_state(cl, CL_UP, NULL);
 		break;
@@ -416,8 +452,10 @@ take_reply(struct cluster *cl, struct call *ca, const struct lease_reply *lr)
 	switch (lease_reply_take(lr, ca->ca_ask.la_want, &granted, &wait)) {
 	case LEASE_REPLY_OK:
 		cl->cl_st.cs_lease_tokens += granted;
+		pthread_mutex_lock(cl->cl_adm_mtx);
 		admission_granted(cl->cl_adm, &ca->ca_ref, granted, wait,
 		    clock_usec());
+		pthread_mutex_unlock(cl->cl_adm_mtx);
 		break;
 	case LEASE_REPLY_NOSCRIPT:
 		if (!ca->ca_evaled) {
@@ -429,7 +467,7 @@ take_reply(struct cluster *cl, struct call *ca, const struct lease_reply *lr)
 	default:
 		log_debug("%s: bad reply from %s: %s", __func__, cl->cl_addr,
 		    lr->lr_top.lv_type == LR_ERROR ? lr->lr_top.lv_str : "?");
-		admission_ask_failed(cl->cl_adm, &ca->ca_ref, &ca->ca_ask);
+		adm_ask_failed(cl, &ca->ca_ref, &ca->ca_ask);
 		drop_later(cl, "wrong answers");
 	}
 	free(ca);
@@ -444,14 +482,14 @@ reply_cb(redisAsyncContext *ac, void *r, void *privdata)
 
 	if (ca->ca_conn != cl->cl_conn) {	/* a dropped connection's */
 		if (ca->ca_kind == CALL_TAKE)
-			admission_ask_failed(cl->cl_adm, &ca->ca_ref,
+			adm_ask_failed(cl, &ca->ca_ref,
 			    &ca->ca_ask);
 		free(ca);
 		return;
 	}
 	if (r == NULL) {	/* hiredis is dropping the connection */
 		if (ca->ca_kind == CALL_TAKE)
-			admission_ask_failed(cl->cl_adm, &ca->ca_ref,
+			adm_ask_failed(cl, &ca->ca_ref,
 			    &ca->ca_ask);
 		free(ca);
 		cluster_fail(cl, ac->errstr[0] != '\0' ? ac->errstr :
@@ -681,6 +719,29 @@ ref_of(struct admission_ref *ref, int b, const char *class_name,
 	ref->ar_keylen = n;
 }
 
+/* On the owner's loop: send the calls other workers asked for. */
+static void
+pend_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster		*cl = arg;
+	struct call_list	 calls;
+	struct call		*ca;
+
+	TAILQ_INIT(&calls);
+	pthread_mutex_lock(&cl->cl_pend_mtx);
+	TAILQ_CONCAT(&calls, &cl->cl_pend, ca_entry);
+	pthread_mutex_unlock(&cl->cl_pend_mtx);
+	while ((ca = TAILQ_FIRST(&calls)) != NULL) {
+		TAILQ_REMOVE(&calls, ca, ca_entry);
+		call_key(cl, ca);
+		if (send_call(cl, ca) == 0)
+			continue;
+		/* not sent: the lease is as if asked and unanswered */
+		adm_ask_failed(cl, &ca->ca_ref, &ca->ca_ask);
+		free(ca);
+	}
+}
+
 void
 cluster_ask(struct cluster *cl, const struct admission_verdict *v,
     const char *class_name, int key_kind, const char *key, size_t keylen)
@@ -702,13 +763,21 @@ cluster_ask(struct cluster *cl, const struct admission_verdict *v,
 			ca->ca_ask = v->ask[b];
 			ca->ca_rate = v->rate[b];
 			ca->ca_burst = v->burst[b];
+			if (!pthread_equal(pthread_self(), cl->cl_owner)) {
+				/* the owner's loop keys and sends it */
+				pthread_mutex_lock(&cl->cl_pend_mtx);
+				TAILQ_INSERT_TAIL(&cl->cl_pend, ca, ca_entry);
+				pthread_mutex_unlock(&cl->cl_pend_mtx);
+				event_active(cl->cl_pend_ev, EV_TIMEOUT, 0);
+				continue;
+			}
 			call_key(cl, ca);
 			if (send_call(cl, ca) == 0)
 				continue;
 			free(ca);
 		}
 		/* not sent: the lease is as if asked and unanswered */
-		admission_ask_failed(cl->cl_adm, &ref, &v->ask[b]);
+		adm_ask_failed(cl, &ref, &v->ask[b]);
 	}
 }
 
@@ -771,14 +840,14 @@ cluster_configure(struct cluster *cl, const struct config *conf)
 	if (cl->cl_state == CL_OFF) {
 		/* local share until the first heartbeat answers */
 		cl->cl_state = CL_DOWN;
-		admission_set_shared(cl->cl_adm, 0, cl->cl_n, clock_usec());
+		adm_set_shared(cl, 0, cl->cl_n, clock_usec());
 		cl->cl_state = CL_CONNECTING;
 		cl->cl_backoff = CLUSTER_BACKOFF_MIN;
 		cluster_connect(cl);
 		return;
 	}
 	if (!changed) {		/* a new instances hint, maybe */
-		admission_set_shared(cl->cl_adm, cl->cl_state == CL_UP,
+		adm_set_shared(cl, cl->cl_state == CL_UP,
 		    cl->cl_n, clock_usec());
 		return;
 	}
@@ -818,11 +887,13 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 #define beat_cb		timeout_cb
 #define retry_cb	timeout_cb
+#define pend_cb		timeout_cb
 
 #endif /* HAVE_HIREDIS */
 
 struct cluster *
-cluster_new(struct event_base *base, struct admission *adm)
+cluster_new(struct event_base *base, struct admission *adm,
+    pthread_mutex_t *adm_mtx)
 {
 	struct cluster	*cl;
 	uint8_t		 rnd[8];
@@ -832,12 +903,17 @@ cluster_new(struct event_base *base, struct admission *adm)
 		return NULL;
 	cl->cl_base = base;
 	cl->cl_adm = adm;
+	cl->cl_adm_mtx = adm_mtx;
+	cl->cl_owner = pthread_self();
+	pthread_mutex_init(&cl->cl_pend_mtx, NULL);
+	TAILQ_INIT(&cl->cl_pend);
 	cl->cl_n = 1;
 	cl->cl_backoff = CLUSTER_BACKOFF_MIN;
 	if ((cl->cl_timeout_ev = evtimer_new(base, timeout_cb, cl)) == NULL ||
 	    (cl->cl_beat_ev = event_new(base, -1, EV_PERSIST, beat_cb,
 	    cl)) == NULL ||
-	    (cl->cl_retry_ev = evtimer_new(base, retry_cb, cl)) == NULL)
+	    (cl->cl_retry_ev = evtimer_new(base, retry_cb, cl)) == NULL ||
+	    (cl->cl_pend_ev = event_new(base, -1, 0, pend_cb, cl)) == NULL)
 		goto fail;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0, sizeof(rnd));
@@ -858,6 +934,8 @@ cluster_new(struct event_base *base, struct admission *adm)
 void
 cluster_free(struct cluster *cl)
 {
+	struct call	*ca;
+
 	if (cl == NULL)
 		return;
 #ifdef HAVE_HIREDIS
@@ -875,6 +953,13 @@ cluster_free(struct cluster *cl)
 		event_free(cl->cl_beat_ev);
 	if (cl->cl_retry_ev != NULL)
 		event_free(cl->cl_retry_ev);
+	if (cl->cl_pend_ev != NULL)
+		event_free(cl->cl_pend_ev);
+	while ((ca = TAILQ_FIRST(&cl->cl_pend)) != NULL) {
+		TAILQ_REMOVE(&cl->cl_pend, ca, ca_entry);
+		free(ca);
+	}
+	pthread_mutex_destroy(&cl->cl_pend_mtx);
 	free(cl->cl_password);
 	free(cl);
 }

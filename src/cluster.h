@@ -3,13 +3,15 @@
  * ([cluster] redis). I/O: one hiredis async connection on the proxy's
  * event loop; what it decides is in lease.c (pure).
  *
- * Owned by one event loop (the proxy's): cluster_ask() and every
- * callback run there. Built without hiredis, cluster_new() returns an
+ * Owned by one event loop (the proxy's, worker 0's): every callback runs
+ * there, and cluster_ask() from another thread hands its calls over to
+ * it. Admission is told under adm_mtx, its lock. Built without hiredis, cluster_new() returns an
  * object that stays off (the configuration refuses [cluster] redis).
  */
 #ifndef SPILLWAY_CLUSTER_H
 #define SPILLWAY_CLUSTER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,7 +40,8 @@ struct cluster_stats {
 
 struct cluster;
 
-struct cluster	*cluster_new(struct event_base *, struct admission *);
+struct cluster	*cluster_new(struct event_base *, struct admission *,
+		    pthread_mutex_t *adm_mtx);
 void		 cluster_free(struct cluster *);
 
 /*

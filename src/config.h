@@ -40,6 +40,7 @@ struct proxy_conf {
 	struct config_addr	*listen;
 	size_t			 nlisten;
 	unsigned int		 max_connections;
+	uint64_t		 workers;	/* threads; CONFIG_AUTO: a core each */
 	uint64_t		 header_timeout_ms;
 	uint64_t		 idle_timeout_ms;
 	uint64_t		 body_timeout_ms;	/* 0: none */

@@ -38,6 +38,7 @@
 #define LIMIT_MAX	100000	/* concurrency limits and queue size */
 #define CLASS_MAX	1000		/* [class NAME] sections */
 #define CLASS_NAME_MAX	32
+#define WORKERS_MAX	1024		/* event loop threads */
 
 const struct key config_keys[CONFIG_NKEYS] = {
 	/* section, name, type, min, max, default, field, flags */
@@ -47,6 +48,8 @@ const struct key config_keys[CONFIG_NKEYS] = {
 	    KEY_REPEAT | KEY_PASSIVE | KEY_UNIQUE | KEY_LISTENER },
 	{ "proxy", "max_connections", KT_UINT, 1, 1000000, "4096",
 	    FIELD(proxy.max_connections), 0 },
+	{ "proxy", "workers", KT_UINT, 1, WORKERS_MAX, "1",
+	    FIELD(proxy.workers), KEY_AUTO },
 	{ "proxy", "header_timeout", KT_DURATION, 1, MS_1H, "10s",
 	    FIELD(proxy.header_timeout_ms), 0 },
 	{ "proxy", "idle_timeout", KT_DURATION, 1, MS_1D, "60s",

@@ -78,7 +78,7 @@ struct key {
 };
 
 /* The tables (config_keys.c); their sizes are checked there. */
-#define CONFIG_NKEYS		78
+#define CONFIG_NKEYS		79
 #define CONFIG_NCLASS_KEYS	10
 extern const struct key	 config_keys[CONFIG_NKEYS];
 extern const struct key	 config_class_keys[CONFIG_NCLASS_KEYS];

@@ -1,8 +1,9 @@
 /*
  * conn.c: a client connection, from accept to close: the state machine,
- * the request head, admission and shedding, our own answers, the access
- * log line. Moving the bytes of a proxied request is relay.c's; the heads
- * we write are head.c's.
+ * reading the request head, our own answers. What happens to a request
+ * once its head is read (admission, faults, the limiter) is
+ * conn_start.c's; moving the bytes of a proxied request is relay.c's; the
+ * heads we write are head.c's; the access log line is conn_log.c's.
  *
  * States (enum conn_state): CS_HEAD reads a request head; CS_CONNECT waits
  * for a backend connection; CS_PROXY streams the request body up and the
@@ -38,8 +39,6 @@
 
 #include <openssl/err.h>
 
-#include "classify.h"
-#include "fault.h"
 #include "head.h"
 #include "spillway.h"
 #include "log.h"
@@ -51,8 +50,6 @@ static void	client_writecb(struct bufferevent *, void *);
 static void	client_eventcb(struct bufferevent *, short, void *);
 static void	timer_cb(evutil_socket_t, short, void *);
 static void	conn_read_head(struct conn *);
-static void	conn_respond(struct conn *, int status,
-		    enum metrics_reason, int close);
 
 const char *
 conn_state_name(enum conn_state state)
@@ -83,6 +80,12 @@ struct proxy *
 conn_proxy(const struct conn *c)
 {
 	return c->cn_proxy;
+}
+
+struct worker *
+conn_worker(const struct conn *c)
+{
+	return c->cn_worker;
 }
 
 struct generation *
@@ -192,7 +195,7 @@ conn_free_io(struct conn *c)
 }
 
 /* Room for a whole head plus one read, to tell a head that is too large. */
-static void
+void
 conn_set_read_limit(struct conn *c)
 {
 	bufferevent_setwatermark(c->cn_bev, EV_READ, 0,
@@ -205,26 +208,28 @@ conn_set_read_limit(struct conn *c)
  * header timeout starts when it is done.
  */
 void
-conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
+conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa,
     int salen, int tls)
 {
-	const struct config	*conf = px->px_conf;
+	const struct config	*conf = w->w_conf;
 	struct conn		*c;
 	SSL			*ssl = NULL;
 	int			 on = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
-	c->cn_id = ++px->px_next_id;
-	c->cn_proxy = px;
+	/* unique across workers; 1, 2, 3... with one */
+	c->cn_id = ++w->w_next_id * w->w_proxy->px_nworkers - w->w_id;
+	c->cn_proxy = w->w_proxy;
+	c->cn_worker = w;
 	c->cn_class = SIZE_MAX;	/* not classified yet */
 	c->cn_reason = MR_NONE;
 	c->cn_fault_ok = -1;
 	if (tls) {
-		if ((ssl = tls_accept(px->px_gen->g_tls)) == NULL)
+		if ((ssl = tls_accept(w->w_gen->g_tls)) == NULL)
 			goto fail;
 		SSL_set_app_data(ssl, c);
-		c->cn_bev = bufferevent_openssl_socket_new(px->px_base, fd,
+		c->cn_bev = bufferevent_openssl_socket_new(w->w_base, fd,
 		    ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		if (c->cn_bev == NULL)
 			goto fail;
@@ -234,9 +239,9 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 		    SPILLWAY_PRIO_HANDSHAKE);
 		c->cn_tls = CONN_TLS_HANDSHAKE;
 	} else
-		c->cn_bev = bufferevent_socket_new(px->px_base, fd,
+		c->cn_bev = bufferevent_socket_new(w->w_base, fd,
 		    BEV_OPT_CLOSE_ON_FREE);
-	c->cn_timer = evtimer_new(px->px_base, timer_cb, c);
+	c->cn_timer = evtimer_new(w->w_base, timer_cb, c);
 	c->cn_uphead = evbuffer_new();
 	c->cn_upend = evbuffer_new();
 	c->cn_cpend = evbuffer_new();
@@ -248,9 +253,9 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	    sizeof(c->cn_peer));
 	snprintf(c->cn_client_ip, sizeof(c->cn_client_ip), "%s",
 	    c->cn_peer_ip);
-	c->cn_gen = gen_get(px->px_gen);
+	c->cn_gen = gen_get(w->w_gen);
 	c->cn_conf = c->cn_gen->g_conf;
-	px->px_metrics.m_client_connections++;
+	w->w_metrics.m_client_connections++;
 
 	bufferevent_setcb(c->cn_bev, client_readcb, client_writecb,
 	    client_eventcb, c);
@@ -259,9 +264,9 @@ conn_accept(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	conn_set_timeouts(c);
 	bufferevent_enable(c->cn_bev, EV_READ | EV_WRITE);
 
-	TAILQ_INSERT_TAIL(&px->px_conns, c, cn_entry);
-	px->px_nconns++;
-	listener_update(px);
+	TAILQ_INSERT_TAIL(&w->w_conns, c, cn_entry);
+	w->w_nconns++;
+	listener_update(w);
 	conn_arm_timer(c, tls ? conf->tls.handshake_timeout_ms :
 	    conf->proxy.header_timeout_ms);
 	log_debug("%s: conn %llu from %s%s", __func__,
@@ -298,7 +303,7 @@ conn_tls_info(const SSL *ssl, int where, int ret)
 	    ((where & SSL_CB_HANDSHAKE_START) && c->cn_tls == CONN_TLS_DONE &&
 	    SSL_version(ssl) < TLS1_3_VERSION)) {
 		c->cn_tls_abort = 1;
-		c->cn_proxy->px_metrics.m_tls_renegotiations++;
+		c->cn_worker->w_metrics.m_tls_renegotiations++;
 		evtimer_add(c->cn_timer, &zero);
 	}
 }
@@ -334,298 +339,6 @@ client_readcb(struct bufferevent *bev, void *arg)
 	case CS_DEAD:
 		break;
 	}
-}
-
-/*
- * The request head as it goes to the backend (head_request() says how),
- * into cn_uphead: one reservation, plain copies.
- */
-static int
-build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
-{
-	struct head_client		 cl;
-	struct evbuffer_iovec		 v;
-	struct sockaddr_storage		 ss;
-	socklen_t			 sslen = sizeof(ss);
-	char				 local[64];
-	ssize_t				 n;
-
-	cl.ip = c->cn_peer_ip;
-	cl.tls = c->cn_tls != 0;
-	cl.local = NULL;
-	cl.local_v6 = 0;
-	cl.client = c->cn_client_ip;
-	cl.trusted = realip_trusted(c->cn_conf->proxy.trusted_proxies,
-	    c->cn_conf->proxy.ntrusted_proxies, c->cn_peer_ip);
-	if (!(h->flags & HTTP_F_HAS_HOST) &&
-	    getsockname(bufferevent_getfd(c->cn_bev), (struct sockaddr *)&ss,
-	    &sslen) == 0) {
-		addr_format((struct sockaddr *)&ss, local, sizeof(local), NULL,
-		    0);
-		if (strcmp(local, "?") != 0) {
-			cl.local = local;
-			cl.local_v6 = ss.ss_family == AF_INET6;
-		}
-	}
-	if (relay_put_head(c->cn_uphead, len, &v) == -1)
-		return -1;
-	n = head_request(v.iov_base, v.iov_len, h, &cl);
-	return relay_commit_head(c->cn_uphead, &v, n);
-}
-
-/*
- * The first door: classify the request and ask the token buckets. Returns
- * 0 to let it through (in dry-run mode, with a note for the log), -1 if it
- * is refused; cn_retry_after then says when to come back.
- */
-static int
-conn_admit(struct conn *c, const struct http_head *h)
-{
-	struct admission_verdict	 v;
-	const char			*key;
-	size_t				 keylen;
-	int				 kind;
-
-	c->cn_class = classify_request(c->cn_conf, h);
-	kind = classify_client_key(c->cn_conf, h, c->cn_client_ip, &key,
-	    &keylen);
-	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, kind,
-	    key, keylen, &v);
-	if (admission_shared(c->cn_proxy->px_adm))	/* leases run low */
-		cluster_ask(c->cn_proxy->px_cluster, &v,
-		    c->cn_class < c->cn_conf->nclasses ?
-		    c->cn_conf->classes[c->cn_class].name : "", kind, key,
-		    keylen);
-	if (v.dry_run)
-		c->cn_note = "rate_limited(dry_run)";
-	if (!v.refused)
-		return 0;
-	c->cn_retry_after = v.retry_after;
-	return -1;
-}
-
-/*
- * A kept-alive connection takes the newest configuration at the start of
- * each request; a request in flight finishes under the one it began with.
- */
-static void
-conn_use_current_conf(struct conn *c)
-{
-	struct proxy	*px = c->cn_proxy;
-
-	if (c->cn_gen == px->px_gen)
-		return;
-	gen_put(c->cn_gen);
-	c->cn_gen = gen_get(px->px_gen);
-	c->cn_conf = c->cn_gen->g_conf;
-	conn_set_read_limit(c);
-}
-
-/* Past admission: take a limiter slot, or wait in the queue, or be shed. */
-static void
-conn_enter_shed(struct conn *c)
-{
-	enum queue_shed		 why;
-
-	if (shed_enter(c, &why) == -1) {
-		conn_shed(c, why);
-		return;
-	}
-	if (c->cn_st.st_has_slot)
-		conn_dispatch(c);
-	else
-		conn_set_state(c, CS_QUEUED);
-}
-
-/*
- * Did the connection come in on a listener marked fault_injection in its
- * configuration? Its local address is asked once per connection.
- */
-static int
-conn_fault_allowed(struct conn *c)
-{
-	const struct config	*conf = c->cn_conf;
-	const struct config_addr *lists[2] = { conf->proxy.listen,
-				    conf->tls.listen };
-	size_t			 counts[2] = { conf->proxy.nlisten,
-				    conf->tls.nlisten };
-	struct config_addr	 local;
-	size_t			 i, j;
-
-	if (c->cn_fault_ok != -1 && c->cn_fault_gen == c->cn_gen->g_id)
-		return c->cn_fault_ok;
-	memset(&local, 0, sizeof(local));
-	local.sslen = sizeof(local.ss);
-	c->cn_fault_ok = 0;
-	c->cn_fault_gen = c->cn_gen->g_id;
-	if (getsockname(bufferevent_getfd(c->cn_bev),
-	    (struct sockaddr *)&local.ss, &local.sslen) == -1)
-		return 0;
-	for (i = 0; i < 2; i++) {
-		for (j = 0; j < counts[i]; j++) {
-			if ((lists[i][j].flags & ADDR_F_FAULT_INJECTION) &&
-			    (c->cn_tls != 0) == (i == 1) &&
-			    addr_overlap(&lists[i][j], &local))
-				c->cn_fault_ok = 1;
-		}
-	}
-	return c->cn_fault_ok;
-}
-
-/* Count an injected fault under the request's class. */
-static void
-conn_count_fault(struct conn *c, enum fault_kind kind)
-{
-	struct class_metrics	*cm;
-
-	cm = metrics_class(&c->cn_proxy->px_metrics,
-	    c->cn_conf->classes[c->cn_class].name);
-	if (cm != NULL)
-		cm->cm_faults[kind]++;
-}
-
-/* An injected abort: the class's status, as if from the backend. */
-static void
-conn_fault_abort(struct conn *c)
-{
-	conn_count_fault(c, FAULT_KIND_ABORT);
-	conn_respond(c, (int)c->cn_conf->classes[c->cn_class].fault.abort_status,
-	    MR_FAULT_ABORT, 0);
-}
-
-/*
- * Fault injection, after admission and before the limiter: draw the
- * request's faults. A delay waits on the connection's timer in CS_DELAYED,
- * holding no limiter slot and no place in the queue, then goes on (to the
- * abort, if drawn too). Returns 1 if the request was taken (delayed or
- * answered), 0 to go on to the limiter now.
- */
-static int
-conn_fault(struct conn *c)
-{
-	const struct fault_rule	*fr = &c->cn_conf->classes[c->cn_class].fault;
-
-	c->cn_fault = 0;
-	if (!fault_active(fr) || !conn_fault_allowed(c))
-		return 0;
-	c->cn_fault = fault_decide(fr,
-	    fault_rng_next(&c->cn_proxy->px_fault_rng));
-	if (c->cn_fault & FAULT_DELAY) {
-		conn_count_fault(c, FAULT_KIND_DELAY);
-		conn_set_state(c, CS_DELAYED);
-		conn_arm_timer(c, fr->delay_ms);
-		return 1;
-	}
-	if (c->cn_fault & FAULT_ABORT) {
-		conn_fault_abort(c);
-		return 1;
-	}
-	return 0;
-}
-
-/* The injected delay is over. */
-static void
-conn_fault_delayed(struct conn *c)
-{
-	if (c->cn_fault & FAULT_ABORT)
-		conn_fault_abort(c);
-	else
-		conn_enter_shed(c);
-}
-
-static void
-conn_start_request(struct conn *c, size_t headlen)
-{
-	const struct proxy_conf	*pc = &c->cn_conf->proxy;
-	struct http_head	*h = &c->cn_req;
-	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
-	const char		*what = NULL;
-
-	evtimer_del(c->cn_timer);
-	conn_use_current_conf(c);
-	pc = &c->cn_conf->proxy;
-	c->cn_t_start = now_usec();
-	c->cn_requests++;
-	c->cn_method = h->method;
-	c->cn_version_minor = h->version_minor;
-	conn_save_reqline(c, h);
-	c->cn_client_hop = realip_client(h, pc->forwarded_header,
-	    c->cn_peer_ip, pc->trusted_proxies, pc->ntrusted_proxies,
-	    c->cn_client_ip) == REALIP_HEADER;
-	if (h->version_minor >= 1)
-		c->cn_keepalive = !(h->flags & HTTP_F_CONN_CLOSE);
-	else
-		c->cn_keepalive = (h->flags & HTTP_F_CONN_KEEPALIVE) &&
-		    !(h->flags & HTTP_F_CONN_CLOSE);
-	if (c->cn_proxy->px_stopping)
-		c->cn_keepalive = 0;
-
-	if (h->method == HTTP_M_CONNECT) {
-		/* no tunnels: refused here, never sent to a backend */
-		evbuffer_drain(in, headlen);
-		conn_respond(c, 501, MR_CONNECT_UNSUPPORTED, 1);
-		return;
-	}
-	if (h->framing == HTTP_FRAMING_LENGTH && pc->max_body_size > 0 &&
-	    h->content_length > pc->max_body_size) {
-		evbuffer_drain(in, headlen);
-		conn_respond(c, 413, MR_NONE, 1);
-		return;
-	}
-	http_body_init(&c->cn_req_body, h);
-	c->cn_req_body.rechunk = 1;
-	c->cn_req_done = http_body_done(&c->cn_req_body);
-	if (relay_precheck(c, headlen, &what) == -1) {
-		log_info("conn %llu from %s: 400: request body: %s",
-		    (unsigned long long)c->cn_id, c->cn_peer, what);
-		evbuffer_drain(in, headlen);
-		conn_respond(c, 400, MR_NONE, 1);
-		return;
-	}
-	if (conn_admit(c, h) == -1) {
-		evbuffer_drain(in, headlen);
-		conn_respond(c, 429, MR_RATE_LIMITED, 0);
-		return;
-	}
-	evbuffer_drain(c->cn_uphead, evbuffer_get_length(c->cn_uphead));
-	if (build_upstream_head(c, h, headlen) == -1) {
-		conn_close(c, "out of memory");
-		return;
-	}
-	evbuffer_drain(in, headlen);	/* h points into it no more */
-
-	c->cn_resp_state = RS_NONE;
-	c->cn_t_resp_head = 0;
-	if (conn_fault(c) == 0)
-		conn_enter_shed(c);
-}
-
-static void
-conn_left_queue(struct conn *c, uint64_t now)
-{
-	if (c->cn_st.st_t_queued == 0)
-		return;
-	conn_count_wait(c, (now - c->cn_st.st_t_queued) / 1e6);
-}
-
-/* The request holds a limiter slot: off to a backend. */
-void
-conn_dispatch(struct conn *c)
-{
-	conn_set_state(c, CS_CONNECT);
-	c->cn_t_upstream = now_usec();
-	conn_left_queue(c, c->cn_t_upstream);
-	upstream_request(c);
-}
-
-/* A waiter is shed from the queue: refuse it, fast and honestly. */
-void
-conn_shed(struct conn *c, enum queue_shed why)
-{
-	conn_left_queue(c, now_usec());
-	shed_refused(c);
-	conn_respond(c, 503, why == QUEUE_SHED_FULL ? MR_QUEUE_FULL :
-	    why == QUEUE_SHED_TIMEOUT ? MR_QUEUE_TIMEOUT : MR_OVERLOADED, 0);
 }
 
 static void
@@ -753,7 +466,7 @@ own_head_len(const char *buf, size_t n)
  * SPILLWAY_DISCARD_MAX bytes, before the next request is read; otherwise
  * the connection closes after the response.
  */
-static void
+void
 conn_respond(struct conn *c, int status, enum metrics_reason reason,
     int close)
 {
@@ -832,7 +545,7 @@ conn_end_request(struct conn *c)
 	c->cn_req_paused = 0;
 	c->cn_resp_paused = 0;
 	c->cn_method = HTTP_M_OTHER;
-	if (!c->cn_keepalive || c->cn_proxy->px_stopping) {
+	if (!c->cn_keepalive || c->cn_worker->w_stopping) {
 		conn_begin_close(c);
 		return;
 	}
@@ -889,7 +602,7 @@ conn_tls_established(struct conn *c)
 	/* fails while one of its events is active: tried again on a read */
 	c->cn_tls_lowprio = bufferevent_priority_set(c->cn_bev,
 	    SPILLWAY_PRIO_DEFAULT) == -1;
-	c->cn_proxy->px_metrics.m_tls_handshakes++;
+	c->cn_worker->w_metrics.m_tls_handshakes++;
 	conn_arm_timer(c, c->cn_conf->proxy.header_timeout_ms);
 	/* the request came with the client's Finished, and was read ahead */
 	if (tls_read_pending(c->cn_bev) > 0)
@@ -905,7 +618,7 @@ conn_tls_failed(struct conn *c)
 
 	while ((e = bufferevent_get_openssl_error(c->cn_bev)) != 0)
 		err = e;
-	c->cn_proxy->px_metrics.m_tls_failed++;
+	c->cn_worker->w_metrics.m_tls_failed++;
 	log_debug("%s: conn %llu from %s: TLS handshake failed: %s", __func__,
 	    (unsigned long long)c->cn_id, c->cn_peer,
 	    tls_why(NULL, err, why, sizeof(why)));
@@ -979,7 +692,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->cn_tls == CONN_TLS_HANDSHAKE) {
-		c->cn_proxy->px_metrics.m_tls_timeouts++;
+		c->cn_worker->w_metrics.m_tls_timeouts++;
 		log_debug("%s: conn %llu from %s: TLS handshake timed out",
 		    __func__, (unsigned long long)c->cn_id, c->cn_peer);
 		conn_close(c, NULL);
@@ -1054,7 +767,7 @@ conn_free_cb(evutil_socket_t fd, short what, void *arg)
 void
 conn_close(struct conn *c, const char *why)
 {
-	struct proxy	*px = c->cn_proxy;
+	struct worker	*w = c->cn_worker;
 	struct timeval	 zero = { 0, 0 };
 
 	if (c->cn_state == CS_DEAD)
@@ -1076,13 +789,13 @@ conn_close(struct conn *c, const char *why)
 	conn_set_state(c, CS_DEAD);
 	conn_free_io(c);
 	gen_put(c->cn_gen);
-	TAILQ_REMOVE(&px->px_conns, c, cn_entry);
-	px->px_nconns--;
-	if (event_base_once(px->px_base, -1, EV_TIMEOUT, conn_free_cb, c,
+	TAILQ_REMOVE(&w->w_conns, c, cn_entry);
+	w->w_nconns--;
+	if (event_base_once(w->w_base, -1, EV_TIMEOUT, conn_free_cb, c,
 	    &zero) == -1)
 		free(c);
 	/* accept again; a graceful stop ends with the last connection */
-	listener_update(px);
-	if (px->px_stopping && px->px_nconns == 0)
-		event_base_loopexit(px->px_base, NULL);
+	listener_update(w);
+	if (w->w_stopping && w->w_nconns == 0)
+		event_base_loopexit(w->w_base, NULL);
 }

@@ -74,7 +74,7 @@ conn_class_name(const struct conn *c)
 void
 conn_count_wait(struct conn *c, double seconds)
 {
-	struct metrics	*m = &c->cn_proxy->px_metrics;
+	struct metrics	*m = &c->cn_worker->w_metrics;
 
 	metrics_observe_wait(m, metrics_class(m, conn_class_name(c)),
 	    seconds);
@@ -84,7 +84,7 @@ conn_count_wait(struct conn *c, double seconds)
 static void
 conn_count_request(struct conn *c, uint64_t now)
 {
-	struct metrics		*m = &c->cn_proxy->px_metrics;
+	struct metrics		*m = &c->cn_worker->w_metrics;
 	struct class_metrics	*cm;
 	double			 upstream = -1;
 

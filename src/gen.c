@@ -4,7 +4,10 @@
  * contexts), counted: the proxy holds one reference on the generation in
  * force, every client connection one on the generation its request
  * started with, and the last reference frees it. So a reload never frees
- * what an in-flight request still reads.
+ * what an in-flight request still reads. The count is atomic: every
+ * worker holds a reference and its connections theirs, each on its own
+ * thread (the acquire-release on the last put orders every reader's use
+ * before the free, as for a shared_ptr).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +32,7 @@ gen_new(struct config *conf, char *err, size_t errlen)
 		return NULL;
 	}
 	gen->g_conf = conf;
-	gen->g_refs = 1;
+	atomic_init(&gen->g_refs, 1);
 	gen->g_tls = tls_new(conf, err, errlen);
 	if (err[0] != '\0') {
 		gen_free(gen);
@@ -52,7 +55,7 @@ gen_free(struct generation *gen)
 struct generation *
 gen_get(struct generation *gen)
 {
-	gen->g_refs++;
+	atomic_fetch_add_explicit(&gen->g_refs, 1, memory_order_relaxed);
 	return gen;
 }
 
@@ -60,6 +63,7 @@ gen_get(struct generation *gen)
 void
 gen_put(struct generation *gen)
 {
-	if (--gen->g_refs == 0)
+	if (atomic_fetch_sub_explicit(&gen->g_refs, 1,
+	    memory_order_acq_rel) == 1)
 		gen_free(gen);
 }

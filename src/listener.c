@@ -2,8 +2,9 @@
  * listener.c: listening sockets, the connection cap and the pause on
  * file descriptor exhaustion.
  *
- * Accepting stops while px_nconns is at px_max_conns (new clients wait in
- * the kernel's backlog) and, after EMFILE or ENFILE, for
+ * Each worker has its own listeners. Accepting stops while w_nconns is at
+ * w_max_conns (a worker's share of max_connections) (new clients wait
+ * in the kernel's backlog) and, after EMFILE or ENFILE, for
  * LISTENER_PAUSE_MSEC: a listener whose accept keeps failing must not make
  * the loop spin.
  */
@@ -30,12 +31,14 @@ static void	resume_cb(evutil_socket_t, short, void *);
 
 /*
  * A listening socket for a configured address (non-blocking, close on
- * exec, v6 only for v6). Returns it, or -1 with "FILE:LINE: listen ADDR:
- * why" in err. The admin listener binds through here too.
+ * exec, v6 only for v6). With several workers, each binds its own socket
+ * to the address with SO_REUSEPORT and the kernel spreads the connections
+ * among them. Returns it, or -1 with "FILE:LINE: listen ADDR: why" in err.
+ * The admin listener binds through here too.
  */
 int
 listener_bind(const struct config *conf, const struct config_addr *a,
-    int backlog, char *err, size_t errlen)
+    int backlog, int reuseport, char *err, size_t errlen)
 {
 	char	 where[1100];
 	int	 fd, on = 1;
@@ -45,6 +48,9 @@ listener_bind(const struct config *conf, const struct config_addr *a,
 	if (fd == -1)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		goto fail;
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+	    sizeof(on)) == -1)
 		goto fail;
 	if (a->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &on, sizeof(on)) == -1)
@@ -64,7 +70,7 @@ listener_bind(const struct config *conf, const struct config_addr *a,
 
 /* A listener on the bound socket fd, not yet accepting; closes fd if not. */
 static struct listener *
-listener_new(struct proxy *px, const struct config_addr *a, int tls, int fd)
+listener_new(struct worker *w, const struct config_addr *a, int tls, int fd)
 {
 	struct listener	*ls;
 
@@ -72,10 +78,10 @@ listener_new(struct proxy *px, const struct config_addr *a, int tls, int fd)
 		close(fd);
 		return NULL;
 	}
-	ls->ls_proxy = px;
+	ls->ls_worker = w;
 	ls->ls_addr = a;
 	ls->ls_tls = tls;
-	ls->ls_evl = evconnlistener_new(px->px_base, accept_cb, ls,
+	ls->ls_evl = evconnlistener_new(w->w_base, accept_cb, ls,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
 	    LEV_OPT_DISABLED, 0, fd);
 	if (ls->ls_evl == NULL) {
@@ -101,7 +107,7 @@ listener_free(struct listener *ls)
  * (-1, err set) is undone by listener_abort() alone.
  */
 int
-listener_prepare(struct proxy *px, const struct config *conf, char *err,
+listener_prepare(struct worker *w, const struct config *conf, char *err,
     size_t errlen)
 {
 	const struct config_addr	*addrs[2] = { conf->proxy.listen,
@@ -113,15 +119,15 @@ listener_prepare(struct proxy *px, const struct config *conf, char *err,
 	size_t				 i;
 	int				 fd, tls;
 
-	if (px->px_accept_timer == NULL && (px->px_accept_timer =
-	    evtimer_new(px->px_base, resume_cb, px)) == NULL) {
+	if (w->w_accept_timer == NULL && (w->w_accept_timer =
+	    evtimer_new(w->w_base, resume_cb, w)) == NULL) {
 		snprintf(err, errlen, "evtimer_new failed");
 		return -1;
 	}
 	for (tls = 0; tls < 2; tls++) {
 		for (i = 0; i < naddrs[tls]; i++) {
 			a = &addrs[tls][i];
-			TAILQ_FOREACH(ls, &px->px_listeners, ls_entry)
+			TAILQ_FOREACH(ls, &w->w_listeners, ls_entry)
 				if (addr_same(ls->ls_addr, a))
 					break;
 			if (ls != NULL) {	/* kept, maybe changing role */
@@ -129,15 +135,15 @@ listener_prepare(struct proxy *px, const struct config *conf, char *err,
 				ls->ls_next_tls = tls;
 				continue;
 			}
-			if ((fd = listener_bind(conf, a, LISTENER_BACKLOG, err,
-			    errlen)) == -1)
+			if ((fd = listener_bind(conf, a, LISTENER_BACKLOG,
+			    w->w_proxy->px_nworkers > 1, err, errlen)) == -1)
 				return -1;
-			if ((ls = listener_new(px, a, tls, fd)) == NULL) {
+			if ((ls = listener_new(w, a, tls, fd)) == NULL) {
 				snprintf(err, errlen, "listen %s: out of memory",
 				    a->text);
 				return -1;
 			}
-			TAILQ_INSERT_TAIL(&px->px_staged, ls, ls_entry);
+			TAILQ_INSERT_TAIL(&w->w_staged, ls, ls_entry);
 		}
 	}
 	return 0;
@@ -145,15 +151,15 @@ listener_prepare(struct proxy *px, const struct config *conf, char *err,
 
 /* Undo listener_prepare(): close what it bound, forget its marks. */
 void
-listener_abort(struct proxy *px)
+listener_abort(struct worker *w)
 {
 	struct listener	*ls;
 
-	while ((ls = TAILQ_FIRST(&px->px_staged)) != NULL) {
-		TAILQ_REMOVE(&px->px_staged, ls, ls_entry);
+	while ((ls = TAILQ_FIRST(&w->w_staged)) != NULL) {
+		TAILQ_REMOVE(&w->w_staged, ls, ls_entry);
 		listener_free(ls);
 	}
-	TAILQ_FOREACH(ls, &px->px_listeners, ls_entry)
+	TAILQ_FOREACH(ls, &w->w_listeners, ls_entry)
 		ls->ls_next = NULL;
 }
 
@@ -162,16 +168,16 @@ listener_abort(struct proxy *px)
  * others (same socket, no gap in accepting), and make the staged ones live.
  */
 void
-listener_commit(struct proxy *px)
+listener_commit(struct worker *w)
 {
 	struct listener	*ls, *next;
 
-	for (ls = TAILQ_FIRST(&px->px_listeners); ls != NULL; ls = next) {
+	for (ls = TAILQ_FIRST(&w->w_listeners); ls != NULL; ls = next) {
 		next = TAILQ_NEXT(ls, ls_entry);
 		if (ls->ls_next == NULL) {
 			log_info("no longer listening on %s",
 			    ls->ls_addr->text);
-			TAILQ_REMOVE(&px->px_listeners, ls, ls_entry);
+			TAILQ_REMOVE(&w->w_listeners, ls, ls_entry);
 			listener_free(ls);
 			continue;
 		}
@@ -182,10 +188,10 @@ listener_commit(struct proxy *px)
 		ls->ls_tls = ls->ls_next_tls;
 		ls->ls_next = NULL;
 	}
-	while ((ls = TAILQ_FIRST(&px->px_staged)) != NULL) {
-		TAILQ_REMOVE(&px->px_staged, ls, ls_entry);
-		TAILQ_INSERT_TAIL(&px->px_listeners, ls, ls_entry);
-		if (px->px_accepting)
+	while ((ls = TAILQ_FIRST(&w->w_staged)) != NULL) {
+		TAILQ_REMOVE(&w->w_staged, ls, ls_entry);
+		TAILQ_INSERT_TAIL(&w->w_listeners, ls, ls_entry);
+		if (w->w_accepting)
 			evconnlistener_enable(ls->ls_evl);
 		log_info("listening on %s%s", ls->ls_addr->text,
 		    ls->ls_tls ? " (TLS)" : "");
@@ -193,36 +199,36 @@ listener_commit(struct proxy *px)
 }
 
 void
-listener_close_all(struct proxy *px)
+listener_close_all(struct worker *w)
 {
 	struct listener	*ls;
 
-	listener_abort(px);
-	while ((ls = TAILQ_FIRST(&px->px_listeners)) != NULL) {
-		TAILQ_REMOVE(&px->px_listeners, ls, ls_entry);
+	listener_abort(w);
+	while ((ls = TAILQ_FIRST(&w->w_listeners)) != NULL) {
+		TAILQ_REMOVE(&w->w_listeners, ls, ls_entry);
 		listener_free(ls);
 	}
-	if (px->px_accept_timer != NULL) {
-		event_free(px->px_accept_timer);
-		px->px_accept_timer = NULL;
+	if (w->w_accept_timer != NULL) {
+		event_free(w->w_accept_timer);
+		w->w_accept_timer = NULL;
 	}
 }
 
 /* Enable or disable accepting after the connection count changed. */
 void
-listener_update(struct proxy *px)
+listener_update(struct worker *w)
 {
 	struct listener	*ls;
 	int		 accept;
 
-	accept = px->px_nconns < px->px_max_conns && !px->px_accept_paused &&
-	    !px->px_stopping;
-	if (accept == px->px_accepting)
+	accept = w->w_nconns < w->w_max_conns && !w->w_accept_paused &&
+	    !w->w_stopping;
+	if (accept == w->w_accepting)
 		return;
 	log_debug("%s: %u connections, accepting %s", __func__,
-	    px->px_nconns, accept ? "on" : "off");
-	px->px_accepting = accept;
-	TAILQ_FOREACH(ls, &px->px_listeners, ls_entry) {
+	    w->w_nconns, accept ? "on" : "off");
+	w->w_accepting = accept;
+	TAILQ_FOREACH(ls, &w->w_listeners, ls_entry) {
 		if (accept)
 			evconnlistener_enable(ls->ls_evl);
 		else
@@ -237,16 +243,16 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	struct listener	*ls = arg;
 
 	if (ls->ls_addr->proxy_protocol)
-		ppaccept_start(ls->ls_proxy, fd, sa, salen, ls->ls_tls);
+		ppaccept_start(ls->ls_worker, fd, sa, salen, ls->ls_tls);
 	else
-		conn_accept(ls->ls_proxy, fd, sa, salen, ls->ls_tls);
+		conn_accept(ls->ls_worker, fd, sa, salen, ls->ls_tls);
 }
 
 static void
 accept_error_cb(struct evconnlistener *evl, void *arg)
 {
 	struct listener	*ls = arg;
-	struct proxy	*px = ls->ls_proxy;
+	struct worker	*w = ls->ls_worker;
 	struct timeval	 tv = { 0, LISTENER_PAUSE_MSEC * 1000 };
 	int		 error = EVUTIL_SOCKET_ERROR();
 	unsigned int	 quiet;
@@ -256,13 +262,13 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 	case ENFILE:
 	case ENOBUFS:
 	case ENOMEM:
-		if (!px->px_accept_paused && listener_warn_pause(px, &quiet))
+		if (!w->w_accept_paused && listener_warn_pause(w, &quiet))
 			log_warnx("accept on %s: %s; pausing %d ms (%u "
 			    "pauses since the last warning)", ls->ls_addr->text, strerror(error),
 			    LISTENER_PAUSE_MSEC, quiet);
-		px->px_accept_paused = 1;
-		listener_update(px);
-		evtimer_add(px->px_accept_timer, &tv);
+		w->w_accept_paused = 1;
+		listener_update(w);
+		evtimer_add(w->w_accept_timer, &tv);
 		break;
 	default:
 		log_debug("%s: accept on %s: %s", __func__, ls->ls_addr->text,
@@ -278,26 +284,26 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
  * should keep quiet.
  */
 int
-listener_warn_pause(struct proxy *px, unsigned int *quiet)
+listener_warn_pause(struct worker *w, unsigned int *quiet)
 {
 	uint64_t	 now = now_usec();
 
-	if (px->px_emfile_said != 0 &&
-	    now - px->px_emfile_said < LISTENER_WARN_USEC) {
-		px->px_emfile_quiet++;
+	if (w->w_emfile_said != 0 &&
+	    now - w->w_emfile_said < LISTENER_WARN_USEC) {
+		w->w_emfile_quiet++;
 		return 0;
 	}
-	px->px_emfile_said = now;
-	*quiet = px->px_emfile_quiet;
-	px->px_emfile_quiet = 0;
+	w->w_emfile_said = now;
+	*quiet = w->w_emfile_quiet;
+	w->w_emfile_quiet = 0;
 	return 1;
 }
 
 static void
 resume_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proxy	*px = arg;
+	struct worker	*w = arg;
 
-	px->px_accept_paused = 0;
-	listener_update(px);
+	w->w_accept_paused = 0;
+	listener_update(w);
 }

@@ -12,6 +12,8 @@
  * datagram socket as an RFC 3164 message, without blocking: a full socket
  * drops the line and says so once.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -53,6 +55,15 @@ static struct {
 	int		 failed;	/* the last write failed; said once */
 	struct mbuf	 line;		/* the line being formatted */
 } alog = { .fd = -1 };
+
+/*
+ * Workers write access log lines from their own threads: the line being
+ * formatted, the buffer, its flush and the sink are under alog_mtx (held
+ * for a format and a memcpy, or a write() when full). alog_open says,
+ * unlocked, whether there is a log at all.
+ */
+static pthread_mutex_t	alog_mtx = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int	alog_open;	/* alog.fd != -1 */
 
 /* By index of config_facility_name(). */
 static const int facilities[] = {
@@ -209,12 +220,15 @@ accesslog_prepare(const char *path, int format, int facility, char *err,
 	return 0;
 }
 
+static void	flush_locked(void);
+
+/* Close the sink; alog_mtx held. */
 static void
 sink_close(void)
 {
 	if (alog.fd == -1)
 		return;
-	accesslog_flush();
+	flush_locked();
 	if (alog.sink == SINK_SYSLOG)
 		closelog();
 	else
@@ -227,6 +241,7 @@ accesslog_commit(void)
 {
 	if (!next.staged)
 		return;
+	pthread_mutex_lock(&alog_mtx);
 	if (!next.keep) {
 		sink_close();
 		free(alog.path);
@@ -235,7 +250,7 @@ accesslog_commit(void)
 		alog.sink = alog.path != NULL ? path_sink(alog.path, &alog.sun) :
 		    SINK_FD;
 	} else
-		accesslog_flush();	/* lines so far in the old format */
+		flush_locked();	/* lines so far in the old format */
 	if (alog.sink == SINK_SYSLOG && (!next.keep ||
 	    next.facility != alog.facility)) {
 		closelog();
@@ -244,6 +259,8 @@ accesslog_commit(void)
 	alog.format = next.format;
 	alog.facility = next.facility;
 	alog.failed = 0;
+	atomic_store(&alog_open, alog.fd != -1);
+	pthread_mutex_unlock(&alog_mtx);
 	next.staged = 0;
 	next.keep = 0;
 	next.path = NULL;
@@ -271,21 +288,26 @@ accesslog_reopen(void)
 	char	 err[256];
 	int	 fd;
 
+	pthread_mutex_lock(&alog_mtx);
 	if (alog.path == NULL || alog.fd == STDERR_FILENO ||
-	    alog.sink != SINK_FD)
+	    alog.sink != SINK_FD) {
+		pthread_mutex_unlock(&alog_mtx);
 		return 0;
-	accesslog_flush();
+	}
+	flush_locked();
 	if ((fd = open_path(alog.path, err, sizeof(err))) == -1) {
+		pthread_mutex_unlock(&alog_mtx);
 		log_warnx("%s", err);
 		return -1;
 	}
 	close(alog.fd);
 	alog.fd = fd;
+	pthread_mutex_unlock(&alog_mtx);
 	return 0;
 }
 
-void
-accesslog_flush(void)
+static void
+flush_locked(void)
 {
 	size_t	 off = 0;
 	ssize_t	 n;
@@ -305,6 +327,14 @@ accesslog_flush(void)
 		alog.failed = 0;
 	}
 	alog.len = 0;
+}
+
+void
+accesslog_flush(void)
+{
+	pthread_mutex_lock(&alog_mtx);
+	flush_locked();
+	pthread_mutex_unlock(&alog_mtx);
 }
 
 /*
@@ -350,14 +380,17 @@ accesslog_write(const struct access_entry *e)
 	struct timespec	 ts;
 	size_t		 n;
 
-	if (alog.fd == -1)
+	if (!atomic_load_explicit(&alog_open, memory_order_relaxed))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
+	pthread_mutex_lock(&alog_mtx);
+	if (alog.fd == -1)
+		goto out;
 	mb->mb_len = 0;
 	mb->mb_failed = 0;
 	logfmt_line(mb, alog.format, e, ts.tv_sec, ts.tv_nsec);
 	if (mb->mb_len == 0)
-		return;		/* out of memory */
+		goto out;	/* out of memory */
 	n = mb->mb_len;
 	if (n > ACCESSLOG_LINE_MAX) {
 		n = ACCESSLOG_LINE_MAX;
@@ -368,25 +401,30 @@ accesslog_write(const struct access_entry *e)
 	switch (alog.sink) {
 	case SINK_SYSLOG:
 		syslog(LOG_INFO, "%.*s", (int)(n - 1), mb->mb_data);
-		return;
+		goto out;
 	case SINK_SOCKET:
 		socket_send(mb->mb_data, n - 1, ts.tv_sec);
-		return;
+		goto out;
 	default:
 		break;
 	}
 	if (alog.len + n > sizeof(alog.buf))
-		accesslog_flush();
+		flush_locked();
 	memcpy(alog.buf + alog.len, mb->mb_data, n);
 	alog.len += n;
+ out:
+	pthread_mutex_unlock(&alog_mtx);
 }
 
 void
 accesslog_close(void)
 {
 	accesslog_abort();
+	pthread_mutex_lock(&alog_mtx);
 	sink_close();
+	atomic_store(&alog_open, 0);
 	free(alog.path);
 	alog.path = NULL;
 	mbuf_free(&alog.line);
+	pthread_mutex_unlock(&alog_mtx);
 }

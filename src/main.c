@@ -90,6 +90,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	struct event	*sigev[4] = { NULL, NULL, NULL, NULL };
+	sigset_t	 mask;
 	struct proxy	*px = &proxy;
 	const char	*path = SPILLWAY_CONF;
 	int		 ch, test = 0, rc = 0;
@@ -139,6 +140,15 @@ main(int argc, char *argv[])
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * The listening sockets open before the loop watches the signals: a
+	 * signal sent as soon as they show (a script, a test) waits, blocked,
+	 * until it does, rather than kill the process or, ignored, be lost.
+	 */
+	sigemptyset(&mask);
+	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		sigaddset(&mask, signals[i]);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if (proxy_start(px, path) == -1)
 		return 1;
 	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
@@ -148,6 +158,9 @@ main(int argc, char *argv[])
 			return 1;
 		}
 	}
+	sigprocmask(SIG_UNBLOCK, &mask, NULL);
+	if (proxy_run(px) == -1)	/* the other workers, now */
+		return 1;
 	notify_ready();		/* listening, and signals watched */
 
 	if (event_base_dispatch(px->px_base) == -1) {

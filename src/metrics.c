@@ -74,6 +74,71 @@ metrics_free(struct metrics *m)
 	memset(m, 0, sizeof(*m));
 }
 
+static void
+histogram_add(struct histogram *dst, const struct histogram *src)
+{
+	size_t	 i;
+
+	for (i = 0; i < METRICS_NBUCKETS; i++)
+		dst->h_buckets[i] += src->h_buckets[i];
+	dst->h_count += src->h_count;
+	dst->h_sum += src->h_sum;
+}
+
+/*
+ * Add src's counters into dst (workers' counters summed at scrape time);
+ * classes by name. -1 if a class could not be made in dst (out of memory,
+ * or dst full): its counts are left out.
+ */
+int
+metrics_add(struct metrics *dst, const struct metrics *src)
+{
+	const struct class_metrics	*sc;
+	struct class_metrics		*dc;
+	size_t				 i, j;
+	int				 rc = 0;
+
+	for (i = 0; i < src->m_nclasses; i++) {
+		sc = &src->m_classes[i];
+		if ((dc = metrics_class(dst, sc->cm_name)) == NULL) {
+			rc = -1;
+			continue;
+		}
+		for (j = 0; j < sizeof(sc->cm_status) /
+		    sizeof(sc->cm_status[0]); j++)
+			dc->cm_status[j] += sc->cm_status[j];
+		for (j = 0; j < MR_COUNT; j++)
+			dc->cm_refused[j] += sc->cm_refused[j];
+		dc->cm_dry_run += sc->cm_dry_run;
+		for (j = 0; j < FAULT_NKINDS; j++)
+			dc->cm_faults[j] += sc->cm_faults[j];
+		histogram_add(&dc->cm_latency, &sc->cm_latency);
+		histogram_add(&dc->cm_served, &sc->cm_served);
+		histogram_add(&dc->cm_upstream, &sc->cm_upstream);
+		histogram_add(&dc->cm_queue_wait, &sc->cm_queue_wait);
+	}
+	histogram_add(&dst->m_latency, &src->m_latency);
+	histogram_add(&dst->m_served, &src->m_served);
+	histogram_add(&dst->m_upstream, &src->m_upstream);
+	histogram_add(&dst->m_queue_wait, &src->m_queue_wait);
+	dst->m_upstream_connect_failures += src->m_upstream_connect_failures;
+	dst->m_upstream_connections += src->m_upstream_connections;
+	dst->m_client_connections += src->m_client_connections;
+	dst->m_reloads_ok += src->m_reloads_ok;
+	dst->m_reloads_failed += src->m_reloads_failed;
+	dst->m_bytes_out += src->m_bytes_out;
+	dst->m_tls_handshakes += src->m_tls_handshakes;
+	dst->m_tls_failed += src->m_tls_failed;
+	dst->m_tls_timeouts += src->m_tls_timeouts;
+	dst->m_tls_renegotiations += src->m_tls_renegotiations;
+	for (j = 0; j < sizeof(src->m_proxyproto) /
+	    sizeof(src->m_proxyproto[0]); j++)
+		dst->m_proxyproto[j] += src->m_proxyproto[j];
+	for (j = 0; j < METRICS_NSHED; j++)
+		dst->m_shed_dry_run[j] += src->m_shed_dry_run[j];
+	return rc;
+}
+
 /*
  * Cut name to what a class stores, into buf (METRICS_CLASS_NAME bytes).
  * A cut that would split a UTF-8 sequence backs off to its lead byte, so
@@ -463,7 +528,13 @@ metrics_prometheus(const struct metrics *m, const struct metrics_gauges *g,
 	    "Longest a new waiter may wait now.", g->queue_wait_seconds);
 	prom_double(mb, "spillway_event_loop_lag_seconds",
 	    "How long a ready event waits for the event loop (smoothed; "
-	    "taken off the backend's latency).", g->loop_lag_seconds);
+	    "the largest of the workers' loops).", g->loop_lag_seconds);
+	prom_u64_by(mb, "spillway_lock_acquisitions_total", "counter",
+	    "Times a lock the workers share was taken.", "lock",
+	    g->lock_name, g->lock_taken, g->nlocks);
+	prom_u64_by(mb, "spillway_lock_waits_total", "counter",
+	    "Times a lock the workers share was found held and waited for.",
+	    "lock", g->lock_name, g->lock_waited, g->nlocks);
 	prom_head(mb, "spillway_dry_run_shed_total", "counter",
 	    "Limiter dry run: requests past the limit, by what would have "
 	    "happened to them.");

@@ -97,6 +97,8 @@ struct metrics {
 };
 
 /* Sampled by the caller when rendering. */
+#define METRICS_NLOCKS	4	/* room for the shared locks */
+
 struct metrics_gauges {
 	const char	*version;
 	double		 uptime_seconds;
@@ -128,6 +130,11 @@ struct metrics_gauges {
 	uint64_t	 cluster_lease_tokens;	/* tokens leased */
 	uint64_t	 cluster_changes;	/* up/down transitions */
 	double		 cluster_rtt_seconds;
+	/* the locks the workers share: taken, and found held */
+	unsigned int	 nlocks;
+	const char	*lock_name[METRICS_NLOCKS];
+	uint64_t	 lock_taken[METRICS_NLOCKS];
+	uint64_t	 lock_waited[METRICS_NLOCKS];
 	const char	*config_json;	/* JSON object of the config, or NULL */
 	const struct metrics_process *process;	/* NULL: not rendered */
 };
@@ -153,6 +160,9 @@ void		 metrics_free(struct metrics *);
 struct class_metrics *metrics_class(struct metrics *, const char *name);
 
 void		 histogram_observe(struct histogram *, double seconds);
+
+/* Add one set of counters into another (workers, summed at scrape). */
+int		 metrics_add(struct metrics *, const struct metrics *);
 
 /* Count a wait in the queue in the totals and in cm's (may be NULL). */
 void		 metrics_observe_wait(struct metrics *,

@@ -9,7 +9,7 @@
  * - Not one byte after the header is read: bytes are peeked, and only those
  *   the parser says are header bytes are consumed, so what follows (HTTP
  *   or a TLS ClientHello) is left in the socket for the connection.
- * - A waiting connection counts in px_nconns like a client connection:
+ * - A waiting connection counts in w_nconns like a client connection:
  *   max_connections bounds both, and a flood of headers that never come
  *   pauses accepting like any other.
  * - header_timeout bounds the whole wait, from accept, however the bytes
@@ -29,7 +29,7 @@
 #include "proxyproto.h"
 
 struct ppaccept {
-	struct proxy		*pa_proxy;
+	struct worker		*pa_worker;
 	evutil_socket_t		 pa_fd;
 	int			 pa_tls;
 	struct event		*pa_read;
@@ -49,9 +49,9 @@ static void	ppaccept_timeout_cb(evutil_socket_t, short, void *);
 static void
 ppaccept_free(struct ppaccept *pa, int keep_fd)
 {
-	struct proxy	*px = pa->pa_proxy;
+	struct worker	*w = pa->pa_worker;
 
-	TAILQ_REMOVE(&px->px_ppwait, pa, pa_entry);
+	TAILQ_REMOVE(&w->w_ppwait, pa, pa_entry);
 	if (pa->pa_read != NULL)
 		event_free(pa->pa_read);
 	if (pa->pa_timer != NULL)
@@ -59,35 +59,35 @@ ppaccept_free(struct ppaccept *pa, int keep_fd)
 	if (!keep_fd)
 		close(pa->pa_fd);
 	free(pa);
-	px->px_nconns--;
+	w->w_nconns--;
 }
 
 static void
 ppaccept_fail(struct ppaccept *pa, const char *why, int result)
 {
-	struct proxy	*px = pa->pa_proxy;
+	struct worker	*w = pa->pa_worker;
 
 	log_info("PROXY header from %s: %s; closing", pa->pa_peertext, why);
-	px->px_metrics.m_proxyproto[result]++;
+	w->w_metrics.m_proxyproto[result]++;
 	ppaccept_free(pa, 0);
-	listener_update(px);
-	if (px->px_stopping && px->px_nconns == 0)
-		event_base_loopexit(px->px_base, NULL);
+	listener_update(w);
+	if (w->w_stopping && w->w_nconns == 0)
+		event_base_loopexit(w->w_base, NULL);
 }
 
 void
-ppaccept_start(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
+ppaccept_start(struct worker *w, evutil_socket_t fd, struct sockaddr *sa,
     int salen, int tls)
 {
 	struct ppaccept	*pa;
-	struct timeval	 tv = msec_tv(px->px_conf->proxy.header_timeout_ms);
+	struct timeval	 tv = msec_tv(w->w_conf->proxy.header_timeout_ms);
 
 	if ((pa = calloc(1, sizeof(*pa))) == NULL) {
 		log_warnx("out of memory, dropping a connection");
 		close(fd);
 		return;
 	}
-	pa->pa_proxy = px;
+	pa->pa_worker = w;
 	pa->pa_fd = fd;
 	pa->pa_tls = tls;
 	if ((size_t)salen > sizeof(pa->pa_peer))
@@ -95,11 +95,11 @@ ppaccept_start(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 	memcpy(&pa->pa_peer, sa, (size_t)salen);
 	pa->pa_peerlen = salen;
 	addr_format(sa, NULL, 0, pa->pa_peertext, sizeof(pa->pa_peertext));
-	TAILQ_INSERT_TAIL(&px->px_ppwait, pa, pa_entry);
-	px->px_nconns++;
-	pa->pa_read = event_new(px->px_base, fd, EV_READ | EV_PERSIST,
+	TAILQ_INSERT_TAIL(&w->w_ppwait, pa, pa_entry);
+	w->w_nconns++;
+	pa->pa_read = event_new(w->w_base, fd, EV_READ | EV_PERSIST,
 	    ppaccept_read_cb, pa);
-	pa->pa_timer = evtimer_new(px->px_base, ppaccept_timeout_cb, pa);
+	pa->pa_timer = evtimer_new(w->w_base, ppaccept_timeout_cb, pa);
 	if (pa->pa_read == NULL || pa->pa_timer == NULL ||
 	    event_add(pa->pa_read, NULL) == -1 ||
 	    evtimer_add(pa->pa_timer, &tv) == -1) {
@@ -107,7 +107,7 @@ ppaccept_start(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 		ppaccept_free(pa, 0);
 		return;
 	}
-	listener_update(px);
+	listener_update(w);
 	log_debug("%s: from %s%s, waiting for a PROXY header", __func__,
 	    pa->pa_peertext, tls ? " (TLS)" : "");
 }
@@ -116,7 +116,7 @@ ppaccept_start(struct proxy *px, evutil_socket_t fd, struct sockaddr *sa,
 static void
 ppaccept_done(struct ppaccept *pa, const struct proxyproto *pp)
 {
-	struct proxy		*px = pa->pa_proxy;
+	struct worker		*w = pa->pa_worker;
 	struct sockaddr_storage	 ss;
 	evutil_socket_t		 fd = pa->pa_fd;
 	int			 len, tls = pa->pa_tls;
@@ -132,9 +132,9 @@ ppaccept_done(struct ppaccept *pa, const struct proxyproto *pp)
 	log_debug("%s: PROXY v%d from %s%s%s", __func__, pp->pp_version,
 	    pa->pa_peertext, pp->pp_has_addr ? "" : ", no client address",
 	    pp->pp_unsupported ? " (family not supported)" : "");
-	px->px_metrics.m_proxyproto[METRICS_PP_OK]++;
+	w->w_metrics.m_proxyproto[METRICS_PP_OK]++;
 	ppaccept_free(pa, 1);
-	conn_accept(px, fd, (struct sockaddr *)&ss, len, tls);
+	conn_accept(w, fd, (struct sockaddr *)&ss, len, tls);
 }
 
 static void
@@ -196,10 +196,10 @@ ppaccept_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Stopping: the waiting connections have sent no request; close them. */
 void
-ppaccept_close_all(struct proxy *px)
+ppaccept_close_all(struct worker *w)
 {
 	struct ppaccept	*pa;
 
-	while ((pa = TAILQ_FIRST(&px->px_ppwait)) != NULL)
+	while ((pa = TAILQ_FIRST(&w->w_ppwait)) != NULL)
 		ppaccept_free(pa, 0);
 }

@@ -20,16 +20,20 @@
  * they need (the admin listener its reload function, a connection its
  * generation), so the runtime sits on top of the dependency graph.
  *
- * Workers. Where worker threads will draw the line (one worker today):
- * - shared by every worker: the configuration generation (px_gen, its
- *   count to become atomic), admission (the token buckets), the limiter
- *   and the queue with their congestion memory, metrics, the stop flag,
- *   and the admin listener (served on the first worker's loop);
+ * Workers (worker.c). The line between what is shared and what a worker
+ * owns:
+ * - shared by every worker: the configuration generation (px_gen; each
+ *   worker holds its own reference, w_gen, swapped at a safe point of its
+ *   loop; the count is atomic), admission (the token buckets, under
+ *   px_adm_mtx), the limiter and the queue with their congestion memory
+ *   (under px_shed_mtx), the stop flag, and the admin listener (served on
+ *   worker 0's loop, the main thread's);
  * - owned by one worker and touched only from its event loop: its
  *   event_base, its listeners (SO_REUSEPORT: one socket per worker), its
- *   client connections, its backend servers' pools of idle connections and
- *   its timers (accept pause, queue deadline, kick, log flush, stop).
- * struct proxy (spillway.h) lists its members in these two groups.
+ *   client connections, its backend servers' pools of idle connections,
+ *   its timers (accept pause, queue deadline, kick, loop lag, stop) and its
+ *   counters, summed at scrape time.
+ * The sequence below reaches each worker's part through worker_call().
  */
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -40,6 +44,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "config.h"
 #include "fault.h"
@@ -47,71 +52,66 @@
 #include "log.h"
 #include "notify.h"
 
-#define HANDSHAKE_BATCH		4	/* handshake callbacks per look */
-
-/*
- * The event loop, with SPILLWAY_PRIO_N priorities: TLS handshakes run at
- * the lowest, and the loop looks for new events again after every
- * HANDSHAKE_BATCH of them, so a flood of handshakes cannot hold up
- * requests on established connections (nor their own accepts).
- */
-static struct event_base *
-base_new(void)
-{
-	struct event_config	*cfg;
-	struct event_base	*base;
-
-	if ((cfg = event_config_new()) == NULL)
-		return NULL;
-	event_config_set_max_dispatch_interval(cfg, NULL, HANDSHAKE_BATCH,
-	    SPILLWAY_PRIO_HANDSHAKE);
-	base = event_base_new_with_config(cfg);
-	event_config_free(cfg);
-	if (base != NULL && event_base_priority_init(base,
-	    SPILLWAY_PRIO_N) == -1) {
-		event_base_free(base);
-		return NULL;
-	}
-	return base;
-}
-
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	accesslog_flush();
 }
 
-/* A runtime with no configuration yet: its loop, its timers, its seed. */
+/*
+ * A runtime with no configuration yet: its workers (nworkers, one per
+ * loop; threads are started by proxy_start), its timers, its seed. With
+ * more than one worker, libevent's locking is turned on first.
+ */
 int
-proxy_init(struct proxy *px)
+proxy_init(struct proxy *px, unsigned int nworkers)
 {
 	struct timeval	 second = { 1, 0 };
+	unsigned int	 i;
 	uint8_t		 seed[16];
 
 	memset(px, 0, sizeof(*px));
-	TAILQ_INIT(&px->px_listeners);
-	TAILQ_INIT(&px->px_staged);
-	TAILQ_INIT(&px->px_conns);
-	TAILQ_INIT(&px->px_ppwait);
 	px->px_started = now_usec();
-	px->px_accepting = 1;
 	px->px_reload = proxy_reload;
+	pthread_mutex_init(&px->px_adm_mtx, NULL);
+	pthread_mutex_init(&px->px_shed_mtx, NULL);
+	pthread_mutex_init(&px->px_health_mtx, NULL);
 	metrics_init(&px->px_metrics);
-	if ((px->px_base = base_new()) == NULL) {
-		log_err("cannot create the event loop");
+	if (nworkers > 1 && evthread_use_pthreads() == -1) {
+		log_err("cannot turn on libevent's threads support");
 		return -1;
 	}
+	if ((px->px_workers = calloc(nworkers, sizeof(*px->px_workers))) ==
+	    NULL) {
+		log_err("out of memory");
+		return -1;
+	}
+	px->px_nworkers = nworkers;
+	for (i = 0; i < nworkers; i++) {
+		if ((px->px_workers[i] = worker_new(px, i, NULL)) == NULL) {
+			log_err("cannot create the event loop of worker %u",
+			    i);
+			return -1;
+		}
+	}
+	px->px_base = px->px_workers[0]->w_base;
 	if (getrandom(px->px_seed, sizeof(px->px_seed), 0) !=
 	    (ssize_t)sizeof(px->px_seed)) {
 		log_err("getrandom: %s", strerror(errno));
 		return -1;
 	}
-	/* its own seed: fault draws say nothing of admission's hash key */
-	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
-		log_err("getrandom: %s", strerror(errno));
-		return -1;
+	/*
+	 * Each worker its own seed: fault draws say nothing of admission's
+	 * hash key, nor of each other's.
+	 */
+	for (i = 0; i < nworkers; i++) {
+		if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+			log_err("getrandom: %s", strerror(errno));
+			return -1;
+		}
+		fault_rng_seed(&px->px_workers[i]->w_fault_rng, seed,
+		    sizeof(seed));
 	}
-	fault_rng_seed(&px->px_fault_rng, seed, sizeof(seed));
 	px->px_flush_timer = event_new(px->px_base, -1, EV_PERSIST, flush_cb,
 	    NULL);
 	if (px->px_flush_timer == NULL ||
@@ -133,9 +133,12 @@ fit_fd_limit(const struct config *conf)
 	struct rlimit	 rl;
 	uint64_t	 want, pool, fit, fixed;
 
-	pool = (uint64_t)conf->backend.keepalive * conf->backend.nservers;
+	/* every worker has its own pools and its own listening sockets */
+	pool = (uint64_t)conf->backend.keepalive * conf->backend.nservers *
+	    worker_count(conf);
 	/* listeners, the reserve, and the admin listener's own connections */
-	fixed = SPILLWAY_FD_RESERVE + conf->proxy.nlisten + conf->tls.nlisten +
+	fixed = SPILLWAY_FD_RESERVE + (uint64_t)(conf->proxy.nlisten +
+	    conf->tls.nlisten) * worker_count(conf) +
 	    (conf->admin.nlisten > 0 ? 1 + conf->admin.max_connections : 0);
 	want = 2 * (uint64_t)conf->proxy.max_connections + pool + fixed;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
@@ -211,11 +214,60 @@ configure_failed(struct proxy *px, const char *errors, char **errorsp)
 		*errorsp = strdup(errors);
 }
 
+/* What every worker prepares, commits or aborts on its own loop. */
+struct wstep {
+	const struct config	*ws_conf;
+	struct generation	*ws_gen;
+	unsigned int		 ws_max_conns;	/* a worker's share */
+	char			 ws_err[1400];
+	int			 ws_rc;
+};
+
+static void
+prepare_cb(struct worker *w, void *arg)
+{
+	struct wstep	*ws = arg;
+
+	ws->ws_rc = -1;
+	if (listener_prepare(w, ws->ws_conf, ws->ws_err,
+	    sizeof(ws->ws_err)) == -1)
+		return;
+	if (upstream_prepare(w, ws->ws_conf) == -1) {
+		snprintf(ws->ws_err, sizeof(ws->ws_err), "out of memory");
+		return;
+	}
+	ws->ws_rc = 0;
+}
+
+static void
+abort_cb(struct worker *w, void *arg)
+{
+	listener_abort(w);
+	upstream_abort(w);
+}
+
+/* The worker's safe point: between two callbacks of its own loop. */
+static void
+commit_cb(struct worker *w, void *arg)
+{
+	struct wstep	*ws = arg;
+
+	listener_commit(w);
+	upstream_commit(w, ws->ws_conf);	/* compares with w_conf, the old */
+	worker_use_gen(w, ws->ws_gen);
+	w->w_max_conns = ws->ws_max_conns;
+	listener_update(w);
+}
+
 /*
  * Put conf in force, taking it: at start-up (no generation yet) or on a
  * reload, the same steps. Every subsystem prepares, then all commit, or
  * all abort and the running generation stays untouched: -1, with every
  * "FILE:LINE: message" line in *errorsp (malloc'd) if asked.
+ *
+ * With several workers, each prepares, commits or aborts its own part
+ * (listeners, backend pools, its generation) on its own loop
+ * (worker_call()); the generation is built once, here.
  */
 int
 proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
@@ -223,10 +275,10 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	struct generation	*gen, *old = px->px_gen;
 	const char		*path = conf->path;
 	char			 err[1400], msg[1500];
-	int			 first = old == NULL;
+	int			 first = old == NULL, rc;
 	uint64_t		 now = now_usec();
-	unsigned int		 max_conns;
-	size_t			 i;
+	unsigned int		 max_conns, i, nprep = 0;
+	struct wstep		 ws;
 
 	if (errorsp != NULL)
 		*errorsp = NULL;
@@ -240,33 +292,50 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 		configure_failed(px, msg, errorsp);
 		return -1;
 	}
+	if (!first && worker_count(conf) != px->px_nworkers)
+		log_warnx("%s: workers = %u takes a restart; still %u",
+		    path, worker_count(conf), px->px_nworkers);
 
 	/* prepare: beside what runs; each step is undone at fail */
-	if (listener_prepare(px, conf, err, sizeof(err)) == -1 ||
-	    accesslog_prepare(conf->proxy.access_log,
+	memset(&ws, 0, sizeof(ws));
+	ws.ws_conf = conf;
+	ws.ws_gen = gen;
+	/* the cap is shared out: each worker a share, rounded up */
+	ws.ws_max_conns = (max_conns + px->px_nworkers - 1) / px->px_nworkers;
+	for (nprep = 0; nprep < px->px_nworkers; nprep++) {
+		worker_call(px->px_workers[nprep], prepare_cb, &ws);
+		if (ws.ws_rc == -1) {
+			nprep++;	/* undo its half-done part too */
+			snprintf(err, sizeof(err), "%s", ws.ws_err);
+			goto fail;
+		}
+	}
+	if (accesslog_prepare(conf->proxy.access_log,
 	    conf->proxy.access_log_format, conf->proxy.access_log_facility,
 	    err, sizeof(err)) == -1 ||
 	    admin_prepare(px, conf, err, sizeof(err)) == -1)
 		goto fail;
-	if (upstream_prepare(px, conf) == -1 ||
-	    (first && shed_init(px, conf) == -1) ||
+	if ((first && shed_init(px, conf) == -1) ||
 	    (first && (px->px_adm = admission_new(conf, px->px_seed,
 	    now)) == NULL) ||
 	    (first && (px->px_cluster = cluster_new(px->px_base,
-	    px->px_adm)) == NULL))
+	    px->px_adm, &px->px_adm_mtx)) == NULL))
 		goto nomem;
 	/*
 	 * Admission changes in place; if that fails, only its table of
 	 * client buckets may have changed size, nothing else.
 	 */
-	if (!first && admission_reconfigure(px->px_adm, conf, now) == -1)
-		goto nomem;
+	if (!first) {
+		pthread_mutex_lock(&px->px_adm_mtx);
+		rc = admission_reconfigure(px->px_adm, conf, now);
+		pthread_mutex_unlock(&px->px_adm_mtx);
+		if (rc == -1)
+			goto nomem;
+	}
 
 	/* the point of no return: commit all, nothing fails from here on */
-	listener_commit(px);
 	accesslog_commit();
 	admin_commit(px);
-	upstream_commit(px, conf);	/* compares with px_conf, the old */
 	if (!first)
 		shed_reconfigure(px, conf);
 	cluster_configure(px->px_cluster, conf);
@@ -276,10 +345,14 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	/* every class's series from the start, at zero (NULL: no room) */
 	for (i = 0; i < conf->nclasses; i++)
 		(void)metrics_class(&px->px_metrics, conf->classes[i].name);
+	/*
+	 * Worker 0 last: the others' servers share its servers' health
+	 * (upstream_commit()), so its retired servers go after theirs.
+	 */
+	for (i = px->px_nworkers; i > 0; i--)
+		worker_call(px->px_workers[i - 1], commit_cb, &ws);
 	if (old != NULL)
 		gen_put(old);
-	px->px_max_conns = max_conns;
-	listener_update(px);
 	if (!first) {
 		px->px_metrics.m_reloads_ok++;
 		log_info("reloaded %s: configuration generation %lu", path,
@@ -290,10 +363,10 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
  nomem:
 	snprintf(err, sizeof(err), "out of memory");
  fail:
-	listener_abort(px);
+	for (i = 0; i < nprep; i++)
+		worker_call(px->px_workers[i], abort_cb, &ws);
 	accesslog_abort();
 	admin_abort(px);
-	upstream_abort(px);
 	if (first) {
 		shed_free(px);
 		cluster_free(px->px_cluster);
@@ -311,7 +384,11 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	return -1;
 }
 
-/* Start-up: the runtime and the file's configuration in force. */
+/*
+ * Start-up: the runtime and the file's configuration in force, listening;
+ * the workers beyond the first start with proxy_run(), once main watches
+ * the signals.
+ */
 int
 proxy_start(struct proxy *px, const char *path)
 {
@@ -324,14 +401,37 @@ proxy_start(struct proxy *px, const char *path)
 		free(errors);
 		return -1;
 	}
-	if (proxy_init(px) == -1) {
+	if (proxy_init(px, worker_count(conf)) == -1) {
 		config_free(conf);
 		return -1;
 	}
 	if (proxy_configure(px, conf, NULL) == -1)
 		return -1;
-	log_info("spillway %s started: %zu backend servers, up to %u "
-	    "connections", PACKAGE_VERSION, px->px_nservers, px->px_max_conns);
+	return 0;
+}
+
+/*
+ * The workers beyond the first, each on a thread of its own (they block
+ * the signals: main, which watches them, must have started to before).
+ */
+int
+proxy_run(struct proxy *px)
+{
+	unsigned int	 i, max_conns;
+
+	for (i = 1; i < px->px_nworkers; i++)
+		if (worker_start(px->px_workers[i]) == -1)
+			return -1;
+	max_conns = px->px_workers[0]->w_max_conns * px->px_nworkers;
+	if (px->px_nworkers == 1)
+		log_info("spillway %s started: %zu backend servers, up to %u "
+		    "connections", PACKAGE_VERSION,
+		    px->px_conf->backend.nservers, max_conns);
+	else
+		log_info("spillway %s started: %zu backend servers, up to %u "
+		    "connections, %u workers", PACKAGE_VERSION,
+		    px->px_conf->backend.nservers, max_conns,
+		    px->px_nworkers);
 	return 0;
 }
 
@@ -368,77 +468,68 @@ proxy_reload(struct proxy *px, char **errorsp)
 }
 
 static void
-stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+count_cb(struct worker *w, void *arg)
 {
-	struct proxy	*px = arg;
+	*(unsigned int *)arg += w->w_nconns;
+}
 
-	log_warnx("shutdown_timeout reached with %u connections open; "
-	    "exiting", px->px_nconns);
-	event_base_loopexit(px->px_base, NULL);
+static void
+stop_cb(struct worker *w, void *arg)
+{
+	worker_stop(w);
 }
 
 /*
- * Graceful stop: no new connections, idle ones closed, in-flight requests
- * finished; the loop ends when the last goes, or at shutdown_timeout.
+ * Graceful stop, on every worker: no new connections, idle ones closed,
+ * in-flight requests finished; each worker's loop ends when its last
+ * connection goes, or at shutdown_timeout, and proxy_free() waits for them.
  */
 void
 proxy_stop(struct proxy *px)
 {
-	struct conn	*c, *next;
-	struct timeval	 tv;
+	unsigned int	 i, n = 0;
 
 	if (px->px_stopping)
 		return;
 	px->px_stopping = 1;
 	notify_stopping();
-	log_info("stopping: %u connections to finish", px->px_nconns);
-	listener_close_all(px);
-	ppaccept_close_all(px);
+	for (i = 0; i < px->px_nworkers; i++)
+		worker_call(px->px_workers[i], count_cb, &n);
+	log_info("stopping: %u connections to finish", n);
 	admin_close(px);
-	upstream_drop_idle(px);
-	for (c = TAILQ_FIRST(&px->px_conns); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, cn_entry);
-		conn_stop(c);
-	}
-	if (px->px_nconns == 0) {
-		event_base_loopexit(px->px_base, NULL);
-		return;
-	}
-	tv = msec_tv(px->px_conf->proxy.shutdown_timeout_ms);
-	px->px_stop_timer = evtimer_new(px->px_base, stop_timeout_cb, px);
-	if (px->px_stop_timer == NULL || evtimer_add(px->px_stop_timer,
-	    &tv) == -1)
-		event_base_loopexit(px->px_base, NULL);
+	for (i = 0; i < px->px_nworkers; i++)
+		worker_call(px->px_workers[i], stop_cb, NULL);
 }
 
-/* After the loop: cut what is left (past shutdown_timeout), free it all. */
+/*
+ * After the main loop: wait for the other workers' loops to end, cut what
+ * is left (past shutdown_timeout), free it all.
+ */
 void
 proxy_free(struct proxy *px)
 {
-	struct conn	*c;
+	unsigned int	 i;
 
-	if (px->px_base != NULL) {
-		while ((c = TAILQ_FIRST(&px->px_conns)) != NULL)
-			conn_shutdown(c);
-		ppaccept_close_all(px);
-		upstream_drop_idle(px);
-		event_base_loop(px->px_base, EVLOOP_NONBLOCK);
-	}
+	for (i = 1; i < px->px_nworkers; i++)
+		worker_join(px->px_workers[i]);
 	if (px->px_flush_timer != NULL)
 		event_free(px->px_flush_timer);
-	if (px->px_stop_timer != NULL)
-		event_free(px->px_stop_timer);
-	listener_close_all(px);
 	admin_close(px);
-	upstream_free(px);
-	shed_free(px);
+	/* its events are on worker 0's loop, freed below */
 	cluster_free(px->px_cluster);
+	px->px_cluster = NULL;
+	/* the others first: worker 0's loop is the admin's too */
+	for (i = px->px_nworkers; i > 0; i--)
+		worker_free(px->px_workers[i - 1]);
+	free(px->px_workers);
+	shed_free(px);
 	admission_free(px->px_adm);
 	metrics_free(&px->px_metrics);
 	accesslog_close();
 	if (px->px_gen != NULL)
 		gen_put(px->px_gen);
-	if (px->px_base != NULL)
-		event_base_free(px->px_base);
+	pthread_mutex_destroy(&px->px_adm_mtx);
+	pthread_mutex_destroy(&px->px_shed_mtx);
+	pthread_mutex_destroy(&px->px_health_mtx);
 	memset(px, 0, sizeof(*px));
 }

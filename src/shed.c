@@ -4,6 +4,12 @@
  * loop. The policy is in limiter.c and queue.c; this file gives them the
  * clock, the timers and the connections.
  *
+ * Workers: the limiter and the queue are one for every worker, under
+ * px_shed_mtx, held for a few pure calls at a time (never across I/O). A
+ * waiter that leaves the queue from another worker's thread (a slot freed
+ * there, a deadline seen there) is handed to its own worker (w_handoff and
+ * its kick), which alone touches the connection.
+ *
  * A request's place in the queue and its slot are its struct shed_ticket,
  * which only this file writes; the rest of a connection is asked through
  * conn_proxy(), conn_gen(), conn_priority(), conn_outcome(), conn_note()
@@ -57,6 +63,19 @@
 #define LAG_W		0.125	/* weight of a new probe */
 #define LAG_IDLE	100000	/* usec */
 
+/* The limiter and the queue's lock, counted (spillway_lock_*_total). */
+static void
+shed_lock(struct proxy *px)
+{
+	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
+}
+
+static void
+shed_unlock(struct proxy *px)
+{
+	pthread_mutex_unlock(&px->px_shed_mtx);
+}
+
 static struct shed_ticket *
 ticket_of(struct queue_item *qi)
 {
@@ -64,100 +83,179 @@ ticket_of(struct queue_item *qi)
 	    offsetof(struct shed_ticket, st_qitem));
 }
 
+/*
+ * Under px_shed_mtx: point this worker's queue timer at the next deadline
+ * of the whole queue. Whichever worker's timer fires first expires every
+ * waiter due, its own or not; the worker that queued a waiter keeps its
+ * timer no later than that waiter's deadline, so none is missed.
+ */
 static void
-arm_queue_timer(struct proxy *px, uint64_t now)
+arm_queue_timer(struct worker *w, uint64_t now)
 {
-	uint64_t	 at = queue_next_expiry(px->px_queue, now);
+	uint64_t	 at = queue_next_expiry(w->w_proxy->px_queue, now);
 	uint64_t	 wait = at > now ? at - now : 0;
 	struct timeval	 tv;
 
 	if (at == 0) {
-		evtimer_del(px->px_queue_timer);
+		evtimer_del(w->w_queue_timer);
 		return;
 	}
 	tv.tv_sec = (time_t)(wait / 1000000);
 	tv.tv_usec = (suseconds_t)(wait % 1000000);
-	evtimer_add(px->px_queue_timer, &tv);
+	evtimer_add(w->w_queue_timer, &tv);
+}
+
+/*
+ * Under px_shed_mtx: a waiter leaves the queue with a slot (SH_GRANT) or
+ * refused (SH_SHED); its own worker acts on it, in its kick. A connection
+ * is only ever touched by its own worker's thread.
+ */
+static void
+handoff(struct shed_ticket *t, enum shed_handoff h, enum queue_shed why)
+{
+	struct worker	*owner = t->st_worker;
+
+	t->st_handoff = h;
+	t->st_why = why;
+	TAILQ_INSERT_TAIL(&owner->w_handoff, t, st_hentry);
+	event_active(owner->w_kick, EV_TIMEOUT, 0);
+}
+
+/* This worker's waiters that left the queue: dispatch or refuse them. */
+static void
+run_handoffs(struct worker *w)
+{
+	struct proxy		*px = w->w_proxy;
+	struct shed_ticket	*t;
+	enum shed_handoff	 h;
+	enum queue_shed		 why;
+
+	for (;;) {
+		shed_lock(px);
+		if ((t = TAILQ_FIRST(&w->w_handoff)) != NULL) {
+			TAILQ_REMOVE(&w->w_handoff, t, st_hentry);
+			h = t->st_handoff;
+			why = t->st_why;
+			t->st_handoff = SH_NONE;
+			if (h == SH_GRANT)
+				t->st_has_slot = 1;
+		}
+		shed_unlock(px);
+		if (t == NULL)
+			break;
+		if (h == SH_GRANT)
+			conn_dispatch(t->st_conn);
+		else
+			conn_shed(t->st_conn, why);
+	}
 }
 
 static void
 queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proxy		*px = arg;
+	struct worker		*w = arg;
+	struct proxy		*px = w->w_proxy;
 	struct queue_item	*qi;
 	enum queue_shed		 why;
 	uint64_t		 now = now_usec();
 
+	shed_lock(px);
 	while ((qi = queue_expire(px->px_queue, now, &why)) != NULL)
-		conn_shed(ticket_of(qi)->st_conn, why);
-	arm_queue_timer(px, now);
+		handoff(ticket_of(qi), SH_SHED, why);
+	arm_queue_timer(w, now);
+	shed_unlock(px);
+	run_handoffs(w);
 }
 
-/* Free slots go to waiters, best first, while there are both. */
+/*
+ * Free slots go to waiters, best first, while there are both, whichever
+ * worker they are on; then this worker acts on what was handed to it.
+ */
 static void
 kick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proxy		*px = arg;
+	struct worker		*w = arg;
+	struct proxy		*px = w->w_proxy;
 	struct queue_item	*qi;
-	struct shed_ticket	*t;
 	uint64_t		 now = now_usec();
 
+	shed_lock(px);
 	while (queue_length(px->px_queue) > 0 &&
 	    limiter_acquire(px->px_lim, now) == 0) {
 		if ((qi = queue_pop(px->px_queue, now)) == NULL) {
 			limiter_release(px->px_lim, now, 0, LIMITER_IGNORED);
 			break;
 		}
-		t = ticket_of(qi);
-		t->st_has_slot = 1;
-		conn_dispatch(t->st_conn);
+		handoff(ticket_of(qi), SH_GRANT, QUEUE_SHED_NONE);
 	}
-	arm_queue_timer(px, now);
+	arm_queue_timer(w, now);
+	shed_unlock(px);
+	run_handoffs(w);
 }
 
-/* The probe fires: one more lag reading; go on while requests are out. */
+/*
+ * The probe fires: one more lag reading of this worker's loop; go on while
+ * requests are out. Each worker measures its own loop and takes its own
+ * lag off its own requests' samples.
+ */
 static void
 lag_probe_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proxy	*px = arg;
-	uint64_t	 now = now_usec();
-	double		 lag = now > px->px_lag_t0 ? now - px->px_lag_t0 : 0;
+	struct worker	*w = arg;
+	struct proxy	*px = w->w_proxy;
+	uint64_t	 now = now_usec(), old;
+	double		 lag = now > w->w_lag_t0 ? now - w->w_lag_t0 : 0;
 	struct timeval	 tv = { 0, LAG_EVERY };
+	unsigned int	 inflight;
 
-	px->px_lag = (uint64_t)(px->px_lag + LAG_W * (lag - (double)px->px_lag));
-	if (limiter_inflight(px->px_lim) > 0)
-		evtimer_add(px->px_lag_timer, &tv);
+	old = atomic_load_explicit(&w->w_lag, memory_order_relaxed);
+	atomic_store_explicit(&w->w_lag, (uint64_t)(old + LAG_W * (lag -
+	    (double)old)), memory_order_relaxed);
+	shed_lock(px);
+	inflight = limiter_inflight(px->px_lim);
+	shed_unlock(px);
+	if (inflight > 0)
+		evtimer_add(w->w_lag_timer, &tv);
 }
 
 static void
 lag_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proxy	*px = arg;
+	struct worker	*w = arg;
 	struct timeval	 tv = { 0, 0 };
 
-	px->px_lag_t0 = now_usec();
-	evtimer_add(px->px_lag_probe, &tv);
+	w->w_lag_t0 = now_usec();
+	evtimer_add(w->w_lag_probe, &tv);
 }
 
-/* A request goes out: make sure the lag is being measured. */
+/* A request goes out: make sure its loop's lag is being measured. */
 static void
-lag_watch(struct proxy *px, uint64_t now)
+lag_watch(struct worker *w, uint64_t now)
 {
 	struct timeval	 tv = { 0, LAG_EVERY };
 
-	if (evtimer_pending(px->px_lag_timer, NULL) ||
-	    evtimer_pending(px->px_lag_probe, NULL))
+	if (evtimer_pending(w->w_lag_timer, NULL) ||
+	    evtimer_pending(w->w_lag_probe, NULL))
 		return;
-	if (now - px->px_lag_t0 > LAG_IDLE)
-		px->px_lag = 0;		/* an idle loop has none */
-	evtimer_add(px->px_lag_timer, &tv);
+	if (now - w->w_lag_t0 > LAG_IDLE)	/* an idle loop has none */
+		atomic_store_explicit(&w->w_lag, 0, memory_order_relaxed);
+	evtimer_add(w->w_lag_timer, &tv);
 }
 
-/* The loop lag, usec: for /metrics and /status. */
+/* The loop lag, usec: for /metrics and /status; the largest of any loop. */
 uint64_t
 shed_loop_lag(const struct proxy *px)
 {
-	return px->px_lag;
+	uint64_t	 lag, max = 0;
+	unsigned int	 i;
+
+	for (i = 0; i < px->px_nworkers; i++) {
+		lag = atomic_load_explicit(&px->px_workers[i]->w_lag,
+		    memory_order_relaxed);
+		if (lag > max)
+			max = lag;
+	}
+	return max;
 }
 
 /* Start-up: the limiter and the queue for conf; -1 if out of memory. */
@@ -171,17 +269,42 @@ shed_init(struct proxy *px, const struct config *conf)
 	config_limiter_conf(conf, &lc);
 	config_queue_conf(conf, &qc);
 	if ((px->px_lim = limiter_new(&lc, now)) == NULL ||
-	    (px->px_queue = queue_new(&qc, now)) == NULL ||
-	    (px->px_queue_timer = evtimer_new(px->px_base, queue_timer_cb,
-	    px)) == NULL ||
-	    (px->px_kick = event_new(px->px_base, -1, 0, kick_cb,
-	    px)) == NULL ||
-	    (px->px_lag_timer = evtimer_new(px->px_base, lag_timer_cb,
-	    px)) == NULL ||
-	    (px->px_lag_probe = evtimer_new(px->px_base, lag_probe_cb,
-	    px)) == NULL)
+	    (px->px_queue = queue_new(&qc, now)) == NULL)
 		return -1;
 	return 0;
+}
+
+/* A worker's queue timer and kick; -1 if out of memory. */
+int
+shed_worker_init(struct worker *w)
+{
+	TAILQ_INIT(&w->w_handoff);
+	if ((w->w_queue_timer = evtimer_new(w->w_base, queue_timer_cb,
+	    w)) == NULL ||
+	    (w->w_kick = event_new(w->w_base, -1, 0, kick_cb, w)) == NULL ||
+	    (w->w_lag_timer = evtimer_new(w->w_base, lag_timer_cb,
+	    w)) == NULL ||
+	    (w->w_lag_probe = evtimer_new(w->w_base, lag_probe_cb,
+	    w)) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+shed_worker_free(struct worker *w)
+{
+	if (w->w_queue_timer != NULL)
+		event_free(w->w_queue_timer);
+	if (w->w_kick != NULL)
+		event_free(w->w_kick);
+	if (w->w_lag_timer != NULL)
+		event_free(w->w_lag_timer);
+	if (w->w_lag_probe != NULL)
+		event_free(w->w_lag_probe);
+	w->w_queue_timer = NULL;
+	w->w_kick = NULL;
+	w->w_lag_timer = NULL;
+	w->w_lag_probe = NULL;
 }
 
 /* A reload: new parameters; the learned limit and the waiters stay. */
@@ -191,31 +314,23 @@ shed_reconfigure(struct proxy *px, const struct config *conf)
 	struct limiter_conf	 lc;
 	struct queue_conf	 qc;
 	uint64_t		 now = now_usec();
+	unsigned int		 i;
 
 	config_limiter_conf(conf, &lc);
 	config_queue_conf(conf, &qc);
+	shed_lock(px);
 	limiter_reconfigure(px->px_lim, &lc, now);
 	queue_reconfigure(px->px_queue, &qc);
-	arm_queue_timer(px, now);
+	for (i = 0; i < px->px_nworkers; i++)
+		arm_queue_timer(px->px_workers[i], now);
+	shed_unlock(px);
 }
 
 void
 shed_free(struct proxy *px)
 {
-	if (px->px_queue_timer != NULL)
-		event_free(px->px_queue_timer);
-	if (px->px_kick != NULL)
-		event_free(px->px_kick);
-	if (px->px_lag_timer != NULL)
-		event_free(px->px_lag_timer);
-	if (px->px_lag_probe != NULL)
-		event_free(px->px_lag_probe);
 	limiter_free(px->px_lim);
 	queue_free(px->px_queue);
-	px->px_queue_timer = NULL;
-	px->px_kick = NULL;
-	px->px_lag_timer = NULL;
-	px->px_lag_probe = NULL;
 	px->px_lim = NULL;
 	px->px_queue = NULL;
 }
@@ -228,17 +343,19 @@ void
 shed_refused(struct conn *c)
 {
 	struct proxy	*px = conn_proxy(c);
-	uint64_t	 now = now_usec();
+	uint64_t	 now = now_usec(), ra;
 
 	conn_shed_ticket(c)->st_t_shed = now;
-	conn_set_retry_after(c, queue_retry_after(px->px_queue,
-	    limiter_limit(px->px_lim), now));
+	shed_lock(px);
+	ra = queue_retry_after(px->px_queue, limiter_limit(px->px_lim), now);
+	shed_unlock(px);
+	conn_set_retry_after(c, ra);
 }
 
 /*
- * Dry run: what would happen to a request past the limit (wait, or be
- * refused, and why) is counted and noted for the log, and the request
- * goes on at once, past the limit if need be.
+ * Dry run, under px_shed_mtx: what would happen to a request past the
+ * limit (wait, or be refused, and why) is counted and noted for the log,
+ * and the request goes on at once, past the limit if need be.
  */
 static void
 dry_run(struct conn *c, unsigned int prio, int retry, uint64_t now)
@@ -253,7 +370,7 @@ dry_run(struct conn *c, unsigned int prio, int retry, uint64_t now)
 		if (why == QUEUE_SHED_NONE &&
 		    queue_length(px->px_queue) >= sc->queue_size)
 			why = QUEUE_SHED_FULL;
-		px->px_metrics.m_shed_dry_run[why]++;
+		conn_worker(c)->w_metrics.m_shed_dry_run[why]++;
 		if (why != QUEUE_SHED_NONE)
 			conn_note(c, why == QUEUE_SHED_FULL ?
 			    "queue_full(dry_run)" : "overloaded(dry_run)");
@@ -271,64 +388,94 @@ int
 shed_enter(struct conn *c, enum queue_shed *why)
 {
 	struct proxy		*px = conn_proxy(c);
+	struct worker		*w = conn_worker(c);
 	struct shed_ticket	*t = conn_shed_ticket(c);
 	struct queue		*q = px->px_queue;
 	struct queue_item	*evicted;
 	uint64_t		 now = now_usec();
-	unsigned int		 prio, slots = limiter_limit(px->px_lim);
-	int			 retry;
+	unsigned int		 prio, slots;
+	int			 retry, rc = 0;
 
 	t->st_conn = c;
+	t->st_worker = w;
 	retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
-	lag_watch(px, now);
-	queue_arrive(q, now, retry);
+	lag_watch(w, now);
 	prio = conn_priority(c);
+	shed_lock(px);
+	slots = limiter_limit(px->px_lim);
+	queue_arrive(q, now, retry);
 	if (conn_gen(c)->g_conf->limiter.dry_run) {
 		dry_run(c, prio, retry, now);
-		return 0;
+		goto out;
 	}
 	if (queue_length(q) == 0 && limiter_acquire(px->px_lim, now) == 0) {
 		t->st_has_slot = 1;
-		return 0;
+		goto out;
 	}
 	if ((*why = queue_verdict(q, prio, slots, now, retry)) !=
-	    QUEUE_SHED_NONE)
-		return -1;
+	    QUEUE_SHED_NONE) {
+		rc = -1;
+		goto out;
+	}
 	if (queue_push(q, &t->st_qitem, prio, now, &evicted) == -1) {
 		*why = QUEUE_SHED_FULL;
-		return -1;
+		rc = -1;
+		goto out;
 	}
 	t->st_t_queued = now;
 	if (evicted != NULL)
-		conn_shed(ticket_of(evicted)->st_conn, QUEUE_SHED_FULL);
-	arm_queue_timer(px, now);
-	return 0;
+		handoff(ticket_of(evicted), SH_SHED, QUEUE_SHED_FULL);
+	arm_queue_timer(w, now);
+ out:
+	shed_unlock(px);
+	return rc;
 }
 
 /*
- * A request is over, or its connection is gone: leave the queue, or give
- * the slot back with what was learned, and let a waiter have it.
+ * A request is over, or its connection is gone: leave the queue (or the
+ * hand-over list), or give the slot back with what was learned, and let a
+ * waiter have it.
  */
 void
 shed_leave(struct conn *c)
 {
 	struct proxy		*px = conn_proxy(c);
+	struct worker		*w = conn_worker(c);
 	struct shed_ticket	*t = conn_shed_ticket(c);
 	uint64_t		 now = now_usec(), latency = 0;
 	enum limiter_outcome	 o;
 
+	/*
+	 * Neither queued (nor handed over, which only a queued ticket can
+	 * be) nor holding a slot: nothing shared to touch, no lock.
+	 */
+	if (!t->st_has_slot && t->st_t_queued == 0)
+		return;
 	t->st_t_queued = 0;
+	shed_lock(px);
+	if (t->st_handoff != SH_NONE) {
+		/* gone before its worker acted on the hand-over */
+		TAILQ_REMOVE(&w->w_handoff, t, st_hentry);
+		if (t->st_handoff == SH_GRANT) {
+			limiter_release(px->px_lim, now, 0, LIMITER_IGNORED);
+			if (queue_length(px->px_queue) > 0)
+				event_active(w->w_kick, EV_TIMEOUT, 0);
+		}
+		t->st_handoff = SH_NONE;
+	}
 	if (t->st_qitem.qi_queued) {
 		queue_remove(px->px_queue, &t->st_qitem);
-		arm_queue_timer(px, now);
+		arm_queue_timer(w, now);
 	}
 	if (!t->st_has_slot)
-		return;
+		goto out;
 	t->st_has_slot = 0;
 	o = conn_outcome(c, now, &latency);
 	limiter_release(px->px_lim, now, latency, o);
 	queue_depart(px->px_queue, now,
 	    o == LIMITER_SUCCESS ? (latency > 0 ? latency : 1) : 0);
 	if (queue_length(px->px_queue) > 0)
-		event_active(px->px_kick, EV_TIMEOUT, 0);
+		event_active(w->w_kick, EV_TIMEOUT, 0);
+ out:
+	shed_unlock(px);
 }

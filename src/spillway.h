@@ -3,8 +3,9 @@
  * listener, conn, upstream) and the functions they call on each other. The
  * pure policy modules have headers of their own and know nothing of these.
  *
- * Ownership: a struct proxy owns its generations, listeners, client
- * connections and backend servers; a server owns its idle backend
+ * Ownership: a struct proxy owns its generations and its workers; a
+ * struct worker owns its listeners, client connections and backend
+ * servers (with their pools); a server owns its idle backend
  * connections; a busy backend connection (struct upconn) is owned by the
  * client connection it serves and goes back to its server's pool, or is
  * closed, when that request ends.
@@ -22,6 +23,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -61,6 +64,7 @@
 #define SPILLWAY_FD_RESERVE	16
 
 struct proxy;
+struct worker;
 struct conn;
 
 /* One backend connection. */
@@ -87,9 +91,16 @@ TAILQ_HEAD(upconn_list, upconn);
  * retired: its idle connections are closed and it is freed when its last
  * request ends (those requests still hold the old configuration, so
  * sv_addr stays valid).
+ *
+ * Every worker has its own struct server per address (its pool, its
+ * requests in flight, its counters), but their health is one: sv_health
+ * points at worker 0's server's sv_hs, under px_health_mtx. A worker's
+ * server takes the pointer when it is made (upstream_prepare(), after
+ * worker 0's); reloads commit worker 0 last and a retired server reads its
+ * health no more, so the pointer never outlives what it points at.
  */
 struct server {
-	struct proxy		*sv_proxy;
+	struct worker		*sv_worker;
 	const struct config_addr *sv_addr;
 	int			 sv_retired;
 	unsigned int		 sv_active;	/* requests in flight */
@@ -100,7 +111,8 @@ struct server {
 	struct check		*sv_check;	/* active checks, or NULL */
 	char			 sv_check_last[64]; /* last check's result */
 	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
-	struct health		 sv_health;	/* passive health */
+	struct health		*sv_health;	/* sv_hs, or worker 0's: shared */
+	struct health		 sv_hs;		/* worker 0's: the servers' */
 	double			 sv_credit;	/* slow start's share, rr */
 	uint64_t		 sv_requests;	/* sent to it, all tries */
 	uint64_t		 sv_answered;	/* response heads */
@@ -128,16 +140,27 @@ struct upstream_req {
  * What shed.c keeps of a client connection's request: its place in the
  * queue and its limiter slot. Only shed.c writes it; conn.c reads it.
  */
+enum shed_handoff {
+	SH_NONE = 0,		/* not handed over */
+	SH_GRANT,		/* popped from the queue with a slot */
+	SH_SHED,		/* dropped from the queue: st_why */
+};
+
 struct shed_ticket {
 	struct conn		*st_conn;	/* whose ticket */
+	struct worker		*st_worker;	/* the connection's worker */
+	enum shed_handoff	 st_handoff;	/* under px_shed_mtx */
+	enum queue_shed		 st_why;	/* SH_SHED: why */
+	TAILQ_ENTRY(shed_ticket) st_hentry;	/* in st_worker->w_handoff */
 	struct queue_item	 st_qitem;	/* while waiting */
 	int			 st_has_slot;	/* holds a limiter slot */
 	uint64_t		 st_t_queued;	/* entered the queue, usec */
 	uint64_t		 st_t_shed;	/* last refused, usec */
 };
+TAILQ_HEAD(ticket_list, shed_ticket);
 
 struct listener {
-	struct proxy		*ls_proxy;
+	struct worker		*ls_worker;
 	const struct config_addr *ls_addr;
 	const struct config_addr *ls_next;	/* reload: kept, new address */
 	int			 ls_tls;	/* a [tls] listener */
@@ -177,6 +200,7 @@ struct conn {
 	uint64_t		 cn_id;
 	enum conn_state		 cn_state;
 	struct proxy		*cn_proxy;
+	struct worker		*cn_worker;	/* whose loop it is on */
 	struct generation	*cn_gen;	/* generation it started with */
 	const struct config	*cn_conf;	/* cn_gen->g_conf, for short */
 	struct bufferevent	*cn_bev;
@@ -249,31 +273,128 @@ struct generation {
 	struct config		*g_conf;
 	struct tls		*g_tls;		/* OpenSSL contexts (tls.c) */
 	unsigned long		 g_id;		/* 1 at start, +1 per reload */
-	unsigned int		 g_refs;
+	atomic_uint		 g_refs;		/* workers swap at will */
 };
 
 /*
- * The proxy runtime (proxy.c). Its members fall on two sides of the line
- * that worker threads will draw (see the comment at the top of proxy.c):
- * what every worker shares, and what one worker owns and only its own
- * event loop touches. There is one worker today, so both sides live here.
+ * A worker (worker.c): one event loop on one thread, and what only that
+ * loop touches: its listeners (with several workers, one SO_REUSEPORT
+ * socket per worker and address), its client connections, its backend
+ * servers' pools, its timers and its counters. Worker 0 runs on the main
+ * thread, beside the admin listener and the signals; the others each on a
+ * thread of their own. Another thread reaches into a worker only through
+ * worker_call() (run a function on its loop and wait) or by activating its
+ * w_kick event.
+ */
+struct worker {
+	struct proxy		*w_proxy;
+	unsigned int		 w_id;		/* 0: the main thread's */
+	struct event_base	*w_base;
+	struct generation	*w_gen;		/* for new requests: a reference */
+	const struct config	*w_conf;	/* w_gen->g_conf, for short */
+	int			 w_stopping;
+	struct metrics		 w_metrics;	/* summed at scrape time */
+	struct listener_list	 w_listeners;
+	struct listener_list	 w_staged;	/* prepared: bound, not live */
+	struct conn_list	 w_conns;
+	struct ppaccept_list	 w_ppwait;	/* PROXY headers awaited */
+	unsigned int		 w_nconns;	/* and those awaiting one */
+	unsigned int		 w_max_conns;	/* its share of the cap */
+	uint64_t		 w_next_id;
+	uint64_t		 w_fault_rng;	/* fault injection draws */
+	struct server		**w_servers;
+	size_t			 w_nservers;
+	size_t			 w_rr_next;
+	struct retry		 w_retry;	/* its budget, across reloads */
+	struct server		**w_servers_next; /* prepared */
+	size_t			*w_servers_from; /* prepared: kept server + 1 */
+	size_t			 w_nservers_next;
+	struct event		*w_queue_timer;	/* next queue deadline */
+	struct event		*w_kick;	/* slots and verdicts handed over */
+	struct event		*w_health_ev;	/* a server went out elsewhere */
+	struct event		*w_lag_timer;	/* shed.c: loop lag, every 10 ms */
+	struct event		*w_lag_probe;	/* ... fires an iteration later */
+	uint64_t		 w_lag_t0;	/* when the probe was armed */
+	_Atomic uint64_t	 w_lag;		/* smoothed loop lag, usec */
+	struct ticket_list	 w_handoff;	/* under px_shed_mtx */
+	int			 w_accept_paused; /* on EMFILE */
+	uint64_t		 w_emfile_said;   /* last warning, usec */
+	unsigned int		 w_emfile_quiet;  /* pauses not said since */
+	int			 w_accepting;	  /* listeners enabled */
+	struct event		*w_accept_timer;
+	struct event		*w_stop_timer;
+
+	/* worker_call(): under w_call_mtx */
+	pthread_t		 w_thread;
+	int			 w_running;	/* its own thread runs the loop */
+	pthread_mutex_t		 w_call_mtx;
+	pthread_cond_t		 w_call_cv;
+	struct event		*w_call_ev;
+	void			(*w_call_fn)(struct worker *, void *);
+	void			*w_call_arg;
+	int			 w_call_done;
+};
+
+/*
+ * The locks the workers share, counted: how often each was taken and how
+ * often a taker found it held and had to wait (spillway_lock_*_total), so
+ * that "no contended lock on the hot path" is a reading, not a hope. Both
+ * counts change only under the lock (a load and a store, no atomic
+ * read-modify-write); a scrape reads them without it.
+ */
+enum px_lock { PXL_ADMISSION, PXL_SHED, PXL_HEALTH, PXL_COUNT };
+
+struct lock_stat {
+	_Atomic uint64_t	 ls_taken;
+	_Atomic uint64_t	 ls_waited;
+};
+
+static inline void
+lock_counted(pthread_mutex_t *m, struct lock_stat *ls)
+{
+	int	 waited = 0;
+
+	if (pthread_mutex_trylock(m) != 0) {
+		waited = 1;
+		pthread_mutex_lock(m);
+	}
+	atomic_store_explicit(&ls->ls_taken, atomic_load_explicit(
+	    &ls->ls_taken, memory_order_relaxed) + 1, memory_order_relaxed);
+	if (waited)
+		atomic_store_explicit(&ls->ls_waited, atomic_load_explicit(
+		    &ls->ls_waited, memory_order_relaxed) + 1,
+		    memory_order_relaxed);
+}
+
+/*
+ * The proxy runtime (proxy.c): what every worker shares. The generation in
+ * force, admission, the limiter and the queue are one for all workers;
+ * admission is under px_adm_mtx, the limiter and queue under px_shed_mtx.
  */
 struct proxy {
-	/* shared by all workers */
 	struct generation	*px_gen;	/* the generation in force */
 	const struct config	*px_conf;	/* px_gen->g_conf, for short */
 	struct admission	*px_adm;
 	struct cluster		*px_cluster;	/* its buckets on Redis */
 	struct limiter		*px_lim;
 	struct queue		*px_queue;
-	struct metrics		 px_metrics;
+	pthread_mutex_t		 px_adm_mtx;
+	pthread_mutex_t		 px_shed_mtx;
+	pthread_mutex_t		 px_health_mtx;	/* every server's sv_health */
+	struct lock_stat	 px_lockstat[PXL_COUNT];
+	struct metrics		 px_metrics;	/* the main thread's: reloads */
 	uint64_t		 px_started;	/* usec */
 	uint8_t			 px_seed[16];	/* keys admission's hash */
 	int			 px_stopping;
 	/* POST /reload: proxy_reload(), handed down to admin.c */
 	int			(*px_reload)(struct proxy *, char **errors);
 
-	/* the admin listener: on the first worker's loop */
+	/* the workers; worker 0's loop is the main thread's */
+	struct worker		**px_workers;
+	unsigned int		 px_nworkers;
+	struct event_base	*px_base;	/* px_workers[0]->w_base */
+
+	/* the admin listener: on the main thread's loop */
 	struct evhttp		*px_admin;
 	struct evhttp_bound_socket *px_admin_sock;
 	struct config_addr	 px_admin_addr;
@@ -284,43 +405,14 @@ struct proxy {
 	int			 px_admin_keep;	/* prepared: same address */
 	struct evhttp		*px_admin_old;	/* moved away, freed soon */
 	struct event		*px_admin_timer;
-
-	/* owned by one worker: its loop, connections, pools and timers */
-	struct event_base	*px_base;
-	struct listener_list	 px_listeners;
-	struct listener_list	 px_staged;	/* prepared: bound, not live */
-	struct conn_list	 px_conns;
-	struct ppaccept_list	 px_ppwait;	/* PROXY headers awaited */
-	unsigned int		 px_nconns;
-	unsigned int		 px_max_conns;	/* after the fd limit */
-	uint64_t		 px_next_id;
-	uint64_t		 px_fault_rng;	/* fault injection draws */
-	struct server		**px_servers;
-	size_t			 px_nservers;
-	size_t			 px_rr_next;
-	struct retry		 px_retry;	/* budget, across reloads */
-	struct server		**px_servers_next; /* prepared */
-	size_t			*px_servers_from; /* prepared: kept server + 1 */
-	size_t			 px_nservers_next;
-	struct event		*px_queue_timer; /* next queue deadline */
-	struct event		*px_kick;	/* hand free slots to waiters */
-	struct event		*px_lag_timer;	/* shed.c: loop lag, every 10 ms */
-	struct event		*px_lag_probe;	/* ... fires an iteration later */
-	uint64_t		 px_lag_t0;	/* when the probe was armed */
-	uint64_t		 px_lag;	/* smoothed loop lag, usec */
-	int			 px_accept_paused; /* on EMFILE */
-	uint64_t		 px_emfile_said;   /* last warning, usec */
-	unsigned int		 px_emfile_quiet;  /* pauses not said since */
-	int			 px_accepting;	  /* listeners enabled */
-	struct event		*px_accept_timer;
 	struct event		*px_flush_timer;  /* access log, every second */
-	struct event		*px_stop_timer;
 };
 
 /* proxy.c: the runtime, on top; nothing below calls into it */
-int		 proxy_init(struct proxy *);
+int		 proxy_init(struct proxy *, unsigned int nworkers);
 int		 proxy_configure(struct proxy *, struct config *, char **errors);
 int		 proxy_start(struct proxy *, const char *path);
+int		 proxy_run(struct proxy *);
 int		 proxy_reload(struct proxy *, char **errors);
 int		 proxy_check(const char *path);
 void		 proxy_stop(struct proxy *);
@@ -332,16 +424,30 @@ void		 gen_free(struct generation *);
 struct generation *gen_get(struct generation *);
 void		 gen_put(struct generation *);
 
+/* worker.c */
+struct worker	*worker_new(struct proxy *, unsigned int id,
+		    struct event_base *);
+void		 worker_free(struct worker *);
+int		 worker_start(struct worker *);
+void		 worker_join(struct worker *);
+void		 worker_call(struct worker *, void (*)(struct worker *, void *),
+		    void *);
+void		 worker_use_gen(struct worker *, struct generation *);
+void		 worker_sum(struct proxy *, struct metrics *,
+		    struct metrics_gauges *);
+void		 worker_stop(struct worker *);
+unsigned int	 worker_count(const struct config *);
+
 /* listener.c */
-void		 listener_close_all(struct proxy *);
-void		 listener_update(struct proxy *);
+void		 listener_close_all(struct worker *);
+void		 listener_update(struct worker *);
 int		 listener_bind(const struct config *, const struct config_addr *,
-		    int backlog, char *err, size_t errlen);
-int		 listener_warn_pause(struct proxy *, unsigned int *quiet);
-int		 listener_prepare(struct proxy *, const struct config *,
+		    int backlog, int reuseport, char *err, size_t errlen);
+int		 listener_warn_pause(struct worker *, unsigned int *quiet);
+int		 listener_prepare(struct worker *, const struct config *,
 		    char *err, size_t errlen);
-void		 listener_commit(struct proxy *);
-void		 listener_abort(struct proxy *);
+void		 listener_commit(struct worker *);
+void		 listener_abort(struct worker *);
 
 /* procstat.c: the process_* metrics, from /proc/self */
 void		 procstat_read(struct metrics_process *);
@@ -354,17 +460,24 @@ void		 admin_abort(struct proxy *);
 void		 admin_close(struct proxy *);
 
 /* conn.c */
-void		 conn_accept(struct proxy *, evutil_socket_t,
+void		 conn_accept(struct worker *, evutil_socket_t,
 		    struct sockaddr *, int socklen, int tls);
 void		 conn_tls_info(const SSL *, int where, int ret);
 void		 conn_upstream_failed(struct conn *, int status,
 		    enum metrics_reason);
 void		 conn_set_state(struct conn *, enum conn_state);
+void		 conn_respond(struct conn *, int status, enum metrics_reason,
+		    int close);
+void		 conn_set_read_limit(struct conn *);
+
+/* conn_start.c */
+void		 conn_start_request(struct conn *, size_t headlen);
+void		 conn_fault_delayed(struct conn *);
 
 /* ppaccept.c */
-void		 ppaccept_start(struct proxy *, evutil_socket_t,
+void		 ppaccept_start(struct worker *, evutil_socket_t,
 		    struct sockaddr *, int socklen, int tls);
-void		 ppaccept_close_all(struct proxy *);
+void		 ppaccept_close_all(struct worker *);
 
 /* conn_log.c */
 void		 conn_save_reqline(struct conn *, const struct http_head *);
@@ -372,6 +485,7 @@ void		 conn_count_wait(struct conn *, double seconds);
 void		 conn_log_request(struct conn *);
 
 struct proxy	*conn_proxy(const struct conn *);
+struct worker	*conn_worker(const struct conn *);
 struct generation *conn_gen(const struct conn *);
 uint64_t	 conn_id(const struct conn *);
 struct upstream_req *conn_upstream_req(struct conn *);
@@ -409,14 +523,15 @@ void		 relay_upstream_event(struct conn *, short what);
 void		 relay_upstream_drained(struct conn *);
 
 /* upstream.c */
-int		 upstream_prepare(struct proxy *, const struct config *);
-void		 upstream_commit(struct proxy *, const struct config *);
-void		 upstream_abort(struct proxy *);
-void		 upstream_free(struct proxy *);
+int		 upstream_prepare(struct worker *, const struct config *);
+void		 upstream_commit(struct worker *, const struct config *);
+void		 upstream_abort(struct worker *);
+void		 upstream_free(struct worker *);
 void		 upstream_reset(struct conn *);
 void		 upstream_request(struct conn *);
 void		 upstream_retry(struct conn *);
 void		 upstream_judge(struct conn *, enum health_event);
+void		 upstream_health_cb(evutil_socket_t, short, void *);
 void		 upstream_check_result(struct server *, int ok,
 		    const char *why);
 
@@ -427,7 +542,7 @@ void		 check_free(struct check *);
 void		 upstream_answered(struct conn *, int status);
 int		 upstream_failover(struct conn *);
 void		 upstream_release(struct conn *, int reuse);
-void		 upstream_drop_idle(struct proxy *);
+void		 upstream_drop_idle(struct worker *);
 int		 upstream_tls_session(SSL *, SSL_SESSION *);
 
 /* tls.c */
@@ -443,6 +558,8 @@ size_t		 tls_read_pending(struct bufferevent *);
 
 /* shed.c */
 int		 shed_init(struct proxy *, const struct config *);
+int		 shed_worker_init(struct worker *);
+void		 shed_worker_free(struct worker *);
 void		 shed_free(struct proxy *);
 int		 shed_enter(struct conn *, enum queue_shed *);
 void		 shed_leave(struct conn *);

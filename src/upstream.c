@@ -46,20 +46,37 @@ static void	up_writecb(struct bufferevent *, void *);
 static void	up_eventcb(struct bufferevent *, short, void *);
 static void	probe_start(struct server *, uint64_t);
 static void	move_connecting(struct server *);
+static void	tell_workers(const struct worker *);
 
+#define PICK_PROBES	8	/* trials one pick may start */
+
+/* The lock on every server's health (shared by the workers' servers). */
+static void
+health_lock(const struct worker *w)
+{
+	lock_counted(&w->w_proxy->px_health_mtx,
+	    &w->w_proxy->px_lockstat[PXL_HEALTH]);
+}
+
+static void
+health_unlock(const struct worker *w)
+{
+	pthread_mutex_unlock(&w->w_proxy->px_health_mtx);
+}
 
 static struct server *
-server_new(struct proxy *px, const struct config_addr *addr)
+server_new(struct worker *w, const struct config_addr *addr)
 {
 	struct server	*sv;
 
 	if ((sv = calloc(1, sizeof(*sv))) == NULL)
 		return NULL;
-	sv->sv_proxy = px;
+	sv->sv_worker = w;
 	sv->sv_addr = addr;
 	TAILQ_INIT(&sv->sv_idle);
 	TAILQ_INIT(&sv->sv_connecting);
-	health_init(&sv->sv_health, now_usec());
+	health_init(&sv->sv_hs, now_usec());
+	sv->sv_health = &sv->sv_hs;	/* upstream_commit() may share it */
 	return sv;
 }
 
@@ -151,44 +168,50 @@ same_tls(const struct backend_conf *a, const struct backend_conf *b)
  * upstream_abort().
  */
 int
-upstream_prepare(struct proxy *px, const struct config *conf)
+upstream_prepare(struct worker *w, const struct config *conf)
 {
 	const struct backend_conf	*bc = &conf->backend;
 	size_t				 i, j;
 
-	upstream_abort(px);
-	px->px_servers_next = calloc(bc->nservers, sizeof(struct server *));
-	px->px_servers_from = calloc(bc->nservers, sizeof(size_t));
-	if (px->px_servers_next == NULL || px->px_servers_from == NULL)
+	upstream_abort(w);
+	w->w_servers_next = calloc(bc->nservers, sizeof(struct server *));
+	w->w_servers_from = calloc(bc->nservers, sizeof(size_t));
+	if (w->w_servers_next == NULL || w->w_servers_from == NULL)
 		goto fail;
-	px->px_nservers_next = bc->nservers;
+	w->w_nservers_next = bc->nservers;
 	/* what each new server is: a kept one (from[i] = j + 1) or new */
 	for (i = 0; i < bc->nservers; i++) {
-		for (j = 0; j < px->px_nservers; j++) {
-			if (addr_same(px->px_servers[j]->sv_addr,
+		for (j = 0; j < w->w_nservers; j++) {
+			if (addr_same(w->w_servers[j]->sv_addr,
 			    &bc->servers[i])) {
-				px->px_servers_from[i] = j + 1;
+				w->w_servers_from[i] = j + 1;
 				break;
 			}
 		}
-		if (px->px_servers_from[i] == 0 &&
-		    (px->px_servers_next[i] = server_new(px,
+		if (w->w_servers_from[i] == 0 &&
+		    (w->w_servers_next[i] = server_new(w,
 		    &bc->servers[i])) == NULL)
 			goto fail;
 	}
 	return 0;
  fail:
-	upstream_abort(px);
+	upstream_abort(w);
 	return -1;
 }
 
 /*
  * Start or stop sv's active checks as conf says; a kept server's checks go
  * on (their schedule too). Checks turned off free a server they held down.
+ * Only worker 0 runs checks: the health they change is every worker's.
  */
 static void
 sync_checks(struct server *sv, const struct config *conf)
 {
+	struct worker	*w = sv->sv_worker;
+	int		 on;
+
+	if (w->w_id != 0)
+		return;
 	if (conf->backend.health.check_on) {
 		if (sv->sv_check == NULL && check_start(sv, conf) == -1)
 			log_warnx("server %s: out of memory; not checked",
@@ -197,9 +220,29 @@ sync_checks(struct server *sv, const struct config *conf)
 	}
 	check_free(sv->sv_check);
 	sv->sv_check = NULL;
-	if (health_checks_off(&sv->sv_health, now_usec()))
+	health_lock(w);
+	on = health_checks_off(sv->sv_health, now_usec());
+	health_unlock(w);
+	if (on)
 		log_info("server %s: down -> up (checks turned off)",
 		    sv->sv_addr->text);
+}
+
+/*
+ * The health that worker w's server i shares: worker 0's server i's once
+ * the reload under way is committed. Worker 0 commits last (proxy.c), so
+ * its prepared arrays still say which server that is.
+ */
+static struct health *
+shared_health(const struct worker *w, size_t i)
+{
+	const struct worker	*w0 = w->w_proxy->px_workers[0];
+
+	if (w0->w_servers_next == NULL)
+		return w0->w_servers[i]->sv_health;
+	if (w0->w_servers_from[i] != 0)
+		return w0->w_servers[w0->w_servers_from[i] - 1]->sv_health;
+	return w0->w_servers_next[i]->sv_health;
 }
 
 /*
@@ -208,27 +251,27 @@ sync_checks(struct server *sv, const struct config *conf)
  * that went away is retired (see struct server).
  */
 void
-upstream_commit(struct proxy *px, const struct config *conf)
+upstream_commit(struct worker *w, const struct config *conf)
 {
 	const struct backend_conf	*bc = &conf->backend;
-	struct server			**nsv = px->px_servers_next, *sv;
-	size_t				*from = px->px_servers_from, i, j;
+	struct server			**nsv = w->w_servers_next, *sv;
+	size_t				*from = w->w_servers_from, i, j;
 
 	for (i = 0; i < bc->nservers; i++) {
 		if (from[i] == 0)
 			continue;
-		nsv[i] = px->px_servers[from[i] - 1];
-		if (px->px_conf != NULL && !same_tls(&px->px_conf->backend,
+		nsv[i] = w->w_servers[from[i] - 1];
+		if (w->w_conf != NULL && !same_tls(&w->w_conf->backend,
 		    bc)) {
 			drop_idle(nsv[i]);
 			SSL_SESSION_free(nsv[i]->sv_tls_sess);
 			nsv[i]->sv_tls_sess = NULL;
 		}
 		nsv[i]->sv_addr = &bc->servers[i];
-		px->px_servers[from[i] - 1] = NULL;
+		w->w_servers[from[i] - 1] = NULL;
 	}
-	for (j = 0; j < px->px_nservers; j++) {
-		if ((sv = px->px_servers[j]) == NULL)
+	for (j = 0; j < w->w_nservers; j++) {
+		if ((sv = w->w_servers[j]) == NULL)
 			continue;
 		drop_idle(sv);
 		check_free(sv->sv_check);
@@ -237,67 +280,70 @@ upstream_commit(struct proxy *px, const struct config *conf)
 		if (sv->sv_active == 0)
 			server_free(sv);
 	}
-	free(px->px_servers);
+	free(w->w_servers);
 	free(from);
-	px->px_servers = nsv;
-	px->px_nservers = bc->nservers;
-	px->px_servers_next = NULL;
-	px->px_servers_from = NULL;
-	px->px_nservers_next = 0;
-	for (i = 0; i < px->px_nservers; i++)
-		sync_checks(px->px_servers[i], conf);
+	w->w_servers = nsv;
+	w->w_nservers = bc->nservers;
+	w->w_servers_next = NULL;
+	w->w_servers_from = NULL;
+	w->w_nservers_next = 0;
+	for (i = 0; i < w->w_nservers; i++) {
+		if (w->w_id != 0)
+			nsv[i]->sv_health = shared_health(w, i);
+		sync_checks(w->w_servers[i], conf);
+	}
 }
 
 /* Undo upstream_prepare(): free the servers it made. */
 void
-upstream_abort(struct proxy *px)
+upstream_abort(struct worker *w)
 {
 	size_t	 i;
 
-	for (i = 0; px->px_servers_next != NULL &&
-	    px->px_servers_from != NULL && i < px->px_nservers_next; i++)
-		if (px->px_servers_from[i] == 0)
-			server_free(px->px_servers_next[i]);
-	free(px->px_servers_next);
-	free(px->px_servers_from);
-	px->px_servers_next = NULL;
-	px->px_servers_from = NULL;
-	px->px_nservers_next = 0;
+	for (i = 0; w->w_servers_next != NULL &&
+	    w->w_servers_from != NULL && i < w->w_nservers_next; i++)
+		if (w->w_servers_from[i] == 0)
+			server_free(w->w_servers_next[i]);
+	free(w->w_servers_next);
+	free(w->w_servers_from);
+	w->w_servers_next = NULL;
+	w->w_servers_from = NULL;
+	w->w_nservers_next = 0;
 }
 
 /* Close every idle backend connection (at stop, or before a swap). */
 void
-upstream_drop_idle(struct proxy *px)
+upstream_drop_idle(struct worker *w)
 {
 	size_t	 i;
 
-	for (i = 0; i < px->px_nservers; i++)
-		drop_idle(px->px_servers[i]);
+	for (i = 0; i < w->w_nservers; i++)
+		drop_idle(w->w_servers[i]);
 }
 
 void
-upstream_free(struct proxy *px)
+upstream_free(struct worker *w)
 {
 	size_t	 i;
 
-	upstream_abort(px);
-	for (i = 0; i < px->px_nservers; i++) {
-		drop_idle(px->px_servers[i]);
-		server_free(px->px_servers[i]);
+	upstream_abort(w);
+	for (i = 0; i < w->w_nservers; i++) {
+		drop_idle(w->w_servers[i]);
+		server_free(w->w_servers[i]);
 	}
-	free(px->px_servers);
-	px->px_servers = NULL;
-	px->px_nservers = 0;
+	free(w->w_servers);
+	w->w_servers = NULL;
+	w->w_nservers = 0;
 }
 
-/* Servers out of rotation now (for max_ejection_percent). */
+/* Servers out of rotation now (for max_ejection_percent); health locked. */
 static size_t
-count_out(const struct proxy *px)
+count_out(const struct worker *w)
 {
 	size_t	 i, n = 0;
 
-	for (i = 0; i < px->px_nservers; i++)
-		n += health_out(&px->px_servers[i]->sv_health);
+	for (i = 0; i < w->w_nservers; i++)
+		n += health_out(w->w_servers[i]->sv_health);
 	return n;
 }
 
@@ -309,59 +355,120 @@ count_out(const struct proxy *px)
 static void
 server_event(struct server *sv, enum health_event ev, int trial)
 {
-	struct proxy		*px = sv->sv_proxy;
-	const struct health_conf *hc = &px->px_conf->backend.health;
-	struct health		*h = &sv->sv_health;
-	enum health_state	 was = h->hs_state;
-	uint64_t		 now = now_usec();
+	struct worker		*w = sv->sv_worker;
+	const struct health_conf *hc = &w->w_conf->backend.health;
+	struct health		*h = sv->sv_health;
+	enum health_state	 was, is;
+	uint64_t		 now = now_usec(), wait;
+	int			 changed;
 
-	if (sv->sv_retired || !health_event(h, hc, ev, trial, count_out(px),
-	    px->px_nservers, now))
+	if (sv->sv_retired)
 		return;
-	if (h->hs_state == HS_UP) {
-		log_info("server %s: %s -> up (%s)%s", sv->sv_addr->text,
-		    health_state_name(was),
+	health_lock(w);
+	was = h->hs_state;
+	changed = health_event(h, hc, ev, trial, count_out(w), w->w_nservers,
+	    now);
+	is = h->hs_state;
+	wait = health_wait(h, now);
+	health_unlock(w);
+	if (!changed)
+		return;
+	if (is == HS_UP) {
+		log_info("server %s: %s -> up (%s)%s", sv->sv_addr->text, health_state_name(was),
 		    trial ? "trial connect succeeded" : health_event_name(ev),
 		    hc->slowstart_ms > 0 ? ", slow start" : "");
 		return;
 	}
-	log_warnx("server %s: %s -> ejected (%s%s), for %llums",
-	    sv->sv_addr->text, health_state_name(was), health_event_name(ev),
+	log_warnx("server %s: %s -> ejected (%s%s), for %llums", sv->sv_addr->text, health_state_name(was), health_event_name(ev),
 	    trial ? ", trial" : was == HS_UP && hc->max_fails > 1 ?
 	    ", max_fails in a row" : "",
-	    (unsigned long long)(health_wait(h, now) / 1000));
+	    (unsigned long long)(wait / 1000));
 	move_connecting(sv);
+	tell_workers(w);
 }
 
 /*
- * An active check's result on sv (check.c), logged when it changes the
- * server's state; a server that goes down loses its connects under way.
+ * sv, seen out of rotation by worker w, is out for every worker (its
+ * health is theirs): each other worker drops its own idle connections to
+ * it and moves its connects under way (upstream_health_cb()).
+ */
+static void
+tell_workers(const struct worker *w)
+{
+	const struct proxy	*px = w->w_proxy;
+	unsigned int		 k;
+
+	if (w->w_stopping)
+		return;
+	for (k = 0; k < px->px_nworkers; k++)
+		if (px->px_workers[k] != w)
+			event_active(px->px_workers[k]->w_health_ev,
+			    EV_TIMEOUT, 0);
+}
+
+/*
+ * On w's loop, told that a server went out of rotation on another worker:
+ * w's servers that are out keep no idle connection and no connect.
+ */
+void
+upstream_health_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct server	*sv;
+	size_t		 i;
+	int		 out;
+
+	for (i = 0; i < w->w_nservers; i++) {
+		sv = w->w_servers[i];
+		health_lock(w);
+		out = health_out(sv->sv_health);
+		health_unlock(w);
+		if (out && (sv->sv_nidle > 0 ||
+		    !TAILQ_EMPTY(&sv->sv_connecting)))
+			move_connecting(sv);
+	}
+}
+
+/*
+ * An active check's result on sv (check.c, on worker 0), logged when it
+ * changes the server's state; a server that goes down loses its connects
+ * under way (worker 0's; the other workers' stop picking it).
  */
 void
 upstream_check_result(struct server *sv, int ok, const char *why)
 {
-	const struct health_conf *hc = &sv->sv_proxy->px_conf->backend.health;
-	struct health		*h = &sv->sv_health;
-	enum health_state	 was = h->hs_state;
+	struct worker		*w = sv->sv_worker;
+	const struct health_conf *hc = &w->w_conf->backend.health;
+	struct health		*h = sv->sv_health;
+	enum health_state	 was, is;
+	unsigned int		 in_row;
+	int			 changed;
 
 	if (sv->sv_retired)
 		return;
-	if (!health_check_result(h, hc, ok, now_usec())) {
+	health_lock(w);
+	was = h->hs_state;
+	changed = health_check_result(h, hc, ok, now_usec());
+	is = h->hs_state;
+	in_row = ok ? h->hs_check_ok : h->hs_check_fail;
+	health_unlock(w);
+	if (!changed) {
 		log_debug("%s: server %s: check %s: %s", __func__,
 		    sv->sv_addr->text, ok ? "passed" : "failed", why);
 		return;
 	}
-	if (h->hs_state == HS_UP) {
+	if (is == HS_UP) {
 		log_info("server %s: %s -> up (check passed: %s, %u in a "
 		    "row)%s", sv->sv_addr->text,
-		    health_state_name(was), why, h->hs_check_ok,
+		    health_state_name(was), why, in_row,
 		    hc->slowstart_ms > 0 ? ", slow start" : "");
 		return;
 	}
 	log_warnx("server %s: %s -> down (check failed: %s, %u in a row)",
 	    sv->sv_addr->text, health_state_name(was), why,
-	    h->hs_check_fail);
+	    in_row);
 	move_connecting(sv);
+	tell_workers(w);
 }
 
 /*
@@ -403,55 +510,66 @@ move_connecting(struct server *sv)
  * due on the way. Returns an index, or SIZE_MAX when no server is left.
  */
 static size_t
-pick(struct proxy *px, struct upstream_req *ur, uint64_t now)
+pick(struct worker *w, struct upstream_req *ur, uint64_t now)
 {
-	const struct health_conf *hc = &px->px_conf->backend.health;
-	size_t		 n = px->px_nservers, i, k, start, best = SIZE_MAX;
+	const struct health_conf *hc = &w->w_conf->backend.health;
+	size_t		 n = w->w_nservers, i, k, start, best = SIZE_MAX;
 	size_t		 fallback = SIZE_MAX;
-	struct server	*sv;
-	double		 w, score, best_score = 0;
+	struct server	*sv, *probe[PICK_PROBES];
+	double		 wt, score, best_score = 0;
+	size_t		 nprobe = 0;
 	int		 u;
 
 	/* round robin goes on after the last server picked, up or not */
 	if (ur->ur_tries == 0)
-		start = px->px_rr_next % n;
+		start = w->w_rr_next % n;
 	else
 		start = (ur->ur_idx + 1) % n;
+	health_lock(w);
 	for (k = 0; k < n; k++) {
 		i = (start + k) % n;
 		if (ur->ur_tries > 0 && i == ur->ur_first)
 			break;
-		sv = px->px_servers[i];
-		if ((u = health_usable(&sv->sv_health, hc, now)) == 1)
-			probe_start(sv, now);
+		sv = w->w_servers[i];
+		/* a trial due is this worker's to start, after the lock */
+		if ((u = health_usable(sv->sv_health, hc, now)) == 1 &&
+		    sv->sv_probe == NULL && nprobe < PICK_PROBES) {
+			health_trial_start(sv->sv_health, now);
+			probe[nprobe++] = sv;
+		}
 		if (u != 2)
 			continue;
-		if (ur->ur_tries > 0)
-			return i;
+		if (ur->ur_tries > 0) {
+			best = i;
+			break;
+		}
 		if (fallback == SIZE_MAX)
 			fallback = i;
-		w = health_weight(&sv->sv_health, hc, now);
-		if (px->px_conf->backend.balance == BALANCE_LEASTCONN) {
-			score = (sv->sv_active + 1) / (w > 0.05 ? w : 0.05);
+		wt = health_weight(sv->sv_health, hc, now);
+		if (w->w_conf->backend.balance == BALANCE_LEASTCONN) {
+			score = (sv->sv_active + 1) / (wt > 0.05 ? wt : 0.05);
 			if (best == SIZE_MAX || score < best_score) {
 				best = i;
 				best_score = score;
 			}
 		} else if (best == SIZE_MAX) {
-			if (w >= 1)
+			if (wt >= 1)
 				best = i;
-			else if ((sv->sv_credit += w) >= 1) {
+			else if ((sv->sv_credit += wt) >= 1) {
 				sv->sv_credit -= 1;
 				best = i;
 			}
 		}
 	}
+	health_unlock(w);
+	for (k = 0; k < nprobe; k++)
+		probe_start(probe[k], now);
+	if (ur->ur_tries > 0)
+		return best;
 	if (best == SIZE_MAX)
 		best = fallback;
-	if (ur->ur_tries == 0)
-		px->px_rr_next = px->px_conf->backend.balance ==
-		    BALANCE_LEASTCONN || best == SIZE_MAX ? start + 1 :
-		    best + 1;
+	w->w_rr_next = w->w_conf->backend.balance == BALANCE_LEASTCONN ||
+	    best == SIZE_MAX ? start + 1 : best + 1;
 	return best;
 }
 
@@ -484,7 +602,7 @@ static void
 upconn_connect(struct conn *c, struct server *sv)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
-	struct proxy		*px = conn_proxy(c);
+	struct worker		*w = conn_worker(c);
 	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct upconn		*uc;
 	struct timeval		 ctv = msec_tv(bc->connect_timeout_ms);
@@ -500,7 +618,7 @@ upconn_connect(struct conn *c, struct server *sv)
 		SSL_set_app_data(ssl, uc);
 		if (sv->sv_tls_sess != NULL)
 			SSL_set_session(ssl, sv->sv_tls_sess);
-		uc->uc_bev = bufferevent_openssl_socket_new(px->px_base, -1,
+		uc->uc_bev = bufferevent_openssl_socket_new(w->w_base, -1,
 		    ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		if (uc->uc_bev != NULL)
 			bufferevent_openssl_set_allow_dirty_shutdown(
@@ -508,17 +626,16 @@ upconn_connect(struct conn *c, struct server *sv)
 		else
 			SSL_free(ssl);
 	} else
-		uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
+		uc->uc_bev = bufferevent_socket_new(w->w_base, -1,
 		    BEV_OPT_CLOSE_ON_FREE);
 	if (uc->uc_bev == NULL) {
  nomem:
 		free(uc);
-		log_warnx("conn %llu: out of memory",
-		    (unsigned long long)conn_id(c));
+		log_warnx("conn %llu: out of memory", (unsigned long long)conn_id(c));
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
-	px->px_metrics.m_upstream_connections++;
+	w->w_metrics.m_upstream_connections++;
 	uc->uc_server = sv;
 	uc->uc_conn = c;
 	uc->uc_state = UC_CONNECTING;
@@ -566,16 +683,18 @@ upstream_retry(struct conn *c)
 
 /* Seconds until the first ejected server may be tried again; 1 at least. */
 static uint64_t
-no_server_retry_after(const struct proxy *px, uint64_t now)
+no_server_retry_after(const struct worker *w, uint64_t now)
 {
-	uint64_t	 w, min = UINT64_MAX;
+	uint64_t	 wait, min = UINT64_MAX;
 	size_t		 i;
 
-	for (i = 0; i < px->px_nservers; i++)
-		if ((w = health_wait(&px->px_servers[i]->sv_health, now)) < min)
-			min = w;
-	w = (min + 999999) / 1000000;
-	return w < 1 ? 1 : w;
+	health_lock(w);
+	for (i = 0; i < w->w_nservers; i++)
+		if ((wait = health_wait(w->w_servers[i]->sv_health, now)) < min)
+			min = wait;
+	health_unlock(w);
+	wait = (min + 999999) / 1000000;
+	return wait < 1 ? 1 : wait;
 }
 
 /*
@@ -586,31 +705,30 @@ void
 upstream_request(struct conn *c)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
-	struct proxy	*px = conn_proxy(c);
-	const struct backend_conf *bc = &px->px_conf->backend;
+	struct worker	*w = conn_worker(c);
+	const struct backend_conf *bc = &w->w_conf->backend;
 	struct server	*sv;
 	struct upconn	*uc;
 	uint64_t	 now = now_usec();
 	size_t		 idx;
 
 	if (ur->ur_tries == 0 && !ur->ur_retried)
-		retry_request(&px->px_retry, now);
-	if ((idx = pick(px, ur, now)) == SIZE_MAX) {
+		retry_request(&w->w_retry, now);
+	if ((idx = pick(w, ur, now)) == SIZE_MAX) {
 		if (ur->ur_tries > 0) {
 			conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 			return;
 		}
-		log_debug("conn %llu: no backend server is up",
-		    (unsigned long long)conn_id(c));
-		conn_set_retry_after(c, no_server_retry_after(px, now));
+		log_debug("conn %llu: no backend server is up", (unsigned long long)conn_id(c));
+		conn_set_retry_after(c, no_server_retry_after(w, now));
 		conn_upstream_failed(c, 503, MR_NO_SERVER);
 		return;
 	}
-	if (ur->ur_tries > 0 && !retry_allow(&px->px_retry, bc->retry_budget,
+	if (ur->ur_tries > 0 && !retry_allow(&w->w_retry, bc->retry_budget,
 	    bc->retry_min_per_second, now)) {
 		log_info("conn %llu: retry budget spent; not trying %s",
 		    (unsigned long long)conn_id(c),
-		    px->px_servers[idx]->sv_addr->text);
+		    w->w_servers[idx]->sv_addr->text);
 		conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 		return;
 	}
@@ -620,7 +738,7 @@ upstream_request(struct conn *c)
 	ur->ur_idx = idx;
 	ur->ur_judged = 0;
 	ur->ur_t_try = now;
-	sv = px->px_servers[idx];
+	sv = w->w_servers[idx];
 	ur->ur_server = sv;
 	ur->ur_name = sv->sv_addr->text;
 	sv->sv_active++;
@@ -674,50 +792,54 @@ int
 upstream_failover(struct conn *c)
 {
 	struct upstream_req	*ur = conn_upstream_req(c);
-	struct proxy		*px = conn_proxy(c);
+	struct worker		*w = conn_worker(c);
 
-	if (px->px_nservers < 2 || ur->ur_tries >= px->px_nservers)
+	if (w->w_nservers < 2 || ur->ur_tries >= w->w_nservers)
 		return -1;
 	upstream_release(c, 0);
 	upstream_request(c);
 	return 0;
 }
 
-/* The probe of an ejected server whose back-off is over: a TCP connect. */
+/*
+ * The probe of an ejected server whose back-off is over: a TCP connect.
+ * pick() has put its health in trial; a probe that cannot start fails it.
+ */
 static void
 probe_start(struct server *sv, uint64_t now)
 {
-	struct proxy	*px = sv->sv_proxy;
-	const struct config *conf = px->px_conf;
+	struct worker	*w = sv->sv_worker;
+	const struct config *conf = w->w_conf;
 	struct upconn	*uc;
 	struct timeval	 ctv = msec_tv(conf->backend.connect_timeout_ms);
 	SSL		*ssl = NULL;
 
-	if (sv->sv_probe != NULL || sv->sv_retired)
+	if (sv->sv_probe != NULL || sv->sv_retired ||
+	    (uc = calloc(1, sizeof(*uc))) == NULL) {
+		server_event(sv, HE_CONNECT, 1);
 		return;
-	if ((uc = calloc(1, sizeof(*uc))) == NULL)
-		return;
+	}
 	/* over TLS, the handshake (certificate checks included) too */
 	if (conf->backend.tls) {
-		if ((ssl = tls_connect(px->px_gen->g_tls, conf,
+		if ((ssl = tls_connect(w->w_gen->g_tls, conf,
 		    sv->sv_addr)) != NULL && (uc->uc_bev =
-		    bufferevent_openssl_socket_new(px->px_base, -1, ssl,
+		    bufferevent_openssl_socket_new(w->w_base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE)) == NULL)
 			SSL_free(ssl);
 		if (uc->uc_bev != NULL)
 			bufferevent_openssl_set_allow_dirty_shutdown(uc->uc_bev,
 			    1);
 	} else
-		uc->uc_bev = bufferevent_socket_new(px->px_base, -1,
+		uc->uc_bev = bufferevent_socket_new(w->w_base, -1,
 		    BEV_OPT_CLOSE_ON_FREE);
 	if (uc->uc_bev == NULL) {
 		free(uc);
+		server_event(sv, HE_CONNECT, 1);
 		return;
 	}
 	uc->uc_server = sv;
 	uc->uc_state = UC_PROBE;
 	sv->sv_probe = uc;
-	health_trial_start(&sv->sv_health, now);
 	log_debug("%s: server %s: trial connect", __func__, sv->sv_addr->text);
 	bufferevent_setcb(uc->uc_bev, NULL, NULL, up_eventcb, uc);
 	bufferevent_set_timeouts(uc->uc_bev, ssl != NULL ? &ctv : NULL, &ctv);
@@ -759,17 +881,23 @@ upstream_release(struct conn *c, int reuse)
 	struct upstream_req	*ur = conn_upstream_req(c);
 	struct upconn	*uc = ur->ur_up;
 	struct server	*sv = ur->ur_server;
-	struct proxy	*px = conn_proxy(c);
+	struct worker	*w = conn_worker(c);
 	const struct backend_conf *bc = &conn_gen(c)->g_conf->backend;
 	struct timeval	 tv = msec_tv(bc->keepalive_timeout_ms);
+	int		 out = 0;
 
 	ur->ur_server = NULL;
 	ur->ur_up = NULL;
 	if (uc != NULL) {
 		uc->uc_conn = NULL;
-		if (!reuse || bc->keepalive == 0 || px->px_stopping ||
+		if (!uc->uc_server->sv_retired) {
+			health_lock(w);
+			out = health_out(uc->uc_server->sv_health);
+			health_unlock(w);
+		}
+		if (!reuse || bc->keepalive == 0 || w->w_stopping ||
 		    uc->uc_server->sv_retired || uc->uc_state != UC_BUSY ||
-		    health_out(&uc->uc_server->sv_health) ||
+		    out ||
 		    evbuffer_get_length(bufferevent_get_input(uc->uc_bev)) > 0 ||
 		    evbuffer_get_length(bufferevent_get_output(uc->uc_bev)) > 0)
 			upconn_free(uc);
@@ -836,8 +964,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		break;
 	case UC_PROBE:
 		if (!(what & BEV_EVENT_CONNECTED))
-			log_info("server %s: trial connect: %s",
-			    sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
+			log_info("server %s: trial connect: %s", sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
 			    "timed out" : upconn_why(uc, error, why, sizeof(why)));
 		upconn_free(uc);
 		server_event(sv, (what & BEV_EVENT_CONNECTED) ? HE_OK :
@@ -850,9 +977,8 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			relay_upstream_ready(c, uc);
 			break;
 		}
-		sv->sv_proxy->px_metrics.m_upstream_connect_failures++;
-		log_warnx("conn %llu: connect to %s: %s",
-		    (unsigned long long)conn_id(c), sv->sv_addr->text,
+		sv->sv_worker->w_metrics.m_upstream_connect_failures++;
+		log_warnx("conn %llu: connect to %s: %s", (unsigned long long)conn_id(c), sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
 		    upconn_why(uc, error, why, sizeof(why)));
 		conn_upstream_req(c)->ur_up = NULL;

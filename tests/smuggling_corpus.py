@@ -91,7 +91,10 @@ def start_spillway(binary, tmp):
         with open(conf, "w") as f:
             f.write("# written by tests/smuggling_corpus.py\n"
                     "[proxy]\nlisten = 127.0.0.1:%d\naccess_log = off\n"
-                    "[backend]\nserver = 127.0.0.1:%d\n" % (proxy, backend))
+                    "%s"
+                    "[backend]\nserver = 127.0.0.1:%d\n" % (
+                        proxy, "workers = %s\n" % WORKERS if WORKERS else "",
+                        backend))
         err = open(os.path.join(tmp, "stderr"), "ab")
         proc = subprocess.Popen([binary, "-c", conf], stdin=subprocess.DEVNULL,
                                 stdout=err, stderr=err)
@@ -100,6 +103,11 @@ def start_spillway(binary, tmp):
             return proc, proxy, backend
         stop(proc)
     return None, 0, 0
+
+
+# SPILLWAY_WORKERS=N: run spillway with N worker threads (make
+# check-workers)
+WORKERS = os.environ.get("SPILLWAY_WORKERS", "")
 
 
 def main():

@@ -6,13 +6,20 @@
 # Usage:  contrib/bench/passthrough.sh
 # Environment (all optional):
 #   SPILLWAY=path      spillway binary (default: <repo>/src/spillway)
-#   PROXIES="..."      proxies to run, subset of "spillway refusing haproxy nginx"
-#                      (refusing: spillway refusing every request with 429,
-#                      to compare the cost of a refusal with a proxied request)
+#   PROXIES="..."      proxies to run, subset of "spillway refusing haproxy nginx
+#                      old" (refusing: spillway refusing every request with
+#                      429, to compare the cost of a refusal with a proxied
+#                      request; old: another spillway binary, SPILLWAY_OLD)
+#   SPILLWAY_OLD=path  an older spillway (say, built from the commit before a
+#                      change) run with the same configuration as "old", for a
+#                      before/after side by side in one run; PROXIES must name
+#                      it
 #   ROUNDS=3           measured rounds; each round runs every proxy once
 #   DURATION=10        seconds per wrk run
 #   CONNECTIONS=50     wrk connections (-c)
 #   THREADS=1          wrk threads (-t)
+#   WORKERS=1          proxy threads: spillway workers, HAProxy nbthread,
+#                      nginx worker_processes (give PROXY_CPUS as many CPUs)
 #   WARMUP=2           seconds of unrecorded warm-up per proxy (0 = none)
 #   PROXY_CPUS=0       CPU list for the proxy under test (taskset -c)
 #   LOAD_CPUS=1        CPU list for the backend nginx and wrk
@@ -46,6 +53,7 @@ DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-1}
+WORKERS=${WORKERS:-1}
 WARMUP=${WARMUP:-2}
 WARMUP=${WARMUP%s}
 PROXY_CPUS=${PROXY_CPUS:-0}
@@ -56,7 +64,7 @@ LOGDIR=${LOGDIR:-$(dirname "$OUT")/passthrough-logs}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
 
 
-for v in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
+for v in ROUNDS DURATION CONNECTIONS THREADS WARMUP WORKERS; do
     val=${!v}
     case $val in
         ''|*[!0-9]*) die "$v must be a whole number (got '$val')" ;;
@@ -75,7 +83,9 @@ for p in $PROXIES; do
         haproxy) need haproxy haproxy ;;
         nginx) ;;
         spillway|refusing) ;;
-        *) die "unknown proxy '$p' in PROXIES (use spillway, refusing, haproxy, nginx)" ;;
+        old) [ -x "${SPILLWAY_OLD:-}" ] ||
+            die "PROXIES names old: set SPILLWAY_OLD to an executable spillway" ;;
+        *) die "unknown proxy '$p' in PROXIES (use spillway, refusing, haproxy, nginx, old)" ;;
     esac
 done
 need nginx nginx-light   # the backend is always nginx
@@ -180,8 +190,8 @@ wait_ready() { # wait_ready NAME PID PORT: up to 10 s
     wait_up "$1" "$2" "does not answer 200 on 127.0.0.1:$3" http_ok "$3"
 }
 
-read -r BACKEND_PORT SPILLWAY_PORT HAPROXY_PORT NGINX_PORT REFUSING_PORT <<EOF
-$(free_ports 5)
+read -r BACKEND_PORT SPILLWAY_PORT HAPROXY_PORT NGINX_PORT REFUSING_PORT OLD_PORT <<EOF
+$(free_ports 6)
 EOF
 
 # HAProxy needs 2 fds per connection and refuses to start if it cannot get them.
@@ -214,10 +224,10 @@ access_log_format = $ACCESS_LOG"
     access_log '"$WORK"'/nginx-access.log j buffer=64k flush=1s;'
 fi
 
-# nginx as a proxy: 1 worker, upstream keep-alive pool of 32.
+# nginx as a proxy: WORKERS workers, upstream keep-alive pool of 32.
 cat > "$WORK/nginx-proxy.conf" <<EOF
 $NGINX_USER
-worker_processes 1;
+worker_processes $WORKERS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx.stderr warn;
 events { worker_connections 16384; }
@@ -247,10 +257,11 @@ http {
 }
 EOF
 
-# HAProxy: 1 thread, mode http, reuse kept-alive server connections, no log.
+# HAProxy: WORKERS threads, mode http, reuse kept-alive server connections,
+# no log.
 cat > "$WORK/haproxy.conf" <<EOF
 global
-    nbthread 1
+    nbthread $WORKERS
     maxconn $HAPROXY_MAXCONN
 defaults
     mode http
@@ -273,6 +284,7 @@ cat > "$WORK/spillway.ini" <<EOF
 listen = 127.0.0.1:$SPILLWAY_PORT
 $SPILLWAY_LOG
 max_connections = 10000
+workers = $WORKERS
 [backend]
 server = 127.0.0.1:$BACKEND_PORT
 keepalive = 64
@@ -289,11 +301,17 @@ sed -e "s/^listen = .*/listen = 127.0.0.1:$REFUSING_PORT/" "$WORK/spillway.ini" 
     > "$WORK/refusing.ini"
 printf '[admission]\nrate = 1/m\nburst = 1\n' >> "$WORK/refusing.ini"
 
+# the older binary, same configuration; one from before worker threads
+# knows no "workers" key, so a single worker is left to its default
+sed -e "s/^listen = .*/listen = 127.0.0.1:$OLD_PORT/" \
+    -e "/^workers = 1\$/d" "$WORK/spillway.ini" > "$WORK/old.ini"
+
 # ---------------------------------------------------------------- daemons
 declare -A PID_OF PORT_OF
 PORT_OF[backend]=$BACKEND_PORT
 PORT_OF[spillway]=$SPILLWAY_PORT
 PORT_OF[refusing]=$REFUSING_PORT
+PORT_OF[old]=$OLD_PORT
 PORT_OF[haproxy]=$HAPROXY_PORT
 PORT_OF[nginx]=$NGINX_PORT
 
@@ -315,6 +333,10 @@ start_daemon() { # start_daemon NAME: start (pinned), wait until it answers
         spillway|refusing)
             "${TASKSET_PROXY[@]}" "$SPILLWAY" -c "$WORK/$name.ini" \
                 >"$WORK/$name.stdout.log" 2>>"$WORK/$name.stderr" &
+            ;;
+        old)
+            "${TASKSET_PROXY[@]}" "$SPILLWAY_OLD" -c "$WORK/old.ini" \
+                >"$WORK/old.stdout.log" 2>>"$WORK/old.stderr" &
             ;;
     esac
     pid=$!
@@ -504,9 +526,10 @@ for line in open(res):
         notes.append(f"{name} round {rnd}: {status}")
     rows.setdefault(name, []).append(r)
 
-order = [n for n in ("backend", "spillway", "refusing", "haproxy", "nginx")
-         if n in rows]
+order = [n for n in ("backend", "spillway", "old", "refusing", "haproxy",
+                    "nginx") if n in rows]
 label = {"backend": "direct (no proxy)", "spillway": "spillway",
+         "old": "spillway before (SPILLWAY_OLD)",
          "refusing": "spillway, every request refused (429)",
          "haproxy": "haproxy", "nginx": "nginx"}
 
@@ -541,9 +564,9 @@ for n in order:
 
 ratios = []
 if "spillway" in summary:
-    for other in ("haproxy", "nginx"):
+    for other in ("old", "haproxy", "nginx"):
         if other in summary and summary[other]["rps"] and summary[other]["p99"]:
-            ratios.append([f"spillway / {other}",
+            ratios.append([f"spillway / {label[other]}",
                            f'{summary["spillway"]["rps"] / summary[other]["rps"]:.2f}',
                            f'{summary["spillway"]["p99"] / summary[other]["p99"]:.2f}',
                            f'{summary["spillway"]["cpu"] / summary[other]["cpu"]:.2f}'

@@ -13,12 +13,16 @@
 #   SPILLWAY=path        spillway binary (default: <repo>/src/spillway)
 #   LOADGEN=path         loadgen binary (default: <repo>/contrib/loadgen/loadgen;
 #                        built from loadgen.c into the work directory if missing)
-#   SETUPS="..."         subset of "direct spillway haproxy nginx nginx-maxconns"
+#   SETUPS="..."         subset of "direct spillway haproxy nginx nginx-maxconns
+#                        old" (old: SPILLWAY_OLD, another spillway binary with
+#                        the same configuration, for a before/after in one run)
 #   SHIFT=1              0 skips the capacity shift run behind spillway
 #   BACKEND=collapse     or legacy-app: the demo's SQLite app
 #                        (contrib/legacy-app; no shift run, SERVICE_MS and
 #                        DEGRADE do not apply; LEGACY_APP=path to the binary)
 #   WORKERS=4 SERVICE_MS=20 DEGRADE=0.1   the backend
+#   PROXY_THREADS=1      spillway workers, HAProxy nbthread, nginx
+#                        worker_processes
 #   OVERLOAD=5           offered rate = OVERLOAD x measured capacity
 #   DURATION=20          seconds of load per overload run
 #   TIMEOUT=5            loadgen per-request timeout, seconds
@@ -88,6 +92,8 @@ case $BACKEND in
 esac
 for s in $SETUPS; do
     case $s in direct|spillway|haproxy|nginx|nginx-maxconns) ;;
+        old) [ -x "${SPILLWAY_OLD:-}" ] ||
+            die "SETUPS names old: set SPILLWAY_OLD to an executable spillway" ;;
         *) die "unknown setup '$s' in SETUPS" ;; esac
 done
 
@@ -225,14 +231,17 @@ write_configs() {
 [proxy]
 listen = 127.0.0.1:$PROXY_PORT
 access_log = off
+workers = ${PROXY_THREADS:-1}
 [backend]
 server = 127.0.0.1:$BACKEND_PORT
 [limiter]
 algorithm = gradient
 EOF
+    # the older binary: one from before worker threads knows no "workers"
+    sed -e "/^workers = 1\$/d" "$WORK/spillway.ini" > "$WORK/old.ini"
     cat > "$WORK/haproxy.conf" <<EOF
 global
-    nbthread 1
+    nbthread ${PROXY_THREADS:-1}
     maxconn $HAPROXY_MAXCONN
 defaults
     mode http
@@ -257,7 +266,7 @@ EOF
         mkdir -p "$WORK/nginx"
         cat > "$f" <<EOF
 $NGINX_USER
-worker_processes 1;
+worker_processes ${PROXY_THREADS:-1};
 pid $WORK/nginx/nginx.pid;
 error_log stderr warn;
 events { worker_connections 16384; }
@@ -295,6 +304,7 @@ start_proxy() { # start_proxy SETUP MODE(tcp|http)
     case $name in
         direct) return 0 ;;
         spillway) "$SPILLWAY" -c "$WORK/spillway.ini" >>"$WORK/$name.log" 2>&1 & ;;
+        old) "$SPILLWAY_OLD" -c "$WORK/old.ini" >>"$WORK/$name.log" 2>&1 & ;;
         haproxy) haproxy -f "$WORK/haproxy.conf" -db >>"$WORK/$name.log" 2>&1 & ;;
         nginx|nginx-maxconns)
             nginx -p "$WORK/nginx" -c "$WORK/$name.conf" -g 'daemon off;' \

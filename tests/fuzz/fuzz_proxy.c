@@ -91,7 +91,7 @@ setup(void)
 	    "[limiter]\nalgorithm = fixed\nlimit = 4\nqueue_size = 4\n",
 	    free_port(), ntohs(sin.sin_port));
 	if ((conf = config_parse_flags("fuzz", text, CONFIG_NUMERIC_HOSTS,
-	    &errors)) == NULL || proxy_init(px) == -1 ||
+	    &errors)) == NULL || proxy_init(px, 1) == -1 ||
 	    proxy_configure(px, conf, &errors) == -1) {
 		fprintf(stderr, "%s", errors != NULL ? errors : "setup failed\n");
 		abort();
@@ -168,7 +168,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	peer.sin_family = AF_INET;
 	peer.sin_addr.s_addr = htonl(0x7f000002);
 	peer.sin_port = htons(40000);
-	conn_accept(px, sv[0], (struct sockaddr *)&peer, sizeof(peer), 0);
+	conn_accept(px->px_workers[0], sv[0], (struct sockaddr *)&peer, sizeof(peer), 0);
 
 	for (turn = 0; turn < TURNS; turn++) {
 		if (sv[1] != -1 && off < clen) {
@@ -185,16 +185,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		play_backend(fds, &nfds, answered, answer, alen, flags & 1);
 		event_base_loop(px->px_base, EVLOOP_NONBLOCK);
-		if (sv[1] == -1 && px->px_nconns == 0)
+		if (sv[1] == -1 && px->px_workers[0]->w_nconns == 0)
 			break;
 	}
 
 	/* as at exit: cut what is left, let the frees run */
 	if (sv[1] != -1)
 		close(sv[1]);
-	while ((c = TAILQ_FIRST(&px->px_conns)) != NULL)
+	while ((c = TAILQ_FIRST(&px->px_workers[0]->w_conns)) != NULL)
 		conn_shutdown(c);
-	upstream_drop_idle(px);
+	upstream_drop_idle(px->px_workers[0]);
 	event_base_loop(px->px_base, EVLOOP_NONBLOCK);
 	for (i = 0; i < nfds; i++)
 		if (fds[i] != -1)

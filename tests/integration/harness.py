@@ -1155,6 +1155,19 @@ def _ini_value(v):
     return str(v)
 
 
+# SPILLWAY_WORKERS=N: every generated configuration (and every given one
+# with a [proxy] section but no workers key) gets "workers = N", so the
+# suite runs with N worker threads (make check-workers).
+WORKERS = os.environ.get("SPILLWAY_WORKERS", "")
+
+
+def _with_workers(text):
+    if not WORKERS or re.search(r"(?m)^\s*workers\s*=", text):
+        return text
+    return re.sub(r"(?m)^\[proxy\][ \t]*$", "[proxy]\nworkers = %s" % WORKERS,
+                  text, count=1)
+
+
 class Spillway:
     """
     The real binary with a generated configuration.
@@ -1203,6 +1216,8 @@ class Spillway:
         if config_text is None:
             config_text = self._config(servers, proxy or {}, backend or {},
                                        sections or ())
+        else:
+            config_text = _with_workers(config_text)
         self.config_text = config_text
         self.config_path = os.path.join(self.tmpdir, "spillway.ini")
         with open(self.config_path, "w") as f:
@@ -1219,6 +1234,8 @@ class Spillway:
 
     def _config(self, servers, proxy, backend, sections=()):
         p = dict(self.PROXY_DEFAULTS)
+        if WORKERS:
+            p["workers"] = WORKERS
         p.update(proxy)
         b = dict(self.BACKEND_DEFAULTS)
         b.update(backend)
@@ -1366,6 +1383,7 @@ class Spillway:
     def write_config(self, text):
         """Replace the configuration file (a temporary file renamed over
         it, so that a reload never reads half a file). Does not reload."""
+        text = _with_workers(text)
         tmp = self.config_path + ".new"
         with open(tmp, "w") as f:
             f.write(text)

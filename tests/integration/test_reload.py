@@ -584,7 +584,11 @@ def limiter_state_carries_over():
         c = Client(sp.port)
         c.request("GET", "/w%d" % i)
         waiters.append(c)
-    time.sleep(0.1)
+        # queued before the next is sent: with several workers, requests
+        # on different connections are read by different threads, in no
+        # set order
+        check(wait_for(lambda: metrics(sp).value("spillway_queue_length")
+                       == i + 1, 3), "waiter %d never queued" % i)
     eq(state(sp).generation, 1.0, "generation")
     m = metrics(sp)
     eq(m.value("spillway_queue_length"), 3.0, "queue length before")

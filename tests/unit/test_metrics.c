@@ -35,6 +35,8 @@ static const char *const families[][2] = {
 	{ "spillway_queue_drain_rate", "gauge" },
 	{ "spillway_queue_allowed_wait_seconds", "gauge" },
 	{ "spillway_event_loop_lag_seconds", "gauge" },
+	{ "spillway_lock_acquisitions_total", "counter" },
+	{ "spillway_lock_waits_total", "counter" },
 	{ "spillway_dry_run_shed_total", "counter" },
 	{ "spillway_request_duration_seconds", "histogram" },
 	{ "spillway_served_duration_seconds", "histogram" },
@@ -1161,6 +1163,67 @@ test_render_appends(void)
 	metrics_free(&m);
 }
 
+/* Workers' counters summed at scrape time: classes by name, every field. */
+static void
+test_add_sums(void)
+{
+	struct metrics		 a, b, sum;
+	struct class_metrics	*cm;
+
+	metrics_init(&a);
+	metrics_init(&b);
+	metrics_init(&sum);
+	metrics_class(&a, "api")->cm_status[200 - 100] = 3;
+	metrics_class(&a, "web")->cm_refused[MR_QUEUE_FULL] = 1;
+	/* the same classes in another order on the other worker */
+	metrics_class(&b, "web")->cm_status[503 - 100] = 2;
+	metrics_class(&b, "api")->cm_status[200 - 100] = 4;
+	metrics_class(&b, "batch")->cm_dry_run = 5;
+	metrics_class(&b, "batch")->cm_faults[FAULT_KIND_ABORT] = 2;
+	histogram_observe(&metrics_class(&a, "api")->cm_latency, 0.5);
+	histogram_observe(&metrics_class(&b, "api")->cm_latency, 0.25);
+	histogram_observe(&b.m_served, 0.25);
+	histogram_observe(&a.m_latency, 0.001);
+	histogram_observe(&b.m_latency, 0.001);
+	histogram_observe(&b.m_latency, 100);
+	a.m_client_connections = 7;
+	b.m_client_connections = 8;
+	b.m_shed_dry_run[2] = 9;
+	a.m_tls_handshakes = 1;
+	b.m_bytes_out = 10;
+	a.m_proxyproto[METRICS_PP_OK] = 2;
+	b.m_proxyproto[METRICS_PP_OK] = 3;
+	b.m_proxyproto[METRICS_PP_TIMEOUT] = 1;
+	CHECK_EQ_INT(metrics_add(&sum, &a), 0);
+	CHECK_EQ_INT(metrics_add(&sum, &b), 0);
+	CHECK_EQ_INT(sum.m_nclasses, 3);
+	cm = metrics_class(&sum, "api");
+	CHECK_EQ_INT(cm->cm_status[200 - 100], 7);
+	cm = metrics_class(&sum, "web");
+	CHECK_EQ_INT(cm->cm_status[503 - 100], 2);
+	CHECK_EQ_INT(cm->cm_refused[MR_QUEUE_FULL], 1);
+	CHECK_EQ_INT(metrics_class(&sum, "batch")->cm_dry_run, 5);
+	CHECK_EQ_INT(metrics_class(&sum, "batch")->cm_faults[FAULT_KIND_ABORT],
+	    2);
+	CHECK_EQ_INT(metrics_class(&sum, "api")->cm_latency.h_count, 2);
+	CHECK_EQ_INT(sum.m_served.h_count, 1);
+	CHECK_EQ_INT(sum.m_latency.h_count, 3);
+	CHECK_EQ_INT(sum.m_latency.h_buckets[METRICS_NBUCKETS - 1], 1);
+	CHECK(sum.m_latency.h_sum > 100 && sum.m_latency.h_sum < 100.01);
+	CHECK_EQ_INT(sum.m_client_connections, 15);
+	CHECK_EQ_INT(sum.m_shed_dry_run[2], 9);
+	CHECK_EQ_INT(sum.m_tls_handshakes, 1);
+	CHECK_EQ_INT(sum.m_bytes_out, 10);
+	CHECK_EQ_INT(sum.m_proxyproto[METRICS_PP_OK], 5);
+	CHECK_EQ_INT(sum.m_proxyproto[METRICS_PP_TIMEOUT], 1);
+	/* the sources are left as they were */
+	CHECK_EQ_INT(a.m_client_connections, 7);
+	CHECK_EQ_INT(b.m_nclasses, 3);
+	metrics_free(&a);
+	metrics_free(&b);
+	metrics_free(&sum);
+}
+
 int
 main(void)
 {
@@ -1190,5 +1253,6 @@ main(void)
 	RUN(test_json_escaping);
 	RUN(test_json_nonfinite);
 	RUN(test_render_appends);
+	RUN(test_add_sums);
 	return tap_done();
 }
