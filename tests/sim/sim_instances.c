@@ -15,6 +15,8 @@
  *					one run; SKEW: usec the instances'
  *					wall clocks differ by (5000)
  *	SIM_TRACE=1 sim_instances ...	and every instance's state each 0.5 s
+ *					(SIM_TRACE_HZ=N: N times a second)
+ *	SIM_SEED=N sim_instances ...	another seed, for the spread
  *
  * Backends (a FIFO backlog; with thrash, each request's service grows by
  * THRASH (0.05: 5%) per request in the backend past its workers when it
@@ -381,6 +383,7 @@ sim_run(const struct params *pm, struct result *res)
 	double			 span;
 	unsigned int		 i;
 	int			 trace;
+	unsigned int		 trace_hz = 2;
 	uint64_t		 next_trace = USEC / 2;
 
 	memset(&s, 0, sizeof(s));
@@ -395,6 +398,8 @@ sim_run(const struct params *pm, struct result *res)
 	s.rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)ninst << 20) ^
 	    (uint64_t)(load * 1000) ^ ((uint64_t)db << 40) ^
 	    (uint64_t)(pm->thrash * 1000) << 48;
+	if (getenv("SIM_SEED") != NULL)
+		s.rng ^= strtoull(getenv("SIM_SEED"), NULL, 0) << 8;
 	s.maxreqs = (unsigned int)(s.rate * s.end * 1.2) + 10000;
 	if ((s.reqs = calloc(s.maxreqs, sizeof(*s.reqs))) == NULL)
 		abort();
@@ -425,6 +430,8 @@ sim_run(const struct params *pm, struct result *res)
 		    (uint64_t)(rng_unit(&s) * pm->skew));
 	}
 	trace = getenv("SIM_TRACE") != NULL;
+	if (getenv("SIM_TRACE_HZ") != NULL && atoi(getenv("SIM_TRACE_HZ")) > 0)
+		trace_hz = (unsigned int)atoi(getenv("SIM_TRACE_HZ"));
 	ev_push(&s, 1, EV_ARRIVAL, 0, 0);
 	while (s.nheap > 0) {
 		e = ev_pop(&s);
@@ -432,7 +439,7 @@ sim_run(const struct params *pm, struct result *res)
 			break;
 		if (trace && e.at >= next_trace) {
 			trace_line(&s, next_trace);
-			next_trace += USEC / (getenv("SIM_TRACE_HZ") ? atoi(getenv("SIM_TRACE_HZ")) : 2);
+			next_trace += USEC / trace_hz;
 		}
 		s.now = e.at;
 		switch (e.type) {
