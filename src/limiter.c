@@ -542,16 +542,16 @@ probe_end(struct limiter *lm, uint64_t now)
 	window_open(lm, now);
 }
 
-/* A success during a probe: count it if sent at probe concurrency. */
+/*
+ * A success during a probe: count it if sent at probe concurrency. An
+ * aligned probe counts requests sent after the other instances drained
+ * too (a latency after the instant: the same backend) and lasts at least
+ * three latencies, so that every instance measures while all are at probe
+ * concurrency.
+ */
 static void
 probe_sample(struct limiter *lm, uint64_t now, uint64_t sent, double lat)
 {
-	/*
-	 * An aligned probe counts requests sent after the other instances
-	 * drained too (a latency after the instant: the same backend) and
-	 * lasts at least three latencies, so that every instance measures
-	 * while all are at probe concurrency.
-	 */
 	uint64_t	 lat_ref = (uint64_t)lm->lm_probe_ref;
 
 	if (lm->lm_probe_drained != 0 && sent >= lm->lm_probe_drained &&
