@@ -194,3 +194,34 @@ EOF
         printf 'session_tickets = no\nsession_cache = 0\n'
     fi
 }
+
+# haproxy_http_conf THREADS MAXCONN BINDS SERVER [QUEUE [GLOBAL...]]: on
+# stdout, HAProxy as every benchmark runs it: HTTP keep-alive on both
+# sides, backend connections reused, one server. BINDS: one or more
+# "ADDR:PORT [options]" separated by ';'; SERVER: "ADDR:PORT [options]"
+# (say, maxconn N); QUEUE: its timeout queue (empty: none); GLOBAL: more
+# lines for the global section (say, tune.ssl.cachesize 0).
+haproxy_http_conf() {
+    local threads=$1 maxconn=$2 binds=$3 server=$4 queue=${5:-} b
+    shift 4
+    [ $# -gt 0 ] && shift
+    printf 'global\n    nbthread %s\n    maxconn %s\n' "$threads" "$maxconn"
+    for b in "$@"; do printf '    %s\n' "$b"; done
+    cat <<EOT
+defaults
+    mode http
+    maxconn $maxconn
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+    timeout http-keep-alive 300s
+EOT
+    [ -n "$queue" ] && printf '    timeout queue %s\n' "$queue"
+    printf 'frontend fe\n'
+    local IFS=';'
+    for b in $binds; do printf '    bind %s\n' "${b# }"; done
+    printf '    default_backend be\nbackend be\n    server s1 %s\n' "$server"
+}

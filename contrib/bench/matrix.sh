@@ -263,27 +263,9 @@ listen = 127.0.0.1:$ADMIN_PORT
 EOF
     # HAProxy tuned by hand: at most KNEE requests at the server, the rest
     # wait in its queue up to HAPROXY_TIMEOUT_QUEUE, then 503.
-    cat > "$WORK/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn $HAPROXY_MAXCONN
-defaults
-    mode http
-    maxconn $HAPROXY_MAXCONN
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout queue $HAPROXY_TIMEOUT_QUEUE
-    timeout http-request 10s
-    timeout http-keep-alive 300s
-frontend fe
-    bind 127.0.0.1:$HAPROXY_PORT
-    default_backend be
-backend be
-    server s1 127.0.0.1:$BACKEND_PORT maxconn $1
-EOF
+    haproxy_http_conf 1 "$HAPROXY_MAXCONN" "127.0.0.1:$HAPROXY_PORT" \
+        "127.0.0.1:$BACKEND_PORT maxconn $1" "$HAPROXY_TIMEOUT_QUEUE" \
+        > "$WORK/haproxy.cfg"
 }
 PROXY_PID=""
 start_proxy() { # start_proxy spillway|haproxy

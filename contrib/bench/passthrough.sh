@@ -259,25 +259,8 @@ EOF
 
 # HAProxy: WORKERS threads, mode http, reuse kept-alive server connections,
 # no log.
-cat > "$WORK/haproxy.conf" <<EOF
-global
-    nbthread $WORKERS
-    maxconn $HAPROXY_MAXCONN
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-request 10s
-    timeout http-keep-alive 300s
-frontend fe
-    bind 127.0.0.1:$HAPROXY_PORT
-    default_backend be
-backend be
-    server s1 127.0.0.1:$BACKEND_PORT
-EOF
+haproxy_http_conf "$WORKERS" "$HAPROXY_MAXCONN" "127.0.0.1:$HAPROXY_PORT" \
+    "127.0.0.1:$BACKEND_PORT" > "$WORK/haproxy.conf"
 
 cat > "$WORK/spillway.ini" <<EOF
 [proxy]

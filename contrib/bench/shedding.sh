@@ -239,26 +239,9 @@ algorithm = gradient
 EOF
     # the older binary: one from before worker threads knows no "workers"
     sed -e "/^workers = 1\$/d" "$WORK/spillway.ini" > "$WORK/old.ini"
-    cat > "$WORK/haproxy.conf" <<EOF
-global
-    nbthread ${PROXY_THREADS:-1}
-    maxconn $HAPROXY_MAXCONN
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout queue $HAPROXY_TIMEOUT_QUEUE
-    timeout http-request 10s
-    timeout http-keep-alive 300s
-frontend fe
-    bind 127.0.0.1:$PROXY_PORT
-    default_backend be
-backend be
-    server s1 127.0.0.1:$BACKEND_PORT maxconn $WORKERS
-EOF
+    haproxy_http_conf "${PROXY_THREADS:-1}" "$HAPROXY_MAXCONN" \
+        "127.0.0.1:$PROXY_PORT" "127.0.0.1:$BACKEND_PORT maxconn $WORKERS" \
+        "$HAPROXY_TIMEOUT_QUEUE" > "$WORK/haproxy.conf"
     local maxconns
     for maxconns in "" " max_conns=$WORKERS"; do
         local f=$WORK/nginx.conf zone=""

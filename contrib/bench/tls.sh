@@ -209,38 +209,15 @@ spillway_tls_ini "$SP_12" - "TLSv1.2" 0 "$PKI" "$BACKEND_PORT" > "$WORK/spillway
 spillway_tls_ini "$SP_RES" - "TLSv1.2 TLSv1.3" 1 "$PKI" "$BACKEND_PORT" > "$WORK/spillway-resume.ini"
 
 haproxy_conf() { # haproxy_conf TLSPORT PLAINPORT|- MAXVER RESUME(0|1) STATSOCK
-    local bindopt="ssl crt $PKI/combined.pem alpn http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver $3"
-    cat <<EOF
-global
-    nbthread 1
-    maxconn $HAPROXY_MAXCONN
-    stats socket $5 mode 600 level admin
-EOF
-    if [ "$4" = 1 ]; then
-        printf '    tune.ssl.cachesize 20000\n'
-    else
-        printf '    tune.ssl.cachesize 0\n'
-        bindopt="$bindopt no-tls-tickets"
+    local bind="127.0.0.1:$1 ssl crt $PKI/combined.pem alpn http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver $3"
+    local cache="tune.ssl.cachesize 20000"
+    if [ "$4" != 1 ]; then
+        cache="tune.ssl.cachesize 0"
+        bind="$bind no-tls-tickets"
     fi
-    cat <<EOF
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-request 10s
-    timeout http-keep-alive 300s
-frontend fe
-    bind 127.0.0.1:$1 $bindopt
-EOF
-    [ "$2" != - ] && printf '    bind 127.0.0.1:%s\n' "$2"
-    cat <<EOF
-    default_backend be
-backend be
-    server s1 127.0.0.1:$BACKEND_PORT
-EOF
+    [ "$2" != - ] && bind="$bind;127.0.0.1:$2"
+    haproxy_http_conf 1 "$HAPROXY_MAXCONN" "$bind" "127.0.0.1:$BACKEND_PORT" "" \
+        "stats socket $5 mode 600 level admin" "$cache"
 }
 haproxy_conf "$HA_FULL" "$HA_PLAIN" TLSv1.3 0 "$WORK/haproxy-full.sock" > "$WORK/haproxy-full.conf"
 haproxy_conf "$HA_12" - TLSv1.2 0 "$WORK/haproxy-tls12.sock" > "$WORK/haproxy-tls12.conf"

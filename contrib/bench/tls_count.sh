@@ -94,24 +94,8 @@ EOF
 write_backend_conf "$WORK" "$BACKEND_PORT"
 spillway_tls_ini "$SP_PORT" - "TLSv1.2 TLSv1.3" 0 "$WORK" "$BACKEND_PORT" \
     > "$WORK/spillway.ini"
-cat > "$WORK/haproxy.conf" <<EOF
-global
-    nbthread 1
-    maxconn 5000
-    tune.ssl.cachesize 0
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-frontend fe
-    bind 127.0.0.1:$HA_PORT ssl crt $WORK/combined.pem alpn http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 no-tls-tickets
-    default_backend be
-backend be
-    server s1 127.0.0.1:$BACKEND_PORT
-EOF
+haproxy_http_conf 1 5000 "127.0.0.1:$HA_PORT ssl crt $WORK/combined.pem alpn http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 no-tls-tickets" \
+    "127.0.0.1:$BACKEND_PORT" "" "tune.ssl.cachesize 0" > "$WORK/haproxy.conf"
 
 nginx -p "$WORK/backend" -c "$WORK/backend.conf" -g 'daemon off;' \
     >"$WORK/backend.log" 2>&1 &
