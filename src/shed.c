@@ -271,6 +271,7 @@ shed_init(struct proxy *px, const struct config *conf)
 	if ((px->px_lim = limiter_new(&lc, now)) == NULL ||
 	    (px->px_queue = queue_new(&qc, now)) == NULL)
 		return -1;
+	limiter_set_wallclock(px->px_lim, now, wall_usec());
 	return 0;
 }
 
@@ -320,6 +321,7 @@ shed_reconfigure(struct proxy *px, const struct config *conf)
 	config_queue_conf(conf, &qc);
 	shed_lock(px);
 	limiter_reconfigure(px->px_lim, &lc, now);
+	limiter_set_wallclock(px->px_lim, now, wall_usec());
 	queue_reconfigure(px->px_queue, &qc);
 	for (i = 0; i < px->px_nworkers; i++)
 		arm_queue_timer(px->px_workers[i], now);

@@ -577,6 +577,19 @@ now_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/*
+ * The wall clock in microseconds since the epoch: only to align the
+ * limiter's probes across instances (limiter_set_wallclock()).
+ */
+static inline uint64_t
+wall_usec(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* A duration in milliseconds as a struct timeval for libevent. */
 static inline struct timeval
 msec_tv(uint64_t msec)
