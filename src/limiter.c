@@ -181,6 +181,7 @@ struct limiter {
 	int			 lm_shared;	/* others load the backend */
 	uint64_t		 lm_hold_until;	/* no growth before */
 	uint64_t		 lm_wall_off;	/* wall clock - now, mod 2^64 */
+	int			 lm_wall_set;	/* lm_wall_off was given */
 };
 
 static double
@@ -753,10 +754,24 @@ limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
 	probe_due(lm, now);
 }
 
+/*
+ * The caller reads the wall clock again now and then (shed.c: every
+ * second with requests out): an offset within WALL_SLACK of the one known
+ * is NTP's slewing, left alone, so that a refresh never moves a probe
+ * that is due; a step of the clock re-aligns the next probe.
+ */
+#define WALL_SLACK	1000	/* usec */
+
 void
 limiter_set_wallclock(struct limiter *lm, uint64_t now, uint64_t wall)
 {
-	lm->lm_wall_off = wall - now;
+	uint64_t	 off = wall - now;
+	uint64_t	 d = off - lm->lm_wall_off;
+
+	if (lm->lm_wall_set && (d < WALL_SLACK || -d < WALL_SLACK))
+		return;
+	lm->lm_wall_set = 1;
+	lm->lm_wall_off = off;
 	if (!lm->lm_probing)
 		lm->lm_probe_next = next_aligned(lm, now);
 }

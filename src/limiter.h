@@ -69,7 +69,9 @@ void		 limiter_reconfigure(struct limiter *,
 /*
  * The wall clock (usec since the epoch, synchronized across hosts by NTP)
  * at now: probes are then started at the same instants on every instance
- * in front of one backend. Without it, the caller's clock is used.
+ * in front of one backend. Without it, the caller's clock is used. Call it
+ * again now and then: a wall clock that moved against now by less than a
+ * millisecond is left as it was; a step re-aligns the next probe.
  */
 void		 limiter_set_wallclock(struct limiter *, uint64_t now,
 		    uint64_t wall);

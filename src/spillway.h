@@ -378,6 +378,7 @@ struct proxy {
 	struct cluster		*px_cluster;	/* its buckets on Redis */
 	struct limiter		*px_lim;
 	struct queue		*px_queue;
+	uint64_t		 px_wall_at;	/* shed.c: wall clock last read */
 	pthread_mutex_t		 px_adm_mtx;
 	pthread_mutex_t		 px_shed_mtx;
 	pthread_mutex_t		 px_health_mtx;	/* every server's sv_health */

@@ -621,6 +621,36 @@ test_aligned_probes(void)
 }
 
 /*
+ * The wall clock read again (shed.c does, every second): a slewed offset,
+ * under a millisecond, leaves the next probe at its instant; a step of
+ * the clock re-aligns it to the new clock.
+ */
+static void
+test_wall_refresh(void)
+{
+	static const uint64_t	 shift[3] = { 0, 400, 2500 * MS };
+	uint64_t		 wall0 = 1796212345678901ULL, now, p[3];
+	struct limiter		*lm;
+	unsigned int		 i;
+
+	for (i = 0; i < 3; i++) {
+		lm = make(LIMITER_GRADIENT, 10, 2, 30);
+		now = 0;
+		limiter_set_wallclock(lm, now, wall0);
+		drive_fifo(lm, &now, SEC, 10 * MS, 0);
+		limiter_set_wallclock(lm, now, wall0 + now + shift[i]);
+		p[i] = drive_fifo(lm, &now, 20 * SEC, 10 * MS, SEC);
+		CHECK(p[i] != 0);
+		printf("# clock moved %llu usec: first probe at %llu usec\n",
+		    (unsigned long long)shift[i], (unsigned long long)p[i]);
+		limiter_free(lm);
+	}
+	CHECK(p[1] == p[0]);
+	CHECK(p[2] != p[0]);
+	CHECK((wall0 + p[2] + shift[2]) % 7500000 <= 10 * MS + 2 * MS);
+}
+
+/*
  * At min_limit, latency 1.3x the baseline (within the tolerance: maybe
  * the queue other instances cause) is not taken as a slower backend by
  * the floor's own probes; the next aligned probe, where it does not fall
@@ -765,6 +795,7 @@ main(void)
 	RUN(test_failed);
 	RUN(test_take);
 	RUN(test_aligned_probes);
+	RUN(test_wall_refresh);
 	RUN(test_floor_relearn);
 	RUN(test_growth_evidence);
 	RUN(test_aligned_late);
