@@ -66,6 +66,7 @@
 #define SHRINK_MAX		0.5	/* at most halve per window */
 #define CAREFUL_WINDOWS		8	/* of growth by one (see grown()) */
 #define CAREFUL_FROM		0.9	/* x the limit before a shrink */
+#define RESTORE_FRAC		0.5	/* x the limit before a slower backend */
 
 /*
  * Baseline: minimum of the smoothed window latency over two rotating
@@ -148,6 +149,8 @@ struct limiter {
 	uint64_t		 lm_backoff_at;	/* last drop backoff */
 	double			 lm_gradient;
 	double			 lm_shrunk_at;	/* grow by one from here */
+	double			 lm_run_from;	/* limit before a run of shrinks */
+	int			 lm_shrinking;	/* no growth since the last */
 	unsigned int		 lm_careful;	/* growths by one since */
 
 	/* the current window */
@@ -332,6 +335,7 @@ grown(struct limiter *lm)
 {
 	double	 limit = lm->lm_limit, step = limit * GROWTH;
 
+	lm->lm_shrinking = 0;
 	if (limit >= lm->lm_shrunk_at && lm->lm_careful < CAREFUL_WINDOWS) {
 		lm->lm_careful++;
 		return limit + 1;
@@ -350,6 +354,9 @@ shrink_to(struct limiter *lm, double limit)
 	if (limit < lm->lm_limit) {
 		lm->lm_shrunk_at = lm->lm_limit * CAREFUL_FROM;
 		lm->lm_careful = 0;
+		if (!lm->lm_shrinking)
+			lm->lm_run_from = lm->lm_limit;
+		lm->lm_shrinking = 1;
 	}
 	set_limit(lm, limit);
 }
@@ -496,6 +503,27 @@ probe_start(struct limiter *lm, uint64_t now, int aligned)
 	lm->lm_probe_ref = lm->lm_short;
 }
 
+/*
+ * A slower backend, re-learned: the limit fell for latency the backend's
+ * own slowness caused, not queueing, so the concurrency it served before
+ * the fall (less a tenth, and carefully on from there) is where it goes
+ * back to, at once, instead of climbing from the floor for seconds. A
+ * thread pool, a CPU-bound app and a slot-limited one keep their knee in
+ * concurrency when each request gets slower.
+ */
+static void
+restore_after_rebase(struct limiter *lm)
+{
+	double	 to = lm->lm_run_from * RESTORE_FRAC;
+
+	if (!lm->lm_shrinking || to <= lm->lm_limit)
+		return;
+	set_limit(lm, to);
+	lm->lm_shrunk_at = lm->lm_limit;
+	lm->lm_careful = 0;
+	lm->lm_shrinking = 0;
+}
+
 static void
 probe_end(struct limiter *lm, uint64_t now)
 {
@@ -532,6 +560,7 @@ probe_end(struct limiter *lm, uint64_t now)
 			lm->lm_base_epoch = now;
 			lm->lm_short = lat;
 			lm->lm_floor_lat = 0;
+			restore_after_rebase(lm);
 		}
 	}
 	lm->lm_probing = 0;
