@@ -49,55 +49,6 @@
 #define CLUSTER_BACKOFF_MIN	100000	/* usec before a reconnect */
 #define CLUSTER_BACKOFF_MAX	1000000
 
-/*
- * take: KEYS[1] a bucket; ARGV rate (tokens per minute), burst, want,
- * debt. Refills by Redis' own clock, charges the debt (the level may go
- * below zero), grants up to want whole tokens; returns {granted, usec
- * until the next whole token (0: there is one)}. The key expires once the
- * bucket would be full: forgetting it then loses nothing.
- */
-static const char take_script[] =
-    "local rate = tonumber(ARGV[1])\n"
-    "local burst = tonumber(ARGV[2])\n"
-    "local want = tonumber(ARGV[3])\n"
-    "local debt = tonumber(ARGV[4])\n"
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local s = redis.call('HMGET', KEYS[1], 'l', 't')\n"
-    "local level = tonumber(s[1])\n"
-    "local last = tonumber(s[2])\n"
-    "if level == nil or last == nil then level = burst; last = now end\n"
-    "if now > last then\n"
-    "  level = math.min(burst, level + (now - last) * rate / 60000000)\n"
-    "  last = now\n"
-    "end\n"
-    "level = level - debt\n"
-    "local grant = 0\n"
-    "if level >= 1 then\n"
-    "  grant = math.min(want, math.floor(level))\n"
-    "  level = level - grant\n"
-    "end\n"
-    "local wait = 0\n"
-    "if level < 1 then wait = math.ceil((1 - level) * 60000000 / rate) end\n"
-    "redis.call('HSET', KEYS[1], 'l', string.format('%.6f', level),\n"
-    "  't', string.format('%d', last))\n"
-    "redis.call('PEXPIRE', KEYS[1],\n"
-    "  math.ceil((burst - level) * 60000 / rate) + 1000)\n"
-    "return {grant, wait}\n";
-
-/*
- * beat: KEYS[1] the set of instances; ARGV id, ttl (ms). This instance is
- * live for ttl more; returns how many are.
- */
-static const char beat_script[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))\n"
-    "redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])),"
-    " ARGV[1])\n"
-    "redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))\n"
-    "return redis.call('ZCARD', KEYS[1])\n";
-
 enum call_kind {
 	CALL_AUTH = 0,
 	CALL_BEAT,
@@ -536,7 +487,7 @@ send_call(struct cluster *cl, struct call *ca)
 		break;
 	case CALL_BEAT:
 		argv[argc++] = ca->ca_evaled ? "EVAL" : "EVALSHA";
-		argv[argc++] = ca->ca_evaled ? beat_script : cl->cl_beat_sha;
+		argv[argc++] = ca->ca_evaled ? lease_beat_script : cl->cl_beat_sha;
 		argv[argc++] = "1";
 		argv[argc++] = ca->ca_rkey;
 		argv[argc++] = cl->cl_id;
@@ -546,7 +497,7 @@ send_call(struct cluster *cl, struct call *ca)
 		break;
 	case CALL_TAKE:
 		argv[argc++] = ca->ca_evaled ? "EVAL" : "EVALSHA";
-		argv[argc++] = ca->ca_evaled ? take_script : cl->cl_take_sha;
+		argv[argc++] = ca->ca_evaled ? lease_take_script : cl->cl_take_sha;
 		argv[argc++] = "1";
 		argv[argc++] = ca->ca_rkey;
 		snprintf(nums[0], sizeof(nums[0]), "%" PRIu64, ca->ca_rate);
@@ -923,8 +874,8 @@ cluster_new(struct event_base *base, struct admission *adm,
 	snprintf(cl->cl_id, sizeof(cl->cl_id), "%.32s:%ld:%02x%02x%02x%02x%02x"
 	    "%02x%02x%02x", host, (long)getpid(), rnd[0], rnd[1], rnd[2],
 	    rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-	sha1_hex(take_script, cl->cl_take_sha);
-	sha1_hex(beat_script, cl->cl_beat_sha);
+	sha1_hex(lease_take_script, cl->cl_take_sha);
+	sha1_hex(lease_beat_script, cl->cl_beat_sha);
 	return cl;
  fail:
 	cluster_free(cl);

@@ -1,5 +1,6 @@
 /*
- * lease.c: leases of shared tokens, the local share, and the replies.
+ * lease.c: leases of shared tokens, the local share, the replies, and the
+ * Lua scripts that keep the shared buckets in Redis.
  *
  * Invariants of a lease: stock <= 1.5 * size + what a lease of an older,
  * larger size left (a call is made only when the stock is at most half a
@@ -10,6 +11,55 @@
 #include <string.h>
 
 #include "lease.h"
+
+/*
+ * take: KEYS[1] a bucket; ARGV rate (tokens per minute), burst, want,
+ * debt. Refills by Redis' own clock, charges the debt (the level may go
+ * below zero), grants up to want whole tokens; returns {granted, usec
+ * until the next whole token (0: there is one)}. The key expires once the
+ * bucket would be full: forgetting it then loses nothing.
+ */
+const char lease_take_script[] =
+    "local rate = tonumber(ARGV[1])\n"
+    "local burst = tonumber(ARGV[2])\n"
+    "local want = tonumber(ARGV[3])\n"
+    "local debt = tonumber(ARGV[4])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local s = redis.call('HMGET', KEYS[1], 'l', 't')\n"
+    "local level = tonumber(s[1])\n"
+    "local last = tonumber(s[2])\n"
+    "if level == nil or last == nil then level = burst; last = now end\n"
+    "if now > last then\n"
+    "  level = math.min(burst, level + (now - last) * rate / 60000000)\n"
+    "  last = now\n"
+    "end\n"
+    "level = level - debt\n"
+    "local grant = 0\n"
+    "if level >= 1 then\n"
+    "  grant = math.min(want, math.floor(level))\n"
+    "  level = level - grant\n"
+    "end\n"
+    "local wait = 0\n"
+    "if level < 1 then wait = math.ceil((1 - level) * 60000000 / rate) end\n"
+    "redis.call('HSET', KEYS[1], 'l', string.format('%.6f', level),\n"
+    "  't', string.format('%d', last))\n"
+    "redis.call('PEXPIRE', KEYS[1],\n"
+    "  math.ceil((burst - level) * 60000 / rate) + 1000)\n"
+    "return {grant, wait}\n";
+
+/*
+ * beat: KEYS[1] the set of instances; ARGV id, ttl (ms). This instance is
+ * live for ttl more; returns how many are.
+ */
+const char lease_beat_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))\n"
+    "redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])),"
+    " ARGV[1])\n"
+    "redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))\n"
+    "return redis.call('ZCARD', KEYS[1])\n";
 
 uint64_t
 lease_size(uint64_t rate, uint64_t burst, uint64_t rtt, unsigned int n)

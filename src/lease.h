@@ -138,4 +138,13 @@ int		 lease_reply_instances(const struct lease_reply *,
 long		 lease_reply_parse(const char *buf, size_t len,
 		    struct lease_reply *);
 
+/*
+ * The Lua scripts that keep the shared state in Redis (run by EVALSHA,
+ * EVAL on NOSCRIPT): take, a bucket's tokens by Redis' own clock; beat, this
+ * instance's heartbeat and the count of live ones. Their replies are read
+ * by lease_reply_take() and lease_reply_instances().
+ */
+extern const char lease_take_script[];
+extern const char lease_beat_script[];
+
 #endif /* SPILLWAY_LEASE_H */

@@ -20,7 +20,8 @@
  * - The no-load latency (baseline) is a windowed minimum with a bounded
  *   lifetime, never an average of loaded latency, so sustained load cannot
  *   drag it up; periodic gentle probes keep real no-load samples in every
- *   lifetime (see probe_start()).
+ *   lifetime (see probe_start()), at the same wall-clock instants on
+ *   every instance in front of one backend (limiter_set_wallclock()).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@
 #define WIN_MIN			4
 #define WIN_TIME		50000	/* usec */
 #define USE_FRAC		0.9	/* peak in-flight / limit to grow */
+#define SE_MIN			8	/* samples for a standard error */
 
 /*
  * Growth when latency is not inflated: multiplicative, unsmoothed, so the
@@ -64,6 +66,7 @@
 #define SHRINK_MAX		0.5	/* at most halve per window */
 #define CAREFUL_WINDOWS		8	/* of growth by one (see grown()) */
 #define CAREFUL_FROM		0.9	/* x the limit before a shrink */
+#define RESTORE_FRAC		0.5	/* x the limit before a slower backend */
 
 /*
  * Baseline: minimum of the smoothed window latency over two rotating
@@ -78,13 +81,25 @@
 #define LONG_W			0.02		/* long_rtt: status only */
 
 /*
- * Probe: every PROBE_EVERY, a limiter that is being used lowers its limit
- * to PROBE_FRAC of itself (never below min_limit) until PROBE_SAMPLES
- * requests dispatched after in-flight fell under it have come back, or
- * PROBE_MAX passed. That is 25% less concurrency for a latency or two: it
- * lands below the backend's knee, where latency is the no-load latency,
- * without starving traffic (Envoy pinned the limit to 1 for seconds; see
+ * Probe: at every multiple of PROBE_EVERY on the wall clock, a limiter
+ * with traffic lowers its limit to PROBE_FRAC of itself (or of what it had
+ * in flight, if less; never below min_limit) until PROBE_SAMPLES requests
+ * dispatched after in-flight fell under it have come back, or PROBE_MAX
+ * passed. That is 25% less concurrency for a latency or two: it lands
+ * below the backend's knee, where latency is the no-load latency, without
+ * starving traffic (Envoy pinned the limit to 1 for seconds; see
  * envoyproxy/envoy#8337, #9007).
+ *
+ * Aligned: several spillway instances in front of one backend (each with
+ * its own limit) probe at the same instants, with no word between them
+ * but NTP: all are at probe concurrency together, so each reads the
+ * backend's no-load latency, not the queue the others keep. Probing on
+ * its own, each read the others' load as "the backend got slower",
+ * re-learned its baseline upward, and together they ran a backend that
+ * thrashes past its knee at 50-90% of its capacity (sim_instances). An
+ * aligned probe counts only requests sent a latency after the instant
+ * (when the others drained too), lasts at least three latencies, and one
+ * that would start later than a latency after its instant is skipped.
  */
 #define PROBE_EVERY		7500000		/* usec, 4 per BASE_LIFE */
 #define PROBE_FRAC		0.75
@@ -97,9 +112,17 @@
  * queueing: the backend itself got slower (its data grew, a dependency
  * slowed down). The probe's latency is then the no-load latency: the
  * baseline takes it at once instead of holding the limit down until the
- * old minimum expires (15 to 30 s at min_limit). A limit held at min_limit
- * probes every PROBE_FLOOR_EVERY to find that out soon; there a probe
- * cannot lower concurrency, and min_limit is by definition no queue.
+ * old minimum expires (15 to 30 s at min_limit). The comparison is made
+ * at aligned probes, where every instance lowers its concurrency.
+ *
+ * A limit held at min_limit probes every PROBE_FLOOR_EVERY, on its own,
+ * to find a slower backend sooner; there a probe cannot lower concurrency
+ * and the latency it reads may be other instances' queue. It re-learns
+ * only from two such probes in a row beyond the tolerance (others past
+ * it shrink fast, so latency that stays there is the backend's), and not
+ * while the last aligned probe at min_limit saw latency fall (lm_shared:
+ * others were loading the backend). Milder slowdowns wait for the next
+ * aligned probe.
  */
 #define REBASE_FRAC		0.9
 
@@ -126,6 +149,8 @@ struct limiter {
 	uint64_t		 lm_backoff_at;	/* last drop backoff */
 	double			 lm_gradient;
 	double			 lm_shrunk_at;	/* grow by one from here */
+	double			 lm_run_from;	/* limit before a run of shrinks */
+	int			 lm_shrinking;	/* no growth since the last */
 	unsigned int		 lm_careful;	/* growths by one since */
 
 	/* the current window */
@@ -133,6 +158,7 @@ struct limiter {
 	unsigned int		 lm_win_n;	/* fresh successes */
 	unsigned int		 lm_win_drops;	/* fresh drops */
 	double			 lm_win_sum;	/* their latency, usec */
+	double			 lm_win_sq;	/* and its squares */
 	unsigned int		 lm_win_peak;	/* peak in-flight */
 
 	/* latency estimates, usec; 0: none yet */
@@ -152,6 +178,13 @@ struct limiter {
 	double			 lm_probe_sum;
 	double			 lm_probe_ref;	/* lm_short at its start */
 	uint64_t		 lm_probe_ended;
+	int			 lm_probe_aligned; /* at a shared instant */
+	unsigned int		 lm_probe_from;	/* in use at its start */
+	double			 lm_floor_lat;	/* last floor probe's, 0: none */
+	int			 lm_shared;	/* others load the backend */
+	uint64_t		 lm_hold_until;	/* no growth before */
+	uint64_t		 lm_wall_off;	/* wall clock - now, mod 2^64 */
+	int			 lm_wall_set;	/* lm_wall_off was given */
 };
 
 static double
@@ -208,6 +241,8 @@ effective_limit(const struct limiter *lm)
 
 	if (!lm->lm_probing)
 		return l;
+	if (lm->lm_probe_from < l)
+		l = lm->lm_probe_from;
 	p = (unsigned int)(l * PROBE_FRAC);
 	return p < lm->lm_conf.min_limit ? lm->lm_conf.min_limit : p;
 }
@@ -255,6 +290,19 @@ baseline_offer(struct limiter *lm, uint64_t now, double v)
 		lm->lm_base_cur = v;
 }
 
+/*
+ * The next aligned probe instant after now: a multiple of PROBE_EVERY on
+ * the wall clock (now + lm_wall_off), the same instant on every instance
+ * whose clock is synchronized (see limiter_set_wallclock()).
+ */
+static uint64_t
+next_aligned(const struct limiter *lm, uint64_t now)
+{
+	uint64_t	 w = now + lm->lm_wall_off;
+
+	return now + (PROBE_EVERY - w % PROBE_EVERY);
+}
+
 static void
 window_open(struct limiter *lm, uint64_t now)
 {
@@ -262,6 +310,7 @@ window_open(struct limiter *lm, uint64_t now)
 	lm->lm_win_n = 0;
 	lm->lm_win_drops = 0;
 	lm->lm_win_sum = 0;
+	lm->lm_win_sq = 0;
 	lm->lm_win_peak = lm->lm_inflight;
 }
 
@@ -286,6 +335,7 @@ grown(struct limiter *lm)
 {
 	double	 limit = lm->lm_limit, step = limit * GROWTH;
 
+	lm->lm_shrinking = 0;
 	if (limit >= lm->lm_shrunk_at && lm->lm_careful < CAREFUL_WINDOWS) {
 		lm->lm_careful++;
 		return limit + 1;
@@ -304,8 +354,27 @@ shrink_to(struct limiter *lm, double limit)
 	if (limit < lm->lm_limit) {
 		lm->lm_shrunk_at = lm->lm_limit * CAREFUL_FROM;
 		lm->lm_careful = 0;
+		if (!lm->lm_shrinking)
+			lm->lm_run_from = lm->lm_limit;
+		lm->lm_shrinking = 1;
 	}
 	set_limit(lm, limit);
+}
+
+/*
+ * The standard error of the window's mean latency; 0 under SE_MIN samples
+ * (the spread of a handful says too little: a slow backend at a low
+ * limit, whose windows close on time with four or five).
+ */
+static double
+stderr_of(const struct limiter *lm, double mean)
+{
+	double	 n = lm->lm_win_n, var;
+
+	if (n < SE_MIN)
+		return 0;
+	var = (lm->lm_win_sq - n * mean * mean) / (n - 1);
+	return var > 0 ? sqrt(var / n) : 0;
 }
 
 /*
@@ -313,7 +382,12 @@ shrink_to(struct limiter *lm, double limit)
  * - r <= grow_ratio (not inflated) and the limit is used: grow. Growth
  *   needs uninflated latency, so modest overload cannot creep the limit
  *   up (the Gradient2 "limit * gradient + sqrt(limit)" bug,
- *   Netflix/concurrency-limits#134).
+ *   Netflix/concurrency-limits#134); the mean plus its standard error
+ *   must be under the line, so that a window that is under it by chance
+ *   does not grow the limit (N instances in front of one backend each see
+ *   a share of the samples, noisier windows, and grew N times as often
+ *   past its knee); and not in the two latencies after an aligned probe,
+ *   when the backend is still less loaded than the limits make it.
  * - grow_ratio < r <= tolerance: tolerated, but drift down towards the
  *   limit at which latency would be at grow_ratio, with weight smoothing.
  * - r > tolerance: the same target, with twice the weight (at least 0.5),
@@ -334,7 +408,9 @@ update_gradient(struct limiter *lm, double mean)
 	r = mean / base;
 	lm->lm_gradient = 1 / r;
 	if (r <= grow_ratio) {
-		if (window_used(lm) && lm->lm_win_drops == 0)
+		if (window_used(lm) && lm->lm_win_drops == 0 &&
+		    lm->lm_win_start >= lm->lm_hold_until &&
+		    mean + stderr_of(lm, mean) <= base * grow_ratio)
 			set_limit(lm, grown(lm));
 		return;
 	}
@@ -401,9 +477,12 @@ window_ready(const struct limiter *lm, uint64_t now)
 }
 
 static void
-probe_start(struct limiter *lm, uint64_t now)
+probe_start(struct limiter *lm, uint64_t now, int aligned)
 {
 	lm->lm_probing = 1;
+	lm->lm_probe_aligned = aligned;
+	lm->lm_probe_from = lm->lm_win_peak > lm->lm_inflight ?
+	    lm->lm_win_peak : lm->lm_inflight;
 	lm->lm_probe_start = now;
 	lm->lm_probe_drained = lm->lm_inflight < effective_limit(lm) ? now : 0;
 	lm->lm_probe_want = PROBE_SAMPLES;
@@ -424,19 +503,53 @@ probe_start(struct limiter *lm, uint64_t now)
 	lm->lm_probe_ref = lm->lm_short;
 }
 
+/*
+ * A slower backend, re-learned: the limit fell for latency the backend's
+ * own slowness caused, not queueing, so the concurrency it served before
+ * the fall (less a tenth, and carefully on from there) is where it goes
+ * back to, at once, instead of climbing from the floor for seconds. A
+ * thread pool, a CPU-bound app and a slot-limited one keep their knee in
+ * concurrency when each request gets slower.
+ */
+static void
+restore_after_rebase(struct limiter *lm)
+{
+	double	 to = lm->lm_run_from * RESTORE_FRAC;
+
+	if (!lm->lm_shrinking || to <= lm->lm_limit)
+		return;
+	set_limit(lm, to);
+	lm->lm_shrunk_at = lm->lm_limit;
+	lm->lm_careful = 0;
+	lm->lm_shrinking = 0;
+}
+
 static void
 probe_end(struct limiter *lm, uint64_t now)
 {
 	const struct limiter_conf	*c = &lm->lm_conf;
 	double				 lat, grow_ratio;
+	int				 slower;
 
 	if (lm->lm_probe_n > 0) {
 		lat = lm->lm_probe_sum / lm->lm_probe_n;
 		baseline_offer(lm, now, lat);
 		grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
-		if ((lat >= REBASE_FRAC * lm->lm_probe_ref ||
-		    lm->lm_probe_want == PROBE_FLOOR_SAMPLES) &&
-		    lat > judged_base(lm) * grow_ratio) {
+		if (lm->lm_probe_aligned) {
+			slower = lat >= REBASE_FRAC * lm->lm_probe_ref &&
+			    lat > judged_base(lm) * grow_ratio;
+			if (lm->lm_probe_want == PROBE_FLOOR_SAMPLES)
+				lm->lm_shared = !slower &&
+				    lat < REBASE_FRAC * lm->lm_probe_ref;
+			lm->lm_floor_lat = 0;
+		} else {
+			slower = !lm->lm_shared &&
+			    lat > judged_base(lm) * c->tolerance &&
+			    lm->lm_floor_lat > judged_base(lm) * c->tolerance &&
+			    lat >= REBASE_FRAC * lm->lm_floor_lat;
+			lm->lm_floor_lat = lat;
+		}
+		if (slower) {
 			/*
 			 * Not queueing: a slower backend (see REBASE_FRAC).
 			 * The smoothed latency restarts from it too, or its
@@ -446,23 +559,39 @@ probe_end(struct limiter *lm, uint64_t now)
 			lm->lm_base_cur = lm->lm_base_prev = lat;
 			lm->lm_base_epoch = now;
 			lm->lm_short = lat;
+			lm->lm_floor_lat = 0;
+			restore_after_rebase(lm);
 		}
 	}
 	lm->lm_probing = 0;
-	lm->lm_probe_next = now + PROBE_EVERY;
+	if (lm->lm_probe_aligned) {
+		lm->lm_probe_next = next_aligned(lm, now);
+		lm->lm_hold_until = now + 2 * (uint64_t)lm->lm_short;
+	}
 	lm->lm_probe_ended = now;
 	window_open(lm, now);
 }
 
-/* A success during a probe: count it if sent at probe concurrency. */
+/*
+ * A success during a probe: count it if sent at probe concurrency. An
+ * aligned probe counts requests sent after the other instances drained
+ * too (a latency after the instant: the same backend) and lasts at least
+ * three latencies, so that every instance measures while all are at probe
+ * concurrency.
+ */
 static void
 probe_sample(struct limiter *lm, uint64_t now, uint64_t sent, double lat)
 {
-	if (lm->lm_probe_drained != 0 && sent >= lm->lm_probe_drained) {
+	uint64_t	 lat_ref = (uint64_t)lm->lm_probe_ref;
+
+	if (lm->lm_probe_drained != 0 && sent >= lm->lm_probe_drained &&
+	    (!lm->lm_probe_aligned || sent >= lm->lm_probe_start + lat_ref)) {
 		lm->lm_probe_n++;
 		lm->lm_probe_sum += lat;
 	}
-	if (lm->lm_probe_n >= lm->lm_probe_want ||
+	if ((lm->lm_probe_n >= lm->lm_probe_want &&
+	    (!lm->lm_probe_aligned ||
+	    now - lm->lm_probe_start >= 3 * lat_ref)) ||
 	    now - lm->lm_probe_start >= PROBE_MAX)
 		probe_end(lm, now);
 }
@@ -497,12 +626,30 @@ window_close(struct limiter *lm, uint64_t now)
 		}
 	}
 	window_open(lm, now);
+	if (limiter_limit(lm) > lm->lm_conf.min_limit)
+		lm->lm_floor_lat = 0;
 	if ((lm->lm_conf.algo == LIMITER_GRADIENT ||
 	    lm->lm_conf.algo == LIMITER_VEGAS) && used &&
-	    (now >= lm->lm_probe_next ||
-	    (limiter_limit(lm) <= lm->lm_conf.min_limit &&
-	    now - lm->lm_probe_ended >= PROBE_FLOOR_EVERY)))
-		probe_start(lm, now);
+	    limiter_limit(lm) <= lm->lm_conf.min_limit &&
+	    now - lm->lm_probe_ended >= PROBE_FLOOR_EVERY)
+		probe_start(lm, now, 0);
+}
+
+/* An aligned probe is due: start it if the limit is in use, else skip. */
+static void
+probe_due(struct limiter *lm, uint64_t now)
+{
+	double	 slack = fmax(lm->lm_short, WIN_TIME);
+
+	if (lm->lm_probing || now < lm->lm_probe_next)
+		return;
+	/* one that would start late is no longer with the others: skip */
+	if ((lm->lm_conf.algo == LIMITER_GRADIENT ||
+	    lm->lm_conf.algo == LIMITER_VEGAS) &&
+	    now - lm->lm_probe_next <= slack)
+		probe_start(lm, now, 1);
+	else
+		lm->lm_probe_next = next_aligned(lm, now);
 }
 
 /* A drop: back off, once per era of dispatches (see the invariants). */
@@ -532,7 +679,7 @@ limiter_new(const struct limiter_conf *conf, uint64_t now)
 	set_limit(lm, lm->lm_conf.limit);
 	lm->lm_gradient = 1;
 	lm->lm_base_epoch = now;
-	lm->lm_probe_next = now + PROBE_EVERY;
+	lm->lm_probe_next = next_aligned(lm, now);
 	window_open(lm, now);
 	return lm;
 }
@@ -628,10 +775,34 @@ limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
 			return;		/* measures an older limit */
 		lm->lm_win_n++;
 		lm->lm_win_sum += (double)latency_usec;
+		lm->lm_win_sq += (double)latency_usec * latency_usec;
 		break;
 	}
 	if (!lm->lm_probing && window_ready(lm, now))
 		window_close(lm, now);
+	probe_due(lm, now);
+}
+
+/*
+ * The caller reads the wall clock again now and then (shed.c: every
+ * second with requests out): an offset within WALL_SLACK of the one known
+ * is NTP's slewing, left alone, so that a refresh never moves a probe
+ * that is due; a step of the clock re-aligns the next probe.
+ */
+#define WALL_SLACK	1000	/* usec */
+
+void
+limiter_set_wallclock(struct limiter *lm, uint64_t now, uint64_t wall)
+{
+	uint64_t	 off = wall - now;
+	uint64_t	 d = off - lm->lm_wall_off;
+
+	if (lm->lm_wall_set && (d < WALL_SLACK || -d < WALL_SLACK))
+		return;
+	lm->lm_wall_set = 1;
+	lm->lm_wall_off = off;
+	if (!lm->lm_probing)
+		lm->lm_probe_next = next_aligned(lm, now);
 }
 
 unsigned int

@@ -66,6 +66,16 @@ void		 limiter_free(struct limiter *);
 void		 limiter_reconfigure(struct limiter *,
 		    const struct limiter_conf *, uint64_t now);
 
+/*
+ * The wall clock (usec since the epoch, synchronized across hosts by NTP)
+ * at now: probes are then started at the same instants on every instance
+ * in front of one backend. Without it, the caller's clock is used. Call it
+ * again now and then: a wall clock that moved against now by less than a
+ * millisecond is left as it was; a step re-aligns the next probe.
+ */
+void		 limiter_set_wallclock(struct limiter *, uint64_t now,
+		    uint64_t wall);
+
 /* Take a slot if inflight < limit: 0, else -1 and nothing taken. */
 int		 limiter_acquire(struct limiter *, uint64_t now);
 

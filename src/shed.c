@@ -66,6 +66,14 @@
 #define LAG_W		0.125	/* weight of a new probe */
 #define LAG_IDLE	100000	/* usec */
 
+/*
+ * The limiter aligns its probes to the wall clock (limiter.c); it is read
+ * again every WALL_EVERY by the lag probe, so that a step of the clock
+ * (a host that booted before NTP had set it) re-aligns them without a
+ * reload.
+ */
+#define WALL_EVERY	1000000	/* usec */
+
 /* The limiter and the queue's lock, counted (spillway_lock_*_total). */
 static void
 shed_lock(struct proxy *px)
@@ -222,6 +230,10 @@ lag_probe_cb(evutil_socket_t fd, short what, void *arg)
 	    (double)old)), memory_order_relaxed);
 	shed_lock(px);
 	inflight = upstream_inflight(px);
+	if (now - px->px_wall_at >= WALL_EVERY) {	/* a clock step, seen */
+		px->px_wall_at = now;
+		upstream_set_wallclock(px, now, wall_usec());
+	}
 	shed_unlock(px);
 	if (inflight > 0)
 		evtimer_add(w->w_lag_timer, &tv);

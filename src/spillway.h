@@ -411,6 +411,7 @@ struct proxy {
 	struct health_conf	 px_slot_hc;	/* the generation in force's */
 	enum balance		 px_slot_balance;
 	struct queue		*px_queue;
+	uint64_t		 px_wall_at;	/* shed.c: wall clock last read */
 	pthread_mutex_t		 px_adm_mtx;
 	pthread_mutex_t		 px_shed_mtx;
 	pthread_mutex_t		 px_health_mtx;	/* every server's sv_health */
@@ -591,6 +592,8 @@ int		 upstream_full(struct proxy *, uint64_t now);
 void		 upstream_limiter_state(const struct proxy *,
 		    struct limiter_state *);
 void		 upstream_slots_free(struct proxy *);
+void		 upstream_set_wallclock(struct proxy *, uint64_t now,
+		    uint64_t wall);
 
 /* tls.c */
 struct tls	*tls_new(const struct config *, char *err, size_t errlen);
@@ -622,6 +625,19 @@ now_usec(void)
 	struct timespec	 ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * The wall clock in microseconds since the epoch: only to align the
+ * limiter's probes across instances (limiter_set_wallclock()).
+ */
+static inline uint64_t
+wall_usec(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 

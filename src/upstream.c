@@ -134,6 +134,7 @@ server_new(struct worker *w, const struct config *conf,
 		free(sv);
 		return NULL;
 	}
+	limiter_set_wallclock(sv->sv_slots->ss_lim, now_usec(), wall_usec());
 	sv->sv_slots->ss_refs = 1;
 	sv->sv_worker = w;
 	sv->sv_addr = addr;
@@ -358,6 +359,8 @@ slots_commit(struct worker *w, const struct config *conf)
 		if (w->w_servers_from[i] != 0) {
 			server_limiter_conf(conf, &bc->servers[i], &lc);
 			limiter_reconfigure(sv->sv_slots->ss_lim, &lc, now);
+			limiter_set_wallclock(sv->sv_slots->ss_lim, now,
+			    wall_usec());
 		}
 		sv->sv_slots->ss_health = sv->sv_health;
 		sv->sv_slots->ss_refs++;
@@ -909,6 +912,19 @@ upstream_limiter_state(const struct proxy *px, struct limiter_state *st)
 	st->inflight = inflight;
 	st->samples = samples;
 	st->drops = drops;
+}
+
+/*
+ * Under px_shed_mtx: every server's limiter reads the wall clock again
+ * (its probes aligned across instances, limiter.h).
+ */
+void
+upstream_set_wallclock(struct proxy *px, uint64_t now, uint64_t wall)
+{
+	size_t	 i;
+
+	for (i = 0; i < px->px_nslots; i++)
+		limiter_set_wallclock(px->px_slots[i]->ss_lim, now, wall);
 }
 
 /* At the end (shed_free()): the balancer's list lets go of its servers. */

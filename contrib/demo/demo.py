@@ -7,6 +7,8 @@ demo.sh runs it): probes, tables, and the report. Standard library only.
     demo.py wait URL [SECONDS]          until URL answers 200
     demo.py capacity PORT CONC SECONDS  closed-loop req/s, printed
     demo.py grow PORT [DELAY...]        POST /admin/grow after each delay
+    demo.py servers ADMIN_PORT          each backend server's state, limit,
+                                        requests, from spillway's /metrics
     demo.py meta DIR KEY=VALUE...       add to DIR/meta.json
     demo.py table DIR RUN               print one run's table
     demo.py report DIR                  summary table, report.html, demo.svg
@@ -21,6 +23,7 @@ import http.client
 import json
 import math
 import os
+import re
 import socket
 import sys
 import threading
@@ -29,7 +32,7 @@ import time
 RUNS = [("direct", "legacy-app alone"),
         ("spillway", "behind spillway"),
         ("growth", "behind spillway, data growing"),
-        ("failover", "two apps, one dies and returns")]
+        ("failover", "two apps: one dies, one slows")]
 
 
 # ------------------------------------------------------------------ probes
@@ -149,6 +152,45 @@ def cmd_grow(port, *delays):
         c.close()
         print("demo: %.1fs: data growth: %s" % (time.monotonic() - t0,
                                                  body), file=sys.stderr)
+    return 0
+
+
+SERVER_RE = re.compile(r'^(spillway_server_[a-z_]+)\{server="([^"]*)"'
+                       r'(?:,state="([a-z]+)")?\} (\S+)$')
+
+
+def cmd_servers(port):
+    """Each backend server as spillway's /metrics shows it now: health
+    state, concurrency limit (its own, learned), in flight, tries sent
+    and failed."""
+    c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+    c.request("GET", "/metrics")
+    body = c.getresponse().read().decode(errors="replace")
+    c.close()
+    servers = {}
+    for line in body.splitlines():
+        m = SERVER_RE.match(line)
+        if not m:
+            continue
+        name, server, state, value = m.groups()
+        sv = servers.setdefault(server, {})
+        if state is not None:
+            if float(value) == 1:
+                sv["state"] = state
+        else:
+            sv[name[len("spillway_server_"):]] = float(value)
+    if not servers:
+        print("no backend server in /metrics")
+        return 1
+    print("  %-22s %-8s %6s %9s %9s %8s" % ("server", "state", "limit",
+                                          "in flight", "requests", "failed"))
+    for server in sorted(servers):
+        sv = servers[server]
+        num = lambda k: ("%d" % sv[k]) if k in sv else "-"
+        print("  %-22s %-8s %6s %9s %9s %8s" % (
+            server, sv.get("state", "-"), num("concurrency_limit"),
+            num("requests_in_flight"), num("requests_total"),
+            num("failures_total")))
     return 0
 
 
@@ -524,7 +566,8 @@ def cmd_report(d):
 
 
 COMMANDS = {"free": cmd_free, "wait": cmd_wait, "capacity": cmd_capacity,
-            "grow": cmd_grow, "meta": cmd_meta, "table": cmd_table,
+            "grow": cmd_grow, "servers": cmd_servers, "meta": cmd_meta,
+            "table": cmd_table,
             "report": cmd_report}
 
 

@@ -10,9 +10,11 @@
 #   3. through spillway while the app's data doubles twice mid-run (its
 #      capacity halves each time): spillway follows it down;
 #   4. through spillway in front of two copies of the app, one of which
-#      dies a third into the run and comes back at two thirds: spillway's
-#      health checks take it out and bring it back, the other keeps
-#      serving, and no client waits on the dead one.
+#      dies a third into the run and comes back at two thirds, when the
+#      other's data doubles (it gets twice slower): spillway's health
+#      checks take the dead one out and bring it back, the other keeps
+#      serving, no client waits on the dead one, and each server keeps a
+#      concurrency limit of its own (printed near the end of the run).
 # Each run prints a table; at the end a report (report.html, demo.svg,
 # CSVs) is written to OUTDIR.
 #
@@ -246,7 +248,7 @@ forget "$GROW_PID"
 stop "$SPW_PID"
 stop "$APP_PID"
 
-echo "== 4. through spillway to two apps; the second dies at ${G1} s and is back at ${G2} s"
+echo "== 4. through spillway to two apps; the second dies at ${G1} s and is back at ${G2} s, when the first's data doubles"
 start_app failover
 APP1_PID=$APP_PID
 start_app failover2 "$APP2_PORT"
@@ -262,9 +264,25 @@ start_spillway failover "$INI2"
 ) &
 FAIL_PID=$!
 PIDS="$PIDS $FAIL_PID"
+python3 "$HERE/demo.py" grow "$APP_PORT" "$G2" 2>"$OUT/growth-failover.log" &
+GROW_PID=$!
+PIDS="$PIDS $GROW_PID"
+# each server's state and limit a second before the end of the load
+(
+	sleep $((SECONDS_ - 1))
+	exec python3 "$HERE/demo.py" servers "$ADMIN_PORT"
+) >"$OUT/servers-failover.txt" 2>&1 &
+SNAP_PID=$!
+PIDS="$PIDS $SNAP_PID"
 load failover "$PROXY_PORT"
 grep -E -- '-> (ejected|down|up|trial)' "$OUT/spillway-failover.log" |
     sed 's/^[^ ]* [^ ]* //' || true
+wait "$SNAP_PID" 2>/dev/null || true
+forget "$SNAP_PID"
+wait "$GROW_PID" 2>/dev/null || true
+forget "$GROW_PID"
+echo "each server, a second before the end (the first twice slower since ${G2} s):"
+cat "$OUT/servers-failover.txt"
 echo
 stop "$FAIL_PID"
 stop "$APP2_PID"

@@ -133,7 +133,8 @@ def test_demo_runs():
     eq(rc, 0, "demo.sh exit status")
     for title in ("legacy-app alone", "behind spillway",
                   "behind spillway, data growing",
-                  "two apps, one dies and returns", "== summary",
+                  "two apps: one dies, one slows", "== summary",
+                  "each server, a second before the end",
                   "p99 of 2xx", "goodput"):
         check(title in stdout, "%r printed:\n%s" % (title, stdout))
     check("report: %s/report.html" % d.out in stdout, stdout)

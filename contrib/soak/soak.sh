@@ -41,7 +41,8 @@
 #   WINDOW=            window length (default: 60, or a quarter of a
 #                      shorter run)
 #   SLACK_PCT=10 RSS_SLACK_KB=1024 FD_SLACK=16
-#   OUTDIR=/tmp/spillway-soak   samples.csv, loadgen.json, logs, configs
+#   OUTDIR=/tmp/spillway-soak   samples.csv, soak.svg (curve.py), loadgen.json,
+#                      logs, configs
 set -eu
 # shellcheck disable=SC2034  # read by lib.sh
 BENCH_NAME=soak
@@ -351,6 +352,9 @@ awk -F, 'NR == 1 || NR == 2 || int($1 / 60) > m {
 	if (NR > 1) m = int($1 / 60)
 	printf "%8s %10s %6s %10s %8s\n", $1, $2, $3, $4, $5
 }' "$CSV" >&2
+python3 "$(dirname "$0")/curve.py" "$CSV" "$OUTDIR/soak.svg" \
+    "spillway soak: ${SOAK_SECONDS}s at ${OVERLOAD}x, ${SPILLWAY_WORKERS:-1} worker(s)" &&
+    log "the curve: $OUTDIR/soak.svg"
 
 if alive "$SPID"; then
 	kill -TERM "$SPID"

@@ -1065,23 +1065,31 @@ shifts(void)
 
 		/*
 		 * A slower backend is told from a queueing one by probes
-		 * (limiter.c, REBASE_FRAC): within 5 s, not 2.
+		 * (limiter.c, REBASE_FRAC), and the limit then goes back to
+		 * half of where it was: within 3 s, not 2.
 		 */
 		sim_run(&s, bks[i], CL_OPEN, 3, SHIFT_SECS, 0, CH_SLOWER);
-		for (half = 0, j = t1 + 5; j < t2; j++)
+		for (half = 0, j = t1 + 3; j < t2; j++)
 			half += s.sec_ok[j];
-		half /= t2 - t1 - 5;
-		for (quarter = 0, j = t2 + 5; j < SHIFT_SECS; j++)
+		half /= t2 - t1 - 3;
+		for (quarter = 0, j = t2 + 3; j < SHIFT_SECS; j++)
 			quarter += s.sec_ok[j];
-		quarter /= SHIFT_SECS - t2 - 5;
+		quarter /= SHIFT_SECS - t2 - 3;
 		printf("# %s slower at 3x of the base: service x2: %.0f of "
 		    "%.0f (limit %.1f), x4: %.0f of %.0f (limit %.1f)\n",
 		    backend_names[bks[i]], half, cap / 2,
 		    sec_limit(&s, t2 - 1), quarter, cap / 4,
 		    sec_limit(&s, SHIFT_SECS - 1));
+		printf("# %s per second after x2:", backend_names[bks[i]]);
+		for (j = t1; j < t1 + 6; j++)
+			printf(" %u", (unsigned int)s.sec_ok[j]);
+		printf("; after x4:");
+		for (j = t2; j < t2 + 6; j++)
+			printf(" %u", (unsigned int)s.sec_ok[j]);
+		printf("\n");
 		sim_done(&s);
 		tap(half >= 0.9 * cap / 2 && quarter >= 0.9 * cap / 4,
-		    "%s: service time x2, x4 followed within 5 s (90%%)",
+		    "%s: service time x2, x4 followed within 3 s (90%%)",
 		    backend_names[bks[i]]);
 	}
 }
