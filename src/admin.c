@@ -66,7 +66,7 @@ static const char *const lock_names[PXL_COUNT] = {
 	[PXL_SHED] = "shed",
 	[PXL_HEALTH] = "health",
 };
-_Static_assert(PXL_COUNT <= METRICS_NLOCKS, "METRICS_NLOCKS too small");
+_Static_assert(PXL_COUNT + 1 <= METRICS_NLOCKS, "METRICS_NLOCKS too small");
 
 /*
  * Sample what metrics does not keep: gauges, now; and sum the workers'
@@ -105,7 +105,6 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g, struct metrics *m)
 	g->queue_growing = qs.growing;
 	g->queue_drain_rate = qs.departure_rate;
 	g->loop_lag_seconds = shed_loop_lag(px) / 1e6;
-	g->nlocks = PXL_COUNT;
 	for (i = 0; i < PXL_COUNT; i++) {
 		g->lock_name[i] = lock_names[i];
 		g->lock_taken[i] = atomic_load_explicit(
@@ -113,6 +112,9 @@ sample_gauges(struct proxy *px, struct metrics_gauges *g, struct metrics *m)
 		g->lock_waited[i] = atomic_load_explicit(
 		    &px->px_lockstat[i].ls_waited, memory_order_relaxed);
 	}
+	g->lock_name[i] = "access_log";
+	accesslog_lockstat(&g->lock_taken[i], &g->lock_waited[i]);
+	g->nlocks = PXL_COUNT + 1;
 	g->queue_wait_seconds = qs.wait_usec / 1e6;
 	pthread_mutex_lock(&px->px_adm_mtx);
 	g->admission_clients = admission_clients(px->px_adm);

@@ -5,8 +5,9 @@
  *
  * Owned by one event loop (the proxy's, worker 0's): every callback runs
  * there, and cluster_ask() from another thread hands its calls over to
- * it. Admission is told under adm_mtx, its lock. Built without hiredis, cluster_new() returns an
- * object that stays off (the configuration refuses [cluster] redis).
+ * it. Admission is told under adm_mtx, its lock. Built without hiredis,
+ * cluster_new() returns an object that stays off (the configuration
+ * refuses [cluster] redis).
  */
 #ifndef SPILLWAY_CLUSTER_H
 #define SPILLWAY_CLUSTER_H

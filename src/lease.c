@@ -55,7 +55,8 @@ const char lease_take_script[] =
 const char lease_beat_script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf',\n"
+    "  string.format('%d', now))\n"
     "redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])),"
     " ARGV[1])\n"
     "redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))\n"

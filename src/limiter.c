@@ -325,10 +325,11 @@ window_used(const struct limiter *lm)
 /*
  * Limit to grow to when latency is not inflated: by GROWTH, or by one
  * request (TCP's congestion avoidance) near where latency last made it
- * shrink (see shrink_to()), for CAREFUL_WINDOWS growths. A multiplicative step overshoots the knee of a backend that
- * thrashes past it by a tenth, every time, and that costs throughput;
- * one request at a time circles the knee closely, and a backend that
- * really grew is found again at the multiplicative pace soon after.
+ * shrink (see shrink_to()), for CAREFUL_WINDOWS growths. A multiplicative
+ * step overshoots the knee of a backend that thrashes past it by a tenth,
+ * every time, and that costs throughput; one request at a time circles
+ * the knee closely, and a backend that really grew is found again at the
+ * multiplicative pace soon after.
  */
 static double
 grown(struct limiter *lm)

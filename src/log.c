@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "lockstat.h"
 #include "log.h"
 #include "mbuf.h"
 
@@ -63,6 +64,7 @@ static struct {
  * unlocked, whether there is a log at all.
  */
 static pthread_mutex_t	alog_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct lock_stat	alog_lockstat;	/* accesslog_write()'s, counted */
 static atomic_int	alog_open;	/* alog.fd != -1 */
 
 /* By index of config_facility_name(). */
@@ -383,7 +385,7 @@ accesslog_write(const struct access_entry *e)
 	if (!atomic_load_explicit(&alog_open, memory_order_relaxed))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	pthread_mutex_lock(&alog_mtx);
+	lock_counted(&alog_mtx, &alog_lockstat);
 	if (alog.fd == -1)
 		goto out;
 	mb->mb_len = 0;
@@ -427,4 +429,13 @@ accesslog_close(void)
 	alog.path = NULL;
 	mbuf_free(&alog.line);
 	pthread_mutex_unlock(&alog_mtx);
+}
+
+void
+accesslog_lockstat(uint64_t *taken, uint64_t *waited)
+{
+	*taken = atomic_load_explicit(&alog_lockstat.ls_taken,
+	    memory_order_relaxed);
+	*waited = atomic_load_explicit(&alog_lockstat.ls_waited,
+	    memory_order_relaxed);
 }

@@ -47,5 +47,7 @@ int		accesslog_reopen(void);
 void		accesslog_write(const struct access_entry *);
 void		accesslog_flush(void);
 void		accesslog_close(void);
+/* How often a request took the access log's lock, and found it held. */
+void		accesslog_lockstat(uint64_t *taken, uint64_t *waited);
 
 #endif /* SPILLWAY_LOG_H */

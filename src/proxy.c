@@ -33,7 +33,8 @@
  *   client connections, its backend servers' pools of idle connections,
  *   its timers (accept pause, queue deadline, kick, loop lag, stop) and its
  *   counters, summed at scrape time.
- * The sequence below reaches each worker's part through worker_call().
+ * The sequence below reaches each worker's part through worker_call();
+ * no thread touches another worker's events but to activate them.
  */
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -128,17 +129,17 @@ proxy_init(struct proxy *px, unsigned int nworkers)
  * lower the connection cap to what fits, keeping a reserve.
  */
 static unsigned int
-fit_fd_limit(const struct config *conf)
+fit_fd_limit(const struct config *conf, unsigned int nworkers)
 {
 	struct rlimit	 rl;
 	uint64_t	 want, pool, fit, fixed;
 
 	/* every worker has its own pools and its own listening sockets */
 	pool = (uint64_t)conf->backend.keepalive * conf->backend.nservers *
-	    worker_count(conf);
+	    nworkers;
 	/* listeners, the reserve, and the admin listener's own connections */
 	fixed = SPILLWAY_FD_RESERVE + (uint64_t)(conf->proxy.nlisten +
-	    conf->tls.nlisten) * worker_count(conf) +
+	    conf->tls.nlisten) * nworkers +
 	    (conf->admin.nlisten > 0 ? 1 + conf->admin.max_connections : 0);
 	want = 2 * (uint64_t)conf->proxy.max_connections + pool + fixed;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
@@ -286,7 +287,7 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	 * The descriptor limit first: raising it is harmless if what follows
 	 * fails, and a start-up that fails to bind still says it was short.
 	 */
-	max_conns = fit_fd_limit(conf);
+	max_conns = fit_fd_limit(conf, px->px_nworkers);	/* those running */
 	if ((gen = gen_new(conf, err, sizeof(err))) == NULL) {
 		snprintf(msg, sizeof(msg), "%s\n", err);
 		configure_failed(px, msg, errorsp);
@@ -445,7 +446,6 @@ proxy_reload(struct proxy *px, char **errorsp)
 {
 	struct config	*conf;
 	char		*errors = NULL;
-
 	int		 rc;
 
 	if (errorsp != NULL)

@@ -73,12 +73,20 @@
  * reload.
  */
 #define WALL_EVERY	1000000	/* usec */
+#define WALL_GAP	100	/* usec between the two clocks' readings */
 
-/* The limiter and the queue's lock, counted (spillway_lock_*_total). */
-static void
+/*
+ * The limiter and the queue's lock, counted (spillway_lock_*_total).
+ * Returns the time, read under the lock: threads take the lock in turn,
+ * so the limiter and the queue see their clock only go forward (a time
+ * read before waiting for the lock could be older than one another
+ * thread already gave them, and their durations would wrap).
+ */
+static uint64_t
 shed_lock(struct proxy *px)
 {
 	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
+	return now_usec();
 }
 
 static void
@@ -142,7 +150,7 @@ run_handoffs(struct worker *w)
 	enum queue_shed		 why;
 
 	for (;;) {
-		shed_lock(px);
+		(void)shed_lock(px);
 		if ((t = TAILQ_FIRST(&w->w_handoff)) != NULL) {
 			TAILQ_REMOVE(&w->w_handoff, t, st_hentry);
 			h = t->st_handoff;
@@ -172,9 +180,9 @@ queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct proxy		*px = w->w_proxy;
 	struct queue_item	*qi;
 	enum queue_shed		 why;
-	uint64_t		 now = now_usec();
+	uint64_t		 now;
 
-	shed_lock(px);
+	now = shed_lock(px);
 	while ((qi = queue_expire(px->px_queue, now, &why)) != NULL)
 		handoff(ticket_of(qi), SH_SHED, why);
 	arm_queue_timer(w, now);
@@ -193,9 +201,9 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	struct proxy		*px = w->w_proxy;
 	struct queue_item	*qi;
 	struct server_slots	*ss;
-	uint64_t		 now = now_usec();
+	uint64_t		 now;
 
-	shed_lock(px);
+	now = shed_lock(px);
 	while (queue_length(px->px_queue) > 0 &&
 	    upstream_acquire(px, now, &ss) == 0) {
 		if ((qi = queue_pop(px->px_queue, now)) == NULL) {
@@ -208,6 +216,24 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 	arm_queue_timer(w, now);
 	shed_unlock(px);
 	run_handoffs(w);
+}
+
+/*
+ * Under px_shed_mtx: read the wall clock again for the limiter's aligned
+ * probes (a step of the clock is seen within WALL_EVERY). The two clocks
+ * are read back to back; if this thread lost the CPU between them, the
+ * reading is not trusted (it would look like a step) and waits for the
+ * next.
+ */
+static void
+wall_refresh(struct proxy *px, uint64_t now)
+{
+	uint64_t	 wall = wall_usec(), after = now_usec();
+
+	if (after - now > WALL_GAP)
+		return;
+	px->px_wall_at = now;
+	upstream_set_wallclock(px, now, wall);
 }
 
 /*
@@ -228,12 +254,10 @@ lag_probe_cb(evutil_socket_t fd, short what, void *arg)
 	old = atomic_load_explicit(&w->w_lag, memory_order_relaxed);
 	atomic_store_explicit(&w->w_lag, (uint64_t)(old + LAG_W * (lag -
 	    (double)old)), memory_order_relaxed);
-	shed_lock(px);
+	now = shed_lock(px);
 	inflight = upstream_inflight(px);
-	if (now - px->px_wall_at >= WALL_EVERY) {	/* a clock step, seen */
-		px->px_wall_at = now;
-		upstream_set_wallclock(px, now, wall_usec());
-	}
+	if (now - px->px_wall_at >= WALL_EVERY)
+		wall_refresh(px, now);
 	shed_unlock(px);
 	if (inflight > 0)
 		evtimer_add(w->w_lag_timer, &tv);
@@ -336,22 +360,30 @@ void
 shed_reconfigure(struct proxy *px, const struct config *conf)
 {
 	struct queue_conf	 qc;
-	uint64_t		 now = now_usec();
+	uint64_t		 now;
 	unsigned int		 i;
 
 	config_queue_conf(conf, &qc);
-	shed_lock(px);
+	now = shed_lock(px);
+	wall_refresh(px, now);
 	queue_reconfigure(px->px_queue, &qc);
-	for (i = 0; i < px->px_nworkers; i++)
-		arm_queue_timer(px->px_workers[i], now);
 	shed_unlock(px);
-	shed_kick(px->px_workers[0]);
+	/*
+	 * Each worker re-arms its own queue timer for the new deadlines, and
+	 * hands out what a raised limit frees, from its kick: another
+	 * thread's timer is never touched from here (libevent's event_del()
+	 * from another thread waits for that timer's callback, which may be
+	 * waiting for the lock held here: a deadlock).
+	 */
+	for (i = 0; i < px->px_nworkers; i++)
+		event_active(px->px_workers[i]->w_kick, EV_TIMEOUT, 0);
 }
 
 /*
  * Room may have come for waiters (a server back in rotation, a limit
  * grown), or nobody may be left to serve them (every server out: they go
- * on, to be refused at once): give the queue a turn on w's loop.
+ * on, to be refused at once): give the queue a turn on w's loop. Called
+ * on w's own thread.
  */
 void
 shed_kick(struct worker *w)
@@ -387,7 +419,7 @@ shed_refused(struct conn *c)
 	uint64_t	 now = now_usec(), ra;
 
 	conn_shed_ticket(c)->st_t_shed = now;
-	shed_lock(px);
+	now = shed_lock(px);
 	ra = queue_retry_after(px->px_queue, upstream_limit(px, now), now);
 	shed_unlock(px);
 	conn_set_retry_after(c, ra);
@@ -443,7 +475,7 @@ shed_enter(struct conn *c, enum queue_shed *why)
 	retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
 	lag_watch(w, now);
 	prio = conn_priority(c);
-	shed_lock(px);
+	now = shed_lock(px);
 	queue_arrive(q, now, retry);
 	if (conn_gen(c)->g_conf->limiter.dry_run) {
 		dry_run(c, prio, retry, now);
@@ -495,7 +527,7 @@ shed_leave(struct conn *c)
 	if (!t->st_has_slot && t->st_t_queued == 0)
 		return;
 	t->st_t_queued = 0;
-	shed_lock(px);
+	now = shed_lock(px);
 	if (t->st_handoff != SH_NONE) {
 		/* gone before its worker acted on the hand-over */
 		TAILQ_REMOVE(&w->w_handoff, t, st_hentry);

@@ -38,6 +38,7 @@
 #include "config.h"
 #include "admission.h"
 #include "balance.h"
+#include "lockstat.h"
 #include "cluster.h"
 #include "http.h"
 #include "limiter.h"
@@ -307,8 +308,11 @@ struct generation {
  * servers' pools, its timers and its counters. Worker 0 runs on the main
  * thread, beside the admin listener and the signals; the others each on a
  * thread of their own. Another thread reaches into a worker only through
- * worker_call() (run a function on its loop and wait) or by activating its
- * w_kick event.
+ * worker_call() (run a function on its loop and wait), by activating one
+ * of its events (w_kick, w_health_ev; never adding or deleting one, which
+ * from another thread waits for its callback), or, in a reload's prepare
+ * on worker k while the main thread waits in worker_call(), by reading
+ * worker 0's servers to share their health.
  */
 struct worker {
 	struct proxy		*w_proxy;
@@ -350,6 +354,7 @@ struct worker {
 
 	/* worker_call(): under w_call_mtx */
 	pthread_t		 w_thread;
+	int			 w_joinable;	/* w_thread started, not joined */
 	int			 w_running;	/* its own thread runs the loop */
 	pthread_mutex_t		 w_call_mtx;
 	pthread_cond_t		 w_call_cv;
@@ -360,35 +365,10 @@ struct worker {
 };
 
 /*
- * The locks the workers share, counted: how often each was taken and how
- * often a taker found it held and had to wait (spillway_lock_*_total), so
- * that "no contended lock on the hot path" is a reading, not a hope. Both
- * counts change only under the lock (a load and a store, no atomic
- * read-modify-write); a scrape reads them without it.
+ * The locks of the proxy the workers share, counted (lockstat.h); the
+ * access log's is log.c's own (accesslog_lockstat()).
  */
 enum px_lock { PXL_ADMISSION, PXL_SHED, PXL_HEALTH, PXL_COUNT };
-
-struct lock_stat {
-	_Atomic uint64_t	 ls_taken;
-	_Atomic uint64_t	 ls_waited;
-};
-
-static inline void
-lock_counted(pthread_mutex_t *m, struct lock_stat *ls)
-{
-	int	 waited = 0;
-
-	if (pthread_mutex_trylock(m) != 0) {
-		waited = 1;
-		pthread_mutex_lock(m);
-	}
-	atomic_store_explicit(&ls->ls_taken, atomic_load_explicit(
-	    &ls->ls_taken, memory_order_relaxed) + 1, memory_order_relaxed);
-	if (waited)
-		atomic_store_explicit(&ls->ls_waited, atomic_load_explicit(
-		    &ls->ls_waited, memory_order_relaxed) + 1,
-		    memory_order_relaxed);
-}
 
 /*
  * The proxy runtime (proxy.c): what every worker shares. The generation in
@@ -411,7 +391,8 @@ struct proxy {
 	struct health_conf	 px_slot_hc;	/* the generation in force's */
 	enum balance		 px_slot_balance;
 	struct queue		*px_queue;
-	uint64_t		 px_wall_at;	/* shed.c: wall clock last read */
+	uint64_t		 px_wall_at;	/* shed.c, under px_shed_mtx: the
+						   wall clock last read */
 	pthread_mutex_t		 px_adm_mtx;
 	pthread_mutex_t		 px_shed_mtx;
 	pthread_mutex_t		 px_health_mtx;	/* every server's sv_health */
@@ -503,21 +484,6 @@ void		 conn_set_state(struct conn *, enum conn_state);
 void		 conn_respond(struct conn *, int status, enum metrics_reason,
 		    int close);
 void		 conn_set_read_limit(struct conn *);
-
-/* conn_start.c */
-void		 conn_start_request(struct conn *, size_t headlen);
-void		 conn_fault_delayed(struct conn *);
-
-/* ppaccept.c */
-void		 ppaccept_start(struct worker *, evutil_socket_t,
-		    struct sockaddr *, int socklen, int tls);
-void		 ppaccept_close_all(struct worker *);
-
-/* conn_log.c */
-void		 conn_save_reqline(struct conn *, const struct http_head *);
-void		 conn_count_wait(struct conn *, double seconds);
-void		 conn_log_request(struct conn *);
-
 struct proxy	*conn_proxy(const struct conn *);
 struct worker	*conn_worker(const struct conn *);
 struct generation *conn_gen(const struct conn *);
@@ -535,9 +501,23 @@ void		 conn_close(struct conn *, const char *why);
 void		 conn_set_timeouts(struct conn *);
 void		 conn_stop(struct conn *);
 void		 conn_shutdown(struct conn *);
+const char	*conn_state_name(enum conn_state);
+
+/* conn_start.c */
+void		 conn_start_request(struct conn *, size_t headlen);
+void		 conn_fault_delayed(struct conn *);
 void		 conn_dispatch(struct conn *);
 void		 conn_shed(struct conn *, enum queue_shed);
-const char	*conn_state_name(enum conn_state);
+
+/* ppaccept.c */
+void		 ppaccept_start(struct worker *, evutil_socket_t,
+		    struct sockaddr *, int socklen, int tls);
+void		 ppaccept_close_all(struct worker *);
+
+/* conn_log.c */
+void		 conn_save_reqline(struct conn *, const struct http_head *);
+void		 conn_count_wait(struct conn *, double seconds);
+void		 conn_log_request(struct conn *);
 
 /* relay.c */
 ssize_t		 relay_put_head(struct evbuffer *, size_t bound,

@@ -82,11 +82,15 @@ health_unlock(const struct worker *w)
 	pthread_mutex_unlock(&w->w_proxy->px_health_mtx);
 }
 
-/* The limiter and queue's lock (shed.c's too), counted. */
-static void
+/*
+ * The limiter and queue's lock (shed.c's too), counted; the time is read
+ * under it, so that the limiters see it only go forward (as shed_lock()).
+ */
+static uint64_t
 slots_lock(struct proxy *px)
 {
 	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
+	return now_usec();
 }
 
 static void
@@ -349,9 +353,9 @@ slots_commit(struct worker *w, const struct config *conf)
 	struct server			*sv;
 	struct limiter_conf		 lc;
 	size_t				 i, nold = px->px_nslots;
-	uint64_t			 now = now_usec();
+	uint64_t			 now;
 
-	slots_lock(px);
+	now = slots_lock(px);
 	for (i = 0; i < bc->nservers; i++) {
 		sv = w->w_servers_from[i] != 0 ?
 		    w->w_servers[w->w_servers_from[i] - 1] :
@@ -816,18 +820,19 @@ upstream_slot_release(struct conn *c, uint64_t now, uint64_t latency,
  * wait. Takes px_shed_mtx.
  */
 static void
-slot_move(struct conn *c, struct server *sv, uint64_t now)
+slot_move(struct conn *c, struct server *sv)
 {
 	struct proxy		*px = conn_proxy(c);
 	struct upstream_req	*ur = conn_upstream_req(c);
 	struct server_slots	*old = ur->ur_slot, *ss = sv->sv_slots;
 	size_t			 i;
 	int			 kept = 0;
+	uint64_t		 now;
 
 	/* no slot to hold without shed.c's (st_has_slot) */
 	if (old == ss || !conn_shed_ticket(c)->st_has_slot)
 		return;
-	slots_lock(px);
+	now = slots_lock(px);
 	limiter_take(ss->ss_lim);
 	ss->ss_refs++;
 	ur->ur_slot = ss;
@@ -1219,7 +1224,7 @@ upstream_request(struct conn *c)
 	ur->ur_judged = 0;
 	ur->ur_t_try = now;
 	sv = w->w_servers[idx];
-	slot_move(c, sv, now);
+	slot_move(c, sv);
 	ur->ur_server = sv;
 	ur->ur_name = sv->sv_addr->text;
 	sv->sv_active++;

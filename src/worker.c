@@ -8,14 +8,20 @@
  * signals); the others run worker_main() on threads of their own. With one
  * worker there is no thread at all and nothing below waits on anything.
  *
- * Another thread reaches into a worker in two ways only:
+ * Another thread reaches into a worker in these ways only (never by adding
+ * or deleting one of its events: libevent's event_del() from another
+ * thread waits for that event's callback, which may wait for a lock the
+ * caller holds):
  * - worker_call(): run a function on the worker's loop and wait for it
  *   (reload's prepare, commit and abort, the graceful stop, a scrape of its
  *   counters). Only the main thread calls it, one call at a time, holding
  *   no other lock, so it cannot deadlock; a worker whose loop has ended is
  *   called directly (nothing else touches it any more);
  * - its w_kick event (shed.c), to hand it a waiter's slot or verdict;
- * - its w_health_ev event (upstream.c): a server went out of rotation.
+ * - its w_health_ev event (upstream.c): a server went out of rotation;
+ * - in a reload's prepare, run on worker k by worker_call() while the main
+ *   thread (worker 0) waits, worker 0's servers are read to share their
+ *   health (upstream.c, shared_health()).
  */
 #include <errno.h>
 #include <signal.h>
@@ -186,6 +192,7 @@ worker_start(struct worker *w)
 		    strerror(error));
 		return -1;
 	}
+	w->w_joinable = 1;
 	pthread_mutex_unlock(&w->w_call_mtx);
 	return 0;
 }
@@ -197,12 +204,11 @@ worker_join(struct worker *w)
 	int	 started;
 
 	pthread_mutex_lock(&w->w_call_mtx);
-	started = w->w_thread != 0;
+	started = w->w_joinable;
+	w->w_joinable = 0;
 	pthread_mutex_unlock(&w->w_call_mtx);
-	if (started) {
+	if (started)
 		pthread_join(w->w_thread, NULL);
-		w->w_thread = 0;
-	}
 }
 
 /* On w's loop: take a reference on gen for w's new requests. */

@@ -17,8 +17,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (admin_spillway, Backend, check, Client, delayed, diag,
-                     eq, metrics, respond, run_main, Spillway, test,
+from harness import (admin, admin_spillway, Backend, check, Client, delayed,
+                     diag, eq, metrics, respond, run_main, Spillway, test,
                      wait_for)
 
 os.environ["SPILLWAY_DEBUG"] = "1"     # conn ids and peers in the log
@@ -155,8 +155,9 @@ def t_bucket():
           "admission lock taken %r times for 40 requests" % taken)
     check(waited is not None and 0 <= waited <= taken,
           "admission lock waits %r of %r" % (waited, taken))
-    check(m.value("spillway_lock_acquisitions_total", lock="shed")
-          is not None, "no shed lock count")
+    for name in ("shed", "health", "access_log"):
+        check(m.value("spillway_lock_acquisitions_total", lock=name)
+              is not None, "no %s lock count" % name)
     for c in cs:
         c.close()
 
@@ -191,6 +192,46 @@ def t_limit():
     eq(m.value("spillway_concurrency_limit"), 3, "the limit reported")
     for c in cs:
         c.close()
+
+
+@test("reloads while waiters come and go on both workers never hang the "
+      "proxy: every waiter answered, /status served after each", timeout=60)
+def t_reload_waiters():
+    # A reload once deleted other workers' queue timers from the main
+    # thread under the shed lock; libevent's event_del() from another
+    # thread waits for that timer's callback, which could be waiting for
+    # the lock: both stopped for ever. Each worker now re-arms its own.
+    be = Backend(delayed(0.02, respond(200, b"ok")))
+    sp = admin_spillway([be], proxy=PROXY, sections=[
+        ("limiter", {"algorithm": "fixed", "limit": 1, "min_limit": 1,
+                     "queue_size": 100, "queue_timeout": "100ms",
+                     "codel_target": "0"})])
+    stop = threading.Event()
+    answered = []
+
+    def client():
+        while not stop.is_set():
+            c = Client(sp.port, timeout=10)
+            try:
+                for _ in range(5):
+                    answered.append(c.exchange("GET", "/").status)
+            finally:
+                c.close()
+    ts = [threading.Thread(target=client) for _ in range(6)]
+    for t in ts:
+        t.start()
+    try:
+        for _ in range(30):
+            sp.signal(1)
+            time.sleep(0.05)
+            eq(admin(sp, "/status").status, 200, "/status after a reload")
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(20)
+    check(not any(t.is_alive() for t in ts), "a client still waiting")
+    check(len(answered) > 30, "answers: %d" % len(answered))
+    eq(set(answered) - {200, 503}, set(), "statuses")
 
 
 @test("SIGUSR1 reopens the access log for every worker: after a rename, "
