@@ -1,14 +1,16 @@
 /*
- * config_keys.h: the key table's own types, shared by the three files of
+ * config_keys.h: the key table's own types, shared by the four files of
  * the configuration loader (config.c: the file and its sections;
  * config_keys.c: the table and what mirrors it; config_value.c: each
- * type's values). Not for other modules: they see config.h.
+ * type's values; config_list.c: the lists and values with parts). Not for
+ * other modules: they see config.h.
  */
 #ifndef SPILLWAY_CONFIG_KEYS_H
 #define SPILLWAY_CONFIG_KEYS_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "config.h"
 
@@ -117,5 +119,31 @@ key_field(void *obj, size_t offset)
 {
 	return (char *)obj + offset;
 }
+
+/* Store v into an unsigned field of 4 or 8 bytes; the bounds make it fit. */
+static inline void
+store_uint(void *dst, size_t size, uint64_t v)
+{
+	uint32_t	 v32 = (uint32_t)v;
+
+	if (size == sizeof(uint64_t))
+		memcpy(dst, &v, sizeof(v));
+	else
+		memcpy(dst, &v32, sizeof(v32));
+}
+
+/* config_list.c: the setters of the list and structured types */
+int		 config_set_addrs(struct parse *, const struct key *, void *,
+		    const char *, int);
+int		 config_set_cidrs(struct parse *, const struct key *, void *,
+		    const char *, int);
+int		 config_set_client_key(struct parse *, const struct key *, void *,
+		    const char *, int);
+int		 config_set_paths(struct parse *, const struct key *, void *,
+		    const char *, int);
+int		 config_set_methods(struct parse *, const struct key *, void *,
+		    const char *, int);
+int		 config_set_header(struct parse *, const struct key *, void *,
+		    const char *, int);
 
 #endif /* SPILLWAY_CONFIG_KEYS_H */

@@ -7,9 +7,10 @@
  * Workers: the servers' limiters (upstream.c: one per backend server for
  * the whole process, struct server_slots) and the queue are one for every
  * worker, under px_shed_mtx, held for a few pure calls at a time (never
- * across I/O). A waiter that leaves the queue from another worker's thread (a slot freed
- * there, a deadline seen there) is handed to its own worker (w_handoff and
- * its kick), which alone touches the connection.
+ * across I/O). A waiter that leaves the queue from another worker's
+ * thread (a slot freed there, a deadline seen there) is handed to its
+ * own worker (w_handoff and its kick), which alone touches the
+ * connection.
  *
  * A request's place in the queue and its slot are its struct shed_ticket,
  * which only this file writes; the rest of a connection is asked through

@@ -1,6 +1,8 @@
 /*
  * upstream.c: backend servers, their pools of kept-alive connections, and
- * connecting with failover.
+ * connecting with failover. Per-server limits and the balancer's choice
+ * are upstream_slots.c's, health verdicts and their logs
+ * upstream_health.c's (upstream_int.h between the three).
  *
  * A backend connection (struct upconn) is in one of four states: being
  * connected for a request (UC_CONNECTING), serving one (UC_BUSY), idle in
@@ -58,68 +60,17 @@
 #include "balance.h"
 #include "health.h"
 #include "log.h"
+#include "upstream_int.h"
 
 static void	up_readcb(struct bufferevent *, void *);
 static void	up_writecb(struct bufferevent *, void *);
 static void	up_eventcb(struct bufferevent *, short, void *);
-static void	probe_start(struct server *, uint64_t);
-static void	move_connecting(struct server *);
-static void	tell_workers(const struct worker *);
 
-#define PICK_PROBES	8	/* trials one pick may start */
 
-/* The lock on every server's health (shared by the workers' servers). */
-static void
-health_lock(const struct worker *w)
-{
-	lock_counted(&w->w_proxy->px_health_mtx,
-	    &w->w_proxy->px_lockstat[PXL_HEALTH]);
-}
 
-static void
-health_unlock(const struct worker *w)
-{
-	pthread_mutex_unlock(&w->w_proxy->px_health_mtx);
-}
 
-/*
- * The limiter and queue's lock (shed.c's too), counted; the time is read
- * under it, so that the limiters see it only go forward (as shed_lock()).
- */
-static uint64_t
-slots_lock(struct proxy *px)
-{
-	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
-	return now_usec();
-}
 
-static void
-slots_unlock(struct proxy *px)
-{
-	pthread_mutex_unlock(&px->px_shed_mtx);
-}
 
-/* A server's limiter: [limiter]'s, or fixed at its maxconn. */
-static void
-server_limiter_conf(const struct config *conf, const struct config_addr *a,
-    struct limiter_conf *lc)
-{
-	config_limiter_conf(conf, lc);
-	if (a->maxconn > 0) {
-		lc->algo = LIMITER_FIXED;
-		lc->limit = lc->min_limit = lc->max_limit = a->maxconn;
-	}
-}
-
-/* Under px_shed_mtx: one reference fewer; the last frees it. */
-static void
-slots_unref(struct server_slots *ss)
-{
-	if (ss == NULL || --ss->ss_refs > 0)
-		return;
-	limiter_free(ss->ss_lim);
-	free(ss);
-}
 
 static struct server *
 server_new(struct worker *w, const struct config *conf,
@@ -149,7 +100,7 @@ server_new(struct worker *w, const struct config *conf,
 	return sv;
 }
 
-static void
+void
 upconn_free(struct upconn *uc)
 {
 	struct server	*sv = uc->uc_server;
@@ -166,7 +117,7 @@ upconn_free(struct upconn *uc)
 	free(uc);
 }
 
-static void
+void
 drop_idle(struct server *sv)
 {
 	struct upconn	*uc;
@@ -191,7 +142,7 @@ server_free(struct server *sv)
 }
 
 /* A request leaves a server: a retired one goes with its last request. */
-static void
+void
 server_put(struct server *sv)
 {
 	sv->sv_active--;
@@ -279,51 +230,7 @@ upstream_prepare(struct worker *w, const struct config *conf)
 	return -1;
 }
 
-/*
- * Start or stop sv's active checks as conf says; a kept server's checks go
- * on (their schedule too). Checks turned off free a server they held down.
- * Only worker 0 runs checks: the health they change is every worker's.
- */
-static void
-sync_checks(struct server *sv, const struct config *conf)
-{
-	struct worker	*w = sv->sv_worker;
-	int		 on;
 
-	if (w->w_id != 0)
-		return;
-	if (conf->backend.health.check_on) {
-		if (sv->sv_check == NULL && check_start(sv, conf) == -1)
-			log_warnx("server %s: out of memory; not checked",
-			    sv->sv_addr->text);
-		return;
-	}
-	check_free(sv->sv_check);
-	sv->sv_check = NULL;
-	health_lock(w);
-	on = health_checks_off(sv->sv_health, now_usec());
-	health_unlock(w);
-	if (on)
-		log_info("server %s: down -> up (checks turned off)",
-		    sv->sv_addr->text);
-}
-
-/*
- * The health that worker w's server i shares: worker 0's server i's once
- * the reload under way is committed. Worker 0 commits last (proxy.c), so
- * its prepared arrays still say which server that is.
- */
-static struct health *
-shared_health(const struct worker *w, size_t i)
-{
-	const struct worker	*w0 = w->w_proxy->px_workers[0];
-
-	if (w0->w_servers_next == NULL)
-		return w0->w_servers[i]->sv_health;
-	if (w0->w_servers_from[i] != 0)
-		return w0->w_servers[w0->w_servers_from[i] - 1]->sv_health;
-	return w0->w_servers_next[i]->sv_health;
-}
 
 /* The limit that worker w's server i shares: as shared_health(). */
 static struct server_slots *
@@ -338,51 +245,6 @@ shared_slots(const struct worker *w, size_t i)
 	return w0->w_servers_next[i]->sv_slots;
 }
 
-/*
- * Worker 0's commit, before it retires anything: its servers (kept or
- * new) become the balancer's list, under px_shed_mtx; a kept server's
- * limiter takes the new parameters (its learned limit kept, a maxconn
- * fixing it now).
- */
-static void
-slots_commit(struct worker *w, const struct config *conf)
-{
-	struct proxy			*px = w->w_proxy;
-	const struct backend_conf	*bc = &conf->backend;
-	struct server_slots		**old = px->px_slots;
-	struct server			*sv;
-	struct limiter_conf		 lc;
-	size_t				 i, nold = px->px_nslots;
-	uint64_t			 now;
-
-	now = slots_lock(px);
-	for (i = 0; i < bc->nservers; i++) {
-		sv = w->w_servers_from[i] != 0 ?
-		    w->w_servers[w->w_servers_from[i] - 1] :
-		    w->w_servers_next[i];
-		if (w->w_servers_from[i] != 0) {
-			server_limiter_conf(conf, &bc->servers[i], &lc);
-			limiter_reconfigure(sv->sv_slots->ss_lim, &lc, now);
-			limiter_set_wallclock(sv->sv_slots->ss_lim, now,
-			    wall_usec());
-		}
-		sv->sv_slots->ss_health = sv->sv_health;
-		sv->sv_slots->ss_refs++;
-		px->px_slots_next[i] = sv->sv_slots;
-	}
-	px->px_slots = px->px_slots_next;
-	px->px_nslots = bc->nservers;
-	free(px->px_views);
-	px->px_views = px->px_views_next;
-	px->px_slots_next = NULL;
-	px->px_views_next = NULL;
-	px->px_slot_hc = bc->health;
-	px->px_slot_balance = bc->balance;
-	for (i = 0; i < nold; i++)
-		slots_unref(old[i]);
-	slots_unlock(px);
-	free(old);
-}
 
 /*
  * Second half: kept servers take their new address (and lose their pool
@@ -493,463 +355,25 @@ upstream_free(struct worker *w)
 	w->w_nservers = 0;
 }
 
-/* Servers out of rotation now (for max_ejection_percent); health locked. */
-static size_t
-count_out(const struct worker *w)
-{
-	size_t	 i, n = 0;
-
-	for (i = 0; i < w->w_nservers; i++)
-		n += health_out(w->w_servers[i]->sv_health);
-	return n;
-}
-
-/*
- * The outcome of a try on sv: recorded once per try, logged when it
- * changes the server's state. An ejection moves the requests still
- * connecting to sv to another server. A retired server is judged no more.
- */
-static void
-server_event(struct server *sv, enum health_event ev, int trial)
-{
-	struct worker		*w = sv->sv_worker;
-	const struct health_conf *hc = &w->w_conf->backend.health;
-	struct health		*h = sv->sv_health;
-	enum health_state	 was, is;
-	uint64_t		 now = now_usec(), wait;
-	int			 changed;
-
-	if (sv->sv_retired)
-		return;
-	health_lock(w);
-	was = h->hs_state;
-	changed = health_event(h, hc, ev, trial, count_out(w), w->w_nservers,
-	    now);
-	is = h->hs_state;
-	wait = health_wait(h, now);
-	health_unlock(w);
-	if (!changed)
-		return;
-	if (is == HS_UP) {
-		log_info("server %s: %s -> up (%s)%s", sv->sv_addr->text, health_state_name(was),
-		    trial ? "trial connect succeeded" : health_event_name(ev),
-		    hc->slowstart_ms > 0 ? ", slow start" : "");
-		shed_kick(w);
-		return;
-	}
-	log_warnx("server %s: %s -> ejected (%s%s), for %llums", sv->sv_addr->text, health_state_name(was), health_event_name(ev),
-	    trial ? ", trial" : was == HS_UP && hc->max_fails > 1 ?
-	    ", max_fails in a row" : "",
-	    (unsigned long long)(wait / 1000));
-	move_connecting(sv);
-	tell_workers(w);
-	shed_kick(w);
-}
-
-/*
- * sv, seen out of rotation by worker w, is out for every worker (its
- * health is theirs): each other worker drops its own idle connections to
- * it and moves its connects under way (upstream_health_cb()).
- */
-static void
-tell_workers(const struct worker *w)
-{
-	const struct proxy	*px = w->w_proxy;
-	unsigned int		 k;
-
-	if (w->w_stopping)
-		return;
-	for (k = 0; k < px->px_nworkers; k++)
-		if (px->px_workers[k] != w)
-			event_active(px->px_workers[k]->w_health_ev,
-			    EV_TIMEOUT, 0);
-}
-
-/*
- * On w's loop, told that a server went out of rotation on another worker:
- * w's servers that are out keep no idle connection and no connect.
- */
-void
-upstream_health_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct worker	*w = arg;
-	struct server	*sv;
-	size_t		 i;
-	int		 out;
-
-	for (i = 0; i < w->w_nservers; i++) {
-		sv = w->w_servers[i];
-		health_lock(w);
-		out = health_out(sv->sv_health);
-		health_unlock(w);
-		if (out && (sv->sv_nidle > 0 ||
-		    !TAILQ_EMPTY(&sv->sv_connecting)))
-			move_connecting(sv);
-	}
-}
-
-/*
- * An active check's result on sv (check.c, on worker 0), logged when it
- * changes the server's state; a server that goes down loses its connects
- * under way (worker 0's; the other workers' stop picking it).
- */
-void
-upstream_check_result(struct server *sv, int ok, const char *why)
-{
-	struct worker		*w = sv->sv_worker;
-	const struct health_conf *hc = &w->w_conf->backend.health;
-	struct health		*h = sv->sv_health;
-	enum health_state	 was, is;
-	unsigned int		 in_row;
-	int			 changed;
-
-	if (sv->sv_retired)
-		return;
-	health_lock(w);
-	was = h->hs_state;
-	changed = health_check_result(h, hc, ok, now_usec());
-	is = h->hs_state;
-	in_row = ok ? h->hs_check_ok : h->hs_check_fail;
-	health_unlock(w);
-	if (!changed) {
-		log_debug("%s: server %s: check %s: %s", __func__,
-		    sv->sv_addr->text, ok ? "passed" : "failed", why);
-		return;
-	}
-	if (is == HS_UP) {
-		log_info("server %s: %s -> up (check passed: %s, %u in a "
-		    "row)%s", sv->sv_addr->text,
-		    health_state_name(was), why, in_row,
-		    hc->slowstart_ms > 0 ? ", slow start" : "");
-		shed_kick(w);
-		return;
-	}
-	log_warnx("server %s: %s -> down (check failed: %s, %u in a row)",
-	    sv->sv_addr->text, health_state_name(was), why,
-	    in_row);
-	move_connecting(sv);
-	tell_workers(w);
-	shed_kick(w);
-}
-
-/*
- * sv went out of rotation: its idle connections go (they would serve no
- * request before it is back, and may be what failed), and nothing was sent
- * on a connect under way to it: those requests go elsewhere now.
- */
-static void
-move_connecting(struct server *sv)
-{
-	struct upconn_list	 moved;
-	struct upconn		*uc;
-	struct conn		*c;
-
-	drop_idle(sv);
-	TAILQ_INIT(&moved);
-	TAILQ_CONCAT(&moved, &sv->sv_connecting, uc_entry);
-	while ((uc = TAILQ_FIRST(&moved)) != NULL) {
-		TAILQ_REMOVE(&moved, uc, uc_entry);
-		TAILQ_INSERT_HEAD(&sv->sv_connecting, uc, uc_entry);
-		c = uc->uc_conn;
-		conn_upstream_req(c)->ur_server = NULL;
-		conn_upstream_req(c)->ur_up = NULL;
-		upconn_free(uc);
-		server_put(sv);
-		log_info("conn %llu: %s out of rotation while "
-		    "connecting; trying another", (unsigned long long)conn_id(c),
-		    sv->sv_addr->text);
-		upstream_request(c);
-	}
-}
 
 
-/*
- * Under px_shed_mtx: each server in force as the balancer sees it now: in
- * rotation or not (an ejected server whose trial is due is not: a probe
- * tries it), its slow-start weight, its limiter.
- */
-static void
-sample_views(struct proxy *px, uint64_t now)
-{
-	struct balance_view	*v;
-	struct server_slots	*ss;
-	size_t			 i;
 
-	pthread_mutex_lock(&px->px_health_mtx);
-	for (i = 0; i < px->px_nslots; i++) {
-		ss = px->px_slots[i];
-		v = &px->px_views[i];
-		v->usable = health_usable(ss->ss_health, &px->px_slot_hc,
-		    now) == 2;
-		v->weight = health_weight(ss->ss_health, &px->px_slot_hc, now);
-	}
-	pthread_mutex_unlock(&px->px_health_mtx);
-	for (i = 0; i < px->px_nslots; i++) {
-		v = &px->px_views[i];
-		v->inflight = limiter_inflight(px->px_slots[i]->ss_lim);
-		v->limit = limiter_limit(px->px_slots[i]->ss_lim);
-	}
-}
 
-/*
- * Under px_shed_mtx, views sampled: round robin over the servers with a
- * free slot, slow start thinning a server's turns by its weight as pick()
- * does (its credit); if every server with a free slot passed its turn,
- * the first of them. -1 if none has a free slot.
- */
-static long
-next_in_turn(struct proxy *px, size_t start)
-{
-	struct balance_view	*v = px->px_views;
-	struct server_slots	*ss;
-	size_t			 n = px->px_nslots, tries;
-	long			 k, first = -1;
 
-	for (tries = 0; tries < n; tries++) {
-		if ((k = balance_next(v, n, start)) == -1)
-			break;
-		if (first == -1)
-			first = k;
-		ss = px->px_slots[k];
-		if (v[k].weight >= 1 || (ss->ss_credit += v[k].weight) >= 1) {
-			if (v[k].weight < 1)
-				ss->ss_credit -= 1;
-			first = k;
-			break;
-		}
-		/* its turn passed: look on from the next one */
-		v[k].usable = 0;
-		start = (size_t)k + 1;
-	}
-	return first;
-}
 
-/*
- * Under px_shed_mtx: a slot for the next request, on the server the
- * configured balance picks among those in rotation with a free slot:
- * roundrobin the next in turn, leastconn the most free share of its
- * limit. Returns 0 with *ssp holding the slot's server (a reference), or
- * with *ssp NULL when no server is in rotation (the request goes on, to
- * be refused at once); -1 if every server in rotation is full.
- */
-int
-upstream_acquire(struct proxy *px, uint64_t now, struct server_slots **ssp)
-{
-	size_t	 n = px->px_nslots, i, start;
-	long	 k;
-	int	 any = 0;
 
-	*ssp = NULL;
-	if (n == 0)
-		return 0;
-	sample_views(px, now);
-	for (i = 0; i < n; i++)
-		any |= px->px_views[i].usable;
-	if (!any)
-		return 0;
-	start = px->px_slot_rr % n;
-	if (px->px_slot_balance == BALANCE_LEASTCONN)
-		k = balance_pick(px->px_views, n, start);
-	else
-		k = next_in_turn(px, start);
-	if (k == -1 || limiter_acquire(px->px_slots[k]->ss_lim, now) == -1)
-		return -1;
-	/* equals take turns; round robin goes on after the one picked */
-	px->px_slot_rr = px->px_slot_balance == BALANCE_LEASTCONN ?
-	    start + 1 : (size_t)k + 1;
-	*ssp = px->px_slots[k];
-	(*ssp)->ss_refs++;
-	return 0;
-}
 
-/* Under px_shed_mtx: a slot upstream_acquire() gave that nobody used. */
-void
-upstream_unacquire(struct server_slots *ss, uint64_t now)
-{
-	if (ss == NULL)
-		return;
-	limiter_release(ss->ss_lim, now, 0, LIMITER_IGNORED);
-	slots_unref(ss);
-}
 
-/*
- * Under px_shed_mtx, dry run: a slot on the server in rotation with the
- * least used share, past its limit if need be, so that each limit is
- * learned as it would be; none if no server is in rotation.
- */
-void
-upstream_take(struct conn *c, uint64_t now)
-{
-	struct proxy		*px = conn_proxy(c);
-	struct server_slots	*ss;
-	long			 k;
 
-	conn_upstream_req(c)->ur_slot = NULL;
-	if (px->px_nslots == 0)
-		return;
-	sample_views(px, now);
-	if ((k = balance_pick_any(px->px_views, px->px_nslots,
-	    px->px_slot_rr++ % px->px_nslots)) == -1)
-		return;
-	ss = px->px_slots[k];
-	limiter_take(ss->ss_lim);
-	ss->ss_refs++;
-	conn_upstream_req(c)->ur_slot = ss;
-}
 
-/* Under px_shed_mtx: the request is over; its slot goes back, learned. */
-void
-upstream_slot_release(struct conn *c, uint64_t now, uint64_t latency,
-    enum limiter_outcome o)
-{
-	struct upstream_req	*ur = conn_upstream_req(c);
-	struct server_slots	*ss = ur->ur_slot;
 
-	if (ss == NULL)
-		return;
-	ur->ur_slot = NULL;
-	limiter_release(ss->ss_lim, now, latency, o);
-	slots_unref(ss);
-}
 
-/*
- * The request goes to sv: its slot moves there from the server that
- * failed it (whose limiter learns the failure, unless a reload removed
- * it), or is taken there if it had none (none was in rotation when it
- * got past the queue). Past sv's limit if need be: a failover does not
- * wait. Takes px_shed_mtx.
- */
-static void
-slot_move(struct conn *c, struct server *sv)
-{
-	struct proxy		*px = conn_proxy(c);
-	struct upstream_req	*ur = conn_upstream_req(c);
-	struct server_slots	*old = ur->ur_slot, *ss = sv->sv_slots;
-	size_t			 i;
-	int			 kept = 0;
-	uint64_t		 now;
 
-	/* no slot to hold without shed.c's (st_has_slot) */
-	if (old == ss || !conn_shed_ticket(c)->st_has_slot)
-		return;
-	now = slots_lock(px);
-	limiter_take(ss->ss_lim);
-	ss->ss_refs++;
-	ur->ur_slot = ss;
-	if (old != NULL) {
-		for (i = 0; i < px->px_nslots; i++)
-			kept |= px->px_slots[i] == old;
-		limiter_release(old->ss_lim, now, 0, kept ? LIMITER_DROPPED :
-		    LIMITER_IGNORED);
-		slots_unref(old);
-	}
-	slots_unlock(px);
-}
 
-/*
- * Under px_shed_mtx: the slots the queue may count on: the servers in
- * rotation, slow start weighing; all of them when none is (1 at least).
- */
-unsigned int
-upstream_limit(struct proxy *px, uint64_t now)
-{
-	unsigned int	 n = 0, all = 0;
-	size_t		 i;
 
-	sample_views(px, now);
-	for (i = 0; i < px->px_nslots; i++) {
-		n += balance_slots(&px->px_views[i]);
-		all += px->px_views[i].limit;
-	}
-	return n > 0 ? n : all > 0 ? all : 1;
-}
 
-/* Under px_shed_mtx: slots held on the servers in force. */
-unsigned int
-upstream_inflight(const struct proxy *px)
-{
-	unsigned int	 n = 0;
-	size_t		 i;
 
-	for (i = 0; i < px->px_nslots; i++)
-		n += limiter_inflight(px->px_slots[i]->ss_lim);
-	return n;
-}
 
-/* Under px_shed_mtx: no server in rotation has a free slot. */
-int
-upstream_full(struct proxy *px, uint64_t now)
-{
-	if (px->px_nslots == 0)
-		return 0;
-	sample_views(px, now);
-	return balance_pick(px->px_views, px->px_nslots, 0) == -1;
-}
-
-/*
- * Under px_shed_mtx: the limiters as one, for the gauges: limits and
- * in-flight summed, the latencies those of the server with the lowest
- * limit (the one an operator looks at first; each server's limit is in
- * its own metrics).
- */
-void
-upstream_limiter_state(const struct proxy *px, struct limiter_state *st)
-{
-	struct limiter_state	 one;
-	size_t			 i;
-	double			 limit = 0, low = -1;
-	unsigned int		 inflight = 0;
-	uint64_t		 samples = 0, drops = 0;
-
-	memset(st, 0, sizeof(*st));
-	for (i = 0; i < px->px_nslots; i++) {
-		limiter_state(px->px_slots[i]->ss_lim, &one);
-		limit += one.limit;
-		inflight += one.inflight;
-		samples += one.samples;
-		drops += one.drops;
-		if (low < 0 || one.limit < low) {
-			low = one.limit;
-			*st = one;
-		}
-	}
-	st->limit = limit;
-	st->inflight = inflight;
-	st->samples = samples;
-	st->drops = drops;
-}
-
-/*
- * Under px_shed_mtx: every server's limiter reads the wall clock again
- * (its probes aligned across instances, limiter.h).
- */
-void
-upstream_set_wallclock(struct proxy *px, uint64_t now, uint64_t wall)
-{
-	size_t	 i;
-
-	for (i = 0; i < px->px_nslots; i++)
-		limiter_set_wallclock(px->px_slots[i]->ss_lim, now, wall);
-}
-
-/* At the end (shed_free()): the balancer's list lets go of its servers. */
-void
-upstream_slots_free(struct proxy *px)
-{
-	size_t	 i;
-
-	slots_lock(px);
-	for (i = 0; i < px->px_nslots; i++)
-		slots_unref(px->px_slots[i]);
-	slots_unlock(px);
-	free(px->px_slots);
-	free(px->px_views);
-	free(px->px_slots_next);
-	free(px->px_views_next);
-	px->px_slots = px->px_slots_next = NULL;
-	px->px_views = px->px_views_next = NULL;
-	px->px_nslots = 0;
-}
 
 /*
  * A first try goes to the server whose slot the request holds, if it is
@@ -1008,7 +432,7 @@ pick(struct worker *w, struct upstream_req *ur, uint64_t now)
 		start = w->w_rr_next % n;
 	else
 		start = (ur->ur_idx + 1) % n;
-	health_lock(w);
+	now = health_lock(w);
 	for (k = 0; k < n; k++) {
 		i = (start + k) % n;
 		if (ur->ur_tries > 0 && i == ur->ur_first)
@@ -1164,21 +588,6 @@ upstream_retry(struct conn *c)
 	upstream_request(c);
 }
 
-/* Seconds until the first ejected server may be tried again; 1 at least. */
-static uint64_t
-no_server_retry_after(const struct worker *w, uint64_t now)
-{
-	uint64_t	 wait, min = UINT64_MAX;
-	size_t		 i;
-
-	health_lock(w);
-	for (i = 0; i < w->w_nservers; i++)
-		if ((wait = health_wait(w->w_servers[i]->sv_health, now)) < min)
-			min = wait;
-	health_unlock(w);
-	wait = (min + 999999) / 1000000;
-	return wait < 1 ? 1 : wait;
-}
 
 /*
  * Give the conn's request a backend connection: pooled, else a new one. A
@@ -1204,7 +613,8 @@ upstream_request(struct conn *c)
 			conn_upstream_failed(c, 502, MR_UPSTREAM_ERROR);
 			return;
 		}
-		log_debug("conn %llu: no backend server is up", (unsigned long long)conn_id(c));
+		log_debug("conn %llu: no backend server is up",
+		    (unsigned long long)conn_id(c));
 		conn_set_retry_after(c, no_server_retry_after(w, now));
 		conn_upstream_failed(c, 503, MR_NO_SERVER);
 		return;
@@ -1291,7 +701,7 @@ upstream_failover(struct conn *c)
  * The probe of an ejected server whose back-off is over: a TCP connect.
  * pick() has put its health in trial; a probe that cannot start fails it.
  */
-static void
+void
 probe_start(struct server *sv, uint64_t now)
 {
 	struct worker	*w = sv->sv_worker;
@@ -1450,8 +860,10 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		break;
 	case UC_PROBE:
 		if (!(what & BEV_EVENT_CONNECTED))
-			log_info("server %s: trial connect: %s", sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
-			    "timed out" : upconn_why(uc, error, why, sizeof(why)));
+			log_info("server %s: trial connect: %s",
+			    sv->sv_addr->text, (what & BEV_EVENT_TIMEOUT) ?
+			    "timed out" : upconn_why(uc, error, why,
+			    sizeof(why)));
 		upconn_free(uc);
 		server_event(sv, (what & BEV_EVENT_CONNECTED) ? HE_OK :
 		    (what & BEV_EVENT_TIMEOUT) ? HE_CONNECT_TIMEOUT :
@@ -1464,7 +876,8 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			break;
 		}
 		sv->sv_worker->w_metrics.m_upstream_connect_failures++;
-		log_warnx("conn %llu: connect to %s: %s", (unsigned long long)conn_id(c), sv->sv_addr->text,
+		log_warnx("conn %llu: connect to %s: %s",
+		    (unsigned long long)conn_id(c), sv->sv_addr->text,
 		    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
 		    upconn_why(uc, error, why, sizeof(why)));
 		conn_upstream_req(c)->ur_up = NULL;

@@ -1,0 +1,75 @@
+/*
+ * upstream_int.h: what the three parts of the upstream module share, and
+ * nothing outside them uses: upstream.c (servers, pools, connecting,
+ * failover), upstream_slots.c (per-server concurrency limits and the
+ * balancer's choice) and upstream_health.c (health verdicts, their logs,
+ * active checks' results and trials). Lock order: px_shed_mtx, then
+ * px_health_mtx, never the other way round.
+ */
+#ifndef SPILLWAY_UPSTREAM_INT_H
+#define SPILLWAY_UPSTREAM_INT_H
+
+#include "spillway.h"
+#include "health.h"
+
+#define PICK_PROBES	8	/* trials one pick may start */
+
+/*
+ * The lock on every server's health (shared by the workers' servers),
+ * counted; the time is read under it, so that health sees it only go
+ * forward (a time read before waiting could be older than one another
+ * worker already gave it, and its durations would wrap).
+ */
+static inline uint64_t
+health_lock(const struct worker *w)
+{
+	lock_counted(&w->w_proxy->px_health_mtx,
+	    &w->w_proxy->px_lockstat[PXL_HEALTH]);
+	return now_usec();
+}
+
+static inline void
+health_unlock(const struct worker *w)
+{
+	pthread_mutex_unlock(&w->w_proxy->px_health_mtx);
+}
+
+/*
+ * The limiter and queue's lock (shed.c's too), counted; the time is read
+ * under it, so that the limiters see it only go forward (as shed_lock()).
+ */
+static inline uint64_t
+slots_lock(struct proxy *px)
+{
+	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
+	return now_usec();
+}
+
+static inline void
+slots_unlock(struct proxy *px)
+{
+	pthread_mutex_unlock(&px->px_shed_mtx);
+}
+
+/* upstream.c */
+void		 upconn_free(struct upconn *);
+void		 drop_idle(struct server *);
+void		 probe_start(struct server *, uint64_t);
+void		 server_put(struct server *);
+
+/* upstream_slots.c */
+void		 server_limiter_conf(const struct config *,
+		    const struct config_addr *, struct limiter_conf *);
+void		 slots_unref(struct server_slots *);
+void		 slots_commit(struct worker *, const struct config *);
+void		 slot_move(struct conn *, struct server *);
+
+/* upstream_health.c */
+void		 sync_checks(struct server *, const struct config *);
+struct health	*shared_health(const struct worker *, size_t);
+void		 server_event(struct server *, enum health_event, int trial);
+void		 tell_workers(const struct worker *);
+void		 move_connecting(struct server *);
+uint64_t	 no_server_retry_after(const struct worker *, uint64_t now);
+
+#endif
