@@ -125,6 +125,16 @@
  * aligned probe.
  */
 #define REBASE_FRAC		0.9
+#define FLOOR_RUN		2	/* floor probes in a row to re-learn */
+/*
+ * ... and while the last aligned probe saw latency fall: that may have
+ * been this instance's own queue draining (the latency it compared with
+ * was smoothed over the windows before the fall), not others' load, so a
+ * run this long (about two seconds) re-learns without waiting up to
+ * PROBE_EVERY for the next aligned probe: latency that stays past the
+ * tolerance that long at the floor is the backend's.
+ */
+#define FLOOR_RUN_SHARED	6
 
 /*
  * Latency differences below NOISE are not queueing that matters: a
@@ -181,6 +191,8 @@ struct limiter {
 	int			 lm_probe_aligned; /* at a shared instant */
 	unsigned int		 lm_probe_from;	/* in use at its start */
 	double			 lm_floor_lat;	/* last floor probe's, 0: none */
+	unsigned int		 lm_floor_run;	/* floor probes in a row past
+						   the tolerance */
 	int			 lm_shared;	/* others load the backend */
 	uint64_t		 lm_hold_until;	/* no growth before */
 	uint64_t		 lm_wall_off;	/* wall clock - now, mod 2^64 */
@@ -543,11 +555,17 @@ probe_end(struct limiter *lm, uint64_t now)
 				lm->lm_shared = !slower &&
 				    lat < REBASE_FRAC * lm->lm_probe_ref;
 			lm->lm_floor_lat = 0;
+			lm->lm_floor_run = 0;
 		} else {
-			slower = !lm->lm_shared &&
-			    lat > judged_base(lm) * c->tolerance &&
-			    lm->lm_floor_lat > judged_base(lm) * c->tolerance &&
-			    lat >= REBASE_FRAC * lm->lm_floor_lat;
+			if (lat > judged_base(lm) * c->tolerance &&
+			    (lm->lm_floor_run == 0 ||
+			    lat >= REBASE_FRAC * lm->lm_floor_lat))
+				lm->lm_floor_run++;
+			else
+				lm->lm_floor_run = lat > judged_base(lm) *
+				    c->tolerance ? 1 : 0;
+			slower = lm->lm_floor_run >= (lm->lm_shared ?
+			    FLOOR_RUN_SHARED : FLOOR_RUN);
 			lm->lm_floor_lat = lat;
 		}
 		if (slower) {
@@ -561,6 +579,7 @@ probe_end(struct limiter *lm, uint64_t now)
 			lm->lm_base_epoch = now;
 			lm->lm_short = lat;
 			lm->lm_floor_lat = 0;
+			lm->lm_floor_run = 0;
 			restore_after_rebase(lm);
 		}
 	}
@@ -627,8 +646,10 @@ window_close(struct limiter *lm, uint64_t now)
 		}
 	}
 	window_open(lm, now);
-	if (limiter_limit(lm) > lm->lm_conf.min_limit)
+	if (limiter_limit(lm) > lm->lm_conf.min_limit) {
 		lm->lm_floor_lat = 0;
+		lm->lm_floor_run = 0;
+	}
 	if ((lm->lm_conf.algo == LIMITER_GRADIENT ||
 	    lm->lm_conf.algo == LIMITER_VEGAS) && used &&
 	    limiter_limit(lm) <= lm->lm_conf.min_limit &&
