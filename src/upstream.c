@@ -66,12 +66,6 @@ static void	up_readcb(struct bufferevent *, void *);
 static void	up_writecb(struct bufferevent *, void *);
 static void	up_eventcb(struct bufferevent *, short, void *);
 
-
-
-
-
-
-
 static struct server *
 server_new(struct worker *w, const struct config *conf,
     const struct config_addr *addr)
@@ -230,21 +224,23 @@ upstream_prepare(struct worker *w, const struct config *conf)
 	return -1;
 }
 
-
-
-/* The limit that worker w's server i shares: as shared_health(). */
-static struct server_slots *
-shared_slots(const struct worker *w, size_t i)
+/*
+ * Worker 0's server that worker w's server i shares health and limit
+ * with: worker 0's server i once the reload under way is committed.
+ * Worker 0 commits last (proxy.c), so its prepared arrays still say which
+ * server that is.
+ */
+struct server *
+shared_server(const struct worker *w, size_t i)
 {
 	const struct worker	*w0 = w->w_proxy->px_workers[0];
 
 	if (w0->w_servers_next == NULL)
-		return w0->w_servers[i]->sv_slots;
+		return w0->w_servers[i];
 	if (w0->w_servers_from[i] != 0)
-		return w0->w_servers[w0->w_servers_from[i] - 1]->sv_slots;
-	return w0->w_servers_next[i]->sv_slots;
+		return w0->w_servers[w0->w_servers_from[i] - 1];
+	return w0->w_servers_next[i];
 }
-
 
 /*
  * Second half: kept servers take their new address (and lose their pool
@@ -293,8 +289,8 @@ upstream_commit(struct worker *w, const struct config *conf)
 	w->w_nservers_next = 0;
 	for (i = 0; i < w->w_nservers; i++) {
 		if (w->w_id != 0) {
-			nsv[i]->sv_health = shared_health(w, i);
-			if ((ss = shared_slots(w, i)) != nsv[i]->sv_slots) {
+			nsv[i]->sv_health = shared_server(w, i)->sv_health;
+			if ((ss = shared_server(w, i)->sv_slots) != nsv[i]->sv_slots) {
 				slots_lock(w->w_proxy);
 				ss->ss_refs++;
 				slots_unref(nsv[i]->sv_slots);
@@ -354,26 +350,6 @@ upstream_free(struct worker *w)
 	w->w_servers = NULL;
 	w->w_nservers = 0;
 }
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 /*
  * A first try goes to the server whose slot the request holds, if it is
@@ -587,7 +563,6 @@ upstream_retry(struct conn *c)
 	upstream_release(c, 0);
 	upstream_request(c);
 }
-
 
 /*
  * Give the conn's request a backend connection: pooled, else a new one. A

@@ -46,23 +46,6 @@ sync_checks(struct server *sv, const struct config *conf)
 		    sv->sv_addr->text);
 }
 
-/*
- * The health that worker w's server i shares: worker 0's server i's once
- * the reload under way is committed. Worker 0 commits last (proxy.c), so
- * its prepared arrays still say which server that is.
- */
-struct health *
-shared_health(const struct worker *w, size_t i)
-{
-	const struct worker	*w0 = w->w_proxy->px_workers[0];
-
-	if (w0->w_servers_next == NULL)
-		return w0->w_servers[i]->sv_health;
-	if (w0->w_servers_from[i] != 0)
-		return w0->w_servers[w0->w_servers_from[i] - 1]->sv_health;
-	return w0->w_servers_next[i]->sv_health;
-}
-
 /* Servers out of rotation now (for max_ejection_percent); health locked. */
 static size_t
 count_out(const struct worker *w)

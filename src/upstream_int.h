@@ -56,6 +56,7 @@ void		 upconn_free(struct upconn *);
 void		 drop_idle(struct server *);
 void		 probe_start(struct server *, uint64_t);
 void		 server_put(struct server *);
+struct server	*shared_server(const struct worker *, size_t);
 
 /* upstream_slots.c */
 void		 server_limiter_conf(const struct config *,
@@ -66,7 +67,6 @@ void		 slot_move(struct conn *, struct server *);
 
 /* upstream_health.c */
 void		 sync_checks(struct server *, const struct config *);
-struct health	*shared_health(const struct worker *, size_t);
 void		 server_event(struct server *, enum health_event, int trial);
 void		 tell_workers(const struct worker *);
 void		 move_connecting(struct server *);

@@ -21,7 +21,7 @@
  * - its w_health_ev event (upstream.c): a server went out of rotation;
  * - in a reload's prepare, run on worker k by worker_call() while the main
  *   thread (worker 0) waits, worker 0's servers are read to share their
- *   health (upstream.c, shared_health()).
+ *   health and limit (upstream.c, shared_server()).
  */
 #include <errno.h>
 #include <signal.h>
