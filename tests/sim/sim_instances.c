@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "limiter.h"
+#include "sim_conf.h"
 #include "sim_rng.h"
 #include "queue.h"
 #include "tap.h"
@@ -403,20 +404,7 @@ sim_run(const struct params *pm, struct result *res)
 	s.maxreqs = (unsigned int)(s.rate * s.end * 1.2) + 10000;
 	if ((s.reqs = calloc(s.maxreqs, sizeof(*s.reqs))) == NULL)
 		abort();
-	/* the defaults of conf/spillway.ini */
-	memset(&lc, 0, sizeof(lc));
-	lc.algo = LIMITER_GRADIENT;
-	lc.limit = 4;
-	lc.min_limit = 2;
-	lc.max_limit = pm->max_limit;
-	lc.smoothing = 0.2;
-	lc.tolerance = 1.5;
-	memset(&qc, 0, sizeof(qc));
-	qc.size = 1000;
-	qc.budget_usec = BUDGET;
-	qc.target_usec = BUDGET / 10;
-	qc.interval_usec = 100000;
-	qc.adaptive_lifo = 1;
+	sim_default_conf(&lc, &qc, pm->max_limit, BUDGET);
 	for (i = 0; i < ninst; i++) {
 		if ((s.in[i].lm = limiter_new(&lc, 0)) == NULL ||
 		    (s.in[i].q = queue_new(&qc, 0)) == NULL)

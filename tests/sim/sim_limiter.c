@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "limiter.h"
+#include "sim_conf.h"
 #include "sim_rng.h"
 #include "queue.h"
 
@@ -763,18 +764,7 @@ sim_run(struct sim *s, enum backend_kind bk, enum client_kind ck,
 	    ((uint64_t)bk << 32) ^ ((uint64_t)ck << 40);
 	backend_setup(s);
 
-	/* the defaults of conf/spillway.ini */
-	memset(&lc, 0, sizeof(lc));
-	lc.algo = LIMITER_GRADIENT;
-	lc.limit = 4;
-	lc.min_limit = 2;
-	lc.max_limit = 1000;
-	memset(&qc, 0, sizeof(qc));
-	qc.size = 1000;
-	qc.budget_usec = BUDGET;
-	qc.target_usec = BUDGET / 10;
-	qc.interval_usec = 100000;
-	qc.adaptive_lifo = 1;
+	sim_default_conf(&lc, &qc, 1000, BUDGET);
 	if ((s->lm = limiter_new(&lc, 0)) == NULL ||
 	    (s->q = queue_new(&qc, 0)) == NULL)
 		abort();
