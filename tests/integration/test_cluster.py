@@ -370,23 +370,18 @@ def cluster_reload():
     def reloaded(gen):
         return metrics(sp).value("spillway_config_generation", 0) > gen
 
-    gen = with_cluster({"redis": redis.addr, "prefix": "one:",
-                        "heartbeat": "200ms"})
-    check(wait_for(lambda: reloaded(gen), 5), "reload not taken")
-    check(wait_for(lambda: cluster_state(sp) == "up", 5),
-          "not up on Redis after the reload")
-    eq(get(sp.port, "/").status, 200, "a request while shared")
-    check(wait_for(lambda: redis.command("EXISTS", "one:g") == ":1", 3),
-          "no one:g bucket in Redis")
-
-    gen = with_cluster({"redis": redis.addr, "prefix": "two:",
-                        "heartbeat": "200ms"})
-    check(wait_for(lambda: reloaded(gen), 5), "reload not taken")
-    check(wait_for(lambda: cluster_state(sp) == "up", 5),
-          "not up again after a new prefix")
-    eq(get(sp.port, "/").status, 200, "a request after the new prefix")
-    check(wait_for(lambda: redis.command("EXISTS", "two:g") == ":1", 3),
-          "no two:g bucket in Redis")
+    # turned on by a reload, then moved to a new prefix by another
+    for prefix in ("one:", "two:"):
+        gen = with_cluster({"redis": redis.addr, "prefix": prefix,
+                            "heartbeat": "200ms"})
+        check(wait_for(lambda: reloaded(gen), 5),
+              "reload to prefix %s not taken" % prefix)
+        check(wait_for(lambda: cluster_state(sp) == "up", 5),
+              "not up on Redis after the reload to prefix %s" % prefix)
+        eq(get(sp.port, "/").status, 200,
+           "a request while shared under %s" % prefix)
+        check(wait_for(lambda: redis.command("EXISTS", prefix + "g") ==
+                       ":1", 3), "no %sg bucket in Redis" % prefix)
 
     gen = with_cluster({"redis": redis.addr, "prefix": "bad prefix"})
     sp.reload()
