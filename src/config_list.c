@@ -137,8 +137,8 @@ strlist_append(char ***list, size_t *n, const char *s, size_t len)
  * is not matched, and a fragment is never sent.
  */
 int
-config_set_paths(struct parse *p, const struct key *k, void *obj, const char *value,
-    int line)
+config_set_paths(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
 {
 	char		***list = key_field(obj, k->k_offset);
 	size_t		  *n = key_field(obj, k->k_aux);
@@ -304,8 +304,8 @@ server_maxconn(const char *w, size_t wl, unsigned int *v)
  * server field and the metrics' server label).
  */
 int
-config_set_addrs(struct parse *p, const struct key *k, void *obj, const char *value,
-    int line)
+config_set_addrs(struct parse *p, const struct key *k, void *obj,
+    const char *value, int line)
 {
 	struct config_addr	**list = key_field(obj, k->k_offset), *nlist, a;
 	size_t			 *n = key_field(obj, k->k_aux), i, alen;

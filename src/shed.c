@@ -76,26 +76,6 @@
 #define WALL_EVERY	1000000	/* usec */
 #define WALL_GAP	100	/* usec between the two clocks' readings */
 
-/*
- * The limiter and the queue's lock, counted (spillway_lock_*_total).
- * Returns the time, read under the lock: threads take the lock in turn,
- * so the limiter and the queue see their clock only go forward (a time
- * read before waiting for the lock could be older than one another
- * thread already gave them, and their durations would wrap).
- */
-static uint64_t
-shed_lock(struct proxy *px)
-{
-	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
-	return now_usec();
-}
-
-static void
-shed_unlock(struct proxy *px)
-{
-	pthread_mutex_unlock(&px->px_shed_mtx);
-}
-
 static struct shed_ticket *
 ticket_of(struct queue_item *qi)
 {

@@ -609,6 +609,27 @@ now_usec(void)
 }
 
 /*
+ * The lock on the limiters and the queue (shed.c, upstream_slots.c),
+ * counted (spillway_lock_*_total). Returns the time, read under the
+ * lock: threads take the lock in turn, so the limiters and the queue see
+ * their clock only go forward (a time read before waiting for the lock
+ * could be older than one another thread already gave them, and their
+ * durations would wrap).
+ */
+static inline uint64_t
+shed_lock(struct proxy *px)
+{
+	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
+	return now_usec();
+}
+
+static inline void
+shed_unlock(struct proxy *px)
+{
+	pthread_mutex_unlock(&px->px_shed_mtx);
+}
+
+/*
  * The wall clock in microseconds since the epoch: only to align the
  * limiter's probes across instances (limiter_set_wallclock()).
  */

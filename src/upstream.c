@@ -129,9 +129,9 @@ server_free(struct server *sv)
 		upconn_free(sv->sv_probe);
 	check_free(sv->sv_check);
 	SSL_SESSION_free(sv->sv_tls_sess);
-	slots_lock(sv->sv_worker->w_proxy);
+	shed_lock(sv->sv_worker->w_proxy);
 	slots_unref(sv->sv_slots);
-	slots_unlock(sv->sv_worker->w_proxy);
+	shed_unlock(sv->sv_worker->w_proxy);
 	free(sv);
 }
 
@@ -291,11 +291,11 @@ upstream_commit(struct worker *w, const struct config *conf)
 		if (w->w_id != 0) {
 			nsv[i]->sv_health = shared_server(w, i)->sv_health;
 			if ((ss = shared_server(w, i)->sv_slots) != nsv[i]->sv_slots) {
-				slots_lock(w->w_proxy);
+				shed_lock(w->w_proxy);
 				ss->ss_refs++;
 				slots_unref(nsv[i]->sv_slots);
 				nsv[i]->sv_slots = ss;
-				slots_unlock(w->w_proxy);
+				shed_unlock(w->w_proxy);
 			}
 		}
 		sync_checks(w->w_servers[i], conf);

@@ -34,23 +34,6 @@ health_unlock(const struct worker *w)
 	pthread_mutex_unlock(&w->w_proxy->px_health_mtx);
 }
 
-/*
- * The limiter and queue's lock (shed.c's too), counted; the time is read
- * under it, so that the limiters see it only go forward (as shed_lock()).
- */
-static inline uint64_t
-slots_lock(struct proxy *px)
-{
-	lock_counted(&px->px_shed_mtx, &px->px_lockstat[PXL_SHED]);
-	return now_usec();
-}
-
-static inline void
-slots_unlock(struct proxy *px)
-{
-	pthread_mutex_unlock(&px->px_shed_mtx);
-}
-
 /* upstream.c */
 void		 upconn_free(struct upconn *);
 void		 drop_idle(struct server *);

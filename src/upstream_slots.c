@@ -54,7 +54,7 @@ slots_commit(struct worker *w, const struct config *conf)
 	size_t				 i, nold = px->px_nslots;
 	uint64_t			 now;
 
-	now = slots_lock(px);
+	now = shed_lock(px);
 	for (i = 0; i < bc->nservers; i++) {
 		sv = w->w_servers_from[i] != 0 ?
 		    w->w_servers[w->w_servers_from[i] - 1] :
@@ -79,7 +79,7 @@ slots_commit(struct worker *w, const struct config *conf)
 	px->px_slot_balance = bc->balance;
 	for (i = 0; i < nold; i++)
 		slots_unref(old[i]);
-	slots_unlock(px);
+	shed_unlock(px);
 	free(old);
 }
 
@@ -252,7 +252,7 @@ slot_move(struct conn *c, struct server *sv)
 	/* no slot to hold without shed.c's (st_has_slot) */
 	if (old == ss || !conn_shed_ticket(c)->st_has_slot)
 		return;
-	now = slots_lock(px);
+	now = shed_lock(px);
 	limiter_take(ss->ss_lim);
 	ss->ss_refs++;
 	ur->ur_slot = ss;
@@ -263,7 +263,7 @@ slot_move(struct conn *c, struct server *sv)
 		    LIMITER_IGNORED);
 		slots_unref(old);
 	}
-	slots_unlock(px);
+	shed_unlock(px);
 }
 
 /*
@@ -358,10 +358,10 @@ upstream_slots_free(struct proxy *px)
 {
 	size_t	 i;
 
-	slots_lock(px);
+	shed_lock(px);
 	for (i = 0; i < px->px_nslots; i++)
 		slots_unref(px->px_slots[i]);
-	slots_unlock(px);
+	shed_unlock(px);
 	free(px->px_slots);
 	free(px->px_views);
 	free(px->px_slots_next);
