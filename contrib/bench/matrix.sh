@@ -379,7 +379,7 @@ wait_client() { # wait_client CELL: 0 if the client left its results
 run_cell() {
     local b=$1 row=$2 client=$3 param=$4 label=$5 target=$6 secs=${7:-$DURATION}
     local cell="$b-r$row-$target" port status=ok t0 t1 p0 p1 b0 b1 f tf0 tf1 fpid
-    local sampler="" lim_med="" lim_end="" pcpu="" bcpu="" other=""
+    local lim_med="" lim_end="" pcpu="" bcpu="" other=""
     if [ "$client" = open ] || [ "$client" = shift ] || ! alive "${BACKEND_PID:-0}"; then
         stop_backend
         start_backend "$b" || { note "$b did not restart for $cell"; return 0; }
@@ -406,14 +406,6 @@ run_cell() {
     # shellcheck disable=SC2086
     b0=$(cpu_ticks $BACKEND_PIDS)
     p0=$( [ -n "$PROXY_PID" ] && cpu_ticks "$PROXY_PID" || echo 0)
-    if [ "$target" = spillway ]; then
-        ( while :; do
-              admin_get /metrics | awk '$1 == "spillway_concurrency_limit" { print $2 }'
-              sleep 0.5
-          done ) > "$WORK/cells/$cell.limit" 2>/dev/null &
-        sampler=$!
-        PIDS+=("$sampler")
-    fi
     t0=$(date +%s%N)
     start_client "$cell" "$client" "$param" "$port" "$secs"
     if [ "$client" = shift ]; then
@@ -433,10 +425,10 @@ run_cell() {
     [ "$ms" -gt 0 ] || ms=1
     bcpu=$(( (b1 - b0) * 100000 / CLK_TCK / ms ))
     [ "$target" != direct ] && pcpu=$(( (p1 - p0) * 100000 / CLK_TCK / ms ))
-    if [ -n "$sampler" ]; then
-        kill -KILL "$sampler" 2>/dev/null
-        wait "$sampler" 2>/dev/null || true
-        forget "$sampler"
+    if [ "$target" = spillway ]; then
+        # the limit's once-a-second history, read after the cell: nothing
+        # polls spillway during it (see matrix.py limits)
+        python3 "$MPY" limits "$ADMIN_PORT" > "$WORK/cells/$cell.limit" 2>/dev/null || true
         admin_get /metrics > "$WORK/cells/$cell.metrics" 2>/dev/null || true
         lim_med=$(sort -n "$WORK/cells/$cell.limit" |
             awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)] }')
