@@ -11,7 +11,9 @@
  * sent request, and only if its server is in rotation; anything else
  * closes it.
  * An idle connection that becomes readable (data or EOF) or stays idle for
- * keepalive_timeout is closed. A connect failure tries the next server:
+ * keepalive_timeout is closed. The pool holds "keepalive" connections for
+ * that long; one put back while it already holds that many is kept for
+ * at most SURPLUS_IDLE (see upconn_pool()). A connect failure tries the next server:
  * nothing has been sent yet, so nothing can be sent twice.
  *
  * Health (health.c): every try ends with a verdict on its server (a
@@ -725,20 +727,35 @@ probe_start(struct server *sv, uint64_t now)
 	}
 }
 
+/*
+ * A connection put back while the pool already holds "keepalive" of them
+ * is a surplus: kept for SURPLUS_IDLE, not closed at once. Responses come
+ * back in batches (one loop iteration reads dozens), and the waiters they
+ * make room for are dispatched after the batch: closing every connection
+ * past the cap there closed, and re-opened a moment later, a third of the
+ * backend connections per request in front of nginx at 128 clients (7,500
+ * connects a second, 1.3x HAProxy's CPU per request). A surplus never
+ * holds more connections than were in use at once within the last
+ * SURPLUS_IDLE, and at most "keepalive" outlive it: a connection gets the
+ * long timeout only when fewer than that are idle.
+ */
+#define SURPLUS_IDLE	1000	/* msec */
+
 static void
 upconn_pool(struct upconn *uc, const struct backend_conf *bc,
     const struct timeval *idle)
 {
 	struct server	*sv = uc->uc_server;
+	struct timeval	 surplus = msec_tv(SURPLUS_IDLE);
 
+	if (sv->sv_nidle >= bc->keepalive && timercmp(&surplus, idle, <))
+		idle = &surplus;
 	uc->uc_state = UC_IDLE;
 	bufferevent_setwatermark(uc->uc_bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(uc->uc_bev, idle, NULL);
 	bufferevent_enable(uc->uc_bev, EV_READ);
 	TAILQ_INSERT_HEAD(&sv->sv_idle, uc, uc_entry);
 	sv->sv_nidle++;
-	if (sv->sv_nidle > bc->keepalive)
-		upconn_free(TAILQ_LAST(&sv->sv_idle, upconn_list));
 }
 
 /*

@@ -5,6 +5,7 @@ selection, malformed and oversized requests, header and idle timeouts."""
 import os
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -150,6 +151,40 @@ def keepalive_zero():
     for i in range(4):
         eq(c.exchange("GET", "/n%d" % i).status, 200, "status %d" % i)
     eq(be.accepted, 4, "backend connections for 4 requests")
+
+
+@test("a burst's connections past keepalive are kept a moment, then closed "
+      "down to keepalive")
+def keepalive_surplus():
+    be = Backend(delayed(0.3, respond(200, b"ok")))
+    sp = Spillway([be], backend={"keepalive": 2, "keepalive_timeout": "60s"},
+                  sections=[("limiter", {"algorithm": "fixed", "limit": 16})])
+
+    def burst(tag):
+        out = []
+        ts = [threading.Thread(target=lambda i=i: out.append(
+            get(sp.port, "/%s%d" % (tag, i)).status)) for i in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(10)
+        eq(sorted(out), [200] * 8, "burst %s" % tag)
+
+    burst("a")
+    eq(be.accepted, 8, "backend connections for 8 requests at once")
+    # all eight come back to a pool of keepalive = 2 at once; the six past
+    # it are kept for a moment, so a second burst right after reuses them
+    burst("b")
+    eq(be.accepted, 8, "backend connections after a second burst at once "
+       "(the first burst's surplus was closed instead of reused)")
+    t0 = time.monotonic()
+    check(wait_for(lambda: be.active <= 2, 5), "%d backend connections "
+          "still open 5s after the burst (keepalive = 2)" % be.active)
+    took = time.monotonic() - t0
+    check(took >= 0.5, "the surplus was closed after only %.2fs" % took)
+    time.sleep(1.5)
+    eq(be.active, 2, "backend connections kept (keepalive = 2, "
+       "keepalive_timeout 60s)")
 
 
 @test("idle pooled connections are closed after keepalive_timeout")
