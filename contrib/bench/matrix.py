@@ -188,7 +188,7 @@ def report(work, out_md, out_svg):
     cells = []
     cols = ["backend", "row", "client", "param", "label", "target", "status",
             "seconds", "proxy_cpu", "backend_cpu", "other_load", "limit_med",
-            "limit_end", "prefix", "slo"]
+            "limit_end", "prefix", "slo", "rep"]
     path = os.path.join(work, "cells.tsv")
     if os.path.exists(path):
         for line in open(path):
@@ -202,7 +202,17 @@ def report(work, out_md, out_svg):
             rows[key] = {"meta": c}
             rorder.append(key)
         res = load_cell(work, c) if c["status"] == "ok" else None
-        rows[key][c["target"]] = (c, res)
+        rows[key].setdefault("reps", {}).setdefault(c["target"], []).append(
+            (c, res))
+    # With REPEATS, a row's figure for a target is its median cell (by 2xx
+    # within the SLO; of an even count, the lower middle one).
+    for key in rorder:
+        for t, reps in rows[key].get("reps", {}).items():
+            ok = sorted((x for x in reps if x[1] is not None),
+                        key=lambda x: x[1]["slo"])
+            rows[key][t] = ok[(len(ok) - 1) // 2] if ok else reps[0]
+    nrep = max((len(v) for k in rorder
+                for v in rows[k].get("reps", {}).values()), default=1)
 
     L = []
     emit = L.append
@@ -246,8 +256,11 @@ def report(work, out_md, out_svg):
     emit("## Goodput within the SLO, per row")
     emit("")
     emit("2xx answered within %s ms, per second; ratios of spillway to "
-         "HAProxy and to direct; refusals (429 + 503) in %% of responses."
-         % meta.get("slo_ms", "500"))
+         "HAProxy and to direct; refusals (429 + 503) in %% of responses.%s"
+         % (meta.get("slo_ms", "500"),
+            " Each figure is the median of %d alternating runs of the cell "
+            "(each of them under \"Every cell\" below)." % nrep
+            if nrep > 1 else ""))
     emit("")
     emit("| backend | client | load | direct | spillway | haproxy "
          "| spillway/haproxy | spillway/direct | refused % spillway "
@@ -329,15 +342,15 @@ def report(work, out_md, out_svg):
     for key in rorder:
         r = rows[key]
         m = r["meta"]
-        for t in TARGETS:
-            if t not in r:
-                continue
-            c, res = r[t]
+        for t, (c, res), tl in ((t, x, t if nrep == 1 else
+                                 "%s #%s" % (t, x[0].get("rep") or "1"))
+                                for t in TARGETS
+                                for x in r.get("reps", {}).get(t, [])):
             if res is None:
                 emit("| %s | %s | %s | %s | %s |  |  |  |  |  |  |  |  |  "
-                     "|  |  |  |" % (m["backend"], m["client"], m["label"], t,
-                                     c["status"]))
-                notes.append("%s %s %s: %s" % (m["backend"], m["label"], t,
+                     "|  |  |  |" % (m["backend"], m["client"], m["label"],
+                                     tl, c["status"]))
+                notes.append("%s %s %s: %s" % (m["backend"], m["label"], tl,
                                                c["status"]))
                 continue
             lim = ""
@@ -347,7 +360,7 @@ def report(work, out_md, out_svg):
             lag = res["lag"] is not None and res["lag"] > LAG_MS
             emit("| %s | %s | %s | %s | %s%s | %s | %s | %s | %s | %s | %s "
                  "| %s | %s | %s | %s | %s | %s |" % (
-                     m["backend"], m["client"], m["label"], t,
+                     m["backend"], m["client"], m["label"], tl,
                      fint(res["offered"]), " LAG" if lag else "",
                      fint(res["goodput"]),
                      fint(res["slo"]), pct(res["refused_pct"]),
@@ -359,10 +372,10 @@ def report(work, out_md, out_svg):
                      (" NOISY" if ol is not None and ol >= 20 else "")))
             if res["lag"] is not None and res["lag"] > LAG_MS:
                 lagged.append("%s %s %s %s (%.0f ms)" % (
-                    m["backend"], m["client"], m["label"], t, res["lag"]))
+                    m["backend"], m["client"], m["label"], tl, res["lag"]))
             if res["ra_missing"] and t == "spillway":
                 notes.append("%s %s %s: %d refusals without Retry-After" % (
-                    m["backend"], m["label"], t, res["ra_missing"]))
+                    m["backend"], m["label"], tl, res["ra_missing"]))
     emit("")
     emit("Columns: offered/s, requests sent per second (closed loop: every "
          "retry counts); 2xx/s, 2xx answers that ended within the run, per "

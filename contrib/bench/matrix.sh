@@ -33,6 +33,8 @@
 #   LEGACY_WORKERS=4  CPU_WORK_MS=5  SLOT_SLOTS=8  SLOT_SERVICE_MS=15
 #   SLO_MS=500  TIMEOUT=2 (per request, s)  OPEN_CONN_CAP=4000
 #   HAPROXY_TIMEOUT_QUEUE=250ms  KEEP_WORKDIR=0
+#   REPEATS=1           each row's cells this many times over, alternating;
+#                       the tables give each target's median
 # See contrib/bench/README.md.
 set -eu
 BENCH_NAME=matrix
@@ -77,9 +79,10 @@ TIMEOUT=${TIMEOUT:-2}
 OPEN_CONN_CAP=${OPEN_CONN_CAP:-4000}
 HAPROXY_TIMEOUT_QUEUE=${HAPROXY_TIMEOUT_QUEUE:-250ms}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
+REPEATS=${REPEATS:-1}
 
 for v in DURATION SHIFT_DURATION SWEEP_ROUNDS LEGACY_WORKERS SLOT_SLOTS \
-    OPEN_CONN_CAP; do
+    OPEN_CONN_CAP REPEATS; do
     case ${!v} in ''|*[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
     [ "${!v}" -ge 1 ] || die "$v must be at least 1"
 done
@@ -373,13 +376,15 @@ wait_client() { # wait_client CELL: 0 if the client left its results
 }
 
 # ---------------------------------------------------------------- one cell
-# run_cell B ROW CLIENT PARAM LABEL TARGET [SECONDS]: one run of one client
-# against one target; a line in cells.tsv. Open-loop and shift cells start
+# run_cell B ROW CLIENT PARAM LABEL TARGET [SECONDS [REP]]: one run of one
+# client against one target (REP: the how-manyth of REPEATS; cells after the
+# first are named ...-kREP); a line in cells.tsv. Open-loop and shift cells start
 # with a fresh backend (an overloaded one keeps working for clients gone).
 run_cell() {
     local b=$1 row=$2 client=$3 param=$4 label=$5 target=$6 secs=${7:-$DURATION}
-    local cell="$b-r$row-$target" port status=ok t0 t1 p0 p1 b0 b1 f tf0 tf1 fpid
+    local rep=${8:-1} cell="$b-r$row-$target" port status=ok t0 t1 p0 p1 b0 b1 f tf0 tf1 fpid
     local lim_med="" lim_end="" pcpu="" bcpu="" other=""
+    [ "$rep" -gt 1 ] && cell="$cell-k$rep"
     if [ "$client" = open ] || [ "$client" = shift ] || ! alive "${BACKEND_PID:-0}"; then
         stop_backend
         start_backend "$b" || { note "$b did not restart for $cell"; return 0; }
@@ -397,8 +402,9 @@ run_cell() {
     if [ "$target" != direct ] && ! start_proxy "$target"; then
         stop_proxy
         wait "$fpid" || true
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$row" "$client" "$param" \
-            "$label" "$target" "proxy-did-not-start" >> "$WORK/cells.tsv"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\t\t\t\t\t\t\t%s\n' "$b" \
+            "$row" "$client" "$param" "$label" "$target" \
+            "proxy-did-not-start" "$rep" >> "$WORK/cells.tsv"
         return 0
     fi
     log "$b row $row, $client $label -> $target"
@@ -444,10 +450,10 @@ run_cell() {
     tf1=$(date +%s%N)
     f=$(cat "$WORK/foreign.delta" 2>/dev/null || echo 0)
     other=$(( ${f:-0} * 100000 / CLK_TCK / ((tf1 - tf0) / 1000000 + 1) ))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$b" "$row" "$client" "$param" "$label" "$target" "$status" "$secs" \
         "$pcpu" "$bcpu" "$other" "$lim_med" "$lim_end" "cells/$cell" \
-        "$SLO_MS" >> "$WORK/cells.tsv"
+        "$SLO_MS" "$rep" >> "$WORK/cells.tsv"
 }
 
 # ---------------------------------------------------------------- capacity
@@ -490,6 +496,7 @@ T_BEGIN=$(date +%s)
     echo "slo_ms=$SLO_MS"
     echo "timeout=$TIMEOUT"
     echo "retry_client=$RETRY_CLIENT"
+    echo "repeats=$REPEATS"
 } > "$WORK/meta.txt"
 log "spillway: $SPILLWAY_BIN; backend port $BACKEND_PORT, spillway $SPILLWAY_PORT (admin $ADMIN_PORT), haproxy $HAPROXY_PORT"
 
@@ -560,7 +567,8 @@ for b in $BACKENDS; do
         echo "shift $u 4x ($u users), x2 slower at $((SHIFT_DURATION / 2))s" >> "$WORK/rows.txt"
     fi
 
-    # each row against every target, the order turning from row to row
+    # each row against every target, REPEATS times over, the order turning
+    # from round to round and from row to row
     while read -r client param label <&3; do
         ROW=$((ROW + 1))
         secs=$DURATION
@@ -568,9 +576,12 @@ for b in $BACKENDS; do
         # shellcheck disable=SC2086
         set -- $TARGETS
         n=$#
-        for i in $(seq 0 $((n - 1))); do
-            k=$(( (i + ROW) % n + 1 ))
-            run_cell "$b" "$ROW" "$client" "$param" "$label" "${!k}" "$secs"
+        for rep in $(seq "$REPEATS"); do
+            for i in $(seq 0 $((n - 1))); do
+                k=$(( (i + ROW + rep - 1) % n + 1 ))
+                run_cell "$b" "$ROW" "$client" "$param" "$label" "${!k}" \
+                    "$secs" "$rep"
+            done
         done
     done 3< "$WORK/rows.txt"
     stop_backend
