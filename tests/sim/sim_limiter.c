@@ -7,6 +7,7 @@
  *	sim_limiter				the matrix, with assertions
  *	sim_limiter BACKEND CLIENT LOAD [SECS]	one run, a line per second
  *	sim_limiter BACKEND shift|slower	a capacity change, per second
+ *	SIM_SEED=N sim_limiter ...		another seed, for the spread
  *
  * BACKEND: pool, cpu, fast, slots, single. CLIENT: open (LOAD x capacity,
  * Poisson), closed (LOAD x the backend's knee concurrency, retrying at
@@ -762,6 +763,8 @@ sim_run(struct sim *s, enum backend_kind bk, enum client_kind ck,
 	s->from = s->end / 2;
 	s->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(load * 1000) ^
 	    ((uint64_t)bk << 32) ^ ((uint64_t)ck << 40);
+	if (getenv("SIM_SEED") != NULL)
+		s->rng ^= strtoull(getenv("SIM_SEED"), NULL, 0) << 8;
 	backend_setup(s);
 
 	sim_default_conf(&lc, &qc, 1000, BUDGET);
