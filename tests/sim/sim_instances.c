@@ -396,11 +396,9 @@ sim_run(const struct params *pm, struct result *res)
 	s.end = (uint64_t)pm->secs * USEC;
 	s.from = s.end / 2;
 	s.rate = load * capacity_of(db) / USEC;
-	s.rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)ninst << 20) ^
+	s.rng = sim_rng_seed(0x9e3779b97f4a7c15ULL ^ ((uint64_t)ninst << 20) ^
 	    (uint64_t)(load * 1000) ^ ((uint64_t)db << 40) ^
-	    (uint64_t)(pm->thrash * 1000) << 48;
-	if (getenv("SIM_SEED") != NULL)
-		s.rng ^= strtoull(getenv("SIM_SEED"), NULL, 0) << 8;
+	    (uint64_t)(pm->thrash * 1000) << 48);
 	s.maxreqs = (unsigned int)(s.rate * s.end * 1.2) + 10000;
 	if ((s.reqs = calloc(s.maxreqs, sizeof(*s.reqs))) == NULL)
 		abort();

@@ -761,10 +761,8 @@ sim_run(struct sim *s, enum backend_kind bk, enum client_kind ck,
 	s->loop_cost = run_loop_cost;
 	s->end = (uint64_t)secs * USEC;
 	s->from = s->end / 2;
-	s->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(load * 1000) ^
-	    ((uint64_t)bk << 32) ^ ((uint64_t)ck << 40);
-	if (getenv("SIM_SEED") != NULL)
-		s->rng ^= strtoull(getenv("SIM_SEED"), NULL, 0) << 8;
+	s->rng = sim_rng_seed(0x9e3779b97f4a7c15ULL ^ (uint64_t)(load * 1000) ^
+	    ((uint64_t)bk << 32) ^ ((uint64_t)ck << 40));
 	backend_setup(s);
 
 	sim_default_conf(&lc, &qc, 1000, BUDGET);
