@@ -174,6 +174,15 @@ def load_cell(work, c):
     return r
 
 
+def median_run(reps):
+    """With REPEATS, a row's figure for a target is its median run (by 2xx
+    within the SLO; of an even count, the lower middle one); a row whose
+    runs all failed shows the first."""
+    ok = sorted((x for x in reps if x[1] is not None),
+                key=lambda x: x[1]["slo"])
+    return ok[(len(ok) - 1) // 2] if ok else reps[0]
+
+
 def report(work, out_md, out_svg):
     meta = read_kv(os.path.join(work, "meta.txt"))
     backends = {}
@@ -204,13 +213,9 @@ def report(work, out_md, out_svg):
         res = load_cell(work, c) if c["status"] == "ok" else None
         rows[key].setdefault("reps", {}).setdefault(c["target"], []).append(
             (c, res))
-    # With REPEATS, a row's figure for a target is its median cell (by 2xx
-    # within the SLO; of an even count, the lower middle one).
     for key in rorder:
         for t, reps in rows[key].get("reps", {}).items():
-            ok = sorted((x for x in reps if x[1] is not None),
-                        key=lambda x: x[1]["slo"])
-            rows[key][t] = ok[(len(ok) - 1) // 2] if ok else reps[0]
+            rows[key][t] = median_run(reps)
     nrep = max((len(v) for k in rorder
                 for v in rows[k].get("reps", {}).values()), default=1)
 
@@ -342,10 +347,10 @@ def report(work, out_md, out_svg):
     for key in rorder:
         r = rows[key]
         m = r["meta"]
-        for t, (c, res), tl in ((t, x, t if nrep == 1 else
-                                 "%s #%s" % (t, x[0].get("rep") or "1"))
-                                for t in TARGETS
-                                for x in r.get("reps", {}).get(t, [])):
+        runs = [(t, c, res) for t in TARGETS
+                for c, res in r.get("reps", {}).get(t, [])]
+        for t, c, res in runs:
+            tl = t if nrep == 1 else "%s #%s" % (t, c.get("rep") or "1")
             if res is None:
                 emit("| %s | %s | %s | %s | %s |  |  |  |  |  |  |  |  |  "
                      "|  |  |  |" % (m["backend"], m["client"], m["label"],
