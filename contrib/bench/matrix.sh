@@ -376,6 +376,15 @@ wait_client() { # wait_client CELL: 0 if the client left its results
 }
 
 # ---------------------------------------------------------------- one cell
+# cell_line FIELD...: one line of cells.tsv, the 16 columns matrix.py reads
+# (backend row client param label target status seconds proxy_cpu
+# backend_cpu other_load limit_med limit_end prefix slo rep)
+cell_line() {
+    [ $# -eq 16 ] || die "cell_line: $# fields, not 16"
+    local IFS=$'\t'
+    printf '%s\n' "$*" >> "$WORK/cells.tsv"
+}
+
 # run_cell B ROW CLIENT PARAM LABEL TARGET [SECONDS [REP]]: one run of one
 # client against one target (REP: the how-manyth of REPEATS; cells after the
 # first are named ...-kREP); a line in cells.tsv. Open-loop and shift cells start
@@ -402,9 +411,8 @@ run_cell() {
     if [ "$target" != direct ] && ! start_proxy "$target"; then
         stop_proxy
         wait "$fpid" || true
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\t\t\t\t\t\t\t%s\n' "$b" \
-            "$row" "$client" "$param" "$label" "$target" \
-            "proxy-did-not-start" "$rep" >> "$WORK/cells.tsv"
+        cell_line "$b" "$row" "$client" "$param" "$label" "$target" \
+            "proxy-did-not-start" "" "" "" "" "" "" "" "" "$rep"
         return 0
     fi
     log "$b row $row, $client $label -> $target"
@@ -450,10 +458,9 @@ run_cell() {
     tf1=$(date +%s%N)
     f=$(cat "$WORK/foreign.delta" 2>/dev/null || echo 0)
     other=$(( ${f:-0} * 100000 / CLK_TCK / ((tf1 - tf0) / 1000000 + 1) ))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$b" "$row" "$client" "$param" "$label" "$target" "$status" "$secs" \
-        "$pcpu" "$bcpu" "$other" "$lim_med" "$lim_end" "cells/$cell" \
-        "$SLO_MS" "$rep" >> "$WORK/cells.tsv"
+    cell_line "$b" "$row" "$client" "$param" "$label" "$target" "$status" \
+        "$secs" "$pcpu" "$bcpu" "$other" "$lim_med" "$lim_end" "cells/$cell" \
+        "$SLO_MS" "$rep"
 }
 
 # ---------------------------------------------------------------- capacity
