@@ -13,8 +13,8 @@
  * An idle connection that becomes readable (data or EOF) or stays idle for
  * keepalive_timeout is closed. The pool holds "keepalive" connections for
  * that long; one put back while it already holds that many is kept for
- * at most SURPLUS_IDLE (see upconn_pool()). A connect failure tries the next server:
- * nothing has been sent yet, so nothing can be sent twice.
+ * at most SURPLUS_IDLE (see upconn_pool()). A connect failure tries the
+ * next server: nothing has been sent yet, so nothing can be sent twice.
  *
  * Health (health.c): every try ends with a verdict on its server (a
  * connect failure, a reset before any byte, a response timeout, a 5xx),
