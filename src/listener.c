@@ -20,7 +20,15 @@
 #include "spillway.h"
 #include "log.h"
 
-#define LISTENER_BACKLOG	511
+/*
+ * The kernel caps a listen() backlog at net.core.somaxconn (4096 since
+ * Linux 5.4): ask for the most it allows. With nginx's 511, a burst of
+ * new connections faster than one loop accepts them (a flood, or a busy
+ * core) overflows the queue, and each SYN the kernel drops costs its
+ * client a retransmission a second later, the flood's and everyone
+ * else's alike.
+ */
+#define LISTENER_BACKLOG	65535
 #define LISTENER_PAUSE_MSEC	100
 #define LISTENER_WARN_USEC	10000000	/* EMFILE warnings, at most */
 

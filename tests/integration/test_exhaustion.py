@@ -518,6 +518,39 @@ def connection_flood():
     eq(get(sp.port, "/after").status, 200, "served after the flood")
 
 
+@test("a burst of connections while spillway is busy waits in a listen "
+      "backlog as long as net.core.somaxconn allows: no SYN dropped",
+      timeout=30)
+def listen_backlog():
+    with open("/proc/sys/net/core/somaxconn") as f:
+        somaxconn = int(f.read())
+    n = min(somaxconn, 2000) - 50   # the kernel may hold one past it
+    be = Backend(echo_path())
+    sp = Spillway([be])
+    eq(get(sp.port, "/before").status, 200, "served before")
+    pile = Pile()
+    os.kill(sp.pid, signal.SIGSTOP)     # a loop busy elsewhere: no accept
+    try:
+        socks = pile.connect(sp.port, n, blocking=False)
+        p = select.poll()
+        for s in socks:
+            p.register(s.fileno(), select.POLLOUT)
+        up, deadline = set(), time.monotonic() + 2.0
+        while len(up) < n and time.monotonic() < deadline:
+            for fd, ev in p.poll(100):
+                up.add(fd)
+                p.unregister(fd)
+    finally:
+        os.kill(sp.pid, signal.SIGCONT)
+    diag("%d of %d connections established while spillway was stopped "
+         "(somaxconn %d)" % (len(up), n, somaxconn))
+    # nginx's 511 would leave the rest in SYN-SENT, retried a second later
+    eq(len(up), n, "connections the kernel queued for spillway")
+    pile.close()
+    eq(get(sp.port, "/after").status, 200, "served after")
+    check(sp.alive(), "spillway died")
+
+
 @test("ulimit -n 64: idle connections beyond the limit wait, spillway does "
       "not spin, stays within its descriptors, serves again", timeout=40)
 def nofile_64():
