@@ -535,7 +535,10 @@ test_take(void)
 	CHECK_EQ_INT(limiter_acquire(lm, MS), 0);
 	limiter_free(lm);
 
-	/* 32 taken at once, past the limit of 20, answered fast: it grows. */
+	/*
+	 * 32 taken at once, past the limit of 20, answered fast, twice (the
+	 * first window is not learned from): it grows.
+	 */
 	lm = make(LIMITER_GRADIENT, 20, 2, 1000);
 	for (i = 0; i < 32; i++)
 		limiter_take(lm);
@@ -543,6 +546,11 @@ test_take(void)
 	for (i = 0; i < 32; i++)
 		limiter_release(lm, 5 * MS, 5 * MS, LIMITER_SUCCESS);
 	CHECK_EQ_INT(limiter_inflight(lm), 0);
+	CHECK_EQ_INT(limiter_limit(lm), 20);
+	for (i = 0; i < 32; i++)
+		limiter_take(lm);
+	for (i = 0; i < 32; i++)
+		limiter_release(lm, 10 * MS, 5 * MS, LIMITER_SUCCESS);
 	CHECK(limiter_limit(lm) > 20);
 	limiter_free(lm);
 }
