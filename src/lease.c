@@ -4,7 +4,8 @@
  *
  * Invariants of a lease: stock <= 1.5 * size + what a lease of an older,
  * larger size left (a call is made only when the stock is at most half a
- * lease, and asks for one lease); debt <= size (credit stops there); a
+ * lease, and asks for one lease); debt <= size + what the local share
+ * admitted past it (lease_owe(): the caller's local bucket bounds it); a
  * lease with a call out (asked_at != 0) makes no other call until that one
  * is answered or stale.
  */
@@ -143,6 +144,19 @@ lease_grant(struct lease *ls, uint64_t granted, uint64_t wait, uint64_t now)
 	if (wait > LEASE_WAIT_MAX)
 		wait = LEASE_WAIT_MAX;
 	ls->ls_empty_until = wait > 0 ? now + wait : 0;
+}
+
+int
+lease_credit_spent(const struct lease *ls, uint64_t size, uint64_t now)
+{
+	return ls->ls_stock == 0 && now >= ls->ls_empty_until &&
+	    ls->ls_debt >= size;
+}
+
+void
+lease_owe(struct lease *ls)
+{
+	ls->ls_debt++;
 }
 
 void

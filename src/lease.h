@@ -10,16 +10,18 @@
  *   - stock: tokens leased and not yet spent; a request takes one.
  *   - debt: with no stock, a request may be admitted on credit (a new
  *     client, or the stock ran out while a lease was on its way), at most
- *     one lease's worth; the debt is charged to the shared bucket with the
- *     next call, which may take it below zero. So no request waits on
- *     Redis, and the long-run rate is still the shared one.
+ *     one lease's worth, then what the caller's local share admits
+ *     (lease_credit_spent(), lease_owe()); the debt is charged to the
+ *     shared bucket with the next call, which may take it below zero. So
+ *     no request waits on Redis, and the long-run rate is still the
+ *     shared one.
  *   - empty_until: Redis said the bucket is empty for that long: refuse
  *     until then without asking again.
  *
  * Margin: at any time an instance holds at most 1.5 leases of stock and
- * one lease of debt, so over any window the N instances together admit at
- * most burst + rate * window + 2.5 * N * lease (README: Cluster-wide
- * limits).
+ * a lease and a local burst (burst / N) of debt, so over any window the N
+ * instances together admit at most 2 * burst + rate * window + 2.5 * N *
+ * lease (README: Cluster-wide limits).
  *
  * Replies: the script's reply (and the heartbeat's) is interpreted from a
  * flat copy of a reply tree, struct lease_reply; lease_reply_parse() reads
@@ -66,6 +68,17 @@ uint64_t	 lease_wait(const struct lease *, uint64_t size, uint64_t now);
 
 /* Spend one token (or one of credit): after lease_wait() said 0. */
 void		 lease_take(struct lease *, uint64_t size, uint64_t now);
+
+/*
+ * Whether lease_wait() said wait only because the lease's own credit is
+ * spent (no stock, and Redis did not say the bucket is empty): the caller
+ * may then admit on its local share and charge it with lease_owe().
+ */
+int		 lease_credit_spent(const struct lease *, uint64_t size,
+		    uint64_t now);
+
+/* One admitted on the local share while shared: charged with the debt. */
+void		 lease_owe(struct lease *);
 
 /*
  * Whether to call Redis now: 1 with *ask filled (the debt moves into the

@@ -413,6 +413,33 @@ def password():
     eq(log.count("refused the password"), 1, "password refusals logged")
 
 
+@test("a new client's parallel requests under its burst: none refused "
+      "while its first lease is on its way", timeout=40)
+def parallel_new_client():
+    require_cluster()
+    redis = RedisServer()
+    sps = instances(redis, {"client_rate": "10/s", "client_burst": 20,
+                            "client_key": "header:X-Api-Key"})
+    wait_shared(sps, 3)
+    sp = sps[0]
+    # six at once on a fresh client key: one lease's credit, then the
+    # local share (20 / 3 = 6); a 429 here was a refusal for a round trip
+    for key in ("p1", "p2", "p3"):
+        socks = [socket.create_connection(("127.0.0.1", sp.port), 5)
+                 for _ in range(6)]
+        req = ("GET / HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\n"
+               "Connection: close\r\n\r\n" % key).encode()
+        for c in socks:
+            c.sendall(req)
+        codes = []
+        for c in socks:
+            c.settimeout(5)
+            codes.append(c.recv(64).split(b"\r\n")[0][9:12].decode())
+            c.close()
+        eq(codes, ["200"] * 6, "statuses of six parallel requests (%s)"
+           % key)
+
+
 @test("Redis answering wrongly (a key of another type) fails no request",
       timeout=60)
 def wrong_answers():

@@ -2,8 +2,9 @@
  * Unit tests of leases of shared tokens (lease.c) and of admission in
  * shared mode, on a fake clock; a fake Redis plays the take script, with
  * the same arithmetic, so that the stated margin can be checked: N
- * instances together admit at most burst + rate * T + 2.5 * N * lease,
- * and, under enough load, at least nearly rate * T.
+ * instances together admit at most burst + rate * T + 1.5 * N * lease +
+ * N * (burst / N) (stock leased, and credit on the local share), and,
+ * under enough load, at least nearly rate * T.
  */
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "config.h"
 #include "lease.h"
 #include "tap.h"
+#include "tbucket.h"
 
 #define SEC	1000000ULL
 #define PER_S(n)	((n) * 60ULL)
@@ -172,25 +174,32 @@ struct pending {
 };
 
 /*
- * NINST instances, each offered `offered` per second for dur usec, one
+ * NINST instances, each offered `offered` per second for dur usec in
+ * clumps of `clump` at one instant (a client's parallel requests), one
  * shared bucket (rate, burst) behind calls of rtt usec: tokens admitted.
+ * Each instance decides as admission_check() does: stock, else a lease's
+ * credit, else (a lease on its way) its local share's bucket, owed.
  */
 static uint64_t
-simulate(uint64_t rate, uint64_t burst, uint64_t offered, uint64_t rtt,
-    uint64_t dur, uint64_t *size_out)
+simulate(uint64_t rate, uint64_t burst, uint64_t offered, unsigned clump,
+    uint64_t rtt, uint64_t dur, uint64_t *size_out)
 {
 	struct lease		 ls[NINST];
+	struct tbucket		 tb[NINST];
 	struct pending		 q[NCALLS];
 	struct fake_redis	 r;
-	uint64_t		 t, next[NINST], gap = SEC / offered, n = 0;
+	uint64_t		 t, next[NINST], gap = clump * SEC / offered;
 	uint64_t		 size = lease_size(rate, burst, rtt, NINST);
-	uint64_t		 g, w;
+	uint64_t		 g, w, n = 0;
+	unsigned int		 k;
 	int			 i, j;
 
 	memset(&r, 0, sizeof(r));
 	memset(q, 0, sizeof(q));
 	for (i = 0; i < NINST; i++) {
 		lease_reset(&ls[i]);
+		tbucket_init(&tb[i], lease_share(rate, NINST),
+		    lease_share(burst, NINST), 0);
 		next[i] = (uint64_t)i * gap / NINST;
 	}
 	for (t = 0; t < dur; t += 50) {
@@ -209,9 +218,16 @@ simulate(uint64_t rate, uint64_t burst, uint64_t offered, uint64_t rtt,
 			if (t < next[i])
 				continue;
 			next[i] += gap;
-			if (lease_wait(&ls[i], size, t) == 0) {
-				lease_take(&ls[i], size, t);
-				n++;
+			for (k = 0; k < clump; k++) {
+				if (lease_wait(&ls[i], size, t) == 0) {
+					lease_take(&ls[i], size, t);
+					n++;
+				} else if (lease_credit_spent(&ls[i], size,
+				    t) && tbucket_wait(&tb[i], t) == 0) {
+					tbucket_take(&tb[i], t);
+					lease_owe(&ls[i]);
+					n++;
+				}
 			}
 			if (lease_want(&ls[i], size, 10 * SEC, t, &a)) {
 				for (j = 0; j < NCALLS && q[j].used; j++)
@@ -233,19 +249,20 @@ simulate(uint64_t rate, uint64_t burst, uint64_t offered, uint64_t rtt,
 
 static void
 check_margin(uint64_t rate_s, uint64_t burst, uint64_t offered,
-    uint64_t rtt)
+    unsigned int clump, uint64_t rtt)
 {
 	uint64_t	 size, dur = 10 * SEC;
-	uint64_t	 n = simulate(PER_S(rate_s), burst, offered, rtt, dur,
-			    &size);
+	uint64_t	 n = simulate(PER_S(rate_s), burst, offered, clump, rtt,
+			    dur, &size);
 	double		 ideal = (double)burst + (double)rate_s * 10;
-	double		 margin = 2.5 * NINST * (double)size;
+	double		 margin = 1.5 * NINST * (double)size +
+			    NINST * (double)lease_share(burst, NINST);
 
-	printf("# rate %llu/s burst %llu, %d instances offered %llu/s each, "
-	    "rtt %llu us: lease %llu, admitted %llu in 10 s (ideal %.0f, "
-	    "margin %.1f)\n", (unsigned long long)rate_s,
+	printf("# rate %llu/s burst %llu, %d instances offered %llu/s each "
+	    "in clumps of %u, rtt %llu us: lease %llu, admitted %llu in 10 s "
+	    "(ideal %.0f, margin %.1f)\n", (unsigned long long)rate_s,
 	    (unsigned long long)burst, NINST, (unsigned long long)offered,
-	    (unsigned long long)rtt, (unsigned long long)size,
+	    clump, (unsigned long long)rtt, (unsigned long long)size,
 	    (unsigned long long)n, ideal, margin);
 	CHECK((double)n <= ideal + margin);
 	CHECK((double)n >= 0.95 * (double)rate_s * 10);
@@ -254,11 +271,15 @@ check_margin(uint64_t rate_s, uint64_t burst, uint64_t offered,
 static void
 test_margin(void)
 {
-	check_margin(60, 6, 45, 1000);
-	check_margin(60, 6, 45, 20000);		/* slow Redis */
-	check_margin(1000, 200, 700, 2000);
-	check_margin(5000, 5000, 4000, 5000);	/* big leases */
-	check_margin(30, 3, 200, 500);		/* hard overload */
+	check_margin(60, 6, 45, 1, 1000);
+	check_margin(60, 6, 45, 1, 20000);	/* slow Redis */
+	check_margin(1000, 200, 700, 1, 2000);
+	check_margin(5000, 5000, 4000, 1, 5000); /* big leases */
+	check_margin(30, 3, 200, 1, 500);	/* hard overload */
+	/* parallel requests, past a lease's credit: the local share */
+	check_margin(60, 6, 45, 6, 1000);
+	check_margin(60, 30, 120, 6, 20000);	/* slow Redis, overload */
+	check_margin(1000, 200, 2000, 50, 2000);
 }
 
 /* RESP read, then interpreted as the take and heartbeat scripts' replies. */
@@ -368,6 +389,62 @@ test_admission_shared(void)
 	config_free(conf);
 }
 
+/*
+ * A new client's parallel requests while its first lease is on its way:
+ * past the lease's credit, the local share decides (not a 429 for a round
+ * trip), and what it admits is owed to the shared bucket.
+ */
+static void
+test_admission_parallel(void)
+{
+	char			*err = NULL;
+	struct config		*conf = config_parse("t.ini",
+				    "[backend]\nserver = 127.0.0.1:1\n"
+				    "[admission]\n"
+				    "client_rate = 10/s\nclient_burst = 20\n",
+				    &err);
+	uint8_t			 seed[16] = { 0 };
+	struct admission	*ad;
+	struct admission_verdict v;
+	struct admission_ref	 ref = { ADM_BUCKET_CLIENT, 0, "c", 1 };
+	struct lease_ask	 ask;
+	int			 i, n;
+
+	CHECK(conf != NULL);
+	if (conf == NULL)
+		return;
+	ad = admission_new(conf, seed, SEC);
+	admission_set_shared(ad, 1, 1, SEC);
+	for (i = 0, n = 0; i < 6; i++) {
+		admission_check(ad, SEC, 0, 0, "b", 1, &v);
+		n += !v.refused;
+	}
+	CHECK_EQ_INT(n, 6);	/* on credit, then on the local share */
+	/*
+	 * Three instances: a lease of 1 token; one on credit, charged in
+	 * the call it makes, one more on credit while that call is out,
+	 * then the local share of 20 / 3 = 6.
+	 */
+	admission_set_shared(ad, 1, 3, SEC);
+	for (i = 0, n = 0; i < 10; i++) {
+		admission_check(ad, SEC, 0, 0, "c", 1, &v);
+		if (i == 0)
+			ask = v.ask[ADM_BUCKET_CLIENT];
+		n += !v.refused;
+	}
+	CHECK_EQ_INT(n, 8);
+	CHECK_EQ_INT(v.refused, 1);
+	CHECK_EQ_INT(v.bucket, ADM_BUCKET_CLIENT);
+	/* the call failed: its debt is owed again, with the seven since */
+	admission_ask_failed(ad, &ref, &ask);
+	admission_check(ad, SEC + 1, 0, 0, "c", 1, &v);
+	CHECK_EQ_INT(v.refused, 1);	/* the local share is spent too */
+	CHECK_EQ_INT(v.asking[ADM_BUCKET_CLIENT], 1);
+	CHECK_EQ_INT(v.ask[ADM_BUCKET_CLIENT].la_debt, 8);
+	admission_free(ad);
+	config_free(conf);
+}
+
 int
 main(void)
 {
@@ -377,6 +454,7 @@ main(void)
 	RUN(test_empty);
 	RUN(test_failed_and_stale);
 	RUN(test_margin);
+	RUN(test_admission_parallel);
 	RUN(test_replies);
 	RUN(test_admission_shared);
 	return tap_done();
