@@ -21,6 +21,7 @@ only; ephemeral ports only.
 
 import hashlib
 import os
+import random
 import re
 import resource
 import select
@@ -242,8 +243,32 @@ def pattern_sha256(n):
 # --------------------------------------------------------------------------
 # Ports and addresses
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out = set()
+
+
 def free_port(host=LOCALHOST):
-    """A port that was free a moment ago (bind port 0, read it, close)."""
+    """A port that was free a moment ago, below the kernel's ephemeral
+    range. Port 0's pick came from that range, where every connect() on
+    the machine takes its local port: between the pick and a child's
+    bind, another test's client could take it (EADDRINUSE, or a stranger
+    on the port); a demo that restarts its app between runs lost its
+    port that way."""
+    hi = min(_ephemeral_low(), 65536)
+    lo = 15000 if hi > 20000 else 1024
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(lo, hi)
+        if port not in _handed_out and port_bindable(port, host):
+            _handed_out.add(port)
+            return port
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
     try:
