@@ -43,6 +43,10 @@ DEMO = os.path.join(TOP_SRCDIR, "contrib", "demo", "demo.sh")
 CONF = os.path.join(TOP_SRCDIR, "conf", "spillway.ini")
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Demo:
     """demo.sh in its own session, on free ports, writing to a temporary
     directory; close() removes it (and kills the session if need be)."""
@@ -69,10 +73,14 @@ class Demo:
         self.stderr_path = os.path.join(self.tmp, "stderr")
         with open(self.stdout_path, "w") as o, \
                 open(self.stderr_path, "w") as e:
+            # SIGINT as at a terminal: a suite started in the background
+            # of a non-interactive shell has it ignored, and a shell
+            # cannot trap a signal ignored on entry (POSIX), so Ctrl-C
+            # would never reach demo.sh's trap
             self.proc = subprocess.Popen(
                 ["sh", DEMO, SPILLWAY, LOADGEN, APP, CONF, self.out],
                 stdin=subprocess.DEVNULL, stdout=o, stderr=e, env=env,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_default_sigint)
         harness.register(self)
 
     def text(self, which="stdout"):
