@@ -64,6 +64,19 @@
 #define GROWTH			0.10
 #define GROW_SHARE		0.10
 #define SHRINK_MAX		0.5	/* at most halve per window */
+
+/*
+ * Slow start: from the configured limit until latency first rises past
+ * SS_RATIO x the baseline (or a drop), every used window grows the limit
+ * by GROWTH, without the careful steps and the standard-error margin of
+ * growth near a known knee (see update_gradient()). Small windows at the
+ * first, low limits are noisy, and their minimum reads the no-load
+ * latency low by a few percent: with growth held to within 5% of it, a
+ * 20-worker pool behind the default limit of 4 climbed to 6 and stayed
+ * there until that minimum expired (15 s). TCP's slow start ends the same
+ * way (HyStart: at a round trip an eighth over its minimum).
+ */
+#define SS_RATIO		1.125
 #define CAREFUL_WINDOWS		8	/* of growth by one (see grown()) */
 #define CAREFUL_FROM		0.9	/* x the limit before a shrink */
 #define RESTORE_FRAC		0.5	/* x the limit before a slower backend */
@@ -162,6 +175,7 @@ struct limiter {
 	double			 lm_run_from;	/* limit before a run of shrinks */
 	int			 lm_shrinking;	/* no growth since the last */
 	int			 lm_warm;	/* a first window was closed */
+	int			 lm_slow;	/* slow start (see SS_RATIO) */
 	unsigned int		 lm_careful;	/* growths by one since */
 
 	/* the current window */
@@ -421,6 +435,13 @@ update_gradient(struct limiter *lm, double mean)
 	grow_ratio = 1 + (c->tolerance - 1) * GROW_SHARE;
 	r = mean / base;
 	lm->lm_gradient = 1 / r;
+	if (lm->lm_slow && r <= SS_RATIO) {
+		if (window_used(lm) && lm->lm_win_drops == 0)
+			set_limit(lm, lm->lm_limit + fmax(1,
+			    lm->lm_limit * GROWTH));
+		return;
+	}
+	lm->lm_slow = 0;
 	if (r <= grow_ratio) {
 		if (window_used(lm) && lm->lm_win_drops == 0 &&
 		    lm->lm_win_start >= lm->lm_hold_until &&
@@ -699,6 +720,7 @@ drop(struct limiter *lm, uint64_t now, uint64_t sent)
 		return;
 	set_limit(lm, lm->lm_limit * lm->lm_conf.backoff);
 	lm->lm_backoff_at = now;
+	lm->lm_slow = 0;
 }
 
 struct limiter *
@@ -712,6 +734,7 @@ limiter_new(const struct limiter_conf *conf, uint64_t now)
 	conf_fix(&lm->lm_conf);
 	set_limit(lm, lm->lm_conf.limit);
 	lm->lm_gradient = 1;
+	lm->lm_slow = 1;
 	lm->lm_base_epoch = now;
 	lm->lm_probe_next = next_aligned(lm, now);
 	window_open(lm, now);

@@ -735,8 +735,9 @@ drive_cycles(struct limiter *lm, uint64_t *now, uint64_t usec, uint64_t lat,
 }
 
 /*
- * Growth needs the window's mean latency plus its standard error within
- * the line (5% over the baseline, here 11 ms with the 1 ms noise floor):
+ * Past slow start, growth needs the window's mean latency plus its
+ * standard error within the line (5% over the baseline, here 11 ms with
+ * the 1 ms noise floor):
  * the same mean with a wide spread is a chance, not evidence (several
  * instances in front of one backend each see noisier windows).
  */
@@ -750,6 +751,9 @@ test_growth_evidence(void)
 	for (spread = 0; spread <= 1; spread++) {
 		lm = make(LIMITER_GRADIENT, 40, 2, 1000);
 		now = 0;
+		drive_cycles(lm, &now, 200 * MS, 10 * MS, 0);
+		/* past slow start: latency rose once, then fell back */
+		drive_cycles(lm, &now, 100 * MS, 15 * MS, 0);
 		drive_cycles(lm, &now, 200 * MS, 10 * MS, 0);
 		lim = limiter_limit(lm);
 		drive_cycles(lm, &now, 200 * MS, 10900, spread ? 3 * MS : 0);
