@@ -469,7 +469,7 @@ admission_check(struct admission *ad, uint64_t now, size_t class_idx,
 	struct tbucket			*tb[ADM_NBUCKETS] = { NULL };
 	struct lease			*ls[ADM_NBUCKETS] = { NULL };
 	uint64_t			 size[ADM_NBUCKETS] = { 0 };
-	int				 owe[ADM_NBUCKETS] = { 0 };
+	int				 local[ADM_NBUCKETS] = { 0 };
 	struct admission_counters	*cnt;
 	struct client			*cl;
 	uint64_t			 w;
@@ -506,19 +506,8 @@ admission_check(struct admission *ad, uint64_t now, size_t class_idx,
 	for (i = 0; i < ADM_NBUCKETS; i++) {
 		if (tb[i] == NULL)
 			continue;
-		if (!ad->ad_shared)
-			w = tbucket_wait(tb[i], now);
-		else if ((w = lease_wait(ls[i], size[i], now)) != 0 &&
-		    lease_credit_spent(ls[i], size[i], now)) {
-			/*
-			 * A lease on its way, its credit spent: the local
-			 * share decides, as when Redis is slow, rather than a
-			 * refusal to wait a round trip (a new client's six
-			 * parallel requests got four 429s under its burst).
-			 */
-			w = tbucket_wait(tb[i], now);
-			owe[i] = w == 0;
-		}
+		w = ad->ad_shared ? lease_admit_wait(ls[i], tb[i], size[i],
+		    now, &local[i]) : tbucket_wait(tb[i], now);
 		if (w == 0)
 			continue;
 		if (!v->refused || w > v->wait_usec) {
@@ -541,11 +530,9 @@ admission_check(struct admission *ad, uint64_t now, size_t class_idx,
 		for (i = 0; i < ADM_NBUCKETS; i++) {
 			if (tb[i] == NULL)
 				continue;
-			if (ad->ad_shared && owe[i]) {
-				tbucket_take(tb[i], now);
-				lease_owe(ls[i]);
-			} else if (ad->ad_shared)
-				lease_take(ls[i], size[i], now);
+			if (ad->ad_shared)
+				lease_spend(ls[i], tb[i], size[i], now,
+				    local[i]);
 			else
 				tbucket_take(tb[i], now);
 		}

@@ -5,13 +5,14 @@
  * Invariants of a lease: stock <= 1.5 * size + what a lease of an older,
  * larger size left (a call is made only when the stock is at most half a
  * lease, and asks for one lease); debt <= size + what the local share
- * admitted past it (lease_owe(): the caller's local bucket bounds it); a
+ * admitted past it (lease_spend(): the local bucket bounds it); a
  * lease with a call out (asked_at != 0) makes no other call until that one
  * is answered or stale.
  */
 #include <string.h>
 
 #include "lease.h"
+#include "tbucket.h"
 
 /*
  * take: KEYS[1] a bucket; ARGV rate (tokens per minute), burst, want,
@@ -146,16 +147,34 @@ lease_grant(struct lease *ls, uint64_t granted, uint64_t wait, uint64_t now)
 	ls->ls_empty_until = wait > 0 ? now + wait : 0;
 }
 
-int
-lease_credit_spent(const struct lease *ls, uint64_t size, uint64_t now)
+/*
+ * Past the credit, the local share rather than a refusal for the length
+ * of a round trip: with credit alone, a new client's six parallel
+ * requests got four 429s well under its burst.
+ */
+uint64_t
+lease_admit_wait(const struct lease *ls, struct tbucket *tb, uint64_t size,
+    uint64_t now, int *local)
 {
-	return ls->ls_stock == 0 && now >= ls->ls_empty_until &&
-	    ls->ls_debt >= size;
+	uint64_t	 w = lease_wait(ls, size, now);
+
+	*local = 0;
+	if (w == 0 || now < ls->ls_empty_until)
+		return w;	/* stock or credit; or Redis said empty */
+	if ((w = tbucket_wait(tb, now)) == 0)
+		*local = 1;
+	return w;
 }
 
 void
-lease_owe(struct lease *ls)
+lease_spend(struct lease *ls, struct tbucket *tb, uint64_t size,
+    uint64_t now, int local)
 {
+	if (!local) {
+		lease_take(ls, size, now);
+		return;
+	}
+	tbucket_take(tb, now);
 	ls->ls_debt++;
 }
 

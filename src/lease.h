@@ -10,11 +10,10 @@
  *   - stock: tokens leased and not yet spent; a request takes one.
  *   - debt: with no stock, a request may be admitted on credit (a new
  *     client, or the stock ran out while a lease was on its way), at most
- *     one lease's worth, then what the caller's local share admits
- *     (lease_credit_spent(), lease_owe()); the debt is charged to the
- *     shared bucket with the next call, which may take it below zero. So
- *     no request waits on Redis, and the long-run rate is still the
- *     shared one.
+ *     one lease's worth, then what the local share admits
+ *     (lease_admit_wait()); the debt is charged to the shared bucket with
+ *     the next call, which may take it below zero. So no request waits on
+ *     Redis, and the long-run rate is still the shared one.
  *   - empty_until: Redis said the bucket is empty for that long: refuse
  *     until then without asking again.
  *
@@ -69,16 +68,20 @@ uint64_t	 lease_wait(const struct lease *, uint64_t size, uint64_t now);
 /* Spend one token (or one of credit): after lease_wait() said 0. */
 void		 lease_take(struct lease *, uint64_t size, uint64_t now);
 
-/*
- * Whether lease_wait() said wait only because the lease's own credit is
- * spent (no stock, and Redis did not say the bucket is empty): the caller
- * may then admit on its local share and charge it with lease_owe().
- */
-int		 lease_credit_spent(const struct lease *, uint64_t size,
-		    uint64_t now);
+struct tbucket;
 
-/* One admitted on the local share while shared: charged with the debt. */
-void		 lease_owe(struct lease *);
+/*
+ * Admission on one shared bucket: usec until a request could be admitted,
+ * 0: now. Stock first, then one lease's credit (lease_wait()); past that,
+ * while the lease is on its way, the local share's bucket tb decides, as
+ * when Redis is slow, and *local says so. Spend with lease_spend().
+ */
+uint64_t	 lease_admit_wait(const struct lease *, struct tbucket *tb,
+		    uint64_t size, uint64_t now, int *local);
+
+/* Spend one: stock or credit, or (local) a token of tb, owed as debt. */
+void		 lease_spend(struct lease *, struct tbucket *tb,
+		    uint64_t size, uint64_t now, int local);
 
 /*
  * Whether to call Redis now: 1 with *ask filled (the debt moves into the

@@ -177,8 +177,8 @@ struct pending {
  * NINST instances, each offered `offered` per second for dur usec in
  * clumps of `clump` at one instant (a client's parallel requests), one
  * shared bucket (rate, burst) behind calls of rtt usec: tokens admitted.
- * Each instance decides as admission_check() does: stock, else a lease's
- * credit, else (a lease on its way) its local share's bucket, owed.
+ * Each instance decides as admission_check() does (lease_admit_wait()):
+ * stock, else a lease's credit, else its local share's bucket, owed.
  */
 static uint64_t
 simulate(uint64_t rate, uint64_t burst, uint64_t offered, unsigned clump,
@@ -192,7 +192,7 @@ simulate(uint64_t rate, uint64_t burst, uint64_t offered, unsigned clump,
 	uint64_t		 size = lease_size(rate, burst, rtt, NINST);
 	uint64_t		 g, w, n = 0;
 	unsigned int		 k;
-	int			 i, j;
+	int			 i, j, local;
 
 	memset(&r, 0, sizeof(r));
 	memset(q, 0, sizeof(q));
@@ -219,15 +219,11 @@ simulate(uint64_t rate, uint64_t burst, uint64_t offered, unsigned clump,
 				continue;
 			next[i] += gap;
 			for (k = 0; k < clump; k++) {
-				if (lease_wait(&ls[i], size, t) == 0) {
-					lease_take(&ls[i], size, t);
-					n++;
-				} else if (lease_credit_spent(&ls[i], size,
-				    t) && tbucket_wait(&tb[i], t) == 0) {
-					tbucket_take(&tb[i], t);
-					lease_owe(&ls[i]);
-					n++;
-				}
+				if (lease_admit_wait(&ls[i], &tb[i], size, t,
+				    &local) != 0)
+					continue;
+				lease_spend(&ls[i], &tb[i], size, t, local);
+				n++;
 			}
 			if (lease_want(&ls[i], size, 10 * SEC, t, &a)) {
 				for (j = 0; j < NCALLS && q[j].used; j++)
