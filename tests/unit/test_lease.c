@@ -324,26 +324,38 @@ test_replies(void)
 	    24, &r), -1);	/* deeper than 4 */
 }
 
+/* Admission for an [admission] section, on the fake clock; NULL: failed. */
+static struct admission *
+admission_of(const char *section, struct config **conf)
+{
+	static const uint8_t	 seed[16];
+	char			 text[512];
+	char			*err = NULL;
+
+	snprintf(text, sizeof(text), "[backend]\nserver = 127.0.0.1:1\n"
+	    "[admission]\n%s", section);
+	*conf = config_parse("t.ini", text, &err);
+	CHECK(*conf != NULL);
+	if (*conf == NULL) {
+		free(err);
+		return NULL;
+	}
+	return admission_new(*conf, seed, SEC);
+}
+
 /* Admission in shared mode: leases instead of buckets, the share. */
 static void
 test_admission_shared(void)
 {
-	char			*err = NULL;
-	struct config		*conf = config_parse("t.ini",
-				    "[backend]\nserver = 127.0.0.1:1\n"
-				    "[admission]\nrate = 60/s\nburst = 6\n"
-				    "client_rate = 30/s\nclient_burst = 3\n",
-				    &err);
-	uint8_t			 seed[16] = { 0 };
+	struct config		*conf;
 	struct admission	*ad;
 	struct admission_verdict v;
 	struct admission_ref	 ref = { ADM_BUCKET_GLOBAL, 0, NULL, 0 };
 	int			 i, n;
 
-	CHECK(conf != NULL);
-	if (conf == NULL)
+	if ((ad = admission_of("rate = 60/s\nburst = 6\n"
+	    "client_rate = 30/s\nclient_burst = 3\n", &conf)) == NULL)
 		return;
-	ad = admission_new(conf, seed, SEC);
 	/* local, 1/3 each: 2 of the burst of 6 */
 	admission_set_shared(ad, 0, 3, SEC);
 	for (i = 0, n = 0; i < 10; i++) {
@@ -393,23 +405,16 @@ test_admission_shared(void)
 static void
 test_admission_parallel(void)
 {
-	char			*err = NULL;
-	struct config		*conf = config_parse("t.ini",
-				    "[backend]\nserver = 127.0.0.1:1\n"
-				    "[admission]\n"
-				    "client_rate = 10/s\nclient_burst = 20\n",
-				    &err);
-	uint8_t			 seed[16] = { 0 };
+	struct config		*conf;
 	struct admission	*ad;
 	struct admission_verdict v;
 	struct admission_ref	 ref = { ADM_BUCKET_CLIENT, 0, "c", 1 };
 	struct lease_ask	 ask;
 	int			 i, n;
 
-	CHECK(conf != NULL);
-	if (conf == NULL)
+	if ((ad = admission_of("client_rate = 10/s\nclient_burst = 20\n",
+	    &conf)) == NULL)
 		return;
-	ad = admission_new(conf, seed, SEC);
 	admission_set_shared(ad, 1, 1, SEC);
 	for (i = 0, n = 0; i < 6; i++) {
 		admission_check(ad, SEC, 0, 0, "b", 1, &v);
