@@ -352,7 +352,8 @@ window_used(const struct limiter *lm)
 /*
  * Limit to grow to when latency is not inflated: by GROWTH, or by one
  * request (TCP's congestion avoidance) near where latency last made it
- * shrink (see shrink_to()), for CAREFUL_WINDOWS growths. A multiplicative
+ * shrink (see shrink_to()), for CAREFUL_WINDOWS growths; in slow start,
+ * always by GROWTH (see SS_RATIO). A multiplicative
  * step overshoots the knee of a backend that thrashes past it by a tenth,
  * every time, and that costs throughput; one request at a time circles
  * the knee closely, and a backend that really grew is found again at the
@@ -364,7 +365,8 @@ grown(struct limiter *lm)
 	double	 limit = lm->lm_limit, step = limit * GROWTH;
 
 	lm->lm_shrinking = 0;
-	if (limit >= lm->lm_shrunk_at && lm->lm_careful < CAREFUL_WINDOWS) {
+	if (!lm->lm_slow && limit >= lm->lm_shrunk_at &&
+	    lm->lm_careful < CAREFUL_WINDOWS) {
 		lm->lm_careful++;
 		return limit + 1;
 	}
@@ -437,8 +439,7 @@ update_gradient(struct limiter *lm, double mean)
 	lm->lm_gradient = 1 / r;
 	if (lm->lm_slow && r <= SS_RATIO) {
 		if (window_used(lm) && lm->lm_win_drops == 0)
-			set_limit(lm, lm->lm_limit + fmax(1,
-			    lm->lm_limit * GROWTH));
+			set_limit(lm, grown(lm));
 		return;
 	}
 	lm->lm_slow = 0;
