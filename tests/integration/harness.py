@@ -16,7 +16,8 @@ harness.py: what spillway's integration tests share.
 
 Every process and thread a test starts is registered and torn down after
 the test, whatever its outcome. Python 3 standard library only; loopback
-only; ephemeral ports only.
+only; free ports picked at random below the kernel's ephemeral range
+(free_port()).
 """
 
 import hashlib

@@ -19,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (admin, admin_spillway, Backend, check, diag, eq,
+from harness import (admin, admin_spillway, Backend, check, Client, diag, eq,
                      free_port, get, LOCALHOST, metrics, register, respond,
                      run_binary, run_main, skip, test, wait_for)
 
@@ -425,19 +425,11 @@ def parallel_new_client():
     # six at once on a fresh client key: one lease's credit, then the
     # local share (20 / 3 = 6); a 429 here was a refusal for a round trip
     for key in ("p1", "p2", "p3"):
-        socks = [socket.create_connection(("127.0.0.1", sp.port), 5)
-                 for _ in range(6)]
-        req = ("GET / HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\n"
-               "Connection: close\r\n\r\n" % key).encode()
-        for c in socks:
-            c.sendall(req)
-        codes = []
-        for c in socks:
-            c.settimeout(5)
-            codes.append(c.recv(64).split(b"\r\n")[0][9:12].decode())
-            c.close()
-        eq(codes, ["200"] * 6, "statuses of six parallel requests (%s)"
-           % key)
+        clients = [Client(sp.port) for _ in range(6)]
+        for c in clients:
+            c.request("GET", "/", [("X-Api-Key", key)])
+        eq([c.read_response().status for c in clients], [200] * 6,
+           "statuses of six parallel requests (%s)" % key)
 
 
 @test("Redis answering wrongly (a key of another type) fails no request",
