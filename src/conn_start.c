@@ -107,20 +107,16 @@ conn_use_current_conf(struct conn *c)
 	conn_set_read_limit(c);
 }
 
-/* Past admission: take a limiter slot, or wait in the queue, or be shed. */
+/*
+ * Past admission: ask for a limiter slot. The verdict comes later in the
+ * same loop iteration (shed.c's batch): conn_dispatch() with a slot,
+ * conn_shed() refused, or nothing yet, waiting in the queue.
+ */
 static void
 conn_enter_shed(struct conn *c)
 {
-	enum queue_shed		 why;
-
-	if (shed_enter(c, &why) == -1) {
-		conn_shed(c, why);
-		return;
-	}
-	if (c->cn_st.st_has_slot)
-		conn_dispatch(c);
-	else
-		conn_set_state(c, CS_QUEUED);
+	conn_set_state(c, CS_QUEUED);
+	shed_enter(c);
 }
 
 /*

@@ -7,7 +7,13 @@
  * Workers: the servers' limiters (upstream.c: one per backend server for
  * the whole process, struct server_slots) and the queue are one for every
  * worker, under px_shed_mtx, held for a few pure calls at a time (never
- * across I/O). A waiter that leaves the queue from another worker's
+ * across I/O). A worker does not take it for each request: what its
+ * requests ask (a slot, to go upstream) and give back (a slot, with the
+ * latency learned) waits in the worker's batch, and the batch is flushed
+ * under one taking of the lock once a loop iteration (flush_cb()), after
+ * the callbacks that filled it: microseconds later, in the same
+ * iteration. Under load, one taking serves every request of an
+ * iteration. A waiter that leaves the queue from another worker's
  * thread (a slot freed there, a deadline seen there) is handed to its
  * own worker (w_handoff and its kick), which alone touches the
  * connection.
@@ -75,6 +81,9 @@
  */
 #define WALL_EVERY	1000000	/* usec */
 #define WALL_GAP	100	/* usec between the two clocks' readings */
+
+static void	flush_cb(evutil_socket_t, short, void *);
+static void	release_batch(struct worker *, uint64_t);
 
 static struct shed_ticket *
 ticket_of(struct queue_item *qi)
@@ -172,19 +181,15 @@ queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Free slots go to waiters, best first, while there are both, whichever
- * worker they are on; then this worker acts on what was handed to it.
+ * Under px_shed_mtx: free slots go to waiters, best first, while there
+ * are both, whichever worker they are on.
  */
 static void
-kick_cb(evutil_socket_t fd, short what, void *arg)
+grant_waiters(struct proxy *px, uint64_t now)
 {
-	struct worker		*w = arg;
-	struct proxy		*px = w->w_proxy;
 	struct queue_item	*qi;
 	struct server_slots	*ss;
-	uint64_t		 now;
 
-	now = shed_lock(px);
 	while (queue_length(px->px_queue) > 0 &&
 	    upstream_acquire(px, now, &ss) == 0) {
 		if ((qi = queue_pop(px->px_queue, now)) == NULL) {
@@ -194,6 +199,18 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 		ticket_of(qi)->st_slot = ss;
 		handoff(ticket_of(qi), SH_GRANT, QUEUE_SHED_NONE);
 	}
+}
+
+/* Free slots go to waiters; then this worker acts on what it was handed. */
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct proxy	*px = w->w_proxy;
+	uint64_t	 now;
+
+	now = shed_lock(px);
+	grant_waiters(px, now);
 	arm_queue_timer(w, now);
 	shed_unlock(px);
 	run_handoffs(w);
@@ -305,7 +322,9 @@ int
 shed_worker_init(struct worker *w)
 {
 	TAILQ_INIT(&w->w_handoff);
-	if ((w->w_queue_timer = evtimer_new(w->w_base, queue_timer_cb,
+	TAILQ_INIT(&w->w_pending);
+	if ((w->w_flush = event_new(w->w_base, -1, 0, flush_cb, w)) == NULL ||
+	    (w->w_queue_timer = evtimer_new(w->w_base, queue_timer_cb,
 	    w)) == NULL ||
 	    (w->w_kick = event_new(w->w_base, -1, 0, kick_cb, w)) == NULL ||
 	    (w->w_lag_timer = evtimer_new(w->w_base, lag_timer_cb,
@@ -316,9 +335,23 @@ shed_worker_init(struct worker *w)
 	return 0;
 }
 
+/*
+ * The worker's loop is over and its connections gone: what is left in
+ * its batch goes back now (the slots' references with it).
+ */
 void
 shed_worker_free(struct worker *w)
 {
+	uint64_t	 now;
+
+	if (w->w_nrel > 0) {
+		now = shed_lock(w->w_proxy);
+		release_batch(w, now);
+		shed_unlock(w->w_proxy);
+	}
+	if (w->w_flush != NULL)
+		event_free(w->w_flush);
+	w->w_flush = NULL;
 	if (w->w_queue_timer != NULL)
 		event_free(w->w_queue_timer);
 	if (w->w_kick != NULL)
@@ -434,63 +467,153 @@ dry_run(struct conn *c, unsigned int prio, int retry, uint64_t now)
 }
 
 /*
- * An admitted request asks to go upstream. Returns 0 if it may go now (it
- * holds a slot) or waits in the queue (it will be dispatched or shed
- * later), -1 if it is refused now, *why saying why.
+ * Under px_shed_mtx: the verdict on a request that asks to go upstream.
+ * Returns 1 if it may go now (it holds a slot), 0 if it waits in the
+ * queue (it will be dispatched or shed later), -1 if it is refused now,
+ * *why saying why.
  */
-int
-shed_enter(struct conn *c, enum queue_shed *why)
+static int
+verdict(struct shed_ticket *t, uint64_t now, enum queue_shed *why)
 {
+	struct conn		*c = t->st_conn;
 	struct proxy		*px = conn_proxy(c);
-	struct worker		*w = conn_worker(c);
-	struct shed_ticket	*t = conn_shed_ticket(c);
+	struct worker		*w = t->st_worker;
 	struct queue		*q = px->px_queue;
 	struct queue_item	*evicted;
-	uint64_t		 now = now_usec();
-	unsigned int		 prio, slots;
+	unsigned int		 prio = conn_priority(c);
 	struct server_slots	*ss;
-	int			 retry, rc = 0;
 
-	t->st_conn = c;
-	t->st_worker = w;
-	retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
-	lag_watch(w, now);
-	prio = conn_priority(c);
-	now = shed_lock(px);
-	queue_arrive(q, now, retry);
+	queue_arrive(q, now, t->st_retry);
 	if (conn_gen(c)->g_conf->limiter.dry_run) {
-		dry_run(c, prio, retry, now);
-		goto out;
+		dry_run(c, prio, t->st_retry, now);
+		return 1;
 	}
 	if (queue_length(q) == 0 && upstream_acquire(px, now, &ss) == 0) {
 		t->st_has_slot = 1;
 		conn_upstream_req(c)->ur_slot = ss;
-		goto out;
+		return 1;
 	}
-	slots = upstream_limit(px, now);
-	if ((*why = queue_verdict(q, prio, slots, now, retry)) !=
-	    QUEUE_SHED_NONE) {
-		rc = -1;
-		goto out;
-	}
+	if ((*why = queue_verdict(q, prio, upstream_limit(px, now), now,
+	    t->st_retry)) != QUEUE_SHED_NONE)
+		return -1;
 	if (queue_push(q, &t->st_qitem, prio, now, &evicted) == -1) {
 		*why = QUEUE_SHED_FULL;
-		rc = -1;
-		goto out;
+		return -1;
 	}
 	t->st_t_queued = now;
 	if (evicted != NULL)
 		handoff(ticket_of(evicted), SH_SHED, QUEUE_SHED_FULL);
 	arm_queue_timer(w, now);
- out:
-	shed_unlock(px);
-	return rc;
+	return 0;
 }
 
 /*
- * A request is over, or its connection is gone: leave the queue (or the
- * hand-over list), or give the slot back with what was learned, and let a
- * waiter have it.
+ * Under px_shed_mtx: the slots this worker gave back since its last
+ * flush go back to their limiters with what their requests taught, each
+ * a departure of the queue's.
+ */
+static void
+release_batch(struct worker *w, uint64_t now)
+{
+	struct proxy		*px = w->w_proxy;
+	struct shed_release	*r;
+	size_t			 i;
+
+	for (i = 0; i < w->w_nrel; i++) {
+		r = &w->w_rel[i];
+		upstream_slot_release(r->sr_slot, now, r->sr_latency,
+		    r->sr_outcome);
+		queue_depart(px->px_queue, now,
+		    r->sr_outcome == LIMITER_SUCCESS ?
+		    (r->sr_latency > 0 ? r->sr_latency : 1) : 0);
+	}
+	w->w_nrel = 0;
+}
+
+/*
+ * The worker's batch: what its requests asked of the limiters and the
+ * queue since the last flush, under one taking of px_shed_mtx instead of
+ * two a request. Run once a loop iteration, after the callbacks that
+ * filled it (an event made active goes to the end of the active list),
+ * so a verdict waits microseconds, not for the next event. Slots given
+ * back go first, then to waiters, then the new requests in the order they
+ * came: nobody jumps the queue. Verdicts are acted on after the lock.
+ */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker		*w = arg;
+	struct proxy		*px = w->w_proxy;
+	struct ticket_list	 go = TAILQ_HEAD_INITIALIZER(go);
+	struct shed_ticket	*t;
+	uint64_t		 now;
+
+	w->w_flush_armed = 0;
+	if (w->w_nrel == 0 && TAILQ_EMPTY(&w->w_pending))
+		return;
+	now = shed_lock(px);
+	release_batch(w, now);
+	grant_waiters(px, now);
+	while ((t = TAILQ_FIRST(&w->w_pending)) != NULL) {
+		TAILQ_REMOVE(&w->w_pending, t, st_pentry);
+		t->st_pending = 0;
+		switch (verdict(t, now, &t->st_why)) {
+		case 1:
+			t->st_why = QUEUE_SHED_NONE;
+			TAILQ_INSERT_TAIL(&go, t, st_pentry);
+			break;
+		case -1:
+			TAILQ_INSERT_TAIL(&go, t, st_pentry);
+			break;
+		default:
+			break;
+		}
+	}
+	shed_unlock(px);
+	while ((t = TAILQ_FIRST(&go)) != NULL) {
+		TAILQ_REMOVE(&go, t, st_pentry);
+		if (t->st_why == QUEUE_SHED_NONE)
+			conn_dispatch(t->st_conn);
+		else
+			conn_shed(t->st_conn, t->st_why);
+	}
+	run_handoffs(w);
+}
+
+static void
+flush_arm(struct worker *w)
+{
+	if (w->w_flush_armed)
+		return;
+	w->w_flush_armed = 1;
+	event_active(w->w_flush, EV_TIMEOUT, 0);
+}
+
+/*
+ * An admitted request asks to go upstream: its verdict comes with the
+ * worker's next flush, in this loop iteration (conn_dispatch() with a
+ * slot, conn_shed() refused, or a wait in the queue).
+ */
+void
+shed_enter(struct conn *c)
+{
+	struct worker		*w = conn_worker(c);
+	struct shed_ticket	*t = conn_shed_ticket(c);
+	uint64_t		 now = now_usec();
+
+	t->st_conn = c;
+	t->st_worker = w;
+	t->st_retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
+	lag_watch(w, now);
+	t->st_pending = 1;
+	TAILQ_INSERT_TAIL(&w->w_pending, t, st_pentry);
+	flush_arm(w);
+}
+
+/*
+ * A request is over, or its connection is gone: leave the batch, the
+ * queue or the hand-over list, or give the slot back with what was
+ * learned (in the batch: a waiter has it at the flush).
  */
 void
 shed_leave(struct conn *c)
@@ -498,41 +621,47 @@ shed_leave(struct conn *c)
 	struct proxy		*px = conn_proxy(c);
 	struct worker		*w = conn_worker(c);
 	struct shed_ticket	*t = conn_shed_ticket(c);
-	uint64_t		 now = now_usec(), latency = 0;
-	enum limiter_outcome	 o;
+	struct shed_release	*r;
+	uint64_t		 now;
 
-	/*
-	 * Neither queued (nor handed over, which only a queued ticket can
-	 * be) nor holding a slot: nothing shared to touch, no lock.
-	 */
-	if (!t->st_has_slot && t->st_t_queued == 0)
+	if (t->st_pending) {
+		/* gone before its verdict: nothing shared was touched */
+		TAILQ_REMOVE(&w->w_pending, t, st_pentry);
+		t->st_pending = 0;
 		return;
-	t->st_t_queued = 0;
-	now = shed_lock(px);
-	if (t->st_handoff != SH_NONE) {
-		/* gone before its worker acted on the hand-over */
-		TAILQ_REMOVE(&w->w_handoff, t, st_hentry);
-		if (t->st_handoff == SH_GRANT) {
-			upstream_unacquire(t->st_slot, now);
-			t->st_slot = NULL;
-			if (queue_length(px->px_queue) > 0)
-				event_active(w->w_kick, EV_TIMEOUT, 0);
-		}
-		t->st_handoff = SH_NONE;
 	}
-	if (t->st_qitem.qi_queued) {
-		queue_remove(px->px_queue, &t->st_qitem);
-		arm_queue_timer(w, now);
+	if (t->st_t_queued != 0) {
+		t->st_t_queued = 0;
+		now = shed_lock(px);
+		if (t->st_handoff != SH_NONE) {
+			/* gone before its worker acted on the hand-over */
+			TAILQ_REMOVE(&w->w_handoff, t, st_hentry);
+			if (t->st_handoff == SH_GRANT) {
+				upstream_unacquire(t->st_slot, now);
+				t->st_slot = NULL;
+				if (queue_length(px->px_queue) > 0)
+					event_active(w->w_kick, EV_TIMEOUT, 0);
+			}
+			t->st_handoff = SH_NONE;
+		}
+		if (t->st_qitem.qi_queued) {
+			queue_remove(px->px_queue, &t->st_qitem);
+			arm_queue_timer(w, now);
+		}
+		shed_unlock(px);
 	}
 	if (!t->st_has_slot)
-		goto out;
+		return;
 	t->st_has_slot = 0;
-	o = conn_outcome(c, now, &latency);
-	upstream_slot_release(c, now, latency, o);
-	queue_depart(px->px_queue, now,
-	    o == LIMITER_SUCCESS ? (latency > 0 ? latency : 1) : 0);
-	if (queue_length(px->px_queue) > 0)
-		event_active(w->w_kick, EV_TIMEOUT, 0);
- out:
-	shed_unlock(px);
+	if (w->w_nrel == SHED_BATCH) {
+		now = shed_lock(px);
+		release_batch(w, now);
+		grant_waiters(px, now);	/* the kicks hand them over */
+		shed_unlock(px);
+	}
+	r = &w->w_rel[w->w_nrel++];
+	r->sr_outcome = conn_outcome(c, now_usec(), &r->sr_latency);
+	r->sr_slot = conn_upstream_req(c)->ur_slot;
+	conn_upstream_req(c)->ur_slot = NULL;
+	flush_arm(w);
 }

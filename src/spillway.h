@@ -179,10 +179,25 @@ struct shed_ticket {
 	TAILQ_ENTRY(shed_ticket) st_hentry;	/* in st_worker->w_handoff */
 	struct queue_item	 st_qitem;	/* while waiting */
 	int			 st_has_slot;	/* holds a limiter slot */
+	int			 st_pending;	/* in st_worker->w_pending */
+	int			 st_retry;	/* pending: a retry (SHED_ECHO) */
+	TAILQ_ENTRY(shed_ticket) st_pentry;	/* in w_pending, or a flush's */
 	uint64_t		 st_t_queued;	/* entered the queue, usec */
 	uint64_t		 st_t_shed;	/* last refused, usec */
 };
 TAILQ_HEAD(ticket_list, shed_ticket);
+
+/*
+ * A slot given back, waiting for its worker's next flush of the shed
+ * batch (shed.c): its server (NULL: none was in rotation) and what the
+ * request taught.
+ */
+struct shed_release {
+	struct server_slots	*sr_slot;	/* its reference */
+	uint64_t		 sr_latency;	/* usec */
+	enum limiter_outcome	 sr_outcome;
+};
+#define SHED_BATCH	64	/* releases held at most before a flush */
 
 struct listener {
 	struct worker		*ls_worker;
@@ -345,6 +360,12 @@ struct worker {
 	uint64_t		 w_lag_t0;	/* when the probe was armed */
 	_Atomic uint64_t	 w_lag;		/* smoothed loop lag, usec */
 	struct ticket_list	 w_handoff;	/* under px_shed_mtx */
+	/* shed.c's batch, the worker's own: flushed once a loop iteration */
+	struct event		*w_flush;
+	int			 w_flush_armed;
+	struct ticket_list	 w_pending;	/* requests awaiting a verdict */
+	struct shed_release	 w_rel[SHED_BATCH];
+	size_t			 w_nrel;
 	int			 w_accept_paused; /* on EMFILE */
 	uint64_t		 w_emfile_said;   /* last warning, usec */
 	unsigned int		 w_emfile_quiet;  /* pauses not said since */
@@ -564,7 +585,7 @@ int		 upstream_acquire(struct proxy *, uint64_t now,
 		    struct server_slots **);
 void		 upstream_unacquire(struct server_slots *, uint64_t now);
 void		 upstream_take(struct conn *, uint64_t now);
-void		 upstream_slot_release(struct conn *, uint64_t now,
+void		 upstream_slot_release(struct server_slots *, uint64_t now,
 		    uint64_t latency, enum limiter_outcome);
 unsigned int	 upstream_limit(struct proxy *, uint64_t now);
 unsigned int	 upstream_inflight(const struct proxy *);
@@ -591,7 +612,7 @@ int		 shed_init(struct proxy *, const struct config *);
 int		 shed_worker_init(struct worker *);
 void		 shed_worker_free(struct worker *);
 void		 shed_free(struct proxy *);
-int		 shed_enter(struct conn *, enum queue_shed *);
+void		 shed_enter(struct conn *);
 void		 shed_leave(struct conn *);
 void		 shed_refused(struct conn *);
 void		 shed_reconfigure(struct proxy *, const struct config *);

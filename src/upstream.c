@@ -42,7 +42,7 @@
  * that fails over takes a slot on the server it goes to (past its limit
  * if need be: the retry budget bounds how often), the failure counted
  * against the server that failed. The slot goes back with the request's
- * outcome in upstream_slot_release(). Lock order: px_shed_mtx, then
+ * outcome in upstream_slot_release() (from shed.c's batch). Lock order: px_shed_mtx, then
  * px_health_mtx, never the other way round.
  */
 #include <sys/socket.h>

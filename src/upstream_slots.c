@@ -217,17 +217,16 @@ upstream_take(struct conn *c, uint64_t now)
 	conn_upstream_req(c)->ur_slot = ss;
 }
 
-/* Under px_shed_mtx: the request is over; its slot goes back, learned. */
+/*
+ * Under px_shed_mtx: a request is over; its slot on ss (a reference the
+ * request held) goes back, learned.
+ */
 void
-upstream_slot_release(struct conn *c, uint64_t now, uint64_t latency,
-    enum limiter_outcome o)
+upstream_slot_release(struct server_slots *ss, uint64_t now,
+    uint64_t latency, enum limiter_outcome o)
 {
-	struct upstream_req	*ur = conn_upstream_req(c);
-	struct server_slots	*ss = ur->ur_slot;
-
 	if (ss == NULL)
 		return;
-	ur->ur_slot = NULL;
 	limiter_release(ss->ss_lim, now, latency, o);
 	slots_unref(ss);
 }
