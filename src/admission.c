@@ -461,6 +461,13 @@ find_lease(struct admission *ad, const struct admission_ref *ref)
 	return NULL;
 }
 
+int
+admission_applies(const struct config *conf, size_t class_idx)
+{
+	return conf->admission.rate > 0 || conf->admission.client_rate > 0 ||
+	    (class_idx < conf->nclasses && conf->classes[class_idx].rate > 0);
+}
+
 void
 admission_check(struct admission *ad, uint64_t now, size_t class_idx,
     int key_kind, const char *key, size_t keylen,

@@ -66,6 +66,13 @@ struct admission;
 struct admission *admission_new(const struct config *,
 		    const uint8_t seed[16], uint64_t now);
 void		 admission_free(struct admission *);
+
+/*
+ * Whether a request of class class_idx meets any bucket under conf: a
+ * global, client or class rate. One that meets none is admitted without
+ * asking (and its admission is not counted in admission_counters()).
+ */
+int		 admission_applies(const struct config *, size_t class_idx);
 int		 admission_reconfigure(struct admission *, const struct config *,
 		    uint64_t now);
 

@@ -69,6 +69,9 @@ conn_admit(struct conn *c, const struct http_head *h)
 	int				 kind, shared;
 
 	c->cn_class = classify_request(c->cn_conf, h);
+	/* no bucket to ask: no lock, nothing shared touched */
+	if (!admission_applies(c->cn_conf, c->cn_class))
+		return 0;
 	kind = classify_client_key(c->cn_conf, h, c->cn_client_ip, &key,
 	    &keylen);
 	lock_counted(&c->cn_proxy->px_adm_mtx,

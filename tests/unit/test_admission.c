@@ -186,6 +186,31 @@ test_class_bucket(void)
 	free_conf(conf);
 }
 
+/*
+ * Which requests meet a bucket at all (those that meet none skip the
+ * admission lock): each of the three kinds of rate on its own.
+ */
+static void
+test_applies(void)
+{
+	struct config	*conf = new_conf(2);
+
+	CHECK(!admission_applies(conf, 0));
+	CHECK(!admission_applies(conf, 1));
+	conf->classes[0].rate = PER_S(1);
+	CHECK(admission_applies(conf, 0));
+	CHECK(!admission_applies(conf, 1));
+	CHECK(!admission_applies(conf, 2));	/* no such class */
+	conf->classes[0].rate = 0;
+	conf->admission.client_rate = PER_S(5);
+	CHECK(admission_applies(conf, 1));
+	conf->admission.client_rate = 0;
+	conf->admission.rate = PER_S(5);
+	CHECK(admission_applies(conf, 1));
+	CHECK(admission_applies(conf, 2));
+	free_conf(conf);
+}
+
 static void
 test_refused_takes_nothing(void)
 {
@@ -414,6 +439,7 @@ main(void)
 	RUN(test_per_client);
 	RUN(test_per_minute_retry_after);
 	RUN(test_class_bucket);
+	RUN(test_applies);
 	RUN(test_refused_takes_nothing);
 	RUN(test_wait_is_the_longest);
 	RUN(test_eviction_bounded);
