@@ -229,6 +229,16 @@ health_out(const struct health *h)
 	return h->hs_state != HS_UP;
 }
 
+uint64_t
+health_quiet_from(const struct health *h, const struct health_conf *hc)
+{
+	if (h->hs_state != HS_UP || h->hs_fails > 0)
+		return UINT64_MAX;
+	if (hc->slowstart_ms == 0 || h->hs_since == 0)
+		return 0;
+	return h->hs_since + hc->slowstart_ms * 1000;
+}
+
 double
 health_weight(const struct health *h, const struct health_conf *hc,
     uint64_t now)

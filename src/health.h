@@ -117,6 +117,17 @@ int		 health_checks_off(struct health *, uint64_t now);
 int		 health_out(const struct health *);
 
 /*
+ * From when the server is plainly up: up, no failure counted in a row,
+ * its slow start over (0: always was). UINT64_MAX while it is not up or
+ * has failures counted. Its user publishes it after each change (an
+ * atomic beside the health), so that in this, the common case, a request
+ * learns what it needs without the health's lock: usable, weight 1, not
+ * out, and a success or a neutral outcome (not a trial's) changes nothing.
+ */
+uint64_t	 health_quiet_from(const struct health *,
+		    const struct health_conf *);
+
+/*
  * The share of its normal traffic the server should get, 0..1: 1 when
  * up for slowstart or more, rising linearly from 0 after it came back.
  */

@@ -284,6 +284,7 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	if (errorsp != NULL)
 		*errorsp = NULL;
 	/*
+	upstream_health_publish(w);	/* slow start's length may change */
 	 * The descriptor limit first: raising it is harmless if what follows
 	 * fails, and a start-up that fails to bind still says it was short.
 	 */

@@ -116,6 +116,9 @@ struct server {
 	struct health		*sv_health;	/* sv_hs, or worker 0's: shared */
 	struct health		 sv_hs;		/* worker 0's: the servers' */
 	struct server_slots	*sv_slots;	/* its limit, all workers' */
+	_Atomic uint64_t	*sv_quiet;	/* sv_quiet_hs, or worker 0's */
+	_Atomic uint64_t	 sv_quiet_hs;	/* health_quiet_from(), published
+						   under px_health_mtx */
 	double			 sv_credit;	/* slow start's share, rr */
 	uint64_t		 sv_requests;	/* sent to it, all tries */
 	uint64_t		 sv_answered;	/* response heads */
@@ -137,6 +140,7 @@ struct server_slots {
 	const struct health	*ss_health;	/* worker 0's server's, while
 						   in px_slots */
 	double			 ss_credit;	/* slow start's turns */
+	_Atomic uint64_t	*ss_quiet;	/* and its sv_quiet */
 	unsigned int		 ss_refs;
 };
 
@@ -589,6 +593,7 @@ void		 upstream_slot_release(struct server_slots *, uint64_t now,
 		    uint64_t latency, enum limiter_outcome);
 unsigned int	 upstream_limit(struct proxy *, uint64_t now);
 unsigned int	 upstream_inflight(const struct proxy *);
+void		 upstream_health_publish(struct worker *);
 int		 upstream_full(struct proxy *, uint64_t now);
 void		 upstream_limiter_state(const struct proxy *,
 		    struct limiter_state *);

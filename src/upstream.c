@@ -93,6 +93,8 @@ server_new(struct worker *w, const struct config *conf,
 	TAILQ_INIT(&sv->sv_connecting);
 	health_init(&sv->sv_hs, now_usec());
 	sv->sv_health = &sv->sv_hs;	/* upstream_commit() may share it */
+	atomic_init(&sv->sv_quiet_hs, 0);	/* up at once, at full weight */
+	sv->sv_quiet = &sv->sv_quiet_hs;
 	return sv;
 }
 
@@ -292,6 +294,7 @@ upstream_commit(struct worker *w, const struct config *conf)
 	for (i = 0; i < w->w_nservers; i++) {
 		if (w->w_id != 0) {
 			nsv[i]->sv_health = shared_server(w, i)->sv_health;
+			nsv[i]->sv_quiet = shared_server(w, i)->sv_quiet;
 			if ((ss = shared_server(w, i)->sv_slots) != nsv[i]->sv_slots) {
 				shed_lock(w->w_proxy);
 				ss->ss_refs++;
@@ -369,6 +372,13 @@ slot_server(struct worker *w, struct upstream_req *ur, uint64_t now)
 
 	if (ur->ur_tries > 0 || ur->ur_slot == NULL)
 		return SIZE_MAX;
+	/* every server plainly up: no trial due, no lock to take */
+	for (i = 0; i < w->w_nservers && server_quiet(w->w_servers[i], 0); i++)
+		if (w->w_servers[i]->sv_slots == ur->ur_slot)
+			idx = i;
+	if (i == w->w_nservers)
+		return idx;
+	idx = SIZE_MAX;
 	health_lock(w);
 	for (i = 0; i < w->w_nservers; i++) {
 		sv = w->w_servers[i];
@@ -778,7 +788,8 @@ upstream_release(struct conn *c, int reuse)
 	ur->ur_up = NULL;
 	if (uc != NULL) {
 		uc->uc_conn = NULL;
-		if (!uc->uc_server->sv_retired) {
+		if (!uc->uc_server->sv_retired &&
+		    !server_quiet(uc->uc_server, 0)) {
 			health_lock(w);
 			out = health_out(uc->uc_server->sv_health);
 			health_unlock(w);

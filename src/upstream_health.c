@@ -46,6 +46,14 @@ sync_checks(struct server *sv, const struct config *conf)
 		    sv->sv_addr->text);
 }
 
+/* Publish w's servers' health under w's configuration (health_unlock()). */
+void
+upstream_health_publish(struct worker *w)
+{
+	health_lock(w);
+	health_unlock(w);
+}
+
 /* Servers out of rotation now (for max_ejection_percent); health locked. */
 static size_t
 count_out(const struct worker *w)
@@ -73,6 +81,10 @@ server_event(struct server *sv, enum health_event ev, int trial)
 	int			 changed;
 
 	if (sv->sv_retired)
+		return;
+	/* up, no failure counted: a success or a neutral outcome is nothing */
+	if (!trial && (ev == HE_OK || ev == HE_NEUTRAL) &&
+	    server_quiet(sv, 0))
 		return;
 	now = health_lock(w);
 	was = h->hs_state;

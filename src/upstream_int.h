@@ -28,10 +28,38 @@ health_lock(const struct worker *w)
 	return now_usec();
 }
 
+/*
+ * Before the lock goes: what the worker's servers' health is now, for
+ * the readers that skip the lock while a server is plainly up
+ * (health_quiet_from(); server_quiet()). Every change of a health is made
+ * under health_lock() by a worker that has the server, and published here.
+ */
 static inline void
 health_unlock(const struct worker *w)
 {
+	size_t		 i;
+
+	/* at start-up, before its first generation: upstream_health_publish() */
+	for (i = 0; w->w_conf != NULL && i < w->w_nservers; i++)
+		atomic_store_explicit(w->w_servers[i]->sv_quiet,
+		    health_quiet_from(w->w_servers[i]->sv_health,
+		    &w->w_conf->backend.health),
+		    memory_order_release);
 	pthread_mutex_unlock(&w->w_proxy->px_health_mtx);
+}
+
+/*
+ * Without the lock: is sv up with no failure counted (and, if now is not
+ * 0, past its slow start)? A change made meanwhile by another worker is
+ * seen at its next request; this one is ordered before it.
+ */
+static inline int
+server_quiet(const struct server *sv, uint64_t now)
+{
+	uint64_t	 from = atomic_load_explicit(sv->sv_quiet,
+			    memory_order_acquire);
+
+	return from != UINT64_MAX && (now == 0 || from <= now);
 }
 
 /* upstream.c */

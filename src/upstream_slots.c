@@ -66,6 +66,7 @@ slots_commit(struct worker *w, const struct config *conf)
 			    wall_usec());
 		}
 		sv->sv_slots->ss_health = sv->sv_health;
+		sv->sv_slots->ss_quiet = sv->sv_quiet;
 		sv->sv_slots->ss_refs++;
 		px->px_slots_next[i] = sv->sv_slots;
 	}
@@ -94,7 +95,19 @@ sample_views(struct proxy *px, uint64_t now)
 	struct balance_view	*v;
 	struct server_slots	*ss;
 	size_t			 i;
+	uint64_t		 from;
 
+	/* every server plainly up and past its slow start: no lock */
+	for (i = 0; i < px->px_nslots; i++) {
+		from = atomic_load_explicit(px->px_slots[i]->ss_quiet,
+		    memory_order_acquire);
+		if (from == UINT64_MAX || from > now)
+			break;
+		px->px_views[i].usable = 1;
+		px->px_views[i].weight = 1;
+	}
+	if (i == px->px_nslots)
+		goto limits;
 	pthread_mutex_lock(&px->px_health_mtx);
 	for (i = 0; i < px->px_nslots; i++) {
 		ss = px->px_slots[i];
@@ -104,6 +117,7 @@ sample_views(struct proxy *px, uint64_t now)
 		v->weight = health_weight(ss->ss_health, &px->px_slot_hc, now);
 	}
 	pthread_mutex_unlock(&px->px_health_mtx);
+ limits:
 	for (i = 0; i < px->px_nslots; i++) {
 		v = &px->px_views[i];
 		v->inflight = limiter_inflight(px->px_slots[i]->ss_lim);

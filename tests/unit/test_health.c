@@ -46,6 +46,71 @@ test_eject_after_max_fails(void)
 	CHECK_EQ_STR(health_event_name(h.hs_last), "connect timed out");
 }
 
+/*
+ * What the lock-free readers rely on (health_quiet_from()): whenever a
+ * server is quiet at now, it is usable, at full weight, not out, and a
+ * success or a neutral outcome (not a trial's) changes nothing in it. Over
+ * a long random run of events, checks and trials, with slow start on.
+ */
+static void
+test_quiet_is_a_no_op(void)
+{
+	struct health_conf	 c = hc;
+	struct health		 h, before;
+	uint64_t		 now = SEC, rng = 42, from;
+	unsigned int		 i, quiet = 0, busy = 0, bad = 0;
+	enum health_event	 evs[] = { HE_CONNECT, HE_5XX, HE_RESET };
+	enum health_event	 ev;
+
+	c.slowstart_ms = 2000;
+	c.max_fails = 2;
+	health_init(&h, now);
+	for (i = 0; i < 20000; i++) {
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		now += (rng >> 33) % 300000;
+		from = health_quiet_from(&h, &c);
+		if (from != UINT64_MAX && from <= now) {
+			quiet++;
+			bad += health_usable(&h, &c, now) != 2;
+			bad += health_weight(&h, &c, now) != 1;
+			bad += health_out(&h) != 0;
+			before = h;
+			ev = (rng >> 20) & 1 ? HE_OK : HE_NEUTRAL;
+			bad += health_event(&h, &c, ev, 0, 0, 2, now) != 0;
+			bad += memcmp(&before, &h, sizeof(h)) != 0;
+		} else if (from != UINT64_MAX)
+			busy++;		/* up, in slow start */
+		/* then whatever comes: an event, a trial, a check */
+		switch ((rng >> 40) % 10) {
+		case 0:
+			ev = evs[(rng >> 50) % 3];
+			break;
+		case 1:
+			ev = HE_NEUTRAL;
+			break;
+		default:
+			ev = HE_OK;
+			break;
+		}
+		if (health_usable(&h, &c, now) == 1) {
+			health_trial_start(&h, now);
+			(void)health_event(&h, &c, ev, 1, 1, 2, now);
+		} else
+			(void)health_event(&h, &c, ev, 0, 0, 2, now);
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK(quiet > 1000);		/* the property was put to the test */
+	CHECK(busy > 100);		/* slow start was seen too */
+	/* not quiet while failures are counted, up or not */
+	health_init(&h, now);
+	CHECK_EQ_INT(health_quiet_from(&h, &c), 0);
+	fail(&h, &c, 1, HE_5XX, 0, 2, now);
+	CHECK(health_quiet_from(&h, &c) == UINT64_MAX);
+	fail(&h, &c, 1, HE_5XX, 0, 2, now);
+	CHECK_EQ_INT(h.hs_state, HS_EJECTED);
+	CHECK(health_quiet_from(&h, &c) == UINT64_MAX);
+}
+
 static void
 test_success_clears_and_503_neutral(void)
 {
@@ -341,6 +406,7 @@ main(void)
 	RUN(test_slowstart);
 	RUN(test_names);
 	RUN(test_checks);
+	RUN(test_quiet_is_a_no_op);
 	RUN(test_check_request);
 	RUN(test_retry_budget);
 	return tap_done();
