@@ -149,5 +149,5 @@ conn_log_request(struct conn *c)
 	e.host = field(c->cn_host);
 	e.user_agent = field(c->cn_ua);
 	e.referer = field(c->cn_referer);
-	accesslog_write(&e);
+	accesslog_write(&c->cn_worker->w_alog, &e);
 }

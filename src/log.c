@@ -1,10 +1,19 @@
 /*
  * log.c: error log and access log.
  *
- * The access log is written through a buffer of its own: one write(2) per
+ * The access log is written through each worker's buffer (struct
+ * accesslog_buf): lines are formatted and gathered there by the worker's
+ * thread without a lock, and written whole, one write(2) per
  * ACCESSLOG_BUFSIZE bytes or per second (the caller's timer calls
- * accesslog_flush()), never a partial line. A write error drops the
- * buffered lines rather than blocking the event loop, and says so once.
+ * accesslog_flush()), never a partial line, under alog_mtx (two workers'
+ * writes never interleave, and the sink is not closed under a write). A
+ * write error drops the buffered lines rather than blocking the event
+ * loop, and says so once.
+ *
+ * A reload or a reopen changes the sink under the workers' buffers: each
+ * sink in use has an epoch, and a buffer's lines go to the sink of the
+ * epoch they were formatted for, the one before kept open (alog.prev_fd)
+ * until every worker has flushed (accesslog_prev_close()).
  *
  * To syslog, each line is one message: "syslog" goes through syslog(3)
  * (openlog with LOG_NDELAY, so the socket is there before a chroot or a
@@ -51,21 +60,24 @@ static struct {
 	int		 format;	/* enum log_format */
 	int		 facility;	/* syslog.h's LOG_LOCAL7... */
 	struct sockaddr_un sun;		/* SINK_SOCKET's address */
-	char		 buf[ACCESSLOG_BUFSIZE];
-	size_t		 len;
+	unsigned int	 epoch;		/* changes with the sink */
+	int		 prev_fd;	/* the epoch before's file, or -1 */
+	int		 prev_owned;	/* ... to close (not kept as alog.fd) */
 	int		 failed;	/* the last write failed; said once */
-	struct mbuf	 line;		/* the line being formatted */
-} alog = { .fd = -1 };
+	int		 lost;		/* a buffer outlived two sinks; said */
+} alog = { .fd = -1, .prev_fd = -1 };
 
 /*
- * Workers write access log lines from their own threads: the line being
- * formatted, the buffer, its flush and the sink are under alog_mtx (held
- * for a format and a memcpy, or a write() when full). alog_open says,
- * unlocked, whether there is a log at all.
+ * Under alog_mtx: everything in alog. Read by the workers without it: the
+ * atomics below, set under it, which say whether there is a log, its
+ * epoch, and the format and sink of that epoch.
  */
 static pthread_mutex_t	alog_mtx = PTHREAD_MUTEX_INITIALIZER;
-static struct lock_stat	alog_lockstat;	/* accesslog_write()'s, counted */
+static struct lock_stat	alog_lockstat;	/* the workers' takings, counted */
 static atomic_int	alog_open;	/* alog.fd != -1 */
+static atomic_uint	alog_epoch_a;	/* alog.epoch */
+static atomic_int	alog_format_a;	/* alog.format */
+static atomic_int	alog_sink_a;	/* alog.sink */
 
 /* By index of config_facility_name(). */
 static const int facilities[] = {
@@ -222,18 +234,53 @@ accesslog_prepare(const char *path, int format, int facility, char *err,
 	return 0;
 }
 
-static void	flush_locked(void);
+/* Under alog_mtx: the sink's epoch, format and sink for the workers. */
+static void
+publish(void)
+{
+	atomic_store_explicit(&alog_format_a, alog.format,
+	    memory_order_relaxed);
+	atomic_store_explicit(&alog_sink_a, (int)alog.sink,
+	    memory_order_relaxed);
+	atomic_store_explicit(&alog_epoch_a, alog.epoch, memory_order_release);
+	atomic_store(&alog_open, alog.fd != -1);
+}
 
-/* Close the sink; alog_mtx held. */
+/* Under alog_mtx: the epoch before is over; its file goes if ours. */
+static void
+prev_close_locked(void)
+{
+	if (alog.prev_owned)
+		close_fd(alog.prev_fd);
+	alog.prev_fd = -1;
+	alog.prev_owned = 0;
+}
+
+/*
+ * Under alog_mtx: a new epoch begins; the sink in use becomes the one
+ * before, its file kept open for the lines still in workers' buffers
+ * (owned: closed by accesslog_prev_close(); or kept as the new one's).
+ */
+static void
+new_epoch(int owned)
+{
+	prev_close_locked();
+	if (alog.sink == SINK_FD && alog.fd >= 0) {
+		alog.prev_fd = alog.fd;
+		alog.prev_owned = owned;
+	}
+	alog.epoch++;
+}
+
+/* Close the sink; alog_mtx held. A file goes with prev_close_locked(). */
 static void
 sink_close(void)
 {
 	if (alog.fd == -1)
 		return;
-	flush_locked();
 	if (alog.sink == SINK_SYSLOG)
 		closelog();
-	else
+	else if (alog.sink == SINK_SOCKET)
 		close_fd(alog.fd);
 	alog.fd = -1;
 }
@@ -244,6 +291,7 @@ accesslog_commit(void)
 	if (!next.staged)
 		return;
 	pthread_mutex_lock(&alog_mtx);
+	new_epoch(!next.keep);
 	if (!next.keep) {
 		sink_close();
 		free(alog.path);
@@ -251,8 +299,7 @@ accesslog_commit(void)
 		alog.fd = next.fd;
 		alog.sink = alog.path != NULL ? path_sink(alog.path, &alog.sun) :
 		    SINK_FD;
-	} else
-		flush_locked();	/* lines so far in the old format */
+	}
 	if (alog.sink == SINK_SYSLOG && (!next.keep ||
 	    next.facility != alog.facility)) {
 		closelog();
@@ -261,7 +308,7 @@ accesslog_commit(void)
 	alog.format = next.format;
 	alog.facility = next.facility;
 	alog.failed = 0;
-	atomic_store(&alog_open, alog.fd != -1);
+	publish();
 	pthread_mutex_unlock(&alog_mtx);
 	next.staged = 0;
 	next.keep = 0;
@@ -280,9 +327,19 @@ accesslog_abort(void)
 	next.fd = -1;
 }
 
+void
+accesslog_prev_close(void)
+{
+	pthread_mutex_lock(&alog_mtx);
+	prev_close_locked();
+	pthread_mutex_unlock(&alog_mtx);
+}
+
 /*
- * SIGUSR1: after log rotation, write to a new file at the same path. A
- * syslog sink has nothing to reopen (its socket is the daemon's).
+ * SIGUSR1: after log rotation, write to a new file at the same path (the
+ * lines buffered before go to the old one: the caller has every worker
+ * flush, then calls accesslog_prev_close()). A syslog sink has nothing to
+ * reopen (its socket is the daemon's).
  */
 int
 accesslog_reopen(void)
@@ -296,26 +353,27 @@ accesslog_reopen(void)
 		pthread_mutex_unlock(&alog_mtx);
 		return 0;
 	}
-	flush_locked();
 	if ((fd = open_path(alog.path, err, sizeof(err))) == -1) {
 		pthread_mutex_unlock(&alog_mtx);
 		log_warnx("%s", err);
 		return -1;
 	}
-	close(alog.fd);
+	new_epoch(1);
 	alog.fd = fd;
+	publish();
 	pthread_mutex_unlock(&alog_mtx);
 	return 0;
 }
 
+/* Under alog_mtx: buf to fd whole, or lost (said once). */
 static void
-flush_locked(void)
+write_locked(int fd, const char *buf, size_t len)
 {
 	size_t	 off = 0;
 	ssize_t	 n;
 
-	while (off < alog.len) {
-		n = write(alog.fd, alog.buf + off, alog.len - off);
+	while (off < len) {
+		n = write(fd, buf + off, len - off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -323,20 +381,43 @@ flush_locked(void)
 				log_warnx("access_log %s: %s; lines lost",
 				    alog.path, strerror(errno));
 			alog.failed = 1;
-			break;
+			return;
 		}
 		off += (size_t)n;
 		alog.failed = 0;
 	}
-	alog.len = 0;
 }
 
 void
-accesslog_flush(void)
+accesslog_flush(struct accesslog_buf *ab)
 {
-	pthread_mutex_lock(&alog_mtx);
-	flush_locked();
+	int	 fd = -1;
+
+	if (ab->ab_len == 0)
+		return;
+	lock_counted(&alog_mtx, &alog_lockstat);
+	if (ab->ab_epoch == alog.epoch)
+		fd = alog.fd;
+	else if (ab->ab_epoch + 1 == alog.epoch)
+		fd = alog.prev_fd;
+	if (fd >= 0)
+		write_locked(fd, ab->ab_buf, ab->ab_len);
+	else if (!alog.lost) {
+		log_warnx("access_log: lines buffered across two changes of "
+		    "the log lost");
+		alog.lost = 1;
+	}
 	pthread_mutex_unlock(&alog_mtx);
+	ab->ab_len = 0;
+}
+
+void
+accesslog_buf_free(struct accesslog_buf *ab)
+{
+	accesslog_flush(ab);
+	free(ab->ab_buf);
+	ab->ab_buf = NULL;
+	mbuf_free(&ab->ab_line);
 }
 
 /*
@@ -375,24 +456,40 @@ socket_send(const char *line, size_t len, time_t when)
 	alog.failed = 0;
 }
 
+/*
+ * One line, formatted by the worker for the sink of the epoch in force
+ * (read again if a commit came between the reads). A file's lines go to
+ * the worker's buffer, lines before another epoch's flushed first;
+ * syslog's are sent now, under the lock. A buffer that cannot be had
+ * writes the line on its own.
+ */
 void
-accesslog_write(const struct access_entry *e)
+accesslog_write(struct accesslog_buf *ab, const struct access_entry *e)
 {
-	struct mbuf	*mb = &alog.line;
+	struct mbuf	*mb = &ab->ab_line;
 	struct timespec	 ts;
+	unsigned int	 epoch;
+	int		 format, sink;
 	size_t		 n;
 
-	if (!atomic_load_explicit(&alog_open, memory_order_relaxed))
+	if (!atomic_load_explicit(&alog_open, memory_order_acquire))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	lock_counted(&alog_mtx, &alog_lockstat);
-	if (alog.fd == -1)
-		goto out;
+	do {
+		epoch = atomic_load_explicit(&alog_epoch_a,
+		    memory_order_acquire);
+		format = atomic_load_explicit(&alog_format_a,
+		    memory_order_relaxed);
+		sink = atomic_load_explicit(&alog_sink_a, memory_order_relaxed);
+	} while (epoch != atomic_load_explicit(&alog_epoch_a,
+	    memory_order_acquire));
+	if (ab->ab_len > 0 && ab->ab_epoch != epoch)
+		accesslog_flush(ab);
 	mb->mb_len = 0;
 	mb->mb_failed = 0;
-	logfmt_line(mb, alog.format, e, ts.tv_sec, ts.tv_nsec);
+	logfmt_line(mb, format, e, ts.tv_sec, ts.tv_nsec);
 	if (mb->mb_len == 0)
-		goto out;	/* out of memory */
+		return;		/* out of memory */
 	n = mb->mb_len;
 	if (n > ACCESSLOG_LINE_MAX) {
 		n = ACCESSLOG_LINE_MAX;
@@ -400,21 +497,25 @@ accesslog_write(const struct access_entry *e)
 	}
 	if (mb->mb_data[n - 1] != '\n')
 		mb->mb_data[n - 1] = '\n';	/* cut by a failed allocation */
-	switch (alog.sink) {
-	case SINK_SYSLOG:
-		syslog(LOG_INFO, "%.*s", (int)(n - 1), mb->mb_data);
-		goto out;
-	case SINK_SOCKET:
-		socket_send(mb->mb_data, n - 1, ts.tv_sec);
-		goto out;
-	default:
-		break;
+	if (sink == SINK_FD && ab->ab_buf == NULL)
+		ab->ab_buf = malloc(ACCESSLOG_BUFSIZE);
+	if (sink == SINK_FD && ab->ab_buf != NULL) {
+		if (ab->ab_len + n > ACCESSLOG_BUFSIZE)
+			accesslog_flush(ab);
+		memcpy(ab->ab_buf + ab->ab_len, mb->mb_data, n);
+		ab->ab_len += n;
+		ab->ab_epoch = epoch;
+		return;
 	}
-	if (alog.len + n > sizeof(alog.buf))
-		flush_locked();
-	memcpy(alog.buf + alog.len, mb->mb_data, n);
-	alog.len += n;
- out:
+	lock_counted(&alog_mtx, &alog_lockstat);
+	if (alog.fd == -1)
+		;	/* closed since */
+	else if (alog.sink == SINK_SYSLOG)
+		syslog(LOG_INFO, "%.*s", (int)(n - 1), mb->mb_data);
+	else if (alog.sink == SINK_SOCKET)
+		socket_send(mb->mb_data, n - 1, ts.tv_sec);
+	else
+		write_locked(alog.fd, mb->mb_data, n);
 	pthread_mutex_unlock(&alog_mtx);
 }
 
@@ -423,11 +524,13 @@ accesslog_close(void)
 {
 	accesslog_abort();
 	pthread_mutex_lock(&alog_mtx);
+	prev_close_locked();
+	if (alog.sink == SINK_FD)
+		close_fd(alog.fd);
 	sink_close();
 	atomic_store(&alog_open, 0);
 	free(alog.path);
 	alog.path = NULL;
-	mbuf_free(&alog.line);
 	pthread_mutex_unlock(&alog_mtx);
 }
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "logfmt.h"
+#include "mbuf.h"
 
 enum log_level {
 	LOG_LVL_ERR = 0,
@@ -44,10 +45,33 @@ int		accesslog_prepare(const char *path, int format, int facility,
 void		accesslog_commit(void);
 void		accesslog_abort(void);
 int		accesslog_reopen(void);
-void		accesslog_write(const struct access_entry *);
-void		accesslog_flush(void);
 void		accesslog_close(void);
-/* How often a request took the access log's lock, and found it held. */
+
+/*
+ * A worker's own buffer of access log lines, touched by its thread only:
+ * lines are formatted and gathered in it without a lock, and written
+ * whole (a write(2) of up to ACCESSLOG_BUFSIZE bytes, under the sink's
+ * lock) when it is full, at least once a second (accesslog_flush()), and
+ * before a reload or a reopen changes the sink. Lines to syslog are sent
+ * one by one, under the lock.
+ */
+struct accesslog_buf {
+	char		*ab_buf;	/* ACCESSLOG_BUFSIZE, at first use */
+	size_t		 ab_len;
+	unsigned int	 ab_epoch;	/* the sink its lines are for */
+	struct mbuf	 ab_line;	/* the line being formatted */
+};
+
+void		accesslog_write(struct accesslog_buf *,
+		    const struct access_entry *);
+void		accesslog_flush(struct accesslog_buf *);
+void		accesslog_buf_free(struct accesslog_buf *);
+/*
+ * After a reload's commit or a reopen, once every worker has flushed:
+ * the sink before it is closed.
+ */
+void		accesslog_prev_close(void);
+/* How often the access log's lock was taken, and found held. */
 void		accesslog_lockstat(uint64_t *taken, uint64_t *waited);
 
 #endif /* SPILLWAY_LOG_H */

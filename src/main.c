@@ -72,7 +72,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGUSR1:
 		log_info("reopening the access log");
-		accesslog_reopen();
+		proxy_reopen_log(px);
 		break;
 	case SIGHUP:
 		proxy_reload(px, NULL);

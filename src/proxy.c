@@ -53,10 +53,37 @@
 #include "log.h"
 #include "notify.h"
 
+/* Every second: each worker writes its access log lines, on its loop. */
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-	accesslog_flush();
+	struct proxy	*px = arg;
+	unsigned int	 i;
+
+	for (i = 0; i < px->px_nworkers; i++)
+		event_active(px->px_workers[i]->w_alog_ev, EV_TIMEOUT, 0);
+}
+
+static void
+alog_flush_cb(struct worker *w, void *arg)
+{
+	accesslog_flush(&w->w_alog);
+}
+
+/*
+ * SIGUSR1: the access log goes to a new file at its path; what the
+ * workers buffered before goes to the old one, then it is closed.
+ */
+void
+proxy_reopen_log(struct proxy *px)
+{
+	unsigned int	 i;
+
+	if (accesslog_reopen() == -1)
+		return;
+	for (i = 0; i < px->px_nworkers; i++)
+		worker_call(px->px_workers[i], alog_flush_cb, NULL);
+	accesslog_prev_close();
 }
 
 /*
@@ -114,7 +141,7 @@ proxy_init(struct proxy *px, unsigned int nworkers)
 		    sizeof(seed));
 	}
 	px->px_flush_timer = event_new(px->px_base, -1, EV_PERSIST, flush_cb,
-	    NULL);
+	    px);
 	if (px->px_flush_timer == NULL ||
 	    evtimer_add(px->px_flush_timer, &second) == -1) {
 		log_err("cannot start the log timer");
@@ -253,9 +280,11 @@ commit_cb(struct worker *w, void *arg)
 {
 	struct wstep	*ws = arg;
 
+	accesslog_flush(&w->w_alog);	/* for the access log before */
 	listener_commit(w);
 	upstream_commit(w, ws->ws_conf);	/* compares with w_conf, the old */
 	worker_use_gen(w, ws->ws_gen);
+	upstream_health_publish(w);	/* slow start's length may change */
 	w->w_max_conns = ws->ws_max_conns;
 	listener_update(w);
 }
@@ -284,7 +313,6 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	if (errorsp != NULL)
 		*errorsp = NULL;
 	/*
-	upstream_health_publish(w);	/* slow start's length may change */
 	 * The descriptor limit first: raising it is harmless if what follows
 	 * fails, and a start-up that fails to bind still says it was short.
 	 */
@@ -353,6 +381,7 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	 */
 	for (i = px->px_nworkers; i > 0; i--)
 		worker_call(px->px_workers[i - 1], commit_cb, &ws);
+	accesslog_prev_close();
 	if (old != NULL)
 		gen_put(old);
 	if (!first) {

@@ -42,6 +42,7 @@
 #include "cluster.h"
 #include "http.h"
 #include "limiter.h"
+#include "log.h"
 #include "metrics.h"
 #include "queue.h"
 #include "retry.h"
@@ -115,10 +116,10 @@ struct server {
 	SSL_SESSION		*sv_tls_sess;	/* to resume, or NULL */
 	struct health		*sv_health;	/* sv_hs, or worker 0's: shared */
 	struct health		 sv_hs;		/* worker 0's: the servers' */
-	struct server_slots	*sv_slots;	/* its limit, all workers' */
 	_Atomic uint64_t	*sv_quiet;	/* sv_quiet_hs, or worker 0's */
 	_Atomic uint64_t	 sv_quiet_hs;	/* health_quiet_from(), published
 						   under px_health_mtx */
+	struct server_slots	*sv_slots;	/* its limit, all workers' */
 	double			 sv_credit;	/* slow start's share, rr */
 	uint64_t		 sv_requests;	/* sent to it, all tries */
 	uint64_t		 sv_answered;	/* response heads */
@@ -139,8 +140,8 @@ struct server_slots {
 	struct limiter		*ss_lim;
 	const struct health	*ss_health;	/* worker 0's server's, while
 						   in px_slots */
-	double			 ss_credit;	/* slow start's turns */
 	_Atomic uint64_t	*ss_quiet;	/* and its sv_quiet */
+	double			 ss_credit;	/* slow start's turns */
 	unsigned int		 ss_refs;
 };
 
@@ -364,6 +365,8 @@ struct worker {
 	uint64_t		 w_lag_t0;	/* when the probe was armed */
 	_Atomic uint64_t	 w_lag;		/* smoothed loop lag, usec */
 	struct ticket_list	 w_handoff;	/* under px_shed_mtx */
+	struct accesslog_buf	 w_alog;	/* its access log lines */
+	struct event		*w_alog_ev;	/* flush them (every second) */
 	/* shed.c's batch, the worker's own: flushed once a loop iteration */
 	struct event		*w_flush;
 	int			 w_flush_armed;
@@ -454,6 +457,7 @@ int		 proxy_configure(struct proxy *, struct config *, char **errors);
 int		 proxy_start(struct proxy *, const char *path);
 int		 proxy_run(struct proxy *);
 int		 proxy_reload(struct proxy *, char **errors);
+void		 proxy_reopen_log(struct proxy *);
 int		 proxy_check(const char *path);
 void		 proxy_stop(struct proxy *);
 void		 proxy_free(struct proxy *);
@@ -589,11 +593,11 @@ int		 upstream_acquire(struct proxy *, uint64_t now,
 		    struct server_slots **);
 void		 upstream_unacquire(struct server_slots *, uint64_t now);
 void		 upstream_take(struct conn *, uint64_t now);
+void		 upstream_health_publish(struct worker *);
 void		 upstream_slot_release(struct server_slots *, uint64_t now,
 		    uint64_t latency, enum limiter_outcome);
 unsigned int	 upstream_limit(struct proxy *, uint64_t now);
 unsigned int	 upstream_inflight(const struct proxy *);
-void		 upstream_health_publish(struct worker *);
 int		 upstream_full(struct proxy *, uint64_t now);
 void		 upstream_limiter_state(const struct proxy *,
 		    struct limiter_state *);

@@ -94,6 +94,15 @@ call_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&w->w_call_mtx);
 }
 
+/* The worker's access log lines go out (every second, and at a reopen). */
+static void
+alog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	accesslog_flush(&w->w_alog);
+}
+
 /* A worker with its loop (base, or a new one), its timers; no listener. */
 struct worker *
 worker_new(struct proxy *px, unsigned int id, struct event_base *base)
@@ -117,6 +126,7 @@ worker_new(struct proxy *px, unsigned int id, struct event_base *base)
 	    w)) == NULL ||
 	    (w->w_health_ev = event_new(w->w_base, -1, 0, upstream_health_cb,
 	    w)) == NULL ||
+	    (w->w_alog_ev = event_new(w->w_base, -1, 0, alog_cb, w)) == NULL ||
 	    shed_worker_init(w) == -1) {
 		worker_free(w);
 		return NULL;
@@ -324,6 +334,9 @@ worker_free(struct worker *w)
 		event_free(w->w_call_ev);
 	if (w->w_health_ev != NULL)
 		event_free(w->w_health_ev);
+	if (w->w_alog_ev != NULL)
+		event_free(w->w_alog_ev);
+	accesslog_buf_free(&w->w_alog);
 	listener_close_all(w);
 	upstream_free(w);
 	shed_worker_free(w);

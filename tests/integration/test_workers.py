@@ -10,6 +10,7 @@ Which worker holds a connection is read from the debug log: worker w of
 n numbers its connections k * n - w, so with two workers, worker 0's ids
 are even and worker 1's odd."""
 
+import json
 import os
 import re
 import sys
@@ -269,6 +270,51 @@ def t_reopen():
     eq(workers, {0, 1}, "workers whose lines reached the new file")
     old = [l for l in open(log + ".1").read().splitlines() if "/after" in l]
     eq(old, [], "lines after SIGUSR1 in the renamed file")
+    for c in cs:
+        c.close()
+
+
+@test("each worker buffers its own access log lines: a reload to another "
+      "file and format right after requests puts every line before it in "
+      "the old file in the old format, every line after in the new")
+def t_log_buffers():
+    be = Backend(respond(200, b"ok"))
+    sp = Spillway([be], proxy=PROXY)
+    old, new = sp.path("old.log"), sp.path("new.log")
+    sp.reconfigure(proxy=dict(PROXY, access_log=old))
+    sp.reload()
+    check(wait_for(lambda: "configuration generation 2" in
+                   sp.stderr_text(), 5), "no reload: %s" % sp.stderr_tail())
+    cs = spread(sp)
+    ports = worker_of(sp, cs)
+    eq(set(ports.values()), {0, 1}, "workers with requests")
+    for c in cs:
+        eq(c.exchange("GET", "/before").status, 200, "a request before")
+    # at once: the lines are still in the workers' buffers (written once
+    # a second), the old file must get them all the same
+    sp.reconfigure(proxy=dict(PROXY, access_log=new,
+                              access_log_format="json"))
+    sp.reload()
+    check(wait_for(lambda: "configuration generation 3" in
+                   sp.stderr_text(), 5), "no reload: %s" % sp.stderr_tail())
+    for c in cs:
+        eq(c.exchange("GET", "/after").status, 200, "a request after")
+
+    def settled(path, want):
+        lines = open(path).read().splitlines() if os.path.exists(path) \
+            else []
+        return len(lines) >= want and lines
+    before = wait_for(lambda: settled(old, 2 * len(cs)), 5) or []
+    eq(len([l for l in before if "/before" in l]), len(cs),
+       "lines of /before in the old file")
+    check(all(not l.startswith("{") for l in before),
+          "json in the old file: %r" % before[-2:])
+    after = wait_for(lambda: settled(new, len(cs)), 5) or []
+    eq(len(after), len(cs), "lines in the new file")
+    eq(sorted(json.loads(l)["path"] for l in after), ["/after"] * len(cs),
+       "the new file's lines, in json")
+    check("/after" not in open(old).read(), "a line after in the old file")
+    check("lost" not in sp.stderr_text(), "lines lost: %s" % sp.stderr_tail())
     for c in cs:
         c.close()
 
