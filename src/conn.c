@@ -785,6 +785,7 @@ conn_close(struct conn *c, const char *why)
 		conn_log_request(c);
 	}
 	upstream_release(c, 0);
+	conn_admit_forget(c);
 	shed_leave(c);
 	conn_set_state(c, CS_DEAD);
 	conn_free_io(c);

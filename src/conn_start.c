@@ -55,10 +55,45 @@ build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
 	return relay_commit_head(c->cn_uphead, &v, n);
 }
 
+static void	conn_admitted(struct conn *);
+
 /*
- * The first door: classify the request and ask the token buckets. Returns
- * 0 to let it through (in dry-run mode, with a note for the log), -1 if it
- * is refused; cn_retry_after then says when to come back.
+ * The first door's verdict, given under the admission lock for the
+ * request's class and client key: what Redis is to be asked (leases run
+ * low), a dry run's note. Returns 0 to let it through, -1 if it is
+ * refused; cn_retry_after then says when to come back.
+ */
+static int
+conn_admit_verdict(struct conn *c, const struct admission_verdict *v,
+    int shared, const char *key, size_t keylen)
+{
+	if (shared)	/* leases run low */
+		cluster_ask(c->cn_proxy->px_cluster, v,
+		    c->cn_class < c->cn_conf->nclasses ?
+		    c->cn_conf->classes[c->cn_class].name : "",
+		    c->cn_adm_kind, key, keylen);
+	if (v->dry_run)
+		c->cn_note = "rate_limited(dry_run)";
+	if (!v->refused)
+		return 0;
+	c->cn_retry_after = v->retry_after;
+	return -1;
+}
+
+static void
+admit_arm(struct worker *w)
+{
+	if (w->w_admit_armed)
+		return;
+	w->w_admit_armed = 1;
+	event_active(w->w_admit_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * The first door: classify the request and, if it meets a bucket, ask.
+ * Returns 0 to let it through now, -1 if it is refused now (cn_retry_after
+ * says when to come back), 1 if it waits for the worker's admission batch
+ * (its client key copied: the head goes before the verdict comes).
  */
 static int
 conn_admit(struct conn *c, const struct http_head *h)
@@ -66,31 +101,42 @@ conn_admit(struct conn *c, const struct http_head *h)
 	struct admission_verdict	 v;
 	const char			*key;
 	size_t				 keylen;
-	int				 kind, shared;
+	int				 shared;
 
 	c->cn_class = classify_request(c->cn_conf, h);
 	/* no bucket to ask: no lock, nothing shared touched */
 	if (!admission_applies(c->cn_conf, c->cn_class))
 		return 0;
-	kind = classify_client_key(c->cn_conf, h, c->cn_client_ip, &key,
-	    &keylen);
+	c->cn_adm_kind = classify_client_key(c->cn_conf, h, c->cn_client_ip,
+	    &key, &keylen);
+	if (key == NULL || keylen <= sizeof(c->cn_adm_key)) {
+		c->cn_adm_nokey = key == NULL;
+		c->cn_adm_keylen = key != NULL ? keylen : 0;
+		if (key != NULL)
+			memcpy(c->cn_adm_key, key, keylen);
+		c->cn_adm_pending = 1;
+		TAILQ_INSERT_TAIL(&c->cn_worker->w_admit, c, cn_adm_entry);
+		admit_arm(c->cn_worker);
+		return 1;
+	}
+	/* a key too long to keep: asked now, on its own */
 	lock_counted(&c->cn_proxy->px_adm_mtx,
 	    &c->cn_proxy->px_lockstat[PXL_ADMISSION]);
-	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class, kind,
-	    key, keylen, &v);
+	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class,
+	    c->cn_adm_kind, key, keylen, &v);
 	shared = admission_shared(c->cn_proxy->px_adm);
 	pthread_mutex_unlock(&c->cn_proxy->px_adm_mtx);
-	if (shared)	/* leases run low */
-		cluster_ask(c->cn_proxy->px_cluster, &v,
-		    c->cn_class < c->cn_conf->nclasses ?
-		    c->cn_conf->classes[c->cn_class].name : "", kind, key,
-		    keylen);
-	if (v.dry_run)
-		c->cn_note = "rate_limited(dry_run)";
-	if (!v.refused)
-		return 0;
-	c->cn_retry_after = v.retry_after;
-	return -1;
+	return conn_admit_verdict(c, &v, shared, key, keylen);
+}
+
+/* A request waiting for the admission batch is gone: out of it. */
+void
+conn_admit_forget(struct conn *c)
+{
+	if (!c->cn_adm_pending)
+		return;
+	TAILQ_REMOVE(&c->cn_worker->w_admit, c, cn_adm_entry);
+	c->cn_adm_pending = 0;
 }
 
 /*
@@ -225,6 +271,7 @@ conn_start_request(struct conn *c, size_t headlen)
 	struct http_head	*h = &c->cn_req;
 	struct evbuffer		*in = bufferevent_get_input(c->cn_bev);
 	const char		*what = NULL;
+	int			 admit;
 
 	evtimer_del(c->cn_timer);
 	conn_use_current_conf(c);
@@ -267,13 +314,14 @@ conn_start_request(struct conn *c, size_t headlen)
 		conn_respond(c, 400, MR_NONE, 1);
 		return;
 	}
-	if (conn_admit(c, h) == -1) {
+	if ((admit = conn_admit(c, h)) == -1) {
 		evbuffer_drain(in, headlen);
 		conn_respond(c, 429, MR_RATE_LIMITED, 0);
 		return;
 	}
 	evbuffer_drain(c->cn_uphead, evbuffer_get_length(c->cn_uphead));
 	if (build_upstream_head(c, h, headlen) == -1) {
+		conn_admit_forget(c);
 		conn_close(c, "out of memory");
 		return;
 	}
@@ -281,8 +329,62 @@ conn_start_request(struct conn *c, size_t headlen)
 
 	c->cn_resp_state = RS_NONE;
 	c->cn_t_resp_head = 0;
+	if (admit == 1) {
+		/* the verdict comes with the batch, in this loop iteration */
+		conn_set_state(c, CS_QUEUED);
+		return;
+	}
+	conn_admitted(c);
+}
+
+/* Past the first door: fault injection, then the second. */
+static void
+conn_admitted(struct conn *c)
+{
 	if (conn_fault(c) == 0)
 		conn_enter_shed(c);
+}
+
+/*
+ * The worker's admission batch: the verdicts for the requests of this
+ * loop iteration that meet a bucket, ADMIT_BATCH under one taking of the
+ * admission lock, then each acted on, in the order they came: refused
+ * (429, the head built for the backend unused) or on to the second door.
+ */
+void
+conn_admit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct proxy	*px = w->w_proxy;
+	struct conn	*batch[ADMIT_BATCH], *c;
+	const char	*key;
+	size_t		 i, n;
+	int		 shared;
+
+	w->w_admit_armed = 0;
+	while (!TAILQ_EMPTY(&w->w_admit)) {
+		lock_counted(&px->px_adm_mtx, &px->px_lockstat[PXL_ADMISSION]);
+		for (n = 0; n < ADMIT_BATCH &&
+		    (c = TAILQ_FIRST(&w->w_admit)) != NULL; n++) {
+			TAILQ_REMOVE(&w->w_admit, c, cn_adm_entry);
+			c->cn_adm_pending = 0;
+			admission_check(px->px_adm, c->cn_t_start, c->cn_class,
+			    c->cn_adm_kind, c->cn_adm_nokey ? NULL : c->cn_adm_key,
+			    c->cn_adm_keylen, &w->w_admit_v[n]);
+			batch[n] = c;
+		}
+		shared = admission_shared(px->px_adm);
+		pthread_mutex_unlock(&px->px_adm_mtx);
+		for (i = 0; i < n; i++) {
+			c = batch[i];
+			key = c->cn_adm_nokey ? NULL : c->cn_adm_key;
+			if (conn_admit_verdict(c, &w->w_admit_v[i], shared, key,
+			    c->cn_adm_keylen) == -1)
+				conn_respond(c, 429, MR_RATE_LIMITED, 0);
+			else
+				conn_admitted(c);
+		}
+	}
 }
 
 static void

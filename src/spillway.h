@@ -203,6 +203,7 @@ struct shed_release {
 	enum limiter_outcome	 sr_outcome;
 };
 #define SHED_BATCH	64	/* releases held at most before a flush */
+#define ADMIT_BATCH	64	/* verdicts under one taking of the lock */
 
 struct listener {
 	struct worker		*ls_worker;
@@ -240,6 +241,9 @@ enum resp_state {
 	RS_BODY,	/* head sent to the client, body flowing */
 	RS_DONE,	/* whole response relayed */
 };
+
+/* A client key longer than this asks the buckets at once, not batched. */
+#define CONN_ADM_KEY_MAX	256
 
 struct conn {
 	uint64_t		 cn_id;
@@ -305,6 +309,14 @@ struct conn {
 	uint64_t		 cn_t_resp_head; /* final response head, usec */
 	uint64_t		 cn_resp_bytes;	/* of the current response */
 	uint64_t		 cn_resp_head_bytes; /* ...of them in heads */
+
+	/* waiting for its worker's admission batch (conn_start.c) */
+	int			 cn_adm_pending;
+	TAILQ_ENTRY(conn)	 cn_adm_entry;	/* in w_admit */
+	int			 cn_adm_kind;	/* enum client_key_kind */
+	int			 cn_adm_nokey;	/* no client key: no client bucket */
+	size_t			 cn_adm_keylen;
+	char			 cn_adm_key[CONN_ADM_KEY_MAX];
 };
 TAILQ_HEAD(conn_list, conn);
 
@@ -365,6 +377,11 @@ struct worker {
 	uint64_t		 w_lag_t0;	/* when the probe was armed */
 	_Atomic uint64_t	 w_lag;		/* smoothed loop lag, usec */
 	struct ticket_list	 w_handoff;	/* under px_shed_mtx */
+	/* conn_start.c's admission batch, flushed once a loop iteration */
+	struct event		*w_admit_ev;
+	int			 w_admit_armed;
+	TAILQ_HEAD(, conn)	 w_admit;	/* requests awaiting a verdict */
+	struct admission_verdict w_admit_v[ADMIT_BATCH];
 	struct accesslog_buf	 w_alog;	/* its access log lines */
 	struct event		*w_alog_ev;	/* flush them (every second) */
 	/* shed.c's batch, the worker's own: flushed once a loop iteration */
@@ -534,6 +551,8 @@ const char	*conn_state_name(enum conn_state);
 
 /* conn_start.c */
 void		 conn_start_request(struct conn *, size_t headlen);
+void		 conn_admit_cb(evutil_socket_t, short, void *);
+void		 conn_admit_forget(struct conn *);
 void		 conn_fault_delayed(struct conn *);
 void		 conn_dispatch(struct conn *);
 void		 conn_shed(struct conn *, enum queue_shed);

@@ -117,6 +117,7 @@ worker_new(struct proxy *px, unsigned int id, struct event_base *base)
 	TAILQ_INIT(&w->w_staged);
 	TAILQ_INIT(&w->w_conns);
 	TAILQ_INIT(&w->w_ppwait);
+	TAILQ_INIT(&w->w_admit);
 	w->w_accepting = 1;
 	metrics_init(&w->w_metrics);
 	pthread_mutex_init(&w->w_call_mtx, NULL);
@@ -127,6 +128,8 @@ worker_new(struct proxy *px, unsigned int id, struct event_base *base)
 	    (w->w_health_ev = event_new(w->w_base, -1, 0, upstream_health_cb,
 	    w)) == NULL ||
 	    (w->w_alog_ev = event_new(w->w_base, -1, 0, alog_cb, w)) == NULL ||
+	    (w->w_admit_ev = event_new(w->w_base, -1, 0, conn_admit_cb,
+	    w)) == NULL ||
 	    shed_worker_init(w) == -1) {
 		worker_free(w);
 		return NULL;
@@ -336,6 +339,8 @@ worker_free(struct worker *w)
 		event_free(w->w_health_ev);
 	if (w->w_alog_ev != NULL)
 		event_free(w->w_alog_ev);
+	if (w->w_admit_ev != NULL)
+		event_free(w->w_admit_ev);
 	accesslog_buf_free(&w->w_alog);
 	listener_close_all(w);
 	upstream_free(w);

@@ -244,6 +244,16 @@ def client_key_header():
     st = statuses(pipeline(c3, ["/l2-%d" % i for i in range(2)],
                            headers=long2))
     eq(st, [200, 200], "long key 2 (differs from key 1 at byte 101)")
+    # keys past 256 bytes are asked at once, not batched: the same buckets
+    for n, name in ((300, "a 300-byte key"), (4000, "a 4000-byte key")):
+        k = [("X-Api-Key", "V" * n)]
+        st = statuses(pipeline(c3, ["/v%d-%d" % (n, i) for i in range(4)],
+                               headers=k))
+        check(st[:2] == [200, 200] and st[3] == 429 and st[2] in (200, 429),
+              "%s: want 2 admitted then 429: %r" % (name, st))
+        k2 = [("X-Api-Key", "V" * (n - 1) + "W")]
+        r = c3.exchange("GET", "/w%d" % n, headers=k2)
+        eq(r.status, 200, "%s that differs in its last byte" % name)
 
 
 @test("client key header: a header value equal to an IP is not that IP's "
