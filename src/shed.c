@@ -93,6 +93,19 @@ ticket_of(struct queue_item *qi)
 }
 
 /*
+ * Under px_shed_mtx, as t is refused: when to come back, spread at the
+ * rate the backend drains the queue (shed_refused() answers with it, no
+ * second taking of the lock).
+ */
+static struct shed_ticket *
+refusing(struct proxy *px, struct shed_ticket *t, uint64_t now)
+{
+	t->st_retry_after = queue_retry_after(px->px_queue,
+	    upstream_limit(px, now), now);
+	return t;
+}
+
+/*
  * Under px_shed_mtx: point this worker's queue timer at the next deadline
  * of the whole queue. Whichever worker's timer fires first expires every
  * waiter due, its own or not; the worker that queued a waiter keeps its
@@ -174,7 +187,7 @@ queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	now = shed_lock(px);
 	while ((qi = queue_expire(px->px_queue, now, &why)) != NULL)
-		handoff(ticket_of(qi), SH_SHED, why);
+		handoff(refusing(px, ticket_of(qi), now), SH_SHED, why);
 	arm_queue_timer(w, now);
 	shed_unlock(px);
 	run_handoffs(w);
@@ -423,19 +436,24 @@ shed_free(struct proxy *px)
 }
 
 /*
- * A refusal that came from the queue: when to come back, spread at the
- * rate the backend drains it.
+ * A refusal that came from the queue: when to come back, worked out with
+ * the verdict (refusing()).
  */
 void
 shed_refused(struct conn *c)
 {
-	struct proxy	*px = conn_proxy(c);
-	uint64_t	 now = now_usec(), ra;
+	struct shed_ticket	*t = conn_shed_ticket(c);
+	struct proxy		*px = conn_proxy(c);
+	uint64_t		 now = now_usec(), ra = t->st_retry_after;
 
-	conn_shed_ticket(c)->st_t_shed = now;
-	now = shed_lock(px);
-	ra = queue_retry_after(px->px_queue, upstream_limit(px, now), now);
-	shed_unlock(px);
+	t->st_t_shed = now;
+	t->st_retry_after = 0;
+	if (ra == 0) {
+		now = shed_lock(px);
+		ra = queue_retry_after(px->px_queue, upstream_limit(px, now),
+		    now);
+		shed_unlock(px);
+	}
 	conn_set_retry_after(c, ra);
 }
 
@@ -502,7 +520,8 @@ verdict(struct shed_ticket *t, uint64_t now, enum queue_shed *why)
 	}
 	t->st_t_queued = now;
 	if (evicted != NULL)
-		handoff(ticket_of(evicted), SH_SHED, QUEUE_SHED_FULL);
+		handoff(refusing(px, ticket_of(evicted), now), SH_SHED,
+		    QUEUE_SHED_FULL);
 	arm_queue_timer(w, now);
 	return 0;
 }
@@ -563,7 +582,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			TAILQ_INSERT_TAIL(&go, t, st_pentry);
 			break;
 		case -1:
-			TAILQ_INSERT_TAIL(&go, t, st_pentry);
+			TAILQ_INSERT_TAIL(&go, refusing(px, t, now), st_pentry);
 			break;
 		default:
 			break;
@@ -604,6 +623,7 @@ shed_enter(struct conn *c)
 	t->st_conn = c;
 	t->st_worker = w;
 	t->st_retry = t->st_t_shed != 0 && now - t->st_t_shed < SHED_ECHO;
+	t->st_retry_after = 0;
 	lag_watch(w, now);
 	t->st_pending = 1;
 	TAILQ_INSERT_TAIL(&w->w_pending, t, st_pentry);

@@ -189,6 +189,8 @@ struct shed_ticket {
 	TAILQ_ENTRY(shed_ticket) st_pentry;	/* in w_pending, or a flush's */
 	uint64_t		 st_t_queued;	/* entered the queue, usec */
 	uint64_t		 st_t_shed;	/* last refused, usec */
+	uint64_t		 st_retry_after; /* refused: seconds, worked out
+					   with the verdict; 0: not yet */
 };
 TAILQ_HEAD(ticket_list, shed_ticket);
 
