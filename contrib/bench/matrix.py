@@ -26,8 +26,10 @@ import statistics
 import sys
 
 TARGETS = ["direct", "spillway", "haproxy"]
+ALL_TARGETS = TARGETS + ["old"]	# old: SPILLWAY_OLD, before/after
 LAG_MS = 5          # median send lag beyond which an open-loop cell is LAG
-COLOURS = {"direct": "#7f7f7f", "spillway": "#1f77b4", "haproxy": "#d62728"}
+COLOURS = {"direct": "#7f7f7f", "spillway": "#1f77b4", "haproxy": "#d62728",
+           "old": "#9467bd"}
 CLIENT_NAMES = {"retry": "closed, retry at once",
                 "honour": "closed, honour Retry-After",
                 "open": "open loop", "shift": "shift (closed, retry)"}
@@ -290,6 +292,28 @@ def report(work, out_md, out_svg):
             pct(v["haproxy"]["refused_pct"] if v["haproxy"] else None)))
         svg_rows.append((m, slo, backends[m["backend"]]["cap"]))
     emit("")
+    olds = [k for k in rorder if rows[k].get("old")
+            and rows[k]["meta"]["client"] != "shift"]
+    if olds:
+        emit("spillway against the build before it (`old`: %s), the same "
+             "rows, alternating with the other targets; 2xx within %s ms "
+             "per second." % (meta.get("old", "?"), meta.get("slo_ms", "500")))
+        emit("")
+        emit("| backend | client | load | spillway | old | spillway/old "
+             "| refused % spillway | refused % old |")
+        emit("|---|---|---|---:|---:|---:|---:|---:|")
+        for key in olds:
+            r = rows[key]
+            m = r["meta"]
+            v = {t: (r.get(t) or (None, None))[1] for t in ("spillway", "old")}
+            slo = {t: v[t]["slo"] if v[t] else None for t in v}
+            emit("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                m["backend"], CLIENT_NAMES.get(m["client"], m["client"]),
+                m["label"], fint(slo["spillway"]), fint(slo["old"]),
+                fnum(ratio(slo["spillway"], slo["old"]), "%.2f"),
+                pct(v["spillway"]["refused_pct"] if v["spillway"] else None),
+                pct(v["old"]["refused_pct"] if v["old"] else None)))
+        emit("")
 
     # Shift.
     shift = [k for k in rorder if rows[k]["meta"]["client"] == "shift"]
@@ -309,7 +333,7 @@ def report(work, out_md, out_svg):
         emit("| target | 2xx/s 1st half | 2xx/s 2nd half | 2xx/s last 2 s "
              "| within SLO /s (whole run) | refused % | p99 ms |")
         emit("|---|---:|---:|---:|---:|---:|---:|")
-        for t in TARGETS:
+        for t in TARGETS + (["old"] if "old" in r else []):
             c, res = r.get(t) or (None, None)
             if res is None:
                 emit("| %s | %s |  |  |  |  |  |" % (t, c["status"] if c
@@ -347,7 +371,7 @@ def report(work, out_md, out_svg):
     for key in rorder:
         r = rows[key]
         m = r["meta"]
-        runs = [(t, c, res) for t in TARGETS
+        runs = [(t, c, res) for t in ALL_TARGETS
                 for c, res in r.get("reps", {}).get(t, [])]
         for t, c, res in runs:
             tl = t if nrep == 1 else "%s #%s" % (t, c.get("rep") or "1")
@@ -401,7 +425,7 @@ def report(work, out_md, out_svg):
         emit("Cells where loadgen fell behind its schedule (median send "
              "lag): " + ", ".join(lagged) + ".")
     if any(rows[k][t][1] and rows[k][t][1]["approx"] for k in rorder
-           for t in TARGETS if t in rows[k]):
+           for t in ALL_TARGETS if t in rows[k]):
         emit("")
         emit("~: measured with wrk, whose latencies cover every response; "
              "2xx within the SLO is estimated as the responses within it "

@@ -19,6 +19,9 @@
 #   RESULTS_DIR=/tmp/spillway-bench/matrix   matrix-results.md, matrix.svg,
 #                       logs/ (every cell's JSON, CSV, configs, daemon logs)
 #   BACKENDS="legacy nginx cpu slot"   TARGETS="direct spillway haproxy"
+#                       (and "old": SPILLWAY_OLD=path, another spillway with
+#                       the same configuration, alternating with the rest,
+#                       for a before/after in one run)
 #   CLIENTS="retry honour open"        SHIFT=1 (0: no shift row)
 #   DURATION=5          seconds per cell; SHIFT_DURATION=2 x DURATION
 #   RETRY_MULTS="1 2 4 16"   closed loop retrying at once, x the knee
@@ -96,7 +99,12 @@ for b in $BACKENDS; do
     case $b in legacy|nginx|cpu|slot) ;; *) die "unknown backend '$b' in BACKENDS" ;; esac
 done
 for t in $TARGETS; do
-    case $t in direct|spillway|haproxy) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+    case $t in
+        direct|spillway|haproxy) ;;
+        old) [ -x "${SPILLWAY_OLD:-}" ] ||
+                 die "TARGETS names old: set SPILLWAY_OLD to an executable spillway" ;;
+        *) die "unknown target '$t' in TARGETS" ;;
+    esac
 done
 for c in $CLIENTS; do
     case $c in retry|honour|open) ;; *) die "unknown client '$c' in CLIENTS" ;; esac
@@ -276,6 +284,8 @@ start_proxy() { # start_proxy spillway|haproxy
     case $1 in
         spillway) "$SPILLWAY_BIN" -c "$WORK/spillway.ini" >>"$WORK/spillway.log" 2>&1 &
                   port=$SPILLWAY_PORT ;;
+        old) "$SPILLWAY_OLD" -c "$WORK/spillway.ini" >>"$WORK/old.log" 2>&1 &
+             port=$SPILLWAY_PORT ;;
         haproxy) haproxy -f "$WORK/haproxy.cfg" -db >>"$WORK/haproxy.log" 2>&1 &
                  port=$HAPROXY_PORT ;;
     esac
@@ -405,7 +415,7 @@ run_cell() {
     fpid=$!
     case $target in
         direct) port=$BACKEND_PORT ;;
-        spillway) port=$SPILLWAY_PORT ;;
+        spillway|old) port=$SPILLWAY_PORT ;;
         haproxy) port=$HAPROXY_PORT ;;
     esac
     if [ "$target" != direct ] && ! start_proxy "$target"; then
@@ -492,6 +502,7 @@ T_BEGIN=$(date +%s)
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "spillway=$SPILLWAY_BIN"
+    echo "old=${SPILLWAY_OLD:-}"
     # the last commit that touched the sources, if the binary sits in a checkout
     echo "spillway_rev=$(cd "$(dirname "$SPILLWAY_BIN")" 2>/dev/null &&
         git log -1 --format='%h %s' -- . 2>/dev/null | cut -c1-60)"

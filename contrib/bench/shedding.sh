@@ -421,12 +421,13 @@ python3 - "$WORK" "$OUT" "$CAPACITY" "${CAP_UP:-}" "${CAP_DOWN:-}" \
     "$UNLOADED_P99" "$UNLOADED_RATE" "$RATE" "$DURATION" "$SHIFT_RAN" \
     "$SHIFT_UP_AT:$SHIFT_UP_WORKERS,$SHIFT_DOWN_AT:$SHIFT_DOWN_WORKERS" \
     "$WORKERS" "$SERVICE_MS" "$DEGRADE" "$OVERLOAD" "$TIMEOUT" "$CONNECTIONS" \
-    "$HAPROXY_TIMEOUT_QUEUE" "$((T_END - T_BEGIN))" "$SPILLWAY" "$BACKEND" <<'EOF'
+    "$HAPROXY_TIMEOUT_QUEUE" "$((T_END - T_BEGIN))" "$SPILLWAY" "$BACKEND" \
+    "${PROXY_THREADS:-1}" <<'EOF'
 import csv, json, os, sys
 
 (work, out, cap, cap_up, cap_down, unl_p99, unl_rate, rate, dur, shift_ran,
  shifts, workers, svc, degrade, overload, timeout, conns, hq, took,
- spillway_bin, backend) = sys.argv[1:]
+ spillway_bin, backend, threads) = sys.argv[1:]
 cap, unl_p99, rate, dur = float(cap), float(unl_p99), float(rate), float(dur)
 workers = int(workers)
 lines = []
@@ -606,12 +607,16 @@ emit()
 emit("## Setups")
 emit()
 emit("- direct: loadgen straight at the backend.")
+nth = int(threads)
 emit("- spillway: `[proxy] listen, access_log = off`, `[backend] server`, "
-     "`[limiter] algorithm = gradient`, nothing else.")
+     "`[limiter] algorithm = gradient`%s, nothing else."
+     % (", `workers = %d`" % nth if nth > 1 else ""))
 emit("- haproxy: `server s1 ... maxconn %d`, `timeout queue %s`, "
-     "`http-reuse always`, 1 thread." % (workers, hq))
+     "`http-reuse always`, %d thread%s." % (workers, hq, nth,
+                                            "s" if nth > 1 else ""))
 emit("- nginx: `upstream { server ...; keepalive 32; }`, proxy_http_version "
-     "1.1, 1 worker: no limiting (nginx OSS has no upstream queue).")
+     "1.1, %d worker%s: no limiting (nginx OSS has no upstream queue)."
+     % (nth, "s" if nth > 1 else ""))
 emit("- nginx-maxconns: the same with `zone` and `server ... max_conns=%d`: "
      "nginx OSS cannot queue, so it answers 502 at once beyond the cap."
      % workers)
