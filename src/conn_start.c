@@ -80,15 +80,6 @@ conn_admit_verdict(struct conn *c, const struct admission_verdict *v,
 	return -1;
 }
 
-static void
-admit_arm(struct worker *w)
-{
-	if (w->w_admit_armed)
-		return;
-	w->w_admit_armed = 1;
-	event_active(w->w_admit_ev, EV_TIMEOUT, 0);
-}
-
 /*
  * The first door: classify the request and, if it meets a bucket, ask.
  * Returns 0 to let it through now, -1 if it is refused now (cn_retry_after
@@ -99,6 +90,7 @@ static int
 conn_admit(struct conn *c, const struct http_head *h)
 {
 	struct admission_verdict	 v;
+	struct worker			*w = c->cn_worker;
 	const char			*key;
 	size_t				 keylen;
 	int				 shared;
@@ -115,8 +107,8 @@ conn_admit(struct conn *c, const struct http_head *h)
 		if (key != NULL)
 			memcpy(c->cn_adm_key, key, keylen);
 		c->cn_adm_pending = 1;
-		TAILQ_INSERT_TAIL(&c->cn_worker->w_admit, c, cn_adm_entry);
-		admit_arm(c->cn_worker);
+		TAILQ_INSERT_TAIL(&w->w_admit, c, cn_adm_entry);
+		batch_arm(w->w_admit_ev, &w->w_admit_armed);
 		return 1;
 	}
 	/* a key too long to keep: asked now, on its own */

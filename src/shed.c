@@ -599,15 +599,6 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	run_handoffs(w);
 }
 
-static void
-flush_arm(struct worker *w)
-{
-	if (w->w_flush_armed)
-		return;
-	w->w_flush_armed = 1;
-	event_active(w->w_flush, EV_TIMEOUT, 0);
-}
-
 /*
  * An admitted request asks to go upstream: its verdict comes with the
  * worker's next flush, in this loop iteration (conn_dispatch() with a
@@ -627,7 +618,7 @@ shed_enter(struct conn *c)
 	lag_watch(w, now);
 	t->st_pending = 1;
 	TAILQ_INSERT_TAIL(&w->w_pending, t, st_pentry);
-	flush_arm(w);
+	batch_arm(w->w_flush, &w->w_flush_armed);
 }
 
 /*
@@ -683,5 +674,5 @@ shed_leave(struct conn *c)
 	r->sr_outcome = conn_outcome(c, now_usec(), &r->sr_latency);
 	r->sr_slot = conn_upstream_req(c)->ur_slot;
 	conn_upstream_req(c)->ur_slot = NULL;
-	flush_arm(w);
+	batch_arm(w->w_flush, &w->w_flush_armed);
 }

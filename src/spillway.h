@@ -693,6 +693,20 @@ wall_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/*
+ * A worker's batch event (shed.c's, conn_start.c's): made active once,
+ * however many requests join the batch before it runs; its callback
+ * clears *armed first.
+ */
+static inline void
+batch_arm(struct event *ev, int *armed)
+{
+	if (*armed)
+		return;
+	*armed = 1;
+	event_active(ev, EV_TIMEOUT, 0);
+}
+
 /* A duration in milliseconds as a struct timeval for libevent. */
 static inline struct timeval
 msec_tv(uint64_t msec)
