@@ -68,16 +68,18 @@ static struct {
 } alog = { .fd = -1, .prev_fd = -1 };
 
 /*
- * Under alog_mtx: everything in alog. Read by the workers without it: the
- * atomics below, set under it, which say whether there is a log, its
- * epoch, and the format and sink of that epoch.
+ * Under alog_mtx: everything in alog. Read by the workers without it:
+ * alog_state, set under it, which says in one word (read at once, so a
+ * reader never sees one epoch's format with another's sink) whether there
+ * is a log, its epoch, and the format and sink of that epoch.
  */
 static pthread_mutex_t	alog_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct lock_stat	alog_lockstat;	/* the workers' takings, counted */
-static atomic_int	alog_open;	/* alog.fd != -1 */
-static atomic_uint	alog_epoch_a;	/* alog.epoch */
-static atomic_int	alog_format_a;	/* alog.format */
-static atomic_int	alog_sink_a;	/* alog.sink */
+static _Atomic uint64_t	alog_state;	/* see publish() */
+#define ST_FORMAT(st)	((int)((st) & 0xff))
+#define ST_SINK(st)	((int)(((st) >> 8) & 0xff))
+#define ST_OPEN(st)	(((st) >> 16) & 1)
+#define ST_EPOCH(st)	((unsigned int)((st) >> 32))
 
 /* By index of config_facility_name(). */
 static const int facilities[] = {
@@ -238,12 +240,9 @@ accesslog_prepare(const char *path, int format, int facility, char *err,
 static void
 publish(void)
 {
-	atomic_store_explicit(&alog_format_a, alog.format,
-	    memory_order_relaxed);
-	atomic_store_explicit(&alog_sink_a, (int)alog.sink,
-	    memory_order_relaxed);
-	atomic_store_explicit(&alog_epoch_a, alog.epoch, memory_order_release);
-	atomic_store(&alog_open, alog.fd != -1);
+	atomic_store_explicit(&alog_state, (uint64_t)alog.epoch << 32 |
+	    (uint64_t)(alog.fd != -1) << 16 | (uint64_t)(alog.sink & 0xff) << 8 |
+	    (uint64_t)(alog.format & 0xff), memory_order_release);
 }
 
 /* Under alog_mtx: the epoch before is over; its file goes if ours. */
@@ -458,7 +457,7 @@ socket_send(const char *line, size_t len, time_t when)
 
 /*
  * One line, formatted by the worker for the sink of the epoch in force
- * (read again if a commit came between the reads). A file's lines go to
+ * (its format and sink read with it, in one word). A file's lines go to
  * the worker's buffer, lines before another epoch's flushed first;
  * syslog's are sent now, under the lock. A buffer that cannot be had
  * writes the line on its own.
@@ -468,21 +467,15 @@ accesslog_write(struct accesslog_buf *ab, const struct access_entry *e)
 {
 	struct mbuf	*mb = &ab->ab_line;
 	struct timespec	 ts;
-	unsigned int	 epoch;
-	int		 format, sink;
+	uint64_t	 st = atomic_load_explicit(&alog_state,
+			    memory_order_acquire);
+	unsigned int	 epoch = ST_EPOCH(st);
+	int		 format = ST_FORMAT(st), sink = ST_SINK(st);
 	size_t		 n;
 
-	if (!atomic_load_explicit(&alog_open, memory_order_acquire))
+	if (!ST_OPEN(st))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	do {
-		epoch = atomic_load_explicit(&alog_epoch_a,
-		    memory_order_acquire);
-		format = atomic_load_explicit(&alog_format_a,
-		    memory_order_relaxed);
-		sink = atomic_load_explicit(&alog_sink_a, memory_order_relaxed);
-	} while (epoch != atomic_load_explicit(&alog_epoch_a,
-	    memory_order_acquire));
 	if (ab->ab_len > 0 && ab->ab_epoch != epoch)
 		accesslog_flush(ab);
 	mb->mb_len = 0;
@@ -528,7 +521,8 @@ accesslog_close(void)
 	if (alog.sink == SINK_FD)
 		close_fd(alog.fd);
 	sink_close();
-	atomic_store(&alog_open, 0);
+	alog.fd = -1;
+	publish();
 	free(alog.path);
 	alog.path = NULL;
 	pthread_mutex_unlock(&alog_mtx);

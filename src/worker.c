@@ -167,6 +167,8 @@ worker_main(void *arg)
 
 	if (event_base_loop(w->w_base, EVLOOP_NO_EXIT_ON_EMPTY) == -1)
 		log_err("worker %u: event loop failed", w->w_id);
+	/* its lines now, not when the last worker is done */
+	accesslog_flush(&w->w_alog);
 	pthread_mutex_lock(&w->w_call_mtx);
 	w->w_running = 0;
 	if (w->w_call_fn != NULL && !w->w_call_done) {
