@@ -566,6 +566,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	struct ticket_list	 go = TAILQ_HEAD_INITIALIZER(go);
 	struct shed_ticket	*t;
 	uint64_t		 now;
+	int			 handed;
 
 	w->w_flush_armed = 0;
 	if (w->w_nrel == 0 && TAILQ_EMPTY(&w->w_pending))
@@ -588,6 +589,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 	}
+	handed = !TAILQ_EMPTY(&w->w_handoff);
 	shed_unlock(px);
 	while ((t = TAILQ_FIRST(&go)) != NULL) {
 		TAILQ_REMOVE(&go, t, st_pentry);
@@ -596,7 +598,8 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		else
 			conn_shed(t->st_conn, t->st_why);
 	}
-	run_handoffs(w);
+	if (handed)	/* else no second taking of the lock to find none */
+		run_handoffs(w);
 }
 
 /*
