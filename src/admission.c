@@ -615,6 +615,17 @@ admission_shared(const struct admission *ad)
 	return ad->ad_shared;
 }
 
+size_t
+admission_class_of(const struct admission *ad, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < ad->ad_nclasses; i++)
+		if (strcmp(ad->ad_class_names[i], name) == 0)
+			break;
+	return i;
+}
+
 const struct admission_counters *
 admission_counters(const struct admission *ad, size_t class_idx)
 {

@@ -108,6 +108,12 @@ void		 admission_ask_failed(struct admission *,
 
 const struct admission_counters *admission_counters(const struct admission *,
 		    size_t class_idx);
+/*
+ * The index of the class named name in the configuration ad was last
+ * built for (a request classified under another one, across a reload);
+ * the number of classes if it has none of that name (no class bucket).
+ */
+size_t		 admission_class_of(const struct admission *, const char *name);
 size_t		 admission_clients(const struct admission *);
 uint64_t	 admission_evictions(const struct admission *);
 const char	*admission_bucket_name(enum admission_bucket);

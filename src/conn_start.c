@@ -58,6 +58,23 @@ build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
 static void	conn_admitted(struct conn *);
 
 /*
+ * Under px_adm_mtx: the request's class as admission knows it. A request
+ * classified under the generation before a reload that admission has
+ * already taken (its batch ran after the reload's commit, or another
+ * worker reloaded admission first) is found by its class's name.
+ */
+static size_t
+adm_class(const struct conn *c)
+{
+	struct proxy	*px = c->cn_proxy;
+
+	if (c->cn_gen->g_id == px->px_adm_gen)
+		return c->cn_class;
+	return admission_class_of(px->px_adm,
+	    c->cn_conf->classes[c->cn_class].name);
+}
+
+/*
  * The first door's verdict, given under the admission lock for the
  * request's class and client key: what Redis is to be asked (leases run
  * low), a dry run's note. Returns 0 to let it through, -1 if it is
@@ -114,7 +131,7 @@ conn_admit(struct conn *c, const struct http_head *h)
 	/* a key too long to keep: asked now, on its own */
 	lock_counted(&c->cn_proxy->px_adm_mtx,
 	    &c->cn_proxy->px_lockstat[PXL_ADMISSION]);
-	admission_check(c->cn_proxy->px_adm, c->cn_t_start, c->cn_class,
+	admission_check(c->cn_proxy->px_adm, c->cn_t_start, adm_class(c),
 	    c->cn_adm_kind, key, keylen, &v);
 	shared = admission_shared(c->cn_proxy->px_adm);
 	pthread_mutex_unlock(&c->cn_proxy->px_adm_mtx);
@@ -360,8 +377,8 @@ conn_admit_cb(evutil_socket_t fd, short what, void *arg)
 		    (c = TAILQ_FIRST(&w->w_admit)) != NULL; n++) {
 			TAILQ_REMOVE(&w->w_admit, c, cn_adm_entry);
 			c->cn_adm_pending = 0;
-			admission_check(px->px_adm, c->cn_t_start, c->cn_class,
-			    c->cn_adm_kind, c->cn_adm_nokey ? NULL : c->cn_adm_key,
+			admission_check(px->px_adm, c->cn_t_start,
+			    adm_class(c), c->cn_adm_kind, c->cn_adm_nokey ? NULL : c->cn_adm_key,
 			    c->cn_adm_keylen, &w->w_admit_v[n]);
 			batch[n] = c;
 		}

@@ -351,6 +351,8 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	    (first && (px->px_cluster = cluster_new(px->px_base,
 	    px->px_adm, &px->px_adm_mtx)) == NULL))
 		goto nomem;
+	if (first)
+		px->px_adm_gen = 1;	/* no worker runs yet */
 	/*
 	 * Admission changes in place; if that fails, only its table of
 	 * client buckets may have changed size, nothing else.
@@ -358,6 +360,8 @@ proxy_configure(struct proxy *px, struct config *conf, char **errorsp)
 	if (!first) {
 		pthread_mutex_lock(&px->px_adm_mtx);
 		rc = admission_reconfigure(px->px_adm, conf, now);
+		if (rc == 0)
+			px->px_adm_gen = old->g_id + 1;	/* gen's, below */
 		pthread_mutex_unlock(&px->px_adm_mtx);
 		if (rc == -1)
 			goto nomem;

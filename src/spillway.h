@@ -427,6 +427,8 @@ struct proxy {
 	struct generation	*px_gen;	/* the generation in force */
 	const struct config	*px_conf;	/* px_gen->g_conf, for short */
 	struct admission	*px_adm;
+	unsigned long		 px_adm_gen;	/* the generation id px_adm is
+						   built for; under px_adm_mtx */
 	struct cluster		*px_cluster;	/* its buckets on Redis */
 	/* per-server limits: the servers in force, under px_shed_mtx */
 	struct server_slots	**px_slots;	/* worker 0's servers' */

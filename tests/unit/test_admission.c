@@ -211,6 +211,45 @@ test_applies(void)
 	free_conf(conf);
 }
 
+/*
+ * A request classified before a reload is found in the new class table
+ * by its class's name: a class moved, and one that is gone (no bucket).
+ */
+static void
+test_class_of_across_reload(void)
+{
+	struct config			*conf = new_conf(3), *next = new_conf(3);
+	struct admission		*ad;
+	struct admission_verdict	 v;
+	size_t				 c1;
+
+	conf->classes[0].name = "api";
+	conf->classes[1].name = "static";
+	conf->classes[2].name = "default";
+	conf->classes[0].rate = PER_S(1);
+	conf->classes[0].burst = 1;
+	ad = admission_new(conf, seed, 0);
+	CHECK_EQ_INT(admission_class_of(ad, "api"), 0);
+	CHECK(admit(ad, 0, 0, "a", &v));
+	/* the reload puts "api" second and drops "static" */
+	next->classes[0].name = "login";
+	next->classes[1].name = "api";
+	next->classes[2].name = "default";
+	next->classes[1].rate = PER_S(1);
+	next->classes[1].burst = 1;
+	CHECK_EQ_INT(admission_reconfigure(ad, next, 0), 0);
+	c1 = admission_class_of(ad, "api");
+	CHECK_EQ_INT(c1, 1);
+	/* its bucket came along by name, empty: refused */
+	CHECK(!admit(ad, 0, c1, "a", &v));
+	CHECK_EQ_INT(v.bucket, ADM_BUCKET_CLASS);
+	CHECK_EQ_INT(admission_class_of(ad, "static"), 3);
+	CHECK(admit(ad, 0, admission_class_of(ad, "static"), "a", &v));
+	admission_free(ad);
+	free_conf(conf);
+	free_conf(next);
+}
+
 static void
 test_refused_takes_nothing(void)
 {
@@ -440,6 +479,7 @@ main(void)
 	RUN(test_per_minute_retry_after);
 	RUN(test_class_bucket);
 	RUN(test_applies);
+	RUN(test_class_of_across_reload);
 	RUN(test_refused_takes_nothing);
 	RUN(test_wait_is_the_longest);
 	RUN(test_eviction_bounded);
