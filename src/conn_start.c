@@ -55,6 +55,8 @@ build_upstream_head(struct conn *c, const struct http_head *h, size_t len)
 	return relay_commit_head(c->cn_uphead, &v, n);
 }
 
+#define ADMIT_BATCH	64	/* verdicts under one taking of the lock */
+
 static void	conn_admitted(struct conn *);
 
 /*
@@ -72,6 +74,13 @@ adm_class(const struct conn *c)
 		return c->cn_class;
 	return admission_class_of(px->px_adm,
 	    c->cn_conf->classes[c->cn_class].name);
+}
+
+/* The client key a request waiting for the admission batch keeps. */
+static const char *
+adm_key(const struct conn *c)
+{
+	return c->cn_adm_nokey ? NULL : c->cn_adm_key;
 }
 
 /*
@@ -330,7 +339,6 @@ conn_start_request(struct conn *c, size_t headlen)
 	}
 	evbuffer_drain(c->cn_uphead, evbuffer_get_length(c->cn_uphead));
 	if (build_upstream_head(c, h, headlen) == -1) {
-		conn_admit_forget(c);
 		conn_close(c, "out of memory");
 		return;
 	}
@@ -365,10 +373,10 @@ conn_admit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
 	struct proxy	*px = w->w_proxy;
-	struct conn	*batch[ADMIT_BATCH], *c;
-	const char	*key;
-	size_t		 i, n;
-	int		 shared;
+	struct conn		*batch[ADMIT_BATCH], *c;
+	struct admission_verdict v[ADMIT_BATCH];
+	size_t			 i, n;
+	int			 shared;
 
 	w->w_admit_armed = 0;
 	while (!TAILQ_EMPTY(&w->w_admit)) {
@@ -378,16 +386,15 @@ conn_admit_cb(evutil_socket_t fd, short what, void *arg)
 			TAILQ_REMOVE(&w->w_admit, c, cn_adm_entry);
 			c->cn_adm_pending = 0;
 			admission_check(px->px_adm, c->cn_t_start,
-			    adm_class(c), c->cn_adm_kind, c->cn_adm_nokey ? NULL : c->cn_adm_key,
-			    c->cn_adm_keylen, &w->w_admit_v[n]);
+			    adm_class(c), c->cn_adm_kind, adm_key(c),
+			    c->cn_adm_keylen, &v[n]);
 			batch[n] = c;
 		}
 		shared = admission_shared(px->px_adm);
 		pthread_mutex_unlock(&px->px_adm_mtx);
 		for (i = 0; i < n; i++) {
 			c = batch[i];
-			key = c->cn_adm_nokey ? NULL : c->cn_adm_key;
-			if (conn_admit_verdict(c, &w->w_admit_v[i], shared, key,
+			if (conn_admit_verdict(c, &v[i], shared, adm_key(c),
 			    c->cn_adm_keylen) == -1)
 				conn_respond(c, 429, MR_RATE_LIMITED, 0);
 			else

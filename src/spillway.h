@@ -205,7 +205,6 @@ struct shed_release {
 	enum limiter_outcome	 sr_outcome;
 };
 #define SHED_BATCH	64	/* releases held at most before a flush */
-#define ADMIT_BATCH	64	/* verdicts under one taking of the lock */
 
 struct listener {
 	struct worker		*ls_worker;
@@ -383,7 +382,6 @@ struct worker {
 	struct event		*w_admit_ev;
 	int			 w_admit_armed;
 	TAILQ_HEAD(, conn)	 w_admit;	/* requests awaiting a verdict */
-	struct admission_verdict w_admit_v[ADMIT_BATCH];
 	struct accesslog_buf	 w_alog;	/* its access log lines */
 	struct event		*w_alog_ev;	/* flush them (every second) */
 	/* shed.c's batch, the worker's own: flushed once a loop iteration */
