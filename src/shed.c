@@ -83,7 +83,7 @@
 #define WALL_GAP	100	/* usec between the two clocks' readings */
 
 static void	flush_cb(evutil_socket_t, short, void *);
-static void	release_batch(struct worker *, uint64_t);
+static void	release_now(struct worker *);
 
 static struct shed_ticket *
 ticket_of(struct queue_item *qi)
@@ -355,13 +355,8 @@ shed_worker_init(struct worker *w)
 void
 shed_worker_free(struct worker *w)
 {
-	uint64_t	 now;
-
-	if (w->w_nrel > 0) {
-		now = shed_lock(w->w_proxy);
-		release_batch(w, now);
-		shed_unlock(w->w_proxy);
-	}
+	if (w->w_nrel > 0)
+		release_now(w);
 	if (w->w_flush != NULL)
 		event_free(w->w_flush);
 	w->w_flush = NULL;
@@ -443,18 +438,9 @@ void
 shed_refused(struct conn *c)
 {
 	struct shed_ticket	*t = conn_shed_ticket(c);
-	struct proxy		*px = conn_proxy(c);
-	uint64_t		 now = now_usec(), ra = t->st_retry_after;
 
-	t->st_t_shed = now;
-	t->st_retry_after = 0;
-	if (ra == 0) {
-		now = shed_lock(px);
-		ra = queue_retry_after(px->px_queue, upstream_limit(px, now),
-		    now);
-		shed_unlock(px);
-	}
-	conn_set_retry_after(c, ra);
+	t->st_t_shed = now_usec();
+	conn_set_retry_after(c, t->st_retry_after);
 }
 
 /*
@@ -547,6 +533,20 @@ release_batch(struct worker *w, uint64_t now)
 		    (r->sr_latency > 0 ? r->sr_latency : 1) : 0);
 	}
 	w->w_nrel = 0;
+}
+
+/*
+ * The batch's slots go back now, outside a flush (the batch is full, or
+ * the worker is gone), and to waiters: their workers' kicks hand them over.
+ */
+static void
+release_now(struct worker *w)
+{
+	uint64_t	 now = shed_lock(w->w_proxy);
+
+	release_batch(w, now);
+	grant_waiters(w->w_proxy, now);
+	shed_unlock(w->w_proxy);
 }
 
 /*
@@ -667,12 +667,8 @@ shed_leave(struct conn *c)
 	if (!t->st_has_slot)
 		return;
 	t->st_has_slot = 0;
-	if (w->w_nrel == SHED_BATCH) {
-		now = shed_lock(px);
-		release_batch(w, now);
-		grant_waiters(px, now);	/* the kicks hand them over */
-		shed_unlock(px);
-	}
+	if (w->w_nrel == SHED_BATCH)
+		release_now(w);
 	r = &w->w_rel[w->w_nrel++];
 	r->sr_outcome = conn_outcome(c, now_usec(), &r->sr_latency);
 	r->sr_slot = conn_upstream_req(c)->ur_slot;
