@@ -42,8 +42,8 @@
  * that fails over takes a slot on the server it goes to (past its limit
  * if need be: the retry budget bounds how often), the failure counted
  * against the server that failed. The slot goes back with the request's
- * outcome in upstream_slot_release() (from shed.c's batch). Lock order: px_shed_mtx, then
- * px_health_mtx, never the other way round.
+ * outcome in upstream_slot_release() (from shed.c's batch). Lock order:
+ * px_shed_mtx, then px_health_mtx, never the other way round.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -373,7 +373,7 @@ slot_server(struct worker *w, struct upstream_req *ur, uint64_t now)
 	if (ur->ur_tries > 0 || ur->ur_slot == NULL)
 		return SIZE_MAX;
 	/* every server plainly up: no trial due, no lock to take */
-	for (i = 0; i < w->w_nservers && server_quiet(w->w_servers[i], 0); i++)
+	for (i = 0; i < w->w_nservers && server_quiet(w->w_servers[i]); i++)
 		if (w->w_servers[i]->sv_slots == ur->ur_slot)
 			idx = i;
 	if (i == w->w_nservers)
@@ -789,7 +789,7 @@ upstream_release(struct conn *c, int reuse)
 	if (uc != NULL) {
 		uc->uc_conn = NULL;
 		if (!uc->uc_server->sv_retired &&
-		    !server_quiet(uc->uc_server, 0)) {
+		    !server_quiet(uc->uc_server)) {
 			health_lock(w);
 			out = health_out(uc->uc_server->sv_health);
 			health_unlock(w);

@@ -83,8 +83,7 @@ server_event(struct server *sv, enum health_event ev, int trial)
 	if (sv->sv_retired)
 		return;
 	/* up, no failure counted: a success or a neutral outcome is nothing */
-	if (!trial && (ev == HE_OK || ev == HE_NEUTRAL) &&
-	    server_quiet(sv, 0))
+	if (!trial && (ev == HE_OK || ev == HE_NEUTRAL) && server_quiet(sv))
 		return;
 	now = health_lock(w);
 	was = h->hs_state;

@@ -49,17 +49,15 @@ health_unlock(const struct worker *w)
 }
 
 /*
- * Without the lock: is sv up with no failure counted (and, if now is not
- * 0, past its slow start)? A change made meanwhile by another worker is
- * seen at its next request; this one is ordered before it.
+ * Without the lock: is sv up with no failure counted (in slow start or
+ * not)? A change made meanwhile by another worker is seen at its next
+ * request; this one is ordered before it.
  */
 static inline int
-server_quiet(const struct server *sv, uint64_t now)
+server_quiet(const struct server *sv)
 {
-	uint64_t	 from = atomic_load_explicit(sv->sv_quiet,
-			    memory_order_acquire);
-
-	return from != UINT64_MAX && (now == 0 || from <= now);
+	return atomic_load_explicit(sv->sv_quiet, memory_order_acquire) !=
+	    UINT64_MAX;
 }
 
 /* upstream.c */
