@@ -521,7 +521,6 @@ accesslog_close(void)
 	if (alog.sink == SINK_FD)
 		close_fd(alog.fd);
 	sink_close();
-	alog.fd = -1;
 	publish();
 	free(alog.path);
 	alog.path = NULL;
