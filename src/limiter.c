@@ -11,8 +11,9 @@
  *   overloaded moment backs off once, not once per request (TCP's one
  *   reduction per window of data).
  * - The limit grows only from a window in which it was used (the peak
- *   in-flight count, or a refused acquire, reached USE_FRAC of it): a
- *   caller that never fills the limit cannot push it up.
+ *   in-flight count, or a refused acquire, reached USE_FRAC of it, and
+ *   the count stayed near it on average): a caller that never fills the
+ *   limit cannot push it up.
  * - Samples are judged in windows, never one by one. A window holds only
  *   requests dispatched after it opened, so each window measures the limit
  *   that was in force while it ran, not the one before (no double
@@ -53,6 +54,7 @@
 #define WIN_MIN			4
 #define WIN_TIME		50000	/* usec */
 #define USE_FRAC		0.9	/* peak in-flight / limit to grow */
+#define USE_SLACK		1	/* requests: see window_used() */
 #define SE_MIN			8	/* samples for a standard error */
 
 /*
@@ -185,6 +187,8 @@ struct limiter {
 	double			 lm_win_sum;	/* their latency, usec */
 	double			 lm_win_sq;	/* and its squares */
 	unsigned int		 lm_win_peak;	/* peak in-flight */
+	double			 lm_win_load;	/* in-flight x usec */
+	uint64_t		 lm_win_at;	/* lm_win_load counted to */
 
 	/* latency estimates, usec; 0: none yet */
 	double			 lm_short;	/* smoothed window mean */
@@ -339,13 +343,44 @@ window_open(struct limiter *lm, uint64_t now)
 	lm->lm_win_sum = 0;
 	lm->lm_win_sq = 0;
 	lm->lm_win_peak = lm->lm_inflight;
+	lm->lm_win_load = 0;
+	lm->lm_win_at = now;
 }
 
+/* Count the time in flight up to now (see window_used()). */
+static void
+load_to(struct limiter *lm, uint64_t now)
+{
+	if (now > lm->lm_win_at) {
+		lm->lm_win_load += (double)lm->lm_inflight *
+		    (double)(now - lm->lm_win_at);
+		lm->lm_win_at = now;
+	}
+}
+
+/*
+ * The limit was used in the window: in flight reached USE_FRAC of it (or
+ * an acquire was refused), and on average over the window stayed within
+ * USE_FRAC of it, less USE_SLACK (the moment between an answer and the
+ * next request: a closed loop at a limit of 2 averages 1.x in flight).
+ * The peak alone let an instance that serves all its own traffic below
+ * its limit, and reaches it only in a burst, grow the limit further:
+ * several instances in front of one backend each grew to where latency
+ * let them, and one that owned a large share of the backend's capacity
+ * without the traffic to fill it left it idle between bursts, while the
+ * others, at their limits, could not take it. sim_instances, 40 seeds,
+ * before and after: 3 instances in front of a pool that thrashes held
+ * 94.9% of its capacity on average (93.0% at worst), now 95.4% (93.8%);
+ * in front of a database 96.2% (91.8%), now 96.8% (95.2%).
+ */
 static int
 window_used(const struct limiter *lm)
 {
 	unsigned int	 l = limiter_limit(lm);
+	double		 span = (double)(lm->lm_win_at - lm->lm_win_start);
 
+	if (span > 0 && lm->lm_win_load < (USE_FRAC * l - USE_SLACK) * span)
+		return 0;
 	return lm->lm_win_peak >= l || lm->lm_win_peak >= USE_FRAC * l;
 }
 
@@ -775,6 +810,7 @@ limiter_acquire(struct limiter *lm, uint64_t now)
 			lm->lm_win_peak = limiter_limit(lm);
 		return -1;
 	}
+	load_to(lm, now);
 	lm->lm_inflight++;
 	if (lm->lm_inflight > lm->lm_win_peak)
 		lm->lm_win_peak = lm->lm_inflight;
@@ -795,6 +831,7 @@ limiter_release(struct limiter *lm, uint64_t now, uint64_t latency_usec,
 {
 	uint64_t	 sent = latency_usec <= now ? now - latency_usec : 0;
 
+	load_to(lm, now);
 	if (lm->lm_inflight > 0)
 		lm->lm_inflight--;
 	if (lm->lm_probing && now - lm->lm_probe_start >= PROBE_MAX)
