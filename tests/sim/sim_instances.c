@@ -11,9 +11,12 @@
  * the wall clock (see test_thrashing_backend()).
  *
  *	sim_instances			the matrix, with assertions
- *	sim_instances BACKEND N LOAD [THRASH [MAX_LIMIT [SECS [SKEW]]]]
+ *	sim_instances BACKEND N LOAD [THRASH [MAX_LIMIT [SECS [SKEW [SPLIT]]]]]
  *					one run; SKEW: usec the instances'
- *					wall clocks differ by (5000)
+ *					wall clocks differ by (5000);
+ *					SPLIT: the first one's share of the
+ *					clients, the other gets the rest
+ *					(0: even, among all N)
  *	SIM_TRACE=1 sim_instances ...	and every instance's state each 0.5 s
  *					(SIM_TRACE_HZ=N: N times a second)
  *	SIM_SEED=N sim_instances ...	another seed, for the spread
@@ -353,6 +356,7 @@ struct params {
 	unsigned int	 max_limit;	/* [limiter] max_limit per instance */
 	unsigned int	 secs;
 	double		 skew;		/* usec: wall clocks agree within */
+	unsigned int	 seed;		/* 0: the run's own; else moved */
 };
 
 static void
@@ -398,7 +402,7 @@ sim_run(const struct params *pm, struct result *res)
 	s.rate = load * capacity_of(db) / USEC;
 	s.rng = sim_rng_seed(0x9e3779b97f4a7c15ULL ^ ((uint64_t)ninst << 20) ^
 	    (uint64_t)(load * 1000) ^ ((uint64_t)db << 40) ^
-	    (uint64_t)(pm->thrash * 1000) << 48);
+	    (uint64_t)(pm->thrash * 1000) << 48 ^ (uint64_t)pm->seed << 32);
 	s.maxreqs = (unsigned int)(s.rate * s.end * 1.2) + 10000;
 	if ((s.reqs = calloc(s.maxreqs, sizeof(*s.reqs))) == NULL)
 		abort();
@@ -478,32 +482,52 @@ print_result(const struct params *pm, const struct result *r)
 	fflush(stdout);
 }
 
-/*
- * One case; with assert, goodput must be that share of capacity (0.95
- * unless told), late < 1%.
- */
+/* One case; with assert, goodput must be 95% of capacity, late < 1%. */
 static void
-run_case_share(int db, unsigned int ninst, double load, double split,
-    double thrash, unsigned int max_limit, int assert, double share)
+run_case(int db, unsigned int ninst, double load, double split,
+    double thrash, unsigned int max_limit, int assert)
 {
 	struct params	 pm = { db, ninst, load, split, thrash, max_limit,
-			    SECS, SKEW };
+			    SECS, SKEW, 0 };
 	struct result	 r;
 
 	sim_run(&pm, &r);
 	print_result(&pm, &r);
 	if (!assert)
 		return;
-	CHECK(r.goodput >= share * r.capacity);
+	CHECK(r.goodput >= 0.95 * r.capacity);
 	CHECK(r.late < 0.01);
 }
 
+/*
+ * One case over SEEDS runs of different seeds: their mean goodput at 95%
+ * of capacity or more, none under 93%, late < 1% in each. Several
+ * instances in front of a backend that thrashes spread by a few points
+ * from seed to seed (which instance's noise wins the backend's knee); a
+ * claim about them is a claim about the mean.
+ */
+#define SEEDS		5
+
 static void
-run_case(int db, unsigned int ninst, double load, double split,
-    double thrash, unsigned int max_limit, int assert)
+run_case_seeds(int db, unsigned int ninst, double load, double thrash)
 {
-	run_case_share(db, ninst, load, split, thrash, max_limit, assert,
-	    0.95);
+	struct params	 pm = { db, ninst, load, 0, thrash, 1000, SECS, SKEW,
+			    0 };
+	struct result	 r;
+	double		 sum = 0, lo = 1;
+
+	for (pm.seed = 0; pm.seed < SEEDS; pm.seed++) {
+		sim_run(&pm, &r);
+		print_result(&pm, &r);
+		sum += r.goodput / r.capacity;
+		if (r.goodput / r.capacity < lo)
+			lo = r.goodput / r.capacity;
+		CHECK(r.late < 0.01);
+	}
+	printf("# mean over %d seeds %.1f%%, lowest %.1f%%\n", SEEDS,
+	    100 * sum / SEEDS, 100 * lo);
+	CHECK(sum / SEEDS >= 0.95);
+	CHECK(lo >= 0.93);
 }
 
 /*
@@ -536,10 +560,12 @@ test_holding_backend(void)
  * while an aligned probe showed the others' load) keep the baselines
  * true; growth near the knee needs the window's mean plus its standard
  * error under the line, so that N instances' noisy windows do not add
- * up to N times the growth. Two instances hold 95% of either backend,
- * three of the db one; three in front of the pool (20 workers) hold
- * 94.7%, asserted at 94% (README: Cluster-wide limits). The max_limit
- * caps near knee / N are printed for comparison.
+ * up to N times the growth; and only a limit its traffic fills on
+ * average grows (limiter.c, window_used()), so that no instance holds a
+ * share of the knee it leaves idle between bursts. Two and three
+ * instances hold 95% of either backend on average over seeds (README:
+ * Cluster-wide limits). The max_limit caps near knee / N are printed for
+ * comparison.
  */
 static void
 test_thrashing_backend(void)
@@ -552,8 +578,7 @@ test_thrashing_backend(void)
 		run_case(db, 1, 3.0, 0, 0.05, 1000, 1);
 		knee = db ? 9 : 21;
 		for (n = 2; n <= 3; n++) {
-			run_case_share(db, n, 1.5, 0, 0.05, 1000, 1,
-			    n == 3 && !db ? 0.94 : 0.95);
+			run_case_seeds(db, n, 1.5, 0.05);
 			run_case(db, n, 1.5, 0, 0.05, (knee + n - 1) / n, 0);
 		}
 	}
@@ -567,7 +592,7 @@ static void
 test_low_load(void)
 {
 	static const double	 loads[] = { 0.5, 0.8 };
-	struct params		 pm = { 0, 1, 0, 0, 0.05, 1000, SECS, SKEW };
+	struct params		 pm = { 0, 1, 0, 0, 0.05, 1000, SECS, SKEW, 0 };
 	struct result		 r;
 	unsigned int		 i;
 
@@ -585,7 +610,7 @@ test_low_load(void)
 int
 main(int argc, char **argv)
 {
-	struct params	 pm = { 0, 1, 1.5, 0, 0.05, 1000, SECS, SKEW };
+	struct params	 pm = { 0, 1, 1.5, 0, 0.05, 1000, SECS, SKEW, 0 };
 	struct result	 r;
 
 	if (argc >= 4) {
@@ -600,10 +625,14 @@ main(int argc, char **argv)
 			pm.secs = (unsigned int)atoi(argv[6]);
 		if (argc >= 8)
 			pm.skew = atof(argv[7]);
+		if (argc >= 9)
+			pm.split = atof(argv[8]);
 		if (pm.ninst < 1 || pm.ninst > MAX_INST || pm.load <= 0 ||
-		    pm.max_limit < 2 || pm.secs < 2) {
+		    pm.max_limit < 2 || pm.secs < 2 || pm.split < 0 ||
+		    pm.split >= 1 || (pm.split > 0 && pm.ninst != 2)) {
 			fprintf(stderr, "usage: sim_instances pool|db N LOAD "
-			    "[THRASH [MAX_LIMIT [SECS]]]; N 1..%d\n", MAX_INST);
+			    "[THRASH [MAX_LIMIT [SECS [SKEW [SPLIT]]]]]; N 1..%d, "
+			    "SPLIT 0..1 with N 2\n", MAX_INST);
 			return 2;
 		}
 		sim_run(&pm, &r);
