@@ -84,6 +84,21 @@
 #define RESTORE_FRAC		0.5	/* x the limit before a slower backend */
 
 /*
+ * A drop at a limit (a backend that answers 500 at once past a slot
+ * limit of its own, a timeout): the limit backs off, and goes back to the
+ * level that dropped only after CEIL_MIN, twice as long after each new
+ * drop at that level or under, up to CEIL_MAX (TCP's exponential backoff
+ * of a retransmission, for the probe of a ceiling). Growing back to it
+ * after every window, a limit in front of 8 slots tried the ninth 10
+ * times a second and served 1.3% of its requests a 500. Growth past the
+ * ceiling stops at its level; a window in which the level was reached
+ * without a drop lifts it (the backend grew), and the next drop starts
+ * over from CEIL_MIN.
+ */
+#define CEIL_MIN		50000		/* usec */
+#define CEIL_MAX		1000000		/* usec */
+
+/*
  * Baseline: minimum of the smoothed window latency over two rotating
  * buckets of BASE_LIFE / 2, so a value lives between 15 and 30 s; after
  * that the baseline re-learns from what it sees (a slower backend is
@@ -172,6 +187,10 @@ struct limiter {
 	uint64_t		 lm_samples;	/* successes seen */
 	uint64_t		 lm_drops;	/* drops seen */
 	uint64_t		 lm_backoff_at;	/* last drop backoff */
+	unsigned int		 lm_ceil;	/* limit a drop came at, 0: none */
+	uint64_t		 lm_ceil_wait;	/* usec, doubles per drop there */
+	uint64_t		 lm_ceil_until;	/* not back to lm_ceil before */
+	uint64_t		 lm_drop_at;	/* last drop, 0: none */
 	double			 lm_gradient;
 	double			 lm_shrunk_at;	/* grow by one from here */
 	double			 lm_run_from;	/* limit before a run of shrinks */
@@ -674,11 +693,36 @@ probe_sample(struct limiter *lm, uint64_t now, uint64_t sent, double lat)
 		probe_end(lm, now);
 }
 
+/*
+ * After a window's update from a limit at before: not back to the level
+ * of the last drop while its wait runs; and the ceiling lifted if the
+ * window reached it without a drop (see CEIL_MIN).
+ */
+static void
+ceiling(struct limiter *lm, unsigned int before, uint64_t now)
+{
+	if (lm->lm_ceil == 0)
+		return;
+	if (lm->lm_win_peak >= lm->lm_ceil && lm->lm_drop_at <
+	    lm->lm_win_start && lm->lm_win_n > 0) {
+		lm->lm_ceil = 0;
+		return;
+	}
+	if (before >= lm->lm_ceil)
+		return;
+	if (now < lm->lm_ceil_until) {
+		if (limiter_limit(lm) >= lm->lm_ceil)
+			set_limit(lm, lm->lm_ceil - 0.001);
+	} else if (limiter_limit(lm) > lm->lm_ceil)
+		set_limit(lm, lm->lm_ceil + 0.999);
+}
+
 static void
 window_close(struct limiter *lm, uint64_t now)
 {
-	double	 mean;
-	int	 used = window_used(lm);
+	double		 mean;
+	int		 used = window_used(lm);
+	unsigned int	 before = limiter_limit(lm);
 
 	if (lm->lm_win_n > 0 && !lm->lm_warm) {
 		/*
@@ -713,6 +757,8 @@ window_close(struct limiter *lm, uint64_t now)
 		case LIMITER_FIXED:
 			break;
 		}
+		if (lm->lm_conf.algo != LIMITER_FIXED)
+			ceiling(lm, before, now);
 	}
 	window_open(lm, now);
 	if (limiter_limit(lm) > lm->lm_conf.min_limit) {
@@ -747,13 +793,27 @@ probe_due(struct limiter *lm, uint64_t now)
 static void
 drop(struct limiter *lm, uint64_t now, uint64_t sent)
 {
+	unsigned int	 level;
+
 	lm->lm_drops++;
+	lm->lm_drop_at = now;
 	if (sent >= lm->lm_win_start)
 		lm->lm_win_drops++;
 	if (lm->lm_conf.algo == LIMITER_FIXED)
 		return;
 	if (lm->lm_backoff_at != 0 && sent < lm->lm_backoff_at)
 		return;
+	level = limiter_limit(lm);
+	if (lm->lm_ceil != 0) {
+		lm->lm_ceil_wait = lm->lm_ceil_wait * 2 > CEIL_MAX ? CEIL_MAX :
+		    lm->lm_ceil_wait * 2;
+		if (level < lm->lm_ceil)
+			lm->lm_ceil = level;
+	} else {
+		lm->lm_ceil_wait = CEIL_MIN;
+		lm->lm_ceil = level;
+	}
+	lm->lm_ceil_until = now + lm->lm_ceil_wait;
 	set_limit(lm, lm->lm_limit * lm->lm_conf.backoff);
 	lm->lm_backoff_at = now;
 	lm->lm_slow = 0;

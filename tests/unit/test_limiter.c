@@ -794,6 +794,75 @@ test_aligned_late(void)
 	limiter_free(lm);
 }
 
+/*
+ * A backend with k slots of 10 ms that answers 500 at once past them
+ * (PostgreSQL's max_connections), kept full for usec in steps of 0.1 ms;
+ * one refused request per step comes back (a client that retries).
+ * Counts the 500s and the answers.
+ */
+#define SLOT_MAX	64
+
+static void
+drive_slots(struct limiter *lm, uint64_t *now, uint64_t usec, unsigned int k,
+    unsigned int *fails, unsigned int *served)
+{
+	uint64_t	 done[SLOT_MAX], end = *now + usec;
+	unsigned int	 n = 0, i;
+
+	while (*now < end) {
+		*now += 100;
+		for (i = 0; i < n; ) {
+			if (done[i] <= *now) {
+				limiter_release(lm, *now, 10 * MS,
+				    LIMITER_SUCCESS);
+				(*served)++;
+				done[i] = done[--n];
+			} else
+				i++;
+		}
+		while (n < SLOT_MAX && limiter_acquire(lm, *now) == 0) {
+			if (n >= k) {
+				limiter_release(lm, *now, 50, LIMITER_FAILED);
+				(*fails)++;
+				break;
+			}
+			done[n++] = *now + 10 * MS;
+		}
+	}
+	/* what is still in service ends, for the next call */
+	for (i = 0; i < n; i++)
+		limiter_release(lm, *now, 10 * MS, LIMITER_SUCCESS);
+}
+
+/*
+ * In front of 8 slots, the limit backs off from the ninth and goes back
+ * to it after a wait that doubles, up to a second: a 500 a second or so,
+ * not one per window (10 a second). When the slots double, the ceiling
+ * is lifted within 2 s.
+ */
+static void
+test_slot_ceiling(void)
+{
+	struct limiter	*lm = make(LIMITER_GRADIENT, 4, 2, 1000);
+	uint64_t	 now = 0;
+	unsigned int	 fails = 0, served = 0;
+
+	drive_slots(lm, &now, 2 * SEC, 8, &fails, &served);
+	fails = served = 0;
+	drive_slots(lm, &now, 10 * SEC, 8, &fails, &served);
+	printf("# 8 slots, 10 s: %u served, %u answered 500, limit %u\n",
+	    served, fails, limiter_limit(lm));
+	CHECK(fails <= 20);
+	CHECK(served >= 7600);
+	CHECK_EQ_INT(limiter_limit(lm), 8);
+	fails = served = 0;
+	drive_slots(lm, &now, 2 * SEC, 16, &fails, &served);
+	printf("# 16 slots, 2 s: %u served, %u answered 500, limit %u\n",
+	    served, fails, limiter_limit(lm));
+	CHECK(limiter_limit(lm) >= 15);
+	limiter_free(lm);
+}
+
 int
 main(void)
 {
@@ -819,5 +888,6 @@ main(void)
 	RUN(test_floor_relearn);
 	RUN(test_growth_evidence);
 	RUN(test_aligned_late);
+	RUN(test_slot_ceiling);
 	return tap_done();
 }
