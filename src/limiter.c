@@ -878,8 +878,9 @@ limiter_acquire(struct limiter *lm, uint64_t now)
 }
 
 void
-limiter_take(struct limiter *lm)
+limiter_take(struct limiter *lm, uint64_t now)
 {
+	load_to(lm, now);
 	lm->lm_inflight++;
 	if (lm->lm_inflight > lm->lm_win_peak)
 		lm->lm_win_peak = lm->lm_inflight;

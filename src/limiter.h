@@ -80,10 +80,10 @@ void		 limiter_set_wallclock(struct limiter *, uint64_t now,
 int		 limiter_acquire(struct limiter *, uint64_t now);
 
 /*
- * Take a slot whatever the limit (dry run: the limit is learned, not
- * enforced); give it back with limiter_release() as any other.
+ * Take a slot whatever the limit at now (dry run: the limit is learned,
+ * not enforced); give it back with limiter_release() as any other.
  */
-void		 limiter_take(struct limiter *);
+void		 limiter_take(struct limiter *, uint64_t now);
 
 /* Give a slot back with the request's latency and outcome. */
 void		 limiter_release(struct limiter *, uint64_t now,

@@ -226,7 +226,7 @@ upstream_take(struct conn *c, uint64_t now)
 	    px->px_slot_rr++ % px->px_nslots)) == -1)
 		return;
 	ss = px->px_slots[k];
-	limiter_take(ss->ss_lim);
+	limiter_take(ss->ss_lim, now);
 	ss->ss_refs++;
 	conn_upstream_req(c)->ur_slot = ss;
 }
@@ -266,7 +266,7 @@ slot_move(struct conn *c, struct server *sv)
 	if (old == ss || !conn_shed_ticket(c)->st_has_slot)
 		return;
 	now = shed_lock(px);
-	limiter_take(ss->ss_lim);
+	limiter_take(ss->ss_lim, now);
 	ss->ss_refs++;
 	ur->ur_slot = ss;
 	if (old != NULL) {

@@ -519,8 +519,8 @@ test_take(void)
 	for (i = 0; i < 3; i++)
 		CHECK_EQ_INT(limiter_acquire(lm, 0), 0);
 	CHECK_EQ_INT(limiter_acquire(lm, 0), -1);
-	limiter_take(lm);
-	limiter_take(lm);
+	limiter_take(lm, 0);
+	limiter_take(lm, 0);
 	CHECK_EQ_INT(limiter_inflight(lm), 5);
 	limiter_state(lm, &st);
 	CHECK_EQ_INT(st.inflight, 5);
@@ -541,14 +541,14 @@ test_take(void)
 	 */
 	lm = make(LIMITER_GRADIENT, 20, 2, 1000);
 	for (i = 0; i < 32; i++)
-		limiter_take(lm);
+		limiter_take(lm, 0);
 	CHECK_EQ_INT(limiter_inflight(lm), 32);
 	for (i = 0; i < 32; i++)
 		limiter_release(lm, 5 * MS, 5 * MS, LIMITER_SUCCESS);
 	CHECK_EQ_INT(limiter_inflight(lm), 0);
 	CHECK_EQ_INT(limiter_limit(lm), 20);
 	for (i = 0; i < 32; i++)
-		limiter_take(lm);
+		limiter_take(lm, 5 * MS);
 	for (i = 0; i < 32; i++)
 		limiter_release(lm, 10 * MS, 5 * MS, LIMITER_SUCCESS);
 	CHECK(limiter_limit(lm) > 20);
