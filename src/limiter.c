@@ -53,7 +53,7 @@
 #define WIN_SAMPLES		32
 #define WIN_MIN			4
 #define WIN_TIME		50000	/* usec */
-#define USE_FRAC		0.9	/* peak in-flight / limit to grow */
+#define USE_FRAC		0.9	/* in flight / limit to grow (peak, mean) */
 #define USE_SLACK		1	/* requests: see window_used() */
 #define SE_MIN			8	/* samples for a standard error */
 
@@ -84,16 +84,20 @@
 #define RESTORE_FRAC		0.5	/* x the limit before a slower backend */
 
 /*
- * A drop at a limit (a backend that answers 500 at once past a slot
- * limit of its own, a timeout): the limit backs off, and goes back to the
- * level that dropped only after CEIL_MIN, twice as long after each new
- * drop at that level or under, up to CEIL_MAX (TCP's exponential backoff
- * of a retransmission, for the probe of a ceiling). Growing back to it
- * after every window, a limit in front of 8 slots tried the ninth 10
- * times a second and served 1.3% of its requests a 500. Growth past the
- * ceiling stops at its level; a window in which the level was reached
- * without a drop lifts it (the backend grew), and the next drop starts
- * over from CEIL_MIN.
+ * A drop with the limit full (a backend that answers 500 at once past a
+ * slot limit of its own, a timeout at the limit): the limit backs off
+ * under the level that dropped, and goes back to it only after CEIL_MIN,
+ * twice as long after each new drop at that level while the ceiling
+ * stands, up to CEIL_MAX (TCP's exponential backoff of a retransmission,
+ * for the probe of a ceiling); a drop under it is a new, lower ceiling,
+ * waited for from CEIL_MIN again (so errors that come at any level do
+ * not ratchet the limit down behind ever longer waits). Growing back to it after every window, a limit in front
+ * of 8 slots tried the ninth 10 times a second and served 1.3% of its
+ * requests a 500. Past the wait the limit may reach the level, not pass
+ * it, until a window in which in flight reached the level without a drop
+ * lifts the ceiling (the backend grew); the next drop starts over from
+ * CEIL_MIN. A drop with the limit not full (an error of the app's own, a
+ * timeout of one request) backs off as before and sets no ceiling.
  */
 #define CEIL_MIN		50000		/* usec */
 #define CEIL_MAX		1000000		/* usec */
@@ -612,6 +616,7 @@ restore_after_rebase(struct limiter *lm)
 	lm->lm_shrunk_at = lm->lm_limit;
 	lm->lm_careful = 0;
 	lm->lm_shrinking = 0;
+	lm->lm_ceil = 0;	/* levels of a faster backend */
 }
 
 static void
@@ -708,13 +713,13 @@ ceiling(struct limiter *lm, unsigned int before, uint64_t now)
 		lm->lm_ceil = 0;
 		return;
 	}
-	if (before >= lm->lm_ceil)
-		return;
 	if (now < lm->lm_ceil_until) {
-		if (limiter_limit(lm) >= lm->lm_ceil)
+		if (before < lm->lm_ceil && limiter_limit(lm) >= lm->lm_ceil)
 			set_limit(lm, lm->lm_ceil - 0.001);
-	} else if (limiter_limit(lm) > lm->lm_ceil)
-		set_limit(lm, lm->lm_ceil + 0.999);
+	} else if (limiter_limit(lm) > lm->lm_ceil &&
+	    limiter_limit(lm) > before)
+		set_limit(lm, (before > lm->lm_ceil ? before : lm->lm_ceil) +
+		    0.999);
 }
 
 static void
@@ -804,17 +809,22 @@ drop(struct limiter *lm, uint64_t now, uint64_t sent)
 	if (lm->lm_backoff_at != 0 && sent < lm->lm_backoff_at)
 		return;
 	level = limiter_limit(lm);
-	if (lm->lm_ceil != 0) {
-		lm->lm_ceil_wait = lm->lm_ceil_wait * 2 > CEIL_MAX ? CEIL_MAX :
-		    lm->lm_ceil_wait * 2;
-		if (level < lm->lm_ceil)
+	/* the limit was full: this request was the level's (see CEIL_MIN) */
+	if (lm->lm_inflight + 1 >= level) {
+		if (lm->lm_ceil != 0 && level >= lm->lm_ceil)
+			lm->lm_ceil_wait = lm->lm_ceil_wait * 2 > CEIL_MAX ?
+			    CEIL_MAX : lm->lm_ceil_wait * 2;
+		else {
+			/* a first ceiling, or a lower one: wait from the start */
+			lm->lm_ceil_wait = CEIL_MIN;
 			lm->lm_ceil = level;
-	} else {
-		lm->lm_ceil_wait = CEIL_MIN;
-		lm->lm_ceil = level;
+		}
+		lm->lm_ceil_until = now + lm->lm_ceil_wait;
 	}
-	lm->lm_ceil_until = now + lm->lm_ceil_wait;
 	set_limit(lm, lm->lm_limit * lm->lm_conf.backoff);
+	/* under the level that dropped, even from just under the next */
+	if (lm->lm_conf.backoff < 1 && limiter_limit(lm) >= level)
+		set_limit(lm, level - 0.001);
 	lm->lm_backoff_at = now;
 	lm->lm_slow = 0;
 }
@@ -856,6 +866,7 @@ limiter_reconfigure(struct limiter *lm, const struct limiter_conf *conf,
 		set_limit(lm, c.limit);
 	} else
 		set_limit(lm, lm->lm_limit);
+	lm->lm_ceil = 0;
 	window_open(lm, now);
 }
 

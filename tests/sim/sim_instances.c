@@ -468,11 +468,15 @@ static void
 print_result(const struct params *pm, const struct result *r)
 {
 	unsigned int	 i;
+	char		 split[32] = "";
 
+	if (pm->split > 0)
+		snprintf(split, sizeof(split), " (%.0f/%.0f)", 100 * pm->split,
+		    100 * (1 - pm->split));
 	printf("# %s, %u instance%s%s, %.1fx capacity, thrash %.0f%%, "
 	    "max_limit %u: goodput %.0f/s of %.0f (%.1f%%), refused %.1f%%, "
 	    "late %.2f%%; limits", pm->db ? "db" : "pool", pm->ninst,
-	    pm->ninst > 1 ? "s" : "", pm->split > 0 ? " (70/30)" : "",
+	    pm->ninst > 1 ? "s" : "", split,
 	    pm->load, 100 * pm->thrash, pm->max_limit, r->goodput,
 	    r->capacity, 100 * r->goodput / r->capacity, 100 * r->refused,
 	    100 * r->late);

@@ -845,7 +845,7 @@ test_slot_ceiling(void)
 {
 	struct limiter	*lm = make(LIMITER_GRADIENT, 4, 2, 1000);
 	uint64_t	 now = 0;
-	unsigned int	 fails = 0, served = 0;
+	unsigned int	 fails = 0, served = 0, i, sum;
 
 	drive_slots(lm, &now, 2 * SEC, 8, &fails, &served);
 	fails = served = 0;
@@ -861,6 +861,91 @@ test_slot_ceiling(void)
 	    served, fails, limiter_limit(lm));
 	CHECK(limiter_limit(lm) >= 15);
 	limiter_free(lm);
+
+	/*
+	 * Vegas grows by one: from 6.999 to 7.999 at the ceiling, where a
+	 * backoff of a tenth would have left the level that failed (7).
+	 */
+	lm = make(LIMITER_VEGAS, 4, 2, 1000);
+	now = 0;
+	fails = served = 0;
+	drive_slots(lm, &now, 2 * SEC, 6, &fails, &served);
+	fails = served = 0;
+	drive_slots(lm, &now, 10 * SEC, 6, &fails, &served);
+	printf("# vegas, 6 slots, 10 s: %u served, %u answered 500, "
+	    "limit %u\n", served, fails, limiter_limit(lm));
+	CHECK(fails <= 20);
+	CHECK(served >= 5700);
+	limiter_free(lm);
+
+	/*
+	 * Errors of the app's own, whatever the concurrency (a fast 500
+	 * every 100 ms), in front of 20 slots: the limit backs off for each
+	 * as it did without ceilings (19.2 on average then), but a ceiling
+	 * each sets is waited for from CEIL_MIN again, not ever longer, so
+	 * the limit does not ratchet down to min_limit.
+	 */
+	lm = make(LIMITER_GRADIENT, 4, 2, 1000);
+	now = 0;
+	fails = served = 0;
+	drive_slots(lm, &now, 2 * SEC, 20, &fails, &served);
+	for (i = 0, sum = 0; i < 100; i++) {
+		drive_slots(lm, &now, 100 * MS, 20, &fails, &served);
+		if (limiter_acquire(lm, now) == 0)
+			limiter_release(lm, now, 50, LIMITER_FAILED);
+		sum += limiter_limit(lm);
+	}
+	printf("# 20 slots, a fast 500 every 100 ms for 10 s: limit %.1f on "
+	    "average\n", sum / 100.0);
+	CHECK(sum >= 100 * 16);
+	limiter_free(lm);
+}
+
+/*
+ * A limit is used when in flight reaches 90% of it and stays near it on
+ * average: traffic that fills it only in bursts, a tenth of the time,
+ * does not raise it (sim_instances: one of several instances otherwise
+ * took a share of the backend it left idle between bursts); the same
+ * traffic kept up does.
+ */
+static void
+test_used_on_average(void)
+{
+	struct limiter	*lm;
+	uint64_t	 now;
+	unsigned int	 i, k, lim, burst;
+
+	for (burst = 0; burst <= 1; burst++) {
+		lm = make(LIMITER_GRADIENT, 10, 2, 1000);
+		now = 0;
+		lim = limiter_limit(lm);
+		for (i = 0; i < 200; i++) {
+			/* 10 ms: every slot for 1 ms, or all the time */
+			for (k = 0; limiter_acquire(lm, now) == 0; k++)
+				;
+			if (burst) {
+				now += MS;
+				while (k-- > 1)
+					limiter_release(lm, now, MS,
+					    LIMITER_SUCCESS);
+				now += 9 * MS;
+				limiter_release(lm, now, 10 * MS,
+				    LIMITER_SUCCESS);
+			} else {
+				now += 10 * MS;
+				while (k-- > 0)
+					limiter_release(lm, now, 10 * MS,
+					    LIMITER_SUCCESS);
+			}
+		}
+		printf("# %s: limit %u -> %u\n", burst ? "bursts a tenth of "
+		    "the time" : "kept full", lim, limiter_limit(lm));
+		if (burst)
+			CHECK(limiter_limit(lm) <= lim);
+		else
+			CHECK(limiter_limit(lm) > lim);
+		limiter_free(lm);
+	}
 }
 
 int
@@ -889,5 +974,6 @@ main(void)
 	RUN(test_growth_evidence);
 	RUN(test_aligned_late);
 	RUN(test_slot_ceiling);
+	RUN(test_used_on_average);
 	return tap_done();
 }
