@@ -85,19 +85,20 @@
 
 /*
  * A drop with the limit full (a backend that answers 500 at once past a
- * slot limit of its own, a timeout at the limit): the limit backs off
- * under the level that dropped, and goes back to it only after CEIL_MIN,
- * twice as long after each new drop at that level while the ceiling
- * stands, up to CEIL_MAX (TCP's exponential backoff of a retransmission,
- * for the probe of a ceiling); a drop under it is a new, lower ceiling,
- * waited for from CEIL_MIN again (so errors that come at any level do
- * not ratchet the limit down behind ever longer waits). Growing back to it after every window, a limit in front
- * of 8 slots tried the ninth 10 times a second and served 1.3% of its
- * requests a 500. Past the wait the limit may reach the level, not pass
- * it, until a window in which in flight reached the level without a drop
- * lifts the ceiling (the backend grew); the next drop starts over from
- * CEIL_MIN. A drop with the limit not full (an error of the app's own, a
- * timeout of one request) backs off as before and sets no ceiling.
+ * slot limit of its own, a timeout at the limit) sets a ceiling at that
+ * level: the limit backs off under it and goes back to it only after
+ * CEIL_MIN, twice as long after each new drop at the level, up to
+ * CEIL_MAX (TCP's exponential backoff of a retransmission, for the probe
+ * of a ceiling); past the wait it may reach the level, not pass it,
+ * until a window in which in flight reached the level without a drop
+ * lifts the ceiling (the backend grew). Growing back to the level after
+ * every window, a limit in front of 8 slots tried the ninth 10 times a
+ * second and served 1.3% of its requests a 500.
+ * A drop under a standing ceiling sets a new, lower one, waited for from
+ * CEIL_MIN again, so that errors at any level do not ratchet the limit
+ * down behind ever longer waits; a drop with the limit not full (an
+ * error of the app's own, a timeout of one request) backs off as before
+ * and sets no ceiling.
  */
 #define CEIL_MIN		50000		/* usec */
 #define CEIL_MAX		1000000		/* usec */

@@ -518,14 +518,15 @@ run_case_seeds(int db, unsigned int ninst, double load, double thrash)
 	struct params	 pm = { db, ninst, load, 0, thrash, 1000, SECS, SKEW,
 			    0 };
 	struct result	 r;
-	double		 sum = 0, lo = 1;
+	double		 share, sum = 0, lo = 1;
 
 	for (pm.seed = 0; pm.seed < SEEDS; pm.seed++) {
 		sim_run(&pm, &r);
 		print_result(&pm, &r);
-		sum += r.goodput / r.capacity;
-		if (r.goodput / r.capacity < lo)
-			lo = r.goodput / r.capacity;
+		share = r.goodput / r.capacity;
+		sum += share;
+		if (share < lo)
+			lo = share;
 		CHECK(r.late < 0.01);
 	}
 	printf("# mean over %d seeds %.1f%%, lowest %.1f%%\n", SEEDS,
